@@ -1,0 +1,168 @@
+//! The domain event: what the collector hands to a store after validation and enrichment.
+//!
+//! Field names follow the seed's data model. Times are milliseconds since the Unix epoch, UTC.
+
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+/// One stored tracking event. Page views are events of type [`PAGE_VIEW`]; time on page arrives
+/// as a [`PAGE_LEAVE`] event naming the page view in `page_view_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Event {
+    /// Client UUID (or a server UUIDv7 when the client sent none); stored as `_id`.
+    pub event_id: String,
+    pub event_type: String,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Who did it, for "unique users": `user_id`, else `anonymous_id`, else `session_id`.
+    pub visitor: Option<String>,
+    pub page_view_id: Option<String>,
+    pub page_url: Option<String>,
+    pub page_title: Option<String>,
+    pub element_id: Option<String>,
+    pub element_class: Option<String>,
+    pub element_text: Option<String>,
+    pub x_position: Option<f64>,
+    pub y_position: Option<f64>,
+    pub scroll_depth: Option<f64>,
+    pub referrer: Option<String>,
+    pub user_agent: Option<String>,
+    pub screen_resolution: Option<String>,
+    pub viewport_size: Option<String>,
+    /// Milliseconds.
+    pub duration: Option<f64>,
+    /// Milliseconds, for page views.
+    pub load_time: Option<f64>,
+    /// When it happened: the client's clock, corrected for skew against the collector's.
+    pub timestamp: i64,
+    /// The client's own clock reading, uncorrected.
+    pub client_timestamp: i64,
+    pub received_at: i64,
+    pub exit_timestamp: Option<i64>,
+    /// The UTC day of `timestamp`, the grouping key of every daily figure.
+    pub day: Day,
+    /// Free-form data; keys were checked so none is a MongoDB operator or dotted path.
+    pub custom_data: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+pub const PAGE_VIEW: &str = "page_view";
+pub const PAGE_LEAVE: &str = "page_leave";
+
+impl Event {
+    /// The identity used for unique-user counts (see [`Event::visitor`]).
+    pub fn derive_visitor(&mut self) {
+        self.visitor = [&self.user_id, &self.anonymous_id, &self.session_id]
+            .into_iter()
+            .flatten()
+            .find(|s| !s.is_empty())
+            .cloned();
+    }
+}
+
+/// A UTC calendar day, stored as `YYYY-MM-DD` so that string order is time order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Day(Date);
+
+impl Default for Day {
+    fn default() -> Self {
+        Day(Date::from_calendar_date(1970, time::Month::January, 1).unwrap_or(Date::MIN))
+    }
+}
+
+impl Day {
+    /// The UTC day holding `ms` milliseconds since the epoch; `None` outside the years 1..=9999.
+    pub fn from_millis(ms: i64) -> Option<Day> {
+        let nanos = i128::from(ms) * 1_000_000;
+        let dt = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
+        Some(Day(dt.date()))
+    }
+
+    pub fn today() -> Day {
+        Day(OffsetDateTime::now_utc().date())
+    }
+
+    /// The first of the last `days` days ending with `self` (so `days = 1` is `self`).
+    pub fn window_start(self, days: u32) -> Day {
+        let back = i64::from(days.max(1) - 1);
+        Day(self
+            .0
+            .checked_sub(time::Duration::days(back))
+            .unwrap_or(Date::MIN))
+    }
+
+    /// Milliseconds since the epoch at 00:00 UTC of this day.
+    pub fn start_millis(self) -> i64 {
+        let secs = self.0.midnight().assume_utc().unix_timestamp();
+        secs * 1000
+    }
+
+    pub fn parse(s: &str) -> Option<Day> {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        Date::parse(s, &format).ok().map(Day)
+    }
+}
+
+impl std::fmt::Display for Day {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        )
+    }
+}
+
+impl From<Day> for String {
+    fn from(d: Day) -> String {
+        d.to_string()
+    }
+}
+
+impl TryFrom<String> for Day {
+    type Error = String;
+    fn try_from(s: String) -> Result<Day, String> {
+        Day::parse(&s).ok_or_else(|| format!("not a YYYY-MM-DD day: {s}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_of_millis_and_back() {
+        // 2026-11-29T23:59:59.999Z and one millisecond later.
+        let late = 1_795_996_799_999;
+        assert_eq!(Day::from_millis(late).unwrap().to_string(), "2026-11-29");
+        assert_eq!(
+            Day::from_millis(late + 1).unwrap().to_string(),
+            "2026-11-30"
+        );
+        let d = Day::parse("2026-11-30").unwrap();
+        assert_eq!(d.start_millis(), late + 1);
+        assert_eq!(d.window_start(7).to_string(), "2026-11-24");
+        assert_eq!(d.window_start(1), d);
+    }
+
+    #[test]
+    fn visitor_prefers_user_then_anonymous_then_session() {
+        let mut e = Event {
+            anonymous_id: Some("a".into()),
+            session_id: Some("s".into()),
+            ..Event::default()
+        };
+        e.derive_visitor();
+        assert_eq!(e.visitor.as_deref(), Some("a"));
+        e.user_id = Some("u".into());
+        e.derive_visitor();
+        assert_eq!(e.visitor.as_deref(), Some("u"));
+        let mut none = Event::default();
+        none.derive_visitor();
+        assert_eq!(none.visitor, None);
+    }
+}

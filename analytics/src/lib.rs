@@ -1,0 +1,14 @@
+//! maidian's storage and analytics core.
+//!
+//! # Layout
+//! - [`event`]: the domain [`Event`](event::Event) every part agrees on, and [`Day`](event::Day).
+//! - [`store`]: the [`Store`](store::Store) behind the collector and the CLI: MongoDB (storage of
+//!   record), the embedded store (zero-setup default) and, for benchmarks only, a sink.
+//! - [`stats`]: the seed's `/api/stats/*` figures (counts by event type and by page).
+//!
+//! This crate never imports warp and knows no JSON request shape: the collector turns wire input
+//! into [`Event`](event::Event)s before anything here sees it.
+
+pub mod event;
+pub mod stats;
+pub mod store;

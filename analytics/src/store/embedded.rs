@@ -1,0 +1,159 @@
+//! The embedded store: a single redb file in the data directory, so the collector runs with no
+//! database server. Events are keyed by (timestamp, event_id) for time-range scans, with a second
+//! table of seen ids for exactly-once storage. redb is synchronous, so every call runs on tokio's
+//! blocking pool.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::Deserialize;
+
+use super::{Grouping, InsertReport, StoreError};
+use crate::event::{Day, Event, PAGE_VIEW};
+use crate::stats::KeyVisitorCount;
+
+const EVENTS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("events");
+const IDS: TableDefinition<&str, i64> = TableDefinition::new("event_ids");
+const FILE: &str = "events.redb";
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Embedded(e.to_string())
+}
+
+impl EmbeddedStore {
+    pub async fn open(data_dir: PathBuf) -> Result<EmbeddedStore, StoreError> {
+        blocking(move || {
+            std::fs::create_dir_all(&data_dir)
+                .map_err(|e| err(format!("cannot create {}: {e}", data_dir.display())))?;
+            let path = data_dir.join(FILE);
+            let db = Database::create(&path)
+                .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
+            // Create the tables up front so that readers never meet a missing table.
+            let tx = db.begin_write().map_err(err)?;
+            tx.open_table(EVENTS).map_err(err)?;
+            tx.open_table(IDS).map_err(err)?;
+            tx.commit().map_err(err)?;
+            Ok(EmbeddedStore { db: Arc::new(db) })
+        })
+        .await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        blocking(move || db.begin_read().map(|_| ()).map_err(err)).await
+    }
+
+    pub async fn insert(&self, events: Vec<Event>) -> Result<InsertReport, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let mut report = InsertReport::default();
+            let tx = db.begin_write().map_err(err)?;
+            {
+                let mut ids = tx.open_table(IDS).map_err(err)?;
+                let mut table = tx.open_table(EVENTS).map_err(err)?;
+                for (i, e) in events.iter().enumerate() {
+                    if ids.get(e.event_id.as_str()).map_err(err)?.is_some() {
+                        report.duplicates.push(i);
+                        continue;
+                    }
+                    let bytes = serde_json::to_vec(e).map_err(err)?;
+                    ids.insert(e.event_id.as_str(), e.timestamp).map_err(err)?;
+                    table
+                        .insert((e.timestamp, e.event_id.as_str()), bytes.as_slice())
+                        .map_err(err)?;
+                    report.inserted += 1;
+                }
+            }
+            // redb commits durably (fsync) by default: an answer of "stored" survives a crash.
+            tx.commit().map_err(err)?;
+            Ok(report)
+        })
+        .await
+    }
+
+    pub(crate) async fn count_grouped(
+        &self,
+        since: Day,
+        until: Day,
+        grouping: Grouping,
+    ) -> Result<Vec<KeyVisitorCount>, StoreError> {
+        /// Only the fields a grouping reads, so the scan skips the rest of each event.
+        #[derive(Deserialize)]
+        struct Slim {
+            event_type: String,
+            visitor: Option<String>,
+            page_url: Option<String>,
+        }
+        let db = self.db.clone();
+        blocking(move || {
+            let mut groups: HashMap<(String, Option<String>), u64> = HashMap::new();
+            scan(&db, since, until, |bytes| {
+                let e: Slim = serde_json::from_slice(bytes).map_err(err)?;
+                let key = match grouping {
+                    Grouping::EventType => e.event_type,
+                    Grouping::PageViews if e.event_type == PAGE_VIEW => {
+                        e.page_url.unwrap_or_default()
+                    }
+                    Grouping::PageViews => return Ok(()),
+                };
+                *groups.entry((key, e.visitor)).or_default() += 1;
+                Ok(())
+            })?;
+            Ok(groups
+                .into_iter()
+                .map(|((key, visitor), count)| KeyVisitorCount {
+                    key,
+                    visitor,
+                    count,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    pub async fn events_between(&self, since: Day, until: Day) -> Result<Vec<Event>, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            scan(&db, since, until, |bytes| {
+                out.push(serde_json::from_slice(bytes).map_err(err)?);
+                Ok(())
+            })?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Calls `f` with every stored event of days `since..=until`, in time order.
+fn scan(
+    db: &Database,
+    since: Day,
+    until: Day,
+    mut f: impl FnMut(&[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let start = since.start_millis();
+    let end = until.start_millis() + 86_400_000;
+    let tx = db.begin_read().map_err(err)?;
+    let table = tx.open_table(EVENTS).map_err(err)?;
+    for row in table.range((start, "")..(end, "")).map_err(err)? {
+        let (_, value) = row.map_err(err)?;
+        f(value.value())?;
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| err(format!("worker stopped: {e}")))?
+}

@@ -1,0 +1,328 @@
+//! MongoDB backend: one append-only `events` collection, `_id` = `event_id`.
+//!
+//! Uses only what both MongoDB and FerretDB v1 serve: unordered `insert_many`, `find`, indexes
+//! and `aggregate` with `$match`/`$group($sum)`. Folding groups into figures happens in Rust.
+
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::error::ErrorKind;
+use mongodb::options::{ClientOptions, Credential, ServerAddress};
+use mongodb::{Client, Collection, Database, IndexModel};
+
+use super::{InsertReport, MongoConfig, StoreError};
+use crate::event::{Day, Event, PAGE_VIEW};
+use crate::stats::KeyVisitorCount;
+
+const EVENTS: &str = "events";
+const DUPLICATE_KEY: i32 = 11000;
+
+pub struct MongoStore {
+    db: Database,
+    events: Collection<Document>,
+}
+
+impl MongoStore {
+    pub async fn connect(config: &MongoConfig) -> Result<MongoStore, StoreError> {
+        let mut options = match &config.uri {
+            Some(uri) => ClientOptions::parse(uri).await?,
+            None => {
+                let mut o = ClientOptions::default();
+                o.hosts = vec![ServerAddress::Tcp {
+                    host: config.host.clone(),
+                    port: Some(config.port),
+                }];
+                if let Some(user) = &config.username {
+                    let mut cred = Credential::default();
+                    cred.username = Some(user.clone());
+                    cred.password = config.password.clone();
+                    o.credential = Some(cred);
+                }
+                o
+            }
+        };
+        options.app_name = Some("maidian".into());
+        options.server_selection_timeout = Some(config.timeout);
+        options.connect_timeout = Some(config.timeout);
+        let client = Client::with_options(options)?;
+        let db = client.database(&config.database);
+        let store = MongoStore {
+            events: db.collection(EVENTS),
+            db,
+        };
+        store.ensure_indexes().await?;
+        Ok(store)
+    }
+
+    async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let models = [
+            doc! { "day": 1, "event_type": 1 },
+            doc! { "event_type": 1, "timestamp": 1 },
+            doc! { "timestamp": 1 },
+        ]
+        .into_iter()
+        .map(|keys| IndexModel::builder().keys(keys).build());
+        self.events.create_indexes(models).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.run_command(doc! { "ping": 1 }).await?;
+        Ok(())
+    }
+
+    pub async fn insert(&self, events: &[Event]) -> Result<InsertReport, StoreError> {
+        let docs: Vec<Document> = events.iter().map(event_to_doc).collect();
+        match self.events.insert_many(docs).ordered(false).await {
+            Ok(_) => Ok(InsertReport {
+                inserted: events.len(),
+                ..InsertReport::default()
+            }),
+            Err(err) => match *err.kind {
+                ErrorKind::InsertMany(ref e) if e.write_concern_error.is_none() => {
+                    let mut report = InsertReport::default();
+                    for w in e.write_errors.iter().flatten() {
+                        if w.code == DUPLICATE_KEY {
+                            report.duplicates.push(w.index);
+                        } else {
+                            report.failed.push(w.index);
+                        }
+                    }
+                    report.duplicates.sort_unstable();
+                    report.failed.sort_unstable();
+                    report.inserted = events.len() - report.duplicates.len() - report.failed.len();
+                    if !report.failed.is_empty() {
+                        tracing::error!(failed = report.failed.len(), error = %err, "mongodb refused events");
+                    }
+                    Ok(report)
+                }
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    pub async fn count_by_type_and_visitor(
+        &self,
+        since: Day,
+        until: Day,
+    ) -> Result<Vec<KeyVisitorCount>, StoreError> {
+        self.group_by_visitor(day_range(since, until), "$event_type")
+            .await
+    }
+
+    pub async fn count_page_views_by_visitor(
+        &self,
+        since: Day,
+        until: Day,
+    ) -> Result<Vec<KeyVisitorCount>, StoreError> {
+        let mut filter = day_range(since, until);
+        filter.insert("event_type", PAGE_VIEW);
+        self.group_by_visitor(filter, "$page_url").await
+    }
+
+    async fn group_by_visitor(
+        &self,
+        filter: Document,
+        key: &str,
+    ) -> Result<Vec<KeyVisitorCount>, StoreError> {
+        let pipeline = [
+            doc! { "$match": filter },
+            doc! { "$group": { "_id": { "k": key, "v": "$visitor" }, "n": { "$sum": 1 } } },
+        ];
+        let mut cursor = self.events.aggregate(pipeline).await?;
+        let mut out = Vec::new();
+        while let Some(row) = cursor.try_next().await? {
+            let id = row
+                .get_document("_id")
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push(KeyVisitorCount {
+                key: opt_str(id, "k").unwrap_or_default(),
+                visitor: opt_str(id, "v"),
+                count: count_of(row.get("n")),
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn events_between(&self, since: Day, until: Day) -> Result<Vec<Event>, StoreError> {
+        let mut cursor = self
+            .events
+            .find(day_range(since, until))
+            .sort(doc! { "timestamp": 1, "_id": 1 })
+            .await?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            out.push(doc_to_event(&d)?);
+        }
+        Ok(out)
+    }
+}
+
+fn day_range(since: Day, until: Day) -> Document {
+    doc! { "day": { "$gte": since.to_string(), "$lte": until.to_string() } }
+}
+
+fn count_of(v: Option<&Bson>) -> u64 {
+    match v {
+        Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
+        Some(Bson::Double(n)) if *n >= 0.0 => *n as u64,
+        _ => 0,
+    }
+}
+
+fn opt_str(d: &Document, key: &str) -> Option<String> {
+    match d.get(key) {
+        Some(Bson::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn opt_f64(d: &Document, key: &str) -> Option<f64> {
+    match d.get(key) {
+        Some(Bson::Double(n)) => Some(*n),
+        Some(Bson::Int32(n)) => Some(f64::from(*n)),
+        Some(Bson::Int64(n)) => Some(*n as f64),
+        _ => None,
+    }
+}
+
+fn opt_millis(d: &Document, key: &str) -> Option<i64> {
+    match d.get(key) {
+        Some(Bson::DateTime(t)) => Some(t.timestamp_millis()),
+        _ => None,
+    }
+}
+
+/// The stored shape of an event: absent optional fields are left out, times are BSON dates.
+pub fn event_to_doc(e: &Event) -> Document {
+    let mut d = doc! {
+        "_id": &e.event_id,
+        "event_type": &e.event_type,
+        "timestamp": DateTime::from_millis(e.timestamp),
+        "client_timestamp": DateTime::from_millis(e.client_timestamp),
+        "received_at": DateTime::from_millis(e.received_at),
+        "day": e.day.to_string(),
+    };
+    let strings = [
+        ("user_id", &e.user_id),
+        ("anonymous_id", &e.anonymous_id),
+        ("session_id", &e.session_id),
+        ("visitor", &e.visitor),
+        ("page_view_id", &e.page_view_id),
+        ("page_url", &e.page_url),
+        ("page_title", &e.page_title),
+        ("element_id", &e.element_id),
+        ("element_class", &e.element_class),
+        ("element_text", &e.element_text),
+        ("referrer", &e.referrer),
+        ("user_agent", &e.user_agent),
+        ("screen_resolution", &e.screen_resolution),
+        ("viewport_size", &e.viewport_size),
+    ];
+    for (k, v) in strings {
+        if let Some(v) = v {
+            d.insert(k, v.as_str());
+        }
+    }
+    let numbers = [
+        ("x_position", e.x_position),
+        ("y_position", e.y_position),
+        ("scroll_depth", e.scroll_depth),
+        ("duration", e.duration),
+        ("load_time", e.load_time),
+    ];
+    for (k, v) in numbers {
+        if let Some(v) = v {
+            d.insert(k, v);
+        }
+    }
+    if let Some(t) = e.exit_timestamp {
+        d.insert("exit_timestamp", DateTime::from_millis(t));
+    }
+    if let Some(custom) = &e.custom_data {
+        d.insert("custom_data", json_map_to_doc(custom));
+    }
+    d
+}
+
+fn json_to_bson(v: &serde_json::Value) -> Bson {
+    use serde_json::Value;
+    match v {
+        Value::Null => Bson::Null,
+        Value::Bool(b) => Bson::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Bson::Int64(i),
+            None => Bson::Double(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => Bson::String(s.clone()),
+        Value::Array(a) => Bson::Array(a.iter().map(json_to_bson).collect()),
+        Value::Object(o) => Bson::Document(json_map_to_doc(o)),
+    }
+}
+
+fn json_map_to_doc(m: &serde_json::Map<String, serde_json::Value>) -> Document {
+    m.iter()
+        .map(|(k, v)| (k.clone(), json_to_bson(v)))
+        .collect()
+}
+
+fn bson_to_json(b: &Bson) -> serde_json::Value {
+    use serde_json::Value;
+    match b {
+        Bson::Null => Value::Null,
+        Bson::Boolean(b) => Value::Bool(*b),
+        Bson::Int32(n) => Value::from(*n),
+        Bson::Int64(n) => Value::from(*n),
+        Bson::Double(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        Bson::String(s) => Value::String(s.clone()),
+        Bson::Array(a) => Value::Array(a.iter().map(bson_to_json).collect()),
+        Bson::Document(d) => Value::Object(doc_to_json_map(d)),
+        other => Value::String(other.to_string()),
+    }
+}
+
+fn doc_to_json_map(d: &Document) -> serde_json::Map<String, serde_json::Value> {
+    d.iter()
+        .map(|(k, v)| (k.clone(), bson_to_json(v)))
+        .collect()
+}
+
+/// Reads back what [`event_to_doc`] wrote.
+pub fn doc_to_event(d: &Document) -> Result<Event, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("event without {what}"));
+    let timestamp = opt_millis(d, "timestamp").ok_or_else(|| corrupt("timestamp"))?;
+    Ok(Event {
+        event_id: opt_str(d, "_id").ok_or_else(|| corrupt("_id"))?,
+        event_type: opt_str(d, "event_type").ok_or_else(|| corrupt("event_type"))?,
+        user_id: opt_str(d, "user_id"),
+        anonymous_id: opt_str(d, "anonymous_id"),
+        session_id: opt_str(d, "session_id"),
+        visitor: opt_str(d, "visitor"),
+        page_view_id: opt_str(d, "page_view_id"),
+        page_url: opt_str(d, "page_url"),
+        page_title: opt_str(d, "page_title"),
+        element_id: opt_str(d, "element_id"),
+        element_class: opt_str(d, "element_class"),
+        element_text: opt_str(d, "element_text"),
+        x_position: opt_f64(d, "x_position"),
+        y_position: opt_f64(d, "y_position"),
+        scroll_depth: opt_f64(d, "scroll_depth"),
+        referrer: opt_str(d, "referrer"),
+        user_agent: opt_str(d, "user_agent"),
+        screen_resolution: opt_str(d, "screen_resolution"),
+        viewport_size: opt_str(d, "viewport_size"),
+        duration: opt_f64(d, "duration"),
+        load_time: opt_f64(d, "load_time"),
+        timestamp,
+        client_timestamp: opt_millis(d, "client_timestamp").unwrap_or(timestamp),
+        received_at: opt_millis(d, "received_at").unwrap_or(timestamp),
+        exit_timestamp: opt_millis(d, "exit_timestamp"),
+        day: opt_str(d, "day")
+            .and_then(|s| Day::parse(&s))
+            .ok_or_else(|| corrupt("day"))?,
+        custom_data: match d.get("custom_data") {
+            Some(Bson::Document(c)) => Some(doc_to_json_map(c)),
+            _ => None,
+        },
+    })
+}

@@ -1,0 +1,135 @@
+//! Turning an ingest request body into a JSON object: size cap while reading, optional gzip
+//! with a cap on the inflated size, `application/json` or `text/plain` (beacons), one object.
+
+use std::io::Read;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde_json::{Map, Value};
+use warp::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use warp::http::HeaderMap;
+
+use crate::config::Limits;
+use crate::error::ApiError;
+
+/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
+pub async fn read_limited<S, B>(mut stream: S, limit: usize) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|e| ApiError::BodyRead(e.to_string()))?;
+        if buf.len() + chunk.remaining() > limit {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            buf.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Decodes `raw` per the request headers and parses it as one JSON object.
+pub fn json_object(
+    headers: &HeaderMap,
+    raw: Bytes,
+    limits: &Limits,
+) -> Result<Map<String, Value>, ApiError> {
+    check_content_type(headers)?;
+    let body = decode(headers, raw, limits.max_inflated_bytes)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::EmptyBody);
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::NotAnObject),
+        Err(e) => Err(ApiError::BadJson(e.to_string())),
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim();
+    let ok = essence.eq_ignore_ascii_case("application/json")
+        || essence.eq_ignore_ascii_case("text/plain")
+        || essence.is_empty();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(text.to_string()))
+    }
+}
+
+fn decode(headers: &HeaderMap, raw: Bytes, inflated_limit: usize) -> Result<Bytes, ApiError> {
+    let encoding = headers
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => Ok(raw),
+        Some("gzip") | Some("x-gzip") => gunzip(&raw, inflated_limit),
+        Some(other) => Err(ApiError::UnsupportedEncoding(other.to_string())),
+    }
+}
+
+/// Inflates at most `limit` bytes; one more means the body is refused (a gzip bomb stops here).
+fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+    let mut out = Vec::new();
+    let decoder = flate2::read::MultiGzDecoder::new(raw);
+    decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadGzip(e.to_string()))?;
+    if out.len() > limit {
+        return Err(ApiError::InflatedTooLarge { limit });
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(data: &[u8]) -> Bytes {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        Bytes::from(e.finish().unwrap())
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn gzip_and_text_plain_decode() {
+        let h = headers(&[
+            ("content-encoding", "gzip"),
+            ("content-type", "text/plain;charset=UTF-8"),
+        ]);
+        let map = json_object(&h, gz(br#"{"a":1}"#), &Limits::default()).unwrap();
+        assert_eq!(map["a"], 1);
+    }
+
+    #[test]
+    fn gzip_bomb_is_refused() {
+        let limits = Limits {
+            max_inflated_bytes: 1000,
+            ..Limits::default()
+        };
+        let h = headers(&[("content-encoding", "gzip")]);
+        let err = json_object(&h, gz(&vec![b' '; 5000]), &limits).unwrap_err();
+        assert_eq!(err.code(), "inflated_too_large");
+    }
+}

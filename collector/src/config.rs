@@ -1,0 +1,422 @@
+//! The collector's configuration: one struct, read from a TOML file (the seed's `[mongodb]` and
+//! `[tracking_api]` sections plus maidian's own), then overridden by `MAIDIAN_*` environment
+//! variables, then by command-line flags. Every field has a default that works on localhost,
+//! except `read_key`, which must be chosen.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use maidian_analytics::store::{MongoConfig as StoreMongo, StoreConfig};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub mongodb: MongoSection,
+    pub tracking_api: ApiSection,
+    pub storage: StorageSection,
+    pub limits: Limits,
+    pub writer: WriterSection,
+}
+
+/// `[mongodb]`: leave `uri` and `host` unset to run on the embedded store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MongoSection {
+    /// A full connection string (`mongodb://…`); wins over host/port/username/password.
+    pub uri: Option<String>,
+    /// MongoDB host; setting it (or `uri`) selects MongoDB over the embedded store.
+    pub host: Option<String>,
+    /// MongoDB port.
+    pub port: u16,
+    /// User name, if the server requires authentication.
+    pub username: Option<String>,
+    /// Password for `username`.
+    pub password: Option<String>,
+    /// Database that holds the `events` collection.
+    pub database: String,
+    /// Seconds to wait for the server when connecting or selecting it.
+    pub timeout: u64,
+}
+
+impl Default for MongoSection {
+    fn default() -> Self {
+        MongoSection {
+            uri: None,
+            host: None,
+            port: 27017,
+            username: None,
+            password: None,
+            database: "tracking".into(),
+            timeout: 30,
+        }
+    }
+}
+
+/// `[tracking_api]`: the HTTP side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Public write key for ingest; empty means ingest needs no key.
+    pub api_key: String,
+    /// Secret read key for stats, analytics and export; required.
+    pub read_key: String,
+    /// Answer CORS requests (ingest comes from other origins); `false` turns CORS off.
+    pub enable_cors: bool,
+    /// Origins allowed by CORS; empty allows any origin.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            api_key: String::new(),
+            read_key: String::new(),
+            enable_cors: true,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// `[storage]`: the embedded store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// Directory of the embedded store, used when no MongoDB is configured.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            data_dir: PathBuf::from("maidian-data"),
+        }
+    }
+}
+
+/// `[limits]`: what one request may carry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body as sent (compressed or not), in bytes.
+    pub max_body_bytes: usize,
+    /// Largest body after gzip inflation, in bytes.
+    pub max_inflated_bytes: usize,
+    /// Most events in one batch.
+    pub max_batch_events: usize,
+    /// Largest `custom_data` of one event, as JSON bytes.
+    pub max_custom_data_bytes: usize,
+    /// Deepest nesting of objects and arrays inside `custom_data`.
+    pub max_custom_data_depth: usize,
+    /// Oldest accepted event, in days before arrival (after clock-skew correction).
+    pub max_event_age_days: u32,
+    /// How far in the future an event may claim to be, in seconds (after correction).
+    pub max_future_secs: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_inflated_bytes: 4 << 20,
+            max_batch_events: 500,
+            max_custom_data_bytes: 16 << 10,
+            max_custom_data_depth: 5,
+            max_event_age_days: 400,
+            max_future_secs: 600,
+        }
+    }
+}
+
+/// `[writer]`: how concurrent requests are grouped into database writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriterSection {
+    /// Most events in one `insert_many`.
+    pub max_batch_events: usize,
+    /// How long the first waiting request may wait for others to join its write, in ms.
+    pub linger_ms: u64,
+    /// Writes in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for WriterSection {
+    fn default() -> Self {
+        WriterSection {
+            max_batch_events: 2000,
+            linger_ms: 2,
+            concurrency: 4,
+        }
+    }
+}
+
+/// A configuration problem, named by the key the operator must fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for {key}: {message}")]
+    Invalid { key: String, message: String },
+    #[error("{key} is required: {hint}")]
+    Missing {
+        key: &'static str,
+        hint: &'static str,
+    },
+}
+
+fn invalid(key: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.to_string(),
+    }
+}
+
+/// Which store the collector runs on. `Sink` exists only in the benchmark build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreChoice {
+    Auto,
+    #[cfg(feature = "bench-sink")]
+    Sink,
+}
+
+impl Config {
+    /// Reads `path` if given (a missing file is an error), else starts from the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// Applies `MAIDIAN_*` overrides; `get` is `std::env::var` in production, a map in tests.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.trim().parse().map_err(|e| invalid(key, e))
+        }
+        let opt = |v: String| if v.is_empty() { None } else { Some(v) };
+        for key in ENV_KEYS {
+            let Some(v) = get(key) else { continue };
+            match *key {
+                "MAIDIAN_LISTEN" => self.tracking_api.listen = parse(key, &v)?,
+                "MAIDIAN_API_KEY" => self.tracking_api.api_key = v,
+                "MAIDIAN_READ_KEY" => self.tracking_api.read_key = v,
+                "MAIDIAN_ENABLE_CORS" => self.tracking_api.enable_cors = parse(key, &v)?,
+                "MAIDIAN_CORS_ORIGINS" => {
+                    self.tracking_api.cors_origins = v
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }
+                "MAIDIAN_MONGODB_URI" => self.mongodb.uri = opt(v),
+                "MAIDIAN_MONGODB_HOST" => self.mongodb.host = opt(v),
+                "MAIDIAN_MONGODB_PORT" => self.mongodb.port = parse(key, &v)?,
+                "MAIDIAN_MONGODB_USERNAME" => self.mongodb.username = opt(v),
+                "MAIDIAN_MONGODB_PASSWORD" => self.mongodb.password = opt(v),
+                "MAIDIAN_DATABASE" => self.mongodb.database = v,
+                "MAIDIAN_MONGODB_TIMEOUT" => self.mongodb.timeout = parse(key, &v)?,
+                "MAIDIAN_DATA_DIR" => self.storage.data_dir = PathBuf::from(v),
+                "MAIDIAN_MAX_BODY_BYTES" => self.limits.max_body_bytes = parse(key, &v)?,
+                "MAIDIAN_MAX_BATCH_EVENTS" => self.limits.max_batch_events = parse(key, &v)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what cannot be typed: required keys, non-zero limits, a usable MongoDB URI.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let api = &self.tracking_api;
+        if api.read_key.trim().is_empty() {
+            return Err(ConfigError::Missing {
+                key: "tracking_api.read_key",
+                hint: "set it in the config file or MAIDIAN_READ_KEY (stats and analytics need it)",
+            });
+        }
+        if !api.api_key.is_empty() && api.api_key == api.read_key {
+            return Err(invalid(
+                "tracking_api.read_key",
+                "must differ from api_key (the write key ships in public pages)",
+            ));
+        }
+        if let Some(uri) = &self.mongodb.uri {
+            if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
+                return Err(invalid(
+                    "mongodb.uri",
+                    "must start with mongodb:// or mongodb+srv://",
+                ));
+            }
+        }
+        if self.mongodb.database.is_empty()
+            || self
+                .mongodb
+                .database
+                .contains(['/', '\\', '.', ' ', '"', '$', '\0'])
+        {
+            return Err(invalid(
+                "mongodb.database",
+                "must be a non-empty name without / \\ . space \" $",
+            ));
+        }
+        if self.mongodb.timeout == 0 {
+            return Err(invalid("mongodb.timeout", "must be at least 1 second"));
+        }
+        let nonzero = [
+            ("limits.max_body_bytes", self.limits.max_body_bytes),
+            ("limits.max_inflated_bytes", self.limits.max_inflated_bytes),
+            ("limits.max_batch_events", self.limits.max_batch_events),
+            (
+                "limits.max_custom_data_bytes",
+                self.limits.max_custom_data_bytes,
+            ),
+            ("writer.max_batch_events", self.writer.max_batch_events),
+            ("writer.concurrency", self.writer.concurrency),
+        ];
+        for (key, v) in nonzero {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn store_config(&self, choice: StoreChoice) -> StoreConfig {
+        match choice {
+            #[cfg(feature = "bench-sink")]
+            StoreChoice::Sink => StoreConfig::Sink,
+            StoreChoice::Auto => {
+                let m = &self.mongodb;
+                if m.uri.is_none() && m.host.is_none() {
+                    return StoreConfig::Embedded {
+                        data_dir: self.storage.data_dir.clone(),
+                    };
+                }
+                StoreConfig::Mongo(StoreMongo {
+                    uri: m.uri.clone(),
+                    host: m.host.clone().unwrap_or_else(|| "localhost".into()),
+                    port: m.port,
+                    username: m.username.clone(),
+                    password: m.password.clone(),
+                    database: m.database.clone(),
+                    timeout: Duration::from_secs(m.timeout),
+                })
+            }
+        }
+    }
+}
+
+/// Every environment variable the collector reads.
+pub const ENV_KEYS: &[&str] = &[
+    "MAIDIAN_LISTEN",
+    "MAIDIAN_API_KEY",
+    "MAIDIAN_READ_KEY",
+    "MAIDIAN_ENABLE_CORS",
+    "MAIDIAN_CORS_ORIGINS",
+    "MAIDIAN_MONGODB_URI",
+    "MAIDIAN_MONGODB_HOST",
+    "MAIDIAN_MONGODB_PORT",
+    "MAIDIAN_MONGODB_USERNAME",
+    "MAIDIAN_MONGODB_PASSWORD",
+    "MAIDIAN_DATABASE",
+    "MAIDIAN_MONGODB_TIMEOUT",
+    "MAIDIAN_DATA_DIR",
+    "MAIDIAN_MAX_BODY_BYTES",
+    "MAIDIAN_MAX_BATCH_EVENTS",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn seed_sections_parse_and_env_overrides_win() {
+        let mut c: Config = toml::from_str(
+            "[mongodb]\nhost = \"db.local\"\nport = 27018\ndatabase = \"tracking\"\ntimeout = 5\n\
+             [tracking_api]\napi_key = \"pub\"\nread_key = \"secret\"\nenable_cors = true\n",
+        )
+        .unwrap();
+        c.apply_env(env(&[
+            ("MAIDIAN_LISTEN", "0.0.0.0:8080"),
+            ("MAIDIAN_DATABASE", "other"),
+        ]))
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.tracking_api.listen.port(), 8080);
+        match c.store_config(StoreChoice::Auto) {
+            StoreConfig::Mongo(m) => {
+                assert_eq!(
+                    (m.host.as_str(), m.port, m.database.as_str()),
+                    ("db.local", 27018, "other")
+                )
+            }
+            other => panic!("expected mongo, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_mongodb_means_embedded() {
+        let c = Config::default();
+        assert!(matches!(
+            c.store_config(StoreChoice::Auto),
+            StoreConfig::Embedded { .. }
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let missing = Config::default().validate().unwrap_err().to_string();
+        assert!(
+            missing.starts_with("tracking_api.read_key is required"),
+            "{missing}"
+        );
+
+        let mut c = Config::default();
+        let bad = c
+            .apply_env(env(&[("MAIDIAN_LISTEN", "nowhere")]))
+            .unwrap_err();
+        assert!(
+            bad.to_string()
+                .starts_with("invalid value for MAIDIAN_LISTEN"),
+            "{bad}"
+        );
+
+        let err = toml::from_str::<Config>("[mongodb]\nprot = 1\n").unwrap_err();
+        assert!(err.message().contains("prot"), "{}", err.message());
+
+        c.tracking_api.read_key = "r".into();
+        c.mongodb.uri = Some("http://x".into());
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("mongodb.uri"));
+    }
+}

@@ -1,0 +1,276 @@
+//! One async function per route, taking exactly what it needs and answering with a reply or
+//! an [`ApiError`].
+
+use std::sync::Arc;
+
+use maidian_analytics::event::{Day, PAGE_VIEW};
+use maidian_analytics::stats::{self, Period};
+use maidian_analytics::store::Store;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use warp::http::{HeaderMap, StatusCode};
+use warp::reply::{self, Response};
+use warp::Reply;
+
+use crate::auth;
+use crate::body;
+use crate::config::Config;
+use crate::error::{ApiError, Rejected};
+use crate::validate::{self, Context};
+use crate::writer::Writer;
+
+/// What the handlers share.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub writer: Writer,
+}
+
+/// An ingest request as it arrived: query string, headers, raw body.
+pub struct Ingest {
+    pub query: IngestQuery,
+    pub headers: HeaderMap,
+    /// The body as read; an oversize or broken body is answered as the request's error.
+    pub body: Result<bytes::Bytes, ApiError>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct IngestQuery {
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DaysQuery {
+    pub days: Option<String>,
+}
+
+fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(Reply::into_response)
+}
+
+fn now_millis() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Decodes the body and checks the write key; returns the JSON object.
+fn open_ingest(app: &App, req: Ingest) -> Result<Map<String, Value>, ApiError> {
+    let obj = body::json_object(&req.headers, req.body?, &app.config.limits)?;
+    let body_key = obj.get("api_key").and_then(Value::as_str);
+    auth::check_write(
+        &app.config.tracking_api,
+        &req.headers,
+        req.query.api_key.as_deref(),
+        body_key,
+    )?;
+    Ok(obj)
+}
+
+/// GET /api/health
+pub async fn health(app: Arc<App>) -> Result<Response, std::convert::Infallible> {
+    let (status, database) = match app.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok".to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: store does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "unreachable".to_string())
+        }
+    };
+    let body = json!({
+        "status": if status == StatusCode::OK { "healthy" } else { "unhealthy" },
+        "store": app.store.kind(),
+        "database": database,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    Ok(reply::with_status(reply::json(&body), status).into_response())
+}
+
+/// POST /api/track/event and POST /api/track/pageview (`forced_type` = `page_view`).
+pub async fn track_one(
+    app: Arc<App>,
+    forced_type: Option<&'static str>,
+    req: Ingest,
+) -> Result<Response, std::convert::Infallible> {
+    Ok(respond(track_one_inner(&app, forced_type, req).await))
+}
+
+async fn track_one_inner(
+    app: &App,
+    forced_type: Option<&'static str>,
+    req: Ingest,
+) -> Result<Response, ApiError> {
+    let received_at = now_millis();
+    let obj = open_ingest(app, req)?;
+    let skew_ms =
+        Context::skew_from(obj.get("sent_at"), received_at).map_err(ApiError::InvalidEvent)?;
+    let cx = Context {
+        limits: &app.config.limits,
+        received_at,
+        skew_ms,
+    };
+    let event = validate::event(&obj, &cx, forced_type).map_err(ApiError::InvalidEvent)?;
+    let event_id = event.event_id.clone();
+    let written = app
+        .writer
+        .write(vec![event])
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    Ok(reply::json(&json!({
+        "status": "ok",
+        "event_id": event_id,
+        "deduplicated": written.deduplicated > 0,
+    }))
+    .into_response())
+}
+
+#[derive(Serialize)]
+struct BatchAnswer {
+    status: &'static str,
+    received: usize,
+    stored: usize,
+    deduplicated: usize,
+    rejected: Vec<Rejected>,
+}
+
+/// POST /api/track/batch
+pub async fn track_batch(app: Arc<App>, req: Ingest) -> Result<Response, std::convert::Infallible> {
+    Ok(respond(track_batch_inner(&app, req).await))
+}
+
+async fn track_batch_inner(app: &App, req: Ingest) -> Result<Response, ApiError> {
+    let received_at = now_millis();
+    let obj = open_ingest(app, req)?;
+    let items = match obj.get("events") {
+        None | Some(Value::Null) => return Err(ApiError::InvalidBatch("events is required")),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(ApiError::InvalidBatch("events must be an array")),
+    };
+    let limit = app.config.limits.max_batch_events;
+    if items.is_empty() {
+        return Err(ApiError::InvalidBatch("events is empty"));
+    }
+    if items.len() > limit {
+        return Err(ApiError::BatchTooLarge {
+            len: items.len(),
+            limit,
+        });
+    }
+    let skew_ms =
+        Context::skew_from(obj.get("sent_at"), received_at).map_err(ApiError::InvalidEvent)?;
+    let cx = Context {
+        limits: &app.config.limits,
+        received_at,
+        skew_ms,
+    };
+    let mut events = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let result = match item {
+            Value::Object(o) => validate::event(o, &cx, None),
+            _ => Err(crate::error::Invalid::new(
+                "invalid_event",
+                "each event must be a JSON object",
+            )),
+        };
+        match result {
+            Ok(e) => events.push(e),
+            Err(i) => rejected.push(Rejected {
+                index,
+                code: i.code,
+                message: i.message,
+            }),
+        }
+    }
+    if events.is_empty() {
+        return Err(ApiError::AllRejected(rejected));
+    }
+    let written = app
+        .writer
+        .write(events)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    Ok(reply::json(&BatchAnswer {
+        status: "ok",
+        received: items.len(),
+        stored: written.inserted,
+        deduplicated: written.deduplicated,
+        rejected,
+    })
+    .into_response())
+}
+
+/// `days` = 1..=366, 7 when absent.
+fn period(q: &DaysQuery) -> Result<Period, ApiError> {
+    let days = match q.days.as_deref() {
+        None | Some("") => 7,
+        Some(s) => match s.trim().parse::<u32>() {
+            Ok(n) if (1..=366).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadParam {
+                    name: "days",
+                    message: "must be a whole number from 1 to 366".into(),
+                })
+            }
+        },
+    };
+    Ok(Period::last_days(days, Day::today()))
+}
+
+fn store_failed(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "stats query failed");
+    ApiError::Unavailable
+}
+
+/// GET /api/stats/events?days=N
+pub async fn stats_events(
+    app: Arc<App>,
+    headers: HeaderMap,
+    q: DaysQuery,
+) -> Result<Response, std::convert::Infallible> {
+    Ok(respond(
+        async {
+            auth::check_read(&app.config.tracking_api, &headers)?;
+            let p = period(&q)?;
+            let groups = app
+                .store
+                .count_by_type_and_visitor(p.since, p.until)
+                .await
+                .map_err(store_failed)?;
+            let rows = stats::event_type_stats(groups);
+            let total: u64 = rows.iter().map(|r| r.count).sum();
+            Ok(
+                reply::json(&json!({ "period": p, "total_events": total, "events": rows }))
+                    .into_response(),
+            )
+        }
+        .await,
+    ))
+}
+
+/// GET /api/stats/pages?days=N
+pub async fn stats_pages(
+    app: Arc<App>,
+    headers: HeaderMap,
+    q: DaysQuery,
+) -> Result<Response, std::convert::Infallible> {
+    Ok(respond(
+        async {
+            auth::check_read(&app.config.tracking_api, &headers)?;
+            let p = period(&q)?;
+            let groups = app
+                .store
+                .count_page_views_by_visitor(p.since, p.until)
+                .await
+                .map_err(store_failed)?;
+            let rows = stats::page_stats(groups);
+            let total: u64 = rows.iter().map(|r| r.views).sum();
+            Ok(reply::json(&json!({
+                "period": p,
+                "event_type": PAGE_VIEW,
+                "total_page_views": total,
+                "pages": rows,
+            }))
+            .into_response())
+        }
+        .await,
+    ))
+}

@@ -1,0 +1,58 @@
+//! The maidian collector: a warp service that takes tracking events over HTTP, stores each
+//! exactly once, and answers statistics.
+//!
+//! # Layout
+//! - [`config`]: the one documented `Config` (TOML file, `MAIDIAN_*` env, flags).
+//! - [`routes`]: one `Filter` per route; [`handlers`]: one async fn per route.
+//! - [`body`]: body size caps, gzip, content types; [`validate`]: wire JSON → domain `Event`.
+//! - [`auth`]: write key vs read key; [`error`]: `ApiError` → status + JSON.
+//! - [`writer`]: groups concurrent requests into large unordered inserts.
+//!
+//! Storage lives in `maidian_analytics::store`; this crate only chooses and opens it.
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod routes;
+pub mod validate;
+pub mod writer;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use maidian_analytics::store::Store;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::handlers::App;
+use crate::writer::Writer;
+
+/// Serves on an already-bound `listener` until `shutdown` resolves, then finishes in-flight
+/// requests and drains the writer, so that every answered request is stored.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let store = Arc::new(store);
+    let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer);
+    let app = Arc::new(App {
+        config,
+        store,
+        writer,
+    });
+    let routes = routes::routes(app);
+    warp::serve(routes)
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+    // The server and its filters, which held every Writer, are gone: drain the queue.
+    if let Err(e) = writer_task.await {
+        tracing::error!(error = %e, "writer task failed");
+    }
+    tracing::info!("collector stopped");
+}

@@ -1,0 +1,389 @@
+//! From one client JSON object to a domain [`Event`]: types, lengths, nesting, sane times,
+//! safe `custom_data` keys, and enrichment (`event_id`, skew-corrected `timestamp`, `day`,
+//! `received_at`, `visitor`). The client IP is never read here, so it is never stored.
+
+use maidian_analytics::event::{Day, Event, PAGE_VIEW};
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::config::Limits;
+use crate::error::Invalid;
+
+/// What every event of one request shares.
+pub struct Context<'a> {
+    pub limits: &'a Limits,
+    /// Arrival time at the collector, ms since the epoch.
+    pub received_at: i64,
+    /// `received_at - sent_at` when the client said when it sent the request (Segment's and
+    /// PostHog's correction for wrong client clocks), else 0.
+    pub skew_ms: i64,
+}
+
+impl Context<'_> {
+    /// Builds the skew from a request's `sent_at` (ms since the epoch or RFC 3339).
+    pub fn skew_from(sent_at: Option<&Value>, received_at: i64) -> Result<i64, Invalid> {
+        match sent_at {
+            None | Some(Value::Null) => Ok(0),
+            Some(v) => Ok(received_at - millis(v, "sent_at")?),
+        }
+    }
+}
+
+const STRINGS: &[(&str, usize)] = &[
+    ("user_id", 128),
+    ("anonymous_id", 128),
+    ("session_id", 128),
+    ("page_view_id", 128),
+    ("page_url", 2048),
+    ("page_title", 512),
+    ("element_id", 256),
+    ("element_class", 512),
+    ("element_text", 256),
+    ("referrer", 2048),
+    ("user_agent", 512),
+    ("screen_resolution", 32),
+    ("viewport_size", 32),
+];
+
+const MAX_EVENT_TYPE: usize = 64;
+
+/// Validates and enriches one event. `forced_type` is the page-view endpoint's `page_view`.
+pub fn event(
+    obj: &Map<String, Value>,
+    cx: &Context,
+    forced_type: Option<&str>,
+) -> Result<Event, Invalid> {
+    let event_type = match forced_type {
+        Some(t) => t.to_string(),
+        None => event_type(obj.get("event_type"))?,
+    };
+    let mut e = Event {
+        event_id: event_id(obj.get("event_id"))?,
+        event_type,
+        received_at: cx.received_at,
+        ..Event::default()
+    };
+    for (name, max) in STRINGS {
+        let v = string(obj, name, *max)?;
+        match *name {
+            "user_id" => e.user_id = v,
+            "anonymous_id" => e.anonymous_id = v,
+            "session_id" => e.session_id = v,
+            "page_view_id" => e.page_view_id = v,
+            "page_url" => e.page_url = v,
+            "page_title" => e.page_title = v,
+            "element_id" => e.element_id = v,
+            "element_class" => e.element_class = v,
+            "element_text" => e.element_text = v,
+            "referrer" => e.referrer = v,
+            "user_agent" => e.user_agent = v,
+            "screen_resolution" => e.screen_resolution = v,
+            "viewport_size" => e.viewport_size = v,
+            _ => {}
+        }
+    }
+    e.x_position = number(obj, "x_position", -1e7, 1e7)?;
+    e.y_position = number(obj, "y_position", -1e7, 1e7)?;
+    e.scroll_depth = number(obj, "scroll_depth", 0.0, 100.0)?;
+    // A visit may last a long time, but not longer than the oldest event we accept.
+    let max_ms = f64::from(cx.limits.max_event_age_days) * 86_400_000.0;
+    e.duration = number(obj, "duration", 0.0, max_ms)?;
+    e.load_time = number(obj, "load_time", 0.0, 3_600_000.0)?;
+
+    e.client_timestamp = match obj.get("timestamp") {
+        None | Some(Value::Null) => cx.received_at - cx.skew_ms,
+        Some(v) => millis(v, "timestamp")?,
+    };
+    e.timestamp = sane_time(e.client_timestamp + cx.skew_ms, "timestamp", cx)?;
+    e.exit_timestamp = match obj.get("exit_timestamp") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(sane_time(
+            millis(v, "exit_timestamp")? + cx.skew_ms,
+            "exit_timestamp",
+            cx,
+        )?),
+    };
+    e.day = Day::from_millis(e.timestamp)
+        .ok_or_else(|| Invalid::new("invalid_timestamp", "timestamp is out of range"))?;
+    e.custom_data = custom_data(obj.get("custom_data"), cx.limits)?;
+    e.derive_visitor();
+    if e.event_type == PAGE_VIEW && e.page_url.is_none() {
+        return Err(Invalid::new("missing_field", "a page_view needs page_url"));
+    }
+    Ok(e)
+}
+
+fn event_type(v: Option<&Value>) -> Result<String, Invalid> {
+    let s = match v {
+        None | Some(Value::Null) => {
+            return Err(Invalid::new("missing_field", "event_type is required"))
+        }
+        Some(Value::String(s)) => s.trim(),
+        Some(_) => return Err(Invalid::new("invalid_type", "event_type must be a string")),
+    };
+    if s.is_empty() || s.chars().count() > MAX_EVENT_TYPE {
+        return Err(Invalid::new(
+            "invalid_event_type",
+            format!("event_type must be 1 to {MAX_EVENT_TYPE} characters"),
+        ));
+    }
+    if s.starts_with('$') || s.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            "invalid_event_type",
+            "event_type must not start with $ or hold control characters",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+fn event_id(v: Option<&Value>) -> Result<String, Invalid> {
+    match v {
+        None | Some(Value::Null) => Ok(uuid::Uuid::now_v7().to_string()),
+        Some(Value::String(s)) => uuid::Uuid::parse_str(s)
+            .map(|u| u.hyphenated().to_string())
+            .map_err(|_| Invalid::new("invalid_event_id", "event_id must be a UUID")),
+        Some(_) => Err(Invalid::new(
+            "invalid_event_id",
+            "event_id must be a UUID string",
+        )),
+    }
+}
+
+fn string(obj: &Map<String, Value>, name: &str, max: usize) -> Result<Option<String>, Invalid> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) if s.chars().count() > max => Err(Invalid::new(
+            "field_too_long",
+            format!("{name} is longer than {max} characters"),
+        )),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Invalid::new(
+            "invalid_type",
+            format!("{name} must be a string"),
+        )),
+    }
+}
+
+fn number(
+    obj: &Map<String, Value>,
+    name: &str,
+    min: f64,
+    max: f64,
+) -> Result<Option<f64>, Invalid> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if (min..=max).contains(&x) => Ok(Some(x)),
+            _ => Err(Invalid::new(
+                "out_of_range",
+                format!("{name} must be between {min} and {max}"),
+            )),
+        },
+        Some(_) => Err(Invalid::new(
+            "invalid_type",
+            format!("{name} must be a number"),
+        )),
+    }
+}
+
+/// Milliseconds since the epoch from a number of ms or an RFC 3339 string.
+fn millis(v: &Value, name: &str) -> Result<i64, Invalid> {
+    let bad = || {
+        Invalid::new(
+            "invalid_timestamp",
+            format!("{name} must be milliseconds since the epoch or an RFC 3339 string"),
+        )
+    };
+    match v {
+        Value::Number(n) => {
+            let x = n.as_f64().ok_or_else(bad)?;
+            // ±1e15 ms is ±31 000 years: beyond it the value is garbage, not a time.
+            if !x.is_finite() || x.abs() > 1e15 {
+                return Err(bad());
+            }
+            Ok(x as i64)
+        }
+        Value::String(s) => {
+            let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| bad())?;
+            i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| bad())
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn sane_time(ms: i64, name: &str, cx: &Context) -> Result<i64, Invalid> {
+    let oldest = cx.received_at - i64::from(cx.limits.max_event_age_days) * 86_400_000;
+    let newest = cx.received_at + i64::from(cx.limits.max_future_secs) * 1000;
+    if ms < oldest || ms > newest {
+        return Err(Invalid::new(
+            "timestamp_out_of_range",
+            format!(
+                "{name} must be within the last {} days and at most {} s ahead of the collector",
+                cx.limits.max_event_age_days, cx.limits.max_future_secs
+            ),
+        ));
+    }
+    Ok(ms)
+}
+
+fn custom_data(v: Option<&Value>, limits: &Limits) -> Result<Option<Map<String, Value>>, Invalid> {
+    let map = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(Invalid::new(
+                "invalid_type",
+                "custom_data must be an object",
+            ))
+        }
+    };
+    check_value(&Value::Object(map.clone()), 1, limits.max_custom_data_depth)?;
+    let size = serde_json::to_vec(map)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
+    if size > limits.max_custom_data_bytes {
+        return Err(Invalid::new(
+            "custom_data_too_large",
+            format!(
+                "custom_data is larger than {} bytes",
+                limits.max_custom_data_bytes
+            ),
+        ));
+    }
+    Ok(if map.is_empty() {
+        None
+    } else {
+        Some(map.clone())
+    })
+}
+
+/// Walks `custom_data`: nesting depth, and keys that MongoDB would read as operators or paths.
+fn check_value(v: &Value, depth: usize, max_depth: usize) -> Result<(), Invalid> {
+    let children: Box<dyn Iterator<Item = &Value>> = match v {
+        Value::Object(m) => {
+            for k in m.keys() {
+                check_key(k)?;
+            }
+            Box::new(m.values())
+        }
+        Value::Array(a) => Box::new(a.iter()),
+        _ => return Ok(()),
+    };
+    if depth > max_depth {
+        return Err(Invalid::new(
+            "custom_data_too_deep",
+            format!("custom_data nests deeper than {max_depth} levels"),
+        ));
+    }
+    for child in children {
+        check_value(child, depth + 1, max_depth)?;
+    }
+    Ok(())
+}
+
+fn check_key(k: &str) -> Result<(), Invalid> {
+    if k.is_empty() || k.chars().count() > 128 {
+        return Err(Invalid::new(
+            "invalid_key",
+            "custom_data keys must be 1 to 128 characters",
+        ));
+    }
+    if k.starts_with('$') || k.contains('.') || k.contains('\0') {
+        return Err(Invalid::new(
+            "invalid_key",
+            format!("custom_data key {k:?} must not start with $ or contain . or NUL"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_795_996_800_000; // 2026-11-30T00:00:00Z
+
+    fn run(v: Value, skew_ms: i64) -> Result<Event, Invalid> {
+        let limits = Limits::default();
+        let cx = Context {
+            limits: &limits,
+            received_at: NOW,
+            skew_ms,
+        };
+        event(v.as_object().unwrap(), &cx, None)
+    }
+
+    #[test]
+    fn enriches_a_minimal_event() {
+        let e = run(json!({"event_type": "click", "session_id": "s1"}), 0).unwrap();
+        assert_eq!(e.timestamp, NOW);
+        assert_eq!(e.day.to_string(), "2026-11-30");
+        assert_eq!(e.visitor.as_deref(), Some("s1"));
+        assert_eq!(
+            uuid::Uuid::parse_str(&e.event_id)
+                .unwrap()
+                .get_version_num(),
+            7
+        );
+    }
+
+    #[test]
+    fn corrects_client_clock_skew() {
+        // The client's clock is one hour fast: it says it sent at NOW+1h and clicked 5 s before.
+        let sent = json!(NOW + 3_600_000);
+        let skew = Context::skew_from(Some(&sent), NOW).unwrap();
+        let e = run(
+            json!({"event_type": "click", "timestamp": NOW + 3_600_000 - 5000}),
+            skew,
+        )
+        .unwrap();
+        assert_eq!(e.timestamp, NOW - 5000);
+        assert_eq!(e.client_timestamp, NOW + 3_600_000 - 5000);
+        assert_eq!(e.day.to_string(), "2026-11-29");
+    }
+
+    #[test]
+    fn refuses_bad_fields_with_codes() {
+        let cases = [
+            (json!({}), "missing_field"),
+            (json!({"event_type": 5}), "invalid_type"),
+            (json!({"event_type": "$set"}), "invalid_event_type"),
+            (
+                json!({"event_type": "a", "event_id": "nope"}),
+                "invalid_event_id",
+            ),
+            (
+                json!({"event_type": "a", "scroll_depth": 101}),
+                "out_of_range",
+            ),
+            (
+                json!({"event_type": "a", "timestamp": "yesterday"}),
+                "invalid_timestamp",
+            ),
+            (
+                json!({"event_type": "a", "timestamp": 0}),
+                "timestamp_out_of_range",
+            ),
+            (
+                json!({"event_type": "a", "custom_data": {"$where": 1}}),
+                "invalid_key",
+            ),
+            (
+                json!({"event_type": "a", "custom_data": {"x": [{"a.b": 1}]}}),
+                "invalid_key",
+            ),
+            (
+                json!({"event_type": "a", "custom_data": {"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}}),
+                "custom_data_too_deep",
+            ),
+            (json!({"event_type": "page_view"}), "missing_field"),
+        ];
+        for (input, code) in cases {
+            let got = run(input.clone(), 0).unwrap_err();
+            assert_eq!(got.code, code, "{input} -> {got:?}");
+        }
+    }
+}

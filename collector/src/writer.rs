@@ -1,0 +1,182 @@
+//! The batch writer: one task that groups the events of concurrent requests into large
+//! unordered inserts. A request waits for the write that holds its events, so a 2xx answer
+//! means "stored". The group closes when it reaches `max_batch_events` or when its first
+//! request has waited `linger`; while every write slot is busy, requests keep queueing and the
+//! next group grows, which is what keeps a slow database busy with big writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use maidian_analytics::event::Event;
+use maidian_analytics::store::{InsertReport, Store};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::WriterSection;
+
+/// What became of one request's events.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Written {
+    pub inserted: usize,
+    pub deduplicated: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("events were not stored")]
+pub struct NotStored;
+
+struct Job {
+    events: Vec<Event>,
+    reply: oneshot::Sender<Result<Written, NotStored>>,
+}
+
+/// The handle requests write through; the writer stops once every handle is dropped.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer task. Await the returned handle after dropping every [`Writer`] to
+    /// drain what is queued and in flight.
+    pub fn spawn(store: Arc<Store>, config: &WriterSection) -> (Writer, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let task = Task {
+            store,
+            max_events: config.max_batch_events,
+            linger: Duration::from_millis(config.linger_ms),
+            slots: Arc::new(Semaphore::new(config.concurrency)),
+            concurrency: config.concurrency,
+        };
+        (Writer { tx }, tokio::spawn(task.run(rx)))
+    }
+
+    pub async fn write(&self, events: Vec<Event>) -> Result<Written, NotStored> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job { events, reply })
+            .await
+            .map_err(|_| NotStored)?;
+        answer.await.map_err(|_| NotStored)?
+    }
+}
+
+struct Task {
+    store: Arc<Store>,
+    max_events: usize,
+    linger: Duration,
+    slots: Arc<Semaphore>,
+    concurrency: usize,
+}
+
+impl Task {
+    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.recv().await {
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                break;
+            };
+            // Collect after taking a slot: whatever queued while we waited joins this write.
+            let deadline = Instant::now() + self.linger;
+            let mut count = first.events.len();
+            let mut jobs = vec![first];
+            while count < self.max_events {
+                let next = match rx.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(job) => job,
+                            Err(_) => None,
+                        }
+                    }
+                };
+                let Some(job) = next else { break };
+                count += job.events.len();
+                jobs.push(job);
+            }
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                write_group(&store, jobs).await;
+                drop(slot);
+            });
+        }
+        // Every Writer is gone: wait for the writes still in flight.
+        let n = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
+        let _ = self.slots.acquire_many(n).await;
+    }
+}
+
+async fn write_group(store: &Store, jobs: Vec<Job>) {
+    let mut events = Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
+    let mut waiters = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        waiters.push((job.events.len(), job.reply));
+        events.extend(job.events);
+    }
+    let result = store.insert(&events).await;
+    match &result {
+        Ok(r) => tracing::debug!(
+            events = events.len(),
+            requests = waiters.len(),
+            inserted = r.inserted,
+            deduplicated = r.duplicates.len(),
+            failed = r.failed.len(),
+            "stored batch"
+        ),
+        Err(e) => tracing::error!(events = events.len(), error = %e, "batch write failed"),
+    }
+    let mut start = 0;
+    for (len, reply) in waiters {
+        let range = start..start + len;
+        start = range.end;
+        let outcome = match &result {
+            Ok(report) => outcome_for(report, range),
+            Err(_) => Err(NotStored),
+        };
+        // The request may have gone away; its events are stored all the same.
+        let _ = reply.send(outcome);
+    }
+}
+
+/// The share of one group's report that belongs to the events at `range`.
+fn outcome_for(report: &InsertReport, range: std::ops::Range<usize>) -> Result<Written, NotStored> {
+    let within = |v: &[usize]| v.iter().filter(|i| range.contains(i)).count();
+    if within(&report.failed) > 0 {
+        return Err(NotStored);
+    }
+    let deduplicated = within(&report.duplicates);
+    Ok(Written {
+        inserted: range.len() - deduplicated,
+        deduplicated,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_a_group_report_per_request() {
+        let report = InsertReport {
+            inserted: 5,
+            duplicates: vec![1, 5],
+            failed: vec![7],
+        };
+        assert_eq!(
+            outcome_for(&report, 0..3),
+            Ok(Written {
+                inserted: 2,
+                deduplicated: 1
+            })
+        );
+        assert_eq!(
+            outcome_for(&report, 3..6),
+            Ok(Written {
+                inserted: 2,
+                deduplicated: 1
+            })
+        );
+        assert_eq!(outcome_for(&report, 6..8), Err(NotStored));
+    }
+}
