@@ -1,0 +1,103 @@
+//! Shared by the collector's end-to-end tests: the real binary on a real port, talking to the
+//! FerretDB of the test run, one fresh database per test.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use maidian_testkit::http::{self, Request, Response};
+use maidian_testkit::{fresh_db_name, mongodb_uri, Collector};
+use mongodb::bson::Document;
+
+pub const WRITE_KEY: &str = "test-write-key";
+pub const READ_KEY: &str = "test-read-key";
+
+pub struct Env {
+    pub collector: Collector,
+    pub db: mongodb::Database,
+    pub db_name: String,
+}
+
+pub fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_maidian-collector"))
+}
+
+/// A collector on a fresh database, with the test keys and `extra` environment.
+pub async fn start(extra: &[(&str, &str)]) -> Env {
+    let uri = mongodb_uri().unwrap();
+    let db_name = fresh_db_name("collector");
+    let mut env: HashMap<String, String> = [
+        ("MAIDIAN_MONGODB_URI", uri.as_str()),
+        ("MAIDIAN_DATABASE", db_name.as_str()),
+        ("MAIDIAN_API_KEY", WRITE_KEY),
+        ("MAIDIAN_READ_KEY", READ_KEY),
+        ("MAIDIAN_MONGODB_TIMEOUT", "10"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let collector = Collector::start(binary(), &env).await.unwrap();
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    Env {
+        collector,
+        db: client.database(&db_name),
+        db_name,
+    }
+}
+
+impl Env {
+    pub async fn send(&self, req: Request) -> Response {
+        http::send(self.collector.addr, &req).await.unwrap()
+    }
+
+    /// POSTs JSON with the write key header.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Response {
+        self.send(
+            Request::new("POST", path)
+                .header("content-type", "application/json")
+                .header("x-api-key", WRITE_KEY)
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    /// GETs with the read key.
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(Request::new("GET", path).header("x-api-key", READ_KEY))
+            .await
+    }
+
+    pub async fn stored(&self) -> Vec<Document> {
+        use futures_util::TryStreamExt;
+        let coll = self.db.collection::<Document>("events");
+        coll.find(Document::new())
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self) -> u64 {
+        self.db
+            .collection::<Document>("events")
+            .count_documents(Document::new())
+            .await
+            .unwrap()
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+pub fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
