@@ -19,10 +19,7 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-fn header<'a>(
-    headers: &'a HeaderMap,
-    name: impl warp::http::header::AsHeaderName,
-) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: impl warp::http::header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -1,5 +1,7 @@
 //! End to end: the real collector binary on a real port, storing into FerretDB.
 
+#![allow(clippy::unwrap_used)] // Test helpers: a failed setup should stop the test loudly.
+
 mod common;
 
 use std::io::Write;

@@ -1,0 +1,158 @@
+//! The same checks on both stores: MongoDB (FerretDB of the test run, fresh database per test)
+//! and the embedded store (fresh directory per test).
+
+#![allow(clippy::unwrap_used)] // Test helpers: a failed setup should stop the test loudly.
+
+use maidian_analytics::event::{Day, Event};
+use maidian_analytics::stats::{event_type_stats, page_stats};
+use maidian_analytics::store::{MongoConfig, Store, StoreConfig};
+use maidian_testkit::{fresh_db_name, mongodb_uri};
+use serde_json::json;
+
+const DAY: i64 = 86_400_000;
+// 2026-11-20T12:00:00Z
+const T0: i64 = 1_795_176_000_000;
+
+fn event(id: u32, ty: &str, user: Option<&str>, page: &str, at: i64) -> Event {
+    let mut e = Event {
+        event_id: format!("00000000-0000-7000-8000-{id:012}"),
+        event_type: ty.into(),
+        user_id: user.map(Into::into),
+        page_url: Some(page.into()),
+        timestamp: at,
+        client_timestamp: at - 5,
+        received_at: at + 10,
+        day: Day::from_millis(at).unwrap(),
+        ..Event::default()
+    };
+    e.derive_visitor();
+    e
+}
+
+async fn stores() -> Vec<(Store, Option<tempfile::TempDir>)> {
+    let mongo = StoreConfig::Mongo(MongoConfig {
+        uri: Some(mongodb_uri().unwrap()),
+        host: String::new(),
+        port: 0,
+        username: None,
+        password: None,
+        database: fresh_db_name("store"),
+        timeout: std::time::Duration::from_secs(10),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = StoreConfig::Embedded {
+        data_dir: dir.path().join("data"),
+    };
+    vec![
+        (Store::open(&mongo).await.unwrap(), None),
+        (Store::open(&embedded).await.unwrap(), Some(dir)),
+    ]
+}
+
+#[tokio::test]
+async fn stores_each_event_once_and_reports_duplicates_by_index() {
+    for (store, _dir) in stores().await {
+        store.ping().await.unwrap();
+        let a = event(1, "click", Some("u1"), "/a", T0);
+        let b = event(2, "click", Some("u1"), "/a", T0 + 1);
+        let first = store
+            .insert(&[a.clone(), b.clone(), a.clone()])
+            .await
+            .unwrap();
+        assert_eq!(first.inserted, 2, "{}", store.kind());
+        assert_eq!(first.duplicates, vec![2], "{}", store.kind());
+        let second = store
+            .insert(&[event(3, "scroll", None, "/b", T0), b.clone()])
+            .await
+            .unwrap();
+        assert_eq!((second.inserted, second.duplicates.clone()), (1, vec![1]));
+        assert!(second.failed.is_empty());
+        let day = Day::from_millis(T0).unwrap();
+        assert_eq!(store.events_between(day, day).await.unwrap().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn events_read_back_equal_what_was_written() {
+    for (store, _dir) in stores().await {
+        let mut e = event(7, "form_submit", Some("u9"), "/checkout", T0);
+        e.anonymous_id = Some("anon".into());
+        e.session_id = Some("s".into());
+        e.x_position = Some(10.5);
+        e.scroll_depth = Some(75.0);
+        e.load_time = Some(812.0);
+        e.exit_timestamp = Some(T0 + 60_000);
+        e.element_text = Some("提交".into());
+        e.custom_data =
+            json!({"plan": "pro", "n": 3, "f": 1.5, "nested": {"list": [1, "two", null]}})
+                .as_object()
+                .cloned();
+        store.insert(std::slice::from_ref(&e)).await.unwrap();
+        let back = store.events_between(e.day, e.day).await.unwrap();
+        assert_eq!(back, vec![e], "{}", store.kind());
+    }
+}
+
+#[tokio::test]
+async fn groups_by_type_and_page_within_the_period() {
+    for (store, _dir) in stores().await {
+        let events = vec![
+            event(1, "page_view", Some("u1"), "/a", T0),
+            event(2, "page_view", Some("u1"), "/a", T0 + 1000),
+            event(3, "page_view", Some("u2"), "/b", T0 - DAY),
+            event(4, "click", Some("u2"), "/b", T0 - DAY),
+            event(5, "click", None, "/b", T0),
+            // Outside the period: the day before `since` and the day after `until`.
+            event(6, "page_view", Some("u3"), "/a", T0 - 2 * DAY),
+            event(7, "click", Some("u3"), "/a", T0 + DAY),
+        ];
+        store.insert(&events).await.unwrap();
+        let until = Day::from_millis(T0).unwrap();
+        let since = until.window_start(2);
+        let types = event_type_stats(store.count_by_type_and_visitor(since, until).await.unwrap());
+        let got: Vec<_> = types
+            .iter()
+            .map(|t| (t.event_type.as_str(), t.count, t.unique_users))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("page_view", 3, 2), ("click", 2, 1)],
+            "{}",
+            store.kind()
+        );
+        let pages = page_stats(
+            store
+                .count_page_views_by_visitor(since, until)
+                .await
+                .unwrap(),
+        );
+        let got: Vec<_> = pages
+            .iter()
+            .map(|p| (p.page_url.as_str(), p.views, p.unique_users))
+            .collect();
+        assert_eq!(got, vec![("/a", 2, 1), ("/b", 1, 1)], "{}", store.kind());
+        let empty = Day::parse("2020-01-01").unwrap();
+        assert!(store
+            .count_by_type_and_visitor(empty, empty)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
+
+#[tokio::test]
+async fn embedded_store_keeps_events_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::Embedded {
+        data_dir: dir.path().to_path_buf(),
+    };
+    let e = event(1, "click", Some("u"), "/", T0);
+    {
+        let store = Store::open(&config).await.unwrap();
+        store.insert(std::slice::from_ref(&e)).await.unwrap();
+    }
+    let store = Store::open(&config).await.unwrap();
+    let again = store.insert(std::slice::from_ref(&e)).await.unwrap();
+    assert_eq!(again.duplicates, vec![0]);
+    assert_eq!(store.events_between(e.day, e.day).await.unwrap(), vec![e]);
+}
