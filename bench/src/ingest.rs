@@ -1,1 +1,299 @@
-fn main() {}
+//! Ingest benchmark: events per second, side by side in one run, on the same FerretDB.
+//!
+//! 1. `raw insert_many`: the driver inserting the collector's own document shape, batches of
+//!    20 and of 500, `--concurrency` tasks: the database ceiling.
+//! 2. `collector → FerretDB`: the release collector, batches of 20 over HTTP/1.1 keep-alive from
+//!    `--concurrency` connections.
+//! 3. `collector → sink`: the same load with the write replaced by the in-memory sink
+//!    (`bench-sink` build), i.e. the collector's own cost.
+//!
+//! Run through `bench/ingest.sh`, which builds everything and starts FerretDB.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use maidian_analytics::event::{Day, Event};
+use maidian_analytics::store::mongo::{event_to_doc, index_models};
+use maidian_testkit::http::{Conn, Request};
+use maidian_testkit::{fresh_db_name, mongodb_uri, Collector};
+use mongodb::bson::Document;
+use serde_json::json;
+
+#[derive(Parser)]
+struct Args {
+    /// Events per scenario.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Concurrent connections (HTTP) or tasks (driver).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// The collector binary, built with `--features bench-sink`.
+    #[arg(long, default_value = "target/release/maidian-collector")]
+    collector: PathBuf,
+}
+
+const BATCH: usize = 20;
+const WRITE_KEY: &str = "bench-write";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A realistic click, as the SDK sends it.
+fn wire_event(i: usize, now: i64) -> serde_json::Value {
+    json!({
+        "event_id": uuid::Uuid::new_v4().to_string(),
+        "event_type": if i.is_multiple_of(5) { "page_view" } else { "click" },
+        "user_id": format!("user_{}", i % 5000),
+        "session_id": format!("session_{}", i % 20000),
+        "page_url": format!("https://shop.example/products/{}", i % 300),
+        "page_title": "Product page",
+        "element_id": "add-to-cart",
+        "element_class": "btn btn-primary",
+        "element_text": "Add to cart",
+        "x_position": 640, "y_position": 380,
+        "referrer": "https://search.example/?q=shoes",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36",
+        "screen_resolution": "1920x1080", "viewport_size": "1280x720",
+        "timestamp": now - 1000,
+        "custom_data": {"variant": "b", "price": 59.9}
+    })
+}
+
+/// The same event as the collector would store it.
+fn stored_event(v: &serde_json::Value, now: i64) -> Event {
+    let s = |k: &str| v[k].as_str().map(String::from);
+    let mut e = Event {
+        event_id: s("event_id").unwrap_or_default(),
+        event_type: s("event_type").unwrap_or_default(),
+        user_id: s("user_id"),
+        session_id: s("session_id"),
+        page_url: s("page_url"),
+        page_title: s("page_title"),
+        element_id: s("element_id"),
+        element_class: s("element_class"),
+        element_text: s("element_text"),
+        referrer: s("referrer"),
+        user_agent: s("user_agent"),
+        screen_resolution: s("screen_resolution"),
+        viewport_size: s("viewport_size"),
+        x_position: v["x_position"].as_f64(),
+        y_position: v["y_position"].as_f64(),
+        timestamp: now - 1000,
+        client_timestamp: now - 1000,
+        received_at: now,
+        day: Day::from_millis(now).unwrap_or_default(),
+        custom_data: v["custom_data"].as_object().cloned(),
+        ..Event::default()
+    };
+    e.derive_visitor();
+    e
+}
+
+struct Figure {
+    name: String,
+    events: usize,
+    elapsed: Duration,
+}
+
+impl Figure {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+async fn raw_insert(
+    uri: &str,
+    events: usize,
+    batch: usize,
+    concurrency: usize,
+) -> anyhow::Result<Figure> {
+    let client = mongodb::Client::with_uri_str(uri).await?;
+    let db = client.database(&fresh_db_name("bench_raw"));
+    let coll = db.collection::<Document>("events");
+    // The collector's indexes, so both sides pay the same write cost.
+    coll.create_indexes(index_models()).await?;
+    let now = now_ms();
+    let docs: Vec<Document> = (0..events)
+        .map(|i| event_to_doc(&stored_event(&wire_event(i, now), now)))
+        .collect();
+    let chunks: Vec<Vec<Document>> = docs.chunks(batch).map(<[Document]>::to_vec).collect();
+    let queue = Arc::new(tokio::sync::Mutex::new(chunks));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let queue = queue.clone();
+        let coll = coll.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(chunk) = queue.lock().await.pop() else {
+                    break;
+                };
+                coll.insert_many(chunk).ordered(false).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = start.elapsed();
+    let stored = coll.count_documents(Document::new()).await? as usize;
+    if stored != events {
+        bail!("raw insert stored {stored} of {events}");
+    }
+    db.drop().await?;
+    Ok(Figure {
+        name: format!("raw insert_many, batches of {batch}"),
+        events,
+        elapsed,
+    })
+}
+
+async fn through_collector(
+    args: &Args,
+    env: HashMap<String, String>,
+    name: &str,
+) -> anyhow::Result<(Figure, Collector)> {
+    let collector = Collector::start(&args.collector, &env).await?;
+    let now = now_ms();
+    let bodies: Vec<Vec<u8>> = (0..args.events)
+        .collect::<Vec<_>>()
+        .chunks(BATCH)
+        .map(|is| {
+            let events: Vec<_> = is.iter().map(|&i| wire_event(i, now)).collect();
+            json!({"events": events, "sent_at": now})
+                .to_string()
+                .into_bytes()
+        })
+        .collect();
+    let queue = Arc::new(tokio::sync::Mutex::new(bodies));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let queue = queue.clone();
+        let addr = collector.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            loop {
+                let Some(body) = queue.lock().await.pop() else {
+                    break;
+                };
+                let req = Request::new("POST", "/api/track/batch")
+                    .header("content-type", "text/plain")
+                    .header("x-api-key", WRITE_KEY)
+                    .body(body);
+                let res = conn.send(&req).await?;
+                if res.status != 200 {
+                    bail!("collector answered {}: {}", res.status, res.text());
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let figure = Figure {
+        name: name.into(),
+        events: args.events,
+        elapsed: start.elapsed(),
+    };
+    Ok((figure, collector))
+}
+
+fn base_env(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("MAIDIAN_API_KEY", WRITE_KEY),
+        ("MAIDIAN_READ_KEY", "bench-read"),
+        ("RUST_LOG", "warn"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let uri = mongodb_uri()?;
+    if !args.collector.exists() {
+        bail!(
+            "{} not found: build it with --features bench-sink",
+            args.collector.display()
+        );
+    }
+    println!(
+        "ingest benchmark: {} events per scenario, batches of {BATCH}, concurrency {}, {} cores",
+        args.events,
+        args.concurrency,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+
+    let raw20 = raw_insert(&uri, args.events, BATCH, args.concurrency).await?;
+    let raw500 = raw_insert(&uri, args.events, 500, args.concurrency.min(8)).await?;
+
+    let db = fresh_db_name("bench_collector");
+    let env = base_env(&[
+        ("MAIDIAN_MONGODB_URI", uri.as_str()),
+        ("MAIDIAN_DATABASE", db.as_str()),
+    ]);
+    let (via_db, collector) =
+        through_collector(&args, env, "collector -> FerretDB, HTTP batches of 20").await?;
+    collector.terminate().await?;
+    let client = mongodb::Client::with_uri_str(&uri).await?;
+    let stored = client
+        .database(&db)
+        .collection::<Document>("events")
+        .count_documents(Document::new())
+        .await?;
+    if stored as usize != args.events {
+        bail!("collector stored {stored} of {} events", args.events);
+    }
+    client.database(&db).drop().await?;
+
+    let env = base_env(&[("MAIDIAN_STORE", "sink")]);
+    let (via_sink, collector) = through_collector(&args, env, "collector -> in-memory sink")
+        .await
+        .context("is the collector built with --features bench-sink?")?;
+    collector.terminate().await?;
+
+    let ceiling = raw20.rate().max(raw500.rate());
+    println!(
+        "{:<44} {:>9} {:>9} {:>12} {:>10}",
+        "scenario", "events", "seconds", "events/s", "vs ceiling"
+    );
+    for f in [&raw20, &raw500, &via_db, &via_sink] {
+        println!(
+            "{:<44} {:>9} {:>9.2} {:>12.0} {:>9.2}x",
+            f.name,
+            f.events,
+            f.elapsed.as_secs_f64(),
+            f.rate(),
+            f.rate() / ceiling
+        );
+    }
+    println!(
+        "collector / raw ceiling = {:.2}   (goal >= 0.90)",
+        via_db.rate() / ceiling
+    );
+    println!(
+        "collector overhead per event = {:.1} µs (sink run, {} connections)",
+        1e6 / via_sink.rate(),
+        args.concurrency
+    );
+    Ok(())
+}

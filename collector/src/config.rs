@@ -237,6 +237,9 @@ impl Config {
                 "MAIDIAN_DATA_DIR" => self.storage.data_dir = PathBuf::from(v),
                 "MAIDIAN_MAX_BODY_BYTES" => self.limits.max_body_bytes = parse(key, &v)?,
                 "MAIDIAN_MAX_BATCH_EVENTS" => self.limits.max_batch_events = parse(key, &v)?,
+                "MAIDIAN_WRITER_CONCURRENCY" => self.writer.concurrency = parse(key, &v)?,
+                "MAIDIAN_WRITER_MAX_BATCH_EVENTS" => self.writer.max_batch_events = parse(key, &v)?,
+                "MAIDIAN_WRITER_LINGER_MS" => self.writer.linger_ms = parse(key, &v)?,
                 _ => {}
             }
         }
@@ -341,6 +344,9 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_DATA_DIR",
     "MAIDIAN_MAX_BODY_BYTES",
     "MAIDIAN_MAX_BATCH_EVENTS",
+    "MAIDIAN_WRITER_CONCURRENCY",
+    "MAIDIAN_WRITER_MAX_BATCH_EVENTS",
+    "MAIDIAN_WRITER_LINGER_MS",
 ];
 
 #[cfg(test)]

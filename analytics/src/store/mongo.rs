@@ -54,14 +54,7 @@ impl MongoStore {
     }
 
     async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        let models = [
-            doc! { "day": 1, "event_type": 1 },
-            doc! { "event_type": 1, "timestamp": 1 },
-            doc! { "timestamp": 1 },
-        ]
-        .into_iter()
-        .map(|keys| IndexModel::builder().keys(keys).build());
-        self.events.create_indexes(models).await?;
+        self.events.create_indexes(index_models()).await?;
         Ok(())
     }
 
@@ -155,6 +148,18 @@ impl MongoStore {
         }
         Ok(out)
     }
+}
+
+/// The indexes of the `events` collection (public so benchmarks measure the same write cost).
+pub fn index_models() -> Vec<IndexModel> {
+    [
+        doc! { "day": 1, "event_type": 1 },
+        doc! { "event_type": 1, "timestamp": 1 },
+        doc! { "timestamp": 1 },
+    ]
+    .into_iter()
+    .map(|keys| IndexModel::builder().keys(keys).build())
+    .collect()
 }
 
 fn day_range(since: Day, until: Day) -> Document {

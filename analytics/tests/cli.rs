@@ -1,0 +1,89 @@
+//! The real `maidian` binary on a store it did not write: figures and exit codes.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a failed setup should stop the test loudly.
+
+use maidian_analytics::event::{Day, Event};
+use maidian_analytics::store::{Store, StoreConfig};
+use serde_json::{json, Value};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn seed(dir: &std::path::Path) {
+    let store = Store::open(&StoreConfig::Embedded {
+        data_dir: dir.to_path_buf(),
+    })
+    .await
+    .unwrap();
+    let now = now_ms();
+    let events: Vec<Event> = [
+        ("page_view", "a"),
+        ("click", "a"),
+        ("click", "b"),
+        ("page_view", "b"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (ty, user))| {
+        let mut e = Event {
+            event_id: format!("00000000-0000-7000-8000-{i:012}"),
+            event_type: ty.to_string(),
+            user_id: Some(user.to_string()),
+            page_url: Some("/x".into()),
+            timestamp: now,
+            client_timestamp: now,
+            received_at: now,
+            day: Day::from_millis(now).unwrap(),
+            ..Event::default()
+        };
+        e.derive_visitor();
+        e
+    })
+    .collect();
+    store.insert(&events).await.unwrap();
+}
+
+fn maidian(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_maidian"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("MAIDIAN_MONGODB_URI")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn stats_as_json_and_as_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path()).await;
+
+    let out = maidian(&["stats", "events", "--days", "7", "--json"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total_events"], 4);
+    assert_eq!(
+        v["events"],
+        json!([
+            {"event_type": "click", "count": 2, "unique_users": 2},
+            {"event_type": "page_view", "count": 2, "unique_users": 2},
+        ])
+    );
+
+    let out = maidian(&["stats", "pages"], dir.path());
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table.lines().find(|l| l.starts_with("/x")).unwrap();
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["/x", "2", "2"]);
+
+    let bad = maidian(&["stats", "events", "--days", "0"], dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--days"));
+}
