@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the browser SDK into sdk-wasm/dist/: Rust → wasm32 (profile wasm-release) →
+# wasm-bindgen (--target web) → wasm-opt -Oz → the JS entry points (script tag and npm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=sdk-wasm/dist
+mkdir -p "$out"
+
+cargo build -q -p maidian-sdk --target wasm32-unknown-unknown --profile wasm-release
+wasm-bindgen --target web --no-typescript --out-dir "$out" --out-name maidian_sdk \
+  target/wasm32-unknown-unknown/wasm-release/maidian_sdk.wasm
+# Binaryen from npm (package.json): Debian's wasm-opt 108 cannot parse the table.fill that
+# current rustc and wasm-bindgen emit.
+wasm_opt=node_modules/.bin/wasm-opt
+if [ ! -x "$wasm_opt" ]; then
+  echo "wasm-opt not found: run 'npm ci' first" >&2
+  exit 1
+fi
+"$wasm_opt" -Oz --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
+  --enable-sign-ext --enable-multivalue --enable-mutable-globals --strip-debug --strip-producers \
+  "$out/maidian_sdk_bg.wasm" -o "$out/maidian_sdk_bg.wasm"
+
+{
+  echo '/* maidian tracking SDK: script-tag loader (built by sdk-wasm/build.sh) */'
+  echo '(function () {'
+  echo "'use strict';"
+  cat sdk-wasm/js/facade.js sdk-wasm/js/classic.js
+  echo '})();'
+} > "$out/tracking_sdk.js"
+{
+  cat sdk-wasm/js/facade.js sdk-wasm/js/esm.js
+} > "$out/index.js"
+cp sdk-wasm/js/index.d.ts "$out/index.d.ts"
+ls -l "$out" >&2

@@ -1,0 +1,128 @@
+//! A tiny JSON object writer. The SDK builds every event as a JSON string itself: serde_json
+//! and float formatting would cost more bytes of wasm than the whole SDK is allowed. Numbers
+//! are integers only; anything richer comes from `JSON.stringify` in the browser.
+
+pub struct Obj {
+    out: String,
+    first: bool,
+}
+
+impl Default for Obj {
+    fn default() -> Self {
+        Obj::new()
+    }
+}
+
+impl Obj {
+    pub fn new() -> Obj {
+        let mut out = String::with_capacity(256);
+        out.push('{');
+        Obj { out, first: true }
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        escape_into(&mut self.out, k);
+        self.out.push(':');
+    }
+
+    pub fn str(&mut self, k: &str, v: &str) -> &mut Obj {
+        self.key(k);
+        escape_into(&mut self.out, v);
+        self
+    }
+
+    /// Writes the field only when there is a non-empty value.
+    pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Obj {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            self.str(k, v);
+        }
+        self
+    }
+
+    pub fn int(&mut self, k: &str, v: i64) -> &mut Obj {
+        self.key(k);
+        push_int(&mut self.out, v);
+        self
+    }
+
+    /// Writes already-serialized JSON as the value.
+    pub fn raw(&mut self, k: &str, json: &str) -> &mut Obj {
+        self.key(k);
+        self.out.push_str(json);
+        self
+    }
+
+    pub fn finish(mut self) -> String {
+        self.out.push('}');
+        self.out
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn escape_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                let n = c as u32;
+                out.push_str("\\u");
+                for shift in [12, 8, 4, 0] {
+                    out.push(HEX[((n >> shift) & 0xf) as usize] as char);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends a decimal integer without `core::fmt`.
+pub fn push_int(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    let mut n = v.unsigned_abs();
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(b as char);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_valid_json() {
+        let mut o = Obj::new();
+        o.str("a", "q\"uote\\ \n 中文 \u{1}")
+            .opt_str("skip", None)
+            .opt_str("empty", Some(""))
+            .int("n", -1_700_000_000_123)
+            .int("z", 0)
+            .raw("c", "{\"x\":[1,2]}");
+        assert_eq!(
+            o.finish(),
+            r#"{"a":"q\"uote\\ \n 中文 \u0001","n":-1700000000123,"z":0,"c":{"x":[1,2]}}"#
+        );
+    }
+}
