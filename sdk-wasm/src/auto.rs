@@ -10,7 +10,8 @@ use crate::browser;
 use crate::policy::clean_text;
 use crate::tracker::{Shared, Tracker};
 
-const INTERESTING: &str = "a,button,input,select,textarea,label,summary,[role=button],[data-maidian]";
+const INTERESTING: &str =
+    "a,button,input,select,textarea,label,summary,[role=button],[data-maidian]";
 const IGNORE: &str = "[data-maidian-ignore]";
 /// Above this, an element's text is a whole region of the page, not a label.
 const MAX_TEXT_SCAN: usize = 5_000;
@@ -41,7 +42,9 @@ fn element_target(event: &Event) -> Option<Element> {
 }
 
 fn click(t: &mut Tracker, event: &Event) {
-    let Some(target) = element_target(event) else { return };
+    let Some(target) = element_target(event) else {
+        return;
+    };
     let el = target.closest(INTERESTING).ok().flatten().unwrap_or(target);
     let tag = el.tag_name();
     let text = match tag.as_str() {
@@ -66,7 +69,8 @@ fn click(t: &mut Tracker, event: &Event) {
 }
 
 fn submit(t: &mut Tracker, event: &Event) {
-    let Some(form) = element_target(event).and_then(|e| e.dyn_into::<HtmlFormElement>().ok()) else {
+    let Some(form) = element_target(event).and_then(|e| e.dyn_into::<HtmlFormElement>().ok())
+    else {
         return;
     };
     let (id, name, action) = (form.id(), form.name(), form.action());

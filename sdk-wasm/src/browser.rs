@@ -132,7 +132,9 @@ pub fn is_hidden() -> bool {
 }
 
 pub fn is_loaded() -> bool {
-    document().map(|d| d.ready_state() == "complete").unwrap_or(true)
+    document()
+        .map(|d| d.ready_state() == "complete")
+        .unwrap_or(true)
 }
 
 /// Page load time from Navigation Timing (`loadEventEnd - startTime`), in ms.
@@ -142,7 +144,11 @@ pub fn load_time() -> Option<i64> {
     if entry.is_undefined() {
         return None;
     }
-    let num = |k: &str| js_sys::Reflect::get(&entry, &JsValue::from_str(k)).ok()?.as_f64();
+    let num = |k: &str| {
+        js_sys::Reflect::get(&entry, &JsValue::from_str(k))
+            .ok()?
+            .as_f64()
+    };
     let end = num("loadEventEnd")?;
     (end > 0.0).then(|| (end - num("startTime").unwrap_or(0.0)) as i64)
 }

@@ -73,7 +73,9 @@ impl Tracker {
     /// with it.
     #[wasm_bindgen(js_name = trackEvent)]
     pub fn track_event(&self, event_type: &str, data: &JsValue) {
-        self.state.borrow_mut().record(event_type, |o| State::add_data(o, data));
+        self.state
+            .borrow_mut()
+            .record(event_type, |o| State::add_data(o, data));
     }
 
     /// Records a page view of the current URL (automatic with `autoTrack`).
@@ -87,7 +89,9 @@ impl Tracker {
     /// Attaches `id` to the following events (`null` to forget it); kept across reloads.
     #[wasm_bindgen(js_name = setUserId)]
     pub fn set_user_id(&self, id: Option<String>) {
-        self.state.borrow_mut().set_user(id.filter(|s| !s.is_empty()));
+        self.state
+            .borrow_mut()
+            .set_user(id.filter(|s| !s.is_empty()));
     }
 
     #[wasm_bindgen(js_name = getSessionId)]

@@ -42,7 +42,11 @@ pub fn backoff_ms(attempt: u32, random01: f64, retry_after_ms: Option<u32>) -> u
 
 /// `Retry-After` in seconds (the HTTP-date form is ignored).
 pub fn parse_retry_after(value: &str) -> Option<u32> {
-    value.trim().parse::<u32>().ok().map(|s| s.saturating_mul(1000))
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .map(|s| s.saturating_mul(1000))
 }
 
 pub const SESSION_TIMEOUT_MS: f64 = 30.0 * 60.0 * 1000.0;
@@ -116,9 +120,14 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let got: Vec<_> = [200, 204, 0, 429, 500, 503, 400, 401, 413].map(verdict).into();
+        let got: Vec<_> = [200, 204, 0, 429, 500, 503, 400, 401, 413]
+            .map(verdict)
+            .into();
         use Verdict::*;
-        assert_eq!(got, vec![Done, Done, Retry, Retry, Retry, Retry, Drop, Drop, Drop]);
+        assert_eq!(
+            got,
+            vec![Done, Done, Retry, Retry, Retry, Retry, Drop, Drop, Drop]
+        );
     }
 
     #[test]

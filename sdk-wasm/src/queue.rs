@@ -53,7 +53,9 @@ impl Queue {
         let mut out = Vec::new();
         let mut size = ENVELOPE;
         while out.len() < max_items {
-            let Some(next) = self.items.front() else { break };
+            let Some(next) = self.items.front() else {
+                break;
+            };
             if !out.is_empty() && size + next.len() + 1 > max_body {
                 break;
             }

@@ -56,7 +56,8 @@ impl Options {
             session_id: browser::get_str(o, "sessionId"),
             debug: browser::get_bool(o, "debug").unwrap_or(false),
             auto_track: browser::get_bool(o, "autoTrack").unwrap_or(true),
-            batch_size: browser::get_f64(o, "batchSize").map_or(20, |n| n.clamp(1.0, 500.0) as usize),
+            batch_size: browser::get_f64(o, "batchSize")
+                .map_or(20, |n| n.clamp(1.0, 500.0) as usize),
             flush_interval: browser::get_f64(o, "flushInterval")
                 .map_or(10_000, |n| n.clamp(100.0, 3_600_000.0) as u32),
             respect_dnt: browser::get_bool(o, "respectDoNotTrack").unwrap_or(false),
@@ -123,7 +124,8 @@ impl Tracker {
         if let Some(u) = &opts.user_id {
             browser::save(KEY_USER, u);
         }
-        let off = browser::load(KEY_OPT_OUT).is_some() || (opts.respect_dnt && browser::do_not_track());
+        let off =
+            browser::load(KEY_OPT_OUT).is_some() || (opts.respect_dnt && browser::do_not_track());
         let mut queue = Queue::new(MAX_QUEUE_EVENTS, MAX_QUEUE_BYTES);
         if let Some(saved) = browser::load(KEY_QUEUE) {
             queue.load_storage(&saved);
@@ -251,7 +253,12 @@ impl Tracker {
     }
 
     /// Starts a page view of the current URL. `referrer` is the previous page on SPA routes.
-    pub fn page_view(&mut self, referrer: Option<String>, load_time: Option<i64>, data: Option<&JsValue>) {
+    pub fn page_view(
+        &mut self,
+        referrer: Option<String>,
+        load_time: Option<i64>,
+        data: Option<&JsValue>,
+    ) {
         let page = Page::new(browser::href());
         let view_id = page.view_id.clone();
         let url = page.url.clone();
@@ -288,7 +295,9 @@ impl Tracker {
     /// The page's visible time and deepest scroll, once per time it is hidden or left.
     fn page_leave(&mut self) {
         let now = browser::now();
-        let Some(page) = self.page.as_mut() else { return };
+        let Some(page) = self.page.as_mut() else {
+            return;
+        };
         if page.left {
             return;
         }
@@ -327,7 +336,9 @@ impl Tracker {
             browser::viewport_height(),
             browser::document_height(),
         );
-        let Some(page) = self.page.as_mut() else { return };
+        let Some(page) = self.page.as_mut() else {
+            return;
+        };
         for m in page.scroll.update(depth) {
             self.record("scroll", |o| {
                 o.int("scroll_depth", i64::from(m));
