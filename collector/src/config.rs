@@ -68,6 +68,10 @@ pub struct ApiSection {
     pub enable_cors: bool,
     /// Origins allowed by CORS; empty allows any origin.
     pub cors_origins: Vec<String>,
+    /// The built browser SDK (`sdk-wasm/build.sh`), served at `/tracking_sdk.js` and `/sdk/`.
+    pub sdk_dir: PathBuf,
+    /// Demo pages and the dashboard, served at `/demo/`.
+    pub www_dir: PathBuf,
 }
 
 impl Default for ApiSection {
@@ -78,6 +82,8 @@ impl Default for ApiSection {
             read_key: String::new(),
             enable_cors: true,
             cors_origins: Vec::new(),
+            sdk_dir: PathBuf::from("sdk-wasm/dist"),
+            www_dir: PathBuf::from("www"),
         }
     }
 }
@@ -235,6 +241,8 @@ impl Config {
                 "MAIDIAN_DATABASE" => self.mongodb.database = v,
                 "MAIDIAN_MONGODB_TIMEOUT" => self.mongodb.timeout = parse(key, &v)?,
                 "MAIDIAN_DATA_DIR" => self.storage.data_dir = PathBuf::from(v),
+                "MAIDIAN_SDK_DIR" => self.tracking_api.sdk_dir = PathBuf::from(v),
+                "MAIDIAN_WWW_DIR" => self.tracking_api.www_dir = PathBuf::from(v),
                 "MAIDIAN_MAX_BODY_BYTES" => self.limits.max_body_bytes = parse(key, &v)?,
                 "MAIDIAN_MAX_BATCH_EVENTS" => self.limits.max_batch_events = parse(key, &v)?,
                 "MAIDIAN_WRITER_CONCURRENCY" => self.writer.concurrency = parse(key, &v)?,
@@ -342,6 +350,8 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_DATABASE",
     "MAIDIAN_MONGODB_TIMEOUT",
     "MAIDIAN_DATA_DIR",
+    "MAIDIAN_SDK_DIR",
+    "MAIDIAN_WWW_DIR",
     "MAIDIAN_MAX_BODY_BYTES",
     "MAIDIAN_MAX_BATCH_EVENTS",
     "MAIDIAN_WRITER_CONCURRENCY",

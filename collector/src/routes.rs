@@ -1,6 +1,7 @@
 //! One function per route returning a `Filter`, and [`routes`] that joins them with CORS and
 //! the JSON error mapping.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use warp::filters::BoxedFilter;
@@ -107,6 +108,36 @@ pub fn stats_pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = 
         .and_then(handlers::stats_pages)
 }
 
+fn cached(file: warp::fs::File, max_age: &'static str) -> Response {
+    warp::reply::with_header(file, "cache-control", max_age).into_response()
+}
+
+/// GET /tracking_sdk.js, /maidian_sdk.js, /maidian_sdk_bg.wasm and /sdk/…: the built SDK.
+/// The loader is cached briefly so a new release reaches pages soon; the rest for an hour.
+pub fn sdk(dir: PathBuf) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let loader = warp::path!("tracking_sdk.js")
+        .and(warp::fs::file(dir.join("tracking_sdk.js")))
+        .map(|f| cached(f, "public, max-age=300"));
+    let glue = warp::path!("maidian_sdk.js")
+        .and(warp::fs::file(dir.join("maidian_sdk.js")))
+        .map(|f| cached(f, "public, max-age=3600"));
+    let wasm = warp::path!("maidian_sdk_bg.wasm")
+        .and(warp::fs::file(dir.join("maidian_sdk_bg.wasm")))
+        .map(|f| cached(f, "public, max-age=3600"));
+    let all = warp::path("sdk")
+        .and(warp::fs::dir(dir))
+        .map(|f| cached(f, "public, max-age=300"));
+    warp::get().and(loader.or(glue).unify().or(wasm).unify().or(all).unify())
+}
+
+/// GET /demo/…: demo pages from the www directory.
+pub fn demo(www: PathBuf) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::get()
+        .and(warp::path("demo"))
+        .and(warp::fs::dir(www.join("demo")))
+        .map(|f| cached(f, "no-cache"))
+}
+
 fn cors(api: &ApiSection) -> warp::cors::Builder {
     let builder = warp::cors()
         .allow_methods(["GET", "POST", "OPTIONS"])
@@ -137,6 +168,10 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .or(stats_events(app.clone()))
         .unify()
         .or(stats_pages(app))
+        .unify()
+        .or(sdk(api.sdk_dir.clone()))
+        .unify()
+        .or(demo(api.www_dir.clone()))
         .unify()
         .recover(error::recover)
         .unify();

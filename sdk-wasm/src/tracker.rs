@@ -98,6 +98,9 @@ pub struct Tracker {
     endpoint: String,
     queue: Queue,
     in_flight: Option<Vec<String>>,
+    /// Handed to `sendBeacon`, so possibly never delivered: kept in localStorage and resent
+    /// on the next page load (the collector deduplicates by `event_id`).
+    beaconed: Vec<String>,
     attempt: u32,
     retry: Option<Timeout>,
     anonymous_id: String,
@@ -135,6 +138,7 @@ impl Tracker {
             endpoint,
             queue,
             in_flight: None,
+            beaconed: Vec::new(),
             attempt: 0,
             retry: None,
             anonymous_id,
@@ -169,7 +173,9 @@ impl Tracker {
         if let Some(fixed) = &self.opts.session_id {
             return fixed.clone();
         }
-        let last = browser::load(KEY_ACTIVE).and_then(|s| s.parse::<f64>().ok());
+        let last = browser::load(KEY_ACTIVE)
+            .and_then(|s| s.parse::<i64>().ok())
+            .map(|ms| ms as f64);
         let stored = browser::load(KEY_SESSION);
         let id = match stored {
             Some(id) if policy::session_alive(last, now) => id,
@@ -371,13 +377,15 @@ impl Tracker {
     }
 
     /// Sends the queue with `sendBeacon` in bodies under 64 KiB. What a beacon refuses goes
-    /// back to the queue for `fetch`. Everything unconfirmed is saved for the next page load;
-    /// resending is safe because the collector deduplicates by `event_id`.
+    /// back to the queue for `fetch`. Everything unconfirmed, beacons included, is saved for
+    /// the next page load; resending is safe because the collector deduplicates by `event_id`.
     fn beacon_all(&mut self) {
         let mut refused = Vec::new();
         while !self.queue.is_empty() {
             let batch = self.queue.take(500, MAX_BODY);
-            if !crate::transport::beacon(&self.endpoint, &self.body(&batch)) {
+            if crate::transport::beacon(&self.endpoint, &self.body(&batch)) {
+                self.beaconed.extend(batch);
+            } else {
                 refused.push(batch);
             }
         }
@@ -392,10 +400,10 @@ impl Tracker {
         }
     }
 
-    /// Saves unconfirmed events (in flight and queued) to localStorage.
+    /// Saves unconfirmed events (beaconed, in flight and queued) to localStorage.
     fn persist(&self) {
         let mut all = Queue::new(MAX_QUEUE_EVENTS, MAX_QUEUE_BYTES);
-        for e in self.in_flight.iter().flatten() {
+        for e in self.beaconed.iter().chain(self.in_flight.iter().flatten()) {
             all.push(e.clone());
         }
         all.load_storage(&self.queue.to_storage());

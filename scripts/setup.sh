@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what building and testing maidian needs beyond Rust, Go and Node.js (idempotent):
+# the wasm32 target, wasm-bindgen-cli pinned to Cargo.lock's wasm-bindgen, Debian's Chromium,
+# the npm dev dependencies (binaryen's wasm-opt, playwright-core, the MongoDB driver) and the
+# Go modules of the FerretDB test server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
+export CARGO_TERM_COLOR=never
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add wasm32-unknown-unknown
+
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]; then
+  echo "installing wasm-bindgen-cli $wb_version"
+  cargo install -q wasm-bindgen-cli --version "$wb_version"
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+npm ci --no-audit --no-fund
+cargo fetch --locked
+(cd tests/ferretdb && go mod download)

@@ -1,0 +1,165 @@
+// The browser SDK end to end: real Chromium, real collector, real FerretDB.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  WRITE_KEY, freshDbName, startCollector, startPageServer, launchBrowser, openDb, waitForEvents, countBy,
+} from './harness.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+async function setup(name) {
+  const db = freshDbName(name);
+  const collector = await startCollector(db);
+  const pages = await startPageServer(collector.url);
+  const { client, events } = await openDb(db);
+  const context = await browser.newContext();
+  const errors = [];
+  const cleanup = async () => {
+    await context.close();
+    await pages.close();
+    await collector.stop();
+    await client.close();
+  };
+  return { collector, pages, events, context, errors, cleanup };
+}
+
+test('script tag: auto-capture, SPA routes, form, scroll and leave arrive exactly once', async () => {
+  const s = await setup('script');
+  try {
+    const page = await s.context.newPage();
+    page.on('pageerror', (e) => s.errors.push(String(e)));
+    await page.goto(`${s.pages.url}/demo/index.html?key=${WRITE_KEY}&batch=100&user=alice`);
+    await page.evaluate(() => getTracking().ready);
+
+    await page.click('#buy');
+    await page.click('#secret'); // inside data-maidian-ignore
+    await page.fill('#email', 'alice@private.example');
+    await page.click('#submit'); // form submit (prevented, stays on page)
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+    await page.waitForTimeout(100);
+    await page.click('#spa-products');
+    await page.click('#spa-products'); // same URL again: no new page view
+    await page.click('#spa-cart');
+    await page.goBack(); // popstate back to /demo/products
+    await page.evaluate(() => history.replaceState({}, '', location.href)); // same URL: nothing
+    await page.close({ runBeforeUnload: true }); // pagehide: page_leave + beacon
+
+    const docs = await waitForEvents(s.events, (d) => {
+      assert.equal(d.filter((e) => e.event_type === 'page_leave').length, 4);
+    });
+    const types = countBy(docs, 'event_type');
+    assert.deepEqual(types, {
+      page_view: 4, demo_loaded: 1, click: 5, form_submit: 1, scroll: 4, page_leave: 4,
+    }, JSON.stringify(types));
+    // Clicks: #buy, #submit and the three SPA link clicks; nothing inside the ignored element.
+    const clicks = docs.filter((e) => e.event_type === 'click');
+    assert.ok(!clicks.some((c) => c.element_id === 'secret'), 'ignored element was tracked');
+    const buy = clicks.find((c) => c.element_id === 'buy');
+    assert.equal(buy.element_text, 'Buy now');
+    assert.equal(buy.element_class, 'btn primary');
+    assert.ok(buy.x_position > 0 && buy.y_position > 0);
+    // No input value anywhere.
+    assert.ok(!JSON.stringify(docs).includes('alice@private.example'), 'an input value was sent');
+    const form = docs.find((e) => e.event_type === 'form_submit');
+    assert.equal(form.element_id, 'signup');
+    assert.equal(form.custom_data.form_name, 'signup');
+
+    const views = docs.filter((e) => e.event_type === 'page_view');
+    assert.deepEqual(views.map((v) => new URL(v.page_url).pathname),
+      ['/demo/index.html', '/demo/products', '/demo/cart', '/demo/products']);
+    assert.ok(views[0].load_time >= 0, 'first page view has a load time');
+    assert.equal(views[0].user_id, 'alice');
+    assert.match(views[0].user_agent, /Chrome/);
+    assert.match(views[0].screen_resolution, /^\d+x\d+$/);
+    assert.equal(new URL(views[1].referrer).pathname, '/demo/index.html');
+    const scrolls = docs.filter((e) => e.event_type === 'scroll').map((e) => e.scroll_depth);
+    assert.deepEqual(scrolls.sort((a, b) => a - b), [25, 50, 75, 100]);
+    // Each page view is left once, with its own id, duration and scroll depth.
+    const leaves = docs.filter((e) => e.event_type === 'page_leave');
+    assert.deepEqual(new Set(leaves.map((l) => l.page_view_id)), new Set(views.map((v) => v._id)));
+    assert.equal(leaves.find((l) => l.page_view_id === views[0]._id).scroll_depth, 100);
+    assert.ok(leaves.every((l) => l.duration >= 0));
+    // One session, one anonymous id, all events of this visitor.
+    assert.equal(new Set(docs.map((d) => d.session_id)).size, 1);
+    assert.equal(new Set(docs.map((d) => d.anonymous_id)).size, 1);
+    assert.deepEqual(s.errors, []);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('ES module import: custom event with data, forceFlush resolves after storage', async () => {
+  const s = await setup('esm');
+  try {
+    const page = await s.context.newPage();
+    await page.goto(`${s.pages.url}/demo/esm.html?api=${encodeURIComponent(s.collector.url + '/api')}&key=${WRITE_KEY}`);
+    await page.evaluate(() => window.maidianReady);
+    await page.click('#signup');
+    const stored = await page.evaluate(() => window.maidian.getTracking().forceFlush());
+    assert.ok(stored >= 2, `forceFlush stored ${stored}`);
+    const docs = await s.events.find({}).toArray();
+    const signup = docs.find((d) => d.event_type === 'signup');
+    assert.deepEqual(signup.custom_data, { plan: 'pro', seats: 3 });
+    assert.equal(signup.user_id, 'esm-user');
+    assert.equal(countBy(docs, 'event_type').page_view, 1);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('offline, leave, come back online: every event arrives exactly once', async () => {
+  const s = await setup('offline');
+  try {
+    const page = await s.context.newPage();
+    const url = `${s.pages.url}/demo/index.html?key=${WRITE_KEY}&batch=100`;
+    await page.goto(url);
+    await page.evaluate(() => getTracking().ready);
+    await s.context.setOffline(true);
+    for (let i = 0; i < 5; i++) await page.click('#buy');
+    const sent = await page.evaluate(() => getTracking().forceFlush());
+    assert.equal(sent, 0);
+    assert.ok(await page.evaluate(() => getTracking().getQueueLength()) >= 7);
+    await page.close({ runBeforeUnload: true }); // leaves while offline: saved for next time
+    await s.context.setOffline(false);
+    const next = await s.context.newPage();
+    await next.goto(url);
+    await next.evaluate(() => getTracking().ready);
+    await next.evaluate(() => getTracking().forceFlush());
+    await next.evaluate(() => getTracking().forceFlush());
+    const docs = await waitForEvents(s.events, (d) => {
+      assert.equal(d.filter((e) => e.event_type === 'click').length, 5);
+      assert.equal(d.filter((e) => e.event_type === 'page_view').length, 2);
+    });
+    assert.equal(new Set(docs.map((d) => d._id)).size, docs.length);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('a collector answering 500 for a while: events arrive after it recovers', async () => {
+  const s = await setup('500');
+  try {
+    const page = await s.context.newPage();
+    let failures = 0;
+    await page.route('**/api/track/batch', (route) => {
+      if (failures < 3) {
+        failures += 1;
+        return route.fulfill({ status: 500, body: '{"error":{"code":"boom","message":"boom"}}' });
+      }
+      return route.continue();
+    });
+    await page.goto(`${s.pages.url}/demo/index.html?key=${WRITE_KEY}&batch=1`);
+    await page.evaluate(() => getTracking().ready);
+    await page.click('#buy');
+    const docs = await waitForEvents(s.events, (d) => {
+      assert.ok(d.some((e) => e.event_type === 'click'), 'click not stored yet');
+      assert.ok(d.some((e) => e.event_type === 'page_view'), 'page view not stored yet');
+    }, 20000);
+    assert.equal(failures, 3);
+    assert.equal(new Set(docs.map((d) => d._id)).size, docs.length);
+  } finally {
+    await s.cleanup();
+  }
+});
