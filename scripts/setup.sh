@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing maidian needs beyond Rust, Go and Node.js (idempotent):
-# the wasm32 target, wasm-bindgen-cli pinned to Cargo.lock's wasm-bindgen, Debian's Chromium,
-# the npm dev dependencies (binaryen's wasm-opt, playwright-core, the MongoDB driver) and the
-# Go modules of the FerretDB test server.
+# the wasm32 target, wasm-bindgen-cli pinned to Cargo.lock's wasm-bindgen, the npm dev
+# dependencies (binaryen's wasm-opt, playwright-core, the MongoDB driver); with --tests also
+# Debian's Chromium and the Go modules of the FerretDB test server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
@@ -17,11 +17,17 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version"
   cargo install -q wasm-bindgen-cli --version "$wb_version"
 fi
 
-if [ ! -x /usr/bin/chromium ]; then
+tests=false
+[ "${1:-}" = "--tests" ] && tests=true
+
+if $tests && [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-npm ci --no-audit --no-fund
-cargo fetch --locked
-(cd tests/ferretdb && go mod download)
+[ -x node_modules/.bin/wasm-opt ] || npm ci --no-audit --no-fund
+if $tests; then
+  npm ci --no-audit --no-fund
+  cargo fetch --locked
+  (cd tests/ferretdb && go mod download)
+fi

@@ -11,7 +11,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo clippy -p maidian-sdk --target wasm32-unknown-unknown -q -- -D warnings
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
-bash sdk-wasm/build.sh 2>/dev/null
+bash sdk-wasm/build.sh
 
 source tests/ferretdb.sh
 

@@ -121,9 +121,9 @@ test('offline, leave, come back online: every event arrives exactly once', async
     const sent = await page.evaluate(() => getTracking().forceFlush());
     assert.equal(sent, 0);
     assert.ok(await page.evaluate(() => getTracking().getQueueLength()) >= 7);
-    await page.close({ runBeforeUnload: true }); // leaves while offline: saved for next time
+    await page.goto('about:blank'); // leaves while offline: pagehide saves the queue
     await s.context.setOffline(false);
-    const next = await s.context.newPage();
+    const next = page;
     await next.goto(url);
     await next.evaluate(() => getTracking().ready);
     await next.evaluate(() => getTracking().forceFlush());
