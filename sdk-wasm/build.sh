@@ -16,19 +16,19 @@ if [ ! -x "$wasm_opt" ]; then
   echo "wasm-opt not found: run 'npm ci' first" >&2
   exit 1
 fi
-"$wasm_opt" -Oz --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
+"$wasm_opt" -Oz --converge --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-multivalue --enable-mutable-globals --strip-debug --strip-producers \
   "$out/maidian_sdk_bg.wasm" -o "$out/maidian_sdk_bg.wasm"
 
+# The JS entry points: facade.js in front of each, then minified (terser) with the glue.
+terser=node_modules/.bin/terser
 {
-  echo '/* maidian tracking SDK: script-tag loader (built by sdk-wasm/build.sh) */'
   echo '(function () {'
   echo "'use strict';"
   cat sdk-wasm/js/facade.js sdk-wasm/js/classic.js
   echo '})();'
-} > "$out/tracking_sdk.js"
-{
-  cat sdk-wasm/js/facade.js sdk-wasm/js/esm.js
-} > "$out/index.js"
+} | "$terser" -c -m --comments false -o "$out/tracking_sdk.js"
+cat sdk-wasm/js/facade.js sdk-wasm/js/esm.js | "$terser" --module -c -m --comments false -o "$out/index.js"
+"$terser" "$out/maidian_sdk.js" --module -c -m --comments false -o "$out/maidian_sdk.js"
 cp sdk-wasm/js/index.d.ts "$out/index.d.ts"
 ls -l "$out" >&2

@@ -1,14 +1,22 @@
 // The SDK's public face, shared by the script-tag loader and the npm module (sdk-wasm/build.sh
 // puts this file in front of each). It defines initTracking/getTracking synchronously, queues
-// calls until the wasm tracker is ready, then replays them in order. Nothing here may throw
+// calls until the wasm tracker is ready and replays them in order, forwards DOM events to it
+// as plain values, and lends it a `host` for storage, time and network. Nothing here may throw
 // into the host page: when wasm cannot load (CSP, old browser), tracking quietly turns off and
 // debug mode says why, once.
 function makeMaidian(loadModule, defaultApiUrl) {
+  var RESERVED = ['event_id', 'event_type', 'timestamp', 'session_id', 'anonymous_id', 'api_key', 'sent_at'];
+  var INTERESTING = 'a,button,input,select,textarea,label,summary,[role=button],[data-maidian]';
+  var IGNORE = '[data-maidian-ignore]';
   var facade = null;
   var real = null;
   var failed = false;
   var calls = [];
   var debug = false;
+  var inFlight = false;
+  var waiters = [];
+  var retryTimer = 0;
+  var viewPending = true;
   var resolveReady;
   var ready = new Promise(function (r) { resolveReady = r; });
 
@@ -29,17 +37,125 @@ function makeMaidian(loadModule, defaultApiUrl) {
     return undefined;
   }
 
-  function patchHistory() {
-    if (typeof history === 'undefined') return;
+  function guard(fn) {
+    return function (e) {
+      try { fn(e); } catch (err) { warn('listener failed', err); }
+    };
+  }
+
+  function fields(data) {
+    var out = {};
+    if (data && typeof data === 'object') {
+      Object.keys(data).forEach(function (k) { if (RESERVED.indexOf(k) < 0) out[k] = data[k]; });
+    }
+    try { return JSON.stringify(out); } catch (e) { warn('data is not JSON', e); return '{}'; }
+  }
+
+  function answered(status, retryAfterMs) {
+    inFlight = false;
+    var stored = call('onSent', [status, retryAfterMs]) || 0;
+    var list = waiters;
+    waiters = [];
+    list.forEach(function (w) { w(stored); });
+  }
+
+  var storage = null;
+  try { storage = window.localStorage; } catch (e) { /* blocked: run without persistence */ }
+
+  var host = {
+    now: function () { return Date.now(); },
+    rand: function () { return Math.random(); },
+    get: function (k) {
+      try { return storage ? storage.getItem(k) : null; } catch (e) { return null; }
+    },
+    set: function (k, v) {
+      try {
+        if (storage) { if (v == null) storage.removeItem(k); else storage.setItem(k, v); }
+      } catch (e) { /* full or blocked */ }
+    },
+    info: function (k) {
+      switch (k) {
+        case 'href': return location.href;
+        case 'title': return document.title;
+        case 'referrer': return document.referrer;
+        case 'ua': return navigator.userAgent;
+        case 'screen': return screen.width + 'x' + screen.height;
+        case 'viewport': return innerWidth + 'x' + innerHeight;
+        case 'hidden': return document.visibilityState === 'hidden' ? '1' : '';
+        case 'dnt': return navigator.doNotTrack === '1' ? '1' : '';
+        case 'loadTime':
+          var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
+          return nav && nav.loadEventEnd > 0 ? String(Math.round(nav.loadEventEnd - nav.startTime)) : '';
+      }
+      return '';
+    },
+    send: function (url, body) {
+      inFlight = true;
+      fetch(url, { method: 'POST', body: body, keepalive: true, credentials: 'omit' }).then(function (r) {
+        var after = parseInt(r.headers.get('retry-after'), 10);
+        answered(r.status, after >= 0 ? after * 1000 : undefined);
+      }, function () { answered(0); });
+    },
+    beacon: function (url, body) {
+      try { return navigator.sendBeacon(url, body); } catch (e) { return false; }
+    },
+    later: function (ms) {
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(function () { call('retry', []); }, ms);
+    },
+    log: function (m) { if (typeof console !== 'undefined') console.log('[maidian] ' + m); }
+  };
+
+  // The first page view waits for `load` so that its load time is known, unless the page is
+  // hidden or navigates first.
+  function firstView() {
+    if (viewPending) { viewPending = false; call('initialView', []); }
+  }
+
+  function autoTrack() {
+    var d = document;
+    d.addEventListener('click', guard(function (e) {
+      var t = e.target;
+      if (!t || !t.closest || t.closest(IGNORE)) return;
+      var el = t.closest(INTERESTING) || t;
+      var tag = el.tagName;
+      // Never an input's value; never a whole region's text.
+      var text = tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT' ? '' : el.textContent || '';
+      if (text.length > 5000) text = '';
+      call('click', [el.id || '', el.getAttribute('class') || '', text, Math.round(e.pageX) || 0, Math.round(e.pageY) || 0]);
+    }), true);
+    d.addEventListener('submit', guard(function (e) {
+      var f = e.target;
+      if (!f || !f.closest || f.closest(IGNORE)) return;
+      call('submit', [f.id || '', f.getAttribute('name') || '', typeof f.action === 'string' ? f.action : '']);
+    }), true);
+    var scrollQueued = false;
+    addEventListener('scroll', guard(function () {
+      if (scrollQueued) return;
+      scrollQueued = true;
+      requestAnimationFrame(function () {
+        scrollQueued = false;
+        call('scrolled', [scrollY, innerHeight, d.documentElement.scrollHeight]);
+      });
+    }), { passive: true });
+    d.addEventListener('visibilitychange', guard(function () {
+      if (d.visibilityState === 'hidden') { firstView(); call('hidden', []); } else call('shown', []);
+    }));
+    addEventListener('pagehide', guard(function () { firstView(); call('hidden', []); }));
+    addEventListener('pageshow', guard(function (e) { if (e.persisted) call('restored', []); }));
+    var navigated = guard(function () { firstView(); call('navigated', []); });
+    addEventListener('popstate', navigated);
+    addEventListener('hashchange', navigated);
     ['pushState', 'replaceState'].forEach(function (method) {
       var original = history[method];
-      if (typeof original !== 'function') return;
       history[method] = function () {
         var result = original.apply(this, arguments);
-        call('onNavigation', []);
+        navigated();
         return result;
       };
     });
+    if (d.readyState === 'complete') firstView();
+    else addEventListener('load', function () { setTimeout(firstView, 0); });
   }
 
   function initTracking(options) {
@@ -47,29 +163,42 @@ function makeMaidian(loadModule, defaultApiUrl) {
       warn('initTracking was already called; keeping the first tracker');
       return facade;
     }
-    options = Object.assign({}, options || {});
-    if (!options.apiUrl) options.apiUrl = defaultApiUrl;
+    options = options || {};
     debug = !!options.debug;
+    var str = function (v) { return v == null ? undefined : String(v); };
     facade = {
       ready: ready,
-      trackEvent: function (type, data) { call('trackEvent', [String(type), data || {}]); },
-      trackPageView: function (data) { call('trackPageView', [data || {}]); },
-      setUserId: function (id) { call('setUserId', [id == null ? undefined : String(id)]); },
-      getSessionId: function () { return real ? call('getSessionId', []) : options.sessionId || null; },
+      trackEvent: function (type, data) { call('trackEvent', [String(type), fields(data)]); },
+      trackPageView: function (data) { firstView(); call('trackPageView', [fields(data)]); },
+      setUserId: function (id) { call('setUserId', [str(id)]); },
+      getSessionId: function () { return real ? call('getSessionId', []) : str(options.sessionId) || null; },
       forceFlush: function () {
-        return ready.then(function () { return real ? real.forceFlush() : 0; }).catch(function () { return 0; });
+        return ready.then(function () {
+          if (!real) return 0;
+          var total = 0;
+          function step() {
+            if (!call('flush', [true]) && !inFlight) return total;
+            return new Promise(function (r) { waiters.push(r); }).then(function (stored) {
+              total += stored;
+              return stored ? step() : total;
+            });
+          }
+          return step();
+        });
       },
       getQueueLength: function () { return real ? call('getQueueLength', []) : calls.length; },
       optOut: function () { call('optOut', []); },
       optIn: function () { call('optIn', []); }
     };
-    if (options.autoTrack !== false) patchHistory();
     try {
+      if (options.autoTrack !== false) autoTrack();
       loadModule().then(function (module) {
-        real = new module.Tracker(options);
+        real = new module.Tracker(host, str(options.apiUrl) || defaultApiUrl, str(options.apiKey),
+          str(options.userId), str(options.sessionId), debug, options.batchSize | 0, !!options.respectDoNotTrack);
         var queued = calls;
         calls = [];
         queued.forEach(function (c) { call(c[0], c[1]); });
+        setInterval(function () { call('flush', [false]); }, Math.max(100, options.flushInterval || 10000));
         resolveReady(facade);
       }).catch(function (e) {
         failed = true;

@@ -56,6 +56,25 @@ impl Obj {
         self
     }
 
+    /// Appends the members of a JSON object given as text (`{"a":1,"b":2}`), as the shim's
+    /// `JSON.stringify` of `trackEvent` data; anything that is not an object is ignored.
+    pub fn fields(&mut self, object_json: &str) -> &mut Obj {
+        let inner = object_json
+            .trim()
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .map(str::trim)
+            .unwrap_or("");
+        if !inner.is_empty() {
+            if !self.first {
+                self.out.push(',');
+            }
+            self.first = false;
+            self.out.push_str(inner);
+        }
+        self
+    }
+
     pub fn finish(mut self) -> String {
         self.out.push('}');
         self.out
@@ -119,10 +138,13 @@ mod tests {
             .opt_str("empty", Some(""))
             .int("n", -1_700_000_000_123)
             .int("z", 0)
-            .raw("c", "{\"x\":[1,2]}");
+            .raw("c", "{\"x\":[1,2]}")
+            .fields(" {\"d\":true} ")
+            .fields("[1]")
+            .fields("{}");
         assert_eq!(
             o.finish(),
-            r#"{"a":"q\"uote\\ \n 中文 \u0001","n":-1700000000123,"z":0,"c":{"x":[1,2]}}"#
+            r#"{"a":"q\"uote\\ \n 中文 \u0001","n":-1700000000123,"z":0,"c":{"x":[1,2]},"d":true}"#
         );
     }
 }

@@ -1,139 +1,151 @@
 //! maidian's browser SDK, compiled to WebAssembly and driven by a small JS shim
-//! (`sdk-wasm/js/`), which defines `initTracking`/`getTracking` at once and forwards here.
+//! (`sdk-wasm/js/`), which defines `initTracking`/`getTracking` at once, forwards DOM events
+//! here as plain values and lends the tracker a [`host::Host`] for storage, time and network.
 //!
 //! # Layout
 //! - [`tracker`]: state and behaviour (identity, sessions, page views, queue, delivery).
-//! - [`auto`]: automatic capture listeners (clicks, scrolls, submits, visibility, history).
-//! - [`transport`]: `fetch` with keepalive and `sendBeacon`.
 //! - [`queue`], [`policy`], [`json`]: pure logic, unit-tested natively.
-//! - [`browser`]: infallible wrappers over web-sys.
+//! - [`host`]: the few browser calls the tracker makes, implemented by the shim.
 //!
-//! Nothing here may throw into the host page: every browser call degrades quietly. The SDK
-//! depends on no server crate; its JSON is written by hand (see [`json`]) to stay small.
+//! Nothing here may throw into the host page. The SDK depends on no server crate; its JSON is
+//! written by hand (see [`json`]) to stay small.
 
-pub mod auto;
-pub mod browser;
+pub mod host;
 pub mod json;
 pub mod policy;
 pub mod queue;
 pub mod tracker;
-pub mod transport;
 
-use gloo_events::EventListener;
-use gloo_timers::callback::Interval;
 use wasm_bindgen::prelude::*;
 
-use crate::tracker::{Options, Shared, Tracker as State};
+use crate::host::Host;
+use crate::tracker::{Options, State};
 
-/// The object `getTracking()` returns.
+/// The wasm side of `getTracking()`; the shim wraps it.
 #[wasm_bindgen]
-pub struct Tracker {
-    state: Shared,
-    _listeners: Vec<EventListener>,
-    _timer: Interval,
-}
+pub struct Tracker(State);
 
 #[wasm_bindgen]
 impl Tracker {
-    /// `initTracking(options)`; see the README for the options.
+    /// Options as the shim read them from `initTracking`; `batch_size` 0 means the default.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: &JsValue) -> Tracker {
-        let opts = Options::from_js(options);
-        let auto_track = opts.auto_track;
-        let interval = opts.flush_interval;
-        let state = State::new(opts);
-        let listeners = if auto_track {
-            let list = auto::install(&state);
-            let mut s = state.borrow_mut();
-            if browser::is_loaded() {
-                s.page_view(Some(browser::referrer()), browser::load_time(), None);
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        host: Host,
+        api_url: String,
+        api_key: Option<String>,
+        user_id: Option<String>,
+        session_id: Option<String>,
+        debug: bool,
+        batch_size: u32,
+        respect_dnt: bool,
+    ) -> Tracker {
+        let opts = Options {
+            api_url,
+            api_key: api_key.filter(|s| !s.is_empty()),
+            user_id: user_id.filter(|s| !s.is_empty()),
+            session_id: session_id.filter(|s| !s.is_empty()),
+            debug,
+            batch_size: if batch_size == 0 {
+                20
             } else {
-                s.defer_initial_view();
-            }
-            list
-        } else {
-            Vec::new()
+                batch_size.min(500) as usize
+            },
+            respect_dnt,
         };
-        let weak = std::rc::Rc::downgrade(&state);
-        let timer = Interval::new(interval, move || {
-            if let Some(s) = weak.upgrade() {
-                if let Ok(mut s) = s.try_borrow_mut() {
-                    s.kick(false);
-                }
-            }
-        });
-        Tracker {
-            state,
-            _listeners: listeners,
-            _timer: timer,
-        }
+        Tracker(State::new(host, opts))
     }
 
-    /// Records a custom event; `data`'s fields (e.g. `custom_data`, `element_id`) are sent
-    /// with it.
+    /// `trackEvent(type, data)`: `data_json` is `JSON.stringify(data)` without reserved keys.
     #[wasm_bindgen(js_name = trackEvent)]
-    pub fn track_event(&self, event_type: &str, data: &JsValue) {
-        self.state
-            .borrow_mut()
-            .record(event_type, |o| State::add_data(o, data));
+    pub fn track_event(&mut self, event_type: &str, data_json: &str) {
+        self.0.record(event_type, &|o| {
+            o.fields(data_json);
+        });
     }
 
-    /// Records a page view of the current URL (automatic with `autoTrack`).
     #[wasm_bindgen(js_name = trackPageView)]
-    pub fn track_page_view(&self, data: &JsValue) {
-        let mut s = self.state.borrow_mut();
-        s.initial_view();
-        s.page_view(None, None, Some(data));
+    pub fn track_page_view(&mut self, data_json: &str) {
+        self.0.page_view(None, None, data_json);
     }
 
-    /// Attaches `id` to the following events (`null` to forget it); kept across reloads.
+    #[wasm_bindgen(js_name = initialView)]
+    pub fn initial_view(&mut self) {
+        self.0.initial_view();
+    }
+
     #[wasm_bindgen(js_name = setUserId)]
-    pub fn set_user_id(&self, id: Option<String>) {
-        self.state
-            .borrow_mut()
-            .set_user(id.filter(|s| !s.is_empty()));
+    pub fn set_user_id(&mut self, id: Option<String>) {
+        self.0.set_user(id.filter(|s| !s.is_empty()));
     }
 
     #[wasm_bindgen(js_name = getSessionId)]
     pub fn get_session_id(&self) -> String {
-        self.state.borrow().session_id()
+        self.0.session_id()
     }
 
-    /// Sends queued events now, skipping any backoff; resolves to how many were stored.
-    #[wasm_bindgen(js_name = forceFlush)]
-    pub fn force_flush(&self) -> js_sys::Promise {
-        let send = self.state.borrow_mut().flush(true);
-        wasm_bindgen_futures::future_to_promise(async move {
-            let n = match send {
-                Some(send) => send.await,
-                None => 0,
-            };
-            Ok(JsValue::from(n as u32))
-        })
+    /// Starts sending; returns how many events the request carries.
+    pub fn flush(&mut self, force: bool) -> usize {
+        self.0.flush(force)
     }
 
-    /// Events not yet confirmed by the collector (queued or in flight).
+    /// The answer to `host.send`; returns how many events were stored.
+    #[wasm_bindgen(js_name = onSent)]
+    pub fn on_sent(&mut self, status: u16, retry_after_ms: Option<u32>) -> usize {
+        self.0.sent(status, retry_after_ms)
+    }
+
+    pub fn retry(&mut self) {
+        self.0.retry();
+    }
+
     #[wasm_bindgen(js_name = getQueueLength)]
     pub fn get_queue_length(&self) -> usize {
-        self.state.borrow().queue_len()
+        self.0.queue_len()
     }
 
-    /// Stops tracking in this browser and forgets queued events; remembered across visits.
     #[wasm_bindgen(js_name = optOut)]
-    pub fn opt_out(&self) {
-        self.state.borrow_mut().set_off(true);
+    pub fn opt_out(&mut self) {
+        self.0.set_off(true);
     }
 
     #[wasm_bindgen(js_name = optIn)]
-    pub fn opt_in(&self) {
-        self.state.borrow_mut().set_off(false);
+    pub fn opt_in(&mut self) {
+        self.0.set_off(false);
     }
 
-    /// Called by the shim after `history.pushState`/`replaceState`.
-    #[wasm_bindgen(js_name = onNavigation)]
-    pub fn on_navigation(&self) {
-        if let Ok(mut s) = self.state.try_borrow_mut() {
-            s.navigated();
-        }
+    pub fn navigated(&mut self) {
+        self.0.navigated();
+    }
+
+    pub fn restored(&mut self) {
+        self.0.restored();
+    }
+
+    pub fn click(&mut self, id: String, class: String, text: String, x: i32, y: i32) {
+        self.0.click(id, class, text, x, y);
+    }
+
+    pub fn submit(&mut self, id: String, name: String, action: String) {
+        self.0.submit(id, name, action);
+    }
+
+    pub fn scrolled(&mut self, scroll_y: f64, viewport_h: f64, doc_h: f64) {
+        self.0.scrolled(scroll_y, viewport_h, doc_h);
+    }
+
+    pub fn shown(&mut self) {
+        self.0.shown();
+    }
+
+    pub fn hidden(&mut self) {
+        self.0.hidden();
     }
 }
+
+// dlmalloc, Rust's default on wasm, is a quarter of the SDK's size; this free-list allocator
+// is a few hundred bytes and plenty for a tracker's short strings.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());

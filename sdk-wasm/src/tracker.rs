@@ -1,14 +1,9 @@
 //! The tracker's state and behaviour: identity, sessions, page views, the queue and delivery.
-//! Browser listeners (see `auto`) and the exported API (see `lib`) only call in here.
+//! The JS shim forwards DOM events here as plain values; everything about what gets recorded,
+//! when it is sent and what happens on failure is decided here.
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
-
-use gloo_timers::callback::Timeout;
-use wasm_bindgen::JsValue;
-
-use crate::browser;
-use crate::json::Obj;
+use crate::host::Host;
+use crate::json::{push_int, Obj};
 use crate::policy::{self, Scroll, Verdict};
 use crate::queue::{self, Queue};
 
@@ -17,52 +12,22 @@ const KEY_USER: &str = "maidian:uid";
 const KEY_SESSION: &str = "maidian:sid";
 const KEY_ACTIVE: &str = "maidian:sat";
 const KEY_QUEUE: &str = "maidian:queue";
-pub const KEY_OPT_OUT: &str = "maidian:optout";
+const KEY_OPT_OUT: &str = "maidian:optout";
 
 /// Under the 64 KiB that browsers allow a beacon or keepalive fetch.
 const MAX_BODY: usize = 60_000;
 const MAX_QUEUE_EVENTS: usize = 1_000;
 const MAX_QUEUE_BYTES: usize = 512 * 1024;
-/// Fields the SDK sets itself; `trackEvent` data cannot override them.
-const RESERVED: &[&str] = &[
-    "event_id",
-    "event_type",
-    "timestamp",
-    "session_id",
-    "anonymous_id",
-    "api_key",
-    "sent_at",
-];
 
+/// `initTracking`'s options, read by the shim.
 pub struct Options {
     pub api_url: String,
     pub api_key: Option<String>,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub debug: bool,
-    pub auto_track: bool,
     pub batch_size: usize,
-    pub flush_interval: u32,
     pub respect_dnt: bool,
-}
-
-impl Options {
-    pub fn from_js(o: &JsValue) -> Options {
-        let api_url = browser::get_str(o, "apiUrl").unwrap_or_else(|| "/api".into());
-        Options {
-            api_url: api_url.trim_end_matches('/').to_string(),
-            api_key: browser::get_str(o, "apiKey"),
-            user_id: browser::get_str(o, "userId"),
-            session_id: browser::get_str(o, "sessionId"),
-            debug: browser::get_bool(o, "debug").unwrap_or(false),
-            auto_track: browser::get_bool(o, "autoTrack").unwrap_or(true),
-            batch_size: browser::get_f64(o, "batchSize")
-                .map_or(20, |n| n.clamp(1.0, 500.0) as usize),
-            flush_interval: browser::get_f64(o, "flushInterval")
-                .map_or(10_000, |n| n.clamp(100.0, 3_600_000.0) as u32),
-            respect_dnt: browser::get_bool(o, "respectDoNotTrack").unwrap_or(false),
-        }
-    }
 }
 
 /// The page view being watched.
@@ -76,25 +41,9 @@ struct Page {
     left: bool,
 }
 
-impl Page {
-    fn new(url: String) -> Page {
-        Page {
-            view_id: browser::uuid4(),
-            url,
-            visible_ms: 0.0,
-            visible_since: (!browser::is_hidden()).then(browser::now),
-            scroll: Scroll::default(),
-            left: false,
-        }
-    }
-
-    fn visible_total(&self, now: f64) -> f64 {
-        self.visible_ms + self.visible_since.map_or(0.0, |t| now - t)
-    }
-}
-
-pub struct Tracker {
-    pub opts: Options,
+pub struct State {
+    host: Host,
+    opts: Options,
     endpoint: String,
     queue: Queue,
     in_flight: Option<Vec<String>>,
@@ -102,92 +51,86 @@ pub struct Tracker {
     /// on the next page load (the collector deduplicates by `event_id`).
     beaconed: Vec<String>,
     attempt: u32,
-    retry: Option<Timeout>,
+    backing_off: bool,
     anonymous_id: String,
     user_id: Option<String>,
     session_id: String,
     page: Option<Page>,
-    /// Automatic page view not sent yet (it waits for `load` to know the load time).
-    initial_view_pending: bool,
     /// Tracking is off: opted out or Do Not Track.
     off: bool,
-    me: Weak<RefCell<Tracker>>,
 }
 
-pub type Shared = Rc<RefCell<Tracker>>;
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
 
-impl Tracker {
-    pub fn new(opts: Options) -> Shared {
-        let anonymous_id = browser::load(KEY_ANON).unwrap_or_else(|| {
-            let id = browser::uuid4();
-            browser::save(KEY_ANON, &id);
+impl State {
+    pub fn new(host: Host, opts: Options) -> State {
+        let anonymous_id = host.get(KEY_ANON).unwrap_or_else(|| {
+            let id = uuid4(&host);
+            host.set(KEY_ANON, Some(id.clone()));
             id
         });
-        let user_id = opts.user_id.clone().or_else(|| browser::load(KEY_USER));
         if let Some(u) = &opts.user_id {
-            browser::save(KEY_USER, u);
+            host.set(KEY_USER, Some(u.clone()));
         }
-        let off =
-            browser::load(KEY_OPT_OUT).is_some() || (opts.respect_dnt && browser::do_not_track());
+        let user_id = opts.user_id.clone().or_else(|| host.get(KEY_USER));
+        let off = host.get(KEY_OPT_OUT).is_some() || (opts.respect_dnt && host.info("dnt") == "1");
         let mut queue = Queue::new(MAX_QUEUE_EVENTS, MAX_QUEUE_BYTES);
-        if let Some(saved) = browser::load(KEY_QUEUE) {
+        if let Some(saved) = host.get(KEY_QUEUE) {
             queue.load_storage(&saved);
         }
-        let endpoint = opts.api_url.clone() + "/track/batch";
-        let shared = Rc::new(RefCell::new(Tracker {
+        let endpoint = opts.api_url.trim_end_matches('/').to_string() + "/track/batch";
+        let mut state = State {
+            host,
             endpoint,
             queue,
             in_flight: None,
             beaconed: Vec::new(),
             attempt: 0,
-            retry: None,
+            backing_off: false,
             anonymous_id,
             user_id,
             session_id: String::new(),
             page: None,
-            initial_view_pending: false,
             off,
-            me: Weak::new(),
             opts,
-        }));
-        {
-            let mut t = shared.borrow_mut();
-            t.me = Rc::downgrade(&shared);
-            t.session_id = t.current_session(browser::now());
-            if t.opts.debug && t.off {
-                browser::log("tracking is off (opted out or Do Not Track)");
-            }
+        };
+        state.session_id = state.current_session(state.host.now());
+        if state.off {
+            state.debug("tracking is off (opted out or Do Not Track)");
         }
-        shared
+        state
     }
 
     fn debug(&self, msg: &str) {
         if self.opts.debug {
-            browser::log(msg);
+            self.host.log(msg);
         }
     }
 
     /// The session id for an event at `now`: the given one, or the stored one while it is
-    /// fresh, else a new one. Stored so every tab of the site shares it.
+    /// fresh, else a new one. Stored, so every tab of the site shares it.
     fn current_session(&mut self, now: f64) -> String {
         if let Some(fixed) = &self.opts.session_id {
             return fixed.clone();
         }
-        let last = browser::load(KEY_ACTIVE)
+        let last = self
+            .host
+            .get(KEY_ACTIVE)
             .and_then(|s| s.parse::<i64>().ok())
             .map(|ms| ms as f64);
-        let stored = browser::load(KEY_SESSION);
-        let id = match stored {
+        let id = match self.host.get(KEY_SESSION) {
             Some(id) if policy::session_alive(last, now) => id,
             _ => {
-                let id = browser::uuid4();
-                browser::save(KEY_SESSION, &id);
+                let id = uuid4(&self.host);
+                self.host.set(KEY_SESSION, Some(id.clone()));
                 id
             }
         };
         let mut stamp = String::new();
-        crate::json::push_int(&mut stamp, now as i64);
-        browser::save(KEY_ACTIVE, &stamp);
+        push_int(&mut stamp, now as i64);
+        self.host.set(KEY_ACTIVE, Some(stamp));
         id
     }
 
@@ -200,41 +143,36 @@ impl Tracker {
     }
 
     pub fn set_user(&mut self, id: Option<String>) {
-        match &id {
-            Some(u) => browser::save(KEY_USER, u),
-            None => browser::forget(KEY_USER),
-        }
+        self.host.set(KEY_USER, id.clone());
         self.user_id = id;
     }
 
     pub fn set_off(&mut self, off: bool) {
         self.off = off;
         if off {
-            browser::save(KEY_OPT_OUT, "1");
+            self.host.set(KEY_OPT_OUT, Some("1".into()));
             self.queue = Queue::new(MAX_QUEUE_EVENTS, MAX_QUEUE_BYTES);
-            browser::forget(KEY_QUEUE);
+            self.host.set(KEY_QUEUE, None);
         } else {
-            browser::forget(KEY_OPT_OUT);
+            self.host.set(KEY_OPT_OUT, None);
         }
     }
 
-    /// Builds an event with the common fields; `fill` adds the type's own.
-    pub fn record(&mut self, event_type: &str, fill: impl FnOnce(&mut Obj)) {
+    /// Queues an event with the common fields; `fill` adds the type's own.
+    pub fn record(&mut self, event_type: &str, fill: &dyn Fn(&mut Obj)) {
         if self.off {
             return;
         }
-        let now = browser::now();
+        let now = self.host.now();
         self.session_id = self.current_session(now);
         let mut o = Obj::new();
-        o.str("event_id", &browser::uuid4())
+        o.str("event_id", &uuid4(&self.host))
             .str("event_type", event_type)
             .int("timestamp", now as i64)
             .str("session_id", &self.session_id)
             .str("anonymous_id", &self.anonymous_id)
-            .opt_str("user_id", self.user_id.as_deref());
-        if event_type != "page_view" {
-            o.opt_str("page_url", self.page.as_ref().map(|p| p.url.as_str()));
-        }
+            .opt_str("user_id", self.user_id.as_deref())
+            .opt_str("page_url", self.page.as_ref().map(|p| p.url.as_str()));
         fill(&mut o);
         self.queue.push(o.finish());
         if self.queue.dropped > 0 {
@@ -242,65 +180,56 @@ impl Tracker {
             self.queue.dropped = 0;
         }
         if self.queue.len() >= self.opts.batch_size {
-            self.kick(false);
-        }
-    }
-
-    /// Appends the caller's own fields of `trackEvent(type, data)` (JSON values as given).
-    pub fn add_data(o: &mut Obj, data: &JsValue) {
-        for (k, v) in browser::entries(data) {
-            if RESERVED.contains(&k.as_str()) {
-                continue;
-            }
-            if let Some(json) = browser::stringify(&v) {
-                o.raw(&k, &json);
-            }
+            self.flush(false);
         }
     }
 
     /// Starts a page view of the current URL. `referrer` is the previous page on SPA routes.
-    pub fn page_view(
-        &mut self,
-        referrer: Option<String>,
-        load_time: Option<i64>,
-        data: Option<&JsValue>,
-    ) {
-        let page = Page::new(browser::href());
-        let view_id = page.view_id.clone();
-        let url = page.url.clone();
-        self.page = Some(page);
-        self.record("page_view", |o| {
-            o.str("event_id", &view_id);
-            o.str("page_url", &url)
-                .opt_str("page_title", Some(&browser::title()))
+    pub fn page_view(&mut self, referrer: Option<String>, load_time: Option<i64>, data: &str) {
+        let now = self.host.now();
+        let view_id = uuid4(&self.host);
+        let hidden = self.host.info("hidden") == "1";
+        let url = self.host.info("href");
+        self.page = Some(Page {
+            view_id: view_id.clone(),
+            url,
+            visible_ms: 0.0,
+            visible_since: (!hidden).then_some(now),
+            scroll: Scroll::default(),
+            left: false,
+        });
+        let h = &self.host;
+        let (title, ua, screen, viewport) = (
+            h.info("title"),
+            h.info("ua"),
+            h.info("screen"),
+            h.info("viewport"),
+        );
+        self.record("page_view", &|o| {
+            // The page view's own id is the one its page_leave names.
+            o.str("page_view_id", &view_id)
+                .opt_str("page_title", Some(&title))
                 .opt_str("referrer", referrer.as_deref())
-                .opt_str("user_agent", Some(&browser::user_agent()))
-                .opt_str("screen_resolution", browser::screen_size().as_deref())
-                .opt_str("viewport_size", browser::viewport_size().as_deref());
+                .opt_str("user_agent", Some(&ua))
+                .opt_str("screen_resolution", Some(&screen))
+                .opt_str("viewport_size", Some(&viewport));
             if let Some(ms) = load_time {
                 o.int("load_time", ms);
             }
-            if let Some(d) = data {
-                Tracker::add_data(o, d);
-            }
+            o.fields(data);
         });
     }
 
-    /// Sends the automatic first page view if it is still waiting for `load`.
+    /// The first page view, once the page has loaded (so its load time is known).
     pub fn initial_view(&mut self) {
-        if self.initial_view_pending {
-            self.initial_view_pending = false;
-            self.page_view(Some(browser::referrer()), browser::load_time(), None);
-        }
-    }
-
-    pub fn defer_initial_view(&mut self) {
-        self.initial_view_pending = true;
+        let referrer = non_empty(self.host.info("referrer"));
+        let load = self.host.info("loadTime").parse::<i64>().ok();
+        self.page_view(referrer, load, "");
     }
 
     /// The page's visible time and deepest scroll, once per time it is hidden or left.
     fn page_leave(&mut self) {
-        let now = browser::now();
+        let now = self.host.now();
         let Some(page) = self.page.as_mut() else {
             return;
         };
@@ -308,10 +237,10 @@ impl Tracker {
             return;
         }
         page.left = true;
-        let duration = page.visible_total(now) as i64;
+        let duration = (page.visible_ms + page.visible_since.map_or(0.0, |t| now - t)) as i64;
         let view_id = page.view_id.clone();
         let depth = i64::from(page.scroll.max_depth);
-        self.record("page_leave", |o| {
+        self.record("page_leave", &|o| {
             o.str("page_view_id", &view_id)
                 .int("duration", duration)
                 .int("scroll_depth", depth);
@@ -320,51 +249,69 @@ impl Tracker {
 
     /// An SPA route change or history move: one page view per new URL, never two.
     pub fn navigated(&mut self) {
-        self.initial_view();
-        let url = browser::href();
+        let url = self.host.info("href");
         let previous = match &self.page {
             Some(p) if p.url == url => return,
             Some(p) => Some(p.url.clone()),
             None => None,
         };
         self.page_leave();
-        self.page_view(previous, None, None);
+        self.page_view(previous, None, "");
     }
 
     /// A page restored from the back/forward cache is a new view of the same URL.
     pub fn restored(&mut self) {
-        self.page_view(Some(browser::referrer()), None, None);
+        self.shown();
+        let referrer = non_empty(self.host.info("referrer"));
+        self.page_view(referrer, None, "");
     }
 
-    pub fn scrolled(&mut self) {
-        let depth = policy::depth_percent(
-            browser::scroll_y(),
-            browser::viewport_height(),
-            browser::document_height(),
-        );
+    pub fn click(&mut self, id: String, class: String, text: String, x: i32, y: i32) {
+        let text = policy::clean_text(&text, 100);
+        self.record("click", &|o| {
+            o.opt_str("element_id", Some(&id))
+                .opt_str("element_class", Some(&class))
+                .opt_str("element_text", Some(&text))
+                .int("x_position", i64::from(x))
+                .int("y_position", i64::from(y));
+        });
+    }
+
+    pub fn submit(&mut self, id: String, name: String, action: String) {
+        let mut data = Obj::new();
+        data.opt_str("form_name", Some(&name))
+            .opt_str("form_action", Some(&action));
+        let data = data.finish();
+        self.record("form_submit", &|o| {
+            o.opt_str("element_id", Some(&id)).raw("custom_data", &data);
+        });
+    }
+
+    pub fn scrolled(&mut self, scroll_y: f64, viewport_h: f64, doc_h: f64) {
+        let depth = policy::depth_percent(scroll_y, viewport_h, doc_h);
         let Some(page) = self.page.as_mut() else {
             return;
         };
         for m in page.scroll.update(depth) {
-            self.record("scroll", |o| {
+            self.record("scroll", &|o| {
                 o.int("scroll_depth", i64::from(m));
             });
         }
     }
 
     pub fn shown(&mut self) {
+        let now = self.host.now();
         if let Some(p) = self.page.as_mut() {
-            p.visible_since.get_or_insert_with(browser::now);
+            p.visible_since.get_or_insert(now);
             p.left = false;
         }
     }
 
     /// The page is hidden or being left: record the leave, then hand everything to beacons.
     pub fn hidden(&mut self) {
-        self.initial_view();
         self.page_leave();
+        let now = self.host.now();
         if let Some(p) = self.page.as_mut() {
-            let now = browser::now();
             if let Some(t) = p.visible_since.take() {
                 p.visible_ms += now - t;
             }
@@ -373,7 +320,7 @@ impl Tracker {
     }
 
     fn body(&self, events: &[String]) -> String {
-        queue::body(self.opts.api_key.as_deref(), browser::now() as i64, events)
+        queue::body(self.opts.api_key.as_deref(), self.host.now() as i64, events)
     }
 
     /// Sends the queue with `sendBeacon` in bodies under 64 KiB. What a beacon refuses goes
@@ -383,7 +330,7 @@ impl Tracker {
         let mut refused = Vec::new();
         while !self.queue.is_empty() {
             let batch = self.queue.take(500, MAX_BODY);
-            if crate::transport::beacon(&self.endpoint, &self.body(&batch)) {
+            if self.host.beacon(&self.endpoint, &self.body(&batch)) {
                 self.beaconed.extend(batch);
             } else {
                 refused.push(batch);
@@ -396,7 +343,7 @@ impl Tracker {
         self.persist();
         if any_refused {
             self.debug("beacon refused; falling back to fetch");
-            self.kick(true);
+            self.flush(true);
         }
     }
 
@@ -407,83 +354,83 @@ impl Tracker {
             all.push(e.clone());
         }
         all.load_storage(&self.queue.to_storage());
-        if all.is_empty() {
-            browser::forget(KEY_QUEUE);
-        } else {
-            browser::save(KEY_QUEUE, &all.to_storage());
-        }
+        self.host
+            .set(KEY_QUEUE, (!all.is_empty()).then(|| all.to_storage()));
     }
 
-    /// Starts [`Tracker::flush`] in the background.
-    pub fn kick(&mut self, force: bool) {
-        if let Some(send) = self.flush(force) {
-            wasm_bindgen_futures::spawn_local(async move {
-                send.await;
-            });
+    /// Sends the next batch with `fetch`; `force` skips a pending backoff (`forceFlush`).
+    /// Returns how many events the request carries (0: nothing started).
+    pub fn flush(&mut self, force: bool) -> usize {
+        if self.in_flight.is_some() || self.off || (self.backing_off && !force) {
+            return 0;
         }
-    }
-
-    /// Sends the next batch with `fetch`. `force` skips a pending backoff (`forceFlush`).
-    /// Returns the send's result for `forceFlush`'s promise.
-    pub fn flush(&mut self, force: bool) -> Option<impl std::future::Future<Output = usize>> {
-        if self.in_flight.is_some() || self.off || (self.retry.is_some() && !force) {
-            return None;
-        }
-        self.retry = None;
+        self.backing_off = false;
         let batch = self.queue.take(self.opts.batch_size, MAX_BODY);
         if batch.is_empty() {
-            return None;
+            return 0;
         }
         let body = self.body(&batch);
         let count = batch.len();
         self.in_flight = Some(batch);
-        let endpoint = self.endpoint.clone();
-        let me = self.me.clone();
-        let send = async move {
-            let (status, retry_after) = crate::transport::post(&endpoint, &body).await;
-            let Some(shared) = me.upgrade() else { return 0 };
-            let more = shared.borrow_mut().sent(status, retry_after);
-            if more {
-                shared.borrow_mut().kick(false);
-            }
-            if policy::verdict(status) == Verdict::Done {
-                count
-            } else {
-                0
-            }
-        };
-        Some(send)
+        self.host.send(&self.endpoint, &body);
+        count
     }
 
-    /// Handles the answer to the batch in flight; returns whether a full batch waits.
-    fn sent(&mut self, status: u16, retry_after: Option<u32>) -> bool {
+    /// The answer to the batch in flight (status 0: no answer). Returns how many events the
+    /// collector stored (or had already).
+    pub fn sent(&mut self, status: u16, retry_after_ms: Option<u32>) -> usize {
         let batch = self.in_flight.take().unwrap_or_default();
-        match policy::verdict(status) {
+        let verdict = policy::verdict(status);
+        match verdict {
             Verdict::Done => self.attempt = 0,
             Verdict::Drop => {
                 self.attempt = 0;
-                if self.opts.debug {
-                    let mut m = String::from("collector refused a batch, dropped; HTTP ");
-                    crate::json::push_int(&mut m, i64::from(status));
-                    browser::log(&m);
-                }
+                let mut m = String::from("collector refused a batch, dropped; HTTP ");
+                push_int(&mut m, i64::from(status));
+                self.debug(&m);
             }
             Verdict::Retry => {
-                self.queue.put_back(batch);
-                let delay = policy::backoff_ms(self.attempt, js_sys::Math::random(), retry_after);
+                self.queue.put_back(batch.clone());
+                let delay = policy::backoff_ms(self.attempt, self.host.rand(), retry_after_ms);
                 self.attempt += 1;
-                let me = self.me.clone();
-                self.retry = Some(Timeout::new(delay, move || {
-                    if let Some(shared) = me.upgrade() {
-                        let mut t = shared.borrow_mut();
-                        t.retry = None;
-                        t.kick(false);
-                    }
-                }));
+                self.backing_off = true;
+                self.host.later(delay);
                 self.debug("send failed; will retry");
             }
         }
         self.persist();
-        self.retry.is_none() && self.queue.len() >= self.opts.batch_size
+        if !self.backing_off && self.queue.len() >= self.opts.batch_size {
+            self.flush(false);
+        }
+        if verdict == Verdict::Done {
+            batch.len()
+        } else {
+            0
+        }
     }
+
+    /// The backoff timer fired.
+    pub fn retry(&mut self) {
+        self.backing_off = false;
+        self.flush(false);
+    }
+}
+
+/// A random (version 4) UUID from `Math.random`: ids need to be unique, not secret.
+fn uuid4(host: &Host) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for i in 0..32 {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push('-');
+        }
+        let r = (host.rand() * 16.0) as usize & 15;
+        let nibble = match i {
+            12 => 4,
+            16 => 8 | (r & 3),
+            _ => r,
+        };
+        out.push(HEX[nibble] as char);
+    }
+    out
 }

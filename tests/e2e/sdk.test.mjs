@@ -78,8 +78,8 @@ test('script tag: auto-capture, SPA routes, form, scroll and leave arrive exactl
     assert.deepEqual(scrolls.sort((a, b) => a - b), [25, 50, 75, 100]);
     // Each page view is left once, with its own id, duration and scroll depth.
     const leaves = docs.filter((e) => e.event_type === 'page_leave');
-    assert.deepEqual(new Set(leaves.map((l) => l.page_view_id)), new Set(views.map((v) => v._id)));
-    assert.equal(leaves.find((l) => l.page_view_id === views[0]._id).scroll_depth, 100);
+    assert.deepEqual(new Set(leaves.map((l) => l.page_view_id)), new Set(views.map((v) => v.page_view_id)));
+    assert.equal(leaves.find((l) => l.page_view_id === views[0].page_view_id).scroll_depth, 100);
     assert.ok(leaves.every((l) => l.duration >= 0));
     // One session, one anonymous id, all events of this visitor.
     assert.equal(new Set(docs.map((d) => d.session_id)).size, 1);
