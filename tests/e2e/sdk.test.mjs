@@ -163,3 +163,43 @@ test('a collector answering 500 for a while: events arrive after it recovers', a
     await s.cleanup();
   }
 });
+
+test('a page whose CSP refuses wasm keeps working, and debug mode says why', async () => {
+  const s = await setup('csp');
+  try {
+    const page = await s.context.newPage();
+    page.on('pageerror', (e) => s.errors.push(String(e)));
+    const warnings = [];
+    page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+    await page.goto(`${s.pages.url}/demo/csp.html`);
+    await page.evaluate(() => getTracking().ready);
+    await page.click('#go');
+    assert.equal(await page.textContent('#status'), 'page script ran: yes');
+    assert.equal(await page.evaluate(() => getTracking().forceFlush()), 0);
+    assert.deepEqual(s.errors, []);
+    assert.equal(warnings.filter((w) => w.includes('tracking disabled')).length, 1, warnings.join('\n'));
+    assert.equal(await s.events.countDocuments(), 0);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('the collector serves the SDK with the right types and cache headers', async () => {
+  const s = await setup('assets');
+  try {
+    const loader = await fetch(`${s.collector.url}/tracking_sdk.js`);
+    assert.equal(loader.status, 200);
+    assert.match(loader.headers.get('content-type'), /javascript/);
+    assert.equal(loader.headers.get('cache-control'), 'public, max-age=300');
+    const wasm = await fetch(`${s.collector.url}/maidian_sdk_bg.wasm`);
+    assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+    assert.equal(wasm.headers.get('cache-control'), 'public, max-age=3600');
+    const bytes = new Uint8Array(await wasm.arrayBuffer());
+    assert.deepEqual([...bytes.slice(0, 4)], [0, 0x61, 0x73, 0x6d]);
+    const esm = await fetch(`${s.collector.url}/sdk/index.js`, { headers: { origin: 'https://shop.example' } });
+    assert.equal(esm.status, 200);
+    assert.equal(esm.headers.get('access-control-allow-origin'), 'https://shop.example');
+  } finally {
+    await s.cleanup();
+  }
+});
