@@ -18,6 +18,8 @@ const KEY_OPT_OUT: &str = "maidian:optout";
 const MAX_BODY: usize = 60_000;
 const MAX_QUEUE_EVENTS: usize = 1_000;
 const MAX_QUEUE_BYTES: usize = 512 * 1024;
+/// How often, at most, the session's last activity is written to localStorage.
+const ACTIVITY_WRITE_MS: f64 = 5_000.0;
 
 /// `initTracking`'s options, read by the shim.
 pub struct Options {
@@ -52,9 +54,12 @@ pub struct State {
     beaconed: Vec<String>,
     attempt: u32,
     backing_off: bool,
+    rng: Rng,
     anonymous_id: String,
     user_id: Option<String>,
     session_id: String,
+    /// When the session's last activity was written to localStorage (throttled).
+    activity_saved: f64,
     page: Option<Page>,
     /// Tracking is off: opted out or Do Not Track.
     off: bool,
@@ -66,8 +71,9 @@ fn non_empty(s: String) -> Option<String> {
 
 impl State {
     pub fn new(host: Host, opts: Options) -> State {
+        let mut rng = Rng::seeded(&host);
         let anonymous_id = host.get(KEY_ANON).unwrap_or_else(|| {
-            let id = uuid4(&host);
+            let id = rng.uuid4();
             host.set(KEY_ANON, Some(id.clone()));
             id
         });
@@ -89,9 +95,11 @@ impl State {
             beaconed: Vec::new(),
             attempt: 0,
             backing_off: false,
+            rng,
             anonymous_id,
             user_id,
             session_id: String::new(),
+            activity_saved: f64::NEG_INFINITY,
             page: None,
             off,
             opts,
@@ -110,10 +118,14 @@ impl State {
     }
 
     /// The session id for an event at `now`: the given one, or the stored one while it is
-    /// fresh, else a new one. Stored, so every tab of the site shares it.
+    /// fresh, else a new one. Stored, so every tab of the site shares it. Within a few seconds
+    /// of the last check the session cannot have expired, so storage is not touched then.
     fn current_session(&mut self, now: f64) -> String {
         if let Some(fixed) = &self.opts.session_id {
             return fixed.clone();
+        }
+        if now - self.activity_saved < ACTIVITY_WRITE_MS && !self.session_id.is_empty() {
+            return self.session_id.clone();
         }
         let last = self
             .host
@@ -123,7 +135,7 @@ impl State {
         let id = match self.host.get(KEY_SESSION) {
             Some(id) if policy::session_alive(last, now) => id,
             _ => {
-                let id = uuid4(&self.host);
+                let id = self.rng.uuid4();
                 self.host.set(KEY_SESSION, Some(id.clone()));
                 id
             }
@@ -131,6 +143,7 @@ impl State {
         let mut stamp = String::new();
         push_int(&mut stamp, now as i64);
         self.host.set(KEY_ACTIVE, Some(stamp));
+        self.activity_saved = now;
         id
     }
 
@@ -166,7 +179,8 @@ impl State {
         let now = self.host.now();
         self.session_id = self.current_session(now);
         let mut o = Obj::new();
-        o.str("event_id", &uuid4(&self.host))
+        let event_id = self.rng.uuid4();
+        o.str("event_id", &event_id)
             .str("event_type", event_type)
             .int("timestamp", now as i64)
             .str("session_id", &self.session_id)
@@ -187,7 +201,7 @@ impl State {
     /// Starts a page view of the current URL. `referrer` is the previous page on SPA routes.
     pub fn page_view(&mut self, referrer: Option<String>, load_time: Option<i64>, data: &str) {
         let now = self.host.now();
-        let view_id = uuid4(&self.host);
+        let view_id = self.rng.uuid4();
         let hidden = self.host.info("hidden") == "1";
         let url = self.host.info("href");
         self.page = Some(Page {
@@ -416,21 +430,44 @@ impl State {
     }
 }
 
-/// A random (version 4) UUID from `Math.random`: ids need to be unique, not secret.
-fn uuid4(host: &Host) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(36);
-    for i in 0..32 {
-        if matches!(i, 8 | 12 | 16 | 20) {
-            out.push('-');
-        }
-        let r = (host.rand() * 16.0) as usize & 15;
-        let nibble = match i {
-            12 => 4,
-            16 => 8 | (r & 3),
-            _ => r,
-        };
-        out.push(HEX[nibble] as char);
+/// xorshift64*, seeded once per page from `Math.random` and the clock: event ids need to be
+/// unique, not secret, and one call into JS per id would cost more than the event itself.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded(host: &Host) -> Rng {
+        let a = (host.rand() * 9_007_199_254_740_992.0) as u64;
+        let b = (host.rand() * 9_007_199_254_740_992.0) as u64;
+        // The state must never be zero.
+        Rng((a ^ b.rotate_left(29) ^ (host.now() as u64).rotate_left(53)) | 1)
     }
-    out
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A random (version 4) UUID.
+    pub fn uuid4(&mut self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bits = [self.next_u64(), self.next_u64()];
+        let mut out = String::with_capacity(36);
+        for i in 0..32 {
+            if matches!(i, 8 | 12 | 16 | 20) {
+                out.push('-');
+            }
+            let r = (bits[i / 16] >> ((i % 16) * 4)) as usize & 15;
+            let nibble = match i {
+                12 => 4,
+                16 => 8 | (r & 3),
+                _ => r,
+            };
+            out.push(HEX[nibble] as char);
+        }
+        out
+    }
 }
