@@ -203,3 +203,30 @@ test('the collector serves the SDK with the right types and cache headers', asyn
     await s.cleanup();
   }
 });
+
+test('optOut stops tracking across reloads; optIn resumes it', async () => {
+  const s = await setup('optout');
+  try {
+    const page = await s.context.newPage();
+    const url = `${s.pages.url}/demo/index.html?key=${WRITE_KEY}`;
+    await page.goto(url);
+    await page.evaluate(() => getTracking().ready);
+    await page.evaluate(() => getTracking().forceFlush());
+    const before = await s.events.countDocuments();
+    assert.ok(before >= 2); // page view + demo_loaded
+    await page.evaluate(() => getTracking().optOut());
+    await page.click('#buy');
+    await page.reload();
+    await page.evaluate(() => getTracking().ready);
+    await page.click('#buy');
+    assert.equal(await page.evaluate(() => getTracking().getQueueLength()), 0);
+    await page.evaluate(() => getTracking().forceFlush());
+    assert.equal(await s.events.countDocuments(), before, 'events were stored while opted out');
+    await page.evaluate(() => getTracking().optIn());
+    await page.click('#buy');
+    assert.equal(await page.evaluate(() => getTracking().forceFlush()), 1);
+    assert.equal(await s.events.countDocuments({ event_type: 'click' }), 1);
+  } finally {
+    await s.cleanup();
+  }
+});
