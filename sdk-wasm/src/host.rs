@@ -1,8 +1,53 @@
 //! The browser, as the JS shim hands it to the tracker: one object with a few methods. Going
 //! through this instead of web-sys keeps the wasm and its generated glue small; the shim's
 //! side of it is `sdk-wasm/js/facade.js` (`host`). No method may throw: the shim catches.
+//!
+//! The tracker is generic over [`Env`], so that native unit tests can stand in for the browser.
 
 use wasm_bindgen::prelude::*;
+
+/// What the tracker needs from its surroundings; see [`Host`] for each method.
+pub trait Env {
+    fn now(&self) -> f64;
+    fn rand(&self) -> f64;
+    fn get(&self, key: &str) -> Option<String>;
+    fn set(&self, key: &str, value: Option<String>);
+    fn info(&self, key: &str) -> String;
+    fn send(&self, url: &str, body: &str);
+    fn beacon(&self, url: &str, body: &str) -> bool;
+    fn later(&self, ms: u32);
+    fn log(&self, msg: &str);
+}
+
+impl Env for Host {
+    fn now(&self) -> f64 {
+        Host::now(self)
+    }
+    fn rand(&self) -> f64 {
+        Host::rand(self)
+    }
+    fn get(&self, key: &str) -> Option<String> {
+        Host::get(self, key)
+    }
+    fn set(&self, key: &str, value: Option<String>) {
+        Host::set(self, key, value)
+    }
+    fn info(&self, key: &str) -> String {
+        Host::info(self, key)
+    }
+    fn send(&self, url: &str, body: &str) {
+        Host::send(self, url, body)
+    }
+    fn beacon(&self, url: &str, body: &str) -> bool {
+        Host::beacon(self, url, body)
+    }
+    fn later(&self, ms: u32) {
+        Host::later(self, ms)
+    }
+    fn log(&self, msg: &str) {
+        Host::log(self, msg)
+    }
+}
 
 #[wasm_bindgen]
 extern "C" {

@@ -23,7 +23,7 @@ use crate::tracker::{Options, State};
 
 /// The wasm side of `getTracking()`; the shim wraps it.
 #[wasm_bindgen]
-pub struct Tracker(State);
+pub struct Tracker(State<Host>);
 
 #[wasm_bindgen]
 impl Tracker {

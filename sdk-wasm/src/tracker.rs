@@ -2,7 +2,7 @@
 //! The JS shim forwards DOM events here as plain values; everything about what gets recorded,
 //! when it is sent and what happens on failure is decided here.
 
-use crate::host::Host;
+use crate::host::Env;
 use crate::json::{push_int, Obj};
 use crate::policy::{self, Scroll, Verdict};
 use crate::queue::{self, Queue};
@@ -43,8 +43,8 @@ struct Page {
     left: bool,
 }
 
-pub struct State {
-    host: Host,
+pub struct State<H: Env> {
+    host: H,
     opts: Options,
     endpoint: String,
     queue: Queue,
@@ -69,8 +69,8 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-impl State {
-    pub fn new(host: Host, opts: Options) -> State {
+impl<H: Env> State<H> {
+    pub fn new(host: H, opts: Options) -> State<H> {
         let mut rng = Rng::seeded(&host);
         let anonymous_id = host.get(KEY_ANON).unwrap_or_else(|| {
             let id = rng.uuid4();
@@ -435,7 +435,7 @@ impl State {
 pub struct Rng(u64);
 
 impl Rng {
-    pub fn seeded(host: &Host) -> Rng {
+    pub fn seeded(host: &impl Env) -> Rng {
         let a = (host.rand() * 9_007_199_254_740_992.0) as u64;
         let b = (host.rand() * 9_007_199_254_740_992.0) as u64;
         // The state must never be zero.
@@ -469,5 +469,274 @@ impl Rng {
             out.push(HEX[nibble] as char);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+    use std::rc::Rc;
+
+    /// A browser stand-in: a clock the test moves, localStorage in a map, and every request.
+    #[derive(Default)]
+    struct Browser {
+        now: Cell<f64>,
+        storage: RefCell<HashMap<String, String>>,
+        href: RefCell<String>,
+        hidden: Cell<bool>,
+        sent: RefCell<Vec<String>>,
+        beacons: RefCell<Vec<String>>,
+        refuse_beacons: Cell<bool>,
+        timers: RefCell<Vec<u32>>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Fake(Rc<Browser>);
+
+    impl Env for Fake {
+        fn now(&self) -> f64 {
+            self.0.now.get()
+        }
+        fn rand(&self) -> f64 {
+            0.5
+        }
+        fn get(&self, key: &str) -> Option<String> {
+            self.0.storage.borrow().get(key).cloned()
+        }
+        fn set(&self, key: &str, value: Option<String>) {
+            let mut s = self.0.storage.borrow_mut();
+            match value {
+                Some(v) => s.insert(key.into(), v),
+                None => s.remove(key),
+            };
+        }
+        fn info(&self, key: &str) -> String {
+            match key {
+                "href" => self.0.href.borrow().clone(),
+                "hidden" if self.0.hidden.get() => "1".into(),
+                "title" => "T".into(),
+                _ => String::new(),
+            }
+        }
+        fn send(&self, _url: &str, body: &str) {
+            self.0.sent.borrow_mut().push(body.into());
+        }
+        fn beacon(&self, _url: &str, body: &str) -> bool {
+            if self.0.refuse_beacons.get() {
+                return false;
+            }
+            self.0.beacons.borrow_mut().push(body.into());
+            true
+        }
+        fn later(&self, ms: u32) {
+            self.0.timers.borrow_mut().push(ms);
+        }
+        fn log(&self, _msg: &str) {}
+    }
+
+    impl Fake {
+        fn at(&self, ms: f64, href: &str) {
+            self.0.now.set(ms);
+            *self.0.href.borrow_mut() = href.into();
+        }
+    }
+
+    fn opts(batch_size: usize) -> Options {
+        Options {
+            api_url: "/api".into(),
+            api_key: Some("k".into()),
+            user_id: None,
+            session_id: None,
+            debug: false,
+            batch_size,
+            respect_dnt: false,
+        }
+    }
+
+    fn events(bodies: &[String]) -> Vec<Value> {
+        bodies
+            .iter()
+            .flat_map(|b| {
+                let v: Value = serde_json::from_str(b).unwrap();
+                assert_eq!(v["api_key"], "k");
+                v["events"].as_array().unwrap().clone()
+            })
+            .collect()
+    }
+
+    fn types(events: &[Value]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["event_type"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn click(t: &mut State<Fake>) {
+        t.click("b".into(), String::new(), "Buy".into(), 1, 2);
+    }
+
+    #[test]
+    fn sends_at_batch_size_retries_a_500_with_backoff_then_forgets() {
+        let env = Fake::default();
+        env.at(1_000_000.0, "https://s.example/a");
+        let mut t = State::new(env.clone(), opts(3));
+        for _ in 0..3 {
+            click(&mut t);
+        }
+        assert_eq!(env.0.sent.borrow().len(), 1);
+        let first = events(&env.0.sent.borrow());
+        assert_eq!(first.len(), 3);
+
+        assert_eq!(t.sent(500, None), 0);
+        assert_eq!(*env.0.timers.borrow(), vec![750]); // 1 s step, half fixed, half jitter
+        assert_eq!(t.queue_len(), 3);
+        assert!(env.get(KEY_QUEUE).is_some(), "unsent events are saved");
+        assert_eq!(t.flush(false), 0, "no send while backing off");
+
+        t.retry();
+        let again = events(&env.0.sent.borrow()[1..]);
+        assert_eq!(again, first, "the resend carries the same event ids");
+        assert_eq!(t.sent(200, None), 3);
+        assert_eq!(t.queue_len(), 0);
+        assert_eq!(env.get(KEY_QUEUE), None);
+    }
+
+    #[test]
+    fn a_4xx_drops_the_batch_and_retry_after_is_honoured() {
+        let env = Fake::default();
+        let mut t = State::new(env.clone(), opts(1));
+        click(&mut t);
+        assert_eq!(t.sent(400, None), 0);
+        assert_eq!(t.queue_len(), 0);
+        assert!(env.0.timers.borrow().is_empty());
+        click(&mut t);
+        t.sent(429, Some(30_000));
+        assert_eq!(*env.0.timers.borrow(), vec![30_000]);
+    }
+
+    #[test]
+    fn sessions_rotate_after_30_idle_minutes() {
+        let env = Fake::default();
+        env.at(0.0, "/");
+        let mut t = State::new(env.clone(), opts(100));
+        let first = t.session_id();
+        env.at(10.0 * 60_000.0, "/");
+        click(&mut t);
+        assert_eq!(t.session_id(), first);
+        env.at(41.0 * 60_000.0 + 1.0, "/");
+        click(&mut t);
+        assert_ne!(t.session_id(), first);
+    }
+
+    #[test]
+    fn one_page_view_per_url_and_one_leave_per_hide() {
+        let env = Fake::default();
+        env.at(0.0, "https://s.example/");
+        let mut t = State::new(env.clone(), opts(100));
+        t.initial_view();
+        t.navigated(); // same URL (replaceState): nothing
+        env.at(5_000.0, "https://s.example/products");
+        t.navigated();
+        t.navigated();
+        env.at(8_000.0, "https://s.example/products");
+        env.0.hidden.set(true);
+        t.hidden();
+        t.hidden(); // pagehide after visibilitychange: no second leave
+        env.0.hidden.set(false);
+        env.at(20_000.0, "https://s.example/products");
+        t.shown();
+        env.at(21_000.0, "https://s.example/products");
+        t.hidden();
+        let sent = events(&env.0.beacons.borrow());
+        assert_eq!(
+            types(&sent),
+            [
+                "page_view",
+                "page_leave",
+                "page_view",
+                "page_leave",
+                "page_leave"
+            ]
+        );
+        assert_eq!(sent[1]["duration"], 5_000);
+        assert_eq!(sent[1]["page_view_id"], sent[0]["page_view_id"]);
+        assert_eq!(sent[2]["referrer"], "https://s.example/");
+        // 3 s visible, hidden 12 s, visible 1 s more: the second leave says 4 s in all.
+        assert_eq!(sent[3]["duration"], 3_000);
+        assert_eq!(sent[4]["duration"], 4_000);
+    }
+
+    #[test]
+    fn beaconed_and_in_flight_events_are_resent_on_the_next_load() {
+        let env = Fake::default();
+        env.at(0.0, "/");
+        let mut t = State::new(env.clone(), opts(2));
+        click(&mut t);
+        click(&mut t); // a fetch is now in flight, unanswered
+        click(&mut t);
+        t.hidden(); // the third goes by beacon
+        let beaconed = events(&env.0.beacons.borrow());
+        assert_eq!(beaconed.len(), 1);
+        let in_flight = events(&env.0.sent.borrow());
+        assert_eq!(in_flight.len(), 2);
+
+        let next = Fake(Rc::new(Browser {
+            storage: RefCell::new(env.0.storage.borrow().clone()),
+            ..Browser::default()
+        }));
+        let mut t2 = State::new(next.clone(), opts(100));
+        assert_eq!(t2.queue_len(), 3);
+        t2.flush(true);
+        let resent = events(&next.0.sent.borrow());
+        let ids = |v: &[Value]| {
+            let mut ids: Vec<String> = v.iter().map(|e| e["event_id"].to_string()).collect();
+            ids.sort();
+            ids
+        };
+        let mut expected = ids(&in_flight);
+        expected.extend(ids(&beaconed));
+        expected.sort();
+        assert_eq!(ids(&resent), expected);
+    }
+
+    #[test]
+    fn a_refused_beacon_falls_back_to_fetch() {
+        let env = Fake::default();
+        env.0.refuse_beacons.set(true);
+        let mut t = State::new(env.clone(), opts(100));
+        click(&mut t);
+        t.hidden();
+        assert_eq!(types(&events(&env.0.sent.borrow())), ["click"]);
+    }
+
+    #[test]
+    fn opting_out_forgets_the_queue_and_is_remembered() {
+        let env = Fake::default();
+        let mut t = State::new(env.clone(), opts(100));
+        click(&mut t);
+        t.set_off(true);
+        click(&mut t);
+        assert_eq!(t.queue_len(), 0);
+        let mut again = State::new(env.clone(), opts(100));
+        click(&mut again);
+        assert_eq!(again.queue_len(), 0);
+        again.set_off(false);
+        click(&mut again);
+        assert_eq!(again.queue_len(), 1);
+    }
+
+    #[test]
+    fn ids_are_version_4_uuids_and_differ() {
+        let env = Fake::default();
+        let mut rng = Rng::seeded(&env);
+        let a = rng.uuid4();
+        let b = rng.uuid4();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
     }
 }
