@@ -36,6 +36,11 @@ impl Queue {
     pub fn push(&mut self, event: String) {
         self.bytes += event.len();
         self.items.push_back(event);
+        self.enforce_caps();
+    }
+
+    /// Drops the oldest events until the caps hold again, counting them.
+    fn enforce_caps(&mut self) {
         while self.items.len() > self.max_items || self.bytes > self.max_bytes {
             match self.items.pop_front() {
                 Some(old) => {
@@ -74,16 +79,8 @@ impl Queue {
             self.bytes += e.len();
             self.items.push_front(e);
         }
-        // Re-apply the caps: new events win over old unsent ones.
-        while self.items.len() > self.max_items || self.bytes > self.max_bytes {
-            match self.items.pop_front() {
-                Some(old) => {
-                    self.bytes -= old.len();
-                    self.dropped += 1;
-                }
-                None => break,
-            }
-        }
+        // New events win over old unsent ones.
+        self.enforce_caps();
     }
 
     /// One line per event, for localStorage (a JSON string never holds a raw newline).

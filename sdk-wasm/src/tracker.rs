@@ -185,8 +185,12 @@ impl<H: Env> State<H> {
             .int("timestamp", now as i64)
             .str("session_id", &self.session_id)
             .str("anonymous_id", &self.anonymous_id)
-            .opt_str("user_id", self.user_id.as_deref())
-            .opt_str("page_url", self.page.as_ref().map(|p| p.url.as_str()));
+            .opt_str("user_id", self.user_id.as_deref());
+        match &self.page {
+            Some(p) => o.str("page_url", &p.url),
+            // Before the first page view (it waits for `load`), ask the page.
+            None => o.opt_str("page_url", Some(&self.host.info("href"))),
+        };
         fill(&mut o);
         self.queue.push(o.finish());
         if self.queue.dropped > 0 {

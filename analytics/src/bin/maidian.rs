@@ -103,38 +103,47 @@ async fn main() -> anyhow::Result<()> {
 async fn stats_command(store: &Store, what: StatsKind) -> anyhow::Result<()> {
     let (StatsKind::Events(args) | StatsKind::Pages(args)) = what;
     let p = Period::last_days(args.days, Day::today());
-    let rows: Vec<(String, u64, u64)> = match what {
+    // (key column, total field, rows field, JSON rows, table rows)
+    let (key, total_name, rows_name, json_rows, rows) = match what {
         StatsKind::Events(_) => {
             let groups = store.count_by_type_and_visitor(p.since, p.until).await?;
             let rows = stats::event_type_stats(groups);
-            if args.json {
-                let total: u64 = rows.iter().map(|r| r.count).sum();
-                let v = serde_json::json!({"period": p, "total_events": total, "events": rows});
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(());
-            }
-            rows.into_iter()
-                .map(|r| (r.event_type, r.count, r.unique_users))
-                .collect()
+            let table = rows
+                .iter()
+                .map(|r| (r.event_type.clone(), r.count, r.unique_users))
+                .collect::<Vec<_>>();
+            (
+                "event type",
+                "total_events",
+                "events",
+                serde_json::to_value(&rows)?,
+                table,
+            )
         }
         StatsKind::Pages(_) => {
             let groups = store.count_page_views_by_visitor(p.since, p.until).await?;
             let rows = stats::page_stats(groups);
-            if args.json {
-                let total: u64 = rows.iter().map(|r| r.views).sum();
-                let v = serde_json::json!({"period": p, "total_page_views": total, "pages": rows});
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(());
-            }
-            rows.into_iter()
-                .map(|r| (r.page_url, r.views, r.unique_users))
-                .collect()
+            let table = rows
+                .iter()
+                .map(|r| (r.page_url.clone(), r.views, r.unique_users))
+                .collect::<Vec<_>>();
+            (
+                "page",
+                "total_page_views",
+                "pages",
+                serde_json::to_value(&rows)?,
+                table,
+            )
         }
     };
-    let key = match what {
-        StatsKind::Events(_) => "event type",
-        StatsKind::Pages(_) => "page",
-    };
+    let total: u64 = rows.iter().map(|r| r.1).sum();
+    if args.json {
+        let mut v = serde_json::json!({ "period": p });
+        v[total_name] = total.into();
+        v[rows_name] = json_rows;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     println!("{} .. {} ({} days)", p.since, p.until, p.days);
     let width = rows
         .iter()
@@ -146,7 +155,6 @@ async fn stats_command(store: &Store, what: StatsKind) -> anyhow::Result<()> {
     for (k, count, users) in &rows {
         println!("{k:<width$}  {count:>10}  {users:>12}");
     }
-    let total: u64 = rows.iter().map(|r| r.1).sum();
     println!("{:<width$}  {total:>10}", "total");
     Ok(())
 }
