@@ -92,6 +92,19 @@ impl Day {
             .unwrap_or(Date::MIN))
     }
 
+    /// The day `n` days later.
+    pub fn plus_days(self, n: u32) -> Day {
+        Day(self
+            .0
+            .checked_add(time::Duration::days(i64::from(n)))
+            .unwrap_or(Date::MAX))
+    }
+
+    /// Whole days from `self` to `later` (0 when `later` is not after `self`).
+    pub fn days_until(self, later: Day) -> u32 {
+        u32::try_from((later.0 - self.0).whole_days()).unwrap_or(0)
+    }
+
     /// Milliseconds since the epoch at 00:00 UTC of this day.
     pub fn start_millis(self) -> i64 {
         let secs = self.0.midnight().assume_utc().unix_timestamp();

@@ -5,10 +5,14 @@
 //! - [`store`]: the [`Store`](store::Store) behind the collector and the CLI: MongoDB (storage of
 //!   record), the embedded store (zero-setup default) and, for benchmarks only, a sink.
 //! - [`stats`]: the seed's `/api/stats/*` figures (counts by event type and by page).
+//! - [`rollup`]: the pre-aggregated counts the collector keeps, as commutative deltas.
+//! - [`engine`]: summary, funnel, retention and real-time figures.
 //!
 //! This crate never imports warp and knows no JSON request shape: the collector turns wire input
 //! into [`Event`](event::Event)s before anything here sees it.
 
+pub mod engine;
 pub mod event;
+pub mod rollup;
 pub mod stats;
 pub mod store;

@@ -156,3 +156,22 @@ async fn embedded_store_keeps_events_across_reopen() {
     assert_eq!(again.duplicates, vec![0]);
     assert_eq!(store.events_between(e.day, e.day).await.unwrap(), vec![e]);
 }
+
+/// A restart opens the same database again: index creation must be idempotent (FerretDB v1
+/// used to drop the connection on a repeated multi-index `createIndexes`).
+#[tokio::test]
+async fn mongodb_store_reopens_the_same_database() {
+    let config = StoreConfig::Mongo(MongoConfig {
+        uri: Some(mongodb_uri().unwrap()),
+        host: String::new(),
+        port: 0,
+        username: None,
+        password: None,
+        database: fresh_db_name("reopen"),
+        timeout: std::time::Duration::from_secs(10),
+    });
+    for _ in 0..3 {
+        let store = Store::open(&config).await.unwrap();
+        store.ping().await.unwrap();
+    }
+}

@@ -44,6 +44,18 @@ pub struct DaysQuery {
     pub days: Option<String>,
 }
 
+/// Query of `/api/analytics/*`: the period, plus what one figure needs.
+#[derive(Debug, Default, Deserialize)]
+pub struct AnalyticsQuery {
+    pub days: Option<String>,
+    /// Funnel steps: `page_view,click@/pricing,purchase`.
+    pub steps: Option<String>,
+    /// Funnel conversion window: seconds, or `30m`, `2h`, `1d`.
+    pub window: Option<String>,
+    /// Rows in each top list of the summary.
+    pub top: Option<String>,
+}
+
 fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(Reply::into_response)
 }
@@ -200,7 +212,11 @@ async fn track_batch_inner(app: &App, req: Ingest) -> Result<Response, ApiError>
 
 /// `days` = 1..=366, 7 when absent.
 fn period(q: &DaysQuery) -> Result<Period, ApiError> {
-    let days = match q.days.as_deref() {
+    period_of(q.days.as_deref())
+}
+
+fn period_of(days: Option<&str>) -> Result<Period, ApiError> {
+    let days = match days {
         None | Some("") => 7,
         Some(s) => match s.trim().parse::<u32>() {
             Ok(n) if (1..=366).contains(&n) => n,
@@ -273,4 +289,75 @@ pub async fn stats_pages(
         }
         .await,
     ))
+}
+
+fn bad(name: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::BadParam {
+        name,
+        message: message.into(),
+    }
+}
+
+/// GET /api/analytics/summary, /funnel, /retention, /realtime
+pub async fn analytics(
+    app: Arc<App>,
+    figure: &'static str,
+    headers: HeaderMap,
+    q: AnalyticsQuery,
+) -> Result<Response, std::convert::Infallible> {
+    Ok(respond(analytics_inner(&app, figure, &headers, &q).await))
+}
+
+async fn analytics_inner(
+    app: &App,
+    figure: &str,
+    headers: &HeaderMap,
+    q: &AnalyticsQuery,
+) -> Result<Response, ApiError> {
+    use maidian_analytics::engine::{funnel, realtime, retention, summary};
+    auth::check_read(&app.config.tracking_api, headers)?;
+    let p = period_of(q.days.as_deref())?;
+    let store = &app.store;
+    let body = match figure {
+        "summary" => {
+            let top = match q.top.as_deref() {
+                None | Some("") => 10,
+                Some(t) => t
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| bad("top", "must be a whole number from 1 to 100"))?,
+            };
+            serde_json::to_value(
+                summary::summary(store, p, top)
+                    .await
+                    .map_err(store_failed)?,
+            )
+        }
+        "funnel" => {
+            let window = match q.window.as_deref() {
+                None | Some("") => 86_400_000,
+                Some(w) => funnel::parse_window(w).ok_or_else(|| {
+                    bad("window", "must be seconds or a number with s, m, h or d")
+                })?,
+            };
+            let steps = q.steps.as_deref().unwrap_or("");
+            let f =
+                funnel::Funnel::parse(steps, window).map_err(|e| bad("steps", e.to_string()))?;
+            serde_json::to_value(funnel::funnel(store, &f, p).await.map_err(store_failed)?)
+        }
+        "retention" => {
+            serde_json::to_value(retention::retention(store, p).await.map_err(store_failed)?)
+        }
+        _ => serde_json::to_value(
+            realtime::realtime(store, now_millis())
+                .await
+                .map_err(store_failed)?,
+        ),
+    };
+    let body = body.map_err(|e| {
+        tracing::error!(error = %e, "cannot serialize analytics");
+        ApiError::Unavailable
+    })?;
+    Ok(reply::json(&body).into_response())
 }

@@ -11,7 +11,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::body;
 use crate::config::ApiSection;
 use crate::error;
-use crate::handlers::{self, App, DaysQuery, Ingest, IngestQuery};
+use crate::handlers::{self, AnalyticsQuery, App, DaysQuery, Ingest, IngestQuery};
 
 fn with_app(
     app: Arc<App>,
@@ -108,6 +108,29 @@ pub fn stats_pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = 
         .and_then(handlers::stats_pages)
 }
 
+/// GET /api/analytics/{summary,funnel,retention,realtime}
+pub fn analytics(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let figure = warp::path!("api" / "analytics" / String).and_then(|name: String| async move {
+        match name.as_str() {
+            "summary" => Ok("summary"),
+            "funnel" => Ok("funnel"),
+            "retention" => Ok("retention"),
+            "realtime" => Ok("realtime"),
+            _ => Err(warp::reject::not_found()),
+        }
+    });
+    figure
+        .and(warp::get())
+        .and(with_app(app))
+        .and(warp::header::headers_cloned())
+        .and(
+            warp::query::<AnalyticsQuery>()
+                .or(warp::any().map(AnalyticsQuery::default))
+                .unify(),
+        )
+        .and_then(|figure, app, headers, q| handlers::analytics(app, figure, headers, q))
+}
+
 fn cached(file: warp::fs::File, max_age: &'static str) -> Response {
     warp::reply::with_header(file, "cache-control", max_age).into_response()
 }
@@ -167,7 +190,9 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(stats_events(app.clone()))
         .unify()
-        .or(stats_pages(app))
+        .or(stats_pages(app.clone()))
+        .unify()
+        .or(analytics(app))
         .unify()
         .or(sdk(api.sdk_dir.clone()))
         .unify()

@@ -1,6 +1,6 @@
 //! The batch writer: one task that groups the events of concurrent requests into large
-//! unordered inserts. A request waits for the write that holds its events, so a 2xx answer
-//! means "stored". The group closes when it reaches `max_batch_events` or when its first
+//! unordered inserts, then applies the rollup changes of the events that were new. A request
+//! waits for both, so a 2xx answer means "stored and counted". The group closes when it reaches `max_batch_events` or when its first
 //! request has waited `linger`; while every write slot is busy, requests keep queueing and the
 //! next group grows, which is what keeps a slow database busy with big writes.
 
@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use maidian_analytics::event::Event;
+use maidian_analytics::rollup::Delta;
 use maidian_analytics::store::{InsertReport, Store};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -48,6 +49,7 @@ impl Writer {
             linger: Duration::from_millis(config.linger_ms),
             slots: Arc::new(Semaphore::new(config.concurrency)),
             concurrency: config.concurrency,
+            rollups: Arc::new(Mutex::new(())),
         };
         (Writer { tx }, tokio::spawn(task.run(rx)))
     }
@@ -68,6 +70,9 @@ struct Task {
     linger: Duration,
     slots: Arc<Semaphore>,
     concurrency: usize,
+    /// Rollup upserts of one collector go one batch at a time, so they never race each other
+    /// to insert a new key.
+    rollups: Arc<Mutex<()>>,
 }
 
 impl Task {
@@ -95,8 +100,9 @@ impl Task {
                 jobs.push(job);
             }
             let store = self.store.clone();
+            let rollups = self.rollups.clone();
             tokio::spawn(async move {
-                write_group(&store, jobs).await;
+                write_group(&store, &rollups, jobs).await;
                 drop(slot);
             });
         }
@@ -106,7 +112,7 @@ impl Task {
     }
 }
 
-async fn write_group(store: &Store, jobs: Vec<Job>) {
+async fn write_group(store: &Store, rollups: &Mutex<()>, jobs: Vec<Job>) {
     let mut events = Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
     let mut waiters = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -125,6 +131,14 @@ async fn write_group(store: &Store, jobs: Vec<Job>) {
         ),
         Err(e) => tracing::error!(events = events.len(), error = %e, "batch write failed"),
     }
+    if let Ok(report) = &result {
+        let delta = Delta::of(new_events(&events, report));
+        let _one_at_a_time = rollups.lock().await;
+        if let Err(e) = store.apply_rollups(&delta).await {
+            // The events are stored (they are the truth); the figures can be rebuilt.
+            tracing::error!(error = %e, "rollup update failed; run `maidian rollups rebuild`");
+        }
+    }
     let mut start = 0;
     for (len, reply) in waiters {
         let range = start..start + len;
@@ -136,6 +150,18 @@ async fn write_group(store: &Store, jobs: Vec<Job>) {
         // The request may have gone away; its events are stored all the same.
         let _ = reply.send(outcome);
     }
+}
+
+/// The events of a group that the store took as new: neither duplicates nor failures.
+fn new_events<'a>(
+    events: &'a [Event],
+    report: &'a InsertReport,
+) -> impl Iterator<Item = &'a Event> {
+    events.iter().enumerate().filter_map(move |(i, e)| {
+        let skip =
+            report.duplicates.binary_search(&i).is_ok() || report.failed.binary_search(&i).is_ok();
+        (!skip).then_some(e)
+    })
 }
 
 /// The share of one group's report that belongs to the events at `range`.

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Deserialize;
 
-use super::{Grouping, InsertReport, StoreError};
+use super::{Grouping, InsertReport, RollupDoc, StoreError};
 use crate::event::{Day, Event, PAGE_VIEW};
+use crate::rollup::{self, Delta, Value};
 use crate::stats::KeyVisitorCount;
 
 const EVENTS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("events");
@@ -39,6 +40,9 @@ impl EmbeddedStore {
             let tx = db.begin_write().map_err(err)?;
             tx.open_table(EVENTS).map_err(err)?;
             tx.open_table(IDS).map_err(err)?;
+            for name in rollup::ALL {
+                tx.open_table(rollup_table(name)).map_err(err)?;
+            }
             tx.commit().map_err(err)?;
             Ok(EmbeddedStore { db: Arc::new(db) })
         })
@@ -130,6 +134,179 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+impl EmbeddedStore {
+    pub async fn apply_rollups(&self, delta: Delta) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            for (name, changes) in &delta.changes {
+                let mut table = tx.open_table(rollup_table(name)).map_err(err)?;
+                for (key, change) in changes {
+                    let mut fields = match table.get(key.as_str()).map_err(err)? {
+                        Some(bytes) => decode_fields(bytes.value())?,
+                        None => HashMap::new(),
+                    };
+                    for (f, n) in &change.inc {
+                        let old = match fields.get(*f) {
+                            Some(Value::Int(v)) => *v,
+                            _ => 0,
+                        };
+                        fields.insert(f.to_string(), Value::Int(old + n));
+                    }
+                    for (f, v) in &change.min {
+                        let lower = fields.get(*f).is_none_or(|old| v < old);
+                        if lower {
+                            fields.insert(f.to_string(), v.clone());
+                        }
+                    }
+                    for (f, v) in &change.set {
+                        fields.insert(f.to_string(), v.clone());
+                    }
+                    table
+                        .insert(key.as_str(), encode_fields(&fields).as_slice())
+                        .map_err(err)?;
+                }
+            }
+            tx.commit().map_err(err)
+        })
+        .await
+    }
+
+    pub async fn rollup_between(
+        &self,
+        rollup: &'static str,
+        field: &'static str,
+        since: Day,
+        until: Day,
+    ) -> Result<Vec<RollupDoc>, StoreError> {
+        let db = self.db.clone();
+        let (since, until) = (since.to_string(), until.to_string());
+        blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            let table = tx.open_table(rollup_table(rollup)).map_err(err)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(err)? {
+                let (key, value) = row.map_err(err)?;
+                let fields = decode_fields(value.value())?;
+                let within =
+                    matches!(fields.get(field), Some(Value::Str(d)) if *d >= since && *d <= until);
+                if within {
+                    out.push(RollupDoc {
+                        id: key.value().to_string(),
+                        fields,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn clear_rollups(&self) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            for name in rollup::ALL {
+                tx.delete_table(rollup_table(name)).map_err(err)?;
+                tx.open_table(rollup_table(name)).map_err(err)?;
+            }
+            tx.commit().map_err(err)
+        })
+        .await
+    }
+
+    pub async fn events_of_types(
+        &self,
+        types: Vec<String>,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            let table = tx.open_table(EVENTS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in table.range((since_ms, "")..(until_ms, "")).map_err(err)? {
+                let (_, value) = row.map_err(err)?;
+                let e: Event = serde_json::from_slice(value.value()).map_err(err)?;
+                if types.contains(&e.event_type) {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn events_after(
+        &self,
+        after: Option<(i64, String)>,
+        until_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            let table = tx.open_table(EVENTS).map_err(err)?;
+            let end = until_ms.unwrap_or(i64::MAX);
+            let mut out = Vec::with_capacity(limit.min(10_000));
+            let start = after
+                .as_ref()
+                .map_or((i64::MIN, ""), |(t, id)| (*t, id.as_str()));
+            for row in table.range(start..(end, "")).map_err(err)? {
+                let (key, value) = row.map_err(err)?;
+                let (ts, id) = key.value();
+                if after
+                    .as_ref()
+                    .is_some_and(|(t, a)| ts == *t && id == a.as_str())
+                {
+                    continue;
+                }
+                out.push(serde_json::from_slice(value.value()).map_err(err)?);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn rollup_table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+fn encode_fields(fields: &HashMap<String, Value>) -> Vec<u8> {
+    let map: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|(k, v)| {
+            let j = match v {
+                Value::Int(n) => serde_json::Value::from(*n),
+                Value::Str(s) => serde_json::Value::from(s.as_str()),
+            };
+            (k.clone(), j)
+        })
+        .collect();
+    serde_json::to_vec(&map).unwrap_or_default()
+}
+
+fn decode_fields(bytes: &[u8]) -> Result<HashMap<String, Value>, StoreError> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(err)?;
+    Ok(map
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let value = match v {
+                serde_json::Value::Number(n) => Value::Int(n.as_i64()?),
+                serde_json::Value::String(s) => Value::Str(s),
+                _ => return None,
+            };
+            Some((k, value))
+        })
+        .collect())
 }
 
 /// Calls `f` with every stored event of days `since..=until`, in time order.

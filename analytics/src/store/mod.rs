@@ -16,7 +16,10 @@ pub mod sink;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use crate::event::{Day, Event};
+use crate::rollup::{Delta, Value};
 use crate::stats::KeyVisitorCount;
 
 /// How to reach the store; built by the collector's config or the CLI's flags.
@@ -58,10 +61,11 @@ pub enum StoreError {
 pub struct InsertReport {
     /// Events newly stored.
     pub inserted: usize,
-    /// Indexes of events whose `event_id` was already stored (or repeated within the batch).
+    /// Indexes (ascending) of events whose `event_id` was already stored (or repeated within
+    /// the batch).
     pub duplicates: Vec<usize>,
-    /// Indexes of events the store refused for another reason; the caller must not report them
-    /// as stored.
+    /// Indexes (ascending) of events the store refused for another reason; the caller must not
+    /// report them as stored.
     pub failed: Vec<usize>,
 }
 
@@ -152,6 +156,125 @@ impl Store {
         match self {
             Store::Mongo(s) => s.events_between(since, until).await,
             Store::Embedded(s) => s.events_between(since, until).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// One rollup document as read back: its key and its fields.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RollupDoc {
+    pub id: String,
+    pub fields: HashMap<String, Value>,
+}
+
+impl RollupDoc {
+    pub fn int(&self, field: &str) -> i64 {
+        match self.fields.get(field) {
+            Some(Value::Int(n)) => *n,
+            _ => 0,
+        }
+    }
+
+    pub fn str(&self, field: &str) -> &str {
+        match self.fields.get(field) {
+            Some(Value::Str(s)) => s,
+            _ => "",
+        }
+    }
+}
+
+impl Store {
+    /// Applies a batch's rollup changes (`$inc`/`$min` upserts). Commutative: see
+    /// [`crate::rollup`].
+    pub async fn apply_rollups(&self, delta: &Delta) -> Result<(), StoreError> {
+        if delta.changes.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Store::Mongo(s) => s.apply_rollups(delta).await,
+            Store::Embedded(s) => s.apply_rollups(delta.clone()).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(()),
+        }
+    }
+
+    /// The documents of `rollup` whose `field` (a `YYYY-MM-DD` day) is within `since..=until`.
+    pub async fn rollup_between(
+        &self,
+        rollup: &'static str,
+        field: &'static str,
+        since: Day,
+        until: Day,
+    ) -> Result<Vec<RollupDoc>, StoreError> {
+        match self {
+            Store::Mongo(s) => s.rollup_between(rollup, field, since, until).await,
+            Store::Embedded(s) => s.rollup_between(rollup, field, since, until).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Empties every rollup (before a rebuild).
+    pub async fn clear_rollups(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Mongo(s) => s.clear_rollups().await,
+            Store::Embedded(s) => s.clear_rollups().await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(()),
+        }
+    }
+
+    /// Empties the rollups and recomputes them from every raw event, `chunk` events at a time;
+    /// `progress` hears the running count. Returns how many events were read.
+    pub async fn rebuild_rollups(
+        &self,
+        chunk: usize,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, StoreError> {
+        self.clear_rollups().await?;
+        let mut after = None;
+        let mut total = 0u64;
+        loop {
+            let events = self.events_after(after, None, chunk).await?;
+            let Some(last) = events.last() else { break };
+            after = Some((last.timestamp, last.event_id.clone()));
+            self.apply_rollups(&Delta::of(&events)).await?;
+            total += events.len() as u64;
+            progress(total);
+        }
+        Ok(total)
+    }
+
+    /// Events of the given types with `timestamp` in `since_ms..until_ms`, trimmed to what a
+    /// funnel reads. Served by the `(event_type, timestamp)` index.
+    pub async fn events_of_types(
+        &self,
+        types: &[String],
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        match self {
+            Store::Mongo(s) => s.events_of_types(types, since_ms, until_ms).await,
+            Store::Embedded(s) => s.events_of_types(types.to_vec(), since_ms, until_ms).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Up to `limit` stored events after `after` (a `(timestamp, event_id)` position, `None`
+    /// for the start) in `(timestamp, event_id)` order: a resumable scan of every event, for
+    /// rollup rebuilds and exports.
+    pub async fn events_after(
+        &self,
+        after: Option<(i64, String)>,
+        until_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        match self {
+            Store::Mongo(s) => s.events_after(after, until_ms, limit).await,
+            Store::Embedded(s) => s.events_after(after, until_ms, limit).await,
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Vec::new()),
         }

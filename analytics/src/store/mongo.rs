@@ -9,8 +9,9 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, Credential, ServerAddress};
 use mongodb::{Client, Collection, Database, IndexModel};
 
-use super::{InsertReport, MongoConfig, StoreError};
+use super::{InsertReport, MongoConfig, RollupDoc, StoreError};
 use crate::event::{Day, Event, PAGE_VIEW};
+use crate::rollup::{self, Change, Delta, Value};
 use crate::stats::KeyVisitorCount;
 
 const EVENTS: &str = "events";
@@ -53,9 +54,161 @@ impl MongoStore {
         Ok(store)
     }
 
+    /// One `createIndexes` per index: FerretDB v1 panics on a `createIndexes` of several
+    /// indexes that already exist (seen with 1.24 on SQLite), and a restart does exactly that.
     async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        self.events.create_indexes(index_models()).await?;
+        for model in index_models() {
+            self.events.create_index(model).await?;
+        }
+        for (name, field) in ROLLUP_DAY_FIELDS {
+            let model = IndexModel::builder().keys(doc! { *field: 1 }).build();
+            self.db
+                .collection::<Document>(name)
+                .create_index(model)
+                .await?;
+        }
         Ok(())
+    }
+
+    pub async fn apply_rollups(&self, delta: &Delta) -> Result<(), StoreError> {
+        for (name, changes) in &delta.changes {
+            let statements: Vec<Document> = changes
+                .iter()
+                .map(|(key, change)| {
+                    doc! { "q": { "_id": key }, "u": update_doc(change), "upsert": true }
+                })
+                .collect();
+            for chunk in statements.chunks(ROLLUP_CHUNK) {
+                self.update_many_statements(name, chunk).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One `update` command with many upsert statements: one round trip (FerretDB v1 has no
+    /// `bulkWrite`). Two collectors upserting the same new key race to insert it; the loser
+    /// gets a duplicate-key error and its statement is simply sent again.
+    async fn update_many_statements(
+        &self,
+        name: &str,
+        statements: &[Document],
+    ) -> Result<(), StoreError> {
+        let mut pending: Vec<Document> = statements.to_vec();
+        for _attempt in 0..3 {
+            let reply = self
+                .db
+                .run_command(doc! { "update": name, "updates": &pending, "ordered": false })
+                .await?;
+            let Ok(errors) = reply.get_array("writeErrors") else {
+                return Ok(());
+            };
+            let mut retry = Vec::new();
+            for err in errors.iter().filter_map(Bson::as_document) {
+                let index = err.get_i32("index").unwrap_or(-1);
+                let code = err.get_i32("code").unwrap_or(0);
+                let stmt = usize::try_from(index).ok().and_then(|i| pending.get(i));
+                match stmt {
+                    Some(stmt) if code == DUPLICATE_KEY => retry.push(stmt.clone()),
+                    _ => {
+                        return Err(StoreError::Corrupt(format!(
+                            "rollup update on {name} failed: {err}"
+                        )))
+                    }
+                }
+            }
+            if retry.is_empty() {
+                return Ok(());
+            }
+            pending = retry;
+        }
+        Err(StoreError::Corrupt(format!(
+            "rollup upserts on {name} kept colliding"
+        )))
+    }
+
+    pub async fn rollup_between(
+        &self,
+        rollup: &'static str,
+        field: &'static str,
+        since: Day,
+        until: Day,
+    ) -> Result<Vec<RollupDoc>, StoreError> {
+        let filter = doc! { field: { "$gte": since.to_string(), "$lte": until.to_string() } };
+        let mut cursor = self.db.collection::<Document>(rollup).find(filter).await?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            out.push(rollup_doc(&d));
+        }
+        Ok(out)
+    }
+
+    pub async fn clear_rollups(&self) -> Result<(), StoreError> {
+        for name in rollup::ALL {
+            self.db
+                .collection::<Document>(name)
+                .delete_many(Document::new())
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn events_of_types(
+        &self,
+        types: &[String],
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let filter = doc! {
+            "event_type": { "$in": types },
+            "timestamp": { "$gte": DateTime::from_millis(since_ms), "$lt": DateTime::from_millis(until_ms) },
+        };
+        let projection = doc! {
+            "event_type": 1, "visitor": 1, "page_url": 1, "timestamp": 1, "day": 1,
+        };
+        let mut cursor = self.events.find(filter).projection(projection).await?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            let timestamp = opt_millis(&d, "timestamp").unwrap_or(0);
+            out.push(Event {
+                event_id: opt_str(&d, "_id").unwrap_or_default(),
+                event_type: opt_str(&d, "event_type").unwrap_or_default(),
+                visitor: opt_str(&d, "visitor"),
+                page_url: opt_str(&d, "page_url"),
+                timestamp,
+                day: Day::from_millis(timestamp).unwrap_or_default(),
+                ..Event::default()
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn events_after(
+        &self,
+        after: Option<(i64, String)>,
+        until_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut filter = match after {
+            None => Document::new(),
+            Some((ts, id)) => {
+                let t = DateTime::from_millis(ts);
+                doc! { "$or": [ { "timestamp": { "$gt": t } }, { "timestamp": t, "_id": { "$gt": id } } ] }
+            }
+        };
+        if let Some(until) = until_ms {
+            filter = doc! { "$and": [ filter, { "timestamp": { "$lt": DateTime::from_millis(until) } } ] };
+        }
+        let mut cursor = self
+            .events
+            .find(filter)
+            .sort(doc! { "timestamp": 1, "_id": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await?;
+        let mut out = Vec::with_capacity(limit.min(10_000));
+        while let Some(d) = cursor.try_next().await? {
+            out.push(doc_to_event(&d)?);
+        }
+        Ok(out)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -148,6 +301,78 @@ impl MongoStore {
         }
         Ok(out)
     }
+}
+
+/// Statements per `update` command.
+const ROLLUP_CHUNK: usize = 1000;
+
+/// The day field each rollup is read by.
+const ROLLUP_DAY_FIELDS: &[(&str, &str)] = &[
+    (rollup::DAILY_TYPE, "day"),
+    (rollup::DAILY_VISITOR, "day"),
+    (rollup::DAILY_PAGE_VISITOR, "day"),
+    (rollup::FIRST_SEEN, "first_day"),
+    (rollup::SESSIONS, "day"),
+    (rollup::PAGE_TIME, "day"),
+    (rollup::DAILY_REFERRER, "day"),
+    (rollup::DAILY_AGENT, "day"),
+];
+
+fn bson_of(v: &Value) -> Bson {
+    match v {
+        Value::Int(n) => Bson::Int64(*n),
+        Value::Str(s) => Bson::String(s.clone()),
+    }
+}
+
+fn update_doc(c: &Change) -> Document {
+    let mut u = Document::new();
+    if !c.inc.is_empty() {
+        u.insert(
+            "$inc",
+            c.inc
+                .iter()
+                .map(|(k, n)| (k.to_string(), Bson::Int64(*n)))
+                .collect::<Document>(),
+        );
+    }
+    if !c.min.is_empty() {
+        u.insert(
+            "$min",
+            c.min
+                .iter()
+                .map(|(k, v)| (k.to_string(), bson_of(v)))
+                .collect::<Document>(),
+        );
+    }
+    if !c.set.is_empty() {
+        u.insert(
+            "$set",
+            c.set
+                .iter()
+                .map(|(k, v)| (k.to_string(), bson_of(v)))
+                .collect::<Document>(),
+        );
+    }
+    u
+}
+
+fn rollup_doc(d: &Document) -> RollupDoc {
+    let mut out = RollupDoc {
+        id: opt_str(d, "_id").unwrap_or_default(),
+        ..RollupDoc::default()
+    };
+    for (k, v) in d {
+        let value = match v {
+            Bson::Int32(n) => Value::Int(i64::from(*n)),
+            Bson::Int64(n) => Value::Int(*n),
+            Bson::Double(n) => Value::Int(*n as i64),
+            Bson::String(s) => Value::Str(s.clone()),
+            _ => continue,
+        };
+        out.fields.insert(k.clone(), value);
+    }
+    out
 }
 
 /// The indexes of the `events` collection (public so benchmarks measure the same write cost).

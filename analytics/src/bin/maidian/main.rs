@@ -1,0 +1,402 @@
+//! `maidian`: the analyst's command line. Reads the store directly (MongoDB when a URI is
+//! given, else the embedded store's data directory) and prints human tables or `--json` (the
+//! same documents as the HTTP endpoints).
+//!
+//! Layout: this file parses commands and runs them; `table` prints tables and progress.
+
+mod table;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use maidian_analytics::engine::{funnel, realtime, retention, summary};
+use maidian_analytics::event::Day;
+use maidian_analytics::stats::{self, Period};
+use maidian_analytics::store::{MongoConfig, Store, StoreConfig};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "maidian",
+    version,
+    about = "maidian analytics from the command line"
+)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// MongoDB connection string; without it the embedded store in --data-dir is read.
+    #[arg(long, env = "MAIDIAN_MONGODB_URI", global = true)]
+    mongodb_uri: Option<String>,
+    /// MongoDB database holding the `events` collection.
+    #[arg(
+        long,
+        env = "MAIDIAN_DATABASE",
+        default_value = "tracking",
+        global = true
+    )]
+    database: String,
+    /// Data directory of the embedded store.
+    #[arg(
+        long,
+        env = "MAIDIAN_DATA_DIR",
+        default_value = "maidian-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+}
+
+#[derive(Args, Clone, Copy)]
+struct PeriodArgs {
+    /// The last N days, today included (UTC).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+    days: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl PeriodArgs {
+    fn period(&self) -> Period {
+        Period::last_days(self.days, Day::today())
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The seed's statistics: events by type, or page views by page.
+    Stats {
+        #[command(subcommand)]
+        what: StatsKind,
+    },
+    /// Behaviour summary: overview, daily trend, top pages, events, referrers, browsers.
+    Summary {
+        #[command(flatten)]
+        period: PeriodArgs,
+        /// Rows per top list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Funnel conversion through ordered steps.
+    Funnel {
+        /// Steps, comma-separated: `page_view,click@/pricing,purchase`.
+        #[arg(long)]
+        steps: String,
+        /// Conversion window from the first step: seconds, or 30m, 2h, 1d.
+        #[arg(long, default_value = "1d")]
+        window: String,
+        #[command(flatten)]
+        period: PeriodArgs,
+    },
+    /// Day-N retention of first-seen cohorts.
+    Retention {
+        #[command(flatten)]
+        period: PeriodArgs,
+    },
+    /// Events in the last hour, users online, events per minute.
+    Realtime {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Maintenance of the pre-aggregated rollups.
+    Rollups {
+        #[command(subcommand)]
+        what: RollupsCommand,
+    },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum StatsKind {
+    /// Events by type, with unique users.
+    Events(PeriodArgs),
+    /// Page views by page, with unique users.
+    Pages(PeriodArgs),
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum RollupsCommand {
+    /// Recompute every rollup from the raw events.
+    Rebuild,
+}
+
+impl StoreArgs {
+    fn config(&self) -> StoreConfig {
+        match &self.mongodb_uri {
+            Some(uri) if !uri.is_empty() => StoreConfig::Mongo(MongoConfig {
+                uri: Some(uri.clone()),
+                host: String::new(),
+                port: 0,
+                username: None,
+                password: None,
+                database: self.database.clone(),
+                timeout: Duration::from_secs(10),
+            }),
+            _ => StoreConfig::Embedded {
+                data_dir: self.data_dir.clone(),
+            },
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let store = Store::open(&cli.store.config()).await?;
+    match cli.command {
+        Command::Stats { what } => stats_command(&store, what).await,
+        Command::Summary { period, top } => {
+            let s = summary::summary(&store, period.period(), top).await?;
+            output(period.json, &s, || print_summary(&s))
+        }
+        Command::Funnel {
+            steps,
+            window,
+            period,
+        } => {
+            let window = funnel::parse_window(&window).ok_or_else(|| {
+                anyhow::anyhow!("--window: seconds, or a number with s, m, h or d")
+            })?;
+            let f = funnel::Funnel::parse(&steps, window)?;
+            let r = funnel::funnel(&store, &f, period.period()).await?;
+            output(period.json, &r, || print_funnel(&r))
+        }
+        Command::Retention { period } => {
+            let r = retention::retention(&store, period.period()).await?;
+            output(period.json, &r, || print_retention(&r))
+        }
+        Command::Realtime { json } => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+            let r = realtime::realtime(&store, now).await?;
+            output(json, &r, || {
+                println!("events in the last hour  {}", r.recent_events_1h);
+                println!("users online (5 min)     {}", r.online_users);
+                println!("events per minute (30 min, oldest first)");
+                println!("{:?}", r.events_per_minute);
+            })
+        }
+        Command::Rollups {
+            what: RollupsCommand::Rebuild,
+        } => {
+            let progress = table::Progress::new(0, "events");
+            let n = store
+                .rebuild_rollups(5_000, |done| progress.show(done))
+                .await?;
+            progress.finish();
+            println!("rebuilt rollups from {n} events");
+            Ok(())
+        }
+    }
+}
+
+fn output<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human();
+    }
+    Ok(())
+}
+
+fn print_summary(s: &summary::Summary) {
+    let o = &s.overview;
+    println!(
+        "{} .. {} ({} days)",
+        s.period.since, s.period.until, s.period.days
+    );
+    table::print(
+        &[
+            "total events",
+            "active users",
+            "sessions",
+            "page views",
+            "avg session s",
+            "bounce %",
+        ],
+        &[vec![
+            o.total_events.to_string(),
+            o.active_users.to_string(),
+            o.sessions.to_string(),
+            o.page_views.to_string(),
+            o.avg_session_duration.to_string(),
+            o.bounce_rate.to_string(),
+        ]],
+    );
+    println!();
+    let daily: Vec<Vec<String>> = s
+        .daily
+        .iter()
+        .map(|d| {
+            vec![
+                d.day.clone(),
+                d.events.to_string(),
+                d.page_views.to_string(),
+                d.users.to_string(),
+                d.sessions.to_string(),
+            ]
+        })
+        .collect();
+    table::print(
+        &["day", "events", "page views", "users", "sessions"],
+        &daily,
+    );
+    println!();
+    let pages: Vec<Vec<String>> = s
+        .top_pages
+        .iter()
+        .map(|p| {
+            let t = p.avg_time_on_page.map_or("-".into(), |t| t.to_string());
+            vec![
+                p.page_url.clone(),
+                p.views.to_string(),
+                p.unique_users.to_string(),
+                t,
+            ]
+        })
+        .collect();
+    table::print(&["top page", "views", "users", "avg time s"], &pages);
+    for (title, list) in [
+        ("top event", &s.top_events),
+        ("top referrer", &s.top_referrers),
+        ("browser", &s.browsers),
+        ("os", &s.operating_systems),
+        ("device", &s.devices),
+    ] {
+        println!();
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|c| vec![c.name.clone(), c.count.to_string()])
+            .collect();
+        table::print(&[title, "count"], &rows);
+    }
+}
+
+fn print_funnel(r: &funnel::FunnelResult) {
+    println!(
+        "{} .. {}, window {} s",
+        r.period.since, r.period.until, r.window_seconds
+    );
+    let rows: Vec<Vec<String>> = r
+        .funnel_steps
+        .iter()
+        .map(|s| {
+            vec![
+                s.step.clone(),
+                s.users.to_string(),
+                s.conversion_rate.to_string(),
+                s.conversion_from_previous.to_string(),
+                s.drop_off.to_string(),
+                s.median_time_to_convert
+                    .map_or("-".into(), |t| t.to_string()),
+            ]
+        })
+        .collect();
+    table::print(
+        &[
+            "step",
+            "users",
+            "conv %",
+            "from prev %",
+            "drop-off",
+            "median s",
+        ],
+        &rows,
+    );
+}
+
+fn print_retention(r: &retention::Retention) {
+    println!("{} .. {}", r.period.since, r.period.until);
+    let rows: Vec<Vec<String>> = r
+        .retention_data
+        .iter()
+        .map(|d| {
+            vec![
+                format!("day {}", d.day),
+                d.retention_rate.to_string(),
+                d.users.to_string(),
+                d.cohort_users.to_string(),
+            ]
+        })
+        .collect();
+    table::print(&["", "retention %", "users", "of"], &rows);
+    println!();
+    let cohorts: Vec<Vec<String>> = r
+        .cohorts
+        .iter()
+        .map(|c| {
+            let mut row = vec![c.cohort.to_string(), c.users.to_string()];
+            row.extend(c.retained.iter().map(u64::to_string));
+            row
+        })
+        .collect();
+    table::print(&["cohort", "users", "day 0.."], &cohorts);
+}
+
+async fn stats_command(store: &Store, what: StatsKind) -> anyhow::Result<()> {
+    let (StatsKind::Events(args) | StatsKind::Pages(args)) = what;
+    let p = args.period();
+    // (key column, total field, rows field, JSON rows, table rows)
+    let (key, total_name, rows_name, json_rows, rows) = match what {
+        StatsKind::Events(_) => {
+            let groups = store.count_by_type_and_visitor(p.since, p.until).await?;
+            let rows = stats::event_type_stats(groups);
+            let table = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.event_type.clone(),
+                        r.count.to_string(),
+                        r.unique_users.to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            (
+                "event type",
+                "total_events",
+                "events",
+                serde_json::to_value(&rows)?,
+                table,
+            )
+        }
+        StatsKind::Pages(_) => {
+            let groups = store.count_page_views_by_visitor(p.since, p.until).await?;
+            let rows = stats::page_stats(groups);
+            let table = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.page_url.clone(),
+                        r.views.to_string(),
+                        r.unique_users.to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            (
+                "page",
+                "total_page_views",
+                "pages",
+                serde_json::to_value(&rows)?,
+                table,
+            )
+        }
+    };
+    let total: u64 = rows.iter().filter_map(|r| r[1].parse::<u64>().ok()).sum();
+    if args.json {
+        let mut v = serde_json::json!({ "period": p });
+        v[total_name] = total.into();
+        v[rows_name] = json_rows;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{} .. {} ({} days)", p.since, p.until, p.days);
+    let mut rows = rows;
+    rows.push(vec!["total".into(), total.to_string(), String::new()]);
+    table::print(&[key, "count", "unique users"], &rows);
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! Plain-text tables and progress for the terminal.
+
+use std::io::Write;
+
+/// Prints rows under a header, each column as wide as its widest cell; numbers right-aligned.
+pub fn print(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let w = widths.get(i).copied().unwrap_or(0);
+                let numeric = i > 0
+                    && c.chars()
+                        .all(|ch| ch.is_ascii_digit() || ".%-".contains(ch));
+                if numeric {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// A one-line progress bar on stderr: `[#####.....] 50% 1200/2400 events`.
+pub struct Progress {
+    total: u64,
+    what: &'static str,
+}
+
+impl Progress {
+    pub fn new(total: u64, what: &'static str) -> Progress {
+        Progress { total, what }
+    }
+
+    pub fn show(&self, done: u64) {
+        let total = self.total.max(done).max(1);
+        let filled = (done * 30 / total) as usize;
+        let mut err = std::io::stderr();
+        let _ = write!(
+            err,
+            "\r[{}{}] {:>3}% {done}/{total} {}",
+            "#".repeat(filled),
+            ".".repeat(30 - filled),
+            done * 100 / total,
+            self.what
+        );
+        let _ = err.flush();
+    }
+
+    pub fn finish(&self) {
+        eprintln!();
+    }
+}

@@ -1,0 +1,391 @@
+//! Funnels: ordered steps, each an event type optionally narrowed to a page URL, completed
+//! within a conversion window from the first step. Other events may happen between steps.
+//! Reads only the events of the step types in the period (plus one window after it).
+//!
+//! For each visitor the events are walked in time order, keeping for every step the latest
+//! first-step time of a chain that has reached it: a later start leaves the most window for
+//! the steps after it, so this finds the deepest step any chain reaches. An event advances a
+//! chain by at most one step, so a step repeated in the funnel needs a repeated event.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{median, percent};
+use crate::event::Event;
+use crate::stats::Period;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Step {
+    pub event_type: String,
+    pub page_url: Option<String>,
+}
+
+impl Step {
+    /// `click` or `page_view@https://shop.example/checkout`.
+    pub fn parse(s: &str) -> Option<Step> {
+        let (ty, page) = match s.split_once('@') {
+            Some((t, p)) => (
+                t.trim(),
+                Some(p.trim().to_string()).filter(|p| !p.is_empty()),
+            ),
+            None => (s.trim(), None),
+        };
+        (!ty.is_empty()).then(|| Step {
+            event_type: ty.to_string(),
+            page_url: page,
+        })
+    }
+
+    pub fn label(&self) -> String {
+        match &self.page_url {
+            Some(p) => format!("{}@{p}", self.event_type),
+            None => self.event_type.clone(),
+        }
+    }
+
+    fn matches(&self, e: &Event) -> bool {
+        e.event_type == self.event_type
+            && self
+                .page_url
+                .as_ref()
+                .is_none_or(|p| e.page_url.as_deref() == Some(p.as_str()))
+    }
+}
+
+/// A funnel definition: at least one step, by construction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Funnel {
+    first: Step,
+    rest: Vec<Step>,
+    /// Milliseconds from the first step within which the others must happen.
+    pub window_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FunnelError {
+    #[error("a funnel needs at least one step")]
+    NoSteps,
+    #[error("a funnel has at most {0} steps")]
+    TooManySteps(usize),
+    #[error("step {0:?} is not `event_type` or `event_type@page_url`")]
+    BadStep(String),
+    #[error("the conversion window must be between 1 second and 90 days")]
+    BadWindow,
+}
+
+pub const MAX_STEPS: usize = 10;
+
+/// Parses a conversion window: plain seconds, or a number with `s`, `m`, `h` or `d`; in ms.
+pub fn parse_window(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: i64 = num.parse().ok()?;
+    let scale = match unit {
+        's' => 1_000,
+        'm' => 60_000,
+        'h' => 3_600_000,
+        'd' => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+impl Funnel {
+    pub fn new(steps: Vec<Step>, window_ms: i64) -> Result<Funnel, FunnelError> {
+        if !(1_000..=90 * 86_400_000).contains(&window_ms) {
+            return Err(FunnelError::BadWindow);
+        }
+        if steps.len() > MAX_STEPS {
+            return Err(FunnelError::TooManySteps(MAX_STEPS));
+        }
+        let mut it = steps.into_iter();
+        let first = it.next().ok_or(FunnelError::NoSteps)?;
+        Ok(Funnel {
+            first,
+            rest: it.collect(),
+            window_ms,
+        })
+    }
+
+    /// Parses `a,b@/page,c`.
+    pub fn parse(steps: &str, window_ms: i64) -> Result<Funnel, FunnelError> {
+        let steps = steps
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Step::parse(s).ok_or_else(|| FunnelError::BadStep(s.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Funnel::new(steps, window_ms)
+    }
+
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        std::iter::once(&self.first).chain(&self.rest)
+    }
+
+    pub fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepResult {
+    pub step: String,
+    pub users: u64,
+    /// Percent of the first step's users.
+    pub conversion_rate: f64,
+    /// Percent of the previous step's users.
+    pub conversion_from_previous: f64,
+    /// Users of the previous step who did not reach this one.
+    pub drop_off: u64,
+    /// Median seconds from the first step to this one (`None` for the first step or nobody).
+    pub median_time_to_convert: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunnelResult {
+    pub period: Period,
+    pub window_seconds: i64,
+    pub funnel_steps: Vec<StepResult>,
+}
+
+/// Per visitor: how deep they got, and when (ms after their start) they reached each step.
+fn walk(funnel: &Funnel, events: &[&Event], start_from: i64, start_until: i64) -> Vec<Option<i64>> {
+    let steps: Vec<&Step> = funnel.steps().collect();
+    let n = steps.len();
+    // reached[i]: the latest start time of a chain that has reached step i.
+    let mut reached: Vec<Option<i64>> = vec![None; n];
+    // first time (after its start) each step was reached.
+    let mut took: Vec<Option<i64>> = vec![None; n];
+    for e in events {
+        for i in (1..n).rev() {
+            if !steps[i].matches(e) {
+                continue;
+            }
+            if let Some(start) = reached[i - 1] {
+                if e.timestamp - start <= funnel.window_ms && reached[i].is_none_or(|r| start > r) {
+                    reached[i] = Some(start);
+                    took[i].get_or_insert(e.timestamp - start);
+                }
+            }
+        }
+        if steps[0].matches(e) && (start_from..start_until).contains(&e.timestamp) {
+            reached[0] = Some(e.timestamp);
+            took[0] = Some(0);
+        }
+    }
+    took
+}
+
+pub fn compute(funnel: &Funnel, p: Period, events: &[Event]) -> FunnelResult {
+    let (from, until) = (p.since.start_millis(), p.until.start_millis() + 86_400_000);
+    let mut by_visitor: HashMap<&str, Vec<&Event>> = HashMap::new();
+    for e in events {
+        if let Some(v) = e.visitor.as_deref() {
+            by_visitor.entry(v).or_default().push(e);
+        }
+    }
+    let n = funnel.len();
+    let mut users = vec![0u64; n];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); n];
+    for evs in by_visitor.values_mut() {
+        evs.sort_by(|a, b| {
+            a.timestamp
+                .cmp(&b.timestamp)
+                .then_with(|| a.event_id.cmp(&b.event_id))
+        });
+        for (i, t) in walk(funnel, evs, from, until).into_iter().enumerate() {
+            if let Some(ms) = t {
+                users[i] += 1;
+                times[i].push(ms as f64 / 1000.0);
+            }
+        }
+    }
+    let funnel_steps = funnel
+        .steps()
+        .enumerate()
+        .map(|(i, step)| {
+            let previous = if i == 0 { users[0] } else { users[i - 1] };
+            StepResult {
+                step: step.label(),
+                users: users[i],
+                conversion_rate: if i == 0 && users[0] > 0 {
+                    100.0
+                } else {
+                    percent(users[i], users[0])
+                },
+                conversion_from_previous: if i == 0 && users[0] > 0 {
+                    100.0
+                } else {
+                    percent(users[i], previous)
+                },
+                drop_off: previous.saturating_sub(users[i]),
+                median_time_to_convert: if i == 0 { None } else { median(&mut times[i]) },
+            }
+        })
+        .collect();
+    FunnelResult {
+        period: p,
+        window_seconds: funnel.window_ms / 1000,
+        funnel_steps,
+    }
+}
+
+pub async fn funnel(store: &Store, funnel: &Funnel, p: Period) -> Result<FunnelResult, StoreError> {
+    let mut types: Vec<String> = funnel.steps().map(|s| s.event_type.clone()).collect();
+    types.sort();
+    types.dedup();
+    let from = p.since.start_millis();
+    let until = p.until.start_millis() + 86_400_000 + funnel.window_ms;
+    let events = store.events_of_types(&types, from, until).await?;
+    Ok(compute(funnel, p, &events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Day;
+
+    const T: i64 = 1_795_996_800_000; // 2026-11-30T00:00Z
+    const MIN: i64 = 60_000;
+
+    fn ev(user: Option<&str>, ty: &str, page: &str, at: i64) -> Event {
+        let mut e = Event {
+            event_id: format!("{ty}{at}"),
+            event_type: ty.into(),
+            user_id: user.map(Into::into),
+            anonymous_id: None,
+            page_url: Some(page.into()),
+            timestamp: at,
+            day: Day::from_millis(at).unwrap(),
+            ..Event::default()
+        };
+        e.derive_visitor();
+        e
+    }
+
+    fn run(steps: &str, window_ms: i64, events: &[Event]) -> Vec<(u64, f64, Option<f64>)> {
+        let f = Funnel::parse(steps, window_ms).unwrap();
+        let p = Period::last_days(7, Day::from_millis(T).unwrap());
+        compute(&f, p, events)
+            .funnel_steps
+            .into_iter()
+            .map(|s| (s.users, s.conversion_rate, s.median_time_to_convert))
+            .collect()
+    }
+
+    #[test]
+    fn ordered_steps_with_events_between() {
+        let events = [
+            ev(Some("a"), "page_view", "/", T),
+            ev(Some("a"), "scroll", "/", T + MIN),
+            ev(Some("a"), "click", "/", T + 2 * MIN),
+            ev(Some("a"), "purchase", "/", T + 4 * MIN),
+            ev(Some("b"), "page_view", "/", T),
+            ev(Some("b"), "click", "/", T + 10 * MIN),
+            ev(Some("c"), "page_view", "/", T),
+        ];
+        assert_eq!(
+            run("page_view,click,purchase", 86_400_000, &events),
+            vec![
+                (3, 100.0, None),
+                (2, 66.7, Some(360.0)),
+                (1, 33.3, Some(240.0))
+            ]
+        );
+    }
+
+    #[test]
+    fn steps_out_of_order_do_not_count() {
+        let events = [
+            ev(Some("a"), "click", "/", T),
+            ev(Some("a"), "page_view", "/", T + MIN),
+        ];
+        assert_eq!(run("page_view,click", 86_400_000, &events)[1].0, 0);
+    }
+
+    #[test]
+    fn a_repeated_step_needs_a_repeated_event() {
+        let once = [ev(Some("a"), "page_view", "/", T)];
+        assert_eq!(run("page_view,page_view", 86_400_000, &once)[1].0, 0);
+        let twice = [
+            ev(Some("a"), "page_view", "/", T),
+            ev(Some("a"), "page_view", "/b", T + 1),
+        ];
+        assert_eq!(run("page_view,page_view", 86_400_000, &twice)[1].0, 1);
+    }
+
+    #[test]
+    fn the_window_expires_but_a_later_start_can_still_convert() {
+        let events = [
+            ev(Some("a"), "page_view", "/", T),
+            ev(Some("a"), "page_view", "/", T + 50 * MIN),
+            ev(Some("a"), "purchase", "/", T + 70 * MIN),
+            ev(Some("b"), "page_view", "/", T),
+            ev(Some("b"), "purchase", "/", T + 61 * MIN),
+        ];
+        let got = run("page_view,purchase", 60 * MIN, &events);
+        assert_eq!(got[1], (1, 50.0, Some(1200.0)));
+    }
+
+    #[test]
+    fn page_narrowed_steps_and_visitors_without_user_id() {
+        let mut anon = ev(None, "page_view", "/pricing", T);
+        anon.anonymous_id = Some("anon-1".into());
+        anon.derive_visitor();
+        let mut anon_signup = ev(None, "signup", "/pricing", T + MIN);
+        anon_signup.anonymous_id = Some("anon-1".into());
+        anon_signup.derive_visitor();
+        let nobody = ev(None, "page_view", "/pricing", T); // no id at all: not a user
+        let events = [
+            anon,
+            anon_signup,
+            nobody,
+            ev(Some("x"), "page_view", "/", T),
+        ];
+        assert_eq!(
+            run("page_view@/pricing,signup", 86_400_000, &events),
+            vec![(1, 100.0, None), (1, 100.0, Some(60.0))]
+        );
+    }
+
+    #[test]
+    fn starts_must_fall_in_the_period_and_empty_periods_are_zero() {
+        let before = T - 8 * 86_400_000;
+        let events = [
+            ev(Some("a"), "page_view", "/", before),
+            ev(Some("a"), "click", "/", T),
+        ];
+        assert_eq!(run("page_view,click", 86_400_000, &events)[0].0, 0);
+        assert_eq!(
+            run("page_view,click", 86_400_000, &[]),
+            vec![(0, 0.0, None), (0, 0.0, None)]
+        );
+    }
+
+    #[test]
+    fn windows() {
+        assert_eq!(parse_window("90"), Some(90_000));
+        assert_eq!(parse_window("30m"), Some(1_800_000));
+        assert_eq!(parse_window("1d"), Some(86_400_000));
+        assert_eq!(parse_window("1w"), None);
+        assert_eq!(parse_window("x"), None);
+    }
+
+    #[test]
+    fn definitions_are_checked() {
+        assert_eq!(Funnel::parse("", 86_400_000), Err(FunnelError::NoSteps));
+        assert_eq!(Funnel::parse("a,b", 10), Err(FunnelError::BadWindow));
+        assert!(matches!(
+            Funnel::parse(&"a,".repeat(11), 86_400_000),
+            Err(FunnelError::TooManySteps(10))
+        ));
+    }
+}

@@ -1,0 +1,47 @@
+//! The analytics engine: summary, funnel, retention and real-time figures.
+//!
+//! Each figure has a pure function over domain inputs (rollup documents or trimmed events),
+//! tested with small hand-made tables, and an async function that fetches those inputs from a
+//! [`Store`](crate::store::Store). Dashboards read rollups only; funnels read the events of
+//! their step types in the period; real-time reads the last hour.
+
+pub mod funnel;
+pub mod realtime;
+pub mod retention;
+pub mod summary;
+
+/// `part / whole` as a percentage with one decimal, 0 when `whole` is 0.
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    (part as f64 * 1000.0 / whole as f64).round() / 10.0
+}
+
+/// The median of `values` (sorted in place), `None` when empty.
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_and_median() {
+        assert_eq!(percent(1, 3), 33.3);
+        assert_eq!(percent(0, 0), 0.0);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&mut []), None);
+    }
+}

@@ -1,0 +1,85 @@
+//! Real-time figures from the last hour of raw events (a bounded, indexed time range).
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::event::Event;
+use crate::store::{Store, StoreError};
+
+pub const ONLINE_WINDOW_MS: i64 = 5 * 60_000;
+pub const MINUTES: usize = 30;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Realtime {
+    pub recent_events_1h: u64,
+    /// Distinct visitors active in the last 5 minutes.
+    pub online_users: u64,
+    /// Events per minute, oldest first, the last entry being the current minute.
+    pub events_per_minute: Vec<u64>,
+    pub generated_at: i64,
+}
+
+pub fn compute(now_ms: i64, last_hour: &[Event]) -> Realtime {
+    let mut online = HashSet::new();
+    let mut per_minute = vec![0u64; MINUTES];
+    let current_minute = now_ms.div_euclid(60_000);
+    for e in last_hour {
+        if now_ms - e.timestamp <= ONLINE_WINDOW_MS {
+            if let Some(v) = &e.visitor {
+                online.insert(v.as_str());
+            }
+        }
+        let age = current_minute - e.timestamp.div_euclid(60_000);
+        if (0..MINUTES as i64).contains(&age) {
+            per_minute[MINUTES - 1 - age as usize] += 1;
+        }
+    }
+    Realtime {
+        recent_events_1h: last_hour.len() as u64,
+        online_users: online.len() as u64,
+        events_per_minute: per_minute,
+        generated_at: now_ms,
+    }
+}
+
+pub async fn realtime(store: &Store, now_ms: i64) -> Result<Realtime, StoreError> {
+    let events = store
+        .events_after(
+            Some((now_ms - 3_600_000, String::new())),
+            Some(now_ms + 1),
+            usize::MAX,
+        )
+        .await?;
+    Ok(compute(now_ms, &events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(v: &str, ts: i64) -> Event {
+        Event {
+            visitor: Some(v.into()),
+            timestamp: ts,
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn online_users_and_minutes() {
+        let now = 1_795_996_800_000 + 30_000; // 30 s into a minute
+        let events = [
+            ev("a", now - 1_000),
+            ev("a", now - 2_000),
+            ev("b", now - 4 * 60_000),
+            ev("c", now - 10 * 60_000),
+        ];
+        let r = compute(now, &events);
+        assert_eq!((r.recent_events_1h, r.online_users), (4, 2));
+        assert_eq!(r.events_per_minute[MINUTES - 1], 2);
+        assert_eq!(r.events_per_minute[MINUTES - 1 - 4], 1);
+        assert_eq!(r.events_per_minute[MINUTES - 1 - 10], 1);
+        assert_eq!(r.events_per_minute.iter().sum::<u64>(), 4);
+    }
+}

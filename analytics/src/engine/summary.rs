@@ -1,0 +1,352 @@
+//! The behaviour summary of a period, from rollups only.
+//!
+//! Definitions (also in the README): a *session* is counted on the day it started; its
+//! duration is its last event minus its first; a *bounce* is a session with at most one page
+//! view and no click or form submit. *Time on page* is the longest visible duration reported
+//! for a page view (page_leave events carry the running total).
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::percent;
+use crate::event::PAGE_VIEW;
+use crate::rollup::{self};
+use crate::stats::Period;
+use crate::store::{RollupDoc, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overview {
+    pub total_events: u64,
+    pub active_users: u64,
+    pub sessions: u64,
+    pub page_views: u64,
+    /// Seconds.
+    pub avg_session_duration: f64,
+    /// Percent of sessions.
+    pub bounce_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayRow {
+    pub day: String,
+    pub events: u64,
+    pub page_views: u64,
+    pub users: u64,
+    pub sessions: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PageRow {
+    pub page_url: String,
+    pub views: u64,
+    pub unique_users: u64,
+    /// Seconds; `None` when no page_leave reported a duration.
+    pub avg_time_on_page: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NameCount {
+    pub name: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub period: Period,
+    pub overview: Overview,
+    pub daily: Vec<DayRow>,
+    pub top_pages: Vec<PageRow>,
+    pub top_events: Vec<NameCount>,
+    pub top_referrers: Vec<NameCount>,
+    pub browsers: Vec<NameCount>,
+    pub operating_systems: Vec<NameCount>,
+    pub devices: Vec<NameCount>,
+}
+
+/// The rollup documents a summary reads.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub daily_type: Vec<RollupDoc>,
+    pub daily_visitor: Vec<RollupDoc>,
+    pub daily_page_visitor: Vec<RollupDoc>,
+    pub sessions: Vec<RollupDoc>,
+    pub page_time: Vec<RollupDoc>,
+    pub daily_referrer: Vec<RollupDoc>,
+    pub daily_agent: Vec<RollupDoc>,
+}
+
+pub async fn fetch(store: &Store, p: Period) -> Result<Inputs, StoreError> {
+    let get = |rollup| store.rollup_between(rollup, "day", p.since, p.until);
+    let (
+        daily_type,
+        daily_visitor,
+        daily_page_visitor,
+        sessions,
+        page_time,
+        daily_referrer,
+        daily_agent,
+    ) = tokio::try_join!(
+        get(rollup::DAILY_TYPE),
+        get(rollup::DAILY_VISITOR),
+        get(rollup::DAILY_PAGE_VISITOR),
+        get(rollup::SESSIONS),
+        get(rollup::PAGE_TIME),
+        get(rollup::DAILY_REFERRER),
+        get(rollup::DAILY_AGENT),
+    )?;
+    Ok(Inputs {
+        daily_type,
+        daily_visitor,
+        daily_page_visitor,
+        sessions,
+        page_time,
+        daily_referrer,
+        daily_agent,
+    })
+}
+
+pub async fn summary(store: &Store, p: Period, top: usize) -> Result<Summary, StoreError> {
+    Ok(summarize(p, &fetch(store, p).await?, top))
+}
+
+fn top_counts(counts: HashMap<String, u64>, top: usize) -> Vec<NameCount> {
+    let mut rows: Vec<NameCount> = counts
+        .into_iter()
+        .map(|(name, count)| NameCount { name, count })
+        .collect();
+    rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    rows.truncate(top);
+    rows
+}
+
+fn u(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
+    let mut days: HashMap<String, DayRow> = HashMap::new();
+    fn day<'a>(days: &'a mut HashMap<String, DayRow>, d: &str) -> &'a mut DayRow {
+        days.entry(d.to_string()).or_insert_with(|| DayRow {
+            day: d.to_string(),
+            events: 0,
+            page_views: 0,
+            users: 0,
+            sessions: 0,
+        })
+    }
+
+    let mut events_by_type: HashMap<String, u64> = HashMap::new();
+    for d in &i.daily_type {
+        let n = u(d.int("count"));
+        *events_by_type
+            .entry(d.str("event_type").to_string())
+            .or_default() += n;
+        let row = day(&mut days, d.str("day"));
+        row.events += n;
+        if d.str("event_type") == PAGE_VIEW {
+            row.page_views += n;
+        }
+    }
+    let mut users = HashSet::new();
+    for d in &i.daily_visitor {
+        day(&mut days, d.str("day")).users += 1;
+        users.insert(d.str("visitor"));
+    }
+    let (mut durations, mut bounces) = (0i64, 0u64);
+    for s in &i.sessions {
+        day(&mut days, s.str("day")).sessions += 1;
+        durations += (-s.int("neg_last_ts") - s.int("first_ts")).max(0);
+        if s.int("page_views") <= 1 && s.int("interactions") == 0 {
+            bounces += 1;
+        }
+    }
+    let sessions = i.sessions.len() as u64;
+
+    // Views per page, and unique users: distinct (page, visitor) pairs across the days.
+    let mut pages: HashMap<&str, u64> = HashMap::new();
+    let mut pairs: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for d in &i.daily_page_visitor {
+        *pages.entry(d.str("page_url")).or_default() += u(d.int("views"));
+        pairs
+            .entry(d.str("page_url"))
+            .or_default()
+            .insert(d.str("visitor"));
+    }
+    let mut times: HashMap<&str, (i64, u64)> = HashMap::new();
+    for d in &i.page_time {
+        let e = times.entry(d.str("page_url")).or_default();
+        e.0 += -d.int("neg_duration");
+        e.1 += 1;
+    }
+    let mut top_pages: Vec<PageRow> = pages
+        .iter()
+        .map(|(url, views)| PageRow {
+            page_url: url.to_string(),
+            views: *views,
+            unique_users: pairs.get(url).map_or(0, |s| s.len() as u64),
+            avg_time_on_page: times
+                .get(url)
+                .filter(|(_, n)| *n > 0)
+                .map(|(total, n)| (*total as f64 / *n as f64 / 100.0).round() / 10.0),
+        })
+        .collect();
+    top_pages.sort_by(|a, b| {
+        b.views
+            .cmp(&a.views)
+            .then_with(|| a.page_url.cmp(&b.page_url))
+    });
+    top_pages.truncate(top);
+
+    let mut referrers: HashMap<String, u64> = HashMap::new();
+    for d in &i.daily_referrer {
+        *referrers.entry(d.str("referrer").to_string()).or_default() += u(d.int("count"));
+    }
+    let mut agents: HashMap<&str, HashMap<String, u64>> = HashMap::new();
+    for d in &i.daily_agent {
+        *agents
+            .entry(d.str("kind"))
+            .or_default()
+            .entry(d.str("name").to_string())
+            .or_default() += u(d.int("count"));
+    }
+    let mut agent = |kind| top_counts(agents.remove(kind).unwrap_or_default(), top);
+
+    let page_views = events_by_type.get(PAGE_VIEW).copied().unwrap_or(0);
+    let total_events = events_by_type.values().sum();
+    let mut daily: Vec<DayRow> = days.into_values().collect();
+    daily.sort_by(|a, b| a.day.cmp(&b.day));
+    Summary {
+        period: p,
+        overview: Overview {
+            total_events,
+            active_users: users.len() as u64,
+            sessions,
+            page_views,
+            avg_session_duration: if sessions == 0 {
+                0.0
+            } else {
+                (durations as f64 / sessions as f64 / 100.0).round() / 10.0
+            },
+            bounce_rate: percent(bounces, sessions),
+        },
+        daily,
+        top_pages,
+        top_events: top_counts(events_by_type, top),
+        top_referrers: top_counts(referrers, top),
+        browsers: agent("browser"),
+        operating_systems: agent("os"),
+        devices: agent("device"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Day, Event};
+    use crate::rollup::{Delta, Value};
+
+    /// Applies a delta the way a store does, into in-memory documents (one rollup).
+    fn docs(delta: &Delta, rollup: &str) -> Vec<RollupDoc> {
+        let Some(changes) = delta.changes.get(rollup) else {
+            return Vec::new();
+        };
+        changes
+            .iter()
+            .map(|(id, c)| {
+                let mut fields: HashMap<String, Value> = HashMap::new();
+                for (f, n) in &c.inc {
+                    fields.insert(f.to_string(), Value::Int(*n));
+                }
+                for (f, v) in c.min.iter().chain(&c.set) {
+                    fields.insert(f.to_string(), v.clone());
+                }
+                RollupDoc {
+                    id: id.clone(),
+                    fields,
+                }
+            })
+            .collect()
+    }
+
+    fn ev(ty: &str, user: &str, session: &str, page: &str, ts: i64) -> Event {
+        let mut e = Event {
+            event_id: format!("{ty}-{user}-{ts}"),
+            event_type: ty.into(),
+            user_id: Some(user.into()),
+            session_id: Some(session.into()),
+            page_url: Some(page.into()),
+            timestamp: ts,
+            day: Day::from_millis(ts).unwrap(),
+            ..Event::default()
+        };
+        e.derive_visitor();
+        e
+    }
+
+    #[test]
+    fn overview_sessions_bounces_and_time_on_page() {
+        let t = 1_795_996_800_000; // 2026-11-30T00:00Z
+        let mut leave = ev("page_leave", "a", "s1", "/", t + 30_000);
+        leave.page_view_id = Some("v1".into());
+        leave.duration = Some(20_000.0);
+        let mut leave_again = leave.clone();
+        leave_again.duration = Some(25_000.0); // hidden twice: the later, larger total wins
+        let events = vec![
+            ev("page_view", "a", "s1", "/", t),
+            ev("click", "a", "s1", "/", t + 10_000),
+            ev("page_view", "a", "s1", "/pricing", t + 60_000),
+            leave,
+            leave_again,
+            ev("page_view", "b", "s2", "/", t + 5_000), // a bounce
+        ];
+        let delta = Delta::of(&events);
+        let inputs = Inputs {
+            daily_type: docs(&delta, rollup::DAILY_TYPE),
+            daily_visitor: docs(&delta, rollup::DAILY_VISITOR),
+            daily_page_visitor: docs(&delta, rollup::DAILY_PAGE_VISITOR),
+            sessions: docs(&delta, rollup::SESSIONS),
+            page_time: docs(&delta, rollup::PAGE_TIME),
+            ..Inputs::default()
+        };
+        let today = Day::from_millis(t).unwrap();
+        let s = summarize(Period::last_days(7, today), &inputs, 10);
+        assert_eq!(
+            s.overview,
+            Overview {
+                total_events: 6,
+                active_users: 2,
+                sessions: 2,
+                page_views: 3,
+                avg_session_duration: 30.0, // (60 s + 0 s) / 2
+                bounce_rate: 50.0,
+            }
+        );
+        assert_eq!(s.daily.len(), 1);
+        assert_eq!(s.daily[0].users, 2);
+        assert_eq!(
+            s.top_pages[0],
+            PageRow {
+                page_url: "/".into(),
+                views: 2,
+                unique_users: 2,
+                avg_time_on_page: Some(25.0),
+            }
+        );
+        assert_eq!(
+            s.top_events[0],
+            NameCount {
+                name: "page_view".into(),
+                count: 3
+            }
+        );
+    }
+
+    #[test]
+    fn an_empty_period_is_all_zeros() {
+        let s = summarize(Period::last_days(7, Day::today()), &Inputs::default(), 10);
+        assert_eq!(s.overview.total_events, 0);
+        assert_eq!(s.overview.bounce_rate, 0.0);
+        assert!(s.daily.is_empty() && s.top_pages.is_empty());
+    }
+}

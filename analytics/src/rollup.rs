@@ -1,0 +1,267 @@
+//! Rollups: small pre-aggregated documents that the dashboards read instead of raw events.
+//!
+//! [`Delta::of`] turns a batch of newly stored events into increments and minimums per rollup
+//! key; every store applies a delta with `$inc`/`$min` upserts (or the embedded equivalent).
+//! Both operations are commutative, so applying the deltas of any split of the same events, in
+//! any order, gives the same rollups: that is what lets `maidian rollups rebuild` recompute
+//! them from raw events and get the figures the collector built live.
+//!
+//! Maxima are kept as minima of the negated value (`neg_*`), because FerretDB v1 is only
+//! trusted here with `$inc`, `$min` and `$set`.
+
+use std::collections::HashMap;
+
+use crate::event::{Event, PAGE_LEAVE, PAGE_VIEW};
+
+/// Rollup collection names (MongoDB) and table names (embedded).
+pub const DAILY_TYPE: &str = "rollup_daily_type";
+pub const DAILY_VISITOR: &str = "rollup_daily_visitor";
+pub const DAILY_PAGE_VISITOR: &str = "rollup_daily_page_visitor";
+pub const FIRST_SEEN: &str = "rollup_first_seen";
+pub const SESSIONS: &str = "rollup_sessions";
+pub const PAGE_TIME: &str = "rollup_page_time";
+pub const DAILY_REFERRER: &str = "rollup_daily_referrer";
+pub const DAILY_AGENT: &str = "rollup_daily_agent";
+
+pub const ALL: &[&str] = &[
+    DAILY_TYPE,
+    DAILY_VISITOR,
+    DAILY_PAGE_VISITOR,
+    FIRST_SEEN,
+    SESSIONS,
+    PAGE_TIME,
+    DAILY_REFERRER,
+    DAILY_AGENT,
+];
+
+/// Event types that count as interaction: a session with one page view and none of these is
+/// a bounce.
+pub const INTERACTIONS: &[&str] = &["click", "form_submit"];
+
+/// One rollup document's change: fields to add to, fields to lower to a minimum, and fields
+/// that identify it (set on insert, the same for every update of that key).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Change {
+    pub inc: Vec<(&'static str, i64)>,
+    pub min: Vec<(&'static str, Value)>,
+    pub set: Vec<(&'static str, Value)>,
+}
+
+/// A rollup field value.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+pub enum Value {
+    Int(i64),
+    Str(String),
+}
+
+/// The changes of one batch, per rollup and key (`_id`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Delta {
+    pub changes: HashMap<&'static str, HashMap<String, Change>>,
+}
+
+impl Change {
+    fn add(&mut self, field: &'static str, n: i64) {
+        match self.inc.iter_mut().find(|(f, _)| *f == field) {
+            Some((_, v)) => *v += n,
+            None => self.inc.push((field, n)),
+        }
+    }
+
+    fn lower(&mut self, field: &'static str, value: Value) {
+        match self.min.iter_mut().find(|(f, _)| *f == field) {
+            Some((_, v)) => {
+                if value < *v {
+                    *v = value;
+                }
+            }
+            None => self.min.push((field, value)),
+        }
+    }
+
+    fn ident(&mut self, field: &'static str, value: Value) {
+        if !self.set.iter().any(|(f, _)| *f == field) {
+            self.set.push((field, value));
+        }
+    }
+}
+
+fn s(v: &str) -> Value {
+    Value::Str(v.to_string())
+}
+
+/// The part of a URL that names the site, for referrers: `https://a.example/x` → `a.example`.
+pub fn host_of(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next()?;
+    let host = host.rsplit('@').next()?;
+    (!host.is_empty()).then_some(host)
+}
+
+/// (browser, operating system, device category) of a user agent.
+pub fn agent_of(ua: &str) -> (String, String, String) {
+    match woothee::parser::Parser::new().parse(ua) {
+        Some(r) => (r.name.to_string(), r.os.to_string(), r.category.to_string()),
+        None => ("UNKNOWN".into(), "UNKNOWN".into(), "UNKNOWN".into()),
+    }
+}
+
+impl Delta {
+    fn change(&mut self, rollup: &'static str, key: String) -> &mut Change {
+        self.changes
+            .entry(rollup)
+            .or_default()
+            .entry(key)
+            .or_default()
+    }
+
+    /// The rollup changes that `events` (newly stored, each once) make.
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Delta {
+        let mut d = Delta::default();
+        for e in events {
+            d.add_event(e);
+        }
+        d
+    }
+
+    fn add_event(&mut self, e: &Event) {
+        let day = e.day.to_string();
+        let c = self.change(DAILY_TYPE, format!("{day}|{}", e.event_type));
+        c.add("count", 1);
+        c.ident("day", s(&day));
+        c.ident("event_type", s(&e.event_type));
+
+        if let Some(v) = &e.visitor {
+            let c = self.change(DAILY_VISITOR, format!("{day}|{v}"));
+            c.add("events", 1);
+            c.ident("day", s(&day));
+            c.ident("visitor", s(v));
+            let c = self.change(FIRST_SEEN, v.clone());
+            c.lower("first_day", s(&day));
+        }
+
+        if let Some(sid) = &e.session_id {
+            let c = self.change(SESSIONS, sid.clone());
+            c.lower("day", s(&day));
+            c.lower("first_ts", Value::Int(e.timestamp));
+            c.lower("neg_last_ts", Value::Int(-e.timestamp));
+            c.add("events", 1);
+            c.add("page_views", i64::from(e.event_type == PAGE_VIEW));
+            c.add(
+                "interactions",
+                i64::from(INTERACTIONS.contains(&e.event_type.as_str())),
+            );
+            if let Some(v) = &e.visitor {
+                c.ident("visitor", s(v));
+            }
+        }
+
+        if e.event_type == PAGE_VIEW {
+            self.page_view(e, &day);
+        }
+
+        if e.event_type == PAGE_LEAVE {
+            if let (Some(view), Some(duration)) = (&e.page_view_id, e.duration) {
+                let c = self.change(PAGE_TIME, view.clone());
+                c.lower("neg_duration", Value::Int(-(duration as i64)));
+                c.lower("day", s(&day));
+                c.ident("page_url", s(e.page_url.as_deref().unwrap_or("")));
+            }
+        }
+    }
+
+    fn page_view(&mut self, e: &Event, day: &str) {
+        let page = e.page_url.as_deref().unwrap_or("");
+        let visitor = e.visitor.as_deref().unwrap_or("");
+        let c = self.change(DAILY_PAGE_VISITOR, format!("{day}|{page}|{visitor}"));
+        c.add("views", 1);
+        c.ident("day", s(day));
+        c.ident("page_url", s(page));
+        c.ident("visitor", s(visitor));
+
+        // Only visits from elsewhere: a referrer on the same site is navigation.
+        let site = host_of(page);
+        if let Some(from) = e.referrer.as_deref().and_then(host_of) {
+            if Some(from) != site {
+                let c = self.change(DAILY_REFERRER, format!("{day}|{from}"));
+                c.add("count", 1);
+                c.ident("day", s(day));
+                c.ident("referrer", s(from));
+            }
+        }
+
+        if let Some(ua) = &e.user_agent {
+            let (browser, os, device) = agent_of(ua);
+            for (kind, name) in [("browser", browser), ("os", os), ("device", device)] {
+                let c = self.change(DAILY_AGENT, format!("{day}|{kind}|{name}"));
+                c.add("count", 1);
+                c.ident("day", s(day));
+                c.ident("kind", s(kind));
+                c.ident("name", Value::Str(name));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Day;
+
+    fn ev(ty: &str, visitor: &str, session: &str, day: &str, ts: i64) -> Event {
+        let mut e = Event {
+            event_id: format!("{ty}{ts}"),
+            event_type: ty.into(),
+            user_id: Some(visitor.into()),
+            session_id: Some(session.into()),
+            page_url: Some("https://shop.example/p".into()),
+            timestamp: ts,
+            day: Day::parse(day).unwrap(),
+            ..Event::default()
+        };
+        e.derive_visitor();
+        e
+    }
+
+    #[test]
+    fn counts_minimums_and_identities() {
+        let mut view = ev("page_view", "u1", "s1", "2026-11-02", 200);
+        view.referrer = Some("https://search.example/?q=x".into());
+        view.user_agent = Some(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+                .into(),
+        );
+        let mut internal = ev("page_view", "u1", "s1", "2026-11-02", 300);
+        internal.referrer = Some("https://shop.example/".into());
+        let click = ev("click", "u1", "s1", "2026-11-01", 100);
+        let d = Delta::of([&view, &internal, &click]);
+
+        let types = &d.changes[DAILY_TYPE];
+        assert_eq!(types["2026-11-02|page_view"].inc, vec![("count", 2)]);
+        assert_eq!(types["2026-11-01|click"].inc, vec![("count", 1)]);
+        assert_eq!(
+            d.changes[FIRST_SEEN]["u1"].min,
+            vec![("first_day", s("2026-11-01"))]
+        );
+        let session = &d.changes[SESSIONS]["s1"];
+        assert!(session.min.contains(&("first_ts", Value::Int(100))));
+        assert!(session.min.contains(&("neg_last_ts", Value::Int(-300))));
+        assert!(session.inc.contains(&("page_views", 2)));
+        assert!(session.inc.contains(&("interactions", 1)));
+        assert_eq!(
+            d.changes[DAILY_REFERRER].len(),
+            1,
+            "same-site referrer skipped"
+        );
+        assert!(d.changes[DAILY_AGENT].contains_key("2026-11-02|browser|Chrome"));
+        assert!(d.changes[DAILY_AGENT].contains_key("2026-11-02|os|Linux"));
+        assert!(d.changes[DAILY_AGENT].contains_key("2026-11-02|device|pc"));
+    }
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(host_of("https://a.example/x?y"), Some("a.example"));
+        assert_eq!(host_of("http://u:p@b.example:8080"), Some("b.example:8080"));
+        assert_eq!(host_of(""), None);
+    }
+}

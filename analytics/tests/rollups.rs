@@ -1,0 +1,176 @@
+//! Rollups on both stores: applied live in batches (as the collector does) they equal a
+//! rebuild from the raw events, and the figures read from them agree between stores.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a failed setup should stop the test loudly.
+
+use maidian_analytics::engine::{funnel, retention, summary};
+use maidian_analytics::event::{Day, Event};
+use maidian_analytics::rollup::{self, Delta};
+use maidian_analytics::stats::Period;
+use maidian_analytics::store::{MongoConfig, RollupDoc, Store, StoreConfig};
+use maidian_testkit::{fresh_db_name, mongodb_uri};
+
+const DAY: i64 = 86_400_000;
+// 2026-11-20T10:00:00Z
+const T0: i64 = 1_795_168_800_000;
+
+/// Three visitors over four days: sessions, pages, a funnel, a return visit, a bounce.
+fn dataset() -> Vec<Event> {
+    let rows: &[(&str, &str, &str, &str, i64)] = &[
+        ("a", "s1", "page_view", "https://shop.example/", 0),
+        ("a", "s1", "click", "https://shop.example/", 20_000),
+        ("a", "s1", "page_view", "https://shop.example/cart", 60_000),
+        ("a", "s1", "page_leave", "https://shop.example/cart", 90_000),
+        ("a", "s1", "purchase", "https://shop.example/cart", 120_000),
+        ("b", "s2", "page_view", "https://shop.example/", 5_000),
+        ("a", "s3", "page_view", "https://shop.example/", 2 * DAY),
+        ("c", "s4", "page_view", "https://shop.example/cart", 3 * DAY),
+        (
+            "c",
+            "s4",
+            "click",
+            "https://shop.example/cart",
+            3 * DAY + 1_000,
+        ),
+    ];
+    rows.iter()
+        .enumerate()
+        .map(|(i, (user, session, ty, page, at))| {
+            let ts = T0 + at;
+            let mut e = Event {
+                event_id: format!("00000000-0000-7000-8000-{i:012}"),
+                event_type: ty.to_string(),
+                user_id: Some(user.to_string()),
+                session_id: Some(session.to_string()),
+                page_url: Some(page.to_string()),
+                referrer: (*ty == "page_view").then(|| "https://search.example/q".to_string()),
+                user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36".into()),
+                timestamp: ts,
+                client_timestamp: ts,
+                received_at: ts,
+                day: Day::from_millis(ts).unwrap(),
+                ..Event::default()
+            };
+            if *ty == "page_leave" {
+                e.page_view_id = Some("view-cart".into());
+                e.duration = Some(30_000.0);
+            }
+            e.derive_visitor();
+            e
+        })
+        .collect()
+}
+
+async fn stores() -> Vec<(Store, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mongo = StoreConfig::Mongo(MongoConfig {
+        uri: Some(mongodb_uri().unwrap()),
+        host: String::new(),
+        port: 0,
+        username: None,
+        password: None,
+        database: fresh_db_name("rollups"),
+        timeout: std::time::Duration::from_secs(10),
+    });
+    let embedded = StoreConfig::Embedded {
+        data_dir: dir.path().join("data"),
+    };
+    vec![
+        (
+            Store::open(&mongo).await.unwrap(),
+            tempfile::tempdir().unwrap(),
+        ),
+        (Store::open(&embedded).await.unwrap(), dir),
+    ]
+}
+
+async fn snapshot(store: &Store) -> Vec<(String, Vec<(String, Vec<(String, String)>)>)> {
+    let (since, until) = (
+        Day::parse("2000-01-01").unwrap(),
+        Day::parse("2100-01-01").unwrap(),
+    );
+    let mut out = Vec::new();
+    for name in rollup::ALL {
+        let field = if *name == rollup::FIRST_SEEN {
+            "first_day"
+        } else {
+            "day"
+        };
+        let docs: Vec<RollupDoc> = store
+            .rollup_between(name, field, since, until)
+            .await
+            .unwrap();
+        let mut rows: Vec<(String, Vec<(String, String)>)> = docs
+            .into_iter()
+            .map(|d| {
+                let mut f: Vec<(String, String)> = d
+                    .fields
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "_id")
+                    .map(|(k, v)| (k.clone(), format!("{v:?}")))
+                    .collect();
+                f.sort();
+                (d.id, f)
+            })
+            .collect();
+        rows.sort();
+        out.push((name.to_string(), rows));
+    }
+    out
+}
+
+#[tokio::test]
+async fn live_rollups_equal_a_rebuild_on_both_stores() {
+    let events = dataset();
+    let mut figures = Vec::new();
+    for (store, _dir) in stores().await {
+        // Live: three uneven batches, one of them resent (duplicates are not counted again).
+        for chunk in [&events[..2], &events[2..7], &events[7..]] {
+            let report = store.insert(chunk).await.unwrap();
+            let new: Vec<&Event> = chunk
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !report.duplicates.contains(i))
+                .map(|(_, e)| e)
+                .collect();
+            store.apply_rollups(&Delta::of(new)).await.unwrap();
+        }
+        let again = store.insert(&events[..2]).await.unwrap();
+        assert_eq!(again.duplicates, vec![0, 1]);
+
+        let live = snapshot(&store).await;
+        assert!(live.iter().all(|(_, rows)| !rows.is_empty()), "{live:?}");
+        let n = store.rebuild_rollups(4, |_| {}).await.unwrap();
+        assert_eq!(n, events.len() as u64);
+        assert_eq!(snapshot(&store).await, live, "{}", store.kind());
+
+        let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
+        let s = summary::summary(&store, p, 10).await.unwrap();
+        let f = funnel::Funnel::parse("page_view,click,purchase", DAY).unwrap();
+        let fr = funnel::funnel(&store, &f, p).await.unwrap();
+        let r = retention::retention(&store, p).await.unwrap();
+        figures.push((s, fr, r));
+    }
+    let (mongo, embedded) = (&figures[0], &figures[1]);
+    assert_eq!(mongo, embedded, "the two stores disagree");
+
+    let (s, f, r) = mongo;
+    assert_eq!(s.overview.total_events, 9);
+    assert_eq!(s.overview.active_users, 3);
+    assert_eq!(s.overview.sessions, 4);
+    assert_eq!(s.overview.bounce_rate, 50.0); // s2 and s3
+    assert_eq!(s.top_referrers[0].name, "search.example");
+    assert_eq!(s.browsers[0].name, "Chrome");
+    let cart = s
+        .top_pages
+        .iter()
+        .find(|p| p.page_url.ends_with("/cart"))
+        .unwrap();
+    assert_eq!(
+        (cart.views, cart.unique_users, cart.avg_time_on_page),
+        (2, 2, Some(30.0))
+    );
+    let users: Vec<u64> = f.funnel_steps.iter().map(|s| s.users).collect();
+    assert_eq!(users, vec![3, 2, 1]);
+    assert_eq!(r.cohorts[0].retained, vec![2, 0, 1, 0]);
+}

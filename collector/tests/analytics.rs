@@ -1,0 +1,169 @@
+//! Analytics over HTTP against the real collector on FerretDB: the endpoints answer what the
+//! `maidian` CLI answers on the same database, before and after a rollup rebuild.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a failed setup should stop the test loudly.
+
+mod common;
+
+use common::{now_ms, start, uuid};
+use maidian_testkit::http::Request;
+use serde_json::{json, Value};
+
+const DAY: i64 = 86_400_000;
+
+fn cli(env: &common::Env, args: &[&str]) -> Value {
+    let bin = common::binary().with_file_name("maidian");
+    assert!(
+        bin.exists(),
+        "{} is not built (run the workspace tests)",
+        bin.display()
+    );
+    let out = std::process::Command::new(&bin)
+        .args(args)
+        .args([
+            "--json",
+            "--mongodb-uri",
+            &maidian_testkit::mongodb_uri().unwrap(),
+            "--database",
+            &env.db_name,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn seed(env: &common::Env) {
+    let now = now_ms();
+    let mut events = Vec::new();
+    // Visitor u1: two days ago views, clicks and buys; back today. u2: views only today.
+    // u3: an anonymous visitor (no user_id) who clicks.
+    for (user, anon, ty, page, age) in [
+        (Some("u1"), None, "page_view", "/", 2 * DAY),
+        (Some("u1"), None, "click", "/", 2 * DAY - 1000),
+        (Some("u1"), None, "purchase", "/cart", 2 * DAY - 2000),
+        (Some("u1"), None, "page_view", "/", 0),
+        (Some("u2"), None, "page_view", "/pricing", 0),
+        (None, Some("anon-3"), "page_view", "/", 1000),
+        (None, Some("anon-3"), "click", "/", 500),
+    ] {
+        events.push(
+            json!({"event_id": uuid(), "event_type": ty, "user_id": user, "anonymous_id": anon,
+            "session_id": format!("{}-{}", user.or(anon).unwrap(), age / DAY), "page_url": page,
+            "timestamp": now - age}),
+        );
+    }
+    let res = env
+        .post("/api/track/batch", &json!({"events": events}))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+}
+
+#[tokio::test]
+async fn endpoints_agree_with_the_cli_before_and_after_a_rebuild() {
+    let env = start(&[]).await;
+    seed(&env).await;
+    let summary = env.get("/api/analytics/summary?days=7").await;
+    assert_eq!(summary.status, 200, "{}", summary.text());
+    let summary = summary.json().unwrap();
+    assert_eq!(summary["overview"]["total_events"], 7);
+    assert_eq!(summary["overview"]["active_users"], 3);
+    assert_eq!(summary, cli(&env, &["summary", "--days", "7"]));
+
+    let funnel = env
+        .get("/api/analytics/funnel?steps=page_view,click,purchase&days=7&window=1d")
+        .await
+        .json()
+        .unwrap();
+    let users: Vec<u64> = funnel["funnel_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["users"].as_u64().unwrap())
+        .collect();
+    assert_eq!(users, vec![3, 2, 1]);
+    assert_eq!(
+        funnel,
+        cli(
+            &env,
+            &[
+                "funnel",
+                "--steps",
+                "page_view,click,purchase",
+                "--days",
+                "7",
+                "--window",
+                "1d"
+            ]
+        )
+    );
+
+    let retention = env
+        .get("/api/analytics/retention?days=7")
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(retention, cli(&env, &["retention", "--days", "7"]));
+    assert_eq!(retention["retention_data"][0]["retention_rate"], 100.0);
+
+    let realtime = env.get("/api/analytics/realtime").await.json().unwrap();
+    assert_eq!(realtime["recent_events_1h"], 4);
+    assert_eq!(realtime["online_users"], 3);
+
+    let rebuilt = std::process::Command::new(common::binary().with_file_name("maidian"))
+        .args([
+            "rollups",
+            "rebuild",
+            "--mongodb-uri",
+            &maidian_testkit::mongodb_uri().unwrap(),
+            "--database",
+            &env.db_name,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rebuilt.stdout).contains("from 7 events"));
+    let after = env
+        .get("/api/analytics/summary?days=7")
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(after, summary, "rebuilt rollups differ from live ones");
+}
+
+#[tokio::test]
+async fn bad_analytics_parameters_are_4xx() {
+    let env = start(&[]).await;
+    for (path, status, code) in [
+        ("/api/analytics/funnel?days=7", 400, "invalid_parameter"),
+        (
+            "/api/analytics/funnel?steps=a,b&window=1w",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/api/analytics/funnel?steps=a,b&window=0",
+            400,
+            "invalid_parameter",
+        ),
+        ("/api/analytics/summary?days=0", 400, "invalid_parameter"),
+        ("/api/analytics/summary?top=0", 400, "invalid_parameter"),
+        ("/api/analytics/cohorts", 404, "not_found"),
+    ] {
+        let res = env.get(path).await;
+        assert_eq!(res.status, status, "{path}: {}", res.text());
+        assert_eq!(res.json().unwrap()["error"]["code"], code, "{path}");
+    }
+    let no_key = env
+        .send(Request::new("GET", "/api/analytics/summary"))
+        .await;
+    assert_eq!(no_key.status, 401);
+}
