@@ -13,6 +13,8 @@
 
 pub mod engine;
 pub mod event;
+pub mod export;
+pub mod report;
 pub mod rollup;
 pub mod stats;
 pub mod store;

@@ -361,3 +361,88 @@ async fn analytics_inner(
     })?;
     Ok(reply::json(&body).into_response())
 }
+
+/// GET /api/export/events.csv?days=N: streamed, one page of events in memory at a time.
+pub async fn export_csv(
+    app: Arc<App>,
+    headers: HeaderMap,
+    q: DaysQuery,
+) -> Result<Response, std::convert::Infallible> {
+    Ok(respond(export_csv_inner(app, &headers, &q)))
+}
+
+fn export_csv_inner(
+    app: Arc<App>,
+    headers: &HeaderMap,
+    q: &DaysQuery,
+) -> Result<Response, ApiError> {
+    use maidian_analytics::export;
+    auth::check_read(&app.config.tracking_api, headers)?;
+    let p = period(q)?;
+    // A small channel: the database scan waits while the client is slow to read.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        if tx.send(Ok(export::header().into())).await.is_err() {
+            return;
+        }
+        let mut pager = export::Pager::new(&app.store, p, 1_000);
+        loop {
+            let chunk = match pager.next_page().await {
+                Ok(Some(events)) => Ok(events.iter().map(export::row).collect::<String>().into()),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "export failed midway");
+                    Err(std::io::Error::other("export failed"))
+                }
+            };
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let name = format!(
+        "attachment; filename=\"events-{}-{}.csv\"",
+        p.since, p.until
+    );
+    let reply = warp::reply::stream(body);
+    let reply = warp::reply::with_header(reply, "content-type", "text/csv; charset=utf-8");
+    Ok(warp::reply::with_header(reply, "content-disposition", name).into_response())
+}
+
+/// GET /api/report?days=N&steps=…&window=…: the self-contained HTML report.
+pub async fn report(
+    app: Arc<App>,
+    headers: HeaderMap,
+    q: AnalyticsQuery,
+) -> Result<Response, std::convert::Infallible> {
+    Ok(respond(report_inner(&app, &headers, &q).await))
+}
+
+async fn report_inner(
+    app: &App,
+    headers: &HeaderMap,
+    q: &AnalyticsQuery,
+) -> Result<Response, ApiError> {
+    use maidian_analytics::{engine::funnel, report};
+    auth::check_read(&app.config.tracking_api, headers)?;
+    let p = period_of(q.days.as_deref())?;
+    let window = match q.window.as_deref() {
+        None | Some("") => 86_400_000,
+        Some(w) => funnel::parse_window(w)
+            .ok_or_else(|| bad("window", "must be seconds or a number with s, m, h or d"))?,
+    };
+    let steps = q
+        .steps
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(report::DEFAULT_FUNNEL);
+    let f = funnel::Funnel::parse(steps, window).map_err(|e| bad("steps", e.to_string()))?;
+    let html = report::build(&app.store, p, Some(&f))
+        .await
+        .map_err(store_failed)?;
+    Ok(reply::html(html).into_response())
+}

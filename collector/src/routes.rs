@@ -131,6 +131,30 @@ pub fn analytics(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Re
         .and_then(|figure, app, headers, q| handlers::analytics(app, figure, headers, q))
 }
 
+/// GET /api/export/events.csv?days=N
+pub fn export_csv(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "export" / "events.csv")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(warp::header::headers_cloned())
+        .and(days_query())
+        .and_then(handlers::export_csv)
+}
+
+/// GET /api/report?days=N
+pub fn report(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "report")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(warp::header::headers_cloned())
+        .and(
+            warp::query::<AnalyticsQuery>()
+                .or(warp::any().map(AnalyticsQuery::default))
+                .unify(),
+        )
+        .and_then(handlers::report)
+}
+
 fn cached(file: warp::fs::File, max_age: &'static str) -> Response {
     warp::reply::with_header(file, "cache-control", max_age).into_response()
 }
@@ -192,7 +216,11 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(stats_pages(app.clone()))
         .unify()
-        .or(analytics(app))
+        .or(analytics(app.clone()))
+        .unify()
+        .or(export_csv(app.clone()))
+        .unify()
+        .or(report(app))
         .unify()
         .or(sdk(api.sdk_dir.clone()))
         .unify()

@@ -11,22 +11,18 @@ use serde_json::{json, Value};
 
 const DAY: i64 = 86_400_000;
 
-fn cli(env: &common::Env, args: &[&str]) -> Value {
+/// Runs the `maidian` CLI (built beside the collector) on the test's database.
+fn run_cli(env: &common::Env, args: &[&str]) -> Vec<u8> {
     let bin = common::binary().with_file_name("maidian");
     assert!(
         bin.exists(),
         "{} is not built (run the workspace tests)",
         bin.display()
     );
+    let uri = maidian_testkit::mongodb_uri().unwrap();
     let out = std::process::Command::new(&bin)
         .args(args)
-        .args([
-            "--json",
-            "--mongodb-uri",
-            &maidian_testkit::mongodb_uri().unwrap(),
-            "--database",
-            &env.db_name,
-        ])
+        .args(["--mongodb-uri", &uri, "--database", &env.db_name])
         .output()
         .unwrap();
     assert!(
@@ -34,7 +30,13 @@ fn cli(env: &common::Env, args: &[&str]) -> Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    out.stdout
+}
+
+fn cli(env: &common::Env, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    serde_json::from_slice(&run_cli(env, &args)).unwrap()
 }
 
 async fn seed(env: &common::Env) {
@@ -114,23 +116,44 @@ async fn endpoints_agree_with_the_cli_before_and_after_a_rebuild() {
     assert_eq!(realtime["recent_events_1h"], 4);
     assert_eq!(realtime["online_users"], 3);
 
-    let rebuilt = std::process::Command::new(common::binary().with_file_name("maidian"))
-        .args([
-            "rollups",
-            "rebuild",
-            "--mongodb-uri",
-            &maidian_testkit::mongodb_uri().unwrap(),
-            "--database",
-            &env.db_name,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        rebuilt.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rebuilt.stderr)
+    // The CSV export, streamed over HTTP, is the CLI's export byte for byte.
+    let csv = env.get("/api/export/events.csv?days=7").await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let text = csv.text();
+    assert_eq!(text.lines().count(), 1 + 7, "{text}");
+    assert!(text.starts_with("event_id,event_type,timestamp,day,"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.csv");
+    run_cli(
+        &env,
+        &["export", "--days", "7", "--output", file.to_str().unwrap()],
     );
-    assert!(String::from_utf8_lossy(&rebuilt.stdout).contains("from 7 events"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+
+    // So is the HTML report.
+    let html = env.get("/api/report?days=7").await;
+    assert_eq!(html.status, 200);
+    assert!(html
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    let report = dir.path().join("report.html");
+    run_cli(
+        &env,
+        &[
+            "report",
+            "--days",
+            "7",
+            "--output",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), html.text());
+    assert!(html.text().contains("<svg id=\"funnel\""));
+
+    let rebuilt = run_cli(&env, &["rollups", "rebuild"]);
+    assert!(String::from_utf8_lossy(&rebuilt).contains("from 7 events"));
     let after = env
         .get("/api/analytics/summary?days=7")
         .await

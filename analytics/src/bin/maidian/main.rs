@@ -105,6 +105,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Raw events of the period as CSV (streamed; progress on stderr).
+    Export {
+        /// The last N days, today included (UTC).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// A self-contained HTML report (charts in SVG) of the period.
+    Report {
+        /// The last N days, today included (UTC).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
+        /// Funnel steps shown in the report.
+        #[arg(long, default_value = maidian_analytics::report::DEFAULT_FUNNEL)]
+        steps: String,
+        /// Funnel conversion window.
+        #[arg(long, default_value = "1d")]
+        window: String,
+        /// The HTML file to write.
+        #[arg(long, short, default_value = "maidian-report.html")]
+        output: PathBuf,
+    },
     /// Maintenance of the pre-aggregated rollups.
     Rollups {
         #[command(subcommand)]
@@ -181,6 +205,25 @@ async fn main() -> anyhow::Result<()> {
                 println!("{:?}", r.events_per_minute);
             })
         }
+        Command::Report {
+            days,
+            steps,
+            window,
+            output,
+        } => {
+            let window = funnel::parse_window(&window).ok_or_else(|| {
+                anyhow::anyhow!("--window: seconds, or a number with s, m, h or d")
+            })?;
+            let f = funnel::Funnel::parse(&steps, window)?;
+            let p = Period::last_days(days, Day::today());
+            let html = maidian_analytics::report::build(&store, p, Some(&f)).await?;
+            std::fs::write(&output, html)?;
+            println!("wrote {}", output.display());
+            Ok(())
+        }
+        Command::Export { days, output } => {
+            export_command(&store, Period::last_days(days, Day::today()), output).await
+        }
         Command::Rollups {
             what: RollupsCommand::Rebuild,
         } => {
@@ -193,6 +236,44 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn export_command(store: &Store, p: Period, output: Option<PathBuf>) -> anyhow::Result<()> {
+    use maidian_analytics::export;
+    use std::io::Write;
+    // The total for the progress bar comes from the rollups: no scan before the scan.
+    let total: i64 = store
+        .rollup_between(
+            maidian_analytics::rollup::DAILY_TYPE,
+            "day",
+            p.since,
+            p.until,
+        )
+        .await?
+        .iter()
+        .map(|d| d.int("count"))
+        .sum();
+    let mut out: Box<dyn Write> = match &output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    out.write_all(export::header().as_bytes())?;
+    let progress = table::Progress::new(u64::try_from(total).unwrap_or(0), "events");
+    let mut pager = export::Pager::new(store, p, 5_000);
+    let mut done = 0u64;
+    while let Some(events) = pager.next_page().await? {
+        for e in &events {
+            out.write_all(export::row(e).as_bytes())?;
+        }
+        done += events.len() as u64;
+        progress.show(done);
+    }
+    out.flush()?;
+    progress.finish();
+    if let Some(path) = output {
+        eprintln!("exported {done} events to {}", path.display());
+    }
+    Ok(())
 }
 
 fn output<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> anyhow::Result<()> {
