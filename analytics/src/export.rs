@@ -108,41 +108,6 @@ pub fn row(e: &Event) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::Day;
-
-    #[test]
-    fn quotes_what_needs_quoting() {
-        let e = Event {
-            event_id: "id-1".into(),
-            event_type: "click".into(),
-            element_text: Some("Buy, \"now\"\nplease".into()),
-            page_title: Some("中文标题".into()),
-            x_position: Some(12.5),
-            timestamp: 1_795_996_800_000,
-            received_at: 1_795_996_800_000,
-            day: Day::parse("2026-11-30").unwrap(),
-            custom_data: serde_json::json!({"a": 1}).as_object().cloned(),
-            ..Event::default()
-        };
-        let line = row(&e);
-        assert!(
-            line.starts_with("id-1,click,2026-11-30T00:00:00Z,2026-11-30,"),
-            "{line}"
-        );
-        assert!(line.contains(",中文标题,"));
-        assert!(
-            line.contains(",\"Buy, \"\"now\"\"\nplease\",12.5,"),
-            "{line}"
-        );
-        assert!(line.ends_with(",\"{\"\"a\"\":1}\"\r\n"), "{line}");
-        assert_eq!(line.matches(',').count() - 1, COLUMNS.len() - 1); // one comma is quoted
-        assert_eq!(header().trim_end().split(',').count(), COLUMNS.len());
-    }
-}
-
 /// Pages through the events of a period in `(timestamp, event_id)` order.
 pub struct Pager<'a> {
     store: &'a crate::store::Store,
@@ -183,5 +148,40 @@ impl<'a> Pager<'a> {
                 Ok(None)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Day;
+
+    #[test]
+    fn quotes_what_needs_quoting() {
+        let e = Event {
+            event_id: "id-1".into(),
+            event_type: "click".into(),
+            element_text: Some("Buy, \"now\"\nplease".into()),
+            page_title: Some("中文标题".into()),
+            x_position: Some(12.5),
+            timestamp: 1_795_996_800_000,
+            received_at: 1_795_996_800_000,
+            day: Day::parse("2026-11-30").unwrap(),
+            custom_data: serde_json::json!({"a": 1}).as_object().cloned(),
+            ..Event::default()
+        };
+        let line = row(&e);
+        assert!(
+            line.starts_with("id-1,click,2026-11-30T00:00:00Z,2026-11-30,"),
+            "{line}"
+        );
+        assert!(line.contains(",中文标题,"));
+        assert!(
+            line.contains(",\"Buy, \"\"now\"\"\nplease\",12.5,"),
+            "{line}"
+        );
+        assert!(line.ends_with(",\"{\"\"a\"\":1}\"\r\n"), "{line}");
+        assert_eq!(line.matches(',').count() - 1, COLUMNS.len() - 1); // one comma is quoted
+        assert_eq!(header().trim_end().split(',').count(), COLUMNS.len());
     }
 }

@@ -263,6 +263,27 @@ pub fn render(s: &Summary, funnel: Option<&FunnelResult>, r: &Retention) -> Stri
     out
 }
 
+/// Reads every figure of the report from `store` and renders it.
+pub async fn build(
+    store: &crate::store::Store,
+    p: crate::stats::Period,
+    funnel: Option<&crate::engine::funnel::Funnel>,
+) -> Result<String, crate::store::StoreError> {
+    use crate::engine::{funnel as f, retention, summary};
+    let (s, r) = tokio::try_join!(
+        summary::summary(store, p, 10),
+        retention::retention(store, p)
+    )?;
+    let fr = match funnel {
+        Some(def) => Some(f::funnel(store, def, p).await?),
+        None => None,
+    };
+    Ok(render(&s, fr.as_ref(), &r))
+}
+
+/// The funnel a report shows when none is asked for: the seed's example steps.
+pub const DEFAULT_FUNNEL: &str = "page_view,click,form_submit";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,24 +315,3 @@ mod tests {
         }
     }
 }
-
-/// Reads every figure of the report from `store` and renders it.
-pub async fn build(
-    store: &crate::store::Store,
-    p: crate::stats::Period,
-    funnel: Option<&crate::engine::funnel::Funnel>,
-) -> Result<String, crate::store::StoreError> {
-    use crate::engine::{funnel as f, retention, summary};
-    let (s, r) = tokio::try_join!(
-        summary::summary(store, p, 10),
-        retention::retention(store, p)
-    )?;
-    let fr = match funnel {
-        Some(def) => Some(f::funnel(store, def, p).await?),
-        None => None,
-    };
-    Ok(render(&s, fr.as_ref(), &r))
-}
-
-/// The funnel a report shows when none is asked for: the seed's example steps.
-pub const DEFAULT_FUNNEL: &str = "page_view,click,form_submit";
