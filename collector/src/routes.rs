@@ -177,6 +177,15 @@ pub fn sdk(dir: PathBuf) -> impl Filter<Extract = (Response,), Error = Rejection
     warp::get().and(loader.or(glue).unify().or(wasm).unify().or(all).unify())
 }
 
+/// GET /dashboard: the analytics dashboard (it asks for the read key itself).
+pub fn dashboard(www: PathBuf) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::get()
+        .and(warp::path("dashboard"))
+        .and(warp::path::end())
+        .and(warp::fs::file(www.join("dashboard/index.html")))
+        .map(|f| cached(f, "no-cache"))
+}
+
 /// GET /demo/…: demo pages from the www directory.
 pub fn demo(www: PathBuf) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::get()
@@ -225,6 +234,8 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .or(sdk(api.sdk_dir.clone()))
         .unify()
         .or(demo(api.www_dir.clone()))
+        .unify()
+        .or(dashboard(api.www_dir.clone()))
         .unify()
         .recover(error::recover)
         .unify();

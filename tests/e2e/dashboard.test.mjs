@@ -1,0 +1,77 @@
+// The dashboard in Chromium against the real collector: it renders, its charts have data, and
+// nothing goes to the console as an error.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { WRITE_KEY, freshDbName, startCollector, launchBrowser, openDb } from './harness.mjs';
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+const DAY = 86_400_000;
+
+test('the dashboard shows overview, trend, tables, funnel, retention and real time', async () => {
+  const db = freshDbName('dashboard');
+  const collector = await startCollector(db);
+  const { client } = await openDb(db);
+  try {
+    const now = Date.now();
+    const events = [];
+    for (const [user, age] of [['a', 2], ['a', 0], ['b', 1], ['c', 0]]) {
+      const ts = now - age * DAY;
+      const session = `${user}-${age}`;
+      events.push({ event_id: randomUUID(), event_type: 'page_view', user_id: user, session_id: session,
+        page_url: 'https://shop.example/', referrer: 'https://search.example/', timestamp: ts,
+        user_agent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36' });
+      events.push({ event_id: randomUUID(), event_type: 'click', user_id: user, session_id: session,
+        page_url: 'https://shop.example/', timestamp: ts + 1000 });
+    }
+    const res = await fetch(`${collector.url}/api/track/batch`, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': WRITE_KEY },
+      body: JSON.stringify({ events }),
+    });
+    assert.equal(res.status, 200);
+
+    const page = await browser.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+    await page.goto(`${collector.url}/dashboard?key=e2e-read-key`);
+    await page.waitForSelector('body[data-loaded="true"]', { timeout: 15000 });
+
+    const overview = await page.textContent('#overview');
+    assert.match(overview, /8\s*events/);
+    assert.match(overview, /3\s*active users/);
+    assert.equal(await page.locator('#trend circle').count(), 6); // 3 days × 2 series
+    assert.equal(await page.locator('#pages tr').count(), 2); // header + one page
+    assert.match(await page.textContent('#referrers'), /search\.example/);
+    assert.match(await page.textContent('#agents'), /Chrome/);
+    assert.equal(await page.locator('#funnel rect').count(), 3);
+    assert.ok(await page.locator('#retention rect').count() >= 3);
+    assert.match(await page.textContent('#realtime'), /\d+\s*events in the last hour/);
+
+    // A funnel built in the page.
+    await page.fill('#steps', 'page_view,click');
+    await page.click('#funnel-form button');
+    await page.waitForFunction(() => document.querySelectorAll('#funnel rect').length === 2);
+    assert.match(await page.textContent('#funnel'), /click/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await collector.stop();
+    await client.close();
+  }
+});
+
+test('a wrong read key shows a clear error, not a broken page', async () => {
+  const db = freshDbName('dashboard_key');
+  const collector = await startCollector(db);
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${collector.url}/dashboard?key=wrong`);
+    await page.waitForFunction(() => document.getElementById('error').textContent.length > 0);
+    assert.match(await page.textContent('#error'), /read key/);
+  } finally {
+    await collector.stop();
+  }
+});
