@@ -7,14 +7,18 @@
 //! - [`stats`]: the seed's `/api/stats/*` figures (counts by event type and by page).
 //! - [`rollup`]: the pre-aggregated counts the collector keeps, as commutative deltas.
 //! - [`engine`]: summary, funnel, retention and real-time figures.
+//! - [`export`] (CSV) and [`report`] (self-contained HTML).
+//! - [`client`]: a minimal HTTP/1.1 client for a maidian collector (`maidian simulate`).
 //!
 //! This crate never imports warp and knows no JSON request shape: the collector turns wire input
 //! into [`Event`](event::Event)s before anything here sees it.
 
+pub mod client;
 pub mod engine;
 pub mod event;
 pub mod export;
 pub mod report;
 pub mod rollup;
+pub mod simulate;
 pub mod stats;
 pub mod store;

@@ -190,3 +190,51 @@ async fn bad_analytics_parameters_are_4xx() {
         .await;
     assert_eq!(no_key.status, 401);
 }
+
+#[tokio::test]
+async fn simulate_sends_realistic_visitors_and_a_resend_is_deduplicated() {
+    let env = start(&[]).await;
+    let url = format!("http://{}", env.collector.addr);
+    let args = [
+        "simulate",
+        "--url",
+        &url,
+        "--api-key",
+        common::WRITE_KEY,
+        "--users",
+        "40",
+        "--days",
+        "5",
+        "--seed",
+        "9",
+    ];
+    let first = String::from_utf8(run_cli(&env, &args)).unwrap();
+    let sent: u64 = first.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        first.contains(&format!("{sent} stored, 0 deduplicated")),
+        "{first}"
+    );
+    let second = String::from_utf8(run_cli(&env, &args)).unwrap();
+    assert!(
+        second.contains(&format!("0 stored, {sent} deduplicated")),
+        "{second}"
+    );
+    assert_eq!(env.count().await, sent);
+
+    let s = env
+        .get("/api/analytics/summary?days=5")
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(s["overview"]["total_events"], sent);
+    assert_eq!(s["overview"]["active_users"], 40);
+    let events: Vec<&str> = s["top_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for ty in ["page_view", "page_leave", "scroll", "click"] {
+        assert!(events.contains(&ty), "{ty} missing from {events:?}");
+    }
+}

@@ -1,11 +1,10 @@
 //! Helpers for maidian's tests and benchmarks, never for production code.
 //!
-//! - [`http`]: a small HTTP/1.1 client over a raw TCP stream (keep-alive, content-length and
-//!   chunked bodies), so tests and the load generator add no second HTTP stack to the build.
+//! - [`http`]: the small HTTP/1.1 client of `maidian_analytics::client`, re-exported.
 //! - [`Collector`]: the real `maidian-collector` binary as a child process on a free port.
 //! - [`mongodb_uri`] and [`fresh_db_name`]: the test database and a database per test.
 
-pub mod http;
+pub use maidian_analytics::client as http;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -4,6 +4,7 @@
 //!
 //! Layout: this file parses commands and runs them; `table` prints tables and progress.
 
+mod simulate;
 mod table;
 
 use std::path::PathBuf;
@@ -129,6 +130,30 @@ enum Command {
         #[arg(long, short, default_value = "maidian-report.html")]
         output: PathBuf,
     },
+    /// Send realistic visitor behaviour through a collector's HTTP API (demos, benchmarks).
+    Simulate {
+        /// The collector's base URL (plain http).
+        #[arg(long, default_value = "http://127.0.0.1:5000")]
+        url: String,
+        /// The collector's write key.
+        #[arg(long, env = "MAIDIAN_API_KEY")]
+        api_key: Option<String>,
+        /// Visitors to simulate.
+        #[arg(long, default_value_t = 100)]
+        users: u64,
+        /// Spread over the last D days.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
+        /// Same seed, same visitors (a resend is deduplicated by the collector).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Events per request.
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// Maintenance of the pre-aggregated rollups.
     Rollups {
         #[command(subcommand)]
@@ -172,8 +197,36 @@ impl StoreArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The simulator talks to a collector, not to the store.
+    if let Command::Simulate {
+        url,
+        api_key,
+        users,
+        days,
+        seed,
+        batch,
+        concurrency,
+    } = cli.command
+    {
+        let t = simulate::run(simulate::Options {
+            url,
+            api_key,
+            users,
+            days,
+            seed,
+            batch,
+            concurrency,
+        })
+        .await?;
+        println!(
+            "sent {} events of {users} visitors: {} stored, {} deduplicated",
+            t.sent, t.stored, t.deduplicated
+        );
+        return Ok(());
+    }
     let store = Store::open(&cli.store.config()).await?;
     match cli.command {
+        Command::Simulate { .. } => Ok(()),
         Command::Stats { what } => stats_command(&store, what).await,
         Command::Summary { period, top } => {
             let s = summary::summary(&store, period.period(), top).await?;

@@ -36,18 +36,30 @@ pub fn print(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// A one-line progress bar on stderr: `[#####.....] 50% 1200/2400 events`.
+/// A one-line progress bar on stderr: `[#####.....] 50% 1200/2400 events`. Several tasks
+/// may report; the bar only moves forward.
 pub struct Progress {
     total: u64,
     what: &'static str,
+    shown: std::sync::atomic::AtomicU64,
 }
 
 impl Progress {
     pub fn new(total: u64, what: &'static str) -> Progress {
-        Progress { total, what }
+        Progress {
+            total,
+            what,
+            shown: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     pub fn show(&self, done: u64) {
+        let before = self
+            .shown
+            .fetch_max(done, std::sync::atomic::Ordering::Relaxed);
+        if done < before {
+            return;
+        }
         let total = self.total.max(done).max(1);
         let filled = (done * 30 / total) as usize;
         let mut err = std::io::stderr();

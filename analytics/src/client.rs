@@ -1,11 +1,27 @@
-//! A minimal HTTP/1.1 client for tests and load generation: one [`Conn`] per TCP connection,
-//! requests sent one after another on it (keep-alive).
+//! A minimal HTTP/1.1 client for talking to a maidian collector over plain `http://`: one
+//! [`Conn`] per TCP connection, requests sent one after another on it (keep-alive). It serves
+//! `maidian simulate`, the tests and the load generator, so none of them adds a second HTTP
+//! stack to the build. Not a general-purpose client: no TLS, no redirects.
 
 use std::net::SocketAddr;
 
-use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connect {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed response: {0}")]
+    Malformed(String),
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
 
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -23,8 +39,8 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
-        Ok(serde_json::from_slice(&self.body)?)
+    pub fn json(&self) -> std::result::Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_slice(&self.body)
     }
 
     pub fn text(&self) -> String {
@@ -80,10 +96,10 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+    pub async fn open(addr: SocketAddr) -> Result<Conn> {
         let stream = TcpStream::connect(addr)
             .await
-            .with_context(|| format!("connect {addr}"))?;
+            .map_err(|source| ClientError::Connect { addr, source })?;
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream: BufReader::new(stream),
@@ -91,26 +107,28 @@ impl Conn {
         })
     }
 
-    pub async fn send(&mut self, req: &Request) -> anyhow::Result<Response> {
+    pub async fn send(&mut self, req: &Request) -> Result<Response> {
         self.send_raw(&req.encode(&self.host)).await
     }
 
     /// Sends bytes exactly as given (for malformed requests) and reads one response.
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> anyhow::Result<Response> {
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<Response> {
         self.stream.get_mut().write_all(bytes).await?;
         self.read_response().await
     }
 
-    async fn read_response(&mut self) -> anyhow::Result<Response> {
+    async fn read_response(&mut self) -> Result<Response> {
         let mut line = String::new();
         if self.stream.read_line(&mut line).await? == 0 {
-            bail!("connection closed before a response");
+            return Err(ClientError::Malformed(
+                "connection closed before a response".into(),
+            ));
         }
         let status: u16 = line
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .with_context(|| format!("bad status line {line:?}"))?;
+            .ok_or_else(|| ClientError::Malformed(format!("bad status line {line:?}")))?;
         let mut headers = Vec::new();
         loop {
             line.clear();
@@ -130,7 +148,9 @@ impl Conn {
                 .map(|(_, v)| v.clone())
         };
         let body = if let Some(len) = find("content-length") {
-            let len: usize = len.parse().context("bad content-length")?;
+            let len: usize = len
+                .parse()
+                .map_err(|_| ClientError::Malformed("bad content-length".into()))?;
             let mut body = vec![0; len];
             self.stream.read_exact(&mut body).await?;
             body
@@ -148,14 +168,14 @@ impl Conn {
         })
     }
 
-    async fn read_chunked(&mut self) -> anyhow::Result<Vec<u8>> {
+    async fn read_chunked(&mut self) -> Result<Vec<u8>> {
         let mut body = Vec::new();
         let mut line = String::new();
         loop {
             line.clear();
             self.stream.read_line(&mut line).await?;
             let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .context("bad chunk size")?;
+                .map_err(|_| ClientError::Malformed("bad chunk size".into()))?;
             let mut chunk = vec![0; size + 2];
             self.stream.read_exact(&mut chunk).await?;
             if size == 0 {
@@ -167,6 +187,6 @@ impl Conn {
 }
 
 /// One request on a fresh connection.
-pub async fn send(addr: SocketAddr, req: &Request) -> anyhow::Result<Response> {
+pub async fn send(addr: SocketAddr, req: &Request) -> Result<Response> {
     Conn::open(addr).await?.send(req).await
 }

@@ -1,0 +1,151 @@
+//! `maidian simulate`: realistic visitors sent through a collector's HTTP API in batches.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use maidian_analytics::client::{Conn, Request};
+use maidian_analytics::event::Event;
+use maidian_analytics::simulate::Simulation;
+use serde_json::{json, Map, Value};
+use tokio::sync::Mutex;
+
+use crate::table::Progress;
+
+pub struct Options {
+    pub url: String,
+    pub api_key: Option<String>,
+    pub users: u64,
+    pub days: u32,
+    pub seed: u64,
+    pub batch: usize,
+    pub concurrency: usize,
+}
+
+/// The wire form of an event, as the SDK would send it.
+fn wire(e: &Event) -> Value {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        if !v.is_null() {
+            m.insert(k.to_string(), v);
+        }
+    };
+    put("event_id", json!(e.event_id));
+    put("event_type", json!(e.event_type));
+    put("timestamp", json!(e.timestamp));
+    for (k, v) in [
+        ("user_id", &e.user_id),
+        ("anonymous_id", &e.anonymous_id),
+        ("session_id", &e.session_id),
+        ("page_view_id", &e.page_view_id),
+        ("page_url", &e.page_url),
+        ("page_title", &e.page_title),
+        ("element_id", &e.element_id),
+        ("element_text", &e.element_text),
+        ("referrer", &e.referrer),
+        ("user_agent", &e.user_agent),
+        ("screen_resolution", &e.screen_resolution),
+        ("viewport_size", &e.viewport_size),
+    ] {
+        put(k, json!(v));
+    }
+    for (k, v) in [
+        ("x_position", e.x_position),
+        ("y_position", e.y_position),
+        ("scroll_depth", e.scroll_depth),
+        ("duration", e.duration),
+        ("load_time", e.load_time),
+    ] {
+        put(k, json!(v));
+    }
+    if let Some(c) = &e.custom_data {
+        put("custom_data", Value::Object(c.clone()));
+    }
+    Value::Object(m)
+}
+
+async fn resolve(url: &str) -> anyhow::Result<SocketAddr> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        bail!("--url must start with http:// (the simulator speaks plain HTTP)");
+    };
+    let host = rest.split('/').next().unwrap_or(rest);
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    };
+    let mut addrs = tokio::net::lookup_host(host.as_str()).await?;
+    addrs
+        .next()
+        .with_context(|| format!("cannot resolve {host}"))
+}
+
+/// Totals of a run, from the collector's answers.
+#[derive(Default)]
+pub struct Totals {
+    pub sent: u64,
+    pub stored: u64,
+    pub deduplicated: u64,
+}
+
+pub async fn run(o: Options) -> anyhow::Result<Totals> {
+    let addr = resolve(&o.url).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let sim = Arc::new(Mutex::new((Simulation::new(o.seed, now, o.days), 0u64)));
+    let totals = Arc::new(Mutex::new(Totals::default()));
+    let progress = Arc::new(Progress::new(o.users, "visitors"));
+    let mut tasks = Vec::new();
+    for _ in 0..o.concurrency.max(1) {
+        let (sim, totals, progress) = (sim.clone(), totals.clone(), progress.clone());
+        let key = o.api_key.clone();
+        let (users, batch) = (o.users, o.batch.max(1));
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            loop {
+                // Take whole visitors until a batch is full, so sessions stay together.
+                let mut events = Vec::new();
+                let mut done_users = 0;
+                {
+                    let mut guard = sim.lock().await;
+                    let (sim, next) = &mut *guard;
+                    while events.len() < batch && *next < users {
+                        events.extend(sim.visitor(*next));
+                        *next += 1;
+                        done_users = *next;
+                    }
+                }
+                if events.is_empty() {
+                    return anyhow::Ok(());
+                }
+                for chunk in events.chunks(batch) {
+                    let mut body = json!({ "sent_at": time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+                        "events": chunk.iter().map(wire).collect::<Vec<_>>() });
+                    if let Some(k) = &key {
+                        body["api_key"] = json!(k);
+                    }
+                    let req = Request::new("POST", "/api/track/batch")
+                        .header("content-type", "text/plain")
+                        .body(body.to_string());
+                    let res = conn.send(&req).await?;
+                    if res.status != 200 {
+                        bail!("collector answered {}: {}", res.status, res.text());
+                    }
+                    let answer = res.json()?;
+                    let mut t = totals.lock().await;
+                    t.sent += chunk.len() as u64;
+                    t.stored += answer["stored"].as_u64().unwrap_or(0);
+                    t.deduplicated += answer["deduplicated"].as_u64().unwrap_or(0);
+                }
+                if done_users > 0 {
+                    progress.show(done_users);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    progress.finish();
+    let t = std::mem::take(&mut *totals.lock().await);
+    Ok(t)
+}
