@@ -107,7 +107,7 @@ impl Simulation {
         let v = Visitor {
             user_id: r.chance(0.6).then(|| format!("user_{n}")),
             anonymous_id: r.uuid(),
-            agent: r.pick(AGENTS),
+            agent: AGENTS[r.below(AGENTS.len() as u64) as usize],
         };
         let today = Day::from_millis(self.now_ms).unwrap_or_default();
         let first_day = today.window_start(self.days);
