@@ -106,7 +106,42 @@ pub fn agent_of(ua: &str) -> (String, String, String) {
     }
 }
 
+impl Change {
+    /// Folds `other` (a later change of the same key) into this one.
+    fn merge(&mut self, other: Change) {
+        for (f, n) in other.inc {
+            self.add(f, n);
+        }
+        for (f, v) in other.min {
+            self.lower(f, v);
+        }
+        for (f, v) in other.set {
+            self.ident(f, v);
+        }
+    }
+}
+
 impl Delta {
+    /// Folds `other` into this delta; applying the result equals applying both.
+    pub fn merge(&mut self, other: Delta) {
+        for (rollup, changes) in other.changes {
+            let mine = self.changes.entry(rollup).or_default();
+            for (key, change) in changes {
+                match mine.get_mut(&key) {
+                    Some(c) => c.merge(change),
+                    None => {
+                        mine.insert(key, change);
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many rollup documents applying this delta touches.
+    pub fn keys(&self) -> usize {
+        self.changes.values().map(HashMap::len).sum()
+    }
+
     fn change(&mut self, rollup: &'static str, key: String) -> &mut Change {
         self.changes
             .entry(rollup)
@@ -256,6 +291,32 @@ mod tests {
         assert!(d.changes[DAILY_AGENT].contains_key("2026-11-02|browser|Chrome"));
         assert!(d.changes[DAILY_AGENT].contains_key("2026-11-02|os|Linux"));
         assert!(d.changes[DAILY_AGENT].contains_key("2026-11-02|device|pc"));
+    }
+
+    #[test]
+    fn merging_deltas_equals_one_delta_of_all_events() {
+        let events = [
+            ev("page_view", "u1", "s1", "2026-11-02", 200),
+            ev("click", "u1", "s1", "2026-11-01", 100),
+            ev("page_view", "u2", "s2", "2026-11-02", 300),
+        ];
+        let whole = Delta::of(&events);
+        let mut merged = Delta::of(&events[2..]);
+        merged.merge(Delta::of(&events[..2]));
+        for (rollup, changes) in &whole.changes {
+            for (key, c) in changes {
+                let m = &merged.changes[rollup][key];
+                let sorted = |c: &Change| {
+                    let mut inc = c.inc.clone();
+                    inc.sort_by_key(|x| x.0);
+                    let mut min = c.min.clone();
+                    min.sort_by(|a, b| a.0.cmp(b.0));
+                    (inc, min)
+                };
+                assert_eq!(sorted(m), sorted(c), "{rollup} {key}");
+            }
+        }
+        assert_eq!(merged.keys(), whole.keys());
     }
 
     #[test]

@@ -148,6 +148,8 @@ pub struct WriterSection {
     pub linger_ms: u64,
     /// Writes in flight at once.
     pub concurrency: usize,
+    /// How often merged rollup changes are applied, in ms (dashboards lag by about this).
+    pub rollup_interval_ms: u64,
 }
 
 impl Default for WriterSection {
@@ -156,6 +158,7 @@ impl Default for WriterSection {
             max_batch_events: 2000,
             linger_ms: 2,
             concurrency: 4,
+            rollup_interval_ms: 1_000,
         }
     }
 }
@@ -248,6 +251,7 @@ impl Config {
                 "MAIDIAN_WRITER_CONCURRENCY" => self.writer.concurrency = parse(key, &v)?,
                 "MAIDIAN_WRITER_MAX_BATCH_EVENTS" => self.writer.max_batch_events = parse(key, &v)?,
                 "MAIDIAN_WRITER_LINGER_MS" => self.writer.linger_ms = parse(key, &v)?,
+                "MAIDIAN_ROLLUP_INTERVAL_MS" => self.writer.rollup_interval_ms = parse(key, &v)?,
                 _ => {}
             }
         }
@@ -357,6 +361,7 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_WRITER_CONCURRENCY",
     "MAIDIAN_WRITER_MAX_BATCH_EVENTS",
     "MAIDIAN_WRITER_LINGER_MS",
+    "MAIDIAN_ROLLUP_INTERVAL_MS",
 ];
 
 #[cfg(test)]

@@ -1,6 +1,13 @@
 //! The batch writer: one task that groups the events of concurrent requests into large
-//! unordered inserts, then applies the rollup changes of the events that were new. A request
-//! waits for both, so a 2xx answer means "stored and counted". The group closes when it reaches `max_batch_events` or when its first
+//! unordered inserts. A request waits for the write that holds its events, so a 2xx answer
+//! means "stored".
+//!
+//! The rollup changes of the events that were new go to a second task, which merges them
+//! (they are commutative) and applies them every `rollup_interval_ms`: repeated keys (the same
+//! visitor, session, day and page across many requests) cost one upsert per interval instead
+//! of one per request, and ingest never waits for them. Dashboards lag by about one interval;
+//! a crash loses at most one interval of rollup changes, never an event, and
+//! `maidian rollups rebuild` recomputes them. The group closes when it reaches `max_batch_events` or when its first
 //! request has waited `linger`; while every write slot is busy, requests keep queueing and the
 //! next group grows, which is what keeps a slow database busy with big writes.
 
@@ -10,7 +17,7 @@ use std::time::Duration;
 use maidian_analytics::event::Event;
 use maidian_analytics::rollup::Delta;
 use maidian_analytics::store::{InsertReport, Store};
-use tokio::sync::{mpsc, oneshot, Mutex, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -43,15 +50,25 @@ impl Writer {
     /// drain what is queued and in flight.
     pub fn spawn(store: Arc<Store>, config: &WriterSection) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
+        let (rollups, rollup_rx) = mpsc::unbounded_channel();
+        let interval = Duration::from_millis(config.rollup_interval_ms.max(1));
+        let rollup_task = tokio::spawn(apply_rollups(store.clone(), rollup_rx, interval));
         let task = Task {
             store,
             max_events: config.max_batch_events,
             linger: Duration::from_millis(config.linger_ms),
             slots: Arc::new(Semaphore::new(config.concurrency)),
             concurrency: config.concurrency,
-            rollups: Arc::new(Mutex::new(())),
+            rollups,
         };
-        (Writer { tx }, tokio::spawn(task.run(rx)))
+        let run = async move {
+            task.run(rx).await;
+            // Every write is done and the rollup sender is gone: the last changes go out.
+            if let Err(e) = rollup_task.await {
+                tracing::error!(error = %e, "rollup task failed");
+            }
+        };
+        (Writer { tx }, tokio::spawn(run))
     }
 
     pub async fn write(&self, events: Vec<Event>) -> Result<Written, NotStored> {
@@ -70,9 +87,8 @@ struct Task {
     linger: Duration,
     slots: Arc<Semaphore>,
     concurrency: usize,
-    /// Rollup upserts of one collector go one batch at a time, so they never race each other
-    /// to insert a new key.
-    rollups: Arc<Mutex<()>>,
+    /// Where the rollup changes of each stored batch go.
+    rollups: mpsc::UnboundedSender<Delta>,
 }
 
 impl Task {
@@ -112,7 +128,7 @@ impl Task {
     }
 }
 
-async fn write_group(store: &Store, rollups: &Mutex<()>, jobs: Vec<Job>) {
+async fn write_group(store: &Store, rollups: &mpsc::UnboundedSender<Delta>, jobs: Vec<Job>) {
     let mut events = Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
     let mut waiters = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -132,12 +148,8 @@ async fn write_group(store: &Store, rollups: &Mutex<()>, jobs: Vec<Job>) {
         Err(e) => tracing::error!(events = events.len(), error = %e, "batch write failed"),
     }
     if let Ok(report) = &result {
-        let delta = Delta::of(new_events(&events, report));
-        let _one_at_a_time = rollups.lock().await;
-        if let Err(e) = store.apply_rollups(&delta).await {
-            // The events are stored (they are the truth); the figures can be rebuilt.
-            tracing::error!(error = %e, "rollup update failed; run `maidian rollups rebuild`");
-        }
+        // Only a stopped rollup task refuses, and then the figures are rebuilt anyway.
+        let _ = rollups.send(Delta::of(new_events(&events, report)));
     }
     let mut start = 0;
     for (len, reply) in waiters {
@@ -149,6 +161,51 @@ async fn write_group(store: &Store, rollups: &Mutex<()>, jobs: Vec<Job>) {
         };
         // The request may have gone away; its events are stored all the same.
         let _ = reply.send(outcome);
+    }
+}
+
+/// Rollup keys pending before a flush is forced, whatever the interval.
+const MAX_PENDING_KEYS: usize = 50_000;
+
+/// Merges rollup changes as they come and applies them every `interval` (one task, so
+/// upserts of one collector never race each other). A failed apply is merged back and
+/// retried at the next tick.
+async fn apply_rollups(
+    store: Arc<Store>,
+    mut rx: mpsc::UnboundedReceiver<Delta>,
+    interval: Duration,
+) {
+    let mut pending = Delta::default();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let closed = tokio::select! {
+            delta = rx.recv() => match delta {
+                Some(d) => {
+                    pending.merge(d);
+                    if pending.keys() < MAX_PENDING_KEYS {
+                        continue;
+                    }
+                    false
+                }
+                None => true,
+            },
+            _ = tick.tick() => false,
+        };
+        if pending.keys() > 0 {
+            let delta = std::mem::take(&mut pending);
+            if let Err(e) = store.apply_rollups(&delta).await {
+                tracing::error!(keys = delta.keys(), error = %e, "rollup update failed; will retry");
+                if closed {
+                    tracing::error!("rollups lost at shutdown; run `maidian rollups rebuild`");
+                } else {
+                    pending.merge(delta);
+                }
+            }
+        }
+        if closed {
+            return;
+        }
     }
 }
 

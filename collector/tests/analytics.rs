@@ -69,9 +69,7 @@ async fn seed(env: &common::Env) {
 async fn endpoints_agree_with_the_cli_before_and_after_a_rebuild() {
     let env = start(&[]).await;
     seed(&env).await;
-    let summary = env.get("/api/analytics/summary?days=7").await;
-    assert_eq!(summary.status, 200, "{}", summary.text());
-    let summary = summary.json().unwrap();
+    let summary = env.wait_for_rollups(7, 7).await;
     assert_eq!(summary["overview"]["total_events"], 7);
     assert_eq!(summary["overview"]["active_users"], 3);
     assert_eq!(summary, cli(&env, &["summary", "--days", "7"]));
@@ -221,12 +219,7 @@ async fn simulate_sends_realistic_visitors_and_a_resend_is_deduplicated() {
     );
     assert_eq!(env.count().await, sent);
 
-    let s = env
-        .get("/api/analytics/summary?days=5")
-        .await
-        .json()
-        .unwrap();
-    assert_eq!(s["overview"]["total_events"], sent);
+    let s = env.wait_for_rollups(5, sent).await;
     assert_eq!(s["overview"]["active_users"], 40);
     let events: Vec<&str> = s["top_events"]
         .as_array()

@@ -32,6 +32,15 @@ test('the dashboard shows overview, trend, tables, funnel, retention and real ti
       body: JSON.stringify({ events }),
     });
     assert.equal(res.status, 200);
+    // Rollups trail ingest by one interval (20 ms here) and land one collection at a time:
+    // wait until they count every event and stop changing.
+    let last = '';
+    for (let i = 0; i < 100; i++) {
+      const s = await (await fetch(`${collector.url}/api/analytics/summary`, { headers: { 'x-api-key': 'e2e-read-key' } })).text();
+      if (JSON.parse(s).overview.total_events === events.length && s === last) break;
+      last = s;
+      await new Promise((r) => setTimeout(r, 100));
+    }
 
     const page = await browser.newPage();
     const problems = [];

@@ -17,6 +17,9 @@ use crate::stats::KeyVisitorCount;
 
 const EVENTS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("events");
 const IDS: TableDefinition<&str, i64> = TableDefinition::new("event_ids");
+/// (event_type, timestamp, event_id) → the funnel's fields: the embedded twin of MongoDB's
+/// `(event_type, timestamp)` index, so a funnel reads only its step types.
+const BY_TYPE: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("events_by_type");
 const FILE: &str = "events.redb";
 
 #[derive(Clone)]
@@ -40,6 +43,7 @@ impl EmbeddedStore {
             let tx = db.begin_write().map_err(err)?;
             tx.open_table(EVENTS).map_err(err)?;
             tx.open_table(IDS).map_err(err)?;
+            tx.open_table(BY_TYPE).map_err(err)?;
             for name in rollup::ALL {
                 tx.open_table(rollup_table(name)).map_err(err)?;
             }
@@ -62,6 +66,7 @@ impl EmbeddedStore {
             {
                 let mut ids = tx.open_table(IDS).map_err(err)?;
                 let mut table = tx.open_table(EVENTS).map_err(err)?;
+                let mut by_type = tx.open_table(BY_TYPE).map_err(err)?;
                 for (i, e) in events.iter().enumerate() {
                     if ids.get(e.event_id.as_str()).map_err(err)?.is_some() {
                         report.duplicates.push(i);
@@ -71,6 +76,17 @@ impl EmbeddedStore {
                     ids.insert(e.event_id.as_str(), e.timestamp).map_err(err)?;
                     table
                         .insert((e.timestamp, e.event_id.as_str()), bytes.as_slice())
+                        .map_err(err)?;
+                    let slim = serde_json::to_vec(&FunnelFields {
+                        visitor: e.visitor.as_deref(),
+                        page_url: e.page_url.as_deref(),
+                    })
+                    .map_err(err)?;
+                    by_type
+                        .insert(
+                            (e.event_type.as_str(), e.timestamp, e.event_id.as_str()),
+                            slim.as_slice(),
+                        )
                         .map_err(err)?;
                     report.inserted += 1;
                 }
@@ -226,13 +242,24 @@ impl EmbeddedStore {
         let db = self.db.clone();
         blocking(move || {
             let tx = db.begin_read().map_err(err)?;
-            let table = tx.open_table(EVENTS).map_err(err)?;
+            let table = tx.open_table(BY_TYPE).map_err(err)?;
             let mut out = Vec::new();
-            for row in table.range((since_ms, "")..(until_ms, "")).map_err(err)? {
-                let (_, value) = row.map_err(err)?;
-                let e: Event = serde_json::from_slice(value.value()).map_err(err)?;
-                if types.contains(&e.event_type) {
-                    out.push(e);
+            for ty in &types {
+                let range = (ty.as_str(), since_ms, "")..(ty.as_str(), until_ms, "");
+                for row in table.range(range).map_err(err)? {
+                    let (key, value) = row.map_err(err)?;
+                    let (_, timestamp, id) = key.value();
+                    let f: OwnedFunnelFields =
+                        serde_json::from_slice(value.value()).map_err(err)?;
+                    out.push(Event {
+                        event_id: id.to_string(),
+                        event_type: ty.clone(),
+                        visitor: f.visitor,
+                        page_url: f.page_url,
+                        timestamp,
+                        day: Day::from_millis(timestamp).unwrap_or_default(),
+                        ..Event::default()
+                    });
                 }
             }
             Ok(out)
@@ -273,6 +300,18 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+#[derive(serde::Serialize)]
+struct FunnelFields<'a> {
+    visitor: Option<&'a str>,
+    page_url: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct OwnedFunnelFields {
+    visitor: Option<String>,
+    page_url: Option<String>,
 }
 
 fn rollup_table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {

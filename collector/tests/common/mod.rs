@@ -33,6 +33,8 @@ pub async fn start(extra: &[(&str, &str)]) -> Env {
         ("MAIDIAN_API_KEY", WRITE_KEY),
         ("MAIDIAN_READ_KEY", READ_KEY),
         ("MAIDIAN_MONGODB_TIMEOUT", "10"),
+        // Rollups are applied every interval; tests wait a few of them at most.
+        ("MAIDIAN_ROLLUP_INTERVAL_MS", "20"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -69,6 +71,22 @@ impl Env {
     pub async fn get(&self, path: &str) -> Response {
         self.send(Request::new("GET", path).header("x-api-key", READ_KEY))
             .await
+    }
+
+    /// Polls the summary until the rollups count `events` events and stop changing: they are
+    /// applied every interval, one collection after another.
+    pub async fn wait_for_rollups(&self, days: u32, events: u64) -> serde_json::Value {
+        let path = format!("/api/analytics/summary?days={days}");
+        let mut last = serde_json::Value::Null;
+        for _ in 0..100 {
+            let s = self.get(&path).await.json().unwrap();
+            if s["overview"]["total_events"] == events && s == last {
+                return s;
+            }
+            last = s;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("rollups never settled at {events} events: {last}");
     }
 
     pub async fn stored(&self) -> Vec<Document> {

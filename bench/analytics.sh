@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Analytics benchmark: ~1 000 000 simulated events written straight to a store, then summary,
+# a 4-step funnel and 30-day retention, engine (rollups) against naive (raw scan), as ratios.
+# Extra arguments go to the benchmark (e.g. --store embedded, --events 200000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p maidian-bench
+source tests/ferretdb.sh
+./target/release/analytics-bench "$@"
