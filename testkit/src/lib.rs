@@ -97,8 +97,18 @@ impl Collector {
         })
     }
 
-    /// Sends SIGTERM and waits for the process to exit; returns its exit code and stderr.
-    pub async fn terminate(mut self) -> anyhow::Result<(Option<i32>, String)> {
+    /// Sends SIGTERM and waits (30 s at most) for the process to exit; returns its exit code
+    /// and stderr.
+    pub async fn terminate(self) -> anyhow::Result<(Option<i32>, String)> {
+        self.terminate_within(Duration::from_secs(30)).await
+    }
+
+    /// [`Collector::terminate`] with a given patience: a collector drains its queued writes
+    /// and rollups before it exits.
+    pub async fn terminate_within(
+        mut self,
+        wait: Duration,
+    ) -> anyhow::Result<(Option<i32>, String)> {
         let pid = self.child.id().context("collector already exited")?;
         let status = std::process::Command::new("kill")
             .arg("-TERM")
@@ -107,7 +117,7 @@ impl Collector {
         if !status.success() {
             bail!("kill -TERM {pid} failed");
         }
-        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await??;
+        let exit = tokio::time::timeout(wait, self.child.wait()).await??;
         let mut err = String::new();
         if let Some(mut s) = self.stderr.take() {
             use tokio::io::AsyncReadExt;

@@ -203,7 +203,15 @@ impl EmbeddedStore {
             let tx = db.begin_read().map_err(err)?;
             let table = tx.open_table(rollup_table(rollup)).map_err(err)?;
             let mut out = Vec::new();
-            for row in table.iter().map_err(err)? {
+            // Daily rollups are keyed `day|…`: read only the period's keys.
+            let day_keyed = field == "day" && DAY_KEYED.contains(&rollup);
+            let (lo, hi) = (since.clone(), until.clone() + "|\u{10ffff}");
+            let rows = if day_keyed {
+                table.range(lo.as_str()..hi.as_str()).map_err(err)?
+            } else {
+                table.iter().map_err(err)?
+            };
+            for row in rows {
                 let (key, value) = row.map_err(err)?;
                 let fields = decode_fields(value.value())?;
                 let within =
@@ -313,6 +321,15 @@ struct OwnedFunnelFields {
     visitor: Option<String>,
     page_url: Option<String>,
 }
+
+/// Rollups whose keys start with the day.
+const DAY_KEYED: &[&str] = &[
+    rollup::DAILY_TYPE,
+    rollup::DAILY_VISITOR,
+    rollup::DAILY_PAGE_VISITOR,
+    rollup::DAILY_REFERRER,
+    rollup::DAILY_AGENT,
+];
 
 fn rollup_table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
     TableDefinition::new(name)
