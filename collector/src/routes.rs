@@ -44,6 +44,13 @@ fn days_query() -> impl Filter<Extract = (DaysQuery,), Error = std::convert::Inf
         .unify()
 }
 
+fn analytics_query(
+) -> impl Filter<Extract = (AnalyticsQuery,), Error = std::convert::Infallible> + Clone {
+    warp::query::<AnalyticsQuery>()
+        .or(warp::any().map(AnalyticsQuery::default))
+        .unify()
+}
+
 /// GET /api/health
 pub fn health(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "health")
@@ -123,11 +130,7 @@ pub fn analytics(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Re
         .and(warp::get())
         .and(with_app(app))
         .and(warp::header::headers_cloned())
-        .and(
-            warp::query::<AnalyticsQuery>()
-                .or(warp::any().map(AnalyticsQuery::default))
-                .unify(),
-        )
+        .and(analytics_query())
         .and_then(|figure, app, headers, q| handlers::analytics(app, figure, headers, q))
 }
 
@@ -147,11 +150,7 @@ pub fn report(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::get())
         .and(with_app(app))
         .and(warp::header::headers_cloned())
-        .and(
-            warp::query::<AnalyticsQuery>()
-                .or(warp::any().map(AnalyticsQuery::default))
-                .unify(),
-        )
+        .and(analytics_query())
         .and_then(handlers::report)
 }
 
