@@ -371,6 +371,22 @@ mod tests {
     }
 
     #[test]
+    fn a_conversion_across_midnight_utc_counts() {
+        // Step 1 at 23:59 on the last day but one, step 2 two minutes later, the next day.
+        let late = T - 60_000;
+        let events = [
+            ev(Some("a"), "page_view", "/", late),
+            ev(Some("a"), "purchase", "/", late + 2 * MIN),
+        ];
+        assert_eq!(events[0].day.to_string(), "2026-11-29");
+        assert_eq!(events[1].day.to_string(), "2026-11-30");
+        assert_eq!(
+            run("page_view,purchase", 86_400_000, &events),
+            vec![(1, 100.0, None), (1, 100.0, Some(120.0))]
+        );
+    }
+
+    #[test]
     fn windows() {
         assert_eq!(parse_window("90"), Some(90_000));
         assert_eq!(parse_window("30m"), Some(1_800_000));

@@ -343,6 +343,37 @@ mod tests {
     }
 
     #[test]
+    fn a_session_across_midnight_utc_counts_once_on_its_first_day() {
+        let midnight = 1_795_996_800_000; // 2026-11-30T00:00Z
+        let events = vec![
+            ev("page_view", "a", "s1", "/", midnight - 60_000),
+            ev("page_view", "a", "s1", "/next", midnight + 60_000),
+        ];
+        let delta = Delta::of(&events);
+        let inputs = Inputs {
+            daily_type: docs(&delta, rollup::DAILY_TYPE),
+            daily_visitor: docs(&delta, rollup::DAILY_VISITOR),
+            sessions: docs(&delta, rollup::SESSIONS),
+            ..Inputs::default()
+        };
+        let s = summarize(
+            Period::last_days(7, Day::from_millis(midnight).unwrap()),
+            &inputs,
+            10,
+        );
+        let days: Vec<(&str, u64, u64, u64)> = s
+            .daily
+            .iter()
+            .map(|d| (d.day.as_str(), d.events, d.users, d.sessions))
+            .collect();
+        assert_eq!(days, vec![("2026-11-29", 1, 1, 1), ("2026-11-30", 1, 1, 0)]);
+        assert_eq!(s.overview.sessions, 1);
+        assert_eq!(s.overview.active_users, 1);
+        assert_eq!(s.overview.avg_session_duration, 120.0);
+        assert_eq!(s.overview.bounce_rate, 0.0); // two page views
+    }
+
+    #[test]
     fn an_empty_period_is_all_zeros() {
         let s = summarize(Period::last_days(7, Day::today()), &Inputs::default(), 10);
         assert_eq!(s.overview.total_events, 0);
