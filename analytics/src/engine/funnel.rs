@@ -227,7 +227,11 @@ pub fn compute(funnel: &Funnel, p: Period, events: &[Event]) -> FunnelResult {
                     percent(users[i], previous)
                 },
                 drop_off: previous.saturating_sub(users[i]),
-                median_time_to_convert: if i == 0 { None } else { median(&mut times[i]) },
+                median_time_to_convert: if i == 0 {
+                    None
+                } else {
+                    median(&mut times[i]).map(|t| (t * 10.0).round() / 10.0)
+                },
             }
         })
         .collect();
