@@ -291,6 +291,28 @@ pub async fn stats_pages(
     ))
 }
 
+/// The funnel of `steps` and `window` (default one day); `default_steps` when none is given.
+fn funnel_of(
+    q: &AnalyticsQuery,
+    default_steps: &str,
+) -> Result<maidian_analytics::engine::funnel::Funnel, ApiError> {
+    use maidian_analytics::engine::funnel::{Funnel, FunnelError};
+    let steps = q
+        .steps
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(default_steps);
+    let window = q
+        .window
+        .as_deref()
+        .filter(|w| !w.is_empty())
+        .unwrap_or("1d");
+    Funnel::from_params(steps, window).map_err(|e| match e {
+        FunnelError::BadWindow => bad("window", e.to_string()),
+        _ => bad("steps", e.to_string()),
+    })
+}
+
 fn bad(name: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::BadParam {
         name,
@@ -335,15 +357,7 @@ async fn analytics_inner(
             )
         }
         "funnel" => {
-            let window = match q.window.as_deref() {
-                None | Some("") => 86_400_000,
-                Some(w) => funnel::parse_window(w).ok_or_else(|| {
-                    bad("window", "must be seconds or a number with s, m, h or d")
-                })?,
-            };
-            let steps = q.steps.as_deref().unwrap_or("");
-            let f =
-                funnel::Funnel::parse(steps, window).map_err(|e| bad("steps", e.to_string()))?;
+            let f = funnel_of(q, "")?;
             serde_json::to_value(funnel::funnel(store, &f, p).await.map_err(store_failed)?)
         }
         "retention" => {
@@ -427,20 +441,10 @@ async fn report_inner(
     headers: &HeaderMap,
     q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
-    use maidian_analytics::{engine::funnel, report};
+    use maidian_analytics::report;
     auth::check_read(&app.config.tracking_api, headers)?;
     let p = period_of(q.days.as_deref())?;
-    let window = match q.window.as_deref() {
-        None | Some("") => 86_400_000,
-        Some(w) => funnel::parse_window(w)
-            .ok_or_else(|| bad("window", "must be seconds or a number with s, m, h or d"))?,
-    };
-    let steps = q
-        .steps
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(report::DEFAULT_FUNNEL);
-    let f = funnel::Funnel::parse(steps, window).map_err(|e| bad("steps", e.to_string()))?;
+    let f = funnel_of(q, report::DEFAULT_FUNNEL)?;
     let html = report::build(&app.store, p, Some(&f))
         .await
         .map_err(store_failed)?;

@@ -71,7 +71,7 @@ pub enum FunnelError {
     TooManySteps(usize),
     #[error("step {0:?} is not `event_type` or `event_type@page_url`")]
     BadStep(String),
-    #[error("the conversion window must be between 1 second and 90 days")]
+    #[error("the conversion window must be seconds or a number with s, m, h or d, from 1 second to 90 days")]
     BadWindow,
 }
 
@@ -110,6 +110,12 @@ impl Funnel {
             rest: it.collect(),
             window_ms,
         })
+    }
+
+    /// Parses the HTTP and CLI parameters: steps `a,b@/page,c` and a window such as `1d`.
+    pub fn from_params(steps: &str, window: &str) -> Result<Funnel, FunnelError> {
+        let window_ms = parse_window(window).ok_or(FunnelError::BadWindow)?;
+        Funnel::parse(steps, window_ms)
     }
 
     /// Parses `a,b@/page,c`.

@@ -237,10 +237,7 @@ async fn main() -> anyhow::Result<()> {
             window,
             period,
         } => {
-            let window = funnel::parse_window(&window).ok_or_else(|| {
-                anyhow::anyhow!("--window: seconds, or a number with s, m, h or d")
-            })?;
-            let f = funnel::Funnel::parse(&steps, window)?;
+            let f = funnel::Funnel::from_params(&steps, &window)?;
             let r = funnel::funnel(&store, &f, period.period()).await?;
             output(period.json, &r, || print_funnel(&r))
         }
@@ -264,10 +261,7 @@ async fn main() -> anyhow::Result<()> {
             window,
             output,
         } => {
-            let window = funnel::parse_window(&window).ok_or_else(|| {
-                anyhow::anyhow!("--window: seconds, or a number with s, m, h or d")
-            })?;
-            let f = funnel::Funnel::parse(&steps, window)?;
+            let f = funnel::Funnel::from_params(&steps, &window)?;
             let p = Period::last_days(days, Day::today());
             let html = maidian_analytics::report::build(&store, p, Some(&f)).await?;
             std::fs::write(&output, html)?;
