@@ -1,10 +1,10 @@
-//! Real-time figures from the last hour of raw events (a bounded, indexed time range).
+//! Real-time figures from the last hour of raw events: an indexed time range, read as
+//! `(timestamp, visitor)` pairs only.
 
 use std::collections::HashSet;
 
 use serde::Serialize;
 
-use crate::event::Event;
 use crate::store::{Store, StoreError};
 
 pub const ONLINE_WINDOW_MS: i64 = 5 * 60_000;
@@ -20,17 +20,18 @@ pub struct Realtime {
     pub generated_at: i64,
 }
 
-pub fn compute(now_ms: i64, last_hour: &[Event]) -> Realtime {
+/// `last_hour`: `(timestamp, visitor)` of the events since an hour ago.
+pub fn compute(now_ms: i64, last_hour: &[(i64, Option<String>)]) -> Realtime {
     let mut online = HashSet::new();
     let mut per_minute = vec![0u64; MINUTES];
     let current_minute = now_ms.div_euclid(60_000);
-    for e in last_hour {
-        if now_ms - e.timestamp <= ONLINE_WINDOW_MS {
-            if let Some(v) = &e.visitor {
+    for (timestamp, visitor) in last_hour {
+        if now_ms - timestamp <= ONLINE_WINDOW_MS {
+            if let Some(v) = visitor {
                 online.insert(v.as_str());
             }
         }
-        let age = current_minute - e.timestamp.div_euclid(60_000);
+        let age = current_minute - timestamp.div_euclid(60_000);
         if (0..MINUTES as i64).contains(&age) {
             per_minute[MINUTES - 1 - age as usize] += 1;
         }
@@ -44,26 +45,18 @@ pub fn compute(now_ms: i64, last_hour: &[Event]) -> Realtime {
 }
 
 pub async fn realtime(store: &Store, now_ms: i64) -> Result<Realtime, StoreError> {
-    let events = store
-        .events_after(
-            Some((now_ms - 3_600_000, String::new())),
-            Some(now_ms + 1),
-            usize::MAX,
-        )
-        .await?;
-    Ok(compute(now_ms, &events))
+    let mut activity = store.activity_since(now_ms - 3_600_000).await?;
+    // Events stamped after `now` (a clock slightly ahead) are not part of the last hour.
+    activity.retain(|(t, _)| *t <= now_ms);
+    Ok(compute(now_ms, &activity))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ev(v: &str, ts: i64) -> Event {
-        Event {
-            visitor: Some(v.into()),
-            timestamp: ts,
-            ..Event::default()
-        }
+    fn ev(v: &str, ts: i64) -> (i64, Option<String>) {
+        (ts, Some(v.into()))
     }
 
     #[test]

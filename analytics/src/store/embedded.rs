@@ -241,6 +241,29 @@ impl EmbeddedStore {
         .await
     }
 
+    pub async fn activity_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        #[derive(Deserialize)]
+        struct Who {
+            visitor: Option<String>,
+        }
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            let table = tx.open_table(EVENTS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in table.range((since_ms, "")..).map_err(err)? {
+                let (key, value) = row.map_err(err)?;
+                let who: Who = serde_json::from_slice(value.value()).map_err(err)?;
+                out.push((key.value().0, who.visitor));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub async fn events_of_types(
         &self,
         types: Vec<String>,

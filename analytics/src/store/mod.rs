@@ -263,6 +263,20 @@ impl Store {
         }
     }
 
+    /// `(timestamp, visitor)` of every event with `timestamp >= since_ms`: what real-time
+    /// figures read, and nothing more.
+    pub async fn activity_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        match self {
+            Store::Mongo(s) => s.activity_since(since_ms).await,
+            Store::Embedded(s) => s.activity_since(since_ms).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(Vec::new()),
+        }
+    }
+
     /// Up to `limit` stored events after `after` (a `(timestamp, event_id)` position, `None`
     /// for the start) in `(timestamp, event_id)` order: a resumable scan of every event, for
     /// rollup rebuilds and exports.

@@ -152,6 +152,26 @@ impl MongoStore {
         Ok(())
     }
 
+    pub async fn activity_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        let filter = doc! { "timestamp": { "$gte": DateTime::from_millis(since_ms) } };
+        let mut cursor = self
+            .events
+            .find(filter)
+            .projection(doc! { "timestamp": 1, "visitor": 1 })
+            .await?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            out.push((
+                opt_millis(&d, "timestamp").unwrap_or(0),
+                opt_str(&d, "visitor"),
+            ));
+        }
+        Ok(out)
+    }
+
     pub async fn events_of_types(
         &self,
         types: &[String],
