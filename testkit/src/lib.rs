@@ -125,9 +125,4 @@ impl Collector {
         }
         Ok((exit.code(), err))
     }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
 }

@@ -18,6 +18,11 @@ pub fn percent(part: u64, whole: u64) -> f64 {
     (part as f64 * 1000.0 / whole as f64).round() / 10.0
 }
 
+/// Milliseconds as seconds with one decimal.
+pub fn seconds(ms: f64) -> f64 {
+    (ms / 100.0).round() / 10.0
+}
+
 /// The median of `values` (sorted in place), `None` when empty.
 pub fn median(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {

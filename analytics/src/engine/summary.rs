@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::percent;
+use super::{percent, seconds};
 use crate::event::PAGE_VIEW;
 use crate::rollup::{self};
 use crate::stats::Period;
@@ -188,7 +188,7 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
             avg_time_on_page: times
                 .get(url)
                 .filter(|(_, n)| *n > 0)
-                .map(|(total, n)| (*total as f64 / *n as f64 / 100.0).round() / 10.0),
+                .map(|(total, n)| seconds(*total as f64 / *n as f64)),
         })
         .collect();
     top_pages.sort_by(|a, b| {
@@ -226,7 +226,7 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
             avg_session_duration: if sessions == 0 {
                 0.0
             } else {
-                (durations as f64 / sessions as f64 / 100.0).round() / 10.0
+                seconds(durations as f64 / sessions as f64)
             },
             bounce_rate: percent(bounces, sessions),
         },
