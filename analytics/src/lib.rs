@@ -5,7 +5,8 @@
 //! - [`store`]: the [`Store`](store::Store) behind the collector and the CLI: MongoDB (storage of
 //!   record), the embedded store (zero-setup default) and, for benchmarks only, a sink.
 //! - [`stats`]: the seed's `/api/stats/*` figures (counts by event type and by page).
-//! - [`rollup`]: the pre-aggregated counts the collector keeps, as commutative deltas.
+//! - [`rollup`]: the pre-aggregated counts dashboards read, as commutative deltas.
+//! - [`consumer`]: the checkpointed, leased reader of the event log that keeps rollups exact.
 //! - [`engine`]: summary, funnel, retention and real-time figures.
 //! - [`export`] (CSV) and [`report`] (self-contained HTML).
 //! - [`client`]: a minimal HTTP/1.1 client for a maidian collector (`maidian simulate`).
@@ -14,6 +15,7 @@
 //! into [`Event`](event::Event)s before anything here sees it.
 
 pub mod client;
+pub mod consumer;
 pub mod engine;
 pub mod event;
 pub mod export;

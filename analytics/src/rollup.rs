@@ -8,6 +8,11 @@
 //!
 //! Maxima are kept as minima of the negated value (`neg_*`), because FerretDB v1 is only
 //! trusted here with `$inc`, `$min` and `$set`.
+//!
+//! Field names are the [`Field`] enum, shared by the writer ([`Delta`]) and the readers
+//! (`RollupDoc::int`/`str`), so a misspelt field cannot become a silent zero. Keys joining
+//! several values go through [`key`], which escapes the separator so that no two different
+//! tuples share a key.
 
 use std::collections::HashMap;
 
@@ -38,13 +43,101 @@ pub const ALL: &[&str] = &[
 /// a bounce.
 pub const INTERACTIONS: &[&str] = &["click", "form_submit"];
 
+/// Every field a rollup document holds. Writers and readers name fields only through this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    Count,
+    Day,
+    EventType,
+    Events,
+    Visitor,
+    FirstDay,
+    FirstTs,
+    NegLastTs,
+    PageViews,
+    Interactions,
+    Views,
+    PageUrl,
+    NegDuration,
+    Referrer,
+    Kind,
+    Name,
+}
+
+impl Field {
+    pub const ALL: &'static [Field] = &[
+        Field::Count,
+        Field::Day,
+        Field::EventType,
+        Field::Events,
+        Field::Visitor,
+        Field::FirstDay,
+        Field::FirstTs,
+        Field::NegLastTs,
+        Field::PageViews,
+        Field::Interactions,
+        Field::Views,
+        Field::PageUrl,
+        Field::NegDuration,
+        Field::Referrer,
+        Field::Kind,
+        Field::Name,
+    ];
+
+    /// The stored name (MongoDB field, embedded JSON key).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Count => "count",
+            Field::Day => "day",
+            Field::EventType => "event_type",
+            Field::Events => "events",
+            Field::Visitor => "visitor",
+            Field::FirstDay => "first_day",
+            Field::FirstTs => "first_ts",
+            Field::NegLastTs => "neg_last_ts",
+            Field::PageViews => "page_views",
+            Field::Interactions => "interactions",
+            Field::Views => "views",
+            Field::PageUrl => "page_url",
+            Field::NegDuration => "neg_duration",
+            Field::Referrer => "referrer",
+            Field::Kind => "kind",
+            Field::Name => "name",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Field> {
+        Field::ALL.iter().copied().find(|f| f.as_str() == name)
+    }
+}
+
+/// The key of a rollup document made of several values: joined by `|`, with `\` and `|`
+/// inside a value escaped, so `("a|b", "c")` and `("a", "b|c")` stay two keys. Days never
+/// need escaping, so keys starting with a day still sort by day.
+pub fn key(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push('|');
+        }
+        for ch in part.chars() {
+            if ch == '|' || ch == '\\' {
+                out.push('\\');
+            }
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// One rollup document's change: fields to add to, fields to lower to a minimum, and fields
-/// that identify it (set on insert, the same for every update of that key).
+/// that identify it (derived from the key, so the same for every update of that key). Every
+/// part is order-independent, so any split of the same events gives the same documents.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Change {
-    pub inc: Vec<(&'static str, i64)>,
-    pub min: Vec<(&'static str, Value)>,
-    pub set: Vec<(&'static str, Value)>,
+    pub inc: Vec<(Field, i64)>,
+    pub min: Vec<(Field, Value)>,
+    pub set: Vec<(Field, Value)>,
 }
 
 /// A rollup field value.
@@ -61,14 +154,14 @@ pub struct Delta {
 }
 
 impl Change {
-    fn add(&mut self, field: &'static str, n: i64) {
+    fn add(&mut self, field: Field, n: i64) {
         match self.inc.iter_mut().find(|(f, _)| *f == field) {
             Some((_, v)) => *v += n,
             None => self.inc.push((field, n)),
         }
     }
 
-    fn lower(&mut self, field: &'static str, value: Value) {
+    fn lower(&mut self, field: Field, value: Value) {
         match self.min.iter_mut().find(|(f, _)| *f == field) {
             Some((_, v)) => {
                 if value < *v {
@@ -79,7 +172,7 @@ impl Change {
         }
     }
 
-    fn ident(&mut self, field: &'static str, value: Value) {
+    fn ident(&mut self, field: Field, value: Value) {
         if !self.set.iter().any(|(f, _)| *f == field) {
             self.set.push((field, value));
         }
@@ -161,33 +254,35 @@ impl Delta {
 
     fn add_event(&mut self, e: &Event) {
         let day = e.day.to_string();
-        let c = self.change(DAILY_TYPE, format!("{day}|{}", e.event_type));
-        c.add("count", 1);
-        c.ident("day", s(&day));
-        c.ident("event_type", s(&e.event_type));
+        let c = self.change(DAILY_TYPE, key(&[&day, &e.event_type]));
+        c.add(Field::Count, 1);
+        c.ident(Field::Day, s(&day));
+        c.ident(Field::EventType, s(&e.event_type));
 
         if let Some(v) = &e.visitor {
-            let c = self.change(DAILY_VISITOR, format!("{day}|{v}"));
-            c.add("events", 1);
-            c.ident("day", s(&day));
-            c.ident("visitor", s(v));
+            let c = self.change(DAILY_VISITOR, key(&[&day, v]));
+            c.add(Field::Events, 1);
+            c.ident(Field::Day, s(&day));
+            c.ident(Field::Visitor, s(v));
             let c = self.change(FIRST_SEEN, v.clone());
-            c.lower("first_day", s(&day));
+            c.lower(Field::FirstDay, s(&day));
         }
 
         if let Some(sid) = &e.session_id {
             let c = self.change(SESSIONS, sid.clone());
-            c.lower("day", s(&day));
-            c.lower("first_ts", Value::Int(e.timestamp));
-            c.lower("neg_last_ts", Value::Int(-e.timestamp));
-            c.add("events", 1);
-            c.add("page_views", i64::from(e.event_type == PAGE_VIEW));
+            c.lower(Field::Day, s(&day));
+            c.lower(Field::FirstTs, Value::Int(e.timestamp));
+            c.lower(Field::NegLastTs, Value::Int(-e.timestamp));
+            c.add(Field::Events, 1);
+            c.add(Field::PageViews, i64::from(e.event_type == PAGE_VIEW));
             c.add(
-                "interactions",
+                Field::Interactions,
                 i64::from(INTERACTIONS.contains(&e.event_type.as_str())),
             );
+            // A session's visitor can change (setUserId): the least one is kept, so the
+            // result does not depend on how events were split into chunks.
             if let Some(v) = &e.visitor {
-                c.ident("visitor", s(v));
+                c.lower(Field::Visitor, s(v));
             }
         }
 
@@ -198,9 +293,9 @@ impl Delta {
         if e.event_type == PAGE_LEAVE {
             if let (Some(view), Some(duration)) = (&e.page_view_id, e.duration) {
                 let c = self.change(PAGE_TIME, view.clone());
-                c.lower("neg_duration", Value::Int(-(duration as i64)));
-                c.lower("day", s(&day));
-                c.ident("page_url", s(e.page_url.as_deref().unwrap_or("")));
+                c.lower(Field::NegDuration, Value::Int(-(duration as i64)));
+                c.lower(Field::Day, s(&day));
+                c.lower(Field::PageUrl, s(e.page_url.as_deref().unwrap_or("")));
             }
         }
     }
@@ -208,34 +303,62 @@ impl Delta {
     fn page_view(&mut self, e: &Event, day: &str) {
         let page = e.page_url.as_deref().unwrap_or("");
         let visitor = e.visitor.as_deref().unwrap_or("");
-        let c = self.change(DAILY_PAGE_VISITOR, format!("{day}|{page}|{visitor}"));
-        c.add("views", 1);
-        c.ident("day", s(day));
-        c.ident("page_url", s(page));
-        c.ident("visitor", s(visitor));
+        let c = self.change(DAILY_PAGE_VISITOR, key(&[day, page, visitor]));
+        c.add(Field::Views, 1);
+        c.ident(Field::Day, s(day));
+        c.ident(Field::PageUrl, s(page));
+        c.ident(Field::Visitor, s(visitor));
 
         // Only visits from elsewhere: a referrer on the same site is navigation.
         let site = host_of(page);
         if let Some(from) = e.referrer.as_deref().and_then(host_of) {
             if Some(from) != site {
-                let c = self.change(DAILY_REFERRER, format!("{day}|{from}"));
-                c.add("count", 1);
-                c.ident("day", s(day));
-                c.ident("referrer", s(from));
+                let c = self.change(DAILY_REFERRER, key(&[day, from]));
+                c.add(Field::Count, 1);
+                c.ident(Field::Day, s(day));
+                c.ident(Field::Referrer, s(from));
             }
         }
 
         if let Some(ua) = &e.user_agent {
             let (browser, os, device) = agent_of(ua);
             for (kind, name) in [("browser", browser), ("os", os), ("device", device)] {
-                let c = self.change(DAILY_AGENT, format!("{day}|{kind}|{name}"));
-                c.add("count", 1);
-                c.ident("day", s(day));
-                c.ident("kind", s(kind));
-                c.ident("name", Value::Str(name));
+                let c = self.change(DAILY_AGENT, key(&[day, kind, &name]));
+                c.add(Field::Count, 1);
+                c.ident(Field::Day, s(day));
+                c.ident(Field::Kind, s(kind));
+                c.ident(Field::Name, Value::Str(name));
             }
         }
     }
+}
+
+/// The rollup documents that applying `Delta::of(events)` to empty rollups gives, computed in
+/// memory: what a rebuild from exactly these events holds. For checks and the benchmark's
+/// naive path.
+pub fn docs_of<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+) -> HashMap<&'static str, Vec<crate::store::RollupDoc>> {
+    Delta::of(events)
+        .changes
+        .into_iter()
+        .map(|(name, changes)| {
+            let docs = changes
+                .into_iter()
+                .map(|(id, c)| {
+                    let mut fields = HashMap::new();
+                    for (f, n) in c.inc {
+                        fields.insert(f, Value::Int(n));
+                    }
+                    for (f, v) in c.min.into_iter().chain(c.set) {
+                        fields.insert(f, v);
+                    }
+                    crate::store::RollupDoc { id, fields }
+                })
+                .collect();
+            (name, docs)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -272,17 +395,17 @@ mod tests {
         let d = Delta::of([&view, &internal, &click]);
 
         let types = &d.changes[DAILY_TYPE];
-        assert_eq!(types["2026-11-02|page_view"].inc, vec![("count", 2)]);
-        assert_eq!(types["2026-11-01|click"].inc, vec![("count", 1)]);
+        assert_eq!(types["2026-11-02|page_view"].inc, vec![(Field::Count, 2)]);
+        assert_eq!(types["2026-11-01|click"].inc, vec![(Field::Count, 1)]);
         assert_eq!(
             d.changes[FIRST_SEEN]["u1"].min,
-            vec![("first_day", s("2026-11-01"))]
+            vec![(Field::FirstDay, s("2026-11-01"))]
         );
         let session = &d.changes[SESSIONS]["s1"];
-        assert!(session.min.contains(&("first_ts", Value::Int(100))));
-        assert!(session.min.contains(&("neg_last_ts", Value::Int(-300))));
-        assert!(session.inc.contains(&("page_views", 2)));
-        assert!(session.inc.contains(&("interactions", 1)));
+        assert!(session.min.contains(&(Field::FirstTs, Value::Int(100))));
+        assert!(session.min.contains(&(Field::NegLastTs, Value::Int(-300))));
+        assert!(session.inc.contains(&(Field::PageViews, 2)));
+        assert!(session.inc.contains(&(Field::Interactions, 1)));
         assert_eq!(
             d.changes[DAILY_REFERRER].len(),
             1,
@@ -310,13 +433,23 @@ mod tests {
                     let mut inc = c.inc.clone();
                     inc.sort_by_key(|x| x.0);
                     let mut min = c.min.clone();
-                    min.sort_by(|a, b| a.0.cmp(b.0));
+                    min.sort_by_key(|a| a.0);
                     (inc, min)
                 };
                 assert_eq!(sorted(m), sorted(c), "{rollup} {key}");
             }
         }
         assert_eq!(merged.keys(), whole.keys());
+    }
+
+    #[test]
+    fn keys_of_different_tuples_never_collide() {
+        assert_ne!(key(&["https://a/|x", "y"]), key(&["https://a/", "x|y"]));
+        assert_ne!(key(&["a\\", "b"]), key(&["a", "\\b"]));
+        assert_eq!(key(&["2026-11-02", "click"]), "2026-11-02|click");
+        for f in Field::ALL {
+            assert_eq!(Field::parse(f.as_str()), Some(*f));
+        }
     }
 
     #[test]

@@ -1,19 +1,18 @@
-//! Analytics benchmark: about 1 000 000 simulated events written straight to a store (with
-//! their rollups, as the collector keeps them), then summary, a 4-step funnel and 30-day
+//! Analytics benchmark: about 1 000 000 simulated events written straight to a store, rolled
+//! up by the rollup consumer (as a collector does), then summary, a 4-step funnel and 30-day
 //! retention timed from the engine, side by side with the naive way (read every raw event of
 //! the period and compute from that). Run through `bench/analytics.sh`.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Parser;
+use maidian_analytics::consumer::{self, ConsumerConfig};
 use maidian_analytics::engine::{funnel, retention, summary};
-use maidian_analytics::event::{Day, Event};
-use maidian_analytics::rollup::{self, Delta, Value};
+use maidian_analytics::event::Day;
 use maidian_analytics::simulate::Simulation;
 use maidian_analytics::stats::Period;
-use maidian_analytics::store::{MongoConfig, RollupDoc, Store, StoreConfig};
+use maidian_analytics::store::{MongoConfig, Store, StoreConfig};
 use maidian_testkit::{fresh_db_name, mongodb_uri};
 
 #[derive(Parser)]
@@ -33,29 +32,6 @@ struct Args {
 }
 
 const FUNNEL: &str = "page_view,click,form_submit,purchase";
-
-/// In-memory rollup documents from raw events: what a naive query computes on the fly.
-fn docs_of(events: &[Event]) -> HashMap<&'static str, Vec<RollupDoc>> {
-    let delta = Delta::of(events);
-    let mut out = HashMap::new();
-    for (name, changes) in delta.changes {
-        let docs = changes
-            .into_iter()
-            .map(|(id, c)| {
-                let mut fields: HashMap<String, Value> = HashMap::new();
-                for (f, n) in c.inc {
-                    fields.insert(f.to_string(), Value::Int(n));
-                }
-                for (f, v) in c.min.into_iter().chain(c.set) {
-                    fields.insert(f.to_string(), v);
-                }
-                RollupDoc { id, fields }
-            })
-            .collect();
-        out.insert(name, docs);
-    }
-    out
-}
 
 async fn best<T, F, Fut>(runs: usize, mut f: F) -> anyhow::Result<(Duration, T)>
 where
@@ -97,7 +73,8 @@ async fn main() -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
     let mut sim = Simulation::new(42, now, args.days);
 
-    // Write: batches of 5 000 events plus their rollup deltas, as the collector does.
+    // Write: batches of 5 000 events, then the rollup consumer catches up (no safety lag:
+    // nothing else writes).
     let started = Instant::now();
     let (mut written, mut visitors) = (0usize, 0u64);
     let mut batch = Vec::with_capacity(6_000);
@@ -106,7 +83,6 @@ async fn main() -> anyhow::Result<()> {
         visitors += 1;
         if batch.len() >= 5_000 {
             store.insert(&batch).await?;
-            store.apply_rollups(&Delta::of(&batch)).await?;
             written += batch.len();
             batch.clear();
             eprint!("\rwrote {written} events");
@@ -114,6 +90,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let write_time = started.elapsed();
     eprintln!();
+    let mut cfg = ConsumerConfig::new(consumer::owner_name("bench"));
+    cfg.safety_lag = Duration::ZERO;
+    let started = Instant::now();
+    let rolled = consumer::catch_up(&store, &cfg).await?;
+    let rollup_time = started.elapsed();
     println!(
         "analytics benchmark: {written} events of {visitors} visitors over {} days, store {}, {} cores",
         args.days,
@@ -121,9 +102,15 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     println!(
-        "write (insert + rollups, batches of 5000): {:.1} s, {:.0} events/s",
+        "write (insert, batches of 5000): {:.1} s, {:.0} events/s",
         write_time.as_secs_f64(),
         written as f64 / write_time.as_secs_f64()
+    );
+    println!(
+        "rollup consumer (chunks of {}): {rolled} events in {:.1} s, {:.0} events/s",
+        cfg.chunk_events,
+        rollup_time.as_secs_f64(),
+        rolled as f64 / rollup_time.as_secs_f64()
     );
 
     let p = Period::last_days(args.days, Day::from_millis(now).unwrap_or_default());
@@ -144,18 +131,11 @@ async fn main() -> anyhow::Result<()> {
     // Naive: every raw event of the period, then the same arithmetic.
     let (naive_summary, s2) = best(runs, || async {
         let events = store.events_between(p.since, p.until).await?;
-        let d = docs_of(&events);
-        let get = |n: &str| d.get(n).cloned().unwrap_or_default();
-        let inputs = summary::Inputs {
-            daily_type: get(rollup::DAILY_TYPE),
-            daily_visitor: get(rollup::DAILY_VISITOR),
-            daily_page_visitor: get(rollup::DAILY_PAGE_VISITOR),
-            sessions: get(rollup::SESSIONS),
-            page_time: get(rollup::PAGE_TIME),
-            daily_referrer: get(rollup::DAILY_REFERRER),
-            daily_agent: get(rollup::DAILY_AGENT),
-        };
-        Ok(summary::summarize(p, &inputs, 10))
+        Ok(summary::summarize(
+            p,
+            &summary::Inputs::from_events(&events),
+            10,
+        ))
     })
     .await?;
     let (naive_funnel, f2) = best(runs, || async {
@@ -165,13 +145,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let (naive_retention, r2) = best(runs, || async {
         let events = store.events_between(p.since, p.until).await?;
-        let d = docs_of(&events);
-        let get = |n: &str| d.get(n).cloned().unwrap_or_default();
-        Ok(retention::compute(
-            p,
-            &get(rollup::FIRST_SEEN),
-            &get(rollup::DAILY_VISITOR),
-        ))
+        Ok(retention::from_events(p, &events))
     })
     .await?;
 

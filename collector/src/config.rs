@@ -18,6 +18,7 @@ pub struct Config {
     pub storage: StorageSection,
     pub limits: Limits,
     pub writer: WriterSection,
+    pub rollups: RollupsSection,
 }
 
 /// `[mongodb]`: leave `uri` and `host` unset to run on the embedded store.
@@ -148,8 +149,10 @@ pub struct WriterSection {
     pub linger_ms: u64,
     /// Writes in flight at once.
     pub concurrency: usize,
-    /// How often merged rollup changes are applied, in ms (dashboards lag by about this).
-    pub rollup_interval_ms: u64,
+    /// Longest a write may take, in ms; a write not acknowledged by then is answered 503
+    /// (the client retries). Bounding it is what lets the rollup consumer trust that an
+    /// event older than `rollups.safety_lag_ms` has committed or never will.
+    pub insert_timeout_ms: u64,
 }
 
 impl Default for WriterSection {
@@ -158,7 +161,48 @@ impl Default for WriterSection {
             max_batch_events: 2000,
             linger_ms: 2,
             concurrency: 4,
-            rollup_interval_ms: 1_000,
+            insert_timeout_ms: 3_000,
+        }
+    }
+}
+
+/// `[rollups]`: the consumer that rolls the event log up for the dashboards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RollupsSection {
+    /// MongoDB: events are rolled up once their `received_at` is this old (ms), so that every
+    /// write that could still commit has. At least `writer.insert_timeout_ms` + 500; every
+    /// collector of a database must use the same value, and their clocks must agree to
+    /// within the difference.
+    pub safety_lag_ms: u64,
+    /// A consumer lease not renewed for this long (ms) passes to another collector.
+    pub lease_ttl_ms: u64,
+    /// Most events rolled up in one step.
+    pub chunk_events: usize,
+    /// Pause between checks when there is nothing to roll up (ms).
+    pub poll_ms: u64,
+}
+
+impl Default for RollupsSection {
+    fn default() -> Self {
+        RollupsSection {
+            safety_lag_ms: 5_000,
+            lease_ttl_ms: 10_000,
+            chunk_events: 5_000,
+            poll_ms: 250,
+        }
+    }
+}
+
+impl RollupsSection {
+    /// The consumer settings, for the process named `owner`.
+    pub fn consumer(&self, owner: String) -> maidian_analytics::consumer::ConsumerConfig {
+        maidian_analytics::consumer::ConsumerConfig {
+            owner,
+            lease_ttl: Duration::from_millis(self.lease_ttl_ms),
+            safety_lag: Duration::from_millis(self.safety_lag_ms),
+            chunk_events: self.chunk_events,
+            idle_poll: Duration::from_millis(self.poll_ms),
         }
     }
 }
@@ -251,7 +295,13 @@ impl Config {
                 "MAIDIAN_WRITER_CONCURRENCY" => self.writer.concurrency = parse(key, &v)?,
                 "MAIDIAN_WRITER_MAX_BATCH_EVENTS" => self.writer.max_batch_events = parse(key, &v)?,
                 "MAIDIAN_WRITER_LINGER_MS" => self.writer.linger_ms = parse(key, &v)?,
-                "MAIDIAN_ROLLUP_INTERVAL_MS" => self.writer.rollup_interval_ms = parse(key, &v)?,
+                "MAIDIAN_WRITER_INSERT_TIMEOUT_MS" => {
+                    self.writer.insert_timeout_ms = parse(key, &v)?
+                }
+                "MAIDIAN_ROLLUP_SAFETY_LAG_MS" => self.rollups.safety_lag_ms = parse(key, &v)?,
+                "MAIDIAN_ROLLUP_LEASE_TTL_MS" => self.rollups.lease_ttl_ms = parse(key, &v)?,
+                "MAIDIAN_ROLLUP_CHUNK_EVENTS" => self.rollups.chunk_events = parse(key, &v)?,
+                "MAIDIAN_ROLLUP_POLL_MS" => self.rollups.poll_ms = parse(key, &v)?,
                 _ => {}
             }
         }
@@ -305,11 +355,27 @@ impl Config {
             ),
             ("writer.max_batch_events", self.writer.max_batch_events),
             ("writer.concurrency", self.writer.concurrency),
+            ("rollups.chunk_events", self.rollups.chunk_events),
         ];
         for (key, v) in nonzero {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if self.writer.insert_timeout_ms < 100 {
+            return Err(invalid("writer.insert_timeout_ms", "must be at least 100"));
+        }
+        if self.rollups.safety_lag_ms < self.writer.insert_timeout_ms + 500 {
+            return Err(invalid(
+                "rollups.safety_lag_ms",
+                format!(
+                    "must be at least writer.insert_timeout_ms + 500 ({} ms): a write may commit until its timeout",
+                    self.writer.insert_timeout_ms + 500
+                ),
+            ));
+        }
+        if self.rollups.lease_ttl_ms < 1_000 {
+            return Err(invalid("rollups.lease_ttl_ms", "must be at least 1000"));
         }
         Ok(())
     }
@@ -361,7 +427,11 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_WRITER_CONCURRENCY",
     "MAIDIAN_WRITER_MAX_BATCH_EVENTS",
     "MAIDIAN_WRITER_LINGER_MS",
-    "MAIDIAN_ROLLUP_INTERVAL_MS",
+    "MAIDIAN_WRITER_INSERT_TIMEOUT_MS",
+    "MAIDIAN_ROLLUP_SAFETY_LAG_MS",
+    "MAIDIAN_ROLLUP_LEASE_TTL_MS",
+    "MAIDIAN_ROLLUP_CHUNK_EVENTS",
+    "MAIDIAN_ROLLUP_POLL_MS",
 ];
 
 #[cfg(test)]
@@ -439,5 +509,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("mongodb.uri"));
+
+        let mut c = Config::default();
+        c.tracking_api.read_key = "r".into();
+        c.writer.insert_timeout_ms = 5_000;
+        let lag = c.validate().unwrap_err().to_string();
+        assert!(
+            lag.starts_with("invalid value for rollups.safety_lag_ms"),
+            "{lag}"
+        );
+        c.rollups.safety_lag_ms = 5_500;
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn the_shipped_config_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../maidian.toml");
+        let c = Config::load(Some(&path)).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.rollups.safety_lag_ms, 5_000);
     }
 }

@@ -87,10 +87,20 @@ pub async fn health(app: Arc<App>) -> Result<Response, std::convert::Infallible>
             (StatusCode::SERVICE_UNAVAILABLE, "unreachable".to_string())
         }
     };
+    // How far the rollups (every dashboard figure) trail the stored events; null when the
+    // store cannot tell.
+    let lag = match app.store.rollup_status().await {
+        Ok(s) => Some(s.lag_seconds),
+        Err(e) => {
+            tracing::debug!(error = %e, "health check: no rollup status");
+            None
+        }
+    };
     let body = json!({
         "status": if status == StatusCode::OK { "healthy" } else { "unhealthy" },
         "store": app.store.kind(),
         "database": database,
+        "rollup_lag_seconds": lag,
         "version": env!("CARGO_PKG_VERSION"),
     });
     Ok(reply::with_status(reply::json(&body), status).into_response())

@@ -6,7 +6,11 @@
 //! - [`routes`]: one `Filter` per route; [`handlers`]: one async fn per route.
 //! - [`body`]: body size caps, gzip, content types; [`validate`]: wire JSON → domain `Event`.
 //! - [`auth`]: write key vs read key; [`error`]: `ApiError` → status + JSON.
-//! - [`writer`]: groups concurrent requests into large unordered inserts.
+//! - [`writer`]: groups concurrent requests into large unordered inserts, each bounded in time.
+//!
+//! [`serve`] also runs the rollup consumer (`maidian_analytics::consumer`) as a task: it holds
+//! the database's consumer lease or waits for it, so any number of collectors can share one
+//! database.
 //!
 //! Storage lives in `maidian_analytics::store`; this crate only chooses and opens it.
 
@@ -39,6 +43,19 @@ pub async fn serve(
 ) {
     let store = Arc::new(store);
     let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer);
+    let (stop_consumer, consumer_stopped) = tokio::sync::oneshot::channel::<()>();
+    let consumer = {
+        let store = store.clone();
+        let cfg = config
+            .rollups
+            .consumer(maidian_analytics::consumer::owner_name("maidian-collector"));
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = consumer_stopped.await;
+            };
+            maidian_analytics::consumer::run(&store, cfg, stop).await;
+        })
+    };
     let app = Arc::new(App {
         config,
         store,
@@ -53,6 +70,12 @@ pub async fn serve(
     // The server and its filters, which held every Writer, are gone: drain the queue.
     if let Err(e) = writer_task.await {
         tracing::error!(error = %e, "writer task failed");
+    }
+    // The consumer gives its lease up so another collector takes over at once; what it has
+    // not rolled up stays in the log for the next consumer.
+    let _ = stop_consumer.send(());
+    if let Err(e) = consumer.await {
+        tracing::error!(error = %e, "rollup consumer failed");
     }
     tracing::info!("collector stopped");
 }

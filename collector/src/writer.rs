@@ -2,20 +2,17 @@
 //! unordered inserts. A request waits for the write that holds its events, so a 2xx answer
 //! means "stored".
 //!
-//! The rollup changes of the events that were new go to a second task, which merges them
-//! (they are commutative) and applies them every `rollup_interval_ms`: repeated keys (the same
-//! visitor, session, day and page across many requests) cost one upsert per interval instead
-//! of one per request, and ingest never waits for them. Dashboards lag by about one interval;
-//! a crash loses at most one interval of rollup changes, never an event, and
-//! `maidian rollups rebuild` recomputes them. The group closes when it reaches `max_batch_events` or when its first
-//! request has waited `linger`; while every write slot is busy, requests keep queueing and the
-//! next group grows, which is what keeps a slow database busy with big writes.
+//! The group closes when it reaches `max_batch_events` or when its first request has waited
+//! `linger`; while every write slot is busy, requests keep queueing and the next group grows,
+//! which is what keeps a slow database busy with big writes. Every write is bounded by
+//! `insert_timeout_ms`: past it the requests get 503 and retry (deduplicated). That bound is
+//! what the rollup consumer (`maidian_analytics::consumer`) relies on; the writer itself knows
+//! nothing of rollups.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use maidian_analytics::event::Event;
-use maidian_analytics::rollup::Delta;
 use maidian_analytics::store::{InsertReport, Store};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
@@ -50,25 +47,15 @@ impl Writer {
     /// drain what is queued and in flight.
     pub fn spawn(store: Arc<Store>, config: &WriterSection) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
-        let (rollups, rollup_rx) = mpsc::unbounded_channel();
-        let interval = Duration::from_millis(config.rollup_interval_ms.max(1));
-        let rollup_task = tokio::spawn(apply_rollups(store.clone(), rollup_rx, interval));
         let task = Task {
             store,
             max_events: config.max_batch_events,
             linger: Duration::from_millis(config.linger_ms),
+            timeout: Duration::from_millis(config.insert_timeout_ms),
             slots: Arc::new(Semaphore::new(config.concurrency)),
             concurrency: config.concurrency,
-            rollups,
         };
-        let run = async move {
-            task.run(rx).await;
-            // Every write is done and the rollup sender is gone: the last changes go out.
-            if let Err(e) = rollup_task.await {
-                tracing::error!(error = %e, "rollup task failed");
-            }
-        };
-        (Writer { tx }, tokio::spawn(run))
+        (Writer { tx }, tokio::spawn(task.run(rx)))
     }
 
     pub async fn write(&self, events: Vec<Event>) -> Result<Written, NotStored> {
@@ -85,10 +72,10 @@ struct Task {
     store: Arc<Store>,
     max_events: usize,
     linger: Duration,
+    /// Longest one insert may take.
+    timeout: Duration,
     slots: Arc<Semaphore>,
     concurrency: usize,
-    /// Where the rollup changes of each stored batch go.
-    rollups: mpsc::UnboundedSender<Delta>,
 }
 
 impl Task {
@@ -116,9 +103,9 @@ impl Task {
                 jobs.push(job);
             }
             let store = self.store.clone();
-            let rollups = self.rollups.clone();
+            let timeout = self.timeout;
             tokio::spawn(async move {
-                write_group(&store, &rollups, jobs).await;
+                write_group(&store, timeout, jobs).await;
                 drop(slot);
             });
         }
@@ -128,14 +115,19 @@ impl Task {
     }
 }
 
-async fn write_group(store: &Store, rollups: &mpsc::UnboundedSender<Delta>, jobs: Vec<Job>) {
+async fn write_group(store: &Store, timeout: Duration, jobs: Vec<Job>) {
     let mut events = Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
     let mut waiters = Vec::with_capacity(jobs.len());
     for job in jobs {
         waiters.push((job.events.len(), job.reply));
         events.extend(job.events);
     }
-    let result = store.insert(&events).await;
+    // Dropping the insert at the deadline abandons it; the consumer's safety lag, longer than
+    // this timeout, covers a write that still lands.
+    let result = match tokio::time::timeout(timeout, store.insert(&events)).await {
+        Ok(r) => r,
+        Err(_) => Err(maidian_analytics::store::StoreError::Timeout(timeout)),
+    };
     match &result {
         Ok(r) => tracing::debug!(
             events = events.len(),
@@ -146,10 +138,6 @@ async fn write_group(store: &Store, rollups: &mpsc::UnboundedSender<Delta>, jobs
             "stored batch"
         ),
         Err(e) => tracing::error!(events = events.len(), error = %e, "batch write failed"),
-    }
-    if let Ok(report) = &result {
-        // Only a stopped rollup task refuses, and then the figures are rebuilt anyway.
-        let _ = rollups.send(Delta::of(new_events(&events, report)));
     }
     let mut start = 0;
     for (len, reply) in waiters {
@@ -162,63 +150,6 @@ async fn write_group(store: &Store, rollups: &mpsc::UnboundedSender<Delta>, jobs
         // The request may have gone away; its events are stored all the same.
         let _ = reply.send(outcome);
     }
-}
-
-/// Rollup keys pending before a flush is forced, whatever the interval.
-const MAX_PENDING_KEYS: usize = 50_000;
-
-/// Merges rollup changes as they come and applies them every `interval` (one task, so
-/// upserts of one collector never race each other). A failed apply is merged back and
-/// retried at the next tick.
-async fn apply_rollups(
-    store: Arc<Store>,
-    mut rx: mpsc::UnboundedReceiver<Delta>,
-    interval: Duration,
-) {
-    let mut pending = Delta::default();
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let closed = tokio::select! {
-            delta = rx.recv() => match delta {
-                Some(d) => {
-                    pending.merge(d);
-                    if pending.keys() < MAX_PENDING_KEYS {
-                        continue;
-                    }
-                    false
-                }
-                None => true,
-            },
-            _ = tick.tick() => false,
-        };
-        if pending.keys() > 0 {
-            let delta = std::mem::take(&mut pending);
-            if let Err(e) = store.apply_rollups(&delta).await {
-                tracing::error!(keys = delta.keys(), error = %e, "rollup update failed; will retry");
-                if closed {
-                    tracing::error!("rollups lost at shutdown; run `maidian rollups rebuild`");
-                } else {
-                    pending.merge(delta);
-                }
-            }
-        }
-        if closed {
-            return;
-        }
-    }
-}
-
-/// The events of a group that the store took as new: neither duplicates nor failures.
-fn new_events<'a>(
-    events: &'a [Event],
-    report: &'a InsertReport,
-) -> impl Iterator<Item = &'a Event> {
-    events.iter().enumerate().filter_map(move |(i, e)| {
-        let skip =
-            report.duplicates.binary_search(&i).is_ok() || report.failed.binary_search(&i).is_ok();
-        (!skip).then_some(e)
-    })
 }
 
 /// The share of one group's report that belongs to the events at `range`.

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 async fn app(dir: &tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Arc<App> {
     let mut config = Config::default();
     config.tracking_api.read_key = "r".into();
-    config.writer.rollup_interval_ms = 20;
+    config.rollups.poll_ms = 20;
     tweak(&mut config);
     let store = Store::open(&StoreConfig::Embedded {
         data_dir: dir.path().to_path_buf(),

@@ -32,7 +32,7 @@ test('the dashboard shows overview, trend, tables, funnel, retention and real ti
       body: JSON.stringify({ events }),
     });
     assert.equal(res.status, 200);
-    // Rollups trail ingest by one interval (20 ms here) and land one collection at a time:
+    // The rollup consumer trails ingest by its safety lag (1.5 s here) and lands one chunk at a time:
     // wait until they count every event and stop changing.
     let last = '';
     for (let i = 0; i < 100; i++) {

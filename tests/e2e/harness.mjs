@@ -32,7 +32,9 @@ export async function startCollector(db, extraEnv = {}) {
     MAIDIAN_READ_KEY: 'e2e-read-key',
     MAIDIAN_SDK_DIR: path.join(root, 'sdk-wasm/dist'),
     MAIDIAN_WWW_DIR: path.join(root, 'www'),
-    MAIDIAN_ROLLUP_INTERVAL_MS: '20',
+    MAIDIAN_WRITER_INSERT_TIMEOUT_MS: '1000',
+    MAIDIAN_ROLLUP_SAFETY_LAG_MS: '1500',
+    MAIDIAN_ROLLUP_POLL_MS: '50',
     ...extraEnv,
   };
   const child = spawn(bin, ['--listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });

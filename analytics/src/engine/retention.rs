@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::percent;
 use crate::event::Day;
-use crate::rollup;
+use crate::rollup::{self, Field};
 use crate::stats::Period;
 use crate::store::{RollupDoc, Store, StoreError};
 
@@ -38,13 +38,13 @@ pub struct Retention {
 pub fn compute(p: Period, first_seen: &[RollupDoc], daily_visitor: &[RollupDoc]) -> Retention {
     let mut cohorts: HashMap<Day, Vec<&str>> = HashMap::new();
     for d in first_seen {
-        if let Some(day) = Day::parse(d.str("first_day")) {
+        if let Some(day) = Day::parse(d.str(Field::FirstDay)) {
             cohorts.entry(day).or_default().push(d.id.as_str());
         }
     }
     let active: HashSet<(Day, &str)> = daily_visitor
         .iter()
-        .filter_map(|d| Some((Day::parse(d.str("day"))?, d.str("visitor"))))
+        .filter_map(|d| Some((Day::parse(d.str(Field::Day))?, d.str(Field::Visitor))))
         .collect();
     let mut rows: Vec<Cohort> = cohorts
         .into_iter()
@@ -88,10 +88,28 @@ pub fn compute(p: Period, first_seen: &[RollupDoc], daily_visitor: &[RollupDoc])
     }
 }
 
+/// Retention from exactly `events`, as a rebuild would give it.
+pub fn from_events(p: Period, events: &[crate::event::Event]) -> Retention {
+    let mut d = rollup::docs_of(events);
+    let first = d.remove(rollup::FIRST_SEEN).unwrap_or_default();
+    let daily = d.remove(rollup::DAILY_VISITOR).unwrap_or_default();
+    let in_period = |f: Field| {
+        move |doc: &RollupDoc| {
+            Day::parse(doc.str(f)).is_some_and(|day| day >= p.since && day <= p.until)
+        }
+    };
+    let first: Vec<RollupDoc> = first
+        .into_iter()
+        .filter(in_period(Field::FirstDay))
+        .collect();
+    let daily: Vec<RollupDoc> = daily.into_iter().filter(in_period(Field::Day)).collect();
+    compute(p, &first, &daily)
+}
+
 pub async fn retention(store: &Store, p: Period) -> Result<Retention, StoreError> {
     let (first_seen, daily_visitor) = tokio::try_join!(
-        store.rollup_between(rollup::FIRST_SEEN, "first_day", p.since, p.until),
-        store.rollup_between(rollup::DAILY_VISITOR, "day", p.since, p.until),
+        store.rollup_between(rollup::FIRST_SEEN, Field::FirstDay, p.since, p.until),
+        store.rollup_between(rollup::DAILY_VISITOR, Field::Day, p.since, p.until),
     )?;
     Ok(compute(p, &first_seen, &daily_visitor))
 }
@@ -101,12 +119,12 @@ mod tests {
     use super::*;
     use crate::rollup::Value;
 
-    fn doc(id: &str, pairs: &[(&str, &str)]) -> RollupDoc {
+    fn doc(id: &str, pairs: &[(Field, &str)]) -> RollupDoc {
         RollupDoc {
             id: id.into(),
             fields: pairs
                 .iter()
-                .map(|(k, v)| (k.to_string(), Value::Str(v.to_string())))
+                .map(|(k, v)| (*k, Value::Str(v.to_string())))
                 .collect(),
         }
     }
@@ -115,9 +133,9 @@ mod tests {
     fn cohorts_with_gaps() {
         let p = Period::last_days(4, Day::parse("2026-11-04").unwrap());
         let first = [
-            doc("a", &[("first_day", "2026-11-01")]),
-            doc("b", &[("first_day", "2026-11-01")]),
-            doc("c", &[("first_day", "2026-11-03")]),
+            doc("a", &[(Field::FirstDay, "2026-11-01")]),
+            doc("b", &[(Field::FirstDay, "2026-11-01")]),
+            doc("c", &[(Field::FirstDay, "2026-11-03")]),
         ];
         let active = [
             ("a", "2026-11-01"),
@@ -127,7 +145,7 @@ mod tests {
             ("c", "2026-11-03"),
             ("c", "2026-11-04"), // day 1
         ]
-        .map(|(v, d)| doc(&format!("{d}|{v}"), &[("visitor", v), ("day", d)]));
+        .map(|(v, d)| doc(&format!("{d}|{v}"), &[(Field::Visitor, v), (Field::Day, d)]));
         let r = compute(p, &first, &active);
         assert_eq!(r.cohorts[0].retained, vec![2, 0, 1, 1]);
         assert_eq!(r.cohorts[1].retained, vec![1, 1]);

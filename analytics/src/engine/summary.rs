@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{percent, seconds};
 use crate::event::PAGE_VIEW;
-use crate::rollup::{self};
+use crate::rollup::{self, Field};
 use crate::stats::Period;
 use crate::store::{RollupDoc, Store, StoreError};
 
@@ -77,7 +77,7 @@ pub struct Inputs {
 }
 
 pub async fn fetch(store: &Store, p: Period) -> Result<Inputs, StoreError> {
-    let get = |rollup| store.rollup_between(rollup, "day", p.since, p.until);
+    let get = |rollup| store.rollup_between(rollup, Field::Day, p.since, p.until);
     let (
         daily_type,
         daily_visitor,
@@ -104,6 +104,23 @@ pub async fn fetch(store: &Store, p: Period) -> Result<Inputs, StoreError> {
         daily_referrer,
         daily_agent,
     })
+}
+
+impl Inputs {
+    /// The inputs a rebuild from exactly `events` would give (see [`rollup::docs_of`]).
+    pub fn from_events(events: &[crate::event::Event]) -> Inputs {
+        let mut d = rollup::docs_of(events);
+        let mut get = |n: &str| d.remove(n).unwrap_or_default();
+        Inputs {
+            daily_type: get(rollup::DAILY_TYPE),
+            daily_visitor: get(rollup::DAILY_VISITOR),
+            daily_page_visitor: get(rollup::DAILY_PAGE_VISITOR),
+            sessions: get(rollup::SESSIONS),
+            page_time: get(rollup::PAGE_TIME),
+            daily_referrer: get(rollup::DAILY_REFERRER),
+            daily_agent: get(rollup::DAILY_AGENT),
+        }
+    }
 }
 
 pub async fn summary(store: &Store, p: Period, top: usize) -> Result<Summary, StoreError> {
@@ -138,26 +155,26 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
 
     let mut events_by_type: HashMap<String, u64> = HashMap::new();
     for d in &i.daily_type {
-        let n = u(d.int("count"));
+        let n = u(d.int(Field::Count));
         *events_by_type
-            .entry(d.str("event_type").to_string())
+            .entry(d.str(Field::EventType).to_string())
             .or_default() += n;
-        let row = day(&mut days, d.str("day"));
+        let row = day(&mut days, d.str(Field::Day));
         row.events += n;
-        if d.str("event_type") == PAGE_VIEW {
+        if d.str(Field::EventType) == PAGE_VIEW {
             row.page_views += n;
         }
     }
     let mut users = HashSet::new();
     for d in &i.daily_visitor {
-        day(&mut days, d.str("day")).users += 1;
-        users.insert(d.str("visitor"));
+        day(&mut days, d.str(Field::Day)).users += 1;
+        users.insert(d.str(Field::Visitor));
     }
     let (mut durations, mut bounces) = (0i64, 0u64);
     for s in &i.sessions {
-        day(&mut days, s.str("day")).sessions += 1;
-        durations += (-s.int("neg_last_ts") - s.int("first_ts")).max(0);
-        if s.int("page_views") <= 1 && s.int("interactions") == 0 {
+        day(&mut days, s.str(Field::Day)).sessions += 1;
+        durations += (-s.int(Field::NegLastTs) - s.int(Field::FirstTs)).max(0);
+        if s.int(Field::PageViews) <= 1 && s.int(Field::Interactions) == 0 {
             bounces += 1;
         }
     }
@@ -167,16 +184,16 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
     let mut pages: HashMap<&str, u64> = HashMap::new();
     let mut pairs: HashMap<&str, HashSet<&str>> = HashMap::new();
     for d in &i.daily_page_visitor {
-        *pages.entry(d.str("page_url")).or_default() += u(d.int("views"));
+        *pages.entry(d.str(Field::PageUrl)).or_default() += u(d.int(Field::Views));
         pairs
-            .entry(d.str("page_url"))
+            .entry(d.str(Field::PageUrl))
             .or_default()
-            .insert(d.str("visitor"));
+            .insert(d.str(Field::Visitor));
     }
     let mut times: HashMap<&str, (i64, u64)> = HashMap::new();
     for d in &i.page_time {
-        let e = times.entry(d.str("page_url")).or_default();
-        e.0 += -d.int("neg_duration");
+        let e = times.entry(d.str(Field::PageUrl)).or_default();
+        e.0 += -d.int(Field::NegDuration);
         e.1 += 1;
     }
     let mut top_pages: Vec<PageRow> = pages
@@ -200,15 +217,17 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
 
     let mut referrers: HashMap<String, u64> = HashMap::new();
     for d in &i.daily_referrer {
-        *referrers.entry(d.str("referrer").to_string()).or_default() += u(d.int("count"));
+        *referrers
+            .entry(d.str(Field::Referrer).to_string())
+            .or_default() += u(d.int(Field::Count));
     }
     let mut agents: HashMap<&str, HashMap<String, u64>> = HashMap::new();
     for d in &i.daily_agent {
         *agents
-            .entry(d.str("kind"))
+            .entry(d.str(Field::Kind))
             .or_default()
-            .entry(d.str("name").to_string())
-            .or_default() += u(d.int("count"));
+            .entry(d.str(Field::Name).to_string())
+            .or_default() += u(d.int(Field::Count));
     }
     let mut agent = |kind| top_counts(agents.remove(kind).unwrap_or_default(), top);
 
@@ -244,30 +263,6 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
 mod tests {
     use super::*;
     use crate::event::{Day, Event};
-    use crate::rollup::{Delta, Value};
-
-    /// Applies a delta the way a store does, into in-memory documents (one rollup).
-    fn docs(delta: &Delta, rollup: &str) -> Vec<RollupDoc> {
-        let Some(changes) = delta.changes.get(rollup) else {
-            return Vec::new();
-        };
-        changes
-            .iter()
-            .map(|(id, c)| {
-                let mut fields: HashMap<String, Value> = HashMap::new();
-                for (f, n) in &c.inc {
-                    fields.insert(f.to_string(), Value::Int(*n));
-                }
-                for (f, v) in c.min.iter().chain(&c.set) {
-                    fields.insert(f.to_string(), v.clone());
-                }
-                RollupDoc {
-                    id: id.clone(),
-                    fields,
-                }
-            })
-            .collect()
-    }
 
     fn ev(ty: &str, user: &str, session: &str, page: &str, ts: i64) -> Event {
         let mut e = Event {
@@ -300,15 +295,7 @@ mod tests {
             leave_again,
             ev("page_view", "b", "s2", "/", t + 5_000), // a bounce
         ];
-        let delta = Delta::of(&events);
-        let inputs = Inputs {
-            daily_type: docs(&delta, rollup::DAILY_TYPE),
-            daily_visitor: docs(&delta, rollup::DAILY_VISITOR),
-            daily_page_visitor: docs(&delta, rollup::DAILY_PAGE_VISITOR),
-            sessions: docs(&delta, rollup::SESSIONS),
-            page_time: docs(&delta, rollup::PAGE_TIME),
-            ..Inputs::default()
-        };
+        let inputs = Inputs::from_events(&events);
         let today = Day::from_millis(t).unwrap();
         let s = summarize(Period::last_days(7, today), &inputs, 10);
         assert_eq!(
@@ -349,13 +336,7 @@ mod tests {
             ev("page_view", "a", "s1", "/", midnight - 60_000),
             ev("page_view", "a", "s1", "/next", midnight + 60_000),
         ];
-        let delta = Delta::of(&events);
-        let inputs = Inputs {
-            daily_type: docs(&delta, rollup::DAILY_TYPE),
-            daily_visitor: docs(&delta, rollup::DAILY_VISITOR),
-            sessions: docs(&delta, rollup::SESSIONS),
-            ..Inputs::default()
-        };
+        let inputs = Inputs::from_events(&events);
         let s = summarize(
             Period::last_days(7, Day::from_millis(midnight).unwrap()),
             &inputs,

@@ -1,6 +1,7 @@
 //! The embedded store: a single redb file in the data directory, so the collector runs with no
 //! database server. Events are keyed by (timestamp, event_id) for time-range scans, with a second
-//! table of seen ids for exactly-once storage. redb is synchronous, so every call runs on tokio's
+//! table of seen ids for exactly-once storage, and a log numbering events in commit order for the
+//! rollup consumer (`embedded_rollups`). redb is synchronous, so every call runs on tokio's
 //! blocking pool.
 
 use std::collections::HashMap;
@@ -10,24 +11,27 @@ use std::sync::Arc;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Deserialize;
 
-use super::{Grouping, InsertReport, RollupDoc, StoreError};
+use super::{Grouping, InsertReport, StoreError};
+use crate::consumer::now_ms;
 use crate::event::{Day, Event, PAGE_VIEW};
-use crate::rollup::{self, Delta, Value};
 use crate::stats::KeyVisitorCount;
 
-const EVENTS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("events");
+pub(super) const EVENTS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("events");
 const IDS: TableDefinition<&str, i64> = TableDefinition::new("event_ids");
 /// (event_type, timestamp, event_id) → the funnel's fields: the embedded twin of MongoDB's
 /// `(event_type, timestamp)` index, so a funnel reads only its step types.
 const BY_TYPE: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("events_by_type");
+/// The event log: commit-ordered sequence number → the event's key in [`EVENTS`]. The rollup
+/// consumer reads it from its checkpoint on.
+pub(super) const LOG: TableDefinition<u64, (i64, &str)> = TableDefinition::new("event_log");
 const FILE: &str = "events.redb";
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    pub(super) db: Arc<Database>,
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Embedded(e.to_string())
 }
 
@@ -44,9 +48,8 @@ impl EmbeddedStore {
             tx.open_table(EVENTS).map_err(err)?;
             tx.open_table(IDS).map_err(err)?;
             tx.open_table(BY_TYPE).map_err(err)?;
-            for name in rollup::ALL {
-                tx.open_table(rollup_table(name)).map_err(err)?;
-            }
+            tx.open_table(LOG).map_err(err)?;
+            super::embedded_rollups::init(&tx)?;
             tx.commit().map_err(err)?;
             Ok(EmbeddedStore { db: Arc::new(db) })
         })
@@ -58,7 +61,9 @@ impl EmbeddedStore {
         blocking(move || db.begin_read().map(|_| ()).map_err(err)).await
     }
 
-    pub async fn insert(&self, events: Vec<Event>) -> Result<InsertReport, StoreError> {
+    /// Stores new events and appends them to the log, in one transaction: the log order is
+    /// the commit order, so the consumer needs no safety lag here.
+    pub async fn insert(&self, mut events: Vec<Event>) -> Result<InsertReport, StoreError> {
         let db = self.db.clone();
         blocking(move || {
             let mut report = InsertReport::default();
@@ -67,11 +72,18 @@ impl EmbeddedStore {
                 let mut ids = tx.open_table(IDS).map_err(err)?;
                 let mut table = tx.open_table(EVENTS).map_err(err)?;
                 let mut by_type = tx.open_table(BY_TYPE).map_err(err)?;
-                for (i, e) in events.iter().enumerate() {
+                let mut log = tx.open_table(LOG).map_err(err)?;
+                let mut seq = log.last().map_err(err)?.map_or(0, |(k, _)| k.value());
+                let stamp = now_ms();
+                for (i, e) in events.iter_mut().enumerate() {
                     if ids.get(e.event_id.as_str()).map_err(err)?.is_some() {
                         report.duplicates.push(i);
                         continue;
                     }
+                    e.received_at = stamp;
+                    seq += 1;
+                    log.insert(seq, (e.timestamp, e.event_id.as_str()))
+                        .map_err(err)?;
                     let bytes = serde_json::to_vec(e).map_err(err)?;
                     ids.insert(e.event_id.as_str(), e.timestamp).map_err(err)?;
                     table
@@ -153,94 +165,6 @@ impl EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    pub async fn apply_rollups(&self, delta: Delta) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        blocking(move || {
-            let tx = db.begin_write().map_err(err)?;
-            for (name, changes) in &delta.changes {
-                let mut table = tx.open_table(rollup_table(name)).map_err(err)?;
-                for (key, change) in changes {
-                    let mut fields = match table.get(key.as_str()).map_err(err)? {
-                        Some(bytes) => decode_fields(bytes.value())?,
-                        None => HashMap::new(),
-                    };
-                    for (f, n) in &change.inc {
-                        let old = match fields.get(*f) {
-                            Some(Value::Int(v)) => *v,
-                            _ => 0,
-                        };
-                        fields.insert(f.to_string(), Value::Int(old + n));
-                    }
-                    for (f, v) in &change.min {
-                        let lower = fields.get(*f).is_none_or(|old| v < old);
-                        if lower {
-                            fields.insert(f.to_string(), v.clone());
-                        }
-                    }
-                    for (f, v) in &change.set {
-                        fields.insert(f.to_string(), v.clone());
-                    }
-                    table
-                        .insert(key.as_str(), encode_fields(&fields).as_slice())
-                        .map_err(err)?;
-                }
-            }
-            tx.commit().map_err(err)
-        })
-        .await
-    }
-
-    pub async fn rollup_between(
-        &self,
-        rollup: &'static str,
-        field: &'static str,
-        since: Day,
-        until: Day,
-    ) -> Result<Vec<RollupDoc>, StoreError> {
-        let db = self.db.clone();
-        let (since, until) = (since.to_string(), until.to_string());
-        blocking(move || {
-            let tx = db.begin_read().map_err(err)?;
-            let table = tx.open_table(rollup_table(rollup)).map_err(err)?;
-            let mut out = Vec::new();
-            // Daily rollups are keyed `day|…`: read only the period's keys.
-            let day_keyed = field == "day" && DAY_KEYED.contains(&rollup);
-            let (lo, hi) = (since.clone(), until.clone() + "|\u{10ffff}");
-            let rows = if day_keyed {
-                table.range(lo.as_str()..hi.as_str()).map_err(err)?
-            } else {
-                table.iter().map_err(err)?
-            };
-            for row in rows {
-                let (key, value) = row.map_err(err)?;
-                let fields = decode_fields(value.value())?;
-                let within =
-                    matches!(fields.get(field), Some(Value::Str(d)) if *d >= since && *d <= until);
-                if within {
-                    out.push(RollupDoc {
-                        id: key.value().to_string(),
-                        fields,
-                    });
-                }
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    pub async fn clear_rollups(&self) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        blocking(move || {
-            let tx = db.begin_write().map_err(err)?;
-            for name in rollup::ALL {
-                tx.delete_table(rollup_table(name)).map_err(err)?;
-                tx.open_table(rollup_table(name)).map_err(err)?;
-            }
-            tx.commit().map_err(err)
-        })
-        .await
-    }
-
     pub async fn activity_since(
         &self,
         since_ms: i64,
@@ -345,49 +269,6 @@ struct OwnedFunnelFields {
     page_url: Option<String>,
 }
 
-/// Rollups whose keys start with the day.
-const DAY_KEYED: &[&str] = &[
-    rollup::DAILY_TYPE,
-    rollup::DAILY_VISITOR,
-    rollup::DAILY_PAGE_VISITOR,
-    rollup::DAILY_REFERRER,
-    rollup::DAILY_AGENT,
-];
-
-fn rollup_table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
-    TableDefinition::new(name)
-}
-
-fn encode_fields(fields: &HashMap<String, Value>) -> Vec<u8> {
-    let map: serde_json::Map<String, serde_json::Value> = fields
-        .iter()
-        .map(|(k, v)| {
-            let j = match v {
-                Value::Int(n) => serde_json::Value::from(*n),
-                Value::Str(s) => serde_json::Value::from(s.as_str()),
-            };
-            (k.clone(), j)
-        })
-        .collect();
-    serde_json::to_vec(&map).unwrap_or_default()
-}
-
-fn decode_fields(bytes: &[u8]) -> Result<HashMap<String, Value>, StoreError> {
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(bytes).map_err(err)?;
-    Ok(map
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let value = match v {
-                serde_json::Value::Number(n) => Value::Int(n.as_i64()?),
-                serde_json::Value::String(s) => Value::Str(s),
-                _ => return None,
-            };
-            Some((k, value))
-        })
-        .collect())
-}
-
 /// Calls `f` with every stored event of days `since..=until`, in time order.
 fn scan(
     db: &Database,
@@ -406,7 +287,7 @@ fn scan(
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f)

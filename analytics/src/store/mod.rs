@@ -9,7 +9,9 @@
 //! A store never decides HTTP status codes or reads request JSON.
 
 pub mod embedded;
+mod embedded_rollups;
 pub mod mongo;
+mod mongo_rollups;
 #[cfg(feature = "bench-sink")]
 pub mod sink;
 
@@ -18,8 +20,9 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 
+use crate::consumer::{ConsumerConfig, RollupStatus, Step};
 use crate::event::{Day, Event};
-use crate::rollup::{Delta, Value};
+use crate::rollup::{Field, Value};
 use crate::stats::KeyVisitorCount;
 
 /// How to reach the store; built by the collector's config or the CLI's flags.
@@ -54,6 +57,12 @@ pub enum StoreError {
     Embedded(String),
     #[error("stored document is malformed: {0}")]
     Corrupt(String),
+    #[error("the store did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the rollup consumer lease was lost to another process")]
+    LeaseLost,
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// What happened to each event of one `insert` call.
@@ -166,19 +175,20 @@ impl Store {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RollupDoc {
     pub id: String,
-    pub fields: HashMap<String, Value>,
+    pub fields: HashMap<Field, Value>,
 }
 
 impl RollupDoc {
-    pub fn int(&self, field: &str) -> i64 {
-        match self.fields.get(field) {
+    /// An integer field; 0 when the document has none (a counter never incremented).
+    pub fn int(&self, field: Field) -> i64 {
+        match self.fields.get(&field) {
             Some(Value::Int(n)) => *n,
             _ => 0,
         }
     }
 
-    pub fn str(&self, field: &str) -> &str {
-        match self.fields.get(field) {
+    pub fn str(&self, field: Field) -> &str {
+        match self.fields.get(&field) {
             Some(Value::Str(s)) => s,
             _ => "",
         }
@@ -186,25 +196,43 @@ impl RollupDoc {
 }
 
 impl Store {
-    /// Applies a batch's rollup changes (`$inc`/`$min` upserts). Commutative: see
-    /// [`crate::rollup`].
-    pub async fn apply_rollups(&self, delta: &Delta) -> Result<(), StoreError> {
-        if delta.changes.is_empty() {
-            return Ok(());
-        }
+    /// One step of the rollup consumer: takes or renews the lease, then rolls up at most one
+    /// chunk of the event log (or finishes a half-applied one). See [`crate::consumer`].
+    pub async fn rollup_step(&self, cfg: &ConsumerConfig) -> Result<Step, StoreError> {
         match self {
-            Store::Mongo(s) => s.apply_rollups(delta).await,
-            Store::Embedded(s) => s.apply_rollups(delta.clone()).await,
+            Store::Mongo(s) => s.rollup_step(cfg).await,
+            Store::Embedded(s) => s.rollup_step(cfg).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(Step::Idle),
+        }
+    }
+
+    /// Gives the consumer lease up (at shutdown), so another collector takes over at once.
+    pub async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Mongo(s) => s.release_lease(owner).await,
+            Store::Embedded(_) => Ok(()),
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(()),
         }
     }
 
-    /// The documents of `rollup` whose `field` (a `YYYY-MM-DD` day) is within `since..=until`.
+    /// Where the consumer stands: generation, checkpoint, lag, lease owner.
+    pub async fn rollup_status(&self) -> Result<RollupStatus, StoreError> {
+        match self {
+            Store::Mongo(s) => s.rollup_status().await,
+            Store::Embedded(s) => s.rollup_status().await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(RollupStatus::default()),
+        }
+    }
+
+    /// The documents of `rollup` (current generation) whose `field` (a `YYYY-MM-DD` day) is
+    /// within `since..=until`.
     pub async fn rollup_between(
         &self,
         rollup: &'static str,
-        field: &'static str,
+        field: Field,
         since: Day,
         until: Day,
     ) -> Result<Vec<RollupDoc>, StoreError> {
@@ -216,35 +244,21 @@ impl Store {
         }
     }
 
-    /// Empties every rollup (before a rebuild).
-    pub async fn clear_rollups(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Mongo(s) => s.clear_rollups().await,
-            Store::Embedded(s) => s.clear_rollups().await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(()),
-        }
-    }
-
-    /// Empties the rollups and recomputes them from every raw event, `chunk` events at a time;
-    /// `progress` hears the running count. Returns how many events were read.
+    /// Recomputes every rollup from the raw events into a new generation beside the live
+    /// one, then switches readers to it in one step and drops the old one. Collectors keep
+    /// ingesting meanwhile (MongoDB); `progress` hears the running count of events read.
+    /// Returns how many events the new generation holds.
     pub async fn rebuild_rollups(
         &self,
-        chunk: usize,
-        mut progress: impl FnMut(u64),
+        cfg: &ConsumerConfig,
+        progress: impl FnMut(u64),
     ) -> Result<u64, StoreError> {
-        self.clear_rollups().await?;
-        let mut after = None;
-        let mut total = 0u64;
-        loop {
-            let events = self.events_after(after, None, chunk).await?;
-            let Some(last) = events.last() else { break };
-            after = Some((last.timestamp, last.event_id.clone()));
-            self.apply_rollups(&Delta::of(&events)).await?;
-            total += events.len() as u64;
-            progress(total);
+        match self {
+            Store::Mongo(s) => s.rebuild_rollups(cfg, progress).await,
+            Store::Embedded(s) => s.rebuild_rollups(cfg, progress).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(0),
         }
-        Ok(total)
     }
 
     /// Events of the given types with `timestamp` in `since_ms..until_ms`, trimmed to what a

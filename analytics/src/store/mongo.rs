@@ -2,6 +2,7 @@
 //!
 //! Uses only what both MongoDB and FerretDB v1 serve: unordered `insert_many`, `find`, indexes
 //! and `aggregate` with `$match`/`$group($sum)`. Folding groups into figures happens in Rust.
+//! Rollups and their consumer are in `mongo_rollups`.
 
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, DateTime, Document};
@@ -9,17 +10,17 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, Credential, ServerAddress};
 use mongodb::{Client, Collection, Database, IndexModel};
 
-use super::{InsertReport, MongoConfig, RollupDoc, StoreError};
+use super::{InsertReport, MongoConfig, StoreError};
+use crate::consumer::now_ms;
 use crate::event::{Day, Event, PAGE_VIEW};
-use crate::rollup::{self, Change, Delta, Value};
 use crate::stats::KeyVisitorCount;
 
 const EVENTS: &str = "events";
-const DUPLICATE_KEY: i32 = 11000;
+pub(super) const DUPLICATE_KEY: i32 = 11000;
 
 pub struct MongoStore {
-    db: Database,
-    events: Collection<Document>,
+    pub(super) db: Database,
+    pub(super) events: Collection<Document>,
 }
 
 impl MongoStore {
@@ -59,95 +60,6 @@ impl MongoStore {
     async fn ensure_indexes(&self) -> Result<(), StoreError> {
         for model in index_models() {
             self.events.create_index(model).await?;
-        }
-        for (name, field) in ROLLUP_DAY_FIELDS {
-            let model = IndexModel::builder().keys(doc! { *field: 1 }).build();
-            self.db
-                .collection::<Document>(name)
-                .create_index(model)
-                .await?;
-        }
-        Ok(())
-    }
-
-    pub async fn apply_rollups(&self, delta: &Delta) -> Result<(), StoreError> {
-        for (name, changes) in &delta.changes {
-            let statements: Vec<Document> = changes
-                .iter()
-                .map(|(key, change)| {
-                    doc! { "q": { "_id": key }, "u": update_doc(change), "upsert": true }
-                })
-                .collect();
-            for chunk in statements.chunks(ROLLUP_CHUNK) {
-                self.update_many_statements(name, chunk).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// One `update` command with many upsert statements: one round trip (FerretDB v1 has no
-    /// `bulkWrite`). Two collectors upserting the same new key race to insert it; the loser
-    /// gets a duplicate-key error and its statement is simply sent again.
-    async fn update_many_statements(
-        &self,
-        name: &str,
-        statements: &[Document],
-    ) -> Result<(), StoreError> {
-        let mut pending: Vec<Document> = statements.to_vec();
-        for _attempt in 0..3 {
-            let reply = self
-                .db
-                .run_command(doc! { "update": name, "updates": &pending, "ordered": false })
-                .await?;
-            let Ok(errors) = reply.get_array("writeErrors") else {
-                return Ok(());
-            };
-            let mut retry = Vec::new();
-            for err in errors.iter().filter_map(Bson::as_document) {
-                let index = err.get_i32("index").unwrap_or(-1);
-                let code = err.get_i32("code").unwrap_or(0);
-                let stmt = usize::try_from(index).ok().and_then(|i| pending.get(i));
-                match stmt {
-                    Some(stmt) if code == DUPLICATE_KEY => retry.push(stmt.clone()),
-                    _ => {
-                        return Err(StoreError::Corrupt(format!(
-                            "rollup update on {name} failed: {err}"
-                        )))
-                    }
-                }
-            }
-            if retry.is_empty() {
-                return Ok(());
-            }
-            pending = retry;
-        }
-        Err(StoreError::Corrupt(format!(
-            "rollup upserts on {name} kept colliding"
-        )))
-    }
-
-    pub async fn rollup_between(
-        &self,
-        rollup: &'static str,
-        field: &'static str,
-        since: Day,
-        until: Day,
-    ) -> Result<Vec<RollupDoc>, StoreError> {
-        let filter = doc! { field: { "$gte": since.to_string(), "$lte": until.to_string() } };
-        let mut cursor = self.db.collection::<Document>(rollup).find(filter).await?;
-        let mut out = Vec::new();
-        while let Some(d) = cursor.try_next().await? {
-            out.push(rollup_doc(&d));
-        }
-        Ok(out)
-    }
-
-    pub async fn clear_rollups(&self) -> Result<(), StoreError> {
-        for name in rollup::ALL {
-            self.db
-                .collection::<Document>(name)
-                .delete_many(Document::new())
-                .await?;
         }
         Ok(())
     }
@@ -236,8 +148,20 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Stamps `received_at` (the log order the rollup consumer reads in), raises the head mark
+    /// to it, then inserts. The caller bounds the whole call's time, so that once the
+    /// consumer's safety lag has passed, an event with this stamp has committed or never will.
     pub async fn insert(&self, events: &[Event]) -> Result<InsertReport, StoreError> {
-        let docs: Vec<Document> = events.iter().map(event_to_doc).collect();
+        let stamp = now_ms();
+        self.bump_head(stamp).await?;
+        let docs: Vec<Document> = events
+            .iter()
+            .map(|e| {
+                let mut d = event_to_doc(e);
+                d.insert("received_at", DateTime::from_millis(stamp));
+                d
+            })
+            .collect();
         match self.events.insert_many(docs).ordered(false).await {
             Ok(_) => Ok(InsertReport {
                 inserted: events.len(),
@@ -323,86 +247,14 @@ impl MongoStore {
     }
 }
 
-/// Statements per `update` command. FerretDB v1.24 (SQLite) hangs on one `update` command
-/// that modifies 100 or more existing documents (80 pass, 100 never answer); 50 is safe and
-/// already amortises the round trip.
-const ROLLUP_CHUNK: usize = 50;
-
-/// The day field each rollup is read by.
-const ROLLUP_DAY_FIELDS: &[(&str, &str)] = &[
-    (rollup::DAILY_TYPE, "day"),
-    (rollup::DAILY_VISITOR, "day"),
-    (rollup::DAILY_PAGE_VISITOR, "day"),
-    (rollup::FIRST_SEEN, "first_day"),
-    (rollup::SESSIONS, "day"),
-    (rollup::PAGE_TIME, "day"),
-    (rollup::DAILY_REFERRER, "day"),
-    (rollup::DAILY_AGENT, "day"),
-];
-
-fn bson_of(v: &Value) -> Bson {
-    match v {
-        Value::Int(n) => Bson::Int64(*n),
-        Value::Str(s) => Bson::String(s.clone()),
-    }
-}
-
-fn update_doc(c: &Change) -> Document {
-    let mut u = Document::new();
-    if !c.inc.is_empty() {
-        u.insert(
-            "$inc",
-            c.inc
-                .iter()
-                .map(|(k, n)| (k.to_string(), Bson::Int64(*n)))
-                .collect::<Document>(),
-        );
-    }
-    if !c.min.is_empty() {
-        u.insert(
-            "$min",
-            c.min
-                .iter()
-                .map(|(k, v)| (k.to_string(), bson_of(v)))
-                .collect::<Document>(),
-        );
-    }
-    if !c.set.is_empty() {
-        u.insert(
-            "$set",
-            c.set
-                .iter()
-                .map(|(k, v)| (k.to_string(), bson_of(v)))
-                .collect::<Document>(),
-        );
-    }
-    u
-}
-
-fn rollup_doc(d: &Document) -> RollupDoc {
-    let mut out = RollupDoc {
-        id: opt_str(d, "_id").unwrap_or_default(),
-        ..RollupDoc::default()
-    };
-    for (k, v) in d {
-        let value = match v {
-            Bson::Int32(n) => Value::Int(i64::from(*n)),
-            Bson::Int64(n) => Value::Int(*n),
-            Bson::Double(n) => Value::Int(*n as i64),
-            Bson::String(s) => Value::Str(s.clone()),
-            _ => continue,
-        };
-        out.fields.insert(k.clone(), value);
-    }
-    out
-}
-
 /// The indexes of the `events` collection (public so benchmarks measure the same write cost).
 pub fn index_models() -> Vec<IndexModel> {
     [
         doc! { "day": 1, "event_type": 1 },
         doc! { "event_type": 1, "timestamp": 1 },
         doc! { "timestamp": 1 },
+        // The rollup consumer's log order.
+        doc! { "received_at": 1, "_id": 1 },
     ]
     .into_iter()
     .map(|keys| IndexModel::builder().keys(keys).build())

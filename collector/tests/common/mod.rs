@@ -33,8 +33,10 @@ pub async fn start(extra: &[(&str, &str)]) -> Env {
         ("MAIDIAN_API_KEY", WRITE_KEY),
         ("MAIDIAN_READ_KEY", READ_KEY),
         ("MAIDIAN_MONGODB_TIMEOUT", "10"),
-        // Rollups are applied every interval; tests wait a few of them at most.
-        ("MAIDIAN_ROLLUP_INTERVAL_MS", "20"),
+        // The rollup consumer: short waits, so tests see figures within about two seconds.
+        ("MAIDIAN_WRITER_INSERT_TIMEOUT_MS", "1000"),
+        ("MAIDIAN_ROLLUP_SAFETY_LAG_MS", "1500"),
+        ("MAIDIAN_ROLLUP_POLL_MS", "50"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -73,14 +75,19 @@ impl Env {
             .await
     }
 
-    /// Polls the summary until the rollups count `events` events and stop changing: they are
-    /// applied every interval, one collection after another.
+    /// Polls until the rollup consumer has caught up (`rollup_lag_seconds` 0 in health) and
+    /// the summary counts `events` events.
     pub async fn wait_for_rollups(&self, days: u32, events: u64) -> serde_json::Value {
         let path = format!("/api/analytics/summary?days={days}");
         let mut last = serde_json::Value::Null;
-        for _ in 0..100 {
+        for _ in 0..300 {
+            let health = self
+                .send(Request::new("GET", "/api/health"))
+                .await
+                .json()
+                .unwrap();
             let s = self.get(&path).await.json().unwrap();
-            if s["overview"]["total_events"] == events && s == last {
+            if s["overview"]["total_events"] == events && health["rollup_lag_seconds"] == 0.0 {
                 return s;
             }
             last = s;

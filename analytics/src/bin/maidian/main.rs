@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use maidian_analytics::consumer::{self, ConsumerConfig, RollupStatus};
 use maidian_analytics::engine::{funnel, realtime, retention, summary};
 use maidian_analytics::event::Day;
+use maidian_analytics::rollup::Field;
 use maidian_analytics::stats::{self, Period};
 use maidian_analytics::store::{MongoConfig, Store, StoreConfig};
 use serde::Serialize;
@@ -51,6 +53,15 @@ struct StoreArgs {
         global = true
     )]
     data_dir: PathBuf,
+    /// The collectors' rollup safety lag in ms (`[rollups] safety_lag_ms`): when this
+    /// command rolls events up itself, it leaves the newest ones to be sure they committed.
+    #[arg(
+        long,
+        env = "MAIDIAN_ROLLUP_SAFETY_LAG_MS",
+        default_value_t = 5_000,
+        global = true
+    )]
+    safety_lag_ms: u64,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -171,8 +182,14 @@ enum StatsKind {
 
 #[derive(Subcommand, Clone, Copy)]
 enum RollupsCommand {
-    /// Recompute every rollup from the raw events.
+    /// Recompute every rollup from the raw events into a new generation, then switch to it
+    /// (collectors may keep running; figures never drop meanwhile).
     Rebuild,
+    /// Where the rollup consumer stands: generation, checkpoint, lag, lease owner.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl StoreArgs {
@@ -191,6 +208,12 @@ impl StoreArgs {
                 data_dir: self.data_dir.clone(),
             },
         }
+    }
+
+    fn consumer(&self) -> ConsumerConfig {
+        let mut c = ConsumerConfig::new(consumer::owner_name("maidian-cli"));
+        c.safety_lag = Duration::from_millis(self.safety_lag_ms);
+        c
     }
 }
 
@@ -225,6 +248,12 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let store = Store::open(&cli.store.config()).await?;
+    let consumer = cli.store.consumer();
+    // The embedded file admits one process, so no collector is rolling it up now: catch up
+    // first, so that every figure covers every stored event.
+    if store.kind() == "embedded" {
+        consumer::catch_up(&store, &consumer).await?;
+    }
     match cli.command {
         Command::Simulate { .. } => Ok(()),
         Command::Stats { what } => stats_command(&store, what).await,
@@ -276,12 +305,46 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let progress = table::Progress::new(0, "events");
             let n = store
-                .rebuild_rollups(5_000, |done| progress.show(done))
+                .rebuild_rollups(&consumer, |done| progress.show(done))
                 .await?;
             progress.finish();
             println!("rebuilt rollups from {n} events");
             Ok(())
         }
+        Command::Rollups {
+            what: RollupsCommand::Status { json },
+        } => {
+            let s = store.rollup_status().await?;
+            output(json, &s, || print_rollup_status(&s))
+        }
+    }
+}
+
+fn print_rollup_status(s: &RollupStatus) {
+    let at = |ms: i64| {
+        if ms <= 0 {
+            "-".to_string()
+        } else {
+            time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| ms.to_string())
+        }
+    };
+    println!("generation        {}", s.generation);
+    println!("events rolled up  {}", s.events);
+    println!("checkpoint        {}", at(s.checkpoint_ms));
+    println!("newest event      {}", at(s.head_ms));
+    println!("lag               {:.1} s", s.lag_seconds);
+    match &s.owner {
+        Some(o) => println!("lease owner       {o} (until {})", at(s.lease_expires_ms)),
+        None => println!("lease owner       none (no collector is rolling up)"),
+    }
+    if let Some(g) = s.rebuilding {
+        println!("rebuilding        generation {g}");
     }
 }
 
@@ -292,13 +355,13 @@ async fn export_command(store: &Store, p: Period, output: Option<PathBuf>) -> an
     let total: i64 = store
         .rollup_between(
             maidian_analytics::rollup::DAILY_TYPE,
-            "day",
+            Field::Day,
             p.since,
             p.until,
         )
         .await?
         .iter()
-        .map(|d| d.int("count"))
+        .map(|d| d.int(Field::Count))
         .sum();
     let mut out: Box<dyn Write> = match &output {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),

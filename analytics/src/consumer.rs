@@ -1,0 +1,176 @@
+//! The rollup consumer: a checkpointed, idempotent reader of the event log that keeps the
+//! rollups exactly equal to a rebuild from the raw events.
+//!
+//! The `events` collection is the only source of truth. The store stamps `received_at` on
+//! each event just before writing it, and the collector bounds every write's time
+//! (`[writer] insert_timeout_ms`), so once `safety_lag` has passed an event with that stamp has
+//! either committed or failed for good. The consumer reads events in `(received_at, _id)` order
+//! behind that lag (the embedded store numbers its log in commit order and needs no lag),
+//! turns each chunk into a [`Delta`](crate::rollup::Delta) and applies it so that applying a
+//! chunk twice changes nothing:
+//!
+//! - MongoDB: the chunk's range and number are written to the checkpoint document *before*
+//!   its updates, so a retry reads exactly the same events; every rollup update carries
+//!   `applied: {$lt: chunk}` in its filter and sets `applied: chunk`, so an upsert that meets an
+//!   already-updated document fails with a duplicate key, which means "done". Then the
+//!   checkpoint moves past the chunk.
+//! - Embedded: the delta and the checkpoint commit in one redb transaction.
+//!
+//! One consumer at a time per database: the checkpoint document doubles as a lease (owner,
+//! expiry), taken and renewed by conditional updates; every checkpoint write is conditional on
+//! still owning it. When the owner dies, another collector takes over after `lease_ttl`.
+//! Nothing is queued in memory: a slow store means lag, never growth.
+//!
+//! This module never decides HTTP answers; the collector runs [`run`] as a task and the CLI
+//! uses [`catch_up`] and `Store::rebuild_rollups`.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::store::{Store, StoreError};
+
+/// How the consumer behaves; one per process.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Who holds the lease: unique per process (host, pid and a random part).
+    pub owner: String,
+    /// A lease not renewed for this long may be taken by another collector.
+    pub lease_ttl: Duration,
+    /// Events younger than this (by `received_at`) are not consumed yet: they may still be
+    /// committing. Must exceed the writer's insert timeout. MongoDB only.
+    pub safety_lag: Duration,
+    /// Most events rolled up in one step.
+    pub chunk_events: usize,
+    /// Pause between steps when there is nothing to do.
+    pub idle_poll: Duration,
+}
+
+impl ConsumerConfig {
+    /// Defaults that suit a collector; `owner` names this process.
+    pub fn new(owner: String) -> ConsumerConfig {
+        ConsumerConfig {
+            owner,
+            lease_ttl: Duration::from_secs(10),
+            safety_lag: Duration::from_secs(5),
+            chunk_events: 5_000,
+            idle_poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A unique consumer name for this process: `host:pid:random`.
+pub fn owner_name(role: &str) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{role}@{host}:{}:{nanos:08x}", std::process::id())
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Another process holds the lease.
+    NotOwner,
+    /// Nothing to roll up yet.
+    Idle,
+    /// Rolled up this many events (a chunk, or the rest of a half-applied one).
+    Consumed(usize),
+    /// A rebuilt generation caught up and readers now use it.
+    Switched,
+}
+
+/// The consumer's position, for `/api/health` and `maidian rollups status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RollupStatus {
+    /// The rollup generation readers use (a rebuild makes a new one).
+    pub generation: i64,
+    /// Events rolled up into that generation.
+    pub events: u64,
+    /// `received_at` (ms) of the last event rolled up; 0 before the first.
+    pub checkpoint_ms: i64,
+    /// Newest `received_at` (ms) the store has stamped.
+    pub head_ms: i64,
+    /// How far the checkpoint trails the newest stored event, in seconds; 0 when caught up.
+    pub lag_seconds: f64,
+    /// The process holding the lease, if any still does.
+    pub owner: Option<String>,
+    /// When the lease runs out (ms) unless renewed.
+    pub lease_expires_ms: i64,
+    /// A generation being rebuilt, if any.
+    pub rebuilding: Option<i64>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Runs the consumer until `shutdown` resolves, then gives the lease up. Errors (the store
+/// down, a lost lease) are logged and retried with backoff; nothing is lost meanwhile because
+/// the backlog is the event log itself.
+pub async fn run(store: &Store, cfg: ConsumerConfig, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut backoff = cfg.idle_poll;
+    let mut owned = false;
+    loop {
+        let pause = match store.rollup_step(&cfg).await {
+            Ok(Step::Consumed(n)) => {
+                if !owned {
+                    tracing::info!(owner = %cfg.owner, "rollup consumer lease taken");
+                    owned = true;
+                }
+                tracing::debug!(events = n, "rolled up");
+                backoff = cfg.idle_poll;
+                Duration::ZERO
+            }
+            Ok(Step::Switched) => {
+                tracing::info!("rollups switched to the rebuilt generation");
+                Duration::ZERO
+            }
+            Ok(Step::Idle) => {
+                owned = true;
+                backoff = cfg.idle_poll;
+                cfg.idle_poll
+            }
+            Ok(Step::NotOwner) => {
+                owned = false;
+                cfg.idle_poll.max(Duration::from_millis(500))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rollup step failed; will retry");
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+    if let Err(e) = store.release_lease(&cfg.owner).await {
+        tracing::warn!(error = %e, "could not release the rollup lease");
+    }
+}
+
+/// Steps until nothing is left to roll up (or another process owns the lease); returns how
+/// many events were rolled up. For the CLI, tests and benchmarks.
+pub async fn catch_up(store: &Store, cfg: &ConsumerConfig) -> Result<u64, StoreError> {
+    let mut total = 0u64;
+    loop {
+        match store.rollup_step(cfg).await? {
+            Step::Consumed(n) => total += n as u64,
+            Step::Switched => {}
+            Step::Idle | Step::NotOwner => return Ok(total),
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The rollup consumer on the embedded store. redb has one writer at a time and atomic
+//! transactions, so each chunk's rollup changes and the checkpoint commit together: no
+//! pending chunk, no safety lag (the log is numbered in commit order), and the process holds
+//! the file lock, so it is the only consumer. Rollups of generation `g` live in tables
+//! `<rollup>@<g>`; a rebuild fills generation `g + 1` and switches in one transaction.
+
+use std::collections::HashMap;
+
+use redb::{ReadTransaction, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::embedded::{blocking, err, EmbeddedStore, EVENTS, LOG};
+use super::{RollupDoc, StoreError};
+use crate::consumer::{now_ms, ConsumerConfig, RollupStatus, Step};
+use crate::event::{Day, Event};
+use crate::rollup::{self, Delta, Field, Value};
+
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("rollup_state");
+const CONSUMER: &str = "consumer";
+
+/// The checkpoint: the log is rolled up into `generation` up to sequence number `seq`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    generation: i64,
+    seq: u64,
+    events: u64,
+    created_at: i64,
+}
+
+fn table_name(rollup: &str, generation: i64) -> String {
+    format!("{rollup}@{generation}")
+}
+
+fn table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// Creates the state at first open. A file from before the consumer existed gets its log
+/// numbered from the stored events (time order) and its old rollup tables dropped, so the
+/// consumer rebuilds them.
+pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut state = tx.open_table(STATE).map_err(err)?;
+    if state.get(CONSUMER).map_err(err)?.is_some() {
+        return Ok(());
+    }
+    let events = tx.open_table(EVENTS).map_err(err)?;
+    let mut log = tx.open_table(LOG).map_err(err)?;
+    if log.first().map_err(err)?.is_none() {
+        let mut seq = 0u64;
+        for row in events.iter().map_err(err)? {
+            let (key, _) = row.map_err(err)?;
+            let (ts, id) = key.value();
+            seq += 1;
+            log.insert(seq, (ts, id)).map_err(err)?;
+        }
+    }
+    for name in rollup::ALL {
+        tx.delete_table(table(name)).map_err(err)?;
+    }
+    let st = State {
+        generation: 1,
+        created_at: now_ms(),
+        ..State::default()
+    };
+    let bytes = serde_json::to_vec(&st).map_err(err)?;
+    state.insert(CONSUMER, bytes.as_slice()).map_err(err)?;
+    Ok(())
+}
+
+fn read_state(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<State, StoreError> {
+    match table.get(CONSUMER).map_err(err)? {
+        Some(v) => serde_json::from_slice(v.value()).map_err(err),
+        None => Err(StoreError::Corrupt("rollup state missing".into())),
+    }
+}
+
+fn write_state(tx: &WriteTransaction, st: &State) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(st).map_err(err)?;
+    tx.open_table(STATE)
+        .map_err(err)?
+        .insert(CONSUMER, bytes.as_slice())
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Up to `limit` logged events after sequence number `after`, with the last number read.
+fn read_log(
+    tx: &WriteTransaction,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<Event>, u64), StoreError> {
+    let log = tx.open_table(LOG).map_err(err)?;
+    let events = tx.open_table(EVENTS).map_err(err)?;
+    let mut out = Vec::new();
+    let mut last = after;
+    for row in log.range(after + 1..).map_err(err)?.take(limit) {
+        let (seq, key) = row.map_err(err)?;
+        let (ts, id) = key.value();
+        let bytes = events
+            .get((ts, id))
+            .map_err(err)?
+            .ok_or_else(|| StoreError::Corrupt(format!("logged event {id} missing")))?;
+        out.push(serde_json::from_slice(bytes.value()).map_err(err)?);
+        last = seq.value();
+    }
+    Ok((out, last))
+}
+
+/// Applies a delta to the tables of `generation` (inside the caller's transaction).
+fn apply_delta(tx: &WriteTransaction, generation: i64, delta: &Delta) -> Result<(), StoreError> {
+    for (name, changes) in &delta.changes {
+        let name = table_name(name, generation);
+        let mut t = tx.open_table(table(&name)).map_err(err)?;
+        for (key, change) in changes {
+            let mut fields = match t.get(key.as_str()).map_err(err)? {
+                Some(bytes) => decode_fields(bytes.value())?,
+                None => HashMap::new(),
+            };
+            for (f, n) in &change.inc {
+                let old = match fields.get(f) {
+                    Some(Value::Int(v)) => *v,
+                    _ => 0,
+                };
+                fields.insert(*f, Value::Int(old + n));
+            }
+            for (f, v) in &change.min {
+                if fields.get(f).is_none_or(|old| v < old) {
+                    fields.insert(*f, v.clone());
+                }
+            }
+            for (f, v) in &change.set {
+                fields.insert(*f, v.clone());
+            }
+            t.insert(key.as_str(), encode_fields(&fields)?.as_slice())
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+fn drop_generation(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
+    for name in rollup::ALL {
+        tx.delete_table(table(&table_name(name, generation)))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// `received_at` of the event logged as `seq`.
+fn received_at(tx: &ReadTransaction, seq: u64) -> Result<Option<i64>, StoreError> {
+    #[derive(Deserialize)]
+    struct Received {
+        received_at: i64,
+    }
+    let log = tx.open_table(LOG).map_err(err)?;
+    let Some(key) = log.get(seq).map_err(err)? else {
+        return Ok(None);
+    };
+    let events = tx.open_table(EVENTS).map_err(err)?;
+    let Some(bytes) = events.get(key.value()).map_err(err)? else {
+        return Ok(None);
+    };
+    let r: Received = serde_json::from_slice(bytes.value()).map_err(err)?;
+    Ok(Some(r.received_at))
+}
+
+impl EmbeddedStore {
+    pub async fn rollup_step(&self, cfg: &ConsumerConfig) -> Result<Step, StoreError> {
+        let db = self.db.clone();
+        let limit = cfg.chunk_events.max(1);
+        blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            let mut st = read_state(&tx.open_table(STATE).map_err(err)?)?;
+            let (events, last) = read_log(&tx, st.seq, limit)?;
+            if events.is_empty() {
+                return Ok(Step::Idle);
+            }
+            apply_delta(&tx, st.generation, &Delta::of(&events))?;
+            st.seq = last;
+            st.events += events.len() as u64;
+            write_state(&tx, &st)?;
+            tx.commit().map_err(err)?;
+            Ok(Step::Consumed(events.len()))
+        })
+        .await
+    }
+
+    pub async fn rollup_status(&self) -> Result<RollupStatus, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            let st = read_state(&tx.open_table(STATE).map_err(err)?)?;
+            let head_seq = tx
+                .open_table(LOG)
+                .map_err(err)?
+                .last()
+                .map_err(err)?
+                .map_or(0, |(k, _)| k.value());
+            let head_ms = received_at(&tx, head_seq)?.unwrap_or(0);
+            let checkpoint_ms = received_at(&tx, st.seq)?.unwrap_or(0);
+            let lag_ms = if head_seq <= st.seq {
+                0
+            } else if st.seq == 0 {
+                // Nothing rolled up yet: measured from the first logged event.
+                head_ms - received_at(&tx, 1)?.unwrap_or(head_ms)
+            } else {
+                head_ms - checkpoint_ms
+            };
+            Ok(RollupStatus {
+                generation: st.generation,
+                events: st.events,
+                checkpoint_ms,
+                head_ms,
+                lag_seconds: lag_ms.max(0) as f64 / 1000.0,
+                owner: Some("this process (embedded store)".into()),
+                lease_expires_ms: 0,
+                rebuilding: None,
+            })
+        })
+        .await
+    }
+
+    pub async fn rollup_between(
+        &self,
+        rollup: &'static str,
+        field: Field,
+        since: Day,
+        until: Day,
+    ) -> Result<Vec<RollupDoc>, StoreError> {
+        let db = self.db.clone();
+        let (since, until) = (since.to_string(), until.to_string());
+        blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            let st = read_state(&tx.open_table(STATE).map_err(err)?)?;
+            let name = table_name(rollup, st.generation);
+            let t = match tx.open_table(table(&name)) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(err(e)),
+            };
+            let mut out = Vec::new();
+            // Daily rollups are keyed `day|…`: read only the period's keys.
+            let day_keyed = field == Field::Day && DAY_KEYED.contains(&rollup);
+            let (lo, hi) = (since.clone(), until.clone() + "|\u{10ffff}");
+            let rows = if day_keyed {
+                t.range(lo.as_str()..hi.as_str()).map_err(err)?
+            } else {
+                t.iter().map_err(err)?
+            };
+            for row in rows {
+                let (key, value) = row.map_err(err)?;
+                let fields = decode_fields(value.value())?;
+                let within =
+                    matches!(fields.get(&field), Some(Value::Str(d)) if *d >= since && *d <= until);
+                if within {
+                    out.push(RollupDoc {
+                        id: key.value().to_string(),
+                        fields,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Fills generation `g + 1` from the whole log, chunk by chunk, then in one transaction
+    /// rolls up what was logged meanwhile, switches readers and drops generation `g`.
+    pub async fn rebuild_rollups(
+        &self,
+        cfg: &ConsumerConfig,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, StoreError> {
+        let db = self.db.clone();
+        let generation = blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            let st = read_state(&tx.open_table(STATE).map_err(err)?)?;
+            let generation = st.generation + 1;
+            drop_generation(&tx, generation)?;
+            tx.commit().map_err(err)?;
+            Ok(generation)
+        })
+        .await?;
+        let limit = cfg.chunk_events.max(1);
+        let (mut seq, mut total) = (0u64, 0u64);
+        loop {
+            let db = self.db.clone();
+            let (n, last) = blocking(move || {
+                let tx = db.begin_write().map_err(err)?;
+                let (events, last) = read_log(&tx, seq, limit)?;
+                apply_delta(&tx, generation, &Delta::of(&events))?;
+                tx.commit().map_err(err)?;
+                Ok((events.len() as u64, last))
+            })
+            .await?;
+            if n == 0 {
+                break;
+            }
+            (seq, total) = (last, total + n);
+            progress(total);
+        }
+        let db = self.db.clone();
+        let total = blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            let mut st = read_state(&tx.open_table(STATE).map_err(err)?)?;
+            loop {
+                let (events, last) = read_log(&tx, seq, limit)?;
+                if events.is_empty() {
+                    break;
+                }
+                apply_delta(&tx, generation, &Delta::of(&events))?;
+                (seq, total) = (last, total + events.len() as u64);
+            }
+            let old = st.generation;
+            st.generation = generation;
+            st.seq = seq;
+            st.events = total;
+            write_state(&tx, &st)?;
+            drop_generation(&tx, old)?;
+            tx.commit().map_err(err)?;
+            Ok(total)
+        })
+        .await?;
+        Ok(total)
+    }
+
+    /// Names of the rollup tables in the file (for tests).
+    pub async fn rollup_tables(&self) -> Result<Vec<String>, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            let names = tx
+                .list_tables()
+                .map_err(err)?
+                .map(|t| t.name().to_string())
+                .filter(|n| n.starts_with("rollup_") && n != "rollup_state")
+                .collect();
+            Ok(names)
+        })
+        .await
+    }
+}
+
+/// Rollups whose keys start with the day.
+const DAY_KEYED: &[&str] = &[
+    rollup::DAILY_TYPE,
+    rollup::DAILY_VISITOR,
+    rollup::DAILY_PAGE_VISITOR,
+    rollup::DAILY_REFERRER,
+    rollup::DAILY_AGENT,
+];
+
+fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, StoreError> {
+    let map: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|(k, v)| {
+            let j = match v {
+                Value::Int(n) => serde_json::Value::from(*n),
+                Value::Str(s) => serde_json::Value::from(s.as_str()),
+            };
+            (k.as_str().to_string(), j)
+        })
+        .collect();
+    serde_json::to_vec(&map).map_err(err)
+}
+
+fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, StoreError> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(err)?;
+    Ok(map
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let value = match v {
+                serde_json::Value::Number(n) => Value::Int(n.as_i64()?),
+                serde_json::Value::String(s) => Value::Str(s),
+                _ => return None,
+            };
+            Some((Field::parse(&k)?, value))
+        })
+        .collect())
+}

@@ -1,0 +1,832 @@
+//! The rollup consumer on MongoDB: checkpoint + lease document, idempotent chunk updates,
+//! generations for gap-free rebuilds. The protocol is described in [`crate::consumer`].
+//!
+//! Collections: `rollup_state` holds the `consumer` document (lease, live cursor, a rebuilt
+//! generation catching up, retired generations) and the `head` document (the newest
+//! `received_at` any writer stamped, raised *before* each insert). Rollups of generation `g`
+//! live in `<rollup>_g<g>`; readers look the live generation up on every query.
+//!
+//! Only what FerretDB v1 serves: `findAndModify`, `update` with `$set`/`$inc`/`$min`/`$max`
+//! upserts (at most 50 statements a command), `find` with sort and limit. FerretDB v1 stops an
+//! unordered `update` at its first write error and does not report the rest, so after an error
+//! the statements behind it are sent again (harmless: they are idempotent).
+
+use std::time::Instant;
+
+use futures_util::TryStreamExt;
+use mongodb::bson::{self, doc, Bson, DateTime, Document};
+use mongodb::options::ReturnDocument;
+use serde::{Deserialize, Serialize};
+
+use super::mongo::{doc_to_event, MongoStore, DUPLICATE_KEY};
+use super::{RollupDoc, StoreError};
+use crate::consumer::{now_ms, ConsumerConfig, RollupStatus, Step};
+use crate::event::{Day, Event};
+use crate::rollup::{self, Change, Delta, Field, Value};
+
+pub(super) const STATE: &str = "rollup_state";
+const CONSUMER: &str = "consumer";
+pub(super) const HEAD: &str = "head";
+/// How long a replaced generation is kept for readers that looked the old one up.
+const RETIRE_GRACE_MS: i64 = 10_000;
+/// A rebuild that has not reported progress for this long is taken as dead.
+const REBUILD_STALE_MS: i64 = 120_000;
+/// Statements per `update` command. FerretDB v1.24 (SQLite) hangs on one `update` command
+/// that modifies 100 or more existing documents (80 pass, 100 never answer); 50 is safe and
+/// already amortises the round trip.
+const ROLLUP_CHUNK: usize = 50;
+
+/// The day field each rollup is read by (and indexed on).
+const ROLLUP_DAY_FIELDS: &[(&str, Field)] = &[
+    (rollup::DAILY_TYPE, Field::Day),
+    (rollup::DAILY_VISITOR, Field::Day),
+    (rollup::DAILY_PAGE_VISITOR, Field::Day),
+    (rollup::FIRST_SEEN, Field::FirstDay),
+    (rollup::SESSIONS, Field::Day),
+    (rollup::PAGE_TIME, Field::Day),
+    (rollup::DAILY_REFERRER, Field::Day),
+    (rollup::DAILY_AGENT, Field::Day),
+];
+
+/// A position in the event log and the chunks applied up to it, for one generation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Cursor {
+    generation: i64,
+    /// `(received_at, _id)` of the last event rolled up.
+    pos_t: i64,
+    pos_id: String,
+    /// Number of the last chunk applied.
+    chunk: i64,
+    /// Events rolled up so far.
+    events: i64,
+    /// A chunk being applied: its number and last event. A retry applies exactly it.
+    #[serde(default)]
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Pending {
+    chunk: i64,
+    to_t: i64,
+    to_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Retired {
+    generation: i64,
+    at: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    expires: i64,
+    live: Cursor,
+    /// A rebuilt generation handed over by `rollups rebuild`, catching up with `live`.
+    #[serde(default)]
+    next: Option<Cursor>,
+    /// A generation `rollups rebuild` is building, and when it last reported.
+    #[serde(default)]
+    building: Option<i64>,
+    #[serde(default)]
+    building_at: i64,
+    #[serde(default)]
+    retired: Vec<Retired>,
+    /// Every event with `received_at <= clear_to` is rolled up into `live`.
+    #[serde(default)]
+    clear_to: i64,
+    #[serde(default)]
+    created_at: i64,
+}
+
+impl Cursor {
+    fn pos(&self) -> (i64, &str) {
+        (self.pos_t, self.pos_id.as_str())
+    }
+
+    /// This cursor after applying `n` events ending at `(to_t, to_id)` as chunk `chunk`.
+    fn advanced(&self, chunk: i64, to_t: i64, to_id: &str, n: usize) -> Cursor {
+        Cursor {
+            generation: self.generation,
+            pos_t: to_t,
+            pos_id: to_id.to_string(),
+            chunk,
+            events: self.events + n as i64,
+            pending: None,
+        }
+    }
+}
+
+/// Which cursor of the state document a chunk belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Live,
+    Next,
+}
+
+impl Which {
+    fn field(self) -> &'static str {
+        match self {
+            Which::Live => "live",
+            Which::Next => "next",
+        }
+    }
+}
+
+fn gen_name(rollup: &str, generation: i64) -> String {
+    format!("{rollup}_g{generation}")
+}
+
+fn to_bson<T: Serialize>(v: &T) -> Result<Bson, StoreError> {
+    bson::to_bson(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn lease_lost() -> StoreError {
+    StoreError::LeaseLost
+}
+
+impl MongoStore {
+    fn state(&self) -> mongodb::Collection<Document> {
+        self.db.collection(STATE)
+    }
+
+    async fn read_state(&self) -> Result<Option<State>, StoreError> {
+        let Some(d) = self.state().find_one(doc! { "_id": CONSUMER }).await? else {
+            return Ok(None);
+        };
+        bson::from_document(d)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("rollup state: {e}")))
+    }
+
+    /// Creates the state document (generation 1, nothing consumed) unless it exists, dropping
+    /// rollup collections of the design before generations. Returns the current state.
+    async fn ensure_state(&self, owner: &str, expires: i64) -> Result<State, StoreError> {
+        if let Some(st) = self.read_state().await? {
+            return Ok(st);
+        }
+        for name in rollup::ALL {
+            self.db.collection::<Document>(name).drop().await?;
+        }
+        self.ensure_gen_indexes(1).await?;
+        let st = State {
+            id: CONSUMER.into(),
+            owner: owner.into(),
+            expires,
+            live: Cursor {
+                generation: 1,
+                ..Cursor::default()
+            },
+            created_at: now_ms(),
+            ..State::default()
+        };
+        let d = bson::to_document(&st).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match self.state().insert_one(d).await {
+            Ok(_) => Ok(st),
+            Err(e) if is_duplicate(&e) => self
+                .read_state()
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn ensure_gen_indexes(&self, generation: i64) -> Result<(), StoreError> {
+        for (name, field) in ROLLUP_DAY_FIELDS {
+            let model = mongodb::IndexModel::builder()
+                .keys(doc! { field.as_str(): 1 })
+                .build();
+            self.db
+                .collection::<Document>(&gen_name(name, generation))
+                .create_index(model)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the lease if it is free or expired, or renews it; `None` when another process
+    /// holds it.
+    async fn take_lease(
+        &self,
+        cfg: &ConsumerConfig,
+        now: i64,
+    ) -> Result<Option<State>, StoreError> {
+        let expires = now + cfg.lease_ttl.as_millis() as i64;
+        let filter = doc! {
+            "_id": CONSUMER,
+            "$or": [ { "owner": &cfg.owner }, { "expires": { "$lt": now } } ],
+        };
+        let update = doc! { "$set": { "owner": &cfg.owner, "expires": expires } };
+        let taken = self
+            .state()
+            .find_one_and_update(filter, update)
+            .return_document(ReturnDocument::After)
+            .await?;
+        match taken {
+            Some(d) => bson::from_document(d)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("rollup state: {e}"))),
+            None => {
+                let st = self.ensure_state(&cfg.owner, expires).await?;
+                Ok((st.owner == cfg.owner).then_some(st))
+            }
+        }
+    }
+
+    /// Keeps the lease through a long apply.
+    async fn renew(&self, cfg: &ConsumerConfig) -> Result<(), StoreError> {
+        let expires = now_ms() + cfg.lease_ttl.as_millis() as i64;
+        self.set_state(&cfg.owner, doc! { "expires": expires })
+            .await
+    }
+
+    /// `$set`s fields of the state document if `owner` still holds the lease.
+    async fn set_state(&self, owner: &str, set: Document) -> Result<(), StoreError> {
+        let r = self
+            .state()
+            .update_one(
+                doc! { "_id": CONSUMER, "owner": owner },
+                doc! { "$set": set },
+            )
+            .await?;
+        if r.matched_count == 1 {
+            Ok(())
+        } else {
+            Err(lease_lost())
+        }
+    }
+
+    pub async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
+        self.state()
+            .update_one(
+                doc! { "_id": CONSUMER, "owner": owner },
+                doc! { "$set": { "expires": 0_i64 } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Raises the head mark to `stamp` before an insert with that `received_at`: the head is
+    /// never below a committed event, so a consumer that sees `head <= clear_to` may skip a scan.
+    pub(super) async fn bump_head(&self, stamp: i64) -> Result<(), StoreError> {
+        let update = doc! { "$max": { "at": stamp } };
+        for _ in 0..3 {
+            match self
+                .state()
+                .update_one(doc! { "_id": HEAD }, update.clone())
+                .upsert(true)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                // Two writers upserting the first head at once: the loser updates.
+                Err(e) if is_duplicate(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Corrupt("head mark kept colliding".into()))
+    }
+
+    async fn head(&self) -> Result<Option<i64>, StoreError> {
+        let d = self.state().find_one(doc! { "_id": HEAD }).await?;
+        Ok(d.and_then(|d| match d.get("at") {
+            Some(Bson::Int64(n)) => Some(*n),
+            Some(Bson::Int32(n)) => Some(i64::from(*n)),
+            _ => None,
+        }))
+    }
+
+    /// Events after `after` (exclusive) up to `upto` (inclusive), in log order, with only the
+    /// fields rollups read.
+    async fn read_log(
+        &self,
+        after: (i64, &str),
+        upto: Option<(i64, &str)>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Event>, StoreError> {
+        let (t, id) = after;
+        let t = DateTime::from_millis(t);
+        let mut filter = doc! { "$or": [
+            { "received_at": { "$gt": t } },
+            { "received_at": t, "_id": { "$gt": id } },
+        ] };
+        if let Some((u, uid)) = upto {
+            let u = DateTime::from_millis(u);
+            filter = doc! { "$and": [ filter, { "$or": [
+                { "received_at": { "$lt": u } },
+                { "received_at": u, "_id": { "$lte": uid } },
+            ] } ] };
+        }
+        let projection = doc! {
+            "event_type": 1, "visitor": 1, "session_id": 1, "page_url": 1, "referrer": 1,
+            "user_agent": 1, "page_view_id": 1, "duration": 1, "timestamp": 1, "day": 1,
+            "received_at": 1,
+        };
+        let mut find = self
+            .events
+            .find(filter)
+            .sort(doc! { "received_at": 1, "_id": 1 })
+            .projection(projection);
+        if let Some(n) = limit {
+            find = find.limit(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        let mut cursor = find.await?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            out.push(doc_to_event(&d)?);
+        }
+        Ok(out)
+    }
+
+    /// Applies `delta` as chunk `chunk` of `generation`: each document at most once. With a
+    /// lease (`Some(cfg)`), renews it through a long apply; a rebuild's own chunks have none
+    /// (the generation is not live yet, and a crashed rebuild is discarded).
+    async fn apply_chunk(
+        &self,
+        lease: Option<&ConsumerConfig>,
+        generation: i64,
+        chunk: i64,
+        delta: &Delta,
+    ) -> Result<(), StoreError> {
+        let mut renewed = Instant::now();
+        for (name, changes) in &delta.changes {
+            let coll = gen_name(name, generation);
+            let statements: Vec<Document> = changes
+                .iter()
+                .map(|(key, change)| {
+                    doc! {
+                        "q": { "_id": key, "applied": { "$lt": chunk } },
+                        "u": update_doc(change, chunk),
+                        "upsert": true,
+                    }
+                })
+                .collect();
+            for part in statements.chunks(ROLLUP_CHUNK) {
+                self.update_idempotent(&coll, part).await?;
+                if let Some(cfg) = lease.filter(|c| renewed.elapsed() > c.lease_ttl / 3) {
+                    self.renew(cfg).await?;
+                    renewed = Instant::now();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One `update` command of idempotent upserts; a duplicate key means "already applied".
+    async fn update_idempotent(
+        &self,
+        coll: &str,
+        statements: &[Document],
+    ) -> Result<(), StoreError> {
+        let mut rest = statements;
+        while !rest.is_empty() {
+            let reply = self
+                .db
+                .run_command(doc! { "update": coll, "updates": rest, "ordered": false })
+                .await?;
+            let Ok(errors) = reply.get_array("writeErrors") else {
+                return Ok(());
+            };
+            let mut last = None;
+            for err in errors.iter().filter_map(Bson::as_document) {
+                let code = err.get_i32("code").unwrap_or(0);
+                if code != DUPLICATE_KEY {
+                    return Err(StoreError::Corrupt(format!(
+                        "rollup update on {coll} failed: {err}"
+                    )));
+                }
+                let index = err
+                    .get_i32("index")
+                    .ok()
+                    .and_then(|i| usize::try_from(i).ok());
+                last = last.max(index);
+            }
+            match last {
+                // FerretDB v1 stops at the first error: resend what followed it.
+                Some(i) if i < rest.len() => rest = &rest[i + 1..],
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls `events` (the next ones after `cur`) up as one chunk of `which`: records the chunk
+    /// first, applies it, then moves the cursor.
+    async fn run_chunk(
+        &self,
+        cfg: &ConsumerConfig,
+        which: Which,
+        cur: &Cursor,
+        events: &[Event],
+        clear_to: Option<i64>,
+    ) -> Result<usize, StoreError> {
+        let Some(last) = events.last() else {
+            return Ok(0);
+        };
+        let chunk = cur.chunk + 1;
+        let mut pending = cur.clone();
+        pending.pending = Some(Pending {
+            chunk,
+            to_t: last.received_at,
+            to_id: last.event_id.clone(),
+        });
+        self.set_state(&cfg.owner, doc! { which.field(): to_bson(&pending)? })
+            .await?;
+        self.apply_chunk(Some(cfg), cur.generation, chunk, &Delta::of(events))
+            .await?;
+        let done = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
+        let mut set = doc! { which.field(): to_bson(&done)? };
+        if let Some(c) = clear_to {
+            set.insert("clear_to", c);
+        }
+        self.set_state(&cfg.owner, set).await?;
+        Ok(events.len())
+    }
+
+    /// Applies again, exactly, a chunk whose apply was interrupted.
+    async fn finish_pending(
+        &self,
+        cfg: &ConsumerConfig,
+        which: Which,
+        cur: &Cursor,
+        p: &Pending,
+    ) -> Result<usize, StoreError> {
+        let events = self
+            .read_log(cur.pos(), Some((p.to_t, p.to_id.as_str())), None)
+            .await?;
+        self.apply_chunk(Some(cfg), cur.generation, p.chunk, &Delta::of(&events))
+            .await?;
+        let done = cur.advanced(p.chunk, p.to_t, &p.to_id, events.len());
+        self.set_state(&cfg.owner, doc! { which.field(): to_bson(&done)? })
+            .await?;
+        tracing::info!(
+            events = events.len(),
+            chunk = p.chunk,
+            "finished an interrupted rollup chunk"
+        );
+        Ok(events.len())
+    }
+
+    pub async fn rollup_step(&self, cfg: &ConsumerConfig) -> Result<Step, StoreError> {
+        let now = now_ms();
+        let Some(st) = self.take_lease(cfg, now).await? else {
+            return Ok(Step::NotOwner);
+        };
+        self.drop_retired(cfg, &st, now).await?;
+        if let Some(p) = &st.live.pending {
+            return Ok(Step::Consumed(
+                self.finish_pending(cfg, Which::Live, &st.live, p).await?,
+            ));
+        }
+        if let Some(next) = &st.next {
+            return self.step_next(cfg, &st, next).await;
+        }
+        // Nothing stamped since everything was rolled up: no scan needed.
+        if let Some(head) = self.head().await? {
+            if head <= st.clear_to {
+                return Ok(Step::Idle);
+            }
+        }
+        let cut = now - cfg.safety_lag.as_millis() as i64;
+        let mut events = self
+            .read_log(st.live.pos(), None, Some(cfg.chunk_events + 1))
+            .await?;
+        let consumable = events.partition_point(|e| e.received_at <= cut);
+        events.truncate(consumable);
+        let clear_to = if events.len() > cfg.chunk_events {
+            events.truncate(cfg.chunk_events);
+            events.last().map_or(st.clear_to, |e| e.received_at - 1)
+        } else {
+            cut
+        };
+        if events.is_empty() {
+            if clear_to > st.clear_to {
+                self.set_state(&cfg.owner, doc! { "clear_to": clear_to })
+                    .await?;
+            }
+            return Ok(Step::Idle);
+        }
+        let n = self
+            .run_chunk(cfg, Which::Live, &st.live, &events, Some(clear_to))
+            .await?;
+        Ok(Step::Consumed(n))
+    }
+
+    /// A rebuilt generation catches up with `live` (never passing it), then replaces it.
+    async fn step_next(
+        &self,
+        cfg: &ConsumerConfig,
+        st: &State,
+        next: &Cursor,
+    ) -> Result<Step, StoreError> {
+        if let Some(p) = &next.pending {
+            return Ok(Step::Consumed(
+                self.finish_pending(cfg, Which::Next, next, p).await?,
+            ));
+        }
+        if next.pos() < st.live.pos() {
+            let events = self
+                .read_log(next.pos(), Some(st.live.pos()), Some(cfg.chunk_events))
+                .await?;
+            if !events.is_empty() {
+                let n = self
+                    .run_chunk(cfg, Which::Next, next, &events, None)
+                    .await?;
+                return Ok(Step::Consumed(n));
+            }
+        }
+        let mut retired = st.retired.clone();
+        retired.push(Retired {
+            generation: st.live.generation,
+            at: now_ms(),
+        });
+        let mut live = next.clone();
+        // Same events, so the same position (the rebuild may have stopped just short of an
+        // identical position when the tail was empty).
+        live.pos_t = st.live.pos_t;
+        live.pos_id = st.live.pos_id.clone();
+        self.set_state(
+            &cfg.owner,
+            doc! { "live": to_bson(&live)?, "next": Bson::Null, "retired": to_bson(&retired)? },
+        )
+        .await?;
+        tracing::info!(
+            from = st.live.generation,
+            to = live.generation,
+            events = live.events,
+            "rollups switched to the rebuilt generation"
+        );
+        Ok(Step::Switched)
+    }
+
+    /// Drops generations replaced more than a grace period ago.
+    async fn drop_retired(
+        &self,
+        cfg: &ConsumerConfig,
+        st: &State,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (old, keep): (Vec<Retired>, Vec<Retired>) = st
+            .retired
+            .iter()
+            .cloned()
+            .partition(|r| now - r.at > RETIRE_GRACE_MS);
+        if old.is_empty() {
+            return Ok(());
+        }
+        for r in &old {
+            self.drop_generation(r.generation).await?;
+        }
+        self.set_state(&cfg.owner, doc! { "retired": to_bson(&keep)? })
+            .await
+    }
+
+    async fn drop_generation(&self, generation: i64) -> Result<(), StoreError> {
+        for name in rollup::ALL {
+            self.db
+                .collection::<Document>(&gen_name(name, generation))
+                .drop()
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn rollup_status(&self) -> Result<RollupStatus, StoreError> {
+        let Some(st) = self.read_state().await? else {
+            return Ok(RollupStatus::default());
+        };
+        let head = self.head().await?.unwrap_or(0);
+        let now = now_ms();
+        let done_to = st.clear_to.max(st.live.pos_t);
+        let lag_ms = if head <= done_to {
+            0
+        } else if done_to == 0 {
+            now - st.created_at
+        } else {
+            head - done_to
+        };
+        Ok(RollupStatus {
+            generation: st.live.generation,
+            events: u64::try_from(st.live.events).unwrap_or(0),
+            checkpoint_ms: st.live.pos_t,
+            head_ms: head,
+            lag_seconds: lag_ms.max(0) as f64 / 1000.0,
+            owner: (st.expires > now && !st.owner.is_empty()).then_some(st.owner),
+            lease_expires_ms: st.expires,
+            rebuilding: st.building.or(st.next.as_ref().map(|n| n.generation)),
+        })
+    }
+
+    pub async fn rollup_between(
+        &self,
+        rollup: &'static str,
+        field: Field,
+        since: Day,
+        until: Day,
+    ) -> Result<Vec<RollupDoc>, StoreError> {
+        let Some(st) = self.read_state().await? else {
+            return Ok(Vec::new());
+        };
+        let filter =
+            doc! { field.as_str(): { "$gte": since.to_string(), "$lte": until.to_string() } };
+        let mut cursor = self
+            .db
+            .collection::<Document>(&gen_name(rollup, st.live.generation))
+            .find(filter)
+            .await?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            out.push(rollup_doc(&d));
+        }
+        Ok(out)
+    }
+
+    /// Builds a new generation from the whole log while the live one keeps going, hands it to
+    /// the consumer to catch up and switch, and waits for the switch (running the consumer
+    /// itself when no collector holds the lease).
+    pub async fn rebuild_rollups(
+        &self,
+        cfg: &ConsumerConfig,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, StoreError> {
+        let st = self.ensure_state("", 0).await?;
+        let generation = [
+            Some(st.live.generation),
+            st.next.as_ref().map(|n| n.generation),
+            st.building,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0)
+            + 1;
+        let now = now_ms();
+        let claimed = self
+            .state()
+            .update_one(
+                doc! { "_id": CONSUMER, "next": Bson::Null, "$or": [
+                    { "building": Bson::Null },
+                    { "building_at": { "$lt": now - REBUILD_STALE_MS } },
+                ] },
+                doc! { "$set": { "building": generation, "building_at": now } },
+            )
+            .await?;
+        if claimed.matched_count != 1 {
+            return Err(StoreError::Busy(
+                "another rollup rebuild is in progress".into(),
+            ));
+        }
+        self.drop_orphans(&[st.live.generation]).await?;
+        self.ensure_gen_indexes(generation).await?;
+
+        let mut cur = Cursor {
+            generation,
+            ..Cursor::default()
+        };
+        loop {
+            let st = self
+                .read_state()
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into()))?;
+            if st.building != Some(generation) {
+                return Err(StoreError::Busy(
+                    "the rebuild was taken over by another one".into(),
+                ));
+            }
+            if cur.pos() >= st.live.pos() {
+                break;
+            }
+            let events = self
+                .read_log(cur.pos(), Some(st.live.pos()), Some(cfg.chunk_events))
+                .await?;
+            let Some(last) = events.last() else { break };
+            let chunk = cur.chunk + 1;
+            self.apply_chunk(None, generation, chunk, &Delta::of(&events))
+                .await?;
+            cur = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
+            progress(u64::try_from(cur.events).unwrap_or(0));
+            self.state()
+                .update_one(
+                    doc! { "_id": CONSUMER, "building": generation },
+                    doc! { "$set": { "building_at": now_ms() } },
+                )
+                .await?;
+        }
+        let handed = self
+            .state()
+            .update_one(
+                doc! { "_id": CONSUMER, "building": generation, "next": Bson::Null },
+                doc! { "$set": { "next": to_bson(&cur)?, "building": Bson::Null } },
+            )
+            .await?;
+        if handed.matched_count != 1 {
+            return Err(StoreError::Busy(
+                "the rebuild was taken over by another one".into(),
+            ));
+        }
+        // The lease owner (a collector, or this process when none runs) catches the new
+        // generation up with the live one and switches.
+        let events = loop {
+            let st = self
+                .read_state()
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into()))?;
+            if st.live.generation == generation {
+                break st.live.events;
+            }
+            if let Some(next) = &st.next {
+                progress(u64::try_from(next.events).unwrap_or(0));
+            }
+            if self.rollup_step(cfg).await? == Step::NotOwner {
+                tokio::time::sleep(cfg.idle_poll).await;
+            }
+        };
+        self.release_lease(&cfg.owner).await?;
+        Ok(u64::try_from(events).unwrap_or(0))
+    }
+
+    /// Drops rollup collections of generations that are neither `keep` nor in use.
+    async fn drop_orphans(&self, keep: &[i64]) -> Result<(), StoreError> {
+        for name in self.db.list_collection_names().await? {
+            let orphan = rollup::ALL.iter().any(|r| {
+                name.strip_prefix(r)
+                    .and_then(|rest| rest.strip_prefix("_g"))
+                    .and_then(|g| g.parse::<i64>().ok())
+                    .is_some_and(|g| !keep.contains(&g))
+            });
+            if orphan {
+                self.db.collection::<Document>(&name).drop().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
+        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        _ => false,
+    }
+}
+
+fn bson_of(v: &Value) -> Bson {
+    match v {
+        Value::Int(n) => Bson::Int64(*n),
+        Value::Str(s) => Bson::String(s.clone()),
+    }
+}
+
+/// `$inc`/`$min` of the change, and `$set` of its identity plus `applied: chunk`.
+fn update_doc(c: &Change, chunk: i64) -> Document {
+    let mut u = Document::new();
+    if !c.inc.is_empty() {
+        let inc: Document = c
+            .inc
+            .iter()
+            .map(|(k, n)| (k.as_str().to_string(), Bson::Int64(*n)))
+            .collect();
+        u.insert("$inc", inc);
+    }
+    if !c.min.is_empty() {
+        let min: Document = c
+            .min
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), bson_of(v)))
+            .collect();
+        u.insert("$min", min);
+    }
+    let mut set: Document = c
+        .set
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), bson_of(v)))
+        .collect();
+    set.insert("applied", chunk);
+    u.insert("$set", set);
+    u
+}
+
+fn rollup_doc(d: &Document) -> RollupDoc {
+    let mut out = RollupDoc {
+        id: d.get_str("_id").unwrap_or_default().to_string(),
+        ..RollupDoc::default()
+    };
+    for (k, v) in d {
+        let Some(field) = Field::parse(k) else {
+            continue;
+        };
+        let value = match v {
+            Bson::Int32(n) => Value::Int(i64::from(*n)),
+            Bson::Int64(n) => Value::Int(*n),
+            Bson::Double(n) => Value::Int(*n as i64),
+            Bson::String(s) => Value::Str(s.clone()),
+            _ => continue,
+        };
+        out.fields.insert(field, value);
+    }
+    out
+}
