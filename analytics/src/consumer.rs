@@ -167,10 +167,11 @@ pub async fn run(store: &Store, cfg: ConsumerConfig, shutdown: impl Future<Outpu
 pub async fn catch_up(store: &Store, cfg: &ConsumerConfig) -> Result<u64, StoreError> {
     let mut total = 0u64;
     loop {
-        match store.rollup_step(cfg).await? {
-            Step::Consumed(n) => total += n as u64,
-            Step::Switched => {}
-            Step::Idle | Step::NotOwner => return Ok(total),
+        match store.rollup_step(cfg).await {
+            Ok(Step::Consumed(n)) => total += n as u64,
+            Ok(Step::Switched) => {}
+            Ok(Step::Idle | Step::NotOwner) | Err(StoreError::LeaseLost) => return Ok(total),
+            Err(e) => return Err(e),
         }
     }
 }

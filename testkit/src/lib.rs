@@ -3,8 +3,11 @@
 //! - [`http`]: the small HTTP/1.1 client of `maidian_analytics::client`, re-exported.
 //! - [`Collector`]: the real `maidian-collector` binary as a child process on a free port.
 //! - [`mongodb_uri`] and [`fresh_db_name`]: the test database and a database per test.
+//! - [`proxy`]: a TCP proxy in front of the database that loses replies or cuts connections.
 
 pub use maidian_analytics::client as http;
+
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -95,6 +98,18 @@ impl Collector {
             child,
             stderr,
         })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// `kill -9`: the process dies at once, with whatever it had in memory.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
     }
 
     /// Sends SIGTERM and waits (30 s at most) for the process to exit; returns its exit code

@@ -21,6 +21,9 @@ pub(super) const DUPLICATE_KEY: i32 = 11000;
 pub struct MongoStore {
     pub(super) db: Database,
     pub(super) events: Collection<Document>,
+    /// Whether rollup upserts carry their `applied` guard in the filter: yes on MongoDB, no
+    /// on FerretDB v1, which scans the whole collection for any filter but a lone `_id`.
+    pub(super) guarded: bool,
 }
 
 impl MongoStore {
@@ -47,9 +50,14 @@ impl MongoStore {
         options.connect_timeout = Some(config.timeout);
         let client = Client::with_options(options)?;
         let db = client.database(&config.database);
+        let info = client
+            .database("admin")
+            .run_command(doc! { "buildInfo": 1 })
+            .await?;
         let store = MongoStore {
             events: db.collection(EVENTS),
             db,
+            guarded: !info.contains_key("ferretdbVersion"),
         };
         store.ensure_indexes().await?;
         Ok(store)

@@ -11,6 +11,7 @@
 //! unordered `update` at its first write error and does not report the rest, so after an error
 //! the statements behind it are sent again (harmless: they are idempotent).
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use futures_util::TryStreamExt;
@@ -344,35 +345,67 @@ impl MongoStore {
     /// Applies `delta` as chunk `chunk` of `generation`: each document at most once. With a
     /// lease (`Some(cfg)`), renews it through a long apply; a rebuild's own chunks have none
     /// (the generation is not live yet, and a crashed rebuild is discarded).
+    ///
+    /// On MongoDB every upsert carries the guard `applied: {$lt: chunk}`. FerretDB v1 runs any
+    /// filter other than a lone `_id` as a scan of the whole collection, so there the guard
+    /// would make each upsert cost a scan: a fresh chunk upserts by `_id` alone (the lease
+    /// keeps other consumers out, and is checked before every command), and a chunk being
+    /// finished after an interruption first reads, in one scan per collection, which
+    /// documents already carry it and skips them.
     async fn apply_chunk(
         &self,
         lease: Option<&ConsumerConfig>,
         generation: i64,
         chunk: i64,
         delta: &Delta,
+        resumed: bool,
     ) -> Result<(), StoreError> {
         let mut renewed = Instant::now();
         for (name, changes) in &delta.changes {
             let coll = gen_name(name, generation);
+            let done = if !self.guarded && resumed {
+                self.applied_keys(&coll, chunk).await?
+            } else {
+                HashSet::new()
+            };
             let statements: Vec<Document> = changes
                 .iter()
+                .filter(|(key, _)| !done.contains(key.as_str()))
                 .map(|(key, change)| {
-                    doc! {
-                        "q": { "_id": key, "applied": { "$lt": chunk } },
-                        "u": update_doc(change, chunk),
-                        "upsert": true,
-                    }
+                    let q = if self.guarded {
+                        doc! { "_id": key, "applied": { "$lt": chunk } }
+                    } else {
+                        doc! { "_id": key }
+                    };
+                    doc! { "q": q, "u": update_doc(change, chunk), "upsert": true }
                 })
                 .collect();
             for part in statements.chunks(ROLLUP_CHUNK) {
-                self.update_idempotent(&coll, part).await?;
-                if let Some(cfg) = lease.filter(|c| renewed.elapsed() > c.lease_ttl / 3) {
+                if let Some(cfg) = lease.filter(|c| renewed.elapsed() > c.lease_ttl / 4) {
                     self.renew(cfg).await?;
                     renewed = Instant::now();
                 }
+                self.update_idempotent(&coll, part).await?;
             }
         }
         Ok(())
+    }
+
+    /// Keys of `coll` that already hold chunk `chunk` (or a later one).
+    async fn applied_keys(&self, coll: &str, chunk: i64) -> Result<HashSet<String>, StoreError> {
+        let mut cursor = self
+            .db
+            .collection::<Document>(coll)
+            .find(doc! { "applied": { "$gte": chunk } })
+            .projection(doc! { "_id": 1 })
+            .await?;
+        let mut out = HashSet::new();
+        while let Some(d) = cursor.try_next().await? {
+            if let Ok(id) = d.get_str("_id") {
+                out.insert(id.to_string());
+            }
+        }
+        Ok(out)
     }
 
     /// One `update` command of idempotent upserts; a duplicate key means "already applied".
@@ -435,7 +468,7 @@ impl MongoStore {
         });
         self.set_state(&cfg.owner, doc! { which.field(): to_bson(&pending)? })
             .await?;
-        self.apply_chunk(Some(cfg), cur.generation, chunk, &Delta::of(events))
+        self.apply_chunk(Some(cfg), cur.generation, chunk, &Delta::of(events), false)
             .await?;
         let done = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
         let mut set = doc! { which.field(): to_bson(&done)? };
@@ -457,8 +490,14 @@ impl MongoStore {
         let events = self
             .read_log(cur.pos(), Some((p.to_t, p.to_id.as_str())), None)
             .await?;
-        self.apply_chunk(Some(cfg), cur.generation, p.chunk, &Delta::of(&events))
-            .await?;
+        self.apply_chunk(
+            Some(cfg),
+            cur.generation,
+            p.chunk,
+            &Delta::of(&events),
+            true,
+        )
+        .await?;
         let done = cur.advanced(p.chunk, p.to_t, &p.to_id, events.len());
         self.set_state(&cfg.owner, doc! { which.field(): to_bson(&done)? })
             .await?;
@@ -704,7 +743,7 @@ impl MongoStore {
                 .await?;
             let Some(last) = events.last() else { break };
             let chunk = cur.chunk + 1;
-            self.apply_chunk(None, generation, chunk, &Delta::of(&events))
+            self.apply_chunk(None, generation, chunk, &Delta::of(&events), false)
                 .await?;
             cur = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
             progress(u64::try_from(cur.events).unwrap_or(0));
@@ -740,8 +779,13 @@ impl MongoStore {
             if let Some(next) = &st.next {
                 progress(u64::try_from(next.events).unwrap_or(0));
             }
-            if self.rollup_step(cfg).await? == Step::NotOwner {
-                tokio::time::sleep(cfg.idle_poll).await;
+            // Steps only run when the lease is free; losing it to a collector is fine.
+            match self.rollup_step(cfg).await {
+                Ok(Step::NotOwner) | Err(StoreError::LeaseLost) => {
+                    tokio::time::sleep(cfg.idle_poll).await
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
             }
         };
         self.release_lease(&cfg.owner).await?;
