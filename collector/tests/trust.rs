@@ -122,6 +122,9 @@ impl Load {
                             }
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
+                        // About 100 events a second per client: a busy site, and what
+                        // FerretDB (the test database) rolls up with room to spare.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 })
             })
@@ -381,8 +384,12 @@ async fn two_collectors_a_rebuild_under_load_and_a_lease_takeover() {
             &db,
         ])
         .args(["--safety-lag-ms", "2000"])
-        .output()
+        .env("RUST_LOG", "info")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
         .await
+        .expect("the rebuild never finished")
         .unwrap();
     assert!(
         out.status.success(),

@@ -725,34 +725,27 @@ impl MongoStore {
             generation,
             ..Cursor::default()
         };
-        loop {
-            let st = self
-                .read_state()
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into()))?;
-            if st.building != Some(generation) {
-                return Err(StoreError::Busy(
-                    "the rebuild was taken over by another one".into(),
-                ));
+        // Chase the live cursor a few passes, each to where it stood when the pass began; the
+        // consumer catches up the rest (pausing the live generation for that little while).
+        for _pass in 0..3 {
+            let st = self.building_state(generation).await?;
+            let target = (st.live.pos_t, st.live.pos_id.clone());
+            while cur.pos() < (target.0, target.1.as_str()) {
+                let events = self
+                    .read_log(
+                        cur.pos(),
+                        Some((target.0, &target.1)),
+                        Some(cfg.chunk_events),
+                    )
+                    .await?;
+                let Some(last) = events.last() else { break };
+                let chunk = cur.chunk + 1;
+                self.apply_chunk(None, generation, chunk, &Delta::of(&events), false)
+                    .await?;
+                cur = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
+                progress(u64::try_from(cur.events).unwrap_or(0));
+                self.building_state(generation).await?;
             }
-            if cur.pos() >= st.live.pos() {
-                break;
-            }
-            let events = self
-                .read_log(cur.pos(), Some(st.live.pos()), Some(cfg.chunk_events))
-                .await?;
-            let Some(last) = events.last() else { break };
-            let chunk = cur.chunk + 1;
-            self.apply_chunk(None, generation, chunk, &Delta::of(&events), false)
-                .await?;
-            cur = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
-            progress(u64::try_from(cur.events).unwrap_or(0));
-            self.state()
-                .update_one(
-                    doc! { "_id": CONSUMER, "building": generation },
-                    doc! { "$set": { "building_at": now_ms() } },
-                )
-                .await?;
         }
         let handed = self
             .state()
@@ -790,6 +783,26 @@ impl MongoStore {
         };
         self.release_lease(&cfg.owner).await?;
         Ok(u64::try_from(events).unwrap_or(0))
+    }
+
+    /// The state while `generation` is being built (its heartbeat refreshed), or an error when
+    /// another rebuild has taken over.
+    async fn building_state(&self, generation: i64) -> Result<State, StoreError> {
+        let beat = self
+            .state()
+            .update_one(
+                doc! { "_id": CONSUMER, "building": generation },
+                doc! { "$set": { "building_at": now_ms() } },
+            )
+            .await?;
+        if beat.matched_count != 1 {
+            return Err(StoreError::Busy(
+                "the rebuild was taken over by another one".into(),
+            ));
+        }
+        self.read_state()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into()))
     }
 
     /// Drops rollup collections of generations that are neither `keep` nor in use.
