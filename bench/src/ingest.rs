@@ -6,6 +6,11 @@
 //!    `--concurrency` connections.
 //! 3. `collector → sink`: the same load with the write replaced by the in-memory sink
 //!    (`bench-sink` build), i.e. the collector's own cost.
+//! 4. `collector → embedded`: the same load on the embedded store.
+//!
+//! After the FerretDB and embedded runs, the rollup consumer's lag right after the load and
+//! the time it takes to drain to 0 (from `/api/health`), and the collector's peak RSS during
+//! load and drain.
 //!
 //! Run through `bench/ingest.sh`, which builds everything and starts FerretDB.
 
@@ -34,6 +39,62 @@ struct Args {
     /// The collector binary, built with `--features bench-sink`.
     #[arg(long, default_value = "target/release/maidian-collector")]
     collector: PathBuf,
+    /// Longest wait for the rollups to catch up after a load, in seconds.
+    #[arg(long, default_value_t = 600)]
+    drain_timeout: u64,
+}
+
+/// The rollup consumer after a load: lag when the load ended, time to catch up, peak RSS.
+struct Drain {
+    lag_at_end: f64,
+    to_zero: Option<Duration>,
+    peak_rss_mb: f64,
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn lag(addr: std::net::SocketAddr) -> anyhow::Result<f64> {
+    let h = maidian_testkit::http::send(addr, &Request::new("GET", "/api/health")).await?;
+    h.json()?["rollup_lag_seconds"]
+        .as_f64()
+        .context("health without rollup_lag_seconds")
+}
+
+/// Waits for the rollup lag to reach 0, sampling RSS.
+async fn drain(
+    collector: &Collector,
+    timeout: Duration,
+    peak_during_load: f64,
+) -> anyhow::Result<Drain> {
+    let pid = collector.pid().context("collector exited")?;
+    let lag_at_end = lag(collector.addr).await?;
+    let start = Instant::now();
+    let mut peak = peak_during_load.max(rss_mb(pid));
+    let to_zero = loop {
+        if lag(collector.addr).await? == 0.0 {
+            break Some(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            break None;
+        }
+        peak = peak.max(rss_mb(pid));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    Ok(Drain {
+        lag_at_end,
+        to_zero,
+        peak_rss_mb: peak,
+    })
 }
 
 const BATCH: usize = 20;
@@ -101,6 +162,8 @@ struct Figure {
     name: String,
     events: usize,
     elapsed: Duration,
+    /// Peak RSS of the collector during the load (0 for driver runs).
+    peak_rss_mb: f64,
 }
 
 impl Figure {
@@ -154,6 +217,7 @@ async fn raw_insert(
         name: format!("raw insert_many, batches of {batch}"),
         events,
         elapsed,
+        peak_rss_mb: 0.0,
     })
 }
 
@@ -176,6 +240,19 @@ async fn through_collector(
         .collect();
     let queue = Arc::new(tokio::sync::Mutex::new(bodies));
     let start = Instant::now();
+    let pid = collector.pid().unwrap_or(0);
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut peak: f64 = 0.0;
+            while sampling.load(std::sync::atomic::Ordering::SeqCst) {
+                peak = peak.max(rss_mb(pid));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            peak
+        })
+    };
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
         let queue = queue.clone();
@@ -201,10 +278,13 @@ async fn through_collector(
     for t in tasks {
         t.await??;
     }
+    let elapsed = start.elapsed();
+    sampling.store(false, std::sync::atomic::Ordering::SeqCst);
     let figure = Figure {
         name: name.into(),
         events: args.events,
-        elapsed: start.elapsed(),
+        elapsed,
+        peak_rss_mb: sampler.await.unwrap_or(0.0),
     };
     Ok((figure, collector))
 }
@@ -262,11 +342,28 @@ async fn main() -> anyhow::Result<()> {
     if stored as usize != args.events {
         bail!("collector stored {stored} of {} events", args.events);
     }
-    // Every event is stored (checked above). The rollup changes still queued would take
-    // minutes to apply on FerretDB; they are not part of ingest, so the collector is killed
-    // here rather than drained (see BENCHMARKS.md).
+    // Every event is stored (checked above); now the rollup consumer catches up.
+    let db_drain = drain(
+        &collector,
+        Duration::from_secs(args.drain_timeout),
+        via_db.peak_rss_mb,
+    )
+    .await?;
     drop(collector);
     client.database(&db).drop().await?;
+
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().to_string_lossy().to_string();
+    let env = base_env(&[("MAIDIAN_DATA_DIR", data_dir.as_str())]);
+    let (via_embedded, collector) =
+        through_collector(&args, env, "collector -> embedded, HTTP batches of 20").await?;
+    let embedded_drain = drain(
+        &collector,
+        Duration::from_secs(args.drain_timeout),
+        via_embedded.peak_rss_mb,
+    )
+    .await?;
+    collector.terminate().await?;
 
     let env = base_env(&[("MAIDIAN_STORE", "sink")]);
     let (via_sink, collector) = through_collector(&args, env, "collector -> in-memory sink")
@@ -279,7 +376,7 @@ async fn main() -> anyhow::Result<()> {
         "{:<44} {:>9} {:>9} {:>12} {:>10}",
         "scenario", "events", "seconds", "events/s", "vs ceiling"
     );
-    for f in [&raw20, &raw500, &via_db, &via_sink] {
+    for f in [&raw20, &raw500, &via_db, &via_sink, &via_embedded] {
         println!(
             "{:<44} {:>9} {:>9.2} {:>12.0} {:>9.2}x",
             f.name,
@@ -293,6 +390,26 @@ async fn main() -> anyhow::Result<()> {
         "collector / raw ceiling = {:.2}   (goal >= 0.90)",
         via_db.rate() / ceiling
     );
+    println!(
+        "{:<28} {:>14} {:>16} {:>18} {:>14}",
+        "rollups after the load", "lag at end s", "drained in s", "rolled up ev/s", "peak RSS MB"
+    );
+    for (name, d, f) in [
+        ("FerretDB", &db_drain, &via_db),
+        ("embedded", &embedded_drain, &via_embedded),
+    ] {
+        let drained = d.to_zero.map_or("not in time".to_string(), |t| {
+            format!("{:.1}", t.as_secs_f64())
+        });
+        // Rolled up per second over load + drain: the consumer ran from the first event on.
+        let rate = d
+            .to_zero
+            .map_or(0.0, |t| f.events as f64 / (f.elapsed + t).as_secs_f64());
+        println!(
+            "{name:<28} {:>14.1} {:>16} {:>18.0} {:>14.0}",
+            d.lag_at_end, drained, rate, d.peak_rss_mb
+        );
+    }
     println!(
         "collector overhead per event = {:.1} µs (sink run, {} connections)",
         1e6 / via_sink.rate(),
