@@ -63,9 +63,8 @@ fn dataset() -> Vec<Event> {
         .collect()
 }
 
-async fn stores() -> Vec<(Store, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().unwrap();
-    let mongo = StoreConfig::Mongo(MongoConfig {
+fn mongo_config() -> StoreConfig {
+    StoreConfig::Mongo(MongoConfig {
         uri: Some(mongodb_uri().unwrap()),
         host: String::new(),
         port: 0,
@@ -73,15 +72,26 @@ async fn stores() -> Vec<(Store, tempfile::TempDir)> {
         password: None,
         database: fresh_db_name("rollups"),
         timeout: std::time::Duration::from_secs(10),
-    });
+    })
+}
+
+/// MongoDB (FerretDB, with rollup upserts as FerretDB gets them), MongoDB with the `applied`
+/// guard in every upsert filter (as real MongoDB gets them), and the embedded store.
+async fn stores() -> Vec<(Store, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
     let embedded = StoreConfig::Embedded {
         data_dir: dir.path().join("data"),
     };
+    let mut guarded = Store::open(&mongo_config()).await.unwrap();
+    if let Store::Mongo(m) = &mut guarded {
+        m.set_guarded_updates(true);
+    }
     vec![
         (
-            Store::open(&mongo).await.unwrap(),
+            Store::open(&mongo_config()).await.unwrap(),
             tempfile::tempdir().unwrap(),
         ),
+        (guarded, tempfile::tempdir().unwrap()),
         (Store::open(&embedded).await.unwrap(), dir),
     ]
 }
@@ -163,8 +173,9 @@ async fn live_rollups_equal_a_rebuild_on_both_stores() {
         let r = retention::retention(&store, p).await.unwrap();
         figures.push((s, fr, r));
     }
-    let (mongo, embedded) = (&figures[0], &figures[1]);
+    let (mongo, guarded, embedded) = (&figures[0], &figures[1], &figures[2]);
     assert_eq!(mongo, embedded, "the two stores disagree");
+    assert_eq!(mongo, guarded, "guarded upserts disagree");
 
     let (s, f, r) = mongo;
     assert_eq!(s.overview.total_events, 9);
@@ -257,4 +268,64 @@ async fn a_rebuild_switches_generations_on_the_embedded_store() {
         summary::summary(&store, p, 10).await.unwrap(),
         summary::summarize(p, &summary::Inputs::from_events(&events), 10)
     );
+}
+
+/// A chunk whose rollup updates are cut part-way (the server applied some, the reply was
+/// lost) is finished on the next step without counting anything twice: with the `applied`
+/// guard in the filter (MongoDB) and with the read-then-skip path (FerretDB).
+#[tokio::test]
+async fn an_interrupted_chunk_is_finished_exactly_once() {
+    let upstream: std::net::SocketAddr = mongodb_uri()
+        .unwrap()
+        .trim_start_matches("mongodb://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let proxy = maidian_testkit::proxy::MongoProxy::start(upstream)
+        .await
+        .unwrap();
+    let events = dataset();
+    let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
+    for guarded in [true, false] {
+        let mut store = Store::open(&StoreConfig::Mongo(MongoConfig {
+            uri: Some(proxy.uri()),
+            host: String::new(),
+            port: 0,
+            username: None,
+            password: None,
+            database: fresh_db_name("cut"),
+            timeout: std::time::Duration::from_secs(10),
+        }))
+        .await
+        .unwrap();
+        if let Store::Mongo(m) = &mut store {
+            m.set_guarded_updates(guarded);
+        }
+        let mut cfg = consumer_config();
+        cfg.chunk_events = 100;
+        store.insert(&events).await.unwrap();
+        // The second rollup update of the chunk reaches the server, its reply does not.
+        let before = proxy.dropped();
+        proxy.drop_replies("update", "rollup_", 2);
+        let first = consumer::catch_up(&store, &cfg).await;
+        assert!(first.is_err(), "the cut went unnoticed");
+        // Whatever is left of the fault hits the retry; the step after that finishes it.
+        let mut rounds = 0;
+        while consumer::catch_up(&store, &cfg).await.is_err() {
+            rounds += 1;
+            assert!(rounds < 5);
+        }
+        assert_eq!(proxy.dropped() - before, 2);
+        assert_eq!(
+            summary::summary(&store, p, 10).await.unwrap(),
+            summary::summarize(p, &summary::Inputs::from_events(&events), 10),
+            "guarded: {guarded}"
+        );
+        assert_eq!(
+            retention::retention(&store, p).await.unwrap(),
+            retention::from_events(p, &events)
+        );
+        let status = store.rollup_status().await.unwrap();
+        assert_eq!(status.events, events.len() as u64);
+    }
 }

@@ -63,6 +63,12 @@ impl MongoStore {
         Ok(store)
     }
 
+    /// Forces rollup upserts to carry (`true`) or drop (`false`) their `applied` guard, whatever
+    /// the server: lets tests on FerretDB exercise the path MongoDB takes.
+    pub fn set_guarded_updates(&mut self, guarded: bool) {
+        self.guarded = guarded;
+    }
+
     /// One `createIndexes` per index: FerretDB v1 panics on a `createIndexes` of several
     /// indexes that already exist (seen with 1.24 on SQLite), and a restart does exactly that.
     async fn ensure_indexes(&self) -> Result<(), StoreError> {
