@@ -455,9 +455,9 @@ impl MongoStore {
         cur: &Cursor,
         events: &[Event],
         clear_to: Option<i64>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Cursor, StoreError> {
         let Some(last) = events.last() else {
-            return Ok(0);
+            return Ok(cur.clone());
         };
         let chunk = cur.chunk + 1;
         let mut pending = cur.clone();
@@ -476,7 +476,7 @@ impl MongoStore {
             set.insert("clear_to", c);
         }
         self.set_state(&cfg.owner, set).await?;
-        Ok(events.len())
+        Ok(done)
     }
 
     /// Applies again, exactly, a chunk whose apply was interrupted.
@@ -530,13 +530,12 @@ impl MongoStore {
             }
         }
         let cut = now - cfg.safety_lag.as_millis() as i64;
-        let mut events = self
-            .read_log(st.live.pos(), None, Some(cfg.chunk_events + 1))
-            .await?;
+        let read = self.read_limit(cfg);
+        let mut events = self.read_log(st.live.pos(), None, Some(read + 1)).await?;
         let consumable = events.partition_point(|e| e.received_at <= cut);
         events.truncate(consumable);
-        let clear_to = if events.len() > cfg.chunk_events {
-            events.truncate(cfg.chunk_events);
+        let clear_to = if events.len() > read {
+            events.truncate(read);
             events.last().map_or(st.clear_to, |e| e.received_at - 1)
         } else {
             cut
@@ -548,10 +547,22 @@ impl MongoStore {
             }
             return Ok(Step::Idle);
         }
-        let n = self
-            .run_chunk(cfg, Which::Live, &st.live, &events, Some(clear_to))
+        self.run_chunk(cfg, Which::Live, &st.live, &events, Some(clear_to))
             .await?;
-        Ok(Step::Consumed(n))
+        Ok(Step::Consumed(events.len()))
+    }
+
+    /// Events per chunk. FerretDB v1 scans the whole `events` collection for every read and
+    /// updates an existing document in time that grows with its collection, so there a chunk
+    /// is ten times larger: one scan for ten times the events, and the repeated keys of a
+    /// larger chunk merge into fewer upserts. MongoDB reads through the index.
+    fn read_limit(&self, cfg: &ConsumerConfig) -> usize {
+        let chunk = cfg.chunk_events.max(1);
+        if self.guarded {
+            chunk
+        } else {
+            chunk * 10
+        }
     }
 
     /// A rebuilt generation catches up with `live` (never passing it), then replaces it.
@@ -568,13 +579,12 @@ impl MongoStore {
         }
         if next.pos() < st.live.pos() {
             let events = self
-                .read_log(next.pos(), Some(st.live.pos()), Some(cfg.chunk_events))
+                .read_log(next.pos(), Some(st.live.pos()), Some(self.read_limit(cfg)))
                 .await?;
             if !events.is_empty() {
-                let n = self
-                    .run_chunk(cfg, Which::Next, next, &events, None)
+                self.run_chunk(cfg, Which::Next, next, &events, None)
                     .await?;
-                return Ok(Step::Consumed(n));
+                return Ok(Step::Consumed(events.len()));
             }
         }
         let mut retired = st.retired.clone();
@@ -735,7 +745,7 @@ impl MongoStore {
                     .read_log(
                         cur.pos(),
                         Some((target.0, &target.1)),
-                        Some(cfg.chunk_events),
+                        Some(self.read_limit(cfg)),
                     )
                     .await?;
                 let Some(last) = events.last() else { break };
