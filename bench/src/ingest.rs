@@ -48,6 +48,8 @@ struct Args {
 struct Drain {
     lag_at_end: f64,
     to_zero: Option<Duration>,
+    /// How long the drain was watched.
+    waited: Duration,
     peak_rss_mb: f64,
 }
 
@@ -93,6 +95,7 @@ async fn drain(
     Ok(Drain {
         lag_at_end,
         to_zero,
+        waited: start.elapsed(),
         peak_rss_mb: peak,
     })
 }
@@ -349,6 +352,26 @@ async fn main() -> anyhow::Result<()> {
         via_db.peak_rss_mb,
     )
     .await?;
+    let rolled = maidian_analytics::store::Store::open(
+        &maidian_analytics::store::StoreConfig::Mongo(maidian_analytics::store::MongoConfig {
+            uri: Some(uri.clone()),
+            host: String::new(),
+            port: 0,
+            username: None,
+            password: None,
+            database: db.clone(),
+            timeout: Duration::from_secs(10),
+        }),
+    )
+    .await?
+    .rollup_status()
+    .await?
+    .events;
+    println!(
+        "FerretDB rollups: {rolled} of {} events rolled up {:.0} s after the load ended",
+        args.events,
+        db_drain.waited.as_secs_f64()
+    );
     drop(collector);
     client.database(&db).drop().await?;
 

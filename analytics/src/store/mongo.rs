@@ -75,6 +75,14 @@ impl MongoStore {
         for model in index_models() {
             self.events.create_index(model).await?;
         }
+        // The rollup consumer's log order. FerretDB v1 never reads through it (it scans for
+        // any filter but a lone `_id`), so there it would only slow every insert.
+        if self.guarded {
+            let log = IndexModel::builder()
+                .keys(doc! { "received_at": 1, "_id": 1 })
+                .build();
+            self.events.create_index(log).await?;
+        }
         Ok(())
     }
 
@@ -267,8 +275,6 @@ pub fn index_models() -> Vec<IndexModel> {
         doc! { "day": 1, "event_type": 1 },
         doc! { "event_type": 1, "timestamp": 1 },
         doc! { "timestamp": 1 },
-        // The rollup consumer's log order.
-        doc! { "received_at": 1, "_id": 1 },
     ]
     .into_iter()
     .map(|keys| IndexModel::builder().keys(keys).build())
