@@ -257,8 +257,10 @@ async fn through_collector(
         })
     };
     let mut tasks = Vec::new();
+    let retries = Arc::new(std::sync::atomic::AtomicU64::new(0));
     for _ in 0..args.concurrency {
         let queue = queue.clone();
+        let retries = retries.clone();
         let addr = collector.addr;
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await?;
@@ -270,9 +272,17 @@ async fn through_collector(
                     .header("content-type", "text/plain")
                     .header("x-api-key", WRITE_KEY)
                     .body(body);
-                let res = conn.send(&req).await?;
-                if res.status != 200 {
-                    bail!("collector answered {}: {}", res.status, res.text());
+                // A 503 (a write past its timeout) is retried, as the SDK does.
+                loop {
+                    let res = conn.send(&req).await?;
+                    match res.status {
+                        200 => break,
+                        503 => {
+                            retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        s => bail!("collector answered {s}: {}", res.text()),
+                    }
                 }
             }
             anyhow::Ok(())
@@ -283,6 +293,10 @@ async fn through_collector(
     }
     let elapsed = start.elapsed();
     sampling.store(false, std::sync::atomic::Ordering::SeqCst);
+    let retried = retries.load(std::sync::atomic::Ordering::Relaxed);
+    if retried > 0 {
+        println!("{name}: {retried} requests answered 503 and were retried");
+    }
     let figure = Figure {
         name: name.into(),
         events: args.events,
