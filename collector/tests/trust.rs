@@ -23,6 +23,9 @@ use maidian_testkit::proxy::MongoProxy;
 use maidian_testkit::{fresh_db_name, mongodb_uri, Collector};
 use serde_json::{json, Value};
 
+/// These tests load the one FerretDB of the run heavily: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Collector settings for these tests: short lags and a short lease so takeovers are quick.
 fn collector_env(uri: &str, db: &str) -> HashMap<String, String> {
     [
@@ -33,7 +36,7 @@ fn collector_env(uri: &str, db: &str) -> HashMap<String, String> {
         ("MAIDIAN_MONGODB_TIMEOUT", "3"),
         ("MAIDIAN_WRITER_INSERT_TIMEOUT_MS", "1500"),
         ("MAIDIAN_ROLLUP_SAFETY_LAG_MS", "2000"),
-        ("MAIDIAN_ROLLUP_LEASE_TTL_MS", "2000"),
+        ("MAIDIAN_ROLLUP_LEASE_TTL_MS", "4000"),
         ("MAIDIAN_ROLLUP_POLL_MS", "50"),
         ("MAIDIAN_ROLLUP_CHUNK_EVENTS", "1000"),
     ]
@@ -223,6 +226,7 @@ async fn assert_exact(addr: SocketAddr, store: &Store, acked: u64) {
 /// with no manual step.
 #[tokio::test]
 async fn kill_9_under_load_then_restart_figures_are_exact() {
+    let _one_at_a_time = SERIAL.lock().await;
     let uri = mongodb_uri().unwrap();
     let db = fresh_db_name("kill9");
     let env = collector_env(&uri, &db);
@@ -244,6 +248,7 @@ async fn kill_9_under_load_then_restart_figures_are_exact() {
 /// The same on the embedded store: the chunk and its checkpoint commit together.
 #[tokio::test]
 async fn kill_9_on_the_embedded_store_then_restart_figures_are_exact() {
+    let _one_at_a_time = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
     let env: HashMap<String, String> = [
@@ -288,6 +293,7 @@ async fn kill_9_on_the_embedded_store_then_restart_figures_are_exact() {
 /// both end up counted exactly once.
 #[tokio::test]
 async fn lost_replies_and_cut_rollup_applies_still_count_exactly_once() {
+    let _one_at_a_time = SERIAL.lock().await;
     let uri = mongodb_uri().unwrap();
     let upstream: SocketAddr = uri
         .trim_start_matches("mongodb://")
@@ -343,6 +349,7 @@ async fn lost_replies_and_cut_rollup_applies_still_count_exactly_once() {
 /// (figures never drop), then the lease owner is killed and the other takes over.
 #[tokio::test]
 async fn two_collectors_a_rebuild_under_load_and_a_lease_takeover() {
+    let _one_at_a_time = SERIAL.lock().await;
     let uri = mongodb_uri().unwrap();
     let db = fresh_db_name("pair");
     let env = collector_env(&uri, &db);
@@ -374,7 +381,8 @@ async fn two_collectors_a_rebuild_under_load_and_a_lease_takeover() {
         })
     };
     let cli = binary().with_file_name("maidian");
-    let out = tokio::process::Command::new(&cli)
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut rebuild = tokio::process::Command::new(&cli)
         .args([
             "rollups",
             "rebuild",
@@ -384,18 +392,23 @@ async fn two_collectors_a_rebuild_under_load_and_a_lease_takeover() {
             &db,
         ])
         .args(["--safety-lag-ms", "2000"])
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,mongodb=warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().unwrap())
         .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("the rebuild never finished")
+        .spawn()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let status = tokio::time::timeout(Duration::from_secs(300), rebuild.wait()).await;
+    let stderr = std::fs::read_to_string(log.path()).unwrap_or_default();
+    let Ok(status) = status else {
+        let state = Store::open(&mongo_store(&uri, &db))
+            .await
+            .unwrap()
+            .rollup_status()
+            .await;
+        panic!("the rebuild never finished: {stderr}\nrollup status: {state:?}");
+    };
+    assert!(status.unwrap().success(), "{stderr}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     sampling.store(false, Ordering::SeqCst);
     assert!(sampler.await.unwrap() > 5);
