@@ -59,6 +59,7 @@ test('the dashboard shows overview, trend, tables, funnel, retention and real ti
     assert.equal(await page.locator('#funnel rect').count(), 3);
     assert.ok(await page.locator('#retention rect').count() >= 3);
     assert.match(await page.textContent('#realtime'), /\d+\s*events in the last hour/);
+    assert.equal(await page.textContent('#as-of'), ''); // caught up: no "as of" line
 
     // A funnel built in the page.
     await page.fill('#steps', 'page_view,click');
@@ -80,6 +81,32 @@ test('a wrong read key shows a clear error, not a broken page', async () => {
     await page.goto(`${collector.url}/dashboard?key=wrong`);
     await page.waitForFunction(() => document.getElementById('error').textContent.length > 0);
     assert.match(await page.textContent('#error'), /read key/);
+  } finally {
+    await collector.stop();
+  }
+});
+
+test('when the rollups trail the stored events, the dashboard says as of when', async () => {
+  const db = freshDbName('dashboard_lag');
+  // A long safety lag: the event below stays un-rolled-up for 20 s.
+  const collector = await startCollector(db, { MAIDIAN_ROLLUP_SAFETY_LAG_MS: '20000' });
+  try {
+    const res = await fetch(`${collector.url}/api/track/event`, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': WRITE_KEY },
+      body: JSON.stringify({ event_type: 'page_view', user_id: 'late', page_url: 'https://shop.example/' }),
+    });
+    assert.equal(res.status, 200);
+    let lag = 0;
+    for (let i = 0; i < 100 && lag <= 5; i++) {
+      lag = (await (await fetch(`${collector.url}/api/health`)).json()).rollup_lag_seconds;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(lag > 5, `health reports a lag of ${lag} s`);
+    const page = await browser.newPage();
+    await page.goto(`${collector.url}/dashboard?key=e2e-read-key`);
+    await page.waitForSelector('body[data-loaded="true"]', { timeout: 15000 });
+    assert.match(await page.textContent('#as-of'), /figures as of .* behind the newest events/);
+    assert.match(await page.textContent('#overview'), /0\s*events/);
   } finally {
     await collector.stop();
   }
