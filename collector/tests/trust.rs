@@ -199,9 +199,23 @@ fn mongo_store(uri: &str, db: &str) -> StoreConfig {
     })
 }
 
-/// Every summary and retention figure the collector serves equals the figures a rebuild from
-/// the stored events gives, and the stored events are exactly what clients sent.
-async fn assert_exact(addr: SocketAddr, store: &Store, acked: u64) {
+/// The summary and retention a collector serves once its rollups have caught up.
+struct Served {
+    summary: Value,
+    retention: Value,
+}
+
+async fn served_when_caught_up(addr: SocketAddr) -> Served {
+    wait_caught_up(addr).await;
+    Served {
+        summary: get(addr, "/api/analytics/summary?days=7&top=10").await,
+        retention: get(addr, "/api/analytics/retention?days=7").await,
+    }
+}
+
+/// Every summary and retention figure served equals the figures a rebuild from the stored
+/// events gives, and the stored events are exactly what clients sent.
+async fn assert_exact(served: &Served, store: &Store, acked: u64) {
     let p = Period::last_days(7, Day::today());
     let events = store.events_between(p.since, p.until).await.unwrap();
     assert_eq!(
@@ -215,11 +229,12 @@ async fn assert_exact(addr: SocketAddr, store: &Store, acked: u64) {
         10,
     ))
     .unwrap();
-    let got = get(addr, "/api/analytics/summary?days=7&top=10").await;
-    assert_eq!(got, expected, "summary differs from a rebuild");
+    assert_eq!(served.summary, expected, "summary differs from a rebuild");
     let expected = serde_json::to_value(retention::from_events(p, &events)).unwrap();
-    let got = get(addr, "/api/analytics/retention?days=7").await;
-    assert_eq!(got, expected, "retention differs from a rebuild");
+    assert_eq!(
+        served.retention, expected,
+        "retention differs from a rebuild"
+    );
 }
 
 /// `kill -9` of the collector while clients send; after a restart the figures become exact
@@ -240,9 +255,9 @@ async fn kill_9_under_load_then_restart_figures_are_exact() {
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let acked = load.finish().await;
     assert!(acked > 0);
-    wait_caught_up(second.addr).await;
+    let served = served_when_caught_up(second.addr).await;
     let store = Store::open(&mongo_store(&uri, &db)).await.unwrap();
-    assert_exact(second.addr, &store, acked).await;
+    assert_exact(&served, &store, acked).await;
 }
 
 /// The same on the embedded store: the chunk and its checkpoint commit together.
@@ -269,9 +284,7 @@ async fn kill_9_on_the_embedded_store_then_restart_figures_are_exact() {
     load.retarget(vec![second.addr]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let acked = load.finish().await;
-    wait_caught_up(second.addr).await;
-    let summary = get(second.addr, "/api/analytics/summary?days=7&top=10").await;
-    let retention_got = get(second.addr, "/api/analytics/retention?days=7").await;
+    let served = served_when_caught_up(second.addr).await;
     second.terminate().await.unwrap();
     // The file admits one process: read it once the collector is gone.
     let store = Store::open(&StoreConfig::Embedded {
@@ -279,13 +292,7 @@ async fn kill_9_on_the_embedded_store_then_restart_figures_are_exact() {
     })
     .await
     .unwrap();
-    let p = Period::last_days(7, Day::today());
-    let events = store.events_between(p.since, p.until).await.unwrap();
-    assert_eq!(events.len() as u64, acked);
-    let expected = summary::summarize(p, &summary::Inputs::from_events(&events), 10);
-    assert_eq!(summary, serde_json::to_value(expected).unwrap());
-    let expected = retention::from_events(p, &events);
-    assert_eq!(retention_got, serde_json::to_value(expected).unwrap());
+    assert_exact(&served, &store, acked).await;
 }
 
 /// Inserts that commit but whose replies are lost (the collector answers 503, the client
@@ -340,9 +347,9 @@ async fn lost_replies_and_cut_rollup_applies_still_count_exactly_once() {
     proxy.set_down(false);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     acked += load.finish().await;
-    wait_caught_up(c.addr).await;
+    let served = served_when_caught_up(c.addr).await;
     let store = Store::open(&mongo_store(&uri, &db)).await.unwrap();
-    assert_exact(c.addr, &store, acked).await;
+    assert_exact(&served, &store, acked).await;
 }
 
 /// Two collectors on one database under load; `maidian rollups rebuild` runs meanwhile
@@ -434,7 +441,7 @@ async fn two_collectors_a_rebuild_under_load_and_a_lease_takeover() {
     load.retarget(vec![survivor.addr]);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let acked = load.finish().await;
-    wait_caught_up(survivor.addr).await;
+    let served = served_when_caught_up(survivor.addr).await;
     let store = Store::open(&mongo_store(&uri, &db)).await.unwrap();
     let status = store.rollup_status().await.unwrap();
     let new_owner = status.owner.clone().unwrap();
@@ -442,5 +449,5 @@ async fn two_collectors_a_rebuild_under_load_and_a_lease_takeover() {
         new_owner.contains(&format!(":{}:", survivor.pid().unwrap())),
         "the survivor did not take the lease over: {status:?}"
     );
-    assert_exact(survivor.addr, &store, acked).await;
+    assert_exact(&served, &store, acked).await;
 }

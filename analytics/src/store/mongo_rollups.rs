@@ -146,8 +146,8 @@ fn to_bson<T: Serialize>(v: &T) -> Result<Bson, StoreError> {
     bson::to_bson(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn lease_lost() -> StoreError {
-    StoreError::LeaseLost
+fn parse_state(d: Document) -> Result<State, StoreError> {
+    bson::from_document(d).map_err(|e| StoreError::Corrupt(format!("rollup state: {e}")))
 }
 
 impl MongoStore {
@@ -156,12 +156,15 @@ impl MongoStore {
     }
 
     async fn read_state(&self) -> Result<Option<State>, StoreError> {
-        let Some(d) = self.state().find_one(doc! { "_id": CONSUMER }).await? else {
-            return Ok(None);
-        };
-        bson::from_document(d)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("rollup state: {e}")))
+        let d = self.state().find_one(doc! { "_id": CONSUMER }).await?;
+        d.map(parse_state).transpose()
+    }
+
+    /// The state document, which must exist by now.
+    async fn existing_state(&self) -> Result<State, StoreError> {
+        self.read_state()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into()))
     }
 
     /// Creates the state document (generation 1, nothing consumed) unless it exists, dropping
@@ -188,10 +191,7 @@ impl MongoStore {
         let d = bson::to_document(&st).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match self.state().insert_one(d).await {
             Ok(_) => Ok(st),
-            Err(e) if is_duplicate(&e) => self
-                .read_state()
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into())),
+            Err(e) if is_duplicate(&e) => self.existing_state().await,
             Err(e) => Err(e.into()),
         }
     }
@@ -228,9 +228,7 @@ impl MongoStore {
             .return_document(ReturnDocument::After)
             .await?;
         match taken {
-            Some(d) => bson::from_document(d)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("rollup state: {e}"))),
+            Some(d) => parse_state(d).map(Some),
             None => {
                 let st = self.ensure_state(&cfg.owner, expires).await?;
                 Ok((st.owner == cfg.owner).then_some(st))
@@ -257,7 +255,7 @@ impl MongoStore {
         if r.matched_count == 1 {
             Ok(())
         } else {
-            Err(lease_lost())
+            Err(StoreError::LeaseLost)
         }
     }
 
@@ -446,8 +444,8 @@ impl MongoStore {
         Ok(())
     }
 
-    /// Rolls `events` (the next ones after `cur`) up as one chunk of `which`: records the chunk
-    /// first, applies it, then moves the cursor.
+    /// Rolls `events` (the next ones after `cur`, at least one) up as one chunk of `which`:
+    /// records the chunk first, then applies it and moves the cursor.
     async fn run_chunk(
         &self,
         cfg: &ConsumerConfig,
@@ -455,28 +453,50 @@ impl MongoStore {
         cur: &Cursor,
         events: &[Event],
         clear_to: Option<i64>,
-    ) -> Result<Cursor, StoreError> {
+    ) -> Result<(), StoreError> {
         let Some(last) = events.last() else {
-            return Ok(cur.clone());
+            return Ok(());
         };
-        let chunk = cur.chunk + 1;
-        let mut pending = cur.clone();
-        pending.pending = Some(Pending {
-            chunk,
+        let p = Pending {
+            chunk: cur.chunk + 1,
             to_t: last.received_at,
             to_id: last.event_id.clone(),
-        });
+        };
+        let mut pending = cur.clone();
+        pending.pending = Some(p.clone());
         self.set_state(&cfg.owner, doc! { which.field(): to_bson(&pending)? })
             .await?;
-        self.apply_chunk(Some(cfg), cur.generation, chunk, &Delta::of(events), false)
-            .await?;
-        let done = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
+        self.apply_and_commit(cfg, which, cur, &p, events, false, clear_to)
+            .await
+    }
+
+    /// Applies the recorded chunk `p` (its `events`) and moves `which` past it, with
+    /// `clear_to` when given. `resumed`: the chunk may be partly applied already.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_and_commit(
+        &self,
+        cfg: &ConsumerConfig,
+        which: Which,
+        cur: &Cursor,
+        p: &Pending,
+        events: &[Event],
+        resumed: bool,
+        clear_to: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.apply_chunk(
+            Some(cfg),
+            cur.generation,
+            p.chunk,
+            &Delta::of(events),
+            resumed,
+        )
+        .await?;
+        let done = cur.advanced(p.chunk, p.to_t, &p.to_id, events.len());
         let mut set = doc! { which.field(): to_bson(&done)? };
         if let Some(c) = clear_to {
             set.insert("clear_to", c);
         }
-        self.set_state(&cfg.owner, set).await?;
-        Ok(done)
+        self.set_state(&cfg.owner, set).await
     }
 
     /// Applies again, exactly, a chunk whose apply was interrupted.
@@ -490,16 +510,7 @@ impl MongoStore {
         let events = self
             .read_log(cur.pos(), Some((p.to_t, p.to_id.as_str())), None)
             .await?;
-        self.apply_chunk(
-            Some(cfg),
-            cur.generation,
-            p.chunk,
-            &Delta::of(&events),
-            true,
-        )
-        .await?;
-        let done = cur.advanced(p.chunk, p.to_t, &p.to_id, events.len());
-        self.set_state(&cfg.owner, doc! { which.field(): to_bson(&done)? })
+        self.apply_and_commit(cfg, which, cur, p, &events, true, None)
             .await?;
         tracing::info!(
             events = events.len(),
@@ -772,10 +783,7 @@ impl MongoStore {
         // The lease owner (a collector, or this process when none runs) catches the new
         // generation up with the live one and switches.
         let events = loop {
-            let st = self
-                .read_state()
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into()))?;
+            let st = self.existing_state().await?;
             if st.live.generation == generation {
                 break st.live.events;
             }
@@ -810,9 +818,7 @@ impl MongoStore {
                 "the rebuild was taken over by another one".into(),
             ));
         }
-        self.read_state()
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into()))
+        self.existing_state().await
     }
 
     /// Drops rollup collections of generations that are neither `keep` nor in use.
