@@ -23,6 +23,24 @@ fn header(headers: &HeaderMap, name: impl warp::http::header::AsHeaderName) -> O
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The write-key check that needs no body, made before the body is read: `Ok(true)` when no key
+/// is required or the header or query key is right, `Ok(false)` when neither was sent (the key
+/// may be in the body), an error for a wrong key.
+pub fn check_write_early(
+    api: &ApiSection,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+) -> Result<bool, ApiError> {
+    if api.api_key.is_empty() {
+        return Ok(true);
+    }
+    match header(headers, KEY_HEADER).or(query_key) {
+        None => Ok(false),
+        Some(k) if same(k, &api.api_key) => Ok(true),
+        Some(_) => Err(ApiError::Unauthorized("wrong write key")),
+    }
+}
+
 pub fn check_write(
     api: &ApiSection,
     headers: &HeaderMap,

@@ -45,10 +45,109 @@ pub fn json_object(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::EmptyBody);
     }
-    match serde_json::from_slice::<Value>(&body) {
+    parse_object(&body, limits.max_json_values)
+}
+
+/// Parses one JSON object of at most `max_values` values. A body that is not an object is
+/// refused at its first byte, and parsing stops at the first value past the budget, so no body
+/// can grow into a tree much larger than itself.
+pub fn parse_object(body: &[u8], max_values: usize) -> Result<Map<String, Value>, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(e) if first.is_none() || e.is_syntax() || e.is_eof() => {
+                Err(ApiError::BadJson(e.to_string()))
+            }
+            _ => Err(ApiError::NotAnObject),
+        };
+    }
+    let budget = std::cell::Cell::new(max_values);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde::de::DeserializeSeed::deserialize(Bounded { budget: &budget }, &mut de)
+        .and_then(|v| de.end().map(|()| v));
+    match value {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::NotAnObject),
+        Err(_) if budget.get() == 0 => Err(ApiError::TooManyValues { limit: max_values }),
         Err(e) => Err(ApiError::BadJson(e.to_string())),
+    }
+}
+
+/// A `serde_json::Value` built against a shared budget of values.
+#[derive(Clone, Copy)]
+struct Bounded<'a> {
+    budget: &'a std::cell::Cell<usize>,
+}
+
+impl Bounded<'_> {
+    fn take<E: serde::de::Error>(&self) -> Result<(), E> {
+        match self.budget.get() {
+            0 => Err(E::custom("too many JSON values")),
+            n => {
+                self.budget.set(n - 1);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Bounded<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        self.take()?;
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        self.take()?;
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        self.take()?;
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        self.take()?;
+        Ok(Value::from(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.take()?;
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        self.take()?;
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.take()?;
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.take()?;
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.take()?;
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v = map.next_value_seed(self)?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
     }
 }
 

@@ -123,6 +123,21 @@ pub struct Limits {
     pub max_event_age_days: u32,
     /// How far in the future an event may claim to be, in seconds (after correction).
     pub max_future_secs: u32,
+    /// Most JSON values (objects, arrays, strings, numbers…) in one decoded body; parsing stops
+    /// at the first one past it, so a small body cannot become a large tree in memory.
+    pub max_json_values: usize,
+    /// A request head must be complete this long (ms) after the connection opens or after its
+    /// previous response; this also closes an idle keep-alive connection.
+    pub header_timeout_ms: u64,
+    /// A whole request body must arrive within this long (ms) of its headers, else 408.
+    pub body_timeout_ms: u64,
+    /// Most open connections; past it new connections wait in the listen backlog.
+    pub max_connections: usize,
+    /// Bodies decoded and validated at once (off the async workers); 0 = one per CPU core.
+    pub decode_concurrency: usize,
+    /// After SIGTERM, how long (ms) in-flight requests may take before their connections are
+    /// closed and the collector exits.
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -135,6 +150,12 @@ impl Default for Limits {
             max_custom_data_depth: 5,
             max_event_age_days: 400,
             max_future_secs: 600,
+            max_json_values: 100_000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 5_000,
+            max_connections: 4_096,
+            decode_concurrency: 0,
+            drain_timeout_ms: 10_000,
         }
     }
 }
@@ -292,6 +313,13 @@ impl Config {
                 "MAIDIAN_WWW_DIR" => self.tracking_api.www_dir = PathBuf::from(v),
                 "MAIDIAN_MAX_BODY_BYTES" => self.limits.max_body_bytes = parse(key, &v)?,
                 "MAIDIAN_MAX_BATCH_EVENTS" => self.limits.max_batch_events = parse(key, &v)?,
+                "MAIDIAN_HEADER_TIMEOUT_MS" => self.limits.header_timeout_ms = parse(key, &v)?,
+                "MAIDIAN_BODY_TIMEOUT_MS" => self.limits.body_timeout_ms = parse(key, &v)?,
+                "MAIDIAN_MAX_CONNECTIONS" => self.limits.max_connections = parse(key, &v)?,
+                "MAIDIAN_DRAIN_TIMEOUT_MS" => self.limits.drain_timeout_ms = parse(key, &v)?,
+                "MAIDIAN_DECODE_CONCURRENCY" => {
+                    self.limits.decode_concurrency = parse(key, &v)?
+                }
                 "MAIDIAN_WRITER_CONCURRENCY" => self.writer.concurrency = parse(key, &v)?,
                 "MAIDIAN_WRITER_MAX_BATCH_EVENTS" => self.writer.max_batch_events = parse(key, &v)?,
                 "MAIDIAN_WRITER_LINGER_MS" => self.writer.linger_ms = parse(key, &v)?,
@@ -353,6 +381,8 @@ impl Config {
                 "limits.max_custom_data_bytes",
                 self.limits.max_custom_data_bytes,
             ),
+            ("limits.max_json_values", self.limits.max_json_values),
+            ("limits.max_connections", self.limits.max_connections),
             ("writer.max_batch_events", self.writer.max_batch_events),
             ("writer.concurrency", self.writer.concurrency),
             ("rollups.chunk_events", self.rollups.chunk_events),
@@ -360,6 +390,15 @@ impl Config {
         for (key, v) in nonzero {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        for (key, v) in [
+            ("limits.header_timeout_ms", self.limits.header_timeout_ms),
+            ("limits.body_timeout_ms", self.limits.body_timeout_ms),
+            ("limits.drain_timeout_ms", self.limits.drain_timeout_ms),
+        ] {
+            if v < 100 {
+                return Err(invalid(key, "must be at least 100"));
             }
         }
         if self.writer.insert_timeout_ms < 100 {
@@ -424,6 +463,11 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_WWW_DIR",
     "MAIDIAN_MAX_BODY_BYTES",
     "MAIDIAN_MAX_BATCH_EVENTS",
+    "MAIDIAN_HEADER_TIMEOUT_MS",
+    "MAIDIAN_BODY_TIMEOUT_MS",
+    "MAIDIAN_MAX_CONNECTIONS",
+    "MAIDIAN_DRAIN_TIMEOUT_MS",
+    "MAIDIAN_DECODE_CONCURRENCY",
     "MAIDIAN_WRITER_CONCURRENCY",
     "MAIDIAN_WRITER_MAX_BATCH_EVENTS",
     "MAIDIAN_WRITER_LINGER_MS",

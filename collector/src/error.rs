@@ -51,6 +51,10 @@ pub enum ApiError {
     BodyRead(String),
     #[error("request body is not valid JSON: {0}")]
     BadJson(String),
+    #[error("request body holds more than {limit} JSON values")]
+    TooManyValues { limit: usize },
+    #[error("request body did not arrive within {ms} ms of its headers")]
+    BodyTimeout { ms: u64 },
     #[error("request body must be a JSON object")]
     NotAnObject,
     #[error("{0}")]
@@ -81,7 +85,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            BodyTooLarge { .. } | InflatedTooLarge { .. } | BatchTooLarge { .. } => {
+            BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            BodyTooLarge { .. }
+            | InflatedTooLarge { .. }
+            | BatchTooLarge { .. }
+            | TooManyValues { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             UnsupportedEncoding(_) | UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -114,6 +122,8 @@ impl ApiError {
             BodyRead(_) => "body_read_failed",
             BadJson(_) => "invalid_json",
             NotAnObject => "invalid_body",
+            TooManyValues { .. } => "too_many_values",
+            BodyTimeout { .. } => "body_timeout",
             Unauthorized(_) => "unauthorized",
             Forbidden(_) => "forbidden",
             InvalidEvent(i) => i.code,

@@ -24,6 +24,23 @@ pub struct App {
     pub config: Config,
     pub store: Arc<Store>,
     pub writer: Writer,
+    /// One permit per body being decoded (`limits.decode_concurrency`).
+    pub decode_slots: tokio::sync::Semaphore,
+}
+
+impl App {
+    pub fn new(config: Config, store: Arc<Store>, writer: Writer) -> App {
+        let slots = match config.limits.decode_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        };
+        App {
+            config,
+            store,
+            writer,
+            decode_slots: tokio::sync::Semaphore::new(slots),
+        }
+    }
 }
 
 /// An ingest request as it arrived: query string, headers, raw body.
@@ -32,6 +49,8 @@ pub struct Ingest {
     pub headers: HeaderMap,
     /// The body as read; an oversize or broken body is answered as the request's error.
     pub body: Result<bytes::Bytes, ApiError>,
+    /// The write key was checked from the header or query before the body was read.
+    pub key_checked: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,16 +84,31 @@ fn now_millis() -> i64 {
     i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// Decodes the body and checks the write key; returns the JSON object.
-fn open_ingest(app: &App, req: Ingest) -> Result<Map<String, Value>, ApiError> {
-    let obj = body::json_object(&req.headers, req.body?, &app.config.limits)?;
-    let body_key = obj.get("api_key").and_then(Value::as_str);
-    auth::check_write(
-        &app.config.tracking_api,
-        &req.headers,
-        req.query.api_key.as_deref(),
-        body_key,
-    )?;
+/// Decodes and parses the body on the blocking pool, at most `limits.decode_concurrency` at
+/// once (the async workers keep answering), then checks a write key sent in the body.
+async fn open_ingest(app: &Arc<App>, req: Ingest) -> Result<Map<String, Value>, ApiError> {
+    let raw = req.body?;
+    let _slot = app
+        .decode_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let obj = {
+        let app = app.clone();
+        let headers = req.headers.clone();
+        tokio::task::spawn_blocking(move || {
+            body::json_object(&headers, raw, &app.config.limits)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "body decoder failed");
+            ApiError::Unavailable
+        })??
+    };
+    if !req.key_checked {
+        let body_key = obj.get("api_key").and_then(Value::as_str);
+        auth::check_write(&app.config.tracking_api, &req.headers, None, body_key)?;
+    }
     Ok(obj)
 }
 
@@ -116,12 +150,12 @@ pub async fn track_one(
 }
 
 async fn track_one_inner(
-    app: &App,
+    app: &Arc<App>,
     forced_type: Option<&'static str>,
     req: Ingest,
 ) -> Result<Response, ApiError> {
     let received_at = now_millis();
-    let obj = open_ingest(app, req)?;
+    let obj = open_ingest(app, req).await?;
     let skew_ms =
         Context::skew_from(obj.get("sent_at"), received_at).map_err(ApiError::InvalidEvent)?;
     let cx = Context {
@@ -158,9 +192,9 @@ pub async fn track_batch(app: Arc<App>, req: Ingest) -> Result<Response, std::co
     Ok(respond(track_batch_inner(&app, req).await))
 }
 
-async fn track_batch_inner(app: &App, req: Ingest) -> Result<Response, ApiError> {
+async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiError> {
     let received_at = now_millis();
-    let obj = open_ingest(app, req)?;
+    let obj = open_ingest(app, req).await?;
     let items = match obj.get("events") {
         None | Some(Value::Null) => return Err(ApiError::InvalidBatch("events is required")),
         Some(Value::Array(items)) => items,

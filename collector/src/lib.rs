@@ -6,6 +6,7 @@
 //! - [`routes`]: one `Filter` per route; [`handlers`]: one async fn per route.
 //! - [`body`]: body size caps, gzip, content types; [`validate`]: wire JSON → domain `Event`.
 //! - [`auth`]: write key vs read key; [`error`]: `ApiError` → status + JSON.
+//! - [`server`]: hyper with header, idle and drain timeouts and a connection cap.
 //! - [`writer`]: groups concurrent requests into large unordered inserts, each bounded in time.
 //!
 //! [`serve`] also runs the rollup consumer (`maidian_analytics::consumer`) as a task: it holds
@@ -20,11 +21,13 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod routes;
+pub mod server;
 pub mod validate;
 pub mod writer;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use maidian_analytics::store::Store;
 use tokio::net::TcpListener;
@@ -34,7 +37,8 @@ use crate::handlers::App;
 use crate::writer::Writer;
 
 /// Serves on an already-bound `listener` until `shutdown` resolves, then finishes in-flight
-/// requests and drains the writer, so that every answered request is stored.
+/// requests (for at most `limits.drain_timeout_ms`) and drains the writer, so that every
+/// answered request is stored.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -56,17 +60,13 @@ pub async fn serve(
             maidian_analytics::consumer::run(&store, cfg, stop).await;
         })
     };
-    let app = Arc::new(App {
-        config,
-        store,
-        writer,
-    });
-    let routes = routes::routes(app);
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let limits = server::ConnLimits {
+        header_timeout: Duration::from_millis(config.limits.header_timeout_ms),
+        max_connections: config.limits.max_connections,
+        drain_timeout: Duration::from_millis(config.limits.drain_timeout_ms),
+    };
+    let app = Arc::new(App::new(config, store, writer));
+    server::run(listener, routes::routes(app), limits, shutdown).await;
     // The server and its filters, which held every Writer, are gone: drain the queue.
     if let Err(e) = writer_task.await {
         tracing::error!(error = %e, "writer task failed");

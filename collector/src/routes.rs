@@ -3,14 +3,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use crate::auth;
 use crate::body;
 use crate::config::ApiSection;
-use crate::error;
+use crate::error::{self, ApiError};
 use crate::handlers::{self, AnalyticsQuery, App, DaysQuery, Ingest, IngestQuery};
 
 fn with_app(
@@ -19,21 +21,43 @@ fn with_app(
     warp::any().map(move || app.clone())
 }
 
-/// Query string, headers and the body read up to `limit` bytes (an oversize body becomes an
-/// error the handler answers, so the JSON error shape holds).
-fn ingest(limit: usize) -> impl Filter<Extract = (Ingest,), Error = Rejection> + Clone {
+/// Query string, headers and the body, read only when the header or query key (if any) is
+/// right, up to `max_body_bytes`, within `body_timeout_ms` of the headers. A refused, oversize,
+/// slow or broken body becomes an error the handler answers, so the JSON error shape holds.
+fn ingest(app: Arc<App>) -> impl Filter<Extract = (Ingest,), Error = Rejection> + Clone {
     let query = warp::query::<IngestQuery>()
         .or(warp::any().map(IngestQuery::default))
         .unify();
     query
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
-        .then(move |query, headers, stream| async move {
-            let body = body::read_limited(Box::pin(stream), limit).await;
-            Ingest {
-                query,
-                headers,
-                body,
+        .then(move |query: IngestQuery, headers, stream| {
+            let app = app.clone();
+            async move {
+                let limits = &app.config.limits;
+                let early = auth::check_write_early(
+                    &app.config.tracking_api,
+                    &headers,
+                    query.api_key.as_deref(),
+                );
+                let key_checked = matches!(early, Ok(true));
+                let body = match early {
+                    Err(e) => Err(e),
+                    Ok(_) => {
+                        let ms = limits.body_timeout_ms;
+                        let read = body::read_limited(Box::pin(stream), limits.max_body_bytes);
+                        match tokio::time::timeout(Duration::from_millis(ms), read).await {
+                            Ok(body) => body,
+                            Err(_) => Err(ApiError::BodyTimeout { ms }),
+                        }
+                    }
+                };
+                Ingest {
+                    query,
+                    headers,
+                    body,
+                    key_checked,
+                }
             }
         })
 }
@@ -61,11 +85,10 @@ pub fn health(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
 
 /// POST /api/track/event
 pub fn track_event(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = app.config.limits.max_body_bytes;
     warp::path!("api" / "track" / "event")
         .and(warp::post())
-        .and(with_app(app))
-        .and(ingest(limit))
+        .and(with_app(app.clone()))
+        .and(ingest(app))
         .and_then(|app, req| handlers::track_one(app, None, req))
 }
 
@@ -73,11 +96,10 @@ pub fn track_event(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = 
 pub fn track_pageview(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = app.config.limits.max_body_bytes;
     warp::path!("api" / "track" / "pageview")
         .and(warp::post())
-        .and(with_app(app))
-        .and(ingest(limit))
+        .and(with_app(app.clone()))
+        .and(ingest(app))
         .and_then(|app, req| {
             handlers::track_one(app, Some(maidian_analytics::event::PAGE_VIEW), req)
         })
@@ -85,11 +107,10 @@ pub fn track_pageview(
 
 /// POST /api/track/batch
 pub fn track_batch(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = app.config.limits.max_body_bytes;
     warp::path!("api" / "track" / "batch")
         .and(warp::post())
-        .and(with_app(app))
-        .and(ingest(limit))
+        .and(with_app(app.clone()))
+        .and(ingest(app))
         .and_then(handlers::track_batch)
 }
 

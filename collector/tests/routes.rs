@@ -23,11 +23,7 @@ async fn app(dir: &tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Arc<Ap
     .unwrap();
     let store = Arc::new(store);
     let (writer, _task) = Writer::spawn(store.clone(), &config.writer);
-    Arc::new(App {
-        config,
-        store,
-        writer,
-    })
+    Arc::new(App::new(config, store, writer))
 }
 
 fn body(res: &warp::http::Response<bytes::Bytes>) -> Value {

@@ -1,0 +1,118 @@
+//! The HTTP/1.1 server under the warp filters: hyper with a timer, so that a client that is slow
+//! or silent is cut off instead of holding a connection forever.
+//!
+//! warp 0.4's own server builds hyper without a timer (no header timeout at all) and its graceful
+//! shutdown waits for every connection however long it stalls. Here the filter is served as a
+//! tower service through `hyper::server::conn::http1` with:
+//! - `header_timeout`: a request head must be complete this long after the connection opens or
+//!   after the previous response; the same clock bounds an idle keep-alive connection;
+//! - `max_connections`: past this many open connections the server stops accepting (new ones
+//!   wait in the kernel's backlog) until one closes;
+//! - `drain_timeout`: after the shutdown signal, in-flight requests get this long to finish, then
+//!   the connections left are closed.
+//!
+//! The body's own deadline is the ingest filter's (`routes::ingest`), where it can answer 408.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+/// What bounds connections; from `[limits]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    pub drain_timeout: Duration,
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then drains within
+/// `limits.drain_timeout` and returns once every connection task has ended.
+pub async fn run(
+    listener: TcpListener,
+    routes: BoxedFilter<(Response,)>,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut conns = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut full_logged = false;
+    loop {
+        while conns.try_join_next().is_some() {}
+        if slots.available_permits() == 0 && !full_logged {
+            tracing::warn!(
+                max = limits.max_connections,
+                "connection limit reached; new connections wait"
+            );
+            full_logged = true;
+        }
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        full_logged = false;
+        let _ = stream.set_nodelay(true);
+        let svc = TowerToHyperService::new(warp::service(routes.clone()));
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .keep_alive(true);
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+        conns.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let open = conns.len();
+    tracing::info!(open, "draining connections");
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = conns.len(),
+            "drain timeout reached; closing the connections left"
+        );
+        conns.abort_all();
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+/// Connection errors surface on accept and mean nothing; anything else (out of file
+/// descriptors) is worth a pause before the next try.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
