@@ -19,6 +19,7 @@ pub struct Config {
     pub limits: Limits,
     pub writer: WriterSection,
     pub rollups: RollupsSection,
+    pub privacy: PrivacySection,
 }
 
 /// `[mongodb]`: leave `uri` and `host` unset to run on the embedded store.
@@ -156,6 +157,31 @@ impl Default for Limits {
             max_connections: 4_096,
             decode_concurrency: 0,
             drain_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[privacy]`: what is removed from events before they are stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacySection {
+    /// Redact sensitive query and fragment values of `page_url`, `referrer` and
+    /// `custom_data.form_action` (the SDK does it too, this covers every other client).
+    pub redact_urls: bool,
+    /// Parameter names whose values are replaced by `[redacted]` (case-insensitive); the
+    /// default list names tokens, passwords, keys, session ids, e-mail and phone. Values that
+    /// look like an e-mail address are redacted whatever their name.
+    pub redact_params: Vec<String>,
+}
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        PrivacySection {
+            redact_urls: true,
+            redact_params: crate::redact::DEFAULT_PARAMS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -317,9 +343,15 @@ impl Config {
                 "MAIDIAN_BODY_TIMEOUT_MS" => self.limits.body_timeout_ms = parse(key, &v)?,
                 "MAIDIAN_MAX_CONNECTIONS" => self.limits.max_connections = parse(key, &v)?,
                 "MAIDIAN_DRAIN_TIMEOUT_MS" => self.limits.drain_timeout_ms = parse(key, &v)?,
-                "MAIDIAN_DECODE_CONCURRENCY" => {
-                    self.limits.decode_concurrency = parse(key, &v)?
+                "MAIDIAN_REDACT_URLS" => self.privacy.redact_urls = parse(key, &v)?,
+                "MAIDIAN_REDACT_PARAMS" => {
+                    self.privacy.redact_params = v
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
                 }
+                "MAIDIAN_DECODE_CONCURRENCY" => self.limits.decode_concurrency = parse(key, &v)?,
                 "MAIDIAN_WRITER_CONCURRENCY" => self.writer.concurrency = parse(key, &v)?,
                 "MAIDIAN_WRITER_MAX_BATCH_EVENTS" => self.writer.max_batch_events = parse(key, &v)?,
                 "MAIDIAN_WRITER_LINGER_MS" => self.writer.linger_ms = parse(key, &v)?,
@@ -468,6 +500,8 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_MAX_CONNECTIONS",
     "MAIDIAN_DRAIN_TIMEOUT_MS",
     "MAIDIAN_DECODE_CONCURRENCY",
+    "MAIDIAN_REDACT_URLS",
+    "MAIDIAN_REDACT_PARAMS",
     "MAIDIAN_WRITER_CONCURRENCY",
     "MAIDIAN_WRITER_MAX_BATCH_EVENTS",
     "MAIDIAN_WRITER_LINGER_MS",

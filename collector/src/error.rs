@@ -89,9 +89,7 @@ impl ApiError {
             BodyTooLarge { .. }
             | InflatedTooLarge { .. }
             | BatchTooLarge { .. }
-            | TooManyValues { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            | TooManyValues { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedEncoding(_) | UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) | CorsForbidden => StatusCode::FORBIDDEN,

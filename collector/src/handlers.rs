@@ -96,14 +96,12 @@ async fn open_ingest(app: &Arc<App>, req: Ingest) -> Result<Map<String, Value>, 
     let obj = {
         let app = app.clone();
         let headers = req.headers.clone();
-        tokio::task::spawn_blocking(move || {
-            body::json_object(&headers, raw, &app.config.limits)
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "body decoder failed");
-            ApiError::Unavailable
-        })??
+        tokio::task::spawn_blocking(move || body::json_object(&headers, raw, &app.config.limits))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "body decoder failed");
+                ApiError::Unavailable
+            })??
     };
     if !req.key_checked {
         let body_key = obj.get("api_key").and_then(Value::as_str);
@@ -160,6 +158,7 @@ async fn track_one_inner(
         Context::skew_from(obj.get("sent_at"), received_at).map_err(ApiError::InvalidEvent)?;
     let cx = Context {
         limits: &app.config.limits,
+        privacy: &app.config.privacy,
         received_at,
         skew_ms,
     };
@@ -170,6 +169,9 @@ async fn track_one_inner(
         .write(vec![event])
         .await
         .map_err(|_| ApiError::Unavailable)?;
+    if !written.refused.is_empty() {
+        return Err(ApiError::InvalidEvent(store_refused()));
+    }
     Ok(reply::json(&json!({
         "status": "ok",
         "event_id": event_id,
@@ -214,10 +216,13 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
         Context::skew_from(obj.get("sent_at"), received_at).map_err(ApiError::InvalidEvent)?;
     let cx = Context {
         limits: &app.config.limits,
+        privacy: &app.config.privacy,
         received_at,
         skew_ms,
     };
     let mut events = Vec::with_capacity(items.len());
+    // Where each of `events` was in the request.
+    let mut positions = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let result = match item {
@@ -228,7 +233,10 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
             )),
         };
         match result {
-            Ok(e) => events.push(e),
+            Ok(e) => {
+                events.push(e);
+                positions.push(index);
+            }
             Err(i) => rejected.push(Rejected {
                 index,
                 code: i.code,
@@ -244,6 +252,18 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
         .write(events)
         .await
         .map_err(|_| ApiError::Unavailable)?;
+    for &index in written.refused.iter().filter_map(|i| positions.get(*i)) {
+        let refused = store_refused();
+        rejected.push(Rejected {
+            index,
+            code: refused.code,
+            message: refused.message,
+        });
+    }
+    rejected.sort_by_key(|r| r.index);
+    if written.inserted + written.deduplicated == 0 {
+        return Err(ApiError::AllRejected(rejected));
+    }
     Ok(reply::json(&BatchAnswer {
         status: "ok",
         received: items.len(),
@@ -252,6 +272,15 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
         rejected,
     })
     .into_response())
+}
+
+/// An event that passed validation and that the store still refused, alone (the others of its
+/// write are stored). Resending it cannot help, so it is a 4xx of that event.
+fn store_refused() -> crate::error::Invalid {
+    crate::error::Invalid::new(
+        "store_refused",
+        "the event store refused this event; it was not stored",
+    )
 }
 
 /// `days` = 1..=366, 7 when absent.

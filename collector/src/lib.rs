@@ -20,6 +20,9 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod handlers;
+/// URL redaction, the very file the browser SDK compiles.
+#[path = "../../sdk-wasm/src/redact.rs"]
+pub mod redact;
 pub mod routes;
 pub mod server;
 pub mod validate;

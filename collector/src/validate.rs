@@ -7,12 +7,13 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::config::Limits;
+use crate::config::{Limits, PrivacySection};
 use crate::error::Invalid;
 
 /// What every event of one request shares.
 pub struct Context<'a> {
     pub limits: &'a Limits,
+    pub privacy: &'a PrivacySection,
     /// Arrival time at the collector, ms since the epoch.
     pub received_at: i64,
     /// `received_at - sent_at` when the client said when it sent the request (Segment's and
@@ -107,11 +108,32 @@ pub fn event(
     e.day = Day::from_millis(e.timestamp)
         .ok_or_else(|| Invalid::new("invalid_timestamp", "timestamp is out of range"))?;
     e.custom_data = custom_data(obj.get("custom_data"), cx.limits)?;
+    if cx.privacy.redact_urls {
+        redact_urls(&mut e, &cx.privacy.redact_params);
+    }
     e.derive_visitor();
     if e.event_type == PAGE_VIEW && e.page_url.is_none() {
         return Err(Invalid::new("missing_field", "a page_view needs page_url"));
     }
     Ok(e)
+}
+
+/// The URLs of an event without their sensitive query and fragment values.
+fn redact_urls(e: &mut Event, deny: &[String]) {
+    for u in [&mut e.page_url, &mut e.referrer].into_iter().flatten() {
+        if let Some(clean) = crate::redact::url(u, deny) {
+            *u = clean;
+        }
+    }
+    if let Some(Value::String(action)) = e
+        .custom_data
+        .as_mut()
+        .and_then(|d| d.get_mut("form_action"))
+    {
+        if let Some(clean) = crate::redact::url(action, deny) {
+            *action = clean;
+        }
+    }
 }
 
 fn event_type(v: Option<&Value>) -> Result<String, Invalid> {
@@ -239,7 +261,12 @@ fn custom_data(v: Option<&Value>, limits: &Limits) -> Result<Option<Map<String, 
             ))
         }
     };
-    check_value(&Value::Object(map.clone()), 1, limits.max_custom_data_depth)?;
+    for v in map.values() {
+        check_value(v, 2, limits.max_custom_data_depth)?;
+    }
+    for k in map.keys() {
+        check_key(k)?;
+    }
     let size = serde_json::to_vec(map)
         .map(|b| b.len())
         .unwrap_or(usize::MAX);
@@ -259,7 +286,9 @@ fn custom_data(v: Option<&Value>, limits: &Limits) -> Result<Option<Map<String, 
     })
 }
 
-/// Walks `custom_data`: nesting depth, and keys that MongoDB would read as operators or paths.
+/// Walks `custom_data`: nesting depth, keys that MongoDB would read as operators or paths, and
+/// arrays directly inside arrays (FerretDB refuses those documents; they are refused on every
+/// store so that an event is valid or not whatever the store).
 fn check_value(v: &Value, depth: usize, max_depth: usize) -> Result<(), Invalid> {
     let children: Box<dyn Iterator<Item = &Value>> = match v {
         Value::Object(m) => {
@@ -268,7 +297,15 @@ fn check_value(v: &Value, depth: usize, max_depth: usize) -> Result<(), Invalid>
             }
             Box::new(m.values())
         }
-        Value::Array(a) => Box::new(a.iter()),
+        Value::Array(a) => {
+            if a.iter().any(Value::is_array) {
+                return Err(Invalid::new(
+                    "nested_array",
+                    "custom_data must not hold an array directly inside an array; wrap the inner one in an object",
+                ));
+            }
+            Box::new(a.iter())
+        }
         _ => return Ok(()),
     };
     if depth > max_depth {
@@ -308,8 +345,10 @@ mod tests {
 
     fn run(v: Value, skew_ms: i64) -> Result<Event, Invalid> {
         let limits = Limits::default();
+        let privacy = PrivacySection::default();
         let cx = Context {
             limits: &limits,
+            privacy: &privacy,
             received_at: NOW,
             skew_ms,
         };

@@ -21,10 +21,13 @@ use tokio::time::Instant;
 use crate::config::WriterSection;
 
 /// What became of one request's events.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Written {
     pub inserted: usize,
     pub deduplicated: usize,
+    /// Indexes (in the request's events) of events the store refused one by one; the rest
+    /// of the request is stored all the same.
+    pub refused: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -152,16 +155,21 @@ async fn write_group(store: &Store, timeout: Duration, jobs: Vec<Job>) {
     }
 }
 
-/// The share of one group's report that belongs to the events at `range`.
+/// The share of one group's report that belongs to the events at `range`; a document the
+/// store refused is that event's failure alone.
 fn outcome_for(report: &InsertReport, range: std::ops::Range<usize>) -> Result<Written, NotStored> {
     let within = |v: &[usize]| v.iter().filter(|i| range.contains(i)).count();
-    if within(&report.failed) > 0 {
-        return Err(NotStored);
-    }
+    let refused: Vec<usize> = report
+        .failed
+        .iter()
+        .filter(|i| range.contains(i))
+        .map(|i| i - range.start)
+        .collect();
     let deduplicated = within(&report.duplicates);
     Ok(Written {
-        inserted: range.len() - deduplicated,
+        inserted: range.len() - deduplicated - refused.len(),
         deduplicated,
+        refused,
     })
 }
 
@@ -180,16 +188,25 @@ mod tests {
             outcome_for(&report, 0..3),
             Ok(Written {
                 inserted: 2,
-                deduplicated: 1
+                deduplicated: 1,
+                refused: vec![]
             })
         );
         assert_eq!(
             outcome_for(&report, 3..6),
             Ok(Written {
                 inserted: 2,
-                deduplicated: 1
+                deduplicated: 1,
+                refused: vec![]
             })
         );
-        assert_eq!(outcome_for(&report, 6..8), Err(NotStored));
+        assert_eq!(
+            outcome_for(&report, 6..8),
+            Ok(Written {
+                inserted: 1,
+                deduplicated: 0,
+                refused: vec![1]
+            })
+        );
     }
 }

@@ -83,6 +83,12 @@ function makeMaidian(loadModule, defaultApiUrl) {
         case 'viewport': return innerWidth + 'x' + innerHeight;
         case 'hidden': return document.visibilityState === 'hidden' ? '1' : '';
         case 'dnt': return navigator.doNotTrack === '1' ? '1' : '';
+        case 'seed':
+          try {
+            var a = crypto.getRandomValues(new Uint32Array(4)), h = '';
+            for (var i = 0; i < 4; i++) h += ('0000000' + a[i].toString(16)).slice(-8);
+            return h;
+          } catch (e) { return ''; }
         case 'loadTime':
           var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
           return nav && nav.loadEventEnd > 0 ? String(Math.round(nav.loadEventEnd - nav.startTime)) : '';
@@ -119,8 +125,11 @@ function makeMaidian(loadModule, defaultApiUrl) {
       if (!t || !t.closest || t.closest(IGNORE)) return;
       var el = t.closest(INTERESTING) || t;
       var tag = el.tagName;
-      // Never an input's value; never a whole region's text.
-      var text = tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT' ? '' : el.textContent || '';
+      // Never an input's value, nor what was typed into an editable region; never a whole
+      // region's text.
+      var text = tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT' || t.isContentEditable ||
+        el.isContentEditable || el.querySelector('[contenteditable]:not([contenteditable="false"])')
+        ? '' : el.textContent || '';
       if (text.length > 5000) text = '';
       call('click', [el.id || '', el.getAttribute('class') || '', text, Math.round(e.pageX) || 0, Math.round(e.pageY) || 0]);
     }), true);
@@ -194,7 +203,8 @@ function makeMaidian(loadModule, defaultApiUrl) {
       if (options.autoTrack !== false) autoTrack();
       loadModule().then(function (module) {
         real = new module.Tracker(host, str(options.apiUrl) || defaultApiUrl, str(options.apiKey),
-          str(options.userId), str(options.sessionId), debug, options.batchSize | 0, !!options.respectDoNotTrack);
+          str(options.userId), str(options.sessionId), debug, options.batchSize | 0, !!options.respectDoNotTrack,
+          options.redact === false ? '-' : Array.isArray(options.redact) ? options.redact.join(',') : undefined);
         var queued = calls;
         calls = [];
         queued.forEach(function (c) { call(c[0], c[1]); });

@@ -16,6 +16,10 @@ export interface TrackingOptions {
   flushInterval?: number;
   /** Track nothing when the browser sends Do Not Track. Default false. */
   respectDoNotTrack?: boolean;
+  /** Query parameter names redacted from recorded URLs in addition to the default list
+   * (token, password, email, …); `false` turns the SDK's redaction off (the collector's
+   * `[privacy]` still applies). */
+  redact?: string[] | false;
 }
 
 export interface Tracking {

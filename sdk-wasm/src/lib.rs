@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - [`tracker`]: state and behaviour (identity, sessions, page views, queue, delivery).
-//! - [`queue`], [`policy`], [`json`]: pure logic, unit-tested natively.
+//! - [`queue`], [`policy`], [`json`], [`redact`]: pure logic, unit-tested natively.
 //! - [`host`]: the few browser calls the tracker makes, implemented by the shim.
 //!
 //! Nothing here may throw into the host page. The SDK depends on no server crate; its JSON is
@@ -14,6 +14,7 @@ pub mod host;
 pub mod json;
 pub mod policy;
 pub mod queue;
+pub mod redact;
 pub mod tracker;
 
 use wasm_bindgen::prelude::*;
@@ -39,6 +40,7 @@ impl Tracker {
         debug: bool,
         batch_size: u32,
         respect_dnt: bool,
+        redact: Option<String>,
     ) -> Tracker {
         let opts = Options {
             api_url,
@@ -52,6 +54,7 @@ impl Tracker {
                 batch_size.min(500) as usize
             },
             respect_dnt,
+            redact: Options::redact_list(redact.as_deref()),
         };
         Tracker(State::new(host, opts))
     }

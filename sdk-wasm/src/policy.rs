@@ -22,6 +22,16 @@ pub fn verdict(status: u16) -> Verdict {
     }
 }
 
+/// A batch the collector answers 5xx is retried, across page loads, until it has failed this
+/// many times over at least [`GIVE_UP_AFTER_MS`]; then it is dropped, so that no event can
+/// block a browser's queue forever.
+pub const MAX_STRIKES: u32 = 20;
+pub const GIVE_UP_AFTER_MS: f64 = 24.0 * 3600.0 * 1000.0;
+
+pub fn give_up(strikes: u32, first_strike_ms: f64, now_ms: f64) -> bool {
+    strikes >= MAX_STRIKES && now_ms - first_strike_ms >= GIVE_UP_AFTER_MS
+}
+
 pub const BACKOFF_BASE_MS: u32 = 1_000;
 pub const BACKOFF_MAX_MS: u32 = 300_000;
 

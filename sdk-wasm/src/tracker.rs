@@ -6,6 +6,7 @@ use crate::host::Env;
 use crate::json::{push_int, Obj};
 use crate::policy::{self, Scroll, Verdict};
 use crate::queue::{self, Queue};
+use crate::redact;
 
 const KEY_ANON: &str = "maidian:aid";
 const KEY_USER: &str = "maidian:uid";
@@ -13,6 +14,8 @@ const KEY_SESSION: &str = "maidian:sid";
 const KEY_ACTIVE: &str = "maidian:sat";
 const KEY_QUEUE: &str = "maidian:queue";
 const KEY_OPT_OUT: &str = "maidian:optout";
+/// 5xx answers to the queue's head so far and when the first came: `count,first_ms`.
+const KEY_STRIKES: &str = "maidian:strikes";
 
 /// Under the 64 KiB that browsers allow a beacon or keepalive fetch.
 const MAX_BODY: usize = 60_000;
@@ -30,6 +33,29 @@ pub struct Options {
     pub debug: bool,
     pub batch_size: usize,
     pub respect_dnt: bool,
+    /// Query parameters whose values are redacted from URLs; empty: redaction off.
+    pub redact: Vec<String>,
+}
+
+impl Options {
+    /// The redaction list from the `redact` option: `-` turns it off, other names (comma
+    /// separated) are added to [`redact::DEFAULT_PARAMS`].
+    pub fn redact_list(option: Option<&str>) -> Vec<String> {
+        match option.map(str::trim) {
+            Some("-") => Vec::new(),
+            extra => redact::DEFAULT_PARAMS
+                .iter()
+                .map(|s| s.to_string())
+                .chain(
+                    extra
+                        .unwrap_or("")
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty()),
+                )
+                .collect(),
+        }
+    }
 }
 
 /// The page view being watched.
@@ -86,7 +112,12 @@ impl<H: Env> State<H> {
         if let Some(saved) = host.get(KEY_QUEUE) {
             queue.load_storage(&saved);
         }
-        let endpoint = opts.api_url.trim_end_matches('/').to_string() + "/track/batch";
+        // The key goes in the query too, so the collector checks it before reading a body.
+        let mut endpoint = opts.api_url.trim_end_matches('/').to_string() + "/track/batch";
+        if let Some(k) = &opts.api_key {
+            endpoint.push_str("?api_key=");
+            percent_encode_into(&mut endpoint, k);
+        }
         let mut state = State {
             host,
             endpoint,
@@ -109,6 +140,11 @@ impl<H: Env> State<H> {
             state.debug("tracking is off (opted out or Do Not Track)");
         }
         state
+    }
+
+    /// `info(key)` (a URL) without its sensitive query and fragment values.
+    fn url_info(&self, key: &str) -> String {
+        clean_url(self.host.info(key), &self.opts.redact)
     }
 
     fn debug(&self, msg: &str) {
@@ -189,7 +225,7 @@ impl<H: Env> State<H> {
         match &self.page {
             Some(p) => o.str("page_url", &p.url),
             // Before the first page view (it waits for `load`), ask the page.
-            None => o.opt_str("page_url", Some(&self.host.info("href"))),
+            None => o.opt_str("page_url", Some(&self.url_info("href"))),
         };
         fill(&mut o);
         self.queue.push(o.finish());
@@ -207,7 +243,7 @@ impl<H: Env> State<H> {
         let now = self.host.now();
         let view_id = self.rng.uuid4();
         let hidden = self.host.info("hidden") == "1";
-        let url = self.host.info("href");
+        let url = self.url_info("href");
         self.page = Some(Page {
             view_id: view_id.clone(),
             url,
@@ -240,7 +276,7 @@ impl<H: Env> State<H> {
 
     /// The first page view, once the page has loaded (so its load time is known).
     pub fn initial_view(&mut self) {
-        let referrer = non_empty(self.host.info("referrer"));
+        let referrer = non_empty(self.url_info("referrer"));
         let load = self.host.info("loadTime").parse::<i64>().ok();
         self.page_view(referrer, load, "");
     }
@@ -267,7 +303,7 @@ impl<H: Env> State<H> {
 
     /// An SPA route change or history move: one page view per new URL, never two.
     pub fn navigated(&mut self) {
-        let url = self.host.info("href");
+        let url = self.url_info("href");
         let previous = match &self.page {
             Some(p) if p.url == url => return,
             Some(p) => Some(p.url.clone()),
@@ -280,7 +316,7 @@ impl<H: Env> State<H> {
     /// A page restored from the back/forward cache is a new view of the same URL.
     pub fn restored(&mut self) {
         self.shown();
-        let referrer = non_empty(self.host.info("referrer"));
+        let referrer = non_empty(self.url_info("referrer"));
         self.page_view(referrer, None, "");
     }
 
@@ -296,6 +332,7 @@ impl<H: Env> State<H> {
     }
 
     pub fn submit(&mut self, id: String, name: String, action: String) {
+        let action = clean_url(action, &self.opts.redact);
         let mut data = Obj::new();
         data.opt_str("form_name", Some(&name))
             .opt_str("form_action", Some(&action));
@@ -398,7 +435,13 @@ impl<H: Env> State<H> {
     /// collector stored (or had already).
     pub fn sent(&mut self, status: u16, retry_after_ms: Option<u32>) -> usize {
         let batch = self.in_flight.take().unwrap_or_default();
-        let verdict = policy::verdict(status);
+        let mut verdict = policy::verdict(status);
+        if (500..=599).contains(&status) && self.strike() {
+            verdict = Verdict::Drop;
+            self.debug("collector failed this batch for over a day of retries; dropped");
+        } else if verdict != Verdict::Retry {
+            self.host.set(KEY_STRIKES, None);
+        }
         match verdict {
             Verdict::Done => self.attempt = 0,
             Verdict::Drop => {
@@ -427,6 +470,28 @@ impl<H: Env> State<H> {
         }
     }
 
+    /// Counts one more 5xx for the queue's head (kept across page loads); true once the head
+    /// has failed [`policy::MAX_STRIKES`] times over at least [`policy::GIVE_UP_AFTER_MS`].
+    fn strike(&mut self) -> bool {
+        let now = self.host.now();
+        let saved = self.host.get(KEY_STRIKES).unwrap_or_default();
+        let mut parts = saved.split(',').map(|p| p.parse::<i64>().ok());
+        let (count, first) = match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(c), Some(f)) => (c + 1, f as f64),
+            _ => (1, now),
+        };
+        if policy::give_up(count as u32, first, now) {
+            self.host.set(KEY_STRIKES, None);
+            return true;
+        }
+        let mut v = String::new();
+        push_int(&mut v, count);
+        v.push(',');
+        push_int(&mut v, first as i64);
+        self.host.set(KEY_STRIKES, Some(v));
+        false
+    }
+
     /// The backoff timer fired.
     pub fn retry(&mut self) {
         self.backing_off = false;
@@ -434,25 +499,56 @@ impl<H: Env> State<H> {
     }
 }
 
-/// xorshift64*, seeded once per page from `Math.random` and the clock: event ids need to be
-/// unique, not secret, and one call into JS per id would cost more than the event itself.
-pub struct Rng(u64);
+/// `url` without its sensitive values (see [`redact`]); unchanged when `deny` is empty.
+fn clean_url(url: String, deny: &[String]) -> String {
+    if deny.is_empty() {
+        return url;
+    }
+    redact::url(&url, deny).unwrap_or(url)
+}
+
+/// Appends `s` percent-encoded (everything but RFC 3986's unreserved characters).
+fn percent_encode_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
+}
+
+/// xoroshiro128++, seeded once per page with 128 bits from `crypto.getRandomValues` (the
+/// host's `seed` info, 32 hex digits): ids stay unique across billions of page loads, and one
+/// call into JS per id would cost more than the event itself. `Math.random` and the clock
+/// stand in only where the host has no `crypto`.
+pub struct Rng([u64; 2]);
 
 impl Rng {
     pub fn seeded(host: &impl Env) -> Rng {
-        let a = (host.rand() * 9_007_199_254_740_992.0) as u64;
-        let b = (host.rand() * 9_007_199_254_740_992.0) as u64;
-        // The state must never be zero.
-        Rng((a ^ b.rotate_left(29) ^ (host.now() as u64).rotate_left(53)) | 1)
+        let seed = host.info("seed");
+        let half = |s: Option<&str>| s.and_then(|h| u64::from_str_radix(h, 16).ok());
+        let (a, b) = match (half(seed.get(..16)), half(seed.get(16..32))) {
+            (Some(a), Some(b)) => (a, b),
+            _ => (
+                (host.rand() * 9_007_199_254_740_992.0) as u64
+                    ^ (host.now() as u64).rotate_left(53),
+                (host.rand() * 9_007_199_254_740_992.0) as u64,
+            ),
+        };
+        // The state must never be all zero.
+        Rng([a, b | 1])
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        let [s0, mut s1] = self.0;
+        let out = s0.wrapping_add(s1).rotate_left(17).wrapping_add(s0);
+        s1 ^= s0;
+        self.0 = [s0.rotate_left(49) ^ s1 ^ (s1 << 21), s1.rotate_left(28)];
+        out
     }
 
     /// A random (version 4) UUID.
@@ -490,6 +586,7 @@ mod tests {
         now: Cell<f64>,
         storage: RefCell<HashMap<String, String>>,
         href: RefCell<String>,
+        seed: RefCell<String>,
         hidden: Cell<bool>,
         sent: RefCell<Vec<String>>,
         beacons: RefCell<Vec<String>>,
@@ -520,6 +617,7 @@ mod tests {
         fn info(&self, key: &str) -> String {
             match key {
                 "href" => self.0.href.borrow().clone(),
+                "seed" => self.0.seed.borrow().clone(),
                 "hidden" if self.0.hidden.get() => "1".into(),
                 "title" => "T".into(),
                 _ => String::new(),
@@ -557,6 +655,7 @@ mod tests {
             debug: false,
             batch_size,
             respect_dnt: false,
+            redact: Options::redact_list(None),
         }
     }
 
@@ -742,5 +841,95 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn a_batch_failing_with_5xx_for_a_day_is_dropped_but_offline_never_is() {
+        let env = Fake::default();
+        env.at(1_000_000.0, "https://s.example/a");
+        let mut t = State::new(env.clone(), opts(1));
+        click(&mut t);
+        // Offline (status 0) for two days: kept.
+        for i in 0..40 {
+            env.0.now.set(1_000_000.0 + f64::from(i) * 3_600_000.0);
+            t.retry();
+            t.sent(0, None);
+        }
+        assert_eq!(t.queue_len(), 1);
+        // 5xx: many failures within hours are not enough, a day of them is.
+        for i in 0..30 {
+            env.0.now.set(200_000_000.0 + f64::from(i) * 60_000.0);
+            t.retry();
+            t.sent(503, None);
+        }
+        assert_eq!(t.queue_len(), 1, "under a day of 5xx: still queued");
+        // A new page load keeps counting (the strikes are in storage).
+        let mut t = State::new(env.clone(), opts(1));
+        env.0.now.set(200_000_000.0 + policy::GIVE_UP_AFTER_MS);
+        t.retry();
+        t.sent(503, None);
+        assert_eq!(t.queue_len(), 0, "a day of 5xx: dropped");
+        assert_eq!(env.get(KEY_STRIKES), None);
+    }
+
+    #[test]
+    fn urls_are_redacted_and_the_key_rides_in_the_query() {
+        let env = Fake::default();
+        env.at(
+            1_000_000.0,
+            "https://s.example/reset?token=abc&utm_source=m#access_token=z",
+        );
+        let mut t = State::new(env.clone(), opts(1));
+        assert_eq!(t.endpoint, "/api/track/batch?api_key=k");
+        t.initial_view();
+        t.submit(
+            "f".into(),
+            "n".into(),
+            "https://s.example/go?email=a@b.example&x=1".into(),
+        );
+        let sent = events(&env.0.sent.borrow());
+        assert_eq!(
+            sent[0]["page_url"],
+            "https://s.example/reset?token=[redacted]&utm_source=m#access_token=[redacted]"
+        );
+        t.sent(200, None);
+        let sent = events(&env.0.sent.borrow());
+        assert_eq!(
+            sent[1]["custom_data"]["form_action"],
+            "https://s.example/go?email=[redacted]&x=1"
+        );
+        let mut off = opts(1);
+        off.redact = Options::redact_list(Some("-"));
+        let env = Fake::default();
+        env.at(2_000_000.0, "https://s.example/?token=abc");
+        let mut t = State::new(env.clone(), off);
+        t.navigated();
+        let sent = events(&env.0.sent.borrow());
+        assert_eq!(
+            sent.last().unwrap()["page_url"],
+            "https://s.example/?token=abc"
+        );
+    }
+
+    #[test]
+    fn ids_come_from_the_128_bit_seed() {
+        let ids = |seed: &str| {
+            let env = Fake::default();
+            *env.0.seed.borrow_mut() = seed.into();
+            let mut r = Rng::seeded(&env);
+            (r.uuid4(), r.uuid4())
+        };
+        let a = ids("00000000000000010000000000000002");
+        assert_eq!(a, ids("00000000000000010000000000000002"));
+        assert_ne!(
+            a,
+            ids("00000000000000010000000000000004"),
+            "the low half matters"
+        );
+        assert_ne!(
+            a,
+            ids("00000000000000020000000000000002"),
+            "the high half matters"
+        );
     }
 }
