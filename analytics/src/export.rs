@@ -1,4 +1,9 @@
 //! CSV export of raw events: RFC 4180 quoting, UTF-8, one header line, one row per event.
+//!
+//! Text cells are safe to open in a spreadsheet by default ([`Cells::Spreadsheet`]): a cell
+//! whose text starts with `=`, `+`, `-`, `@`, tab or CR (what Excel, LibreOffice and Google
+//! Sheets read as a formula) gets a leading `'`, as OWASP advises against CSV injection.
+//! [`Cells::Raw`] writes every value as stored, for programs.
 //! Callers page through the store with `events_after` and write rows as they come, so an
 //! export never holds more than one page in memory.
 
@@ -39,6 +44,25 @@ pub fn header() -> String {
     s
 }
 
+/// How text cells are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cells {
+    /// Text that a spreadsheet would run as a formula is prefixed with `'`.
+    #[default]
+    Spreadsheet,
+    /// Every value as stored.
+    Raw,
+}
+
+/// `value` as a spreadsheet shows it, not runs it.
+fn defused(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}").into()
+    } else {
+        value.into()
+    }
+}
+
 fn push_field(out: &mut String, value: &str) {
     if value.contains([',', '"', '\r', '\n']) {
         out.push('"');
@@ -64,12 +88,18 @@ fn num(v: Option<f64>) -> String {
     v.map(|n| n.to_string()).unwrap_or_default()
 }
 
-/// One CSV line (with `\r\n`) for `e`.
-pub fn row(e: &Event) -> String {
-    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+/// One CSV line (with `\r\n`) for `e`. Numbers and times are never changed; text cells are
+/// written per `cells`.
+pub fn row(e: &Event, cells: Cells) -> String {
+    let s = |v: &Option<String>| match (cells, v) {
+        (_, None) => String::new(),
+        (Cells::Raw, Some(v)) => v.clone(),
+        (Cells::Spreadsheet, Some(v)) => defused(v).into_owned(),
+    };
+    let text = |v: &String| s(&Some(v.clone()));
     let fields = [
-        e.event_id.clone(),
-        e.event_type.clone(),
+        text(&e.event_id),
+        text(&e.event_type),
         iso(e.timestamp),
         e.day.to_string(),
         s(&e.user_id),
@@ -92,10 +122,9 @@ pub fn row(e: &Event) -> String {
         num(e.load_time),
         e.exit_timestamp.map(iso).unwrap_or_default(),
         iso(e.received_at),
-        e.custom_data
+        s(&e.custom_data
             .as_ref()
-            .map(|c| serde_json::Value::Object(c.clone()).to_string())
-            .unwrap_or_default(),
+            .map(|c| serde_json::Value::Object(c.clone()).to_string())),
     ];
     let mut out = String::with_capacity(256);
     for (i, f) in fields.iter().enumerate() {
@@ -170,7 +199,7 @@ mod tests {
             custom_data: serde_json::json!({"a": 1}).as_object().cloned(),
             ..Event::default()
         };
-        let line = row(&e);
+        let line = row(&e, Cells::Spreadsheet);
         assert!(
             line.starts_with("id-1,click,2026-11-30T00:00:00Z,2026-11-30,"),
             "{line}"
@@ -183,5 +212,32 @@ mod tests {
         assert!(line.ends_with(",\"{\"\"a\"\":1}\"\r\n"), "{line}");
         assert_eq!(line.matches(',').count() - 1, COLUMNS.len() - 1); // one comma is quoted
         assert_eq!(header().trim_end().split(',').count(), COLUMNS.len());
+    }
+
+    #[test]
+    fn formulas_are_defused_unless_raw() {
+        let e = Event {
+            event_id: "id-2".into(),
+            event_type: "click".into(),
+            element_text: Some("=HYPERLINK(\"http://x\",\"y\")".into()),
+            page_title: Some("+1".into()),
+            element_id: Some("@SUM(A1)".into()),
+            element_class: Some("\tx".into()),
+            referrer: Some("-2+3".into()),
+            user_agent: Some("a=b".into()),
+            x_position: Some(-5.0),
+            ..Event::default()
+        };
+        let safe = row(&e, Cells::Spreadsheet);
+        for cell in ["'+1", "'@SUM(A1)", "'\tx", "'-2+3", ",a=b,", ",-5,"] {
+            assert!(safe.contains(cell), "{cell} in {safe}");
+        }
+        assert!(
+            safe.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""),
+            "{safe}"
+        );
+        let raw = row(&e, Cells::Raw);
+        assert!(!raw.contains('\''), "{raw}");
+        assert!(raw.contains(",+1,"), "{raw}");
     }
 }

@@ -22,8 +22,9 @@ pub struct Config {
     pub privacy: PrivacySection,
 }
 
-/// `[mongodb]`: leave `uri` and `host` unset to run on the embedded store.
-#[derive(Debug, Clone, Deserialize)]
+/// `[mongodb]`: leave `uri` and `host` unset to run on the embedded store. Its `Debug` never
+/// shows the password.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MongoSection {
     /// A full connection string (`mongodb://…`); wins over host/port/username/password.
@@ -42,6 +43,26 @@ pub struct MongoSection {
     pub timeout: u64,
 }
 
+impl std::fmt::Debug for MongoSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoSection")
+            .field(
+                "uri",
+                &self
+                    .uri
+                    .as_deref()
+                    .map(maidian_analytics::store::redact_uri),
+            )
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("database", &self.database)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl Default for MongoSection {
     fn default() -> Self {
         MongoSection {
@@ -56,8 +77,8 @@ impl Default for MongoSection {
     }
 }
 
-/// `[tracking_api]`: the HTTP side.
-#[derive(Debug, Clone, Deserialize)]
+/// `[tracking_api]`: the HTTP side. Its `Debug` shows neither key.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiSection {
     /// Address to listen on.
@@ -74,6 +95,21 @@ pub struct ApiSection {
     pub sdk_dir: PathBuf,
     /// Demo pages and the dashboard, served at `/demo/`.
     pub www_dir: PathBuf,
+}
+
+impl std::fmt::Debug for ApiSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |k: &str| if k.is_empty() { "" } else { "***" };
+        f.debug_struct("ApiSection")
+            .field("listen", &self.listen)
+            .field("api_key", &hidden(&self.api_key))
+            .field("read_key", &hidden(&self.read_key))
+            .field("enable_cors", &self.enable_cors)
+            .field("cors_origins", &self.cors_origins)
+            .field("sdk_dir", &self.sdk_dir)
+            .field("www_dir", &self.www_dir)
+            .finish()
+    }
 }
 
 impl Default for ApiSection {

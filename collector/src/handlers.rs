@@ -61,6 +61,8 @@ pub struct IngestQuery {
 #[derive(Debug, Default, Deserialize)]
 pub struct DaysQuery {
     pub days: Option<String>,
+    /// CSV export: `1` writes text cells exactly as stored (see `export::Cells`).
+    pub raw: Option<String>,
 }
 
 /// Query of `/api/analytics/*`: the period, plus what one figure needs.
@@ -466,6 +468,11 @@ fn export_csv_inner(
     use maidian_analytics::export;
     auth::check_read(&app.config.tracking_api, headers)?;
     let p = period(q)?;
+    let cells = match q.raw.as_deref() {
+        None | Some("") | Some("0") | Some("false") => export::Cells::Spreadsheet,
+        Some("1") | Some("true") => export::Cells::Raw,
+        Some(_) => return Err(bad("raw", "must be 1 or 0")),
+    };
     // A small channel: the database scan waits while the client is slow to read.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
@@ -475,7 +482,11 @@ fn export_csv_inner(
         let mut pager = export::Pager::new(&app.store, p, 1_000);
         loop {
             let chunk = match pager.next_page().await {
-                Ok(Some(events)) => Ok(events.iter().map(export::row).collect::<String>().into()),
+                Ok(Some(events)) => Ok(events
+                    .iter()
+                    .map(|e| export::row(e, cells))
+                    .collect::<String>()
+                    .into()),
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!(error = %e, "export failed midway");
@@ -521,5 +532,8 @@ async fn report_inner(
     let html = report::build(&app.store, p, Some(&f))
         .await
         .map_err(store_failed)?;
-    Ok(reply::html(html).into_response())
+    Ok(crate::routes::hardened(
+        reply::html(html),
+        crate::routes::REPORT_CSP,
+    ))
 }

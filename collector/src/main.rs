@@ -86,7 +86,7 @@ async fn run() -> anyhow::Result<()> {
     let store_config = config.store_config(store_choice()?);
     let store = Store::open(&store_config)
         .await
-        .with_context(|| format!("cannot open the store ({store_config:?})"))?;
+        .with_context(|| format!("cannot open the store ({store_config})"))?;
     let listener = tokio::net::TcpListener::bind(config.tracking_api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.tracking_api.listen))?;

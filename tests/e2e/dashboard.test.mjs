@@ -73,6 +73,59 @@ test('the dashboard shows overview, trend, tables, funnel, retention and real ti
   }
 });
 
+test('the read key leaves the address bar and can be forgotten; the page runs under a strict CSP and escapes visitor strings', async () => {
+  const db = freshDbName('dashboard_hygiene');
+  const collector = await startCollector(db);
+  try {
+    const hostile = '/<img src=x onerror="window.__xss=1">';
+    const res = await fetch(`${collector.url}/api/track/batch`, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': WRITE_KEY },
+      body: JSON.stringify({ events: [{ event_type: 'page_view', session_id: 's1', page_url: hostile,
+        referrer: 'https://r.example/<script>window.__xss=2</script>' }] }),
+    });
+    assert.equal(res.status, 200);
+    for (let i = 0; i < 100; i++) {
+      const s = await (await fetch(`${collector.url}/api/analytics/summary`, { headers: { 'x-api-key': 'e2e-read-key' } })).json();
+      if (s.overview.total_events === 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    const head = await fetch(`${collector.url}/dashboard`);
+    assert.match(head.headers.get('content-security-policy'), /script-src 'self'/);
+    assert.doesNotMatch(head.headers.get('content-security-policy'), /unsafe-inline/);
+    assert.equal(head.headers.get('x-frame-options'), 'DENY');
+    assert.equal(head.headers.get('referrer-policy'), 'no-referrer');
+    assert.equal(head.headers.get('x-content-type-options'), 'nosniff');
+    const report = await fetch(`${collector.url}/api/report`, { headers: { 'x-api-key': 'e2e-read-key' } });
+    assert.equal(report.status, 200);
+    assert.match(report.headers.get('content-security-policy'), /default-src 'none'/);
+    assert.equal(report.headers.get('x-frame-options'), 'DENY');
+    assert.ok(!(await report.text()).includes('<img src=x'), 'the report escapes visitor strings');
+
+    const page = await browser.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+    await page.goto(`${collector.url}/dashboard?days=7&key=e2e-read-key#top`);
+    await page.waitForSelector('body[data-loaded="true"]', { timeout: 15000 });
+    assert.equal(new URL(page.url()).search, '?days=7', 'the key is gone from the address');
+    assert.equal(new URL(page.url()).hash, '#top');
+    assert.match(await page.textContent('#pages'), /<img src=x/, 'shown as text');
+    assert.equal(await page.locator('#pages img').count(), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    assert.equal(await page.evaluate(() => localStorage.getItem('maidian:readKey')), 'e2e-read-key');
+    assert.deepEqual(problems, [], 'nothing of the page itself is blocked by its CSP');
+
+    await page.click('#forget');
+    assert.equal(await page.evaluate(() => localStorage.getItem('maidian:readKey')), null);
+    assert.equal(await page.inputValue('#key'), '');
+    await page.reload();
+    assert.equal(await page.inputValue('#key'), '', 'a reload does not bring it back');
+  } finally {
+    await collector.stop();
+  }
+});
+
 test('a wrong read key shows a clear error, not a broken page', async () => {
   const db = freshDbName('dashboard_key');
   const collector = await startCollector(db);

@@ -37,7 +37,8 @@ pub enum StoreConfig {
 }
 
 /// Connection settings for MongoDB: a full `uri`, or the seed's host/port/credentials.
-#[derive(Debug, Clone)]
+/// Its `Debug` and `Display` never show a password.
+#[derive(Clone)]
 pub struct MongoConfig {
     pub uri: Option<String>,
     pub host: String,
@@ -47,6 +48,59 @@ pub struct MongoConfig {
     pub database: String,
     /// Server selection and connect timeout.
     pub timeout: Duration,
+}
+
+/// `uri` with the password of its user info (`user:password@`) replaced by `***`.
+pub fn redact_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    // The user info ends at the last '@' before the host list.
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+        }
+        None => uri.to_string(),
+    }
+}
+
+impl std::fmt::Debug for MongoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoConfig")
+            .field("uri", &self.uri.as_deref().map(redact_uri))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("database", &self.database)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl std::fmt::Display for MongoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.uri {
+            Some(uri) => write!(f, "{}", redact_uri(uri))?,
+            None => write!(f, "mongodb://{}:{}", self.host, self.port)?,
+        }
+        write!(f, " database {}", self.database)
+    }
+}
+
+impl std::fmt::Display for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Mongo(m) => write!(f, "MongoDB at {m}"),
+            StoreConfig::Embedded { data_dir } => {
+                write!(f, "embedded store in {}", data_dir.display())
+            }
+            #[cfg(feature = "bench-sink")]
+            StoreConfig::Sink => write!(f, "sink"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -125,6 +125,10 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Write text cells exactly as stored. By default a cell starting with = + - @ tab or
+        /// CR gets a leading ' so that a spreadsheet shows it instead of running it.
+        #[arg(long)]
+        raw: bool,
     },
     /// A self-contained HTML report (charts in SVG) of the period.
     Report {
@@ -297,8 +301,13 @@ async fn main() -> anyhow::Result<()> {
             println!("wrote {}", output.display());
             Ok(())
         }
-        Command::Export { days, output } => {
-            export_command(&store, Period::last_days(days, Day::today()), output).await
+        Command::Export { days, output, raw } => {
+            let cells = if raw {
+                maidian_analytics::export::Cells::Raw
+            } else {
+                maidian_analytics::export::Cells::Spreadsheet
+            };
+            export_command(&store, Period::last_days(days, Day::today()), output, cells).await
         }
         Command::Rollups {
             what: RollupsCommand::Rebuild,
@@ -348,7 +357,12 @@ fn print_rollup_status(s: &RollupStatus) {
     }
 }
 
-async fn export_command(store: &Store, p: Period, output: Option<PathBuf>) -> anyhow::Result<()> {
+async fn export_command(
+    store: &Store,
+    p: Period,
+    output: Option<PathBuf>,
+    cells: maidian_analytics::export::Cells,
+) -> anyhow::Result<()> {
     use maidian_analytics::export;
     use std::io::Write;
     // The total for the progress bar comes from the rollups: no scan before the scan.
@@ -373,7 +387,7 @@ async fn export_command(store: &Store, p: Period, output: Option<PathBuf>) -> an
     let mut done = 0u64;
     while let Some(events) = pager.next_page().await? {
         for e in &events {
-            out.write_all(export::row(e).as_bytes())?;
+            out.write_all(export::row(e, cells).as_bytes())?;
         }
         done += events.len() as u64;
         progress.show(done);

@@ -2,8 +2,32 @@
 
 use std::io::Write;
 
+/// `s` with every control character (ESC, CR, BEL, …) written as a visible escape such as
+/// `\u{1b}`, so that a visitor's string can never drive the terminal.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Prints rows under a header, each column as wide as its widest cell; numbers right-aligned.
+/// Cells are shown through [`printable`].
 pub fn print(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c).into_owned()).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -76,5 +100,17 @@ impl Progress {
 
     pub fn finish(&self) {
         eprintln!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(super::printable("/a"), "/a");
+        assert_eq!(
+            super::printable("x\u{1b}[31mred\r\u{7}"),
+            "x\\u{1b}[31mred\\r\\u{7}"
+        );
     }
 }
