@@ -72,6 +72,28 @@ async fn stores_each_event_once_and_reports_duplicates_by_index() {
     }
 }
 
+/// A document the database refuses (FerretDB v1 refuses arrays inside arrays; the collector's
+/// validation refuses them first, this is the store's own last line) fails alone: its index is
+/// reported and the events around it are stored.
+#[tokio::test]
+async fn a_document_the_database_refuses_fails_alone() {
+    let (store, _dir) = stores().await.into_iter().next().unwrap();
+    let mut poison = event(11, "click", Some("u1"), "/a", T0);
+    poison.custom_data = json!({"a": [[1]]}).as_object().cloned();
+    let report = store
+        .insert(&[
+            event(10, "click", Some("u1"), "/a", T0),
+            poison,
+            event(12, "click", Some("u1"), "/a", T0 + 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(report.failed, vec![1]);
+    assert_eq!(report.inserted, 2);
+    let day = Day::from_millis(T0).unwrap();
+    assert_eq!(store.events_between(day, day).await.unwrap().len(), 2);
+}
+
 #[tokio::test]
 async fn events_read_back_equal_what_was_written() {
     for (store, _dir) in stores().await {

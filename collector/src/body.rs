@@ -34,42 +34,135 @@ where
     Ok(buf.freeze())
 }
 
-/// Decodes `raw` per the request headers and parses it as one JSON object.
+/// Decodes `raw` per the request headers and parses it as one JSON object. A gzip body is
+/// parsed as it inflates, so inflation stops where parsing does: at the first byte of a body
+/// that is not an object, at the value past `max_json_values`, or at `max_inflated_bytes`.
+/// The inflated body is never held whole.
 pub fn json_object(
     headers: &HeaderMap,
     raw: Bytes,
     limits: &Limits,
 ) -> Result<Map<String, Value>, ApiError> {
     check_content_type(headers)?;
-    let body = decode(headers, raw, limits.max_inflated_bytes)?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::EmptyBody);
+    let encoding = headers
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => {
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                return Err(ApiError::EmptyBody);
+            }
+            parse_object(&raw, limits.max_json_values)
+        }
+        Some("gzip") | Some("x-gzip") => {
+            let mut inflated = Capped {
+                inner: flate2::read::MultiGzDecoder::new(&raw[..]),
+                left: limits.max_inflated_bytes,
+                failure: None,
+                content: false,
+            };
+            let result = parse(
+                &mut serde_json::Deserializer::from_reader(std::io::BufReader::new(&mut inflated)),
+                limits.max_json_values,
+            );
+            match (result, inflated.failure) {
+                (Ok(map), _) => Ok(map),
+                (Err(_), Some(Failure::TooLarge)) => Err(ApiError::InflatedTooLarge {
+                    limit: limits.max_inflated_bytes,
+                }),
+                (Err(_), Some(Failure::Gzip(e))) => Err(ApiError::BadGzip(e)),
+                (Err(ApiError::BadJson(_)), None) if !inflated.content => Err(ApiError::EmptyBody),
+                (Err(e), None) => Err(e),
+            }
+        }
+        Some(other) => Err(ApiError::UnsupportedEncoding(other.to_string())),
     }
-    parse_object(&body, limits.max_json_values)
 }
 
-/// Parses one JSON object of at most `max_values` values. A body that is not an object is
-/// refused at its first byte, and parsing stops at the first value past the budget, so no body
-/// can grow into a tree much larger than itself.
-pub fn parse_object(body: &[u8], max_values: usize) -> Result<Map<String, Value>, ApiError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Err(e) if first.is_none() || e.is_syntax() || e.is_eof() => {
-                Err(ApiError::BadJson(e.to_string()))
+enum Failure {
+    TooLarge,
+    Gzip(String),
+}
+
+/// The inflating reader, cut at `left` bytes and remembering why it failed.
+struct Capped<R> {
+    inner: R,
+    left: usize,
+    failure: Option<Failure>,
+    /// A byte other than whitespace went by.
+    content: bool,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // One byte more than allowed tells "exactly at the limit" from "past it".
+        let want = buf.len().min(self.left + 1);
+        let n = match self.inner.read(&mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) => {
+                self.failure = Some(Failure::Gzip(e.to_string()));
+                return Err(e);
             }
-            _ => Err(ApiError::NotAnObject),
         };
+        if n > self.left {
+            self.failure = Some(Failure::TooLarge);
+            return Err(std::io::Error::other("inflated body too large"));
+        }
+        self.left -= n;
+        self.content |= buf[..n].iter().any(|b| !b.is_ascii_whitespace());
+        Ok(n)
     }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim();
+    let ok = essence.eq_ignore_ascii_case("application/json")
+        || essence.eq_ignore_ascii_case("text/plain")
+        || essence.is_empty();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(text.to_string()))
+    }
+}
+
+/// Parses one JSON object of at most `max_values` values (see [`json_object`]).
+pub fn parse_object(body: &[u8], max_values: usize) -> Result<Map<String, Value>, ApiError> {
+    parse(&mut serde_json::Deserializer::from_slice(body), max_values)
+}
+
+/// A body that is not an object is refused at its first value, never built; parsing stops at
+/// the first value past the budget, so no body grows into a tree much larger than itself.
+fn parse<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    max_values: usize,
+) -> Result<Map<String, Value>, ApiError> {
     let budget = std::cell::Cell::new(max_values);
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde::de::DeserializeSeed::deserialize(Bounded { budget: &budget }, &mut de)
-        .and_then(|v| de.end().map(|()| v));
+    let seed = TopLevel(Bounded { budget: &budget });
+    let value =
+        serde::de::DeserializeSeed::deserialize(seed, &mut *de).and_then(|v| de.end().map(|()| v));
     match value {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::NotAnObject),
+        Ok(map) => Ok(map),
         Err(_) if budget.get() == 0 => Err(ApiError::TooManyValues { limit: max_values }),
+        Err(e) if e.classify() == serde_json::error::Category::Data => Err(ApiError::NotAnObject),
         Err(e) => Err(ApiError::BadJson(e.to_string())),
+    }
+}
+
+/// The body's one object: anything else is a type error at its first byte.
+struct TopLevel<'a>(Bounded<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for TopLevel<'_> {
+    type Value = Map<String, Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match d.deserialize_map(self.0)? {
+            Value::Object(map) => Ok(map),
+            _ => Err(serde::de::Error::custom("expected an object")),
+        }
     }
 }
 
@@ -149,47 +242,6 @@ impl<'de> serde::de::Visitor<'de> for Bounded<'_> {
         }
         Ok(Value::Object(out))
     }
-}
-
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let text = value.to_str().unwrap_or("");
-    let essence = text.split(';').next().unwrap_or("").trim();
-    let ok = essence.eq_ignore_ascii_case("application/json")
-        || essence.eq_ignore_ascii_case("text/plain")
-        || essence.is_empty();
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType(text.to_string()))
-    }
-}
-
-fn decode(headers: &HeaderMap, raw: Bytes, inflated_limit: usize) -> Result<Bytes, ApiError> {
-    let encoding = headers
-        .get(CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    match encoding.as_deref() {
-        None | Some("") | Some("identity") => Ok(raw),
-        Some("gzip") | Some("x-gzip") => gunzip(&raw, inflated_limit),
-        Some(other) => Err(ApiError::UnsupportedEncoding(other.to_string())),
-    }
-}
-
-/// Inflates at most `limit` bytes; one more means the body is refused (a gzip bomb stops here).
-fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, ApiError> {
-    let mut out = Vec::new();
-    let decoder = flate2::read::MultiGzDecoder::new(raw);
-    decoder
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::BadGzip(e.to_string()))?;
-    if out.len() > limit {
-        return Err(ApiError::InflatedTooLarge { limit });
-    }
-    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]

@@ -163,15 +163,21 @@ pub struct Limits {
     /// Most JSON values (objects, arrays, strings, numbers…) in one decoded body; parsing stops
     /// at the first one past it, so a small body cannot become a large tree in memory.
     pub max_json_values: usize,
-    /// A request head must be complete this long (ms) after the connection opens or after its
-    /// previous response; this also closes an idle keep-alive connection.
+    /// A request head must be complete this long (ms) after the connection opens or its
+    /// previous response is sent; so this is also how long an idle keep-alive connection stays.
     pub header_timeout_ms: u64,
+    /// A connection on which nothing was read or written for this long (ms) is closed, such as
+    /// a client that stops reading its answer.
+    pub idle_timeout_ms: u64,
     /// A whole request body must arrive within this long (ms) of its headers, else 408.
     pub body_timeout_ms: u64,
     /// Most open connections; past it new connections wait in the listen backlog.
     pub max_connections: usize,
-    /// Bodies decoded and validated at once (off the async workers); 0 = one per CPU core.
+    /// Threads that decode bodies (off the async workers); 0 = one per CPU core.
     pub decode_concurrency: usize,
+    /// Bytes of request bodies being read or waiting to be decoded, over all requests; a
+    /// request waits (within its body timeout) for its share.
+    pub max_body_bytes_in_flight: usize,
     /// After SIGTERM, how long (ms) in-flight requests may take before their connections are
     /// closed and the collector exits.
     pub drain_timeout_ms: u64,
@@ -189,9 +195,11 @@ impl Default for Limits {
             max_future_secs: 600,
             max_json_values: 100_000,
             header_timeout_ms: 10_000,
+            idle_timeout_ms: 30_000,
             body_timeout_ms: 5_000,
             max_connections: 4_096,
             decode_concurrency: 0,
+            max_body_bytes_in_flight: 64 << 20,
             drain_timeout_ms: 10_000,
         }
     }
@@ -377,6 +385,7 @@ impl Config {
                 "MAIDIAN_MAX_BATCH_EVENTS" => self.limits.max_batch_events = parse(key, &v)?,
                 "MAIDIAN_HEADER_TIMEOUT_MS" => self.limits.header_timeout_ms = parse(key, &v)?,
                 "MAIDIAN_BODY_TIMEOUT_MS" => self.limits.body_timeout_ms = parse(key, &v)?,
+                "MAIDIAN_IDLE_TIMEOUT_MS" => self.limits.idle_timeout_ms = parse(key, &v)?,
                 "MAIDIAN_MAX_CONNECTIONS" => self.limits.max_connections = parse(key, &v)?,
                 "MAIDIAN_DRAIN_TIMEOUT_MS" => self.limits.drain_timeout_ms = parse(key, &v)?,
                 "MAIDIAN_REDACT_URLS" => self.privacy.redact_urls = parse(key, &v)?,
@@ -451,6 +460,10 @@ impl Config {
             ),
             ("limits.max_json_values", self.limits.max_json_values),
             ("limits.max_connections", self.limits.max_connections),
+            (
+                "limits.max_body_bytes_in_flight",
+                self.limits.max_body_bytes_in_flight,
+            ),
             ("writer.max_batch_events", self.writer.max_batch_events),
             ("writer.concurrency", self.writer.concurrency),
             ("rollups.chunk_events", self.rollups.chunk_events),
@@ -463,6 +476,7 @@ impl Config {
         for (key, v) in [
             ("limits.header_timeout_ms", self.limits.header_timeout_ms),
             ("limits.body_timeout_ms", self.limits.body_timeout_ms),
+            ("limits.idle_timeout_ms", self.limits.idle_timeout_ms),
             ("limits.drain_timeout_ms", self.limits.drain_timeout_ms),
         ] {
             if v < 100 {
@@ -533,6 +547,7 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_MAX_BATCH_EVENTS",
     "MAIDIAN_HEADER_TIMEOUT_MS",
     "MAIDIAN_BODY_TIMEOUT_MS",
+    "MAIDIAN_IDLE_TIMEOUT_MS",
     "MAIDIAN_MAX_CONNECTIONS",
     "MAIDIAN_DRAIN_TIMEOUT_MS",
     "MAIDIAN_DECODE_CONCURRENCY",

@@ -15,6 +15,7 @@ use warp::Reply;
 use crate::auth;
 use crate::body;
 use crate::config::Config;
+use crate::decode::{BodyBudget, DecodePool};
 use crate::error::{ApiError, Rejected};
 use crate::validate::{self, Context};
 use crate::writer::Writer;
@@ -24,21 +25,24 @@ pub struct App {
     pub config: Config,
     pub store: Arc<Store>,
     pub writer: Writer,
-    /// One permit per body being decoded (`limits.decode_concurrency`).
-    pub decode_slots: tokio::sync::Semaphore,
+    /// The threads that inflate and parse bodies (`limits.decode_concurrency`).
+    pub decoder: DecodePool,
+    /// Bytes of bodies read or waiting to be decoded (`limits.max_body_bytes_in_flight`).
+    pub bodies: BodyBudget,
 }
 
 impl App {
     pub fn new(config: Config, store: Arc<Store>, writer: Writer) -> App {
-        let slots = match config.limits.decode_concurrency {
+        let threads = match config.limits.decode_concurrency {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n,
         };
         App {
+            decoder: DecodePool::new(threads),
+            bodies: BodyBudget::new(config.limits.max_body_bytes_in_flight),
             config,
             store,
             writer,
-            decode_slots: tokio::sync::Semaphore::new(slots),
         }
     }
 }
@@ -51,6 +55,8 @@ pub struct Ingest {
     pub body: Result<bytes::Bytes, ApiError>,
     /// The write key was checked from the header or query before the body was read.
     pub key_checked: bool,
+    /// The body's share of [`App::bodies`], held until it is decoded.
+    pub reserved: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,25 +92,20 @@ fn now_millis() -> i64 {
     i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// Decodes and parses the body on the blocking pool, at most `limits.decode_concurrency` at
-/// once (the async workers keep answering), then checks a write key sent in the body.
+/// Decodes and parses the body on the decode threads (the async workers keep answering), then
+/// checks a write key sent in the body.
 async fn open_ingest(app: &Arc<App>, req: Ingest) -> Result<Map<String, Value>, ApiError> {
     let raw = req.body?;
-    let _slot = app
-        .decode_slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
     let obj = {
         let app = app.clone();
         let headers = req.headers.clone();
-        tokio::task::spawn_blocking(move || body::json_object(&headers, raw, &app.config.limits))
+        app.clone()
+            .decoder
+            .run(move || body::json_object(&headers, raw, &app.config.limits))
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "body decoder failed");
-                ApiError::Unavailable
-            })??
+            .ok_or(ApiError::Unavailable)??
     };
+    drop(req.reserved);
     if !req.key_checked {
         let body_key = obj.get("api_key").and_then(Value::as_str);
         auth::check_write(&app.config.tracking_api, &req.headers, None, body_key)?;

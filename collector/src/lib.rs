@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`config`]: the one documented `Config` (TOML file, `MAIDIAN_*` env, flags).
 //! - [`routes`]: one `Filter` per route; [`handlers`]: one async fn per route.
-//! - [`body`]: body size caps, gzip, content types; [`validate`]: wire JSON → domain `Event`.
+//! - [`body`]: body size caps, gzip, content types; [`decode`]: the threads bodies decode on; [`validate`]: wire JSON → domain `Event`.
 //! - [`auth`]: write key vs read key; [`error`]: `ApiError` → status + JSON.
 //! - [`server`]: hyper with header, idle and drain timeouts and a connection cap.
 //! - [`writer`]: groups concurrent requests into large unordered inserts, each bounded in time.
@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod decode;
 pub mod error;
 pub mod handlers;
 /// URL redaction, the very file the browser SDK compiles.
@@ -65,6 +66,7 @@ pub async fn serve(
     };
     let limits = server::ConnLimits {
         header_timeout: Duration::from_millis(config.limits.header_timeout_ms),
+        idle_timeout: Duration::from_millis(config.limits.idle_timeout_ms),
         max_connections: config.limits.max_connections,
         drain_timeout: Duration::from_millis(config.limits.drain_timeout_ms),
     };

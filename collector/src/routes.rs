@@ -22,7 +22,8 @@ fn with_app(
 }
 
 /// Query string, headers and the body, read only when the header or query key (if any) is
-/// right, up to `max_body_bytes`, within `body_timeout_ms` of the headers. A refused, oversize,
+/// right and its size fits the bodies-in-flight budget, up to `max_body_bytes`, within
+/// `body_timeout_ms` of the headers. A refused, oversize,
 /// slow or broken body becomes an error the handler answers, so the JSON error shape holds.
 fn ingest(app: Arc<App>) -> impl Filter<Extract = (Ingest,), Error = Rejection> + Clone {
     let query = warp::query::<IngestQuery>()
@@ -41,11 +42,20 @@ fn ingest(app: Arc<App>) -> impl Filter<Extract = (Ingest,), Error = Rejection> 
                     query.api_key.as_deref(),
                 );
                 let key_checked = matches!(early, Ok(true));
+                let mut reserved = None;
                 let body = match early {
                     Err(e) => Err(e),
                     Ok(_) => {
                         let ms = limits.body_timeout_ms;
-                        let read = body::read_limited(Box::pin(stream), limits.max_body_bytes);
+                        let expected = headers
+                            .get(warp::http::header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .map_or(limits.max_body_bytes, |n| n.min(limits.max_body_bytes));
+                        let read = async {
+                            reserved = app.bodies.reserve(expected).await;
+                            body::read_limited(Box::pin(stream), limits.max_body_bytes).await
+                        };
                         match tokio::time::timeout(Duration::from_millis(ms), read).await {
                             Ok(body) => body,
                             Err(_) => Err(ApiError::BodyTimeout { ms }),
@@ -57,6 +67,7 @@ fn ingest(app: Arc<App>) -> impl Filter<Extract = (Ingest,), Error = Rejection> 
                     headers,
                     body,
                     key_checked,
+                    reserved,
                 }
             }
         })

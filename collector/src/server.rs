@@ -5,7 +5,10 @@
 //! shutdown waits for every connection however long it stalls. Here the filter is served as a
 //! tower service through `hyper::server::conn::http1` with:
 //! - `header_timeout`: a request head must be complete this long after the connection opens or
-//!   after the previous response; the same clock bounds an idle keep-alive connection;
+//!   after the previous response (hyper's own timer), which also bounds an idle keep-alive
+//!   connection;
+//! - `idle_timeout`: a connection on which nothing was read or written for this long is closed
+//!   ([`IdleIo`]), such as a client that stops reading its answer;
 //! - `max_connections`: past this many open connections the server stops accepting (new ones
 //!   wait in the kernel's backlog) until one closes;
 //! - `drain_timeout`: after the shutdown signal, in-flight requests get this long to finish, then
@@ -14,7 +17,10 @@
 //! The body's own deadline is the ingest filter's (`routes::ingest`), where it can answer 408.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -29,6 +35,7 @@ use warp::reply::Response;
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
     pub header_timeout: Duration,
+    pub idle_timeout: Duration,
     pub max_connections: usize,
     pub drain_timeout: Duration,
 }
@@ -79,7 +86,8 @@ pub async fn run(
         http.timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
             .keep_alive(true);
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+        let io = IdleIo::new(TokioIo::new(stream), limits.idle_timeout);
+        let conn = graceful.watch(http.serve_connection(io, svc));
         conns.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -115,4 +123,99 @@ async fn accept_failed(e: std::io::Error) {
     }
     tracing::error!(error = %e, "accept failed");
     tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// A connection's IO that fails with `TimedOut` once neither a read nor a write has made
+/// progress for `idle` while one of them waits.
+pub struct IdleIo<T> {
+    inner: T,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<T> IdleIo<T> {
+    pub fn new(inner: T, idle: Duration) -> IdleIo<T> {
+        IdleIo {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    fn touch(&mut self) {
+        let next = tokio::time::Instant::now() + self.idle;
+        self.deadline.as_mut().reset(next);
+    }
+
+    /// What a pending read or write becomes: still pending, or timed out.
+    fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection idle",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for IdleIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                this.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending => this.pending(cx),
+        }
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for IdleIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(r) => {
+                this.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending => this.pending(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(r) => {
+                this.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending => this.pending(cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
