@@ -87,3 +87,51 @@ async fn stats_as_json_and_as_a_table() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--days"));
 }
+
+/// Visitor strings with terminal escapes and spreadsheet formulas: tables show the escapes as
+/// text, the CSV export defuses formulas unless `--raw` is asked.
+#[tokio::test]
+async fn hostile_visitor_strings_neither_drive_the_terminal_nor_run_in_a_spreadsheet() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreConfig::Embedded {
+        data_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    let now = now_ms();
+    let mut e = Event {
+        event_id: "00000000-0000-7000-8000-000000000099".into(),
+        event_type: "page_view".into(),
+        session_id: Some("s".into()),
+        page_url: Some("/x\u{1b}]0;owned\u{7}\u{1b}[2J".into()),
+        element_text: Some("=HYPERLINK(\"http://evil.example\")".into()),
+        timestamp: now,
+        client_timestamp: now,
+        received_at: now,
+        day: Day::from_millis(now).unwrap(),
+        ..Event::default()
+    };
+    e.derive_visitor();
+    store.insert(&[e]).await.unwrap();
+    drop(store);
+
+    let out = maidian(&["stats", "pages"], dir.path());
+    assert!(out.status.success());
+    assert!(
+        !out.stdout.contains(&0x1b),
+        "an escape byte reached the terminal"
+    );
+    assert!(!out.stdout.contains(&0x07));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("/x\\u{1b}]0;owned\\u{7}\\u{1b}[2J"),
+        "{table}"
+    );
+
+    let safe = maidian(&["export", "--days", "1"], dir.path());
+    let safe = String::from_utf8_lossy(&safe.stdout);
+    assert!(safe.contains("\"'=HYPERLINK("), "{safe}");
+    let raw = maidian(&["export", "--days", "1", "--raw"], dir.path());
+    let raw = String::from_utf8_lossy(&raw.stdout);
+    assert!(raw.contains("\"=HYPERLINK("), "{raw}");
+}

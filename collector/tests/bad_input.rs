@@ -249,6 +249,33 @@ fn cases() -> Vec<Case> {
             "inflated_too_large",
         ),
         c(
+            "gzip of an array",
+            post("/api/track/batch", gzip(b"[1,2,3]")).header("content-encoding", "gzip"),
+            400,
+            "invalid_body",
+        ),
+        c(
+            "gzip of whitespace",
+            post("/api/track/batch", gzip(b"   ")).header("content-encoding", "gzip"),
+            400,
+            "empty_body",
+        ),
+        c(
+            "more JSON values than a body may hold",
+            post(
+                "/api/track/batch",
+                format!("{{\"events\":[{}0]}}", "0,".repeat(100_000)),
+            ),
+            413,
+            "too_many_values",
+        ),
+        c(
+            "array directly inside an array",
+            event(json!({"event_type": "a", "custom_data": {"m": [[1, 2], [3]]}})),
+            400,
+            "nested_array",
+        ),
+        c(
             "gzip header, plain body",
             post("/api/track/event", "{\"event_type\":\"a\"}").header("content-encoding", "gzip"),
             400,

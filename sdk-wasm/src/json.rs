@@ -147,4 +147,32 @@ mod tests {
             r#"{"a":"q\"uote\\ \n 中文 \u0001","n":-1700000000123,"z":0,"c":{"x":[1,2]},"d":true}"#
         );
     }
+
+    proptest::proptest! {
+        /// Whatever the strings and numbers, the writer's output parses back to exactly them.
+        #[test]
+        fn any_fields_round_trip(
+            fields in proptest::collection::vec(("\\PC{0,12}|.{0,12}", ".{0,40}", proptest::prelude::any::<i64>()), 0..8),
+            extra in proptest::collection::btree_map("[a-z]{1,6}", proptest::prelude::any::<i32>(), 0..4),
+        ) {
+            let mut o = Obj::new();
+            let mut want = serde_json::Map::new();
+            for (i, (k, v, n)) in fields.iter().enumerate() {
+                // Keys made unique so that the expected map is well defined.
+                let sk = format!("s{i}{k}");
+                let nk = format!("n{i}{k}");
+                o.str(&sk, v).int(&nk, *n);
+                want.insert(sk, serde_json::Value::from(v.as_str()));
+                want.insert(nk, serde_json::Value::from(*n));
+            }
+            let extra_json = serde_json::to_string(&extra).unwrap();
+            o.fields(&extra_json);
+            for (k, v) in &extra {
+                want.insert(k.clone(), serde_json::Value::from(*v));
+            }
+            let text = o.finish();
+            let back: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+            proptest::prop_assert_eq!(back, want);
+        }
+    }
 }
