@@ -29,22 +29,33 @@ async fn seed(dir: &std::path::Path) {
     .iter()
     .enumerate()
     .map(|(i, (ty, user))| {
-        let mut e = Event {
-            event_id: format!("00000000-0000-7000-8000-{i:012}"),
-            event_type: ty.to_string(),
-            user_id: Some(user.to_string()),
-            page_url: Some("/x".into()),
-            timestamp: now,
-            client_timestamp: now,
-            received_at: now,
-            day: Day::from_millis(now).unwrap(),
-            ..Event::default()
-        };
-        e.derive_visitor();
-        e
+        event(
+            i,
+            now,
+            Event {
+                event_type: ty.to_string(),
+                user_id: Some(user.to_string()),
+                page_url: Some("/x".into()),
+                ..Event::default()
+            },
+        )
     })
     .collect();
     store.insert(&events).await.unwrap();
+}
+
+/// `fields` stamped at `now` with the `i`th id and its visitor.
+fn event(i: usize, now: i64, fields: Event) -> Event {
+    let mut e = Event {
+        event_id: format!("00000000-0000-7000-8000-{i:012}"),
+        timestamp: now,
+        client_timestamp: now,
+        received_at: now,
+        day: Day::from_millis(now).unwrap(),
+        ..fields
+    };
+    e.derive_visitor();
+    e
 }
 
 fn maidian(args: &[&str], dir: &std::path::Path) -> std::process::Output {
@@ -98,20 +109,17 @@ async fn hostile_visitor_strings_neither_drive_the_terminal_nor_run_in_a_spreads
     })
     .await
     .unwrap();
-    let now = now_ms();
-    let mut e = Event {
-        event_id: "00000000-0000-7000-8000-000000000099".into(),
-        event_type: "page_view".into(),
-        session_id: Some("s".into()),
-        page_url: Some("/x\u{1b}]0;owned\u{7}\u{1b}[2J".into()),
-        element_text: Some("=HYPERLINK(\"http://evil.example\")".into()),
-        timestamp: now,
-        client_timestamp: now,
-        received_at: now,
-        day: Day::from_millis(now).unwrap(),
-        ..Event::default()
-    };
-    e.derive_visitor();
+    let e = event(
+        99,
+        now_ms(),
+        Event {
+            event_type: "page_view".into(),
+            session_id: Some("s".into()),
+            page_url: Some("/x\u{1b}]0;owned\u{7}\u{1b}[2J".into()),
+            element_text: Some("=HYPERLINK(\"http://evil.example\")".into()),
+            ..Event::default()
+        },
+    );
     store.insert(&[e]).await.unwrap();
     drop(store);
 

@@ -43,23 +43,25 @@ pub struct MongoSection {
     pub timeout: u64,
 }
 
+impl MongoSection {
+    /// The store's connection settings (host `localhost` when unset).
+    pub fn store(&self) -> StoreMongo {
+        StoreMongo {
+            uri: self.uri.clone(),
+            host: self.host.clone().unwrap_or_else(|| "localhost".into()),
+            port: self.port,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            database: self.database.clone(),
+            timeout: Duration::from_secs(self.timeout),
+        }
+    }
+}
+
+/// Shown as the store's settings, whose `Debug` hides the password.
 impl std::fmt::Debug for MongoSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MongoSection")
-            .field(
-                "uri",
-                &self
-                    .uri
-                    .as_deref()
-                    .map(maidian_analytics::store::redact_uri),
-            )
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("database", &self.database)
-            .field("timeout", &self.timeout)
-            .finish()
+        self.store().fmt(f)
     }
 }
 
@@ -512,15 +514,7 @@ impl Config {
                         data_dir: self.storage.data_dir.clone(),
                     };
                 }
-                StoreConfig::Mongo(StoreMongo {
-                    uri: m.uri.clone(),
-                    host: m.host.clone().unwrap_or_else(|| "localhost".into()),
-                    port: m.port,
-                    username: m.username.clone(),
-                    password: m.password.clone(),
-                    database: m.database.clone(),
-                    timeout: Duration::from_secs(m.timeout),
-                })
+                StoreConfig::Mongo(m.store())
             }
         }
     }

@@ -147,14 +147,20 @@ impl<T> IdleIo<T> {
         self.deadline.as_mut().reset(next);
     }
 
-    /// What a pending read or write becomes: still pending, or timed out.
-    fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection idle",
-            ))),
-            Poll::Pending => Poll::Pending,
+    /// A read or write's outcome: progress moves the deadline; waiting past it times out.
+    fn watch<R>(&mut self, cx: &mut Context<'_>, io: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        match io {
+            Poll::Ready(r) => {
+                self.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection idle",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }
@@ -166,13 +172,8 @@ impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for IdleIo<T> {
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                this.touch();
-                Poll::Ready(r)
-            }
-            Poll::Pending => this.pending(cx),
-        }
+        let io = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.watch(cx, io)
     }
 }
 
@@ -183,13 +184,8 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for IdleIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                this.touch();
-                Poll::Ready(r)
-            }
-            Poll::Pending => this.pending(cx),
-        }
+        let io = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, io)
     }
 
     fn poll_write_vectored(
@@ -198,13 +194,8 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for IdleIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                this.touch();
-                Poll::Ready(r)
-            }
-            Poll::Pending => this.pending(cx),
-        }
+        let io = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, io)
     }
 
     fn is_write_vectored(&self) -> bool {

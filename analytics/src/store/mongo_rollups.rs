@@ -739,8 +739,15 @@ impl MongoStore {
                 "another rollup rebuild is in progress".into(),
             ));
         }
-        self.drop_orphans(&[st.live.generation]).await?;
-        self.ensure_gen_indexes(generation).await?;
+        // Retired generations are the consumer's to drop, after their grace period (readers
+        // may still be on them); dropping them here too raced with it.
+        let keep: Vec<i64> = std::iter::once(st.live.generation)
+            .chain(st.retired.iter().map(|r| r.generation))
+            .collect();
+        // Collection drops and index builds are the calls that have hung on FerretDB under
+        // concurrent writes: bounded, they fail loudly instead.
+        bounded(self.drop_orphans(&keep)).await?;
+        bounded(self.ensure_gen_indexes(generation)).await?;
 
         let mut cur = Cursor {
             generation,
@@ -836,6 +843,17 @@ impl MongoStore {
         }
         Ok(())
     }
+}
+
+/// Longest a rebuild waits on one schema change (drops, index builds).
+const SCHEMA_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn bounded<T>(
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(SCHEMA_CHANGE_TIMEOUT, work)
+        .await
+        .unwrap_or(Err(StoreError::Timeout(SCHEMA_CHANGE_TIMEOUT)))
 }
 
 fn is_duplicate(e: &mongodb::error::Error) -> bool {
