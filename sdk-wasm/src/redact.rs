@@ -48,20 +48,48 @@ pub const DEFAULT_PARAMS: &[&str] = &[
     "credentials",
 ];
 
-/// Whether `name` (a raw, possibly percent-encoded parameter name) is on `deny`.
+/// Whether `name` (a raw, possibly percent-encoded parameter name) is on `deny`: compared
+/// byte by byte, ASCII case-insensitively, with `-` and `%5F` read as `_` (no allocation, and
+/// none of the string-search code that would weigh on the SDK's size).
 fn denied<S: AsRef<str>>(name: &str, deny: &[S]) -> bool {
-    let name = name
-        .replace("%5F", "_")
-        .replace("%5f", "_")
-        .replace('-', "_");
-    deny.iter().any(|d| d.as_ref().eq_ignore_ascii_case(&name))
+    let mut norm = [0u8; 32];
+    let (mut n, mut i) = (0, 0);
+    let b = name.as_bytes();
+    while i < b.len() {
+        let c = if b[i] == b'%'
+            && b.get(i + 1) == Some(&b'5')
+            && b.get(i + 2).map(|c| c | 0x20) == Some(b'f')
+        {
+            i += 2;
+            b'_'
+        } else if b[i] == b'-' {
+            b'_'
+        } else {
+            b[i].to_ascii_lowercase()
+        };
+        if n == norm.len() {
+            return false;
+        }
+        norm[n] = c;
+        n += 1;
+        i += 1;
+    }
+    deny.iter()
+        .any(|d| d.as_ref().as_bytes().eq_ignore_ascii_case(&norm[..n]))
 }
 
-/// An e-mail address, plain or with its `@` percent-encoded.
+/// An e-mail address, plain or with its `@` percent-encoded (`%40`).
 fn looks_like_email(value: &str) -> bool {
-    let value = value.replace("%40", "@");
-    match value.split_once('@') {
-        Some((user, host)) => !user.is_empty() && host.contains('.') && !host.starts_with('.'),
+    let b = value.as_bytes();
+    let at = (0..b.len()).find_map(|i| match b[i] {
+        b'@' => Some((i, i + 1)),
+        b'%' if b.get(i + 1) == Some(&b'4') && b.get(i + 2) == Some(&b'0') => Some((i, i + 3)),
+        _ => None,
+    });
+    match at {
+        Some((user_end, host)) => {
+            user_end > 0 && b.get(host).is_some_and(|c| *c != b'.') && b[host..].contains(&b'.')
+        }
         None => false,
     }
 }
