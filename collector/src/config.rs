@@ -220,13 +220,24 @@ pub struct PrivacySection {
     pub redact_params: Vec<String>,
 }
 
+impl PrivacySection {
+    /// The names to redact as `redact::url` takes them (comma-separated); `None` when URL
+    /// redaction is off.
+    pub fn deny_list(&self) -> Option<String> {
+        self.redact_urls.then(|| {
+            let names: Vec<&str> = self.redact_params.iter().map(|s| s.trim()).collect();
+            names.join(",")
+        })
+    }
+}
+
 impl Default for PrivacySection {
     fn default() -> Self {
         PrivacySection {
             redact_urls: true,
             redact_params: crate::redact::DEFAULT_PARAMS
-                .iter()
-                .map(|s| s.to_string())
+                .split(',')
+                .map(String::from)
                 .collect(),
         }
     }

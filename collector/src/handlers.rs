@@ -29,6 +29,8 @@ pub struct App {
     pub decoder: DecodePool,
     /// Bytes of bodies read or waiting to be decoded (`limits.max_body_bytes_in_flight`).
     pub bodies: BodyBudget,
+    /// `privacy.deny_list()`, computed once.
+    pub redact: Option<String>,
 }
 
 impl App {
@@ -40,6 +42,7 @@ impl App {
         App {
             decoder: DecodePool::new(threads),
             bodies: BodyBudget::new(config.limits.max_body_bytes_in_flight),
+            redact: config.privacy.deny_list(),
             config,
             store,
             writer,
@@ -161,7 +164,7 @@ async fn track_one_inner(
         Context::skew_from(obj.get("sent_at"), received_at).map_err(ApiError::InvalidEvent)?;
     let cx = Context {
         limits: &app.config.limits,
-        privacy: &app.config.privacy,
+        redact: app.redact.as_deref(),
         received_at,
         skew_ms,
     };
@@ -219,7 +222,7 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
         Context::skew_from(obj.get("sent_at"), received_at).map_err(ApiError::InvalidEvent)?;
     let cx = Context {
         limits: &app.config.limits,
-        privacy: &app.config.privacy,
+        redact: app.redact.as_deref(),
         received_at,
         skew_ms,
     };

@@ -7,13 +7,14 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::config::{Limits, PrivacySection};
+use crate::config::Limits;
 use crate::error::Invalid;
 
 /// What every event of one request shares.
 pub struct Context<'a> {
     pub limits: &'a Limits,
-    pub privacy: &'a PrivacySection,
+    /// Names of the URL parameters to redact (`PrivacySection::deny_list`); `None`: keep URLs.
+    pub redact: Option<&'a str>,
     /// Arrival time at the collector, ms since the epoch.
     pub received_at: i64,
     /// `received_at - sent_at` when the client said when it sent the request (Segment's and
@@ -108,8 +109,8 @@ pub fn event(
     e.day = Day::from_millis(e.timestamp)
         .ok_or_else(|| Invalid::new("invalid_timestamp", "timestamp is out of range"))?;
     e.custom_data = custom_data(obj.get("custom_data"), cx.limits)?;
-    if cx.privacy.redact_urls {
-        redact_urls(&mut e, &cx.privacy.redact_params);
+    if let Some(deny) = cx.redact {
+        redact_urls(&mut e, deny);
     }
     e.derive_visitor();
     if e.event_type == PAGE_VIEW && e.page_url.is_none() {
@@ -119,7 +120,7 @@ pub fn event(
 }
 
 /// The URLs of an event without their sensitive query and fragment values.
-fn redact_urls(e: &mut Event, deny: &[String]) {
+fn redact_urls(e: &mut Event, deny: &str) {
     for u in [&mut e.page_url, &mut e.referrer].into_iter().flatten() {
         if let Some(clean) = crate::redact::url(u, deny) {
             *u = clean;
@@ -345,10 +346,9 @@ mod tests {
 
     fn run(v: Value, skew_ms: i64) -> Result<Event, Invalid> {
         let limits = Limits::default();
-        let privacy = PrivacySection::default();
         let cx = Context {
             limits: &limits,
-            privacy: &privacy,
+            redact: Some(crate::redact::DEFAULT_PARAMS),
             received_at: NOW,
             skew_ms,
         };

@@ -10,63 +10,29 @@
 /// What replaces a redacted value.
 pub const REDACTED: &str = "[redacted]";
 
-/// The parameter names redacted by default (compared case-insensitively, `-` read as `_`).
-pub const DEFAULT_PARAMS: &[&str] = &[
-    "token",
-    "access_token",
-    "id_token",
-    "refresh_token",
-    "auth",
-    "authorization",
-    "code",
-    "password",
-    "pass",
-    "passwd",
-    "pwd",
-    "secret",
-    "client_secret",
-    "key",
-    "api_key",
-    "apikey",
-    "session",
-    "session_id",
-    "sessionid",
-    "sid",
-    "email",
-    "e_mail",
-    "mail",
-    "phone",
-    "tel",
-    "mobile",
-    "ssn",
-    "otp",
-    "pin",
-    "jwt",
-    "signature",
-    "sig",
-    "credential",
-    "credentials",
-];
+/// The parameter names redacted by default, comma-separated (compared case-insensitively,
+/// `-` and `%5F` read as `_`).
+pub const DEFAULT_PARAMS: &str = "token,access_token,id_token,refresh_token,auth,authorization,\
+code,password,pass,passwd,pwd,secret,client_secret,key,api_key,apikey,session,session_id,sessionid,\
+sid,email,e_mail,mail,phone,tel,mobile,ssn,otp,pin,jwt,signature,sig,credential,credentials";
 
-/// Whether `name` (a raw, possibly percent-encoded parameter name) is on `deny`: compared
-/// byte by byte, ASCII case-insensitively, with `-` and `%5F` read as `_` (no allocation, and
-/// none of the string-search code that would weigh on the SDK's size).
-fn denied<S: AsRef<str>>(name: &str, deny: &[S]) -> bool {
+/// Whether `name` (a raw, possibly percent-encoded parameter name) is on `deny` (names
+/// separated by commas). Byte by byte and without allocation: none of the string-search code
+/// that would weigh on the SDK's size.
+fn denied(name: &[u8], deny: &str) -> bool {
     let mut norm = [0u8; 32];
     let (mut n, mut i) = (0, 0);
-    let b = name.as_bytes();
-    while i < b.len() {
-        let c = if b[i] == b'%'
-            && b.get(i + 1) == Some(&b'5')
-            && b.get(i + 2).map(|c| c | 0x20) == Some(b'f')
+    while i < name.len() {
+        let mut c = name[i].to_ascii_lowercase();
+        if c == b'%'
+            && name.get(i + 1) == Some(&b'5')
+            && name.get(i + 2).map(|c| c | 0x20) == Some(b'f')
         {
             i += 2;
-            b'_'
-        } else if b[i] == b'-' {
-            b'_'
-        } else {
-            b[i].to_ascii_lowercase()
-        };
+            c = b'_';
+        } else if c == b'-' {
+            c = b'_';
+        }
         if n == norm.len() {
             return false;
         }
@@ -74,77 +40,68 @@ fn denied<S: AsRef<str>>(name: &str, deny: &[S]) -> bool {
         n += 1;
         i += 1;
     }
-    deny.iter()
-        .any(|d| d.as_ref().as_bytes().eq_ignore_ascii_case(&norm[..n]))
+    deny.as_bytes()
+        .split(|c| *c == b',')
+        .any(|d| d.eq_ignore_ascii_case(&norm[..n]))
 }
 
 /// An e-mail address, plain or with its `@` percent-encoded (`%40`).
-fn looks_like_email(value: &str) -> bool {
-    let b = value.as_bytes();
-    let at = (0..b.len()).find_map(|i| match b[i] {
+fn looks_like_email(v: &[u8]) -> bool {
+    let at = (0..v.len()).find_map(|i| match v[i] {
         b'@' => Some((i, i + 1)),
-        b'%' if b.get(i + 1) == Some(&b'4') && b.get(i + 2) == Some(&b'0') => Some((i, i + 3)),
+        b'%' if v.get(i + 1) == Some(&b'4') && v.get(i + 2) == Some(&b'0') => Some((i, i + 3)),
         _ => None,
     });
     match at {
         Some((user_end, host)) => {
-            user_end > 0 && b.get(host).is_some_and(|c| *c != b'.') && b[host..].contains(&b'.')
+            let host = v.get(host..).unwrap_or(&[]);
+            user_end > 0 && host.first().is_some_and(|c| *c != b'.') && host.contains(&b'.')
         }
         None => false,
     }
 }
 
-/// Redacts the values of `a=1&b=2` pairs; returns whether anything changed.
-fn redact_pairs<S: AsRef<str>>(pairs: &str, deny: &[S], out: &mut String) -> bool {
-    let mut changed = false;
-    for (i, pair) in pairs.split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        match pair.split_once('=') {
-            Some((k, v)) if !v.is_empty() && (denied(k, deny) || looks_like_email(v)) => {
-                out.push_str(k);
-                out.push('=');
-                out.push_str(REDACTED);
-                changed = true;
-            }
-            _ => out.push_str(pair),
-        }
-    }
-    changed
+fn find(b: &[u8], c: u8) -> Option<usize> {
+    b.iter().position(|x| *x == c)
 }
 
 /// `url` with sensitive query and fragment values replaced by [`REDACTED`]; `None` when nothing
-/// needed redacting (the common case costs no allocation beyond the scan).
-pub fn url<S: AsRef<str>>(url: &str, deny: &[S]) -> Option<String> {
-    let (before_hash, fragment) = match url.split_once('#') {
-        Some((b, f)) => (b, Some(f)),
-        None => (url, None),
-    };
-    let mut out = String::with_capacity(url.len() + 16);
-    let mut changed = false;
-    match before_hash.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            changed |= redact_pairs(query, deny, &mut out);
-        }
-        None => out.push_str(before_hash),
-    }
-    if let Some(f) = fragment {
-        out.push('#');
-        // `#/route?a=b` (hash routing) or `#a=b&c=d` (OAuth implicit flow).
-        match f.split_once('?') {
-            Some((route, query)) => {
-                out.push_str(route);
-                out.push('?');
-                changed |= redact_pairs(query, deny, &mut out);
+/// needed redacting. `deny` names the parameters, separated by commas.
+pub fn url(url: &str, deny: &str) -> Option<String> {
+    let b = url.as_bytes();
+    let hash = find(b, b'#').unwrap_or(b.len());
+    // The runs of `k=v&k=v` pairs: the query, and in the fragment what follows its `?`
+    // (`#/route?a=b`, hash routing) or the whole fragment when it holds `=` (`#a=b&c=d`).
+    let query = find(&b[..hash], b'?').map(|q| (q + 1, hash));
+    let fragment = b.get(hash + 1..).and_then(|f| match find(f, b'?') {
+        Some(q) => Some((hash + 2 + q, b.len())),
+        None if f.contains(&b'=') => Some((hash + 1, b.len())),
+        None => None,
+    });
+    // `str::get`, not indexing: an indexing panic would bring its formatting into the SDK.
+    // Every cut is next to an ASCII byte, so each `get` succeeds.
+    let mut out = String::new();
+    let mut copied = 0;
+    for (start, end) in [query, fragment].into_iter().flatten() {
+        let mut i = start;
+        while i < end {
+            let j = i + find(&b[i..end], b'&').unwrap_or(end - i);
+            if let Some(eq) = find(&b[i..j], b'=') {
+                let (k, v) = (&b[i..i + eq], &b[i + eq + 1..j]);
+                if !v.is_empty() && (denied(k, deny) || looks_like_email(v)) {
+                    out.push_str(url.get(copied..i + eq + 1).unwrap_or_default());
+                    out.push_str(REDACTED);
+                    copied = j;
+                }
             }
-            None if f.contains('=') => changed |= redact_pairs(f, deny, &mut out),
-            None => out.push_str(f),
+            i = j + 1;
         }
     }
-    changed.then_some(out)
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(url.get(copied..).unwrap_or_default());
+    Some(out)
 }
 
 #[cfg(test)]
@@ -184,6 +141,16 @@ mod tests {
                 "https://a.example/?u=[redacted]&api-key=[redacted]",
             ),
             ("https://a.example/?token=", "https://a.example/?token="),
+            ("https://a.example/?", "https://a.example/?"),
+            ("https://a.example/#", "https://a.example/#"),
+            (
+                "https://例え.jp/パス?token=秘密&q=検索",
+                "https://例え.jp/パス?token=[redacted]&q=検索",
+            ),
+            (
+                "https://a.example/?a=1#b=2&pwd=3",
+                "https://a.example/?a=1#b=2&pwd=[redacted]",
+            ),
             (
                 "https://a.example/?flag&sid=9",
                 "https://a.example/?flag&sid=[redacted]",
@@ -197,7 +164,7 @@ mod tests {
     #[test]
     fn an_own_list_replaces_the_default() {
         assert_eq!(
-            url("https://a.example/?order=1&token=t", &["order"]).as_deref(),
+            url("https://a.example/?order=1&token=t", "order,ref").as_deref(),
             Some("https://a.example/?order=[redacted]&token=t")
         );
     }

@@ -33,27 +33,19 @@ pub struct Options {
     pub debug: bool,
     pub batch_size: usize,
     pub respect_dnt: bool,
-    /// Query parameters whose values are redacted from URLs; empty: redaction off.
-    pub redact: Vec<String>,
+    /// Query parameters whose values are redacted from URLs, comma-separated; empty:
+    /// redaction off.
+    pub redact: String,
 }
 
 impl Options {
-    /// The redaction list from the `redact` option: `-` turns it off, other names (comma
-    /// separated) are added to [`redact::DEFAULT_PARAMS`].
-    pub fn redact_list(option: Option<&str>) -> Vec<String> {
-        match option.map(str::trim) {
-            Some("-") => Vec::new(),
-            extra => redact::DEFAULT_PARAMS
-                .iter()
-                .map(|s| s.to_string())
-                .chain(
-                    extra
-                        .unwrap_or("")
-                        .split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty()),
-                )
-                .collect(),
+    /// The redaction list from the `redact` option: `-` turns redaction off, other names
+    /// (comma separated) are added to [`redact::DEFAULT_PARAMS`].
+    pub fn redact_list(option: Option<&str>) -> String {
+        match option {
+            Some("-") => String::new(),
+            Some(extra) if !extra.is_empty() => String::from(redact::DEFAULT_PARAMS) + "," + extra,
+            _ => redact::DEFAULT_PARAMS.into(),
         }
     }
 }
@@ -500,7 +492,7 @@ impl<H: Env> State<H> {
 }
 
 /// `url` without its sensitive values (see [`redact`]); unchanged when `deny` is empty.
-fn clean_url(url: String, deny: &[String]) -> String {
+fn clean_url(url: String, deny: &str) -> String {
     if deny.is_empty() {
         return url;
     }
@@ -530,10 +522,22 @@ pub struct Rng([u64; 2]);
 impl Rng {
     pub fn seeded(host: &impl Env) -> Rng {
         let seed = host.info("seed");
-        let half = |s: Option<&str>| s.and_then(|h| u64::from_str_radix(h, 16).ok());
-        let (a, b) = match (half(seed.get(..16)), half(seed.get(16..32))) {
-            (Some(a), Some(b)) => (a, b),
-            _ => (
+        let mut s = [0u64; 2];
+        let mut ok = seed.len() == 32;
+        for (i, c) in seed.bytes().enumerate().take(32) {
+            let v = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => {
+                    ok = false;
+                    0
+                }
+            };
+            s[i / 16] = s[i / 16] << 4 | u64::from(v);
+        }
+        let (a, b) = match ok {
+            true => (s[0], s[1]),
+            false => (
                 (host.rand() * 9_007_199_254_740_992.0) as u64
                     ^ (host.now() as u64).rotate_left(53),
                 (host.rand() * 9_007_199_254_740_992.0) as u64,
