@@ -164,6 +164,37 @@ test('a collector answering 500 for a while: events arrive after it recovers', a
   }
 });
 
+test('a batch answered 5xx for over a day of page loads is dropped, and debug mode says so', async () => {
+  const s = await setup('giveup');
+  try {
+    const page = await s.context.newPage();
+    const logs = [];
+    page.on('console', (m) => logs.push(m.text()));
+    let refused = 0;
+    await page.route('**/api/track/batch?*', (route) => {
+      refused += 1;
+      return route.fulfill({ status: 503, body: '{"error":{"code":"store_unavailable","message":"x"}}' });
+    });
+    // This browser has already seen the queue's head fail 19 times, the first two days ago.
+    await page.goto(`${s.pages.url}/demo/index.html?key=${WRITE_KEY}&batch=100`);
+    await page.evaluate(() => localStorage.setItem('maidian:strikes', `19,${Date.now() - 2 * 86400000}`));
+    await page.reload();
+    await page.evaluate(() => getTracking().ready);
+    await page.click('#buy');
+    assert.equal(await page.evaluate(() => getTracking().forceFlush()), 0);
+    assert.ok(refused >= 1);
+    assert.equal(await page.evaluate(() => getTracking().getQueueLength()), 0, 'the failing batch was kept');
+    assert.ok(logs.some((l) => l.includes('dropped')), logs.join('\n'));
+    assert.equal(await page.evaluate(() => localStorage.getItem('maidian:strikes')), null);
+    // The next event goes out as usual once the collector answers again.
+    await page.unroute('**/api/track/batch?*');
+    await page.click('#buy');
+    assert.equal(await page.evaluate(() => getTracking().forceFlush()), 1);
+  } finally {
+    await s.cleanup();
+  }
+});
+
 test('a page whose CSP refuses wasm keeps working, and debug mode says why', async () => {
   const s = await setup('csp');
   try {
