@@ -75,7 +75,7 @@ async def bombs(binary, label):
     await asyncio.sleep(0.5)
     idle = proc(p.pid, "VmRSS:")
     cpu0 = cpu_seconds(p.pid)
-    array = gzip.compress(b"[" + b"0," * (2 * 1024 * 1024 - 1) + b"0]", 9)
+    array = gzip.compress(b"[" + b"0," * (2 * 1024 * 1024 - 2) + b"0]", 9)
     events = gzip.compress(b'{"events":[' + b"0," * (2 * 1024 * 1024 - 8) + b"0]}", 9)
     stop, worst = asyncio.Event(), [0.0]
     probe = asyncio.create_task(health_probe(addr, stop, worst))
