@@ -127,8 +127,11 @@ function makeMaidian(loadModule, defaultApiUrl) {
       var tag = el.tagName;
       // Never an input's value, nor what was typed into an editable region; never a whole
       // region's text.
-      var text = tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT' || t.isContentEditable ||
-        el.isContentEditable || el.querySelector('[contenteditable]:not([contenteditable="false"])')
+      // (Attributes, not isContentEditable, which would force a style recalculation per click.)
+      var editable = t.closest('[contenteditable]');
+      var text = tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT' ||
+        (editable && editable.getAttribute('contenteditable') !== 'false') ||
+        el.querySelector('[contenteditable]:not([contenteditable="false"])')
         ? '' : el.textContent || '';
       if (text.length > 5000) text = '';
       call('click', [el.id || '', el.getAttribute('class') || '', text, Math.round(e.pageX) || 0, Math.round(e.pageY) || 0]);
