@@ -44,6 +44,20 @@ pub struct Event {
     pub day: Day,
     /// Free-form data; keys were checked so none is a MongoDB operator or dotted path.
     pub custom_data: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Page views: the campaign tags of `page_url` (see `source::landing`).
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    /// Page views: the ad click id parameter on `page_url` (`gclid`, …), its name only.
+    pub click_id: Option<String>,
+    /// Page views: `utm_source`, else the referring site (a known site's name or its host).
+    pub source: Option<String>,
+    /// Page views: the channel this view would give its session if it is the landing one.
+    pub channel: Option<String>,
+    /// Why the event is a bot's (`user_agent`, `webdriver`, `referrer_spam`); `None` for people.
+    pub bot: Option<String>,
 }
 
 pub const PAGE_VIEW: &str = "page_view";

@@ -36,6 +36,15 @@ pub const COLUMNS: &[&str] = &[
     "exit_timestamp",
     "received_at",
     "custom_data",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "click_id",
+    "source",
+    "channel",
+    "bot",
 ];
 
 pub fn header() -> String {
@@ -125,6 +134,15 @@ pub fn row(e: &Event, cells: Cells) -> String {
         s(&e.custom_data
             .as_ref()
             .map(|c| serde_json::Value::Object(c.clone()).to_string())),
+        s(&e.utm_source),
+        s(&e.utm_medium),
+        s(&e.utm_campaign),
+        s(&e.utm_term),
+        s(&e.utm_content),
+        s(&e.click_id),
+        s(&e.source),
+        s(&e.channel),
+        s(&e.bot),
     ];
     let mut out = String::with_capacity(256);
     for (i, f) in fields.iter().enumerate() {
@@ -209,7 +227,7 @@ mod tests {
             line.contains(",\"Buy, \"\"now\"\"\nplease\",12.5,"),
             "{line}"
         );
-        assert!(line.ends_with(",\"{\"\"a\"\":1}\"\r\n"), "{line}");
+        assert!(line.ends_with(",\"{\"\"a\"\":1}\",,,,,,,,,\r\n"), "{line}");
         assert_eq!(line.matches(',').count() - 1, COLUMNS.len() - 1); // one comma is quoted
         assert_eq!(header().trim_end().split(',').count(), COLUMNS.len());
     }

@@ -8,12 +8,15 @@
 //! - [`rollup`]: the pre-aggregated counts dashboards read, as commutative deltas.
 //! - [`consumer`]: the checkpointed, leased reader of the event log that keeps rollups exact.
 //! - [`engine`]: summary, funnel, retention and real-time figures.
+//! - [`source`] (campaign tags, click ids, channels) and [`bots`] (who is not a person), from
+//!   the lists in `data/`.
 //! - [`export`] (CSV) and [`report`] (self-contained HTML).
 //! - [`client`]: a minimal HTTP/1.1 client for a maidian collector (`maidian simulate`).
 //!
 //! This crate never imports warp and knows no JSON request shape: the collector turns wire input
 //! into [`Event`](event::Event)s before anything here sees it.
 
+pub mod bots;
 pub mod client;
 pub mod consumer;
 pub mod engine;
@@ -22,5 +25,6 @@ pub mod export;
 pub mod report;
 pub mod rollup;
 pub mod simulate;
+pub mod source;
 pub mod stats;
 pub mod store;

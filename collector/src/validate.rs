@@ -112,11 +112,54 @@ pub fn event(
     if let Some(deny) = cx.redact {
         redact_urls(&mut e, deny);
     }
+    let webdriver = match obj.get("webdriver") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(Invalid::new(
+                "invalid_type",
+                "webdriver must be true or false",
+            ))
+        }
+    };
+    classify_origin(&mut e, webdriver);
     e.derive_visitor();
     if e.event_type == PAGE_VIEW && e.page_url.is_none() {
         return Err(Invalid::new("missing_field", "a page_view needs page_url"));
     }
     Ok(e)
+}
+
+/// Where a page view came from (campaign tags, click id, source, channel) and whether the event
+/// is a bot's. The referrer counts only when it is another site than the page's own.
+fn classify_origin(e: &mut Event, webdriver: bool) {
+    use maidian_analytics::{bots, source};
+    let page_host = e.page_url.as_deref().and_then(source::host);
+    let referrer_host = e
+        .referrer
+        .as_deref()
+        .and_then(source::host)
+        .filter(|h| page_host.as_ref() != Some(h));
+    e.bot = bots::classify(e.user_agent.as_deref(), webdriver, referrer_host.as_deref())
+        .map(String::from);
+    if e.event_type != PAGE_VIEW {
+        return;
+    }
+    let landing = source::landing(e.page_url.as_deref().unwrap_or(""));
+    e.channel = Some(source::channel(&landing, referrer_host.as_deref()).to_string());
+    e.source = landing
+        .source()
+        .map(String::from)
+        .or_else(|| source::referrer_source(referrer_host.as_deref()));
+    let [s, m, c, t, ct] = landing.utm;
+    (
+        e.utm_source,
+        e.utm_medium,
+        e.utm_campaign,
+        e.utm_term,
+        e.utm_content,
+    ) = (s, m, c, t, ct);
+    e.click_id = landing.click_id.map(String::from);
 }
 
 /// The URLs of an event without their sensitive query and fragment values.
@@ -353,6 +396,47 @@ mod tests {
             skew_ms,
         };
         event(v.as_object().unwrap(), &cx, None)
+    }
+
+    #[test]
+    fn classifies_where_a_page_view_came_from_and_bots() {
+        let e = run(
+            json!({"event_type": "page_view", "session_id": "s",
+                "page_url": "https://shop.example/?utm_source=Newsletter&utm_medium=email&utm_campaign=nov&gclid=x&token=t",
+                "referrer": "https://shop.example/cart"}),
+            0,
+        )
+        .unwrap();
+        assert_eq!(e.utm_source.as_deref(), Some("newsletter"));
+        assert_eq!(e.utm_campaign.as_deref(), Some("nov"));
+        assert_eq!(e.click_id.as_deref(), Some("gclid"));
+        assert_eq!(e.source.as_deref(), Some("newsletter"));
+        // A paid click id wins over the e-mail tags (GA4's order); the own-site referrer is ignored.
+        assert_eq!(e.channel.as_deref(), Some("Paid Search"));
+        assert_eq!(e.bot, None);
+        let e = run(
+            json!({"event_type": "page_view", "session_id": "s", "page_url": "https://shop.example/",
+                "referrer": "https://www.google.com/", "user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (e.channel.as_deref(), e.source.as_deref()),
+            (Some("Organic Search"), Some("google"))
+        );
+        assert_eq!(e.bot.as_deref(), Some("user_agent"));
+        let e = run(json!({"event_type": "click", "webdriver": true}), 0).unwrap();
+        assert_eq!(
+            (e.bot.as_deref(), e.channel.as_deref()),
+            (Some("webdriver"), None)
+        );
+        let e = run(
+            json!({"event_type": "page_view", "page_url": "https://shop.example/", "referrer": "http://semalt.com/x"}),
+            0,
+        )
+        .unwrap();
+        assert_eq!(e.bot.as_deref(), Some("referrer_spam"));
+        assert!(run(json!({"event_type": "click", "webdriver": "yes"}), 0).is_err());
     }
 
     #[test]

@@ -342,6 +342,15 @@ pub fn event_to_doc(e: &Event) -> Document {
         ("user_agent", &e.user_agent),
         ("screen_resolution", &e.screen_resolution),
         ("viewport_size", &e.viewport_size),
+        ("utm_source", &e.utm_source),
+        ("utm_medium", &e.utm_medium),
+        ("utm_campaign", &e.utm_campaign),
+        ("utm_term", &e.utm_term),
+        ("utm_content", &e.utm_content),
+        ("click_id", &e.click_id),
+        ("source", &e.source),
+        ("channel", &e.channel),
+        ("bot", &e.bot),
     ];
     for (k, v) in strings {
         if let Some(v) = v {
@@ -448,5 +457,14 @@ pub fn doc_to_event(d: &Document) -> Result<Event, StoreError> {
             Some(Bson::Document(c)) => Some(doc_to_json_map(c)),
             _ => None,
         },
+        utm_source: opt_str(d, "utm_source"),
+        utm_medium: opt_str(d, "utm_medium"),
+        utm_campaign: opt_str(d, "utm_campaign"),
+        utm_term: opt_str(d, "utm_term"),
+        utm_content: opt_str(d, "utm_content"),
+        click_id: opt_str(d, "click_id"),
+        source: opt_str(d, "source"),
+        channel: opt_str(d, "channel"),
+        bot: opt_str(d, "bot"),
     })
 }
