@@ -426,3 +426,51 @@ async fn bad_config_stops_startup_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("MAIDIAN_MONGODB_PORT"), "{err}");
 }
+
+/// A curl client gets the same tagging as the SDK: campaign tags, source and channel on page
+/// views, a bot reason on crawler, automation and referrer-spam events; all stored, and
+/// exported.
+#[tokio::test]
+async fn page_views_are_tagged_with_their_source_and_bots_are_flagged_not_dropped() {
+    let env = start(&[]).await;
+    let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    let res = env
+        .post(
+            "/api/track/batch",
+            &json!({"events": [
+                {"event_id": uuid(), "event_type": "page_view", "session_id": "a", "user_agent": chrome,
+                 "page_url": "https://shop.example/?utm_source=Weibo&utm_medium=paid_social&utm_campaign=双11"},
+                {"event_id": uuid(), "event_type": "page_view", "session_id": "b", "user_agent": chrome,
+                 "page_url": "https://shop.example/p", "referrer": "https://www.baidu.com/link?url=1"},
+                {"event_id": uuid(), "event_type": "page_view", "session_id": "c",
+                 "user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+                 "page_url": "https://shop.example/"},
+                {"event_id": uuid(), "event_type": "page_view", "session_id": "d", "user_agent": chrome,
+                 "page_url": "https://shop.example/", "referrer": "https://semalt.com/"},
+                {"event_id": uuid(), "event_type": "click", "session_id": "e", "webdriver": true},
+            ]}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json().unwrap()["stored"], 5, "bots are stored, not dropped");
+    let docs = env.stored().await;
+    let by = |sid: &str| {
+        docs.iter()
+            .find(|d| d.get_str("session_id").ok() == Some(sid))
+            .unwrap()
+    };
+    let field = |sid: &str, f: &str| by(sid).get_str(f).ok().map(String::from);
+    assert_eq!(field("a", "channel").as_deref(), Some("Paid Social"));
+    assert_eq!(field("a", "source").as_deref(), Some("weibo"));
+    assert_eq!(field("a", "utm_campaign").as_deref(), Some("双11"));
+    assert_eq!(field("a", "bot"), None);
+    assert_eq!(field("b", "channel").as_deref(), Some("Organic Search"));
+    assert_eq!(field("b", "source").as_deref(), Some("baidu"));
+    assert_eq!(field("c", "bot").as_deref(), Some("user_agent"));
+    assert_eq!(field("d", "bot").as_deref(), Some("referrer_spam"));
+    assert_eq!(field("e", "bot").as_deref(), Some("webdriver"));
+    let csv = env.get("/api/export/events.csv?days=1").await.text();
+    assert!(csv.lines().next().unwrap().ends_with(",source,channel,bot"));
+    assert!(csv.contains(",weibo,Paid Social,"), "{csv}");
+    assert!(csv.contains(",user_agent\r\n"), "{csv}");
+}

@@ -282,6 +282,34 @@ test('private by default: no text from editable regions, sensitive URL values re
   }
 });
 
+test('a visit landing from a newsletter is tagged Email / newsletter; headless Chromium is flagged as a bot', async () => {
+  const s = await setup('sources');
+  try {
+    const page = await s.context.newPage();
+    await page.goto(`${s.pages.url}/demo/index.html?key=${WRITE_KEY}&utm_source=newsletter&utm_medium=email&utm_campaign=nov`);
+    await page.evaluate(() => getTracking().ready);
+    await page.click('#spa-products'); // a later page view of the same session, no tags
+    await page.evaluate(() => getTracking().forceFlush());
+    const docs = await waitForEvents(s.events, (d) => {
+      assert.equal(d.filter((e) => e.event_type === 'page_view').length, 2);
+    });
+    const [landing, later] = docs.filter((e) => e.event_type === 'page_view')
+      .sort((a, b) => a.timestamp - b.timestamp);
+    assert.equal(landing.channel, 'Email');
+    assert.equal(landing.source, 'newsletter');
+    assert.equal(landing.utm_medium, 'email');
+    assert.equal(landing.utm_campaign, 'nov');
+    // The SPA view's referrer is the page itself: no outside source, so it would count as Direct.
+    assert.equal(later.channel, 'Direct');
+    assert.equal(later.session_id, landing.session_id);
+    // This browser says HeadlessChrome in its user agent.
+    assert.match(landing.user_agent, /HeadlessChrome/);
+    assert.equal(landing.bot, 'user_agent');
+  } finally {
+    await s.cleanup();
+  }
+});
+
 test('optOut stops tracking across reloads; optIn resumes it', async () => {
   const s = await setup('optout');
   try {
