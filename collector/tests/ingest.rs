@@ -452,7 +452,11 @@ async fn page_views_are_tagged_with_their_source_and_bots_are_flagged_not_droppe
         )
         .await;
     assert_eq!(res.status, 200, "{}", res.text());
-    assert_eq!(res.json().unwrap()["stored"], 5, "bots are stored, not dropped");
+    assert_eq!(
+        res.json().unwrap()["stored"],
+        5,
+        "bots are stored, not dropped"
+    );
     let docs = env.stored().await;
     let by = |sid: &str| {
         docs.iter()
