@@ -268,14 +268,15 @@ pub async fn build(
     store: &crate::store::Store,
     p: crate::stats::Period,
     funnel: Option<&crate::engine::funnel::Funnel>,
+    scope: crate::engine::Scope,
 ) -> Result<String, crate::store::StoreError> {
     use crate::engine::{funnel as f, retention, summary};
     let (s, r) = tokio::try_join!(
-        summary::summary(store, p, 10),
-        retention::retention(store, p)
+        summary::summary(store, p, 10, scope),
+        retention::retention(store, p, scope)
     )?;
     let fr = match funnel {
-        Some(def) => Some(f::funnel(store, def, p).await?),
+        Some(def) => Some(f::funnel(store, def, p, scope).await?),
         None => None,
     };
     Ok(render(&s, fr.as_ref(), &r))

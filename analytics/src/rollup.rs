@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use crate::event::{Event, PAGE_LEAVE, PAGE_VIEW};
+use crate::store::RollupDoc;
 
 /// Rollup collection names (MongoDB) and table names (embedded).
 pub const DAILY_TYPE: &str = "rollup_daily_type";
@@ -27,6 +28,22 @@ pub const SESSIONS: &str = "rollup_sessions";
 pub const PAGE_TIME: &str = "rollup_page_time";
 pub const DAILY_REFERRER: &str = "rollup_daily_referrer";
 pub const DAILY_AGENT: &str = "rollup_daily_agent";
+/// Flagged events by day and reason (`Field::Name`), for the summary's `bots`.
+pub const DAILY_BOT: &str = "rollup_daily_bot";
+
+/// Each rollup and its bot twin: the same documents, made of the events flagged as bots' only.
+/// Figures read the rollups; with bots included they read both and merge them
+/// ([`merge_docs`]). So excluding bots costs nothing and including them costs one more read.
+pub const TWINS: &[(&str, &str)] = &[
+    (DAILY_TYPE, "rollup_bot_daily_type"),
+    (DAILY_VISITOR, "rollup_bot_daily_visitor"),
+    (DAILY_PAGE_VISITOR, "rollup_bot_daily_page_visitor"),
+    (FIRST_SEEN, "rollup_bot_first_seen"),
+    (SESSIONS, "rollup_bot_sessions"),
+    (PAGE_TIME, "rollup_bot_page_time"),
+    (DAILY_REFERRER, "rollup_bot_daily_referrer"),
+    (DAILY_AGENT, "rollup_bot_daily_agent"),
+];
 
 pub const ALL: &[&str] = &[
     DAILY_TYPE,
@@ -37,7 +54,65 @@ pub const ALL: &[&str] = &[
     PAGE_TIME,
     DAILY_REFERRER,
     DAILY_AGENT,
+    DAILY_BOT,
+    "rollup_bot_daily_type",
+    "rollup_bot_daily_visitor",
+    "rollup_bot_daily_page_visitor",
+    "rollup_bot_first_seen",
+    "rollup_bot_sessions",
+    "rollup_bot_page_time",
+    "rollup_bot_daily_referrer",
+    "rollup_bot_daily_agent",
 ];
+
+/// The bot twin of `rollup` (itself for a rollup that has none).
+pub fn bot_twin(rollup: &'static str) -> &'static str {
+    TWINS
+        .iter()
+        .find(|(r, _)| *r == rollup)
+        .map_or(rollup, |(_, twin)| *twin)
+}
+
+/// Fields that count (summed when two sets of documents are merged); every other field is a
+/// minimum or an identity (the least value is kept).
+pub const ADDITIVE: &[Field] = &[
+    Field::Count,
+    Field::Events,
+    Field::PageViews,
+    Field::Interactions,
+    Field::Views,
+];
+
+/// The documents that one rollup would hold had the events of `a` and `b` been rolled up
+/// together: same keys merged, counts summed, minimums and identities lowered.
+pub fn merge_docs(a: Vec<RollupDoc>, b: Vec<RollupDoc>) -> Vec<RollupDoc> {
+    let mut by_id: HashMap<String, RollupDoc> = HashMap::with_capacity(a.len() + b.len());
+    for doc in a.into_iter().chain(b) {
+        match by_id.get_mut(&doc.id) {
+            None => {
+                by_id.insert(doc.id.clone(), doc);
+            }
+            Some(mine) => {
+                for (f, v) in doc.fields {
+                    match (mine.fields.get_mut(&f), v) {
+                        (Some(Value::Int(x)), Value::Int(y)) if ADDITIVE.contains(&f) => *x += y,
+                        (Some(x), y) => {
+                            if y < *x {
+                                *x = y;
+                            }
+                        }
+                        (None, y) => {
+                            mine.fields.insert(f, y);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<RollupDoc> = by_id.into_values().collect();
+    out.sort_by(|x, y| x.id.cmp(&y.id));
+    out
+}
 
 /// Event types that count as interaction: a session with one page view and none of these is
 /// a bounce.
@@ -151,6 +226,8 @@ pub enum Value {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Delta {
     pub changes: HashMap<&'static str, HashMap<String, Change>>,
+    /// The event being added is a bot's: its changes go to the bot twins.
+    bot: bool,
 }
 
 impl Change {
@@ -236,6 +313,7 @@ impl Delta {
     }
 
     fn change(&mut self, rollup: &'static str, key: String) -> &mut Change {
+        let rollup = if self.bot { bot_twin(rollup) } else { rollup };
         self.changes
             .entry(rollup)
             .or_default()
@@ -254,6 +332,14 @@ impl Delta {
 
     fn add_event(&mut self, e: &Event) {
         let day = e.day.to_string();
+        self.bot = false;
+        if let Some(reason) = &e.bot {
+            let c = self.change(DAILY_BOT, key(&[&day, reason]));
+            c.add(Field::Count, 1);
+            c.ident(Field::Day, s(&day));
+            c.ident(Field::Name, s(reason));
+            self.bot = true;
+        }
         let c = self.change(DAILY_TYPE, key(&[&day, &e.event_type]));
         c.add(Field::Count, 1);
         c.ident(Field::Day, s(&day));
@@ -457,5 +543,29 @@ mod tests {
         assert_eq!(host_of("https://a.example/x?y"), Some("a.example"));
         assert_eq!(host_of("http://u:p@b.example:8080"), Some("b.example:8080"));
         assert_eq!(host_of(""), None);
+    }
+}
+#[cfg(test)]
+mod bot_routing {
+    #[test]
+    fn bot_events_go_to_the_twins() {
+        let e = crate::event::Event {
+            event_type: "click".into(),
+            bot: Some("user_agent".into()),
+            visitor: Some("v".into()),
+            ..Default::default()
+        };
+        let d = super::Delta::of([&e]);
+        let mut names: Vec<_> = d.changes.keys().copied().collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                "rollup_bot_daily_type",
+                "rollup_bot_daily_visitor",
+                "rollup_bot_first_seen",
+                "rollup_daily_bot"
+            ]
+        );
     }
 }

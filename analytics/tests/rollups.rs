@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers: a failed setup should stop the test loudly.
 
 use maidian_analytics::consumer::{self, ConsumerConfig, Step};
-use maidian_analytics::engine::{funnel, retention, summary};
+use maidian_analytics::engine::{funnel, retention, summary, Scope};
 use maidian_analytics::event::{Day, Event};
 use maidian_analytics::rollup::{self, Field};
 use maidian_analytics::stats::Period;
@@ -34,6 +34,28 @@ fn dataset() -> Vec<Event> {
             "https://shop.example/cart",
             3 * DAY + 1_000,
         ),
+        // A crawler's visit: stored and flagged, left out of every figure by default.
+        (
+            "bot1",
+            "s5",
+            "page_view",
+            "https://shop.example/",
+            3 * DAY + 2_000,
+        ),
+        (
+            "bot1",
+            "s5",
+            "click",
+            "https://shop.example/",
+            3 * DAY + 3_000,
+        ),
+        (
+            "bot1",
+            "s5",
+            "page_leave",
+            "https://shop.example/",
+            3 * DAY + 4_000,
+        ),
     ];
     rows.iter()
         .enumerate()
@@ -54,8 +76,11 @@ fn dataset() -> Vec<Event> {
                 ..Event::default()
             };
             if *ty == "page_leave" {
-                e.page_view_id = Some("view-cart".into());
+                e.page_view_id = Some(format!("view-{session}"));
                 e.duration = Some(30_000.0);
+            }
+            if user.starts_with("bot") {
+                e.bot = Some("user_agent".into());
             }
             e.derive_visitor();
             e
@@ -103,7 +128,8 @@ async fn snapshot(store: &Store) -> Vec<(String, Vec<(String, Vec<(String, Strin
     );
     let mut out = Vec::new();
     for name in rollup::ALL {
-        let field = if *name == rollup::FIRST_SEEN {
+        let field = if *name == rollup::FIRST_SEEN || *name == rollup::bot_twin(rollup::FIRST_SEEN)
+        {
             Field::FirstDay
         } else {
             Field::Day
@@ -167,18 +193,34 @@ async fn live_rollups_equal_a_rebuild_on_both_stores() {
         assert_eq!((status.generation, status.events), (2, events.len() as u64));
 
         let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
-        let s = summary::summary(&store, p, 10).await.unwrap();
+        let s = summary::summary(&store, p, 10, Scope::default())
+            .await
+            .unwrap();
         let f = funnel::Funnel::parse("page_view,click,purchase", DAY).unwrap();
-        let fr = funnel::funnel(&store, &f, p).await.unwrap();
-        let r = retention::retention(&store, p).await.unwrap();
-        figures.push((s, fr, r));
+        let fr = funnel::funnel(&store, &f, p, Scope::default())
+            .await
+            .unwrap();
+        let r = retention::retention(&store, p, Scope::default())
+            .await
+            .unwrap();
+        let all = Scope { include_bots: true };
+        let with_bots = (
+            summary::summary(&store, p, 10, all).await.unwrap(),
+            funnel::funnel(&store, &f, p, all).await.unwrap(),
+            retention::retention(&store, p, all).await.unwrap(),
+        );
+        figures.push((s, fr, r, with_bots));
     }
     let (mongo, guarded, embedded) = (&figures[0], &figures[1], &figures[2]);
     assert_eq!(mongo, embedded, "the two stores disagree");
     assert_eq!(mongo, guarded, "guarded upserts disagree");
 
-    let (s, f, r) = mongo;
+    let (s, f, r, with_bots) = mongo;
     assert_eq!(s.overview.total_events, 9);
+    assert_eq!(
+        serde_json::to_value(&s.bots).unwrap(),
+        serde_json::json!([{"reason": "user_agent", "events": 3}])
+    );
     assert_eq!(s.overview.active_users, 3);
     assert_eq!(s.overview.sessions, 4);
     assert_eq!(s.overview.bounce_rate, 50.0); // s2 and s3
@@ -202,6 +244,21 @@ async fn live_rollups_equal_a_rebuild_on_both_stores() {
         s,
         &summary::summarize(p, &summary::Inputs::from_events(&dataset()), 10)
     );
+
+    // With bots: the figures of the same events, none flagged (the bots list aside).
+    let unflagged: Vec<Event> = dataset()
+        .into_iter()
+        .map(|e| Event { bot: None, ..e })
+        .collect();
+    let (sb, fb, rb) = with_bots;
+    assert_eq!(sb.overview.total_events, 12);
+    assert_eq!(sb.overview.sessions, 5);
+    let mut want = summary::summarize(p, &summary::Inputs::from_events(&unflagged), 10);
+    want.bots = s.bots.clone();
+    assert_eq!(sb, &want);
+    let users: Vec<u64> = fb.funnel_steps.iter().map(|s| s.users).collect();
+    assert_eq!(users, vec![4, 3, 1]);
+    assert_eq!(rb, &retention::from_events(p, &unflagged));
 }
 
 /// A page URL holding the key separator must not merge with another page's rollup.
@@ -223,7 +280,9 @@ async fn keys_with_separators_stay_apart() {
             .await
             .unwrap();
         let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
-        let s = summary::summary(&store, p, 10).await.unwrap();
+        let s = summary::summary(&store, p, 10, Scope::default())
+            .await
+            .unwrap();
         let mut pages: Vec<(String, u64, u64)> = s
             .top_pages
             .iter()
@@ -257,7 +316,10 @@ async fn a_rebuild_switches_generations_on_the_embedded_store() {
     store.insert(&events[5..7]).await.unwrap();
     assert_eq!(store.rebuild_rollups(&cfg, |_| {}).await.unwrap(), 7);
     store.insert(&events[7..]).await.unwrap();
-    assert_eq!(consumer::catch_up(&store, &cfg).await.unwrap(), 2);
+    assert_eq!(
+        consumer::catch_up(&store, &cfg).await.unwrap(),
+        events.len() as u64 - 7
+    );
     let Store::Embedded(e) = &store else {
         unreachable!()
     };
@@ -265,7 +327,9 @@ async fn a_rebuild_switches_generations_on_the_embedded_store() {
     assert!(tables.iter().all(|t| t.ends_with("@2")), "{tables:?}");
     let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
     assert_eq!(
-        summary::summary(&store, p, 10).await.unwrap(),
+        summary::summary(&store, p, 10, Scope::default())
+            .await
+            .unwrap(),
         summary::summarize(p, &summary::Inputs::from_events(&events), 10)
     );
 }
@@ -317,12 +381,16 @@ async fn an_interrupted_chunk_is_finished_exactly_once() {
         }
         assert_eq!(proxy.dropped() - before, 2);
         assert_eq!(
-            summary::summary(&store, p, 10).await.unwrap(),
+            summary::summary(&store, p, 10, Scope::default())
+                .await
+                .unwrap(),
             summary::summarize(p, &summary::Inputs::from_events(&events), 10),
             "guarded: {guarded}"
         );
         assert_eq!(
-            retention::retention(&store, p).await.unwrap(),
+            retention::retention(&store, p, Scope::default())
+                .await
+                .unwrap(),
             retention::from_events(p, &events)
         );
         let status = store.rollup_status().await.unwrap();

@@ -140,7 +140,12 @@ async fn groups_by_type_and_page_within_the_period() {
         store.insert(&events).await.unwrap();
         let until = Day::from_millis(T0).unwrap();
         let since = until.window_start(2);
-        let types = event_type_stats(store.count_by_type_and_visitor(since, until).await.unwrap());
+        let types = event_type_stats(
+            store
+                .count_by_type_and_visitor(since, until, Default::default())
+                .await
+                .unwrap(),
+        );
         let got: Vec<_> = types
             .iter()
             .map(|t| (t.event_type.as_str(), t.count, t.unique_users))
@@ -153,7 +158,7 @@ async fn groups_by_type_and_page_within_the_period() {
         );
         let pages = page_stats(
             store
-                .count_page_views_by_visitor(since, until)
+                .count_page_views_by_visitor(since, until, Default::default())
                 .await
                 .unwrap(),
         );
@@ -164,7 +169,7 @@ async fn groups_by_type_and_page_within_the_period() {
         assert_eq!(got, vec![("/a", 2, 1), ("/b", 1, 1)], "{}", store.kind());
         let empty = Day::parse("2020-01-01").unwrap();
         assert!(store
-            .count_by_type_and_visitor(empty, empty)
+            .count_by_type_and_visitor(empty, empty, Default::default())
             .await
             .unwrap()
             .is_empty());

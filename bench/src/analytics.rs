@@ -3,6 +3,7 @@
 //! retention timed from the engine, side by side with the naive way (read every raw event of
 //! the period and compute from that). Run through `bench/analytics.sh`.
 
+use maidian_analytics::engine::Scope;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -118,13 +119,15 @@ async fn main() -> anyhow::Result<()> {
     let runs = args.runs;
 
     let (engine_summary, s1) = best(runs, || async {
-        Ok(summary::summary(&store, p, 10).await?)
+        Ok(summary::summary(&store, p, 10, Scope::default()).await?)
     })
     .await?;
-    let (engine_funnel, f1) =
-        best(runs, || async { Ok(funnel::funnel(&store, &f, p).await?) }).await?;
+    let (engine_funnel, f1) = best(runs, || async {
+        Ok(funnel::funnel(&store, &f, p, Scope::default()).await?)
+    })
+    .await?;
     let (engine_retention, r1) = best(runs, || async {
-        Ok(retention::retention(&store, p).await?)
+        Ok(retention::retention(&store, p, Scope::default()).await?)
     })
     .await?;
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use maidian_analytics::engine::Scope;
 use maidian_analytics::event::{Day, PAGE_VIEW};
 use maidian_analytics::stats::{self, Period};
 use maidian_analytics::store::Store;
@@ -70,6 +71,8 @@ pub struct IngestQuery {
 #[derive(Debug, Default, Deserialize)]
 pub struct DaysQuery {
     pub days: Option<String>,
+    /// `true` counts events flagged as bots' too.
+    pub include_bots: Option<String>,
     /// CSV export: `1` writes text cells exactly as stored (see `export::Cells`).
     pub raw: Option<String>,
 }
@@ -78,6 +81,8 @@ pub struct DaysQuery {
 #[derive(Debug, Default, Deserialize)]
 pub struct AnalyticsQuery {
     pub days: Option<String>,
+    /// `true` counts events flagged as bots' too.
+    pub include_bots: Option<String>,
     /// Funnel steps: `page_view,click@/pricing,purchase`.
     pub steps: Option<String>,
     /// Funnel conversion window: seconds, or `30m`, `2h`, `1d`.
@@ -289,6 +294,15 @@ fn store_refused() -> crate::error::Invalid {
     )
 }
 
+/// Which events the figures count: without bots unless `include_bots=true`.
+fn scope_of(include_bots: Option<&str>) -> Result<Scope, ApiError> {
+    match include_bots {
+        None | Some("") | Some("false") | Some("0") => Ok(Scope::default()),
+        Some("true") | Some("1") => Ok(Scope { include_bots: true }),
+        Some(_) => Err(bad("include_bots", "must be true or false")),
+    }
+}
+
 /// `days` = 1..=366, 7 when absent.
 fn period(q: &DaysQuery) -> Result<Period, ApiError> {
     period_of(q.days.as_deref())
@@ -327,7 +341,7 @@ pub async fn stats_events(
             let p = period(&q)?;
             let groups = app
                 .store
-                .count_by_type_and_visitor(p.since, p.until)
+                .count_by_type_and_visitor(p.since, p.until, scope_of(q.include_bots.as_deref())?)
                 .await
                 .map_err(store_failed)?;
             let rows = stats::event_type_stats(groups);
@@ -353,7 +367,7 @@ pub async fn stats_pages(
             let p = period(&q)?;
             let groups = app
                 .store
-                .count_page_views_by_visitor(p.since, p.until)
+                .count_page_views_by_visitor(p.since, p.until, scope_of(q.include_bots.as_deref())?)
                 .await
                 .map_err(store_failed)?;
             let rows = stats::page_stats(groups);
@@ -418,6 +432,7 @@ async fn analytics_inner(
     use maidian_analytics::engine::{funnel, realtime, retention, summary};
     auth::check_read(&app.config.tracking_api, headers)?;
     let p = period_of(q.days.as_deref())?;
+    let scope = scope_of(q.include_bots.as_deref())?;
     let store = &app.store;
     let body = match figure {
         "summary" => {
@@ -430,20 +445,26 @@ async fn analytics_inner(
                     .ok_or_else(|| bad("top", "must be a whole number from 1 to 100"))?,
             };
             serde_json::to_value(
-                summary::summary(store, p, top)
+                summary::summary(store, p, top, scope)
                     .await
                     .map_err(store_failed)?,
             )
         }
         "funnel" => {
             let f = funnel_of(q, "")?;
-            serde_json::to_value(funnel::funnel(store, &f, p).await.map_err(store_failed)?)
+            serde_json::to_value(
+                funnel::funnel(store, &f, p, scope)
+                    .await
+                    .map_err(store_failed)?,
+            )
         }
-        "retention" => {
-            serde_json::to_value(retention::retention(store, p).await.map_err(store_failed)?)
-        }
+        "retention" => serde_json::to_value(
+            retention::retention(store, p, scope)
+                .await
+                .map_err(store_failed)?,
+        ),
         _ => serde_json::to_value(
-            realtime::realtime(store, now_millis())
+            realtime::realtime(store, now_millis(), scope)
                 .await
                 .map_err(store_failed)?,
         ),
@@ -533,7 +554,8 @@ async fn report_inner(
     auth::check_read(&app.config.tracking_api, headers)?;
     let p = period_of(q.days.as_deref())?;
     let f = funnel_of(q, report::DEFAULT_FUNNEL)?;
-    let html = report::build(&app.store, p, Some(&f))
+    let scope = scope_of(q.include_bots.as_deref())?;
+    let html = report::build(&app.store, p, Some(&f), scope)
         .await
         .map_err(store_failed)?;
     Ok(crate::routes::hardened(

@@ -231,3 +231,84 @@ async fn simulate_sends_realistic_visitors_and_a_resend_is_deduplicated() {
         assert!(events.contains(&ty), "{ty} missing from {events:?}");
     }
 }
+
+/// Bots are stored and flagged at ingest, left out of every figure by default (HTTP and CLI),
+/// counted with `include_bots=true` / `--include-bots`, and listed in the summary's `bots`.
+#[tokio::test]
+async fn bots_are_left_out_of_the_figures_unless_asked_for() {
+    let env = start(&[]).await;
+    let now = now_ms();
+    let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let mut events = Vec::new();
+    for (visitor, ua, referrer) in [
+        ("person", chrome, None),
+        ("crawler", bot, None),
+        ("spammer", chrome, Some("https://semalt.com/")),
+    ] {
+        events.push(json!({"event_id": uuid(), "event_type": "page_view", "session_id": visitor,
+            "page_url": "https://shop.example/", "user_agent": ua, "referrer": referrer, "timestamp": now}));
+    }
+    events.push(
+        json!({"event_id": uuid(), "event_type": "click", "session_id": "driven",
+        "webdriver": true, "timestamp": now}),
+    );
+    let res = env
+        .post("/api/track/batch", &json!({ "events": events }))
+        .await;
+    assert_eq!(res.json().unwrap()["stored"], 4);
+    // The rollups hold one human event; health's lag says when all four are rolled up.
+    env.wait_for_rollups(1, 1).await;
+
+    let s = env
+        .get("/api/analytics/summary?days=1")
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(s["overview"]["total_events"], 1);
+    assert_eq!(s["overview"]["active_users"], 1);
+    let mut bots = s["bots"].as_array().unwrap().clone();
+    bots.sort_by_key(|b| b["reason"].as_str().unwrap().to_string());
+    assert_eq!(
+        Value::Array(bots),
+        json!([
+            {"reason": "referrer_spam", "events": 1},
+            {"reason": "user_agent", "events": 1},
+            {"reason": "webdriver", "events": 1},
+        ])
+    );
+    let all = env
+        .get("/api/analytics/summary?days=1&include_bots=true")
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(all["overview"]["total_events"], 4);
+    assert_eq!(all["overview"]["active_users"], 4);
+
+    let stats = env.get("/api/stats/events?days=1").await.json().unwrap();
+    assert_eq!(stats["total_events"], 1);
+    let stats = env
+        .get("/api/stats/events?days=1&include_bots=1")
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(stats["total_events"], 4);
+    let rt = env.get("/api/analytics/realtime").await.json().unwrap();
+    assert_eq!(rt["recent_events_1h"], 1);
+    let funnel = "/api/analytics/funnel?steps=page_view&days=1";
+    let f = env.get(funnel).await.json().unwrap();
+    assert_eq!(f["funnel_steps"][0]["users"], 1);
+    let f = env
+        .get(&format!("{funnel}&include_bots=true"))
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(f["funnel_steps"][0]["users"], 3);
+    let bad = env.get("/api/analytics/summary?include_bots=maybe").await;
+    assert_eq!(bad.status, 400);
+
+    let cli_summary = cli(&env, &["summary", "--days", "1"]);
+    assert_eq!(cli_summary["overview"]["total_events"], 1);
+    let cli_all = cli(&env, &["summary", "--days", "1", "--include-bots"]);
+    assert_eq!(cli_all["overview"]["total_events"], 4);
+}

@@ -140,6 +140,8 @@ async function load() {
       ...s.browsers.map((e) => [`browser: ${e.name}`, e.count]),
       ...s.operating_systems.map((e) => [`os: ${e.name}`, e.count]),
       ...s.devices.map((e) => [`device: ${e.name}`, e.count]),
+      // Bots are left out of every figure; say how many events that was.
+      ...s.bots.map((b) => [`bot events left out: ${b.reason}`, b.events]),
     ]);
     heatmap($('retention'), r);
     await Promise.all([loadFunnel(), loadRealtime()]);

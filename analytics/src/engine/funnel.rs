@@ -248,13 +248,21 @@ pub fn compute(funnel: &Funnel, p: Period, events: &[Event]) -> FunnelResult {
     }
 }
 
-pub async fn funnel(store: &Store, funnel: &Funnel, p: Period) -> Result<FunnelResult, StoreError> {
+pub async fn funnel(
+    store: &Store,
+    funnel: &Funnel,
+    p: Period,
+    scope: super::Scope,
+) -> Result<FunnelResult, StoreError> {
     let mut types: Vec<String> = funnel.steps().map(|s| s.event_type.clone()).collect();
     types.sort();
     types.dedup();
     let from = p.since.start_millis();
     let until = p.until.start_millis() + 86_400_000 + funnel.window_ms;
-    let events = store.events_of_types(&types, from, until).await?;
+    let mut events = store.events_of_types(&types, from, until).await?;
+    if !scope.include_bots {
+        events.retain(|e| e.bot.is_none());
+    }
     Ok(compute(funnel, p, &events))
 }
 

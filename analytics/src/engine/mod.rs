@@ -10,6 +10,13 @@ pub mod realtime;
 pub mod retention;
 pub mod summary;
 
+/// Which events a figure counts. By default events flagged as bots' are left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Count events flagged as bots' too (`include_bots=true`, `--include-bots`).
+    pub include_bots: bool,
+}
+
 /// `part / whole` as a percentage with one decimal, 0 when `whole` is 0.
 pub fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
+use crate::engine::Scope;
 use crate::store::{Store, StoreError};
 
 pub const ONLINE_WINDOW_MS: i64 = 5 * 60_000;
@@ -44,10 +45,15 @@ pub fn compute(now_ms: i64, last_hour: &[(i64, Option<String>)]) -> Realtime {
     }
 }
 
-pub async fn realtime(store: &Store, now_ms: i64) -> Result<Realtime, StoreError> {
-    let mut activity = store.activity_since(now_ms - 3_600_000).await?;
-    // Events stamped after `now` (a clock slightly ahead) are not part of the last hour.
-    activity.retain(|(t, _)| *t <= now_ms);
+pub async fn realtime(store: &Store, now_ms: i64, scope: Scope) -> Result<Realtime, StoreError> {
+    let activity: Vec<(i64, Option<String>)> = store
+        .activity_since(now_ms - 3_600_000)
+        .await?
+        .into_iter()
+        // Events stamped after `now` (a clock slightly ahead) are not part of the last hour.
+        .filter(|(t, _, bot)| *t <= now_ms && (scope.include_bots || !bot))
+        .map(|(t, v, _)| (t, v))
+        .collect();
     Ok(compute(now_ms, &activity))
 }
 

@@ -106,10 +106,14 @@ pub fn from_events(p: Period, events: &[crate::event::Event]) -> Retention {
     compute(p, &first, &daily)
 }
 
-pub async fn retention(store: &Store, p: Period) -> Result<Retention, StoreError> {
+pub async fn retention(
+    store: &Store,
+    p: Period,
+    scope: super::Scope,
+) -> Result<Retention, StoreError> {
     let (first_seen, daily_visitor) = tokio::try_join!(
-        store.rollup_between(rollup::FIRST_SEEN, Field::FirstDay, p.since, p.until),
-        store.rollup_between(rollup::DAILY_VISITOR, Field::Day, p.since, p.until),
+        store.rollup_figures(rollup::FIRST_SEEN, Field::FirstDay, p.since, p.until, scope),
+        store.rollup_figures(rollup::DAILY_VISITOR, Field::Day, p.since, p.until, scope),
     )?;
     Ok(compute(p, &first_seen, &daily_visitor))
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::{percent, seconds};
+use super::{percent, seconds, Scope};
 use crate::event::PAGE_VIEW;
 use crate::rollup::{self, Field};
 use crate::stats::Period;
@@ -62,6 +62,15 @@ pub struct Summary {
     pub browsers: Vec<NameCount>,
     pub operating_systems: Vec<NameCount>,
     pub devices: Vec<NameCount>,
+    /// Events flagged as bots' in the period, by reason: left out of every other figure
+    /// unless bots are included, and listed here either way.
+    pub bots: Vec<ReasonCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReasonCount {
+    pub reason: String,
+    pub events: u64,
 }
 
 /// The rollup documents a summary reads.
@@ -74,10 +83,11 @@ pub struct Inputs {
     pub page_time: Vec<RollupDoc>,
     pub daily_referrer: Vec<RollupDoc>,
     pub daily_agent: Vec<RollupDoc>,
+    pub daily_bot: Vec<RollupDoc>,
 }
 
-pub async fn fetch(store: &Store, p: Period) -> Result<Inputs, StoreError> {
-    let get = |rollup| store.rollup_between(rollup, Field::Day, p.since, p.until);
+pub async fn fetch(store: &Store, p: Period, scope: Scope) -> Result<Inputs, StoreError> {
+    let get = |rollup| store.rollup_figures(rollup, Field::Day, p.since, p.until, scope);
     let (
         daily_type,
         daily_visitor,
@@ -86,6 +96,7 @@ pub async fn fetch(store: &Store, p: Period) -> Result<Inputs, StoreError> {
         page_time,
         daily_referrer,
         daily_agent,
+        daily_bot,
     ) = tokio::try_join!(
         get(rollup::DAILY_TYPE),
         get(rollup::DAILY_VISITOR),
@@ -94,6 +105,7 @@ pub async fn fetch(store: &Store, p: Period) -> Result<Inputs, StoreError> {
         get(rollup::PAGE_TIME),
         get(rollup::DAILY_REFERRER),
         get(rollup::DAILY_AGENT),
+        store.rollup_between(rollup::DAILY_BOT, Field::Day, p.since, p.until),
     )?;
     Ok(Inputs {
         daily_type,
@@ -103,6 +115,7 @@ pub async fn fetch(store: &Store, p: Period) -> Result<Inputs, StoreError> {
         page_time,
         daily_referrer,
         daily_agent,
+        daily_bot,
     })
 }
 
@@ -119,12 +132,18 @@ impl Inputs {
             page_time: get(rollup::PAGE_TIME),
             daily_referrer: get(rollup::DAILY_REFERRER),
             daily_agent: get(rollup::DAILY_AGENT),
+            daily_bot: get(rollup::DAILY_BOT),
         }
     }
 }
 
-pub async fn summary(store: &Store, p: Period, top: usize) -> Result<Summary, StoreError> {
-    Ok(summarize(p, &fetch(store, p).await?, top))
+pub async fn summary(
+    store: &Store,
+    p: Period,
+    top: usize,
+    scope: Scope,
+) -> Result<Summary, StoreError> {
+    Ok(summarize(p, &fetch(store, p, scope).await?, top))
 }
 
 fn top_counts(counts: HashMap<String, u64>, top: usize) -> Vec<NameCount> {
@@ -231,6 +250,20 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
     }
     let mut agent = |kind| top_counts(agents.remove(kind).unwrap_or_default(), top);
 
+    let mut bots: HashMap<String, u64> = HashMap::new();
+    for d in &i.daily_bot {
+        *bots.entry(d.str(Field::Name).to_string()).or_default() += u(d.int(Field::Count));
+    }
+    let mut bots: Vec<ReasonCount> = bots
+        .into_iter()
+        .map(|(reason, events)| ReasonCount { reason, events })
+        .collect();
+    bots.sort_by(|a, b| {
+        b.events
+            .cmp(&a.events)
+            .then_with(|| a.reason.cmp(&b.reason))
+    });
+
     let page_views = events_by_type.get(PAGE_VIEW).copied().unwrap_or(0);
     let total_events = events_by_type.values().sum();
     let mut daily: Vec<DayRow> = days.into_values().collect();
@@ -256,6 +289,7 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         browsers: agent("browser"),
         operating_systems: agent("os"),
         devices: agent("device"),
+        bots,
     }
 }
 

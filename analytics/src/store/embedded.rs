@@ -92,6 +92,7 @@ impl EmbeddedStore {
                     let slim = serde_json::to_vec(&FunnelFields {
                         visitor: e.visitor.as_deref(),
                         page_url: e.page_url.as_deref(),
+                        bot: e.bot.as_deref(),
                     })
                     .map_err(err)?;
                     by_type
@@ -115,6 +116,7 @@ impl EmbeddedStore {
         since: Day,
         until: Day,
         grouping: Grouping,
+        scope: crate::engine::Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
         /// Only the fields a grouping reads, so the scan skips the rest of each event.
         #[derive(Deserialize)]
@@ -122,12 +124,16 @@ impl EmbeddedStore {
             event_type: String,
             visitor: Option<String>,
             page_url: Option<String>,
+            bot: Option<String>,
         }
         let db = self.db.clone();
         blocking(move || {
             let mut groups: HashMap<(String, Option<String>), u64> = HashMap::new();
             scan(&db, since, until, |bytes| {
                 let e: Slim = serde_json::from_slice(bytes).map_err(err)?;
+                if e.bot.is_some() && !scope.include_bots {
+                    return Ok(());
+                }
                 let key = match grouping {
                     Grouping::EventType => e.event_type,
                     Grouping::PageViews if e.event_type == PAGE_VIEW => {
@@ -168,10 +174,11 @@ impl EmbeddedStore {
     pub async fn activity_since(
         &self,
         since_ms: i64,
-    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+    ) -> Result<Vec<(i64, Option<String>, bool)>, StoreError> {
         #[derive(Deserialize)]
         struct Who {
             visitor: Option<String>,
+            bot: Option<String>,
         }
         let db = self.db.clone();
         blocking(move || {
@@ -181,7 +188,7 @@ impl EmbeddedStore {
             for row in table.range((since_ms, "")..).map_err(err)? {
                 let (key, value) = row.map_err(err)?;
                 let who: Who = serde_json::from_slice(value.value()).map_err(err)?;
-                out.push((key.value().0, who.visitor));
+                out.push((key.value().0, who.visitor, who.bot.is_some()));
             }
             Ok(out)
         })
@@ -213,6 +220,7 @@ impl EmbeddedStore {
                         page_url: f.page_url,
                         timestamp,
                         day: Day::from_millis(timestamp).unwrap_or_default(),
+                        bot: f.bot,
                         ..Event::default()
                     });
                 }
@@ -261,12 +269,15 @@ impl EmbeddedStore {
 struct FunnelFields<'a> {
     visitor: Option<&'a str>,
     page_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bot: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
 struct OwnedFunnelFields {
     visitor: Option<String>,
     page_url: Option<String>,
+    bot: Option<String>,
 }
 
 /// Calls `f` with every stored event of days `since..=until`, in time order.

@@ -242,7 +242,10 @@ impl EmbeddedStore {
             };
             let mut out = Vec::new();
             // Daily rollups are keyed `day|…`: read only the period's keys.
-            let day_keyed = field == Field::Day && DAY_KEYED.contains(&rollup);
+            let day_keyed = field == Field::Day
+                && DAY_KEYED
+                    .iter()
+                    .any(|r| *r == rollup || rollup::bot_twin(r) == rollup);
             let (lo, hi) = (since.clone(), until.clone() + "|\u{10ffff}");
             let rows = if day_keyed {
                 t.range(lo.as_str()..hi.as_str()).map_err(err)?
@@ -350,6 +353,7 @@ const DAY_KEYED: &[&str] = &[
     rollup::DAILY_PAGE_VISITOR,
     rollup::DAILY_REFERRER,
     rollup::DAILY_AGENT,
+    rollup::DAILY_BOT,
 ];
 
 fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, StoreError> {

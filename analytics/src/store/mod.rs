@@ -190,10 +190,14 @@ impl Store {
         &self,
         since: Day,
         until: Day,
+        scope: crate::engine::Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
         match self {
-            Store::Mongo(s) => s.count_by_type_and_visitor(since, until).await,
-            Store::Embedded(s) => s.count_grouped(since, until, Grouping::EventType).await,
+            Store::Mongo(s) => s.count_by_type_and_visitor(since, until, scope).await,
+            Store::Embedded(s) => {
+                s.count_grouped(since, until, Grouping::EventType, scope)
+                    .await
+            }
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Vec::new()),
         }
@@ -204,10 +208,14 @@ impl Store {
         &self,
         since: Day,
         until: Day,
+        scope: crate::engine::Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
         match self {
-            Store::Mongo(s) => s.count_page_views_by_visitor(since, until).await,
-            Store::Embedded(s) => s.count_grouped(since, until, Grouping::PageViews).await,
+            Store::Mongo(s) => s.count_page_views_by_visitor(since, until, scope).await,
+            Store::Embedded(s) => {
+                s.count_grouped(since, until, Grouping::PageViews, scope)
+                    .await
+            }
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Vec::new()),
         }
@@ -298,6 +306,26 @@ impl Store {
         }
     }
 
+    /// [`Store::rollup_between`] as figures read it: the bot twin merged in when `scope`
+    /// includes bots.
+    pub async fn rollup_figures(
+        &self,
+        rollup: &'static str,
+        field: Field,
+        since: Day,
+        until: Day,
+        scope: crate::engine::Scope,
+    ) -> Result<Vec<RollupDoc>, StoreError> {
+        let people = self.rollup_between(rollup, field, since, until);
+        if !scope.include_bots {
+            return people.await;
+        }
+        let twin = crate::rollup::bot_twin(rollup);
+        let (people, bots) =
+            tokio::try_join!(people, self.rollup_between(twin, field, since, until))?;
+        Ok(crate::rollup::merge_docs(people, bots))
+    }
+
     /// Recomputes every rollup from the raw events into a new generation beside the live
     /// one, then switches readers to it in one step and drops the old one. Collectors keep
     /// ingesting meanwhile (MongoDB); `progress` hears the running count of events read.
@@ -316,7 +344,7 @@ impl Store {
     }
 
     /// Events of the given types with `timestamp` in `since_ms..until_ms`, trimmed to what a
-    /// funnel reads. Served by the `(event_type, timestamp)` index.
+    /// funnel reads (bot reason included). Served by the `(event_type, timestamp)` index.
     pub async fn events_of_types(
         &self,
         types: &[String],
@@ -331,12 +359,12 @@ impl Store {
         }
     }
 
-    /// `(timestamp, visitor)` of every event with `timestamp >= since_ms`: what real-time
-    /// figures read, and nothing more.
+    /// `(timestamp, visitor, is a bot's)` of every event with `timestamp >= since_ms`: what
+    /// real-time figures read, and nothing more.
     pub async fn activity_since(
         &self,
         since_ms: i64,
-    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+    ) -> Result<Vec<(i64, Option<String>, bool)>, StoreError> {
         match self {
             Store::Mongo(s) => s.activity_since(since_ms).await,
             Store::Embedded(s) => s.activity_since(since_ms).await,

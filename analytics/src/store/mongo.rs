@@ -89,18 +89,19 @@ impl MongoStore {
     pub async fn activity_since(
         &self,
         since_ms: i64,
-    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+    ) -> Result<Vec<(i64, Option<String>, bool)>, StoreError> {
         let filter = doc! { "timestamp": { "$gte": DateTime::from_millis(since_ms) } };
         let mut cursor = self
             .events
             .find(filter)
-            .projection(doc! { "timestamp": 1, "visitor": 1 })
+            .projection(doc! { "timestamp": 1, "visitor": 1, "bot": 1 })
             .await?;
         let mut out = Vec::new();
         while let Some(d) = cursor.try_next().await? {
             out.push((
                 opt_millis(&d, "timestamp").unwrap_or(0),
                 opt_str(&d, "visitor"),
+                d.contains_key("bot"),
             ));
         }
         Ok(out)
@@ -117,7 +118,7 @@ impl MongoStore {
             "timestamp": { "$gte": DateTime::from_millis(since_ms), "$lt": DateTime::from_millis(until_ms) },
         };
         let projection = doc! {
-            "event_type": 1, "visitor": 1, "page_url": 1, "timestamp": 1, "day": 1,
+            "event_type": 1, "visitor": 1, "page_url": 1, "timestamp": 1, "day": 1, "bot": 1,
         };
         let mut cursor = self.events.find(filter).projection(projection).await?;
         let mut out = Vec::new();
@@ -130,6 +131,7 @@ impl MongoStore {
                 page_url: opt_str(&d, "page_url"),
                 timestamp,
                 day: Day::from_millis(timestamp).unwrap_or_default(),
+                bot: opt_str(&d, "bot"),
                 ..Event::default()
             });
         }
@@ -216,8 +218,9 @@ impl MongoStore {
         &self,
         since: Day,
         until: Day,
+        scope: crate::engine::Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
-        self.group_by_visitor(day_range(since, until), "$event_type")
+        self.group_by_visitor(scoped(day_range(since, until), scope), "$event_type")
             .await
     }
 
@@ -225,8 +228,9 @@ impl MongoStore {
         &self,
         since: Day,
         until: Day,
+        scope: crate::engine::Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
-        let mut filter = day_range(since, until);
+        let mut filter = scoped(day_range(since, until), scope);
         filter.insert("event_type", PAGE_VIEW);
         self.group_by_visitor(filter, "$page_url").await
     }
@@ -318,6 +322,14 @@ fn opt_millis(d: &Document, key: &str) -> Option<i64> {
 }
 
 /// The stored shape of an event: absent optional fields are left out, times are BSON dates.
+/// `filter` restricted to what `scope` counts: events with no `bot` reason unless bots are in.
+fn scoped(mut filter: Document, scope: crate::engine::Scope) -> Document {
+    if !scope.include_bots {
+        filter.insert("bot", doc! { "$exists": false });
+    }
+    filter
+}
+
 pub fn event_to_doc(e: &Event) -> Document {
     let mut d = doc! {
         "_id": &e.event_id,

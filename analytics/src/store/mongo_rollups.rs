@@ -47,6 +47,7 @@ const ROLLUP_DAY_FIELDS: &[(&str, Field)] = &[
     (rollup::PAGE_TIME, Field::Day),
     (rollup::DAILY_REFERRER, Field::Day),
     (rollup::DAILY_AGENT, Field::Day),
+    (rollup::DAILY_BOT, Field::Day),
 ];
 
 /// A position in the event log and the chunks applied up to it, for one generation.
@@ -197,7 +198,11 @@ impl MongoStore {
     }
 
     async fn ensure_gen_indexes(&self, generation: i64) -> Result<(), StoreError> {
-        for (name, field) in ROLLUP_DAY_FIELDS {
+        let twins = ROLLUP_DAY_FIELDS
+            .iter()
+            .map(|(name, field)| (rollup::bot_twin(name), *field))
+            .filter(|(twin, _)| !ROLLUP_DAY_FIELDS.iter().any(|(n, _)| n == twin));
+        for (name, field) in ROLLUP_DAY_FIELDS.iter().copied().chain(twins) {
             let model = mongodb::IndexModel::builder()
                 .keys(doc! { field.as_str(): 1 })
                 .build();
@@ -322,7 +327,7 @@ impl MongoStore {
         let projection = doc! {
             "event_type": 1, "visitor": 1, "session_id": 1, "page_url": 1, "referrer": 1,
             "user_agent": 1, "page_view_id": 1, "duration": 1, "timestamp": 1, "day": 1,
-            "received_at": 1,
+            "received_at": 1, "bot": 1,
         };
         let mut find = self
             .events

@@ -28,6 +28,9 @@ use serde::Serialize;
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
+    /// Count events flagged as bots' too (every figure leaves them out by default).
+    #[arg(long, global = true)]
+    include_bots: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -258,11 +261,14 @@ async fn main() -> anyhow::Result<()> {
     if store.kind() == "embedded" {
         consumer::catch_up(&store, &consumer).await?;
     }
+    let scope = maidian_analytics::engine::Scope {
+        include_bots: cli.include_bots,
+    };
     match cli.command {
         Command::Simulate { .. } => Ok(()),
-        Command::Stats { what } => stats_command(&store, what).await,
+        Command::Stats { what } => stats_command(&store, what, scope).await,
         Command::Summary { period, top } => {
-            let s = summary::summary(&store, period.period(), top).await?;
+            let s = summary::summary(&store, period.period(), top, scope).await?;
             output(period.json, &s, || print_summary(&s))
         }
         Command::Funnel {
@@ -271,16 +277,16 @@ async fn main() -> anyhow::Result<()> {
             period,
         } => {
             let f = funnel::Funnel::from_params(&steps, &window)?;
-            let r = funnel::funnel(&store, &f, period.period()).await?;
+            let r = funnel::funnel(&store, &f, period.period(), scope).await?;
             output(period.json, &r, || print_funnel(&r))
         }
         Command::Retention { period } => {
-            let r = retention::retention(&store, period.period()).await?;
+            let r = retention::retention(&store, period.period(), scope).await?;
             output(period.json, &r, || print_retention(&r))
         }
         Command::Realtime { json } => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-            let r = realtime::realtime(&store, now).await?;
+            let r = realtime::realtime(&store, now, scope).await?;
             output(json, &r, || {
                 println!("events in the last hour  {}", r.recent_events_1h);
                 println!("users online (5 min)     {}", r.online_users);
@@ -296,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let f = funnel::Funnel::from_params(&steps, &window)?;
             let p = Period::last_days(days, Day::today());
-            let html = maidian_analytics::report::build(&store, p, Some(&f)).await?;
+            let html = maidian_analytics::report::build(&store, p, Some(&f), scope).await?;
             std::fs::write(&output, html)?;
             println!("wrote {}", output.display());
             Ok(())
@@ -543,13 +549,19 @@ fn print_retention(r: &retention::Retention) {
     table::print(&["cohort", "users", "day 0.."], &cohorts);
 }
 
-async fn stats_command(store: &Store, what: StatsKind) -> anyhow::Result<()> {
+async fn stats_command(
+    store: &Store,
+    what: StatsKind,
+    scope: maidian_analytics::engine::Scope,
+) -> anyhow::Result<()> {
     let (StatsKind::Events(args) | StatsKind::Pages(args)) = what;
     let p = args.period();
     // (key column, total field, rows field, JSON rows, table rows)
     let (key, total_name, rows_name, json_rows, rows) = match what {
         StatsKind::Events(_) => {
-            let groups = store.count_by_type_and_visitor(p.since, p.until).await?;
+            let groups = store
+                .count_by_type_and_visitor(p.since, p.until, scope)
+                .await?;
             let rows = stats::event_type_stats(groups);
             let table = rows
                 .iter()
@@ -570,7 +582,9 @@ async fn stats_command(store: &Store, what: StatsKind) -> anyhow::Result<()> {
             )
         }
         StatsKind::Pages(_) => {
-            let groups = store.count_page_views_by_visitor(p.since, p.until).await?;
+            let groups = store
+                .count_page_views_by_visitor(p.since, p.until, scope)
+                .await?;
             let rows = stats::page_stats(groups);
             let table = rows
                 .iter()
