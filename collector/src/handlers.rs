@@ -101,8 +101,11 @@ fn now_millis() -> i64 {
 }
 
 /// Decodes and parses the body on the decode threads (the async workers keep answering), then
-/// checks a write key sent in the body.
-async fn open_ingest(app: &Arc<App>, req: Ingest) -> Result<Map<String, Value>, ApiError> {
+/// checks a write key sent in the body. Returns the body's object and the request's headers.
+async fn open_ingest(
+    app: &Arc<App>,
+    req: Ingest,
+) -> Result<(Map<String, Value>, HeaderMap), ApiError> {
     let raw = req.body?;
     let obj = {
         let app = app.clone();
@@ -118,7 +121,31 @@ async fn open_ingest(app: &Arc<App>, req: Ingest) -> Result<Map<String, Value>, 
         let body_key = obj.get("api_key").and_then(Value::as_str);
         auth::check_write(&app.config.tracking_api, &req.headers, None, body_key)?;
     }
-    Ok(obj)
+    Ok((obj, req.headers))
+}
+
+/// What validating the events of one request needs: limits, redaction, clock skew (from
+/// `sent_at`), and the request-wide bot signals (a browser `User-Agent`, `webdriver`).
+fn context<'a>(
+    app: &'a App,
+    obj: &Map<String, Value>,
+    headers: &'a HeaderMap,
+    received_at: i64,
+) -> Result<Context<'a>, ApiError> {
+    let skew_ms =
+        Context::skew_from(obj.get("sent_at"), received_at).map_err(ApiError::InvalidEvent)?;
+    let request_agent = headers
+        .get(warp::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|ua| ua.starts_with("Mozilla/"));
+    Ok(Context {
+        limits: &app.config.limits,
+        redact: app.redact.as_deref(),
+        received_at,
+        skew_ms,
+        request_agent,
+        webdriver: validate::webdriver(obj).map_err(ApiError::InvalidEvent)?,
+    })
 }
 
 /// GET /api/health
@@ -164,15 +191,8 @@ async fn track_one_inner(
     req: Ingest,
 ) -> Result<Response, ApiError> {
     let received_at = now_millis();
-    let obj = open_ingest(app, req).await?;
-    let skew_ms =
-        Context::skew_from(obj.get("sent_at"), received_at).map_err(ApiError::InvalidEvent)?;
-    let cx = Context {
-        limits: &app.config.limits,
-        redact: app.redact.as_deref(),
-        received_at,
-        skew_ms,
-    };
+    let (obj, headers) = open_ingest(app, req).await?;
+    let cx = context(app, &obj, &headers, received_at)?;
     let event = validate::event(&obj, &cx, forced_type).map_err(ApiError::InvalidEvent)?;
     let event_id = event.event_id.clone();
     let written = app
@@ -207,7 +227,7 @@ pub async fn track_batch(app: Arc<App>, req: Ingest) -> Result<Response, std::co
 
 async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiError> {
     let received_at = now_millis();
-    let obj = open_ingest(app, req).await?;
+    let (obj, headers) = open_ingest(app, req).await?;
     let items = match obj.get("events") {
         None | Some(Value::Null) => return Err(ApiError::InvalidBatch("events is required")),
         Some(Value::Array(items)) => items,
@@ -223,14 +243,7 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
             limit,
         });
     }
-    let skew_ms =
-        Context::skew_from(obj.get("sent_at"), received_at).map_err(ApiError::InvalidEvent)?;
-    let cx = Context {
-        limits: &app.config.limits,
-        redact: app.redact.as_deref(),
-        received_at,
-        skew_ms,
-    };
+    let cx = context(app, &obj, &headers, received_at)?;
     let mut events = Vec::with_capacity(items.len());
     // Where each of `events` was in the request.
     let mut positions = Vec::with_capacity(items.len());

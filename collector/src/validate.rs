@@ -20,6 +20,13 @@ pub struct Context<'a> {
     /// `received_at - sent_at` when the client said when it sent the request (Segment's and
     /// PostHog's correction for wrong client clocks), else 0.
     pub skew_ms: i64,
+    /// The request's own `User-Agent` when it is a browser's (`Mozilla/…`): it speaks for
+    /// every event of the request that names no user agent (the SDK sends it on page views
+    /// only). An HTTP library's agent (a server sending for its users) is not used.
+    pub request_agent: Option<&'a str>,
+    /// The request says its browser is driven by automation (`"webdriver": true` beside the
+    /// events: the SDK's `navigator.webdriver`).
+    pub webdriver: bool,
 }
 
 impl Context<'_> {
@@ -112,17 +119,8 @@ pub fn event(
     if let Some(deny) = cx.redact {
         redact_urls(&mut e, deny);
     }
-    let webdriver = match obj.get("webdriver") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(Invalid::new(
-                "invalid_type",
-                "webdriver must be true or false",
-            ))
-        }
-    };
-    classify_origin(&mut e, webdriver);
+    let webdriver = webdriver(obj)? || cx.webdriver;
+    classify_origin(&mut e, webdriver, cx.request_agent);
     e.derive_visitor();
     if e.event_type == PAGE_VIEW && e.page_url.is_none() {
         return Err(Invalid::new("missing_field", "a page_view needs page_url"));
@@ -130,9 +128,21 @@ pub fn event(
     Ok(e)
 }
 
+/// `"webdriver": true` in `obj` (an event or a batch).
+pub fn webdriver(obj: &Map<String, Value>) -> Result<bool, Invalid> {
+    match obj.get("webdriver") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(Invalid::new(
+            "invalid_type",
+            "webdriver must be true or false",
+        )),
+    }
+}
+
 /// Where a page view came from (campaign tags, click id, source, channel) and whether the event
 /// is a bot's. The referrer counts only when it is another site than the page's own.
-fn classify_origin(e: &mut Event, webdriver: bool) {
+fn classify_origin(e: &mut Event, webdriver: bool, request_agent: Option<&str>) {
     use maidian_analytics::{bots, source};
     let page_host = e.page_url.as_deref().and_then(source::host);
     let referrer_host = e
@@ -140,8 +150,8 @@ fn classify_origin(e: &mut Event, webdriver: bool) {
         .as_deref()
         .and_then(source::host)
         .filter(|h| page_host.as_ref() != Some(h));
-    e.bot = bots::classify(e.user_agent.as_deref(), webdriver, referrer_host.as_deref())
-        .map(String::from);
+    let agent = e.user_agent.as_deref().or(request_agent);
+    e.bot = bots::classify(agent, webdriver, referrer_host.as_deref()).map(String::from);
     if e.event_type != PAGE_VIEW {
         return;
     }
@@ -394,6 +404,8 @@ mod tests {
             redact: Some(crate::redact::DEFAULT_PARAMS),
             received_at: NOW,
             skew_ms,
+            request_agent: None,
+            webdriver: false,
         };
         event(v.as_object().unwrap(), &cx, None)
     }

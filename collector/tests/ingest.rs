@@ -473,6 +473,42 @@ async fn page_views_are_tagged_with_their_source_and_bots_are_flagged_not_droppe
     assert_eq!(field("c", "bot").as_deref(), Some("user_agent"));
     assert_eq!(field("d", "bot").as_deref(), Some("referrer_spam"));
     assert_eq!(field("e", "bot").as_deref(), Some("webdriver"));
+    // Request-wide signals: a browser's User-Agent header speaks for events without one, an
+    // HTTP library's does not; `webdriver` beside the events flags them all.
+    let batch = |sid: &str, webdriver: bool| {
+        json!({"webdriver": webdriver, "events": [{"event_id": uuid(), "event_type": "click", "session_id": sid}]})
+            .to_string()
+    };
+    for (sid, agent, webdriver) in [
+        (
+            "headless",
+            "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/120.0 Safari/537.36",
+            false,
+        ),
+        ("server", "python-requests/2.31", false),
+        ("driven", "Mozilla/5.0 Chrome/120.0", true),
+    ] {
+        let res = env
+            .send(
+                Request::new("POST", "/api/track/batch")
+                    .header("content-type", "application/json")
+                    .header("x-api-key", WRITE_KEY)
+                    .header("user-agent", agent)
+                    .body(batch(sid, webdriver)),
+            )
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text());
+    }
+    let docs = env.stored().await;
+    let bot_of = |sid: &str| {
+        docs.iter()
+            .find(|d| d.get_str("session_id").ok() == Some(sid))
+            .and_then(|d| d.get_str("bot").ok().map(String::from))
+    };
+    assert_eq!(bot_of("headless").as_deref(), Some("user_agent"));
+    assert_eq!(bot_of("server"), None);
+    assert_eq!(bot_of("driven").as_deref(), Some("webdriver"));
+
     let csv = env.get("/api/export/events.csv?days=1").await.text();
     assert!(csv.lines().next().unwrap().ends_with(",source,channel,bot"));
     assert!(csv.contains(",weibo,Paid Social,"), "{csv}");

@@ -60,6 +60,8 @@ fn validate_obj(o: &Map<String, Value>) -> Result<maidian_analytics::event::Even
         redact: redact.as_deref(),
         received_at: NOW,
         skew_ms: 0,
+        request_agent: None,
+        webdriver: false,
     };
     validate::event(o, &cx, None).map_err(|i| format!("{}: {}", i.code, i.message))
 }

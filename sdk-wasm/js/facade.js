@@ -83,6 +83,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
         case 'viewport': return innerWidth + 'x' + innerHeight;
         case 'hidden': return document.visibilityState === 'hidden' ? '1' : '';
         case 'dnt': return navigator.doNotTrack === '1' ? '1' : '';
+        case 'webdriver': return navigator.webdriver ? '1' : '';
         case 'seed':
           try {
             var a = crypto.getRandomValues(new Uint32Array(4)), h = '';

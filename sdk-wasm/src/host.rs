@@ -70,7 +70,7 @@ extern "C" {
     pub fn set(this: &Host, key: &str, value: Option<String>);
 
     /// Facts about the page: `href`, `title`, `referrer`, `ua`, `screen`, `viewport`,
-    /// `loadTime` (ms, or empty), `hidden` (`1` or empty), `dnt` (`1` or empty), `seed` (32 hex
+    /// `loadTime` (ms, or empty), `hidden` (`1` or empty), `dnt` (`1` or empty), `webdriver` (`1` or empty), `seed` (32 hex
     /// digits from `crypto.getRandomValues`, or empty).
     #[wasm_bindgen(method)]
     pub fn info(this: &Host, key: &str) -> String;

@@ -105,10 +105,14 @@ impl Queue {
 /// Bytes of a batch body besides its events (key, sent_at, brackets), a safe upper bound.
 const ENVELOPE: usize = 256;
 
-/// `{"api_key":…,"sent_at":…,"events":[…]}`
-pub fn body(api_key: Option<&str>, sent_at: i64, events: &[String]) -> String {
+/// `{"api_key":…,"sent_at":…,"events":[…]}`, with `"webdriver":true` first when the browser
+/// is driven by automation (the collector then flags every event as a bot's).
+pub fn body(api_key: Option<&str>, sent_at: i64, events: &[String], webdriver: bool) -> String {
     let mut s = String::with_capacity(ENVELOPE + events.iter().map(|e| e.len() + 1).sum::<usize>());
     s.push('{');
+    if webdriver {
+        s.push_str("\"webdriver\":true,");
+    }
     if let Some(k) = api_key.filter(|k| !k.is_empty()) {
         s.push_str("\"api_key\":");
         escape_into(&mut s, k);
@@ -176,9 +180,13 @@ mod tests {
         let items = back.take(10, 10_000);
         assert_eq!(items, vec![ev(1), "{\"t\":\"a\\nb\"}".to_string()]);
         assert_eq!(
-            body(Some("k"), 5, &items),
+            body(Some("k"), 5, &items, false),
             "{\"api_key\":\"k\",\"sent_at\":5,\"events\":[{\"n\":1},{\"t\":\"a\\nb\"}]}"
         );
-        assert_eq!(body(None, 5, &[]), "{\"sent_at\":5,\"events\":[]}");
+        assert_eq!(body(None, 5, &[], false), "{\"sent_at\":5,\"events\":[]}");
+        assert_eq!(
+            body(None, 5, &[], true),
+            "{\"webdriver\":true,\"sent_at\":5,\"events\":[]}"
+        );
     }
 }

@@ -81,6 +81,8 @@ pub struct State<H: Env> {
     page: Option<Page>,
     /// Tracking is off: opted out or Do Not Track.
     off: bool,
+    /// `navigator.webdriver`: the browser is driven by automation (said in every batch).
+    webdriver: bool,
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -100,6 +102,7 @@ impl<H: Env> State<H> {
         }
         let user_id = opts.user_id.clone().or_else(|| host.get(KEY_USER));
         let off = host.get(KEY_OPT_OUT).is_some() || (opts.respect_dnt && host.info("dnt") == "1");
+        let webdriver = host.info("webdriver") == "1";
         let mut queue = Queue::new(MAX_QUEUE_EVENTS, MAX_QUEUE_BYTES);
         if let Some(saved) = host.get(KEY_QUEUE) {
             queue.load_storage(&saved);
@@ -125,6 +128,7 @@ impl<H: Env> State<H> {
             activity_saved: f64::NEG_INFINITY,
             page: None,
             off,
+            webdriver,
             opts,
         };
         state.session_id = state.current_session(state.host.now());
@@ -367,7 +371,12 @@ impl<H: Env> State<H> {
     }
 
     fn body(&self, events: &[String]) -> String {
-        queue::body(self.opts.api_key.as_deref(), self.host.now() as i64, events)
+        queue::body(
+            self.opts.api_key.as_deref(),
+            self.host.now() as i64,
+            events,
+            self.webdriver,
+        )
     }
 
     /// Sends the queue with `sendBeacon` in bodies under 64 KiB. What a beacon refuses goes

@@ -305,6 +305,9 @@ test('a visit landing from a newsletter is tagged Email / newsletter; headless C
     // This browser says HeadlessChrome in its user agent.
     assert.match(landing.user_agent, /HeadlessChrome/);
     assert.equal(landing.bot, 'user_agent');
+    // Every event of that browser, clicks included (they carry no user agent of their own):
+    // the request's User-Agent and the SDK's navigator.webdriver speak for them.
+    assert.deepEqual(docs.filter((e) => !e.bot).map((e) => e.event_type), []);
   } finally {
     await s.cleanup();
   }
