@@ -137,6 +137,7 @@ pub enum Field {
     Referrer,
     Kind,
     Name,
+    Landing,
 }
 
 impl Field {
@@ -157,6 +158,7 @@ impl Field {
         Field::Referrer,
         Field::Kind,
         Field::Name,
+        Field::Landing,
     ];
 
     /// The stored name (MongoDB field, embedded JSON key).
@@ -178,6 +180,7 @@ impl Field {
             Field::Referrer => "referrer",
             Field::Kind => "kind",
             Field::Name => "name",
+            Field::Landing => "landing",
         }
     }
 
@@ -258,6 +261,41 @@ impl Change {
 
 fn s(v: &str) -> Value {
     Value::Str(v.to_string())
+}
+
+/// A page view's origin as one string whose least value is the earliest view's:
+/// `timestamp|channel|source|medium|campaign` (the timestamp zero-padded, parts escaped by
+/// [`key`]). Kept with `$min`, so any split of the events gives the same.
+pub fn landing(e: &Event) -> String {
+    let ts = format!("{:016}", e.timestamp.max(0));
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    key(&[
+        &ts,
+        &o(&e.channel),
+        &o(&e.source),
+        &o(&e.utm_medium),
+        &o(&e.utm_campaign),
+    ])
+}
+
+/// The parts of a [`landing`] string: (channel, source, medium, campaign); `None` for a
+/// session or visitor with no page view.
+pub fn landing_parts(landing: &str) -> Option<[String; 4]> {
+    let mut parts = Vec::with_capacity(5);
+    let mut cur = String::new();
+    let mut chars = landing.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.extend(chars.next()),
+            '|' => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    match <[String; 5]>::try_from(parts) {
+        Ok([_, channel, source, medium, campaign]) => Some([channel, source, medium, campaign]),
+        Err(_) => None,
+    }
 }
 
 /// The part of a URL that names the site, for referrers: `https://a.example/x` → `a.example`.
@@ -387,6 +425,16 @@ impl Delta {
     }
 
     fn page_view(&mut self, e: &Event, day: &str) {
+        // The earliest page view of a session (and of a visitor) says where it came from.
+        let landing = Value::Str(landing(e));
+        if let Some(sid) = &e.session_id {
+            self.change(SESSIONS, sid.clone())
+                .lower(Field::Landing, landing.clone());
+        }
+        if let Some(v) = &e.visitor {
+            self.change(FIRST_SEEN, v.clone())
+                .lower(Field::Landing, landing);
+        }
         let page = e.page_url.as_deref().unwrap_or("");
         let visitor = e.visitor.as_deref().unwrap_or("");
         let c = self.change(DAILY_PAGE_VISITOR, key(&[day, page, visitor]));
@@ -485,7 +533,11 @@ mod tests {
         assert_eq!(types["2026-11-01|click"].inc, vec![(Field::Count, 1)]);
         assert_eq!(
             d.changes[FIRST_SEEN]["u1"].min,
-            vec![(Field::FirstDay, s("2026-11-01"))]
+            vec![
+                (Field::FirstDay, s("2026-11-01")),
+                // The earliest page view (200), not the earlier click.
+                (Field::Landing, s("0000000000000200||||"))
+            ]
         );
         let session = &d.changes[SESSIONS]["s1"];
         assert!(session.min.contains(&(Field::FirstTs, Value::Int(100))));
@@ -567,5 +619,27 @@ mod bot_routing {
                 "rollup_daily_bot"
             ]
         );
+    }
+
+    #[test]
+    fn landings_sort_by_time_and_come_apart_again() {
+        let e = |ts, campaign: &str| crate::event::Event {
+            timestamp: ts,
+            channel: Some("Email".into()),
+            source: Some("news|letter".into()),
+            utm_medium: Some("email".into()),
+            utm_campaign: Some(campaign.into()),
+            ..Default::default()
+        };
+        let (early, late) = (
+            super::landing(&e(999, "z\\")),
+            super::landing(&e(1_000, "a")),
+        );
+        assert!(early < late);
+        assert_eq!(
+            super::landing_parts(&early),
+            Some(["Email", "news|letter", "email", "z\\"].map(String::from))
+        );
+        assert_eq!(super::landing_parts(""), None);
     }
 }

@@ -89,6 +89,10 @@ pub struct AnalyticsQuery {
     pub window: Option<String>,
     /// Rows in each top list of the summary.
     pub top: Option<String>,
+    /// Funnel: only visitors whose first visit came from this channel.
+    pub channel: Option<String>,
+    /// Funnel: only visitors whose first visit came from this `utm_campaign`.
+    pub campaign: Option<String>,
 }
 
 fn respond(result: Result<Response, ApiError>) -> Response {
@@ -465,8 +469,12 @@ async fn analytics_inner(
         }
         "funnel" => {
             let f = funnel_of(q, "")?;
+            let origin = funnel::Origin {
+                channel: q.channel.clone().filter(|c| !c.is_empty()),
+                campaign: q.campaign.clone().filter(|c| !c.is_empty()),
+            };
             serde_json::to_value(
-                funnel::funnel(store, &f, p, scope)
+                funnel::funnel_from(store, &f, p, scope, &origin)
                     .await
                     .map_err(store_failed)?,
             )

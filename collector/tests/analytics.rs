@@ -312,3 +312,102 @@ async fn bots_are_left_out_of_the_figures_unless_asked_for() {
     let cli_all = cli(&env, &["summary", "--days", "1", "--include-bots"]);
     assert_eq!(cli_all["overview"]["total_events"], 4);
 }
+
+/// Channels and campaigns: sessions by the channel of their landing page view, tagged
+/// campaigns, a funnel of the visitors whose first visit came from a channel or campaign; the
+/// same from the CLI.
+#[tokio::test]
+async fn channels_campaigns_and_funnels_by_origin() {
+    let env = start(&[]).await;
+    let now = now_ms();
+    let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    let mut events = Vec::new();
+    let mut view = |session: &str, url: &str, referrer: Option<&str>, at: i64| {
+        events.push(
+            json!({"event_id": uuid(), "event_type": "page_view", "session_id": session,
+            "anonymous_id": format!("v-{session}"), "page_url": url, "referrer": referrer,
+            "user_agent": chrome, "timestamp": now - 60_000 + at}),
+        );
+    };
+    let shop = "https://shop.example/";
+    let mail = "https://shop.example/?utm_source=newsletter&utm_medium=email&utm_campaign=nov";
+    view("m1", mail, None, 0);
+    view("m1", "https://shop.example/cart", Some(mail), 1_000); // later view: not the landing
+    view("m2", mail, None, 0);
+    view("g1", shop, Some("https://www.google.com/"), 0);
+    view("d1", shop, None, 0);
+    view(
+        "w1",
+        "https://shop.example/?utm_source=weibo&utm_medium=paid_social&utm_campaign=双11",
+        None,
+        0,
+    );
+    events.push(
+        json!({"event_id": uuid(), "event_type": "purchase", "session_id": "m1",
+        "anonymous_id": "v-m1", "timestamp": now - 30_000}),
+    );
+    events.push(
+        json!({"event_id": uuid(), "event_type": "purchase", "session_id": "g1",
+        "anonymous_id": "v-g1", "timestamp": now - 30_000}),
+    );
+    let n = events.len() as u64;
+    let res = env
+        .post("/api/track/batch", &json!({ "events": events }))
+        .await;
+    assert_eq!(res.json().unwrap()["stored"], n);
+    let s = env.wait_for_rollups(1, n).await;
+
+    assert_eq!(
+        s["channels"],
+        json!([
+            {"channel": "Email", "visitors": 2, "sessions": 2},
+            {"channel": "Direct", "visitors": 1, "sessions": 1},
+            {"channel": "Organic Search", "visitors": 1, "sessions": 1},
+            {"channel": "Paid Social", "visitors": 1, "sessions": 1},
+        ])
+    );
+    assert_eq!(
+        s["campaigns"],
+        json!([
+            {"source": "newsletter", "medium": "email", "campaign": "nov", "visitors": 2, "sessions": 2},
+            {"source": "weibo", "medium": "paid_social", "campaign": "双11", "visitors": 1, "sessions": 1},
+        ])
+    );
+    let funnel = |q: &str| {
+        let path = format!("/api/analytics/funnel?steps=page_view,purchase&days=1{q}");
+        let env = &env;
+        async move {
+            let f = env.get(&path).await.json().unwrap();
+            f["funnel_steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["users"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(funnel("").await, vec![5, 2]);
+    assert_eq!(funnel("&channel=email").await, vec![2, 1]);
+    assert_eq!(funnel("&campaign=nov").await, vec![2, 1]);
+    assert_eq!(funnel("&channel=Organic%20Search").await, vec![1, 1]);
+    assert_eq!(funnel("&channel=Display").await, vec![0, 0]);
+
+    let cli_sources = cli(&env, &["sources", "--days", "1"]);
+    assert_eq!(cli_sources["channels"], s["channels"]);
+    assert_eq!(cli_sources["campaigns"], s["campaigns"]);
+    let table = String::from_utf8(run_cli(&env, &["sources", "--days", "1"])).unwrap();
+    assert!(table.contains("Organic Search"), "{table}");
+    let cli_funnel = cli(
+        &env,
+        &[
+            "funnel",
+            "--steps",
+            "page_view,purchase",
+            "--days",
+            "1",
+            "--channel",
+            "Email",
+        ],
+    );
+    assert_eq!(cli_funnel["funnel_steps"][0]["users"], 2);
+}

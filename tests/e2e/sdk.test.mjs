@@ -308,6 +308,20 @@ test('a visit landing from a newsletter is tagged Email / newsletter; headless C
     // Every event of that browser, clicks included (they carry no user agent of their own):
     // the request's User-Agent and the SDK's navigator.webdriver speak for them.
     assert.deepEqual(docs.filter((e) => !e.bot).map((e) => e.event_type), []);
+    // The figures: bots are left out, so this headless visit shows only with include_bots.
+    let summary;
+    for (let i = 0; i < 100; i++) {
+      summary = await (await fetch(`${s.collector.url}/api/analytics/summary?days=1&include_bots=true`,
+        { headers: { 'x-api-key': 'e2e-read-key' } })).json();
+      if (summary.channels.length) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(summary.channels, [{ channel: 'Email', visitors: 1, sessions: 1 }]);
+    assert.deepEqual(summary.campaigns, [{ source: 'newsletter', medium: 'email', campaign: 'nov', visitors: 1, sessions: 1 }]);
+    const people = await (await fetch(`${s.collector.url}/api/analytics/summary?days=1`,
+      { headers: { 'x-api-key': 'e2e-read-key' } })).json();
+    assert.deepEqual(people.channels, []);
+    assert.ok(people.bots.some((b) => b.reason === 'user_agent' && b.events >= 3), JSON.stringify(people.bots));
   } finally {
     await s.cleanup();
   }

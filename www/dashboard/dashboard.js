@@ -136,6 +136,9 @@ async function load() {
     rows($('pages'), ['page', 'views', 'users', 'avg s'], s.top_pages.map((p) => [p.page_url, p.views, p.unique_users, p.avg_time_on_page ?? '-']));
     rows($('events'), ['event', 'count'], s.top_events.map((e) => [e.name, e.count]));
     rows($('referrers'), ['referrer', 'visits'], s.top_referrers.map((e) => [e.name, e.count]));
+    rows($('channels'), ['channel', 'sessions', 'visitors'], s.channels.map((c) => [c.channel, c.sessions, c.visitors]));
+    rows($('campaigns'), ['source / medium / campaign', 'sessions', 'visitors'],
+      s.campaigns.map((c) => [`${c.source} / ${c.medium} / ${c.campaign}`, c.sessions, c.visitors]));
     rows($('agents'), ['kind', 'count'], [
       ...s.browsers.map((e) => [`browser: ${e.name}`, e.count]),
       ...s.operating_systems.map((e) => [`os: ${e.name}`, e.count]),

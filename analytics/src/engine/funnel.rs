@@ -248,11 +248,71 @@ pub fn compute(funnel: &Funnel, p: Period, events: &[Event]) -> FunnelResult {
     }
 }
 
+/// Restricts a funnel to the visitors whose first visit came from a channel or a campaign
+/// (the landing page view of their first session, see `rollup::landing`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Origin {
+    /// A channel name (`Email`, `Organic Search`, …), compared case-insensitively.
+    pub channel: Option<String>,
+    /// A `utm_campaign` value.
+    pub campaign: Option<String>,
+}
+
+impl Origin {
+    pub fn is_any(&self) -> bool {
+        self.channel.is_none() && self.campaign.is_none()
+    }
+
+    /// Whether a visitor's landing (`rollup::landing_parts`) matches.
+    pub fn admits(&self, landing: Option<&[String; 4]>) -> bool {
+        let channel_ok = self
+            .channel
+            .as_ref()
+            .is_none_or(|c| landing.is_some_and(|l| l[0].eq_ignore_ascii_case(c)));
+        let campaign_ok = self
+            .campaign
+            .as_ref()
+            .is_none_or(|c| landing.is_some_and(|l| l[3] == *c));
+        channel_ok && campaign_ok
+    }
+}
+
+/// The visitors `origin` admits, from the first-seen rollup (every visitor first seen up to the
+/// period's end).
+async fn admitted(
+    store: &Store,
+    origin: &Origin,
+    p: Period,
+    scope: super::Scope,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    use crate::rollup::{self, Field};
+    let since = crate::event::Day::parse("1970-01-01").unwrap_or(p.since);
+    let docs = store
+        .rollup_figures(rollup::FIRST_SEEN, Field::FirstDay, since, p.until, scope)
+        .await?;
+    Ok(docs
+        .into_iter()
+        .filter(|d| origin.admits(rollup::landing_parts(d.str(Field::Landing)).as_ref()))
+        .map(|d| d.id)
+        .collect())
+}
+
 pub async fn funnel(
     store: &Store,
     funnel: &Funnel,
     p: Period,
     scope: super::Scope,
+) -> Result<FunnelResult, StoreError> {
+    funnel_from(store, funnel, p, scope, &Origin::default()).await
+}
+
+/// [`funnel`] of the visitors `origin` admits.
+pub async fn funnel_from(
+    store: &Store,
+    funnel: &Funnel,
+    p: Period,
+    scope: super::Scope,
+    origin: &Origin,
 ) -> Result<FunnelResult, StoreError> {
     let mut types: Vec<String> = funnel.steps().map(|s| s.event_type.clone()).collect();
     types.sort();
@@ -262,6 +322,10 @@ pub async fn funnel(
     let mut events = store.events_of_types(&types, from, until).await?;
     if !scope.include_bots {
         events.retain(|e| e.bot.is_none());
+    }
+    if !origin.is_any() {
+        let visitors = admitted(store, origin, p, scope).await?;
+        events.retain(|e| e.visitor.as_ref().is_some_and(|v| visitors.contains(v)));
     }
     Ok(compute(funnel, p, &events))
 }

@@ -65,6 +65,26 @@ pub struct Summary {
     /// Events flagged as bots' in the period, by reason: left out of every other figure
     /// unless bots are included, and listed here either way.
     pub bots: Vec<ReasonCount>,
+    /// Sessions (and their visitors) by the channel of their landing page view.
+    pub channels: Vec<ChannelRow>,
+    /// Sessions that landed with campaign tags, by source, medium and campaign.
+    pub campaigns: Vec<CampaignRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelRow {
+    pub channel: String,
+    pub visitors: u64,
+    pub sessions: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignRow {
+    pub source: String,
+    pub medium: String,
+    pub campaign: String,
+    pub visitors: u64,
+    pub sessions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -198,6 +218,7 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         }
     }
     let sessions = i.sessions.len() as u64;
+    let (channels, campaigns) = sources(&i.sessions, top);
 
     // Views per page, and unique users: distinct (page, visitor) pairs across the days.
     let mut pages: HashMap<&str, u64> = HashMap::new();
@@ -290,7 +311,65 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         operating_systems: agent("os"),
         devices: agent("device"),
         bots,
+        channels,
+        campaigns,
     }
+}
+
+/// Sessions and distinct visitors per channel and per tagged campaign, from the sessions'
+/// landing page views (a session without a page view is `Unassigned`).
+fn sources(sessions: &[RollupDoc], top: usize) -> (Vec<ChannelRow>, Vec<CampaignRow>) {
+    type Tally<'a> = (u64, HashSet<&'a str>);
+    let mut channels: HashMap<String, Tally> = HashMap::new();
+    let mut campaigns: HashMap<(String, String, String), Tally> = HashMap::new();
+    for s in sessions {
+        let visitor = s.str(Field::Visitor);
+        let parts = rollup::landing_parts(s.str(Field::Landing));
+        let [channel, source, medium, campaign] = parts.unwrap_or_default();
+        let channel = if channel.is_empty() {
+            "Unassigned".to_string()
+        } else {
+            channel
+        };
+        let t = channels.entry(channel).or_default();
+        t.0 += 1;
+        t.1.insert(visitor);
+        if !medium.is_empty() || !campaign.is_empty() {
+            let t = campaigns.entry((source, medium, campaign)).or_default();
+            t.0 += 1;
+            t.1.insert(visitor);
+        }
+    }
+    let mut channels: Vec<ChannelRow> = channels
+        .into_iter()
+        .map(|(channel, (sessions, v))| ChannelRow {
+            channel,
+            visitors: v.len() as u64,
+            sessions,
+        })
+        .collect();
+    channels.sort_by(|a, b| {
+        b.sessions
+            .cmp(&a.sessions)
+            .then_with(|| a.channel.cmp(&b.channel))
+    });
+    let mut campaigns: Vec<CampaignRow> = campaigns
+        .into_iter()
+        .map(|((source, medium, campaign), (sessions, v))| CampaignRow {
+            source,
+            medium,
+            campaign,
+            visitors: v.len() as u64,
+            sessions,
+        })
+        .collect();
+    campaigns.sort_by(|a, b| {
+        b.sessions.cmp(&a.sessions).then_with(|| {
+            (&a.source, &a.medium, &a.campaign).cmp(&(&b.source, &b.medium, &b.campaign))
+        })
+    });
+    campaigns.truncate(top);
+    (channels, campaigns)
 }
 
 #[cfg(test)]

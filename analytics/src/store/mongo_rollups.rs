@@ -327,7 +327,8 @@ impl MongoStore {
         let projection = doc! {
             "event_type": 1, "visitor": 1, "session_id": 1, "page_url": 1, "referrer": 1,
             "user_agent": 1, "page_view_id": 1, "duration": 1, "timestamp": 1, "day": 1,
-            "received_at": 1, "bot": 1,
+            "received_at": 1, "bot": 1, "channel": 1, "source": 1, "utm_medium": 1,
+            "utm_campaign": 1,
         };
         let mut find = self
             .events

@@ -106,8 +106,22 @@ enum Command {
         /// Conversion window from the first step: seconds, or 30m, 2h, 1d.
         #[arg(long, default_value = "1d")]
         window: String,
+        /// Only visitors whose first visit came from this channel (`Email`, `Organic Search`, …).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only visitors whose first visit came from this campaign (`utm_campaign`).
+        #[arg(long)]
+        campaign: Option<String>,
         #[command(flatten)]
         period: PeriodArgs,
+    },
+    /// Where visits came from: sessions and visitors by channel and by campaign.
+    Sources {
+        #[command(flatten)]
+        period: PeriodArgs,
+        /// Rows of campaigns.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
     },
     /// Day-N retention of first-seen cohorts.
     Retention {
@@ -274,11 +288,21 @@ async fn main() -> anyhow::Result<()> {
         Command::Funnel {
             steps,
             window,
+            channel,
+            campaign,
             period,
         } => {
             let f = funnel::Funnel::from_params(&steps, &window)?;
-            let r = funnel::funnel(&store, &f, period.period(), scope).await?;
+            let origin = funnel::Origin { channel, campaign };
+            let r = funnel::funnel_from(&store, &f, period.period(), scope, &origin).await?;
             output(period.json, &r, || print_funnel(&r))
+        }
+        Command::Sources { period, top } => {
+            let s = summary::summary(&store, period.period(), top, scope).await?;
+            let doc = serde_json::json!({
+                "period": s.period, "channels": s.channels, "campaigns": s.campaigns,
+            });
+            output(period.json, &doc, || print_sources(&s))
         }
         Command::Retention { period } => {
             let r = retention::retention(&store, period.period(), scope).await?;
@@ -413,6 +437,34 @@ fn output<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> anyhow::
         human();
     }
     Ok(())
+}
+
+fn print_sources(s: &summary::Summary) {
+    let n = |v: u64| v.to_string();
+    let channels: Vec<Vec<String>> = s
+        .channels
+        .iter()
+        .map(|c| vec![c.channel.clone(), n(c.sessions), n(c.visitors)])
+        .collect();
+    table::print(&["channel", "sessions", "visitors"], &channels);
+    println!();
+    let campaigns: Vec<Vec<String>> = s
+        .campaigns
+        .iter()
+        .map(|c| {
+            vec![
+                c.source.clone(),
+                c.medium.clone(),
+                c.campaign.clone(),
+                n(c.sessions),
+                n(c.visitors),
+            ]
+        })
+        .collect();
+    table::print(
+        &["source", "medium", "campaign", "sessions", "visitors"],
+        &campaigns,
+    );
 }
 
 fn print_summary(s: &summary::Summary) {
