@@ -309,17 +309,19 @@ test('a visit landing from a newsletter is tagged Email / newsletter; headless C
     // the request's User-Agent and the SDK's navigator.webdriver speak for them.
     assert.deepEqual(docs.filter((e) => !e.bot).map((e) => e.event_type), []);
     // The figures: bots are left out, so this headless visit shows only with include_bots.
+    const get = async (q) => (await fetch(`${s.collector.url}/api/analytics/summary?days=1${q}`,
+      { headers: { 'x-api-key': 'e2e-read-key' } })).json();
+    // The rollups land chunk by chunk: wait until they hold every stored event.
     let summary;
     for (let i = 0; i < 100; i++) {
-      summary = await (await fetch(`${s.collector.url}/api/analytics/summary?days=1&include_bots=true`,
-        { headers: { 'x-api-key': 'e2e-read-key' } })).json();
-      if (summary.channels.length) break;
+      summary = await get('&include_bots=true');
+      const health = await (await fetch(`${s.collector.url}/api/health`)).json();
+      if (summary.overview.total_events === docs.length && health.rollup_lag_seconds === 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.deepEqual(summary.channels, [{ channel: 'Email', visitors: 1, sessions: 1 }]);
     assert.deepEqual(summary.campaigns, [{ source: 'newsletter', medium: 'email', campaign: 'nov', visitors: 1, sessions: 1 }]);
-    const people = await (await fetch(`${s.collector.url}/api/analytics/summary?days=1`,
-      { headers: { 'x-api-key': 'e2e-read-key' } })).json();
+    const people = await get('');
     assert.deepEqual(people.channels, []);
     assert.ok(people.bots.some((b) => b.reason === 'user_agent' && b.events >= 3), JSON.stringify(people.bots));
   } finally {
