@@ -35,7 +35,10 @@ fn collector_env(uri: &str, db: &str) -> HashMap<String, String> {
         ("MAIDIAN_READ_KEY", READ_KEY),
         ("MAIDIAN_MONGODB_TIMEOUT", "3"),
         ("MAIDIAN_WRITER_INSERT_TIMEOUT_MS", "1500"),
-        ("MAIDIAN_ROLLUP_SAFETY_LAG_MS", "2000"),
+        // The production margin (lag − timeout = 2 s here, 2 s by default): FerretDB on a
+        // loaded CI machine has committed an abandoned insert more than 0.5 s after its
+        // timeout, which is the one case outside the guarantee (README).
+        ("MAIDIAN_ROLLUP_SAFETY_LAG_MS", "3500"),
         ("MAIDIAN_ROLLUP_LEASE_TTL_MS", "4000"),
         ("MAIDIAN_ROLLUP_POLL_MS", "50"),
         ("MAIDIAN_ROLLUP_CHUNK_EVENTS", "1000"),
@@ -398,7 +401,7 @@ async fn two_collectors_a_rebuild_under_load_and_a_lease_takeover() {
             "--database",
             &db,
         ])
-        .args(["--safety-lag-ms", "2000"])
+        .args(["--safety-lag-ms", "3500"])
         .env("RUST_LOG", "info,mongodb=warn")
         .stdout(std::process::Stdio::null())
         .stderr(log.reopen().unwrap())
