@@ -23,9 +23,18 @@ fn header(headers: &HeaderMap, name: impl warp::http::header::AsHeaderName) -> O
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Whether `given` is the write key.
+fn write_key(api: &ApiSection, given: &str) -> Result<(), ApiError> {
+    if same(given, &api.api_key) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized("wrong write key"))
+    }
+}
+
 /// The write-key check that needs no body, made before the body is read: `Ok(true)` when no key
 /// is required or the header or query key is right, `Ok(false)` when neither was sent (the key
-/// may be in the body), an error for a wrong key.
+/// must then be in the body: [`check_body_key`]), an error for a wrong key.
 pub fn check_write_early(
     api: &ApiSection,
     headers: &HeaderMap,
@@ -36,27 +45,20 @@ pub fn check_write_early(
     }
     match header(headers, KEY_HEADER).or(query_key) {
         None => Ok(false),
-        Some(k) if same(k, &api.api_key) => Ok(true),
-        Some(_) => Err(ApiError::Unauthorized("wrong write key")),
+        Some(k) => write_key(api, k).map(|()| true),
     }
 }
 
-pub fn check_write(
-    api: &ApiSection,
-    headers: &HeaderMap,
-    query_key: Option<&str>,
-    body_key: Option<&str>,
-) -> Result<(), ApiError> {
+/// The write-key check of a request that sent no header or query key: the body's `api_key`.
+pub fn check_body_key(api: &ApiSection, body_key: Option<&str>) -> Result<(), ApiError> {
     if api.api_key.is_empty() {
         return Ok(());
     }
-    let given = header(headers, KEY_HEADER).or(query_key).or(body_key);
-    match given {
+    match body_key {
         None => Err(ApiError::Unauthorized(
             "missing write key: send X-API-Key, ?api_key= or an api_key body field",
         )),
-        Some(k) if same(k, &api.api_key) => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized("wrong write key")),
+        Some(k) => write_key(api, k),
     }
 }
 

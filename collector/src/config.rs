@@ -370,6 +370,13 @@ impl Config {
             v.trim().parse().map_err(|e| invalid(key, e))
         }
         let opt = |v: String| if v.is_empty() { None } else { Some(v) };
+        // A comma-separated list, blanks dropped.
+        let list = |v: &str| -> Vec<String> {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
         for key in ENV_KEYS {
             let Some(v) = get(key) else { continue };
             match *key {
@@ -377,13 +384,7 @@ impl Config {
                 "MAIDIAN_API_KEY" => self.tracking_api.api_key = v,
                 "MAIDIAN_READ_KEY" => self.tracking_api.read_key = v,
                 "MAIDIAN_ENABLE_CORS" => self.tracking_api.enable_cors = parse(key, &v)?,
-                "MAIDIAN_CORS_ORIGINS" => {
-                    self.tracking_api.cors_origins = v
-                        .split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                }
+                "MAIDIAN_CORS_ORIGINS" => self.tracking_api.cors_origins = list(&v),
                 "MAIDIAN_MONGODB_URI" => self.mongodb.uri = opt(v),
                 "MAIDIAN_MONGODB_HOST" => self.mongodb.host = opt(v),
                 "MAIDIAN_MONGODB_PORT" => self.mongodb.port = parse(key, &v)?,
@@ -402,13 +403,7 @@ impl Config {
                 "MAIDIAN_MAX_CONNECTIONS" => self.limits.max_connections = parse(key, &v)?,
                 "MAIDIAN_DRAIN_TIMEOUT_MS" => self.limits.drain_timeout_ms = parse(key, &v)?,
                 "MAIDIAN_REDACT_URLS" => self.privacy.redact_urls = parse(key, &v)?,
-                "MAIDIAN_REDACT_PARAMS" => {
-                    self.privacy.redact_params = v
-                        .split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                }
+                "MAIDIAN_REDACT_PARAMS" => self.privacy.redact_params = list(&v),
                 "MAIDIAN_DECODE_CONCURRENCY" => self.limits.decode_concurrency = parse(key, &v)?,
                 "MAIDIAN_WRITER_CONCURRENCY" => self.writer.concurrency = parse(key, &v)?,
                 "MAIDIAN_WRITER_MAX_BATCH_EVENTS" => self.writer.max_batch_events = parse(key, &v)?,

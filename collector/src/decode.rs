@@ -69,11 +69,16 @@ pub struct BodyBudget {
     total_kib: u32,
 }
 
+/// `bytes` in KiB, rounded up, at least 1.
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
 impl BodyBudget {
     pub fn new(bytes: usize) -> BodyBudget {
-        let total_kib = u32::try_from(bytes.div_ceil(1024))
-            .unwrap_or(u32::MAX)
-            .max(1);
+        let total_kib = kib(bytes);
         BodyBudget {
             kib: Arc::new(Semaphore::new(total_kib as usize)),
             total_kib,
@@ -82,9 +87,7 @@ impl BodyBudget {
 
     /// Waits until `bytes` (capped at the whole budget) can be held; the permit frees them.
     pub async fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let kib = u32::try_from(bytes.div_ceil(1024))
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.total_kib);
-        self.kib.clone().acquire_many_owned(kib).await.ok()
+        let wanted = kib(bytes).min(self.total_kib);
+        self.kib.clone().acquire_many_owned(wanted).await.ok()
     }
 }

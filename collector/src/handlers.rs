@@ -112,18 +112,16 @@ async fn open_ingest(
 ) -> Result<(Map<String, Value>, HeaderMap), ApiError> {
     let raw = req.body?;
     let obj = {
-        let app = app.clone();
-        let headers = req.headers.clone();
-        app.clone()
-            .decoder
-            .run(move || body::json_object(&headers, raw, &app.config.limits))
+        let (decoding, headers) = (app.clone(), req.headers.clone());
+        app.decoder
+            .run(move || body::json_object(&headers, raw, &decoding.config.limits))
             .await
             .ok_or(ApiError::Unavailable)??
     };
     drop(req.reserved);
     if !req.key_checked {
         let body_key = obj.get("api_key").and_then(Value::as_str);
-        auth::check_write(&app.config.tracking_api, &req.headers, None, body_key)?;
+        auth::check_body_key(&app.config.tracking_api, body_key)?;
     }
     Ok((obj, req.headers))
 }
@@ -311,13 +309,20 @@ fn store_refused() -> crate::error::Invalid {
     )
 }
 
+/// A yes/no query parameter: `true`/`1` or `false`/`0`, absent or empty meaning no.
+fn flag(name: &'static str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("") | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(_) => Err(bad(name, "must be true or false (1 or 0)")),
+    }
+}
+
 /// Which events the figures count: without bots unless `include_bots=true`.
 fn scope_of(include_bots: Option<&str>) -> Result<Scope, ApiError> {
-    match include_bots {
-        None | Some("") | Some("false") | Some("0") => Ok(Scope::default()),
-        Some("true") | Some("1") => Ok(Scope { include_bots: true }),
-        Some(_) => Err(bad("include_bots", "must be true or false")),
-    }
+    Ok(Scope {
+        include_bots: flag("include_bots", include_bots)?,
+    })
 }
 
 /// `days` = 1..=366, 7 when absent.
@@ -514,10 +519,9 @@ fn export_csv_inner(
     use maidian_analytics::export;
     auth::check_read(&app.config.tracking_api, headers)?;
     let p = period(q)?;
-    let cells = match q.raw.as_deref() {
-        None | Some("") | Some("0") | Some("false") => export::Cells::Spreadsheet,
-        Some("1") | Some("true") => export::Cells::Raw,
-        Some(_) => return Err(bad("raw", "must be 1 or 0")),
+    let cells = match flag("raw", q.raw.as_deref())? {
+        true => export::Cells::Raw,
+        false => export::Cells::Spreadsheet,
     };
     // A small channel: the database scan waits while the client is slow to read.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);

@@ -53,6 +53,10 @@ pub async fn run(
     let mut conns = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut full_logged = false;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
     loop {
         while conns.try_join_next().is_some() {}
         if slots.available_permits() == 0 && !full_logged {
@@ -82,10 +86,6 @@ pub async fn run(
         full_logged = false;
         let _ = stream.set_nodelay(true);
         let svc = TowerToHyperService::new(warp::service(routes.clone()));
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .keep_alive(true);
         let io = IdleIo::new(TokioIo::new(stream), limits.idle_timeout);
         let conn = graceful.watch(http.serve_connection(io, svc));
         conns.spawn(async move {

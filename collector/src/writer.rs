@@ -147,7 +147,7 @@ async fn write_group(store: &Store, timeout: Duration, jobs: Vec<Job>) {
         let range = start..start + len;
         start = range.end;
         let outcome = match &result {
-            Ok(report) => outcome_for(report, range),
+            Ok(report) => Ok(outcome_for(report, range)),
             Err(_) => Err(NotStored),
         };
         // The request may have gone away; its events are stored all the same.
@@ -157,7 +157,7 @@ async fn write_group(store: &Store, timeout: Duration, jobs: Vec<Job>) {
 
 /// The share of one group's report that belongs to the events at `range`; a document the
 /// store refused is that event's failure alone.
-fn outcome_for(report: &InsertReport, range: std::ops::Range<usize>) -> Result<Written, NotStored> {
+fn outcome_for(report: &InsertReport, range: std::ops::Range<usize>) -> Written {
     let within = |v: &[usize]| v.iter().filter(|i| range.contains(i)).count();
     let refused: Vec<usize> = report
         .failed
@@ -166,11 +166,11 @@ fn outcome_for(report: &InsertReport, range: std::ops::Range<usize>) -> Result<W
         .map(|i| i - range.start)
         .collect();
     let deduplicated = within(&report.duplicates);
-    Ok(Written {
+    Written {
         inserted: range.len() - deduplicated - refused.len(),
         deduplicated,
         refused,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -186,27 +186,27 @@ mod tests {
         };
         assert_eq!(
             outcome_for(&report, 0..3),
-            Ok(Written {
+            Written {
                 inserted: 2,
                 deduplicated: 1,
                 refused: vec![]
-            })
+            }
         );
         assert_eq!(
             outcome_for(&report, 3..6),
-            Ok(Written {
+            Written {
                 inserted: 2,
                 deduplicated: 1,
                 refused: vec![]
-            })
+            }
         );
         assert_eq!(
             outcome_for(&report, 6..8),
-            Ok(Written {
+            Written {
                 inserted: 1,
                 deduplicated: 0,
                 refused: vec![1]
-            })
+            }
         );
     }
 }
