@@ -47,12 +47,7 @@ pub fn is_bot_agent(user_agent: &str) -> bool {
 
 /// A referrer host on the referrer-spam list (the host itself or a subdomain).
 pub fn is_spam_host(host: &str) -> bool {
-    lists().spam.iter().any(|s| {
-        host == s
-            || host
-                .strip_suffix(s.as_str())
-                .is_some_and(|p| p.ends_with('.'))
-    })
+    lists().spam.iter().any(|s| crate::source::within(host, s))
 }
 
 /// The reason an event is a bot's, if it is: `user_agent`, `webdriver` or `referrer_spam`.

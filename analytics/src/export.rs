@@ -100,12 +100,11 @@ fn num(v: Option<f64>) -> String {
 /// One CSV line (with `\r\n`) for `e`. Numbers and times are never changed; text cells are
 /// written per `cells`.
 pub fn row(e: &Event, cells: Cells) -> String {
-    let s = |v: &Option<String>| match (cells, v) {
-        (_, None) => String::new(),
-        (Cells::Raw, Some(v)) => v.clone(),
-        (Cells::Spreadsheet, Some(v)) => defused(v).into_owned(),
+    let text = |v: &str| match cells {
+        Cells::Raw => v.to_string(),
+        Cells::Spreadsheet => defused(v).into_owned(),
     };
-    let text = |v: &String| s(&Some(v.clone()));
+    let s = |v: &Option<String>| v.as_deref().map(text).unwrap_or_default();
     let fields = [
         text(&e.event_id),
         text(&e.event_type),

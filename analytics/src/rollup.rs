@@ -35,15 +35,23 @@ pub const DAILY_BOT: &str = "rollup_daily_bot";
 /// Figures read the rollups; with bots included they read both and merge them
 /// ([`merge_docs`]). So excluding bots costs nothing and including them costs one more read.
 pub const TWINS: &[(&str, &str)] = &[
-    (DAILY_TYPE, "rollup_bot_daily_type"),
-    (DAILY_VISITOR, "rollup_bot_daily_visitor"),
-    (DAILY_PAGE_VISITOR, "rollup_bot_daily_page_visitor"),
-    (FIRST_SEEN, "rollup_bot_first_seen"),
-    (SESSIONS, "rollup_bot_sessions"),
-    (PAGE_TIME, "rollup_bot_page_time"),
-    (DAILY_REFERRER, "rollup_bot_daily_referrer"),
-    (DAILY_AGENT, "rollup_bot_daily_agent"),
+    (DAILY_TYPE, BOT_DAILY_TYPE),
+    (DAILY_VISITOR, BOT_DAILY_VISITOR),
+    (DAILY_PAGE_VISITOR, BOT_DAILY_PAGE_VISITOR),
+    (FIRST_SEEN, BOT_FIRST_SEEN),
+    (SESSIONS, BOT_SESSIONS),
+    (PAGE_TIME, BOT_PAGE_TIME),
+    (DAILY_REFERRER, BOT_DAILY_REFERRER),
+    (DAILY_AGENT, BOT_DAILY_AGENT),
 ];
+const BOT_DAILY_TYPE: &str = "rollup_bot_daily_type";
+const BOT_DAILY_VISITOR: &str = "rollup_bot_daily_visitor";
+const BOT_DAILY_PAGE_VISITOR: &str = "rollup_bot_daily_page_visitor";
+const BOT_FIRST_SEEN: &str = "rollup_bot_first_seen";
+const BOT_SESSIONS: &str = "rollup_bot_sessions";
+const BOT_PAGE_TIME: &str = "rollup_bot_page_time";
+const BOT_DAILY_REFERRER: &str = "rollup_bot_daily_referrer";
+const BOT_DAILY_AGENT: &str = "rollup_bot_daily_agent";
 
 pub const ALL: &[&str] = &[
     DAILY_TYPE,
@@ -55,14 +63,14 @@ pub const ALL: &[&str] = &[
     DAILY_REFERRER,
     DAILY_AGENT,
     DAILY_BOT,
-    "rollup_bot_daily_type",
-    "rollup_bot_daily_visitor",
-    "rollup_bot_daily_page_visitor",
-    "rollup_bot_first_seen",
-    "rollup_bot_sessions",
-    "rollup_bot_page_time",
-    "rollup_bot_daily_referrer",
-    "rollup_bot_daily_agent",
+    BOT_DAILY_TYPE,
+    BOT_DAILY_VISITOR,
+    BOT_DAILY_PAGE_VISITOR,
+    BOT_FIRST_SEEN,
+    BOT_SESSIONS,
+    BOT_PAGE_TIME,
+    BOT_DAILY_REFERRER,
+    BOT_DAILY_AGENT,
 ];
 
 /// The bot twin of `rollup` (itself for a rollup that has none).
@@ -229,8 +237,6 @@ pub enum Value {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Delta {
     pub changes: HashMap<&'static str, HashMap<String, Change>>,
-    /// The event being added is a bot's: its changes go to the bot twins.
-    bot: bool,
 }
 
 impl Change {
@@ -351,7 +357,6 @@ impl Delta {
     }
 
     fn change(&mut self, rollup: &'static str, key: String) -> &mut Change {
-        let rollup = if self.bot { bot_twin(rollup) } else { rollup };
         self.changes
             .entry(rollup)
             .or_default()
@@ -360,24 +365,32 @@ impl Delta {
     }
 
     /// The rollup changes that `events` (newly stored, each once) make.
+    /// Events flagged as bots' go to the bot twins (and are counted by reason); the others
+    /// to the rollups.
     pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Delta {
-        let mut d = Delta::default();
+        let (mut people, mut bots) = (Delta::default(), Delta::default());
         for e in events {
-            d.add_event(e);
+            match &e.bot {
+                None => people.add_event(e),
+                Some(reason) => {
+                    let day = e.day.to_string();
+                    let c = people.change(DAILY_BOT, key(&[&day, reason]));
+                    c.add(Field::Count, 1);
+                    c.ident(Field::Day, s(&day));
+                    c.ident(Field::Name, s(reason));
+                    bots.add_event(e);
+                }
+            }
         }
-        d
+        // No twin is a rollup of its own, so they never collide.
+        for (rollup, changes) in bots.changes {
+            people.changes.insert(bot_twin(rollup), changes);
+        }
+        people
     }
 
     fn add_event(&mut self, e: &Event) {
         let day = e.day.to_string();
-        self.bot = false;
-        if let Some(reason) = &e.bot {
-            let c = self.change(DAILY_BOT, key(&[&day, reason]));
-            c.add(Field::Count, 1);
-            c.ident(Field::Day, s(&day));
-            c.ident(Field::Name, s(reason));
-            self.bot = true;
-        }
         let c = self.change(DAILY_TYPE, key(&[&day, &e.event_type]));
         c.add(Field::Count, 1);
         c.ident(Field::Day, s(&day));

@@ -104,9 +104,8 @@ pub fn landing(url: &str) -> Landing {
 
 /// The host of an absolute `http(s)` URL, lower-cased, without `www.` and port.
 pub fn host(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit('@').next()?.split(':').next()?;
+    url.split_once("://")?;
+    let host = crate::rollup::host_of(url)?.split(':').next()?;
     let host = host.to_ascii_lowercase();
     let host = host.strip_prefix("www.").unwrap_or(&host).to_string();
     (!host.is_empty()).then_some(host)
@@ -152,15 +151,21 @@ fn known() -> &'static [Known] {
     })
 }
 
+/// `host` is `domain` or one of its subdomains.
+pub fn within(host: &str, domain: &str) -> bool {
+    host.strip_suffix(domain)
+        .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+}
+
 /// The known site `host` belongs to (`news.google.co.jp` → search, `google`).
 pub fn classify_host(host: &str) -> Option<(Kind, &'static str)> {
     known().iter().find_map(|k| {
-        let hit = if let Some(label) = k.pattern.strip_suffix('.') {
-            host.split('.')
-                .enumerate()
-                .any(|(i, l)| l == label && host.split('.').count() > i + 1)
-        } else {
-            host == k.pattern || host.ends_with(&format!(".{}", k.pattern))
+        let hit = match k.pattern.strip_suffix('.') {
+            // `name.*`: a label `name` followed by at least one more.
+            Some(label) => host
+                .rsplit_once('.')
+                .is_some_and(|(head, _)| head.split('.').any(|l| l == label)),
+            None => within(host, &k.pattern),
         };
         hit.then_some((k.kind, k.name.as_str()))
     })

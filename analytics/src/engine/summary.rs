@@ -275,15 +275,13 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
     for d in &i.daily_bot {
         *bots.entry(d.str(Field::Name).to_string()).or_default() += u(d.int(Field::Count));
     }
-    let mut bots: Vec<ReasonCount> = bots
+    let bots: Vec<ReasonCount> = top_counts(bots, usize::MAX)
         .into_iter()
-        .map(|(reason, events)| ReasonCount { reason, events })
+        .map(|n| ReasonCount {
+            reason: n.name,
+            events: n.count,
+        })
         .collect();
-    bots.sort_by(|a, b| {
-        b.events
-            .cmp(&a.events)
-            .then_with(|| a.reason.cmp(&b.reason))
-    });
 
     let page_views = events_by_type.get(PAGE_VIEW).copied().unwrap_or(0);
     let total_events = events_by_type.values().sum();
