@@ -552,8 +552,8 @@ impl Rng {
                 (host.rand() * 9_007_199_254_740_992.0) as u64,
             ),
         };
-        // The state must never be all zero.
-        Rng([a, b | 1])
+        // The state must never be all zero; any other keeps all 128 bits of the seed.
+        Rng([a, if a == 0 && b == 0 { 1 } else { b }])
     }
 
     pub fn next_u64(&mut self) -> u64 {
