@@ -11,6 +11,10 @@ use time::{Date, OffsetDateTime};
 pub struct Event {
     /// Client UUID (or a server UUIDv7 when the client sent none); stored as `_id`.
     pub event_id: String,
+    /// The site it was tracked on: chosen by the write key, never by the body
+    /// (`site::DEFAULT_SITE` for events stored before sites existed).
+    #[serde(default = "default_site")]
+    pub site: String,
     pub event_type: String,
     pub user_id: Option<String>,
     pub anonymous_id: Option<String>,
@@ -40,7 +44,8 @@ pub struct Event {
     pub client_timestamp: i64,
     pub received_at: i64,
     pub exit_timestamp: Option<i64>,
-    /// The UTC day of `timestamp`, the grouping key of every daily figure.
+    /// The site's local day of `timestamp` when it was stored (figures recompute days with
+    /// the site's current time zone; see `site::Zones`).
     pub day: Day,
     /// Free-form data; keys were checked so none is a MongoDB operator or dotted path.
     pub custom_data: Option<serde_json::Map<String, serde_json::Value>>,
@@ -60,10 +65,24 @@ pub struct Event {
     pub bot: Option<String>,
 }
 
+fn default_site() -> String {
+    crate::site::DEFAULT_SITE.to_string()
+}
+
 pub const PAGE_VIEW: &str = "page_view";
 pub const PAGE_LEAVE: &str = "page_leave";
 
 impl Event {
+    /// The event's site; an event built without one (tests, old records) is the default
+    /// site's.
+    pub fn site_id(&self) -> &str {
+        if self.site.is_empty() {
+            crate::site::DEFAULT_SITE
+        } else {
+            &self.site
+        }
+    }
+
     /// The identity used for unique-user counts (see [`Event::visitor`]).
     pub fn derive_visitor(&mut self) {
         self.visitor = [&self.user_id, &self.anonymous_id, &self.session_id]
@@ -91,6 +110,17 @@ impl Day {
         let nanos = i128::from(ms) * 1_000_000;
         let dt = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
         Some(Day(dt.date()))
+    }
+
+    /// The day `year-month-day`, `None` when there is no such day.
+    pub fn from_ymd(year: i32, month: u8, day: u8) -> Option<Day> {
+        let month = time::Month::try_from(month).ok()?;
+        Date::from_calendar_date(year, month, day).ok().map(Day)
+    }
+
+    /// `(year, month 1..=12, day 1..=31)`.
+    pub fn ymd(self) -> (i32, u8, u8) {
+        (self.0.year(), u8::from(self.0.month()), self.0.day())
     }
 
     pub fn today() -> Day {

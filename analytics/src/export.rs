@@ -154,9 +154,10 @@ pub fn row(e: &Event, cells: Cells) -> String {
     out
 }
 
-/// Pages through the events of a period in `(timestamp, event_id)` order.
+/// Pages through the events of one site in a period, in `(timestamp, event_id)` order.
 pub struct Pager<'a> {
     store: &'a crate::store::Store,
+    site: String,
     after: Option<(i64, String)>,
     until_ms: i64,
     limit: usize,
@@ -164,12 +165,18 @@ pub struct Pager<'a> {
 }
 
 impl<'a> Pager<'a> {
-    pub fn new(store: &'a crate::store::Store, p: crate::stats::Period, limit: usize) -> Pager<'a> {
+    pub fn new(
+        store: &'a crate::store::Store,
+        site: &str,
+        p: crate::stats::Period,
+        limit: usize,
+    ) -> Pager<'a> {
         Pager {
             store,
+            site: site.to_string(),
             // `after` is exclusive and ids are never empty: this starts at the period's start.
-            after: Some((p.since.start_millis(), String::new())),
-            until_ms: p.until.start_millis() + 86_400_000,
+            after: Some((p.start_ms, String::new())),
+            until_ms: p.end_ms,
             limit,
             done: false,
         }
@@ -181,7 +188,12 @@ impl<'a> Pager<'a> {
         }
         let page = self
             .store
-            .events_after(self.after.take(), Some(self.until_ms), self.limit)
+            .events_after(
+                Some(&self.site),
+                self.after.take(),
+                Some(self.until_ms),
+                self.limit,
+            )
             .await?;
         self.done = page.len() < self.limit;
         match page.last() {

@@ -4,6 +4,7 @@
 //! - [`event`]: the domain [`Event`](event::Event) every part agrees on, and [`Day`](event::Day).
 //! - [`store`]: the [`Store`](store::Store) behind the collector and the CLI: MongoDB (storage of
 //!   record), the embedded store (zero-setup default) and, for benchmarks only, a sink.
+//! - [`site`]: site ids, the store's registry of sites and their time zones ([`site::Zone`]).
 //! - [`stats`]: the seed's `/api/stats/*` figures (counts by event type and by page).
 //! - [`rollup`]: the pre-aggregated counts dashboards read, as commutative deltas.
 //! - [`consumer`]: the checkpointed, leased reader of the event log that keeps rollups exact.
@@ -25,6 +26,7 @@ pub mod export;
 pub mod report;
 pub mod rollup;
 pub mod simulate;
+pub mod site;
 pub mod source;
 pub mod stats;
 pub mod store;

@@ -268,7 +268,7 @@ pub async fn build(
     store: &crate::store::Store,
     p: crate::stats::Period,
     funnel: Option<&crate::engine::funnel::Funnel>,
-    scope: crate::engine::Scope,
+    scope: &crate::engine::Scope,
 ) -> Result<String, crate::store::StoreError> {
     use crate::engine::{funnel as f, retention, summary};
     let (s, r) = tokio::try_join!(

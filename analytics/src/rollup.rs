@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use crate::event::{Event, PAGE_LEAVE, PAGE_VIEW};
+use crate::site::Zones;
 use crate::store::RollupDoc;
 
 /// Rollup collection names (MongoDB) and table names (embedded).
@@ -146,6 +147,7 @@ pub enum Field {
     Kind,
     Name,
     Landing,
+    Site,
 }
 
 impl Field {
@@ -167,6 +169,7 @@ impl Field {
         Field::Kind,
         Field::Name,
         Field::Landing,
+        Field::Site,
     ];
 
     /// The stored name (MongoDB field, embedded JSON key).
@@ -189,6 +192,7 @@ impl Field {
             Field::Kind => "kind",
             Field::Name => "name",
             Field::Landing => "landing",
+            Field::Site => "site",
         }
     }
 
@@ -356,29 +360,48 @@ impl Delta {
         self.changes.values().map(HashMap::len).sum()
     }
 
-    fn change(&mut self, rollup: &'static str, key: String) -> &mut Change {
-        self.changes
+    /// The change of document `key` of `site` in `rollup`: its `_id` is `site|key` (a site id
+    /// has no `|`, so the rest stays as it was) and it carries its `site`.
+    fn change(&mut self, rollup: &'static str, site: &str, key: String) -> &mut Change {
+        let c = self
+            .changes
             .entry(rollup)
             .or_default()
-            .entry(key)
-            .or_default()
+            .entry(site_key(site, &key))
+            .or_default();
+        c.ident(Field::Site, s(site));
+        c
     }
 
-    /// The rollup changes that `events` (newly stored, each once) make.
+    /// The rollup changes that `events` (newly stored, each once) make, on the days they
+    /// were stored with.
     /// Events flagged as bots' go to the bot twins (and are counted by reason); the others
     /// to the rollups.
     pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Delta {
+        Delta::build(events, |e| e.day)
+    }
+
+    /// [`Delta::of`] on each event's site's days by `zones` (what the consumer and rebuilds
+    /// apply, so a changed time zone takes effect with a rebuild).
+    pub fn in_zones<'a>(events: impl IntoIterator<Item = &'a Event>, zones: &Zones) -> Delta {
+        Delta::build(events, |e| zones.day_of(e.site_id(), e.timestamp))
+    }
+
+    fn build<'a>(
+        events: impl IntoIterator<Item = &'a Event>,
+        day_of: impl Fn(&Event) -> crate::event::Day,
+    ) -> Delta {
         let (mut people, mut bots) = (Delta::default(), Delta::default());
         for e in events {
+            let day = day_of(e).to_string();
             match &e.bot {
-                None => people.add_event(e),
+                None => people.add_event(e, &day),
                 Some(reason) => {
-                    let day = e.day.to_string();
-                    let c = people.change(DAILY_BOT, key(&[&day, reason]));
+                    let c = people.change(DAILY_BOT, e.site_id(), key(&[&day, reason]));
                     c.add(Field::Count, 1);
                     c.ident(Field::Day, s(&day));
                     c.ident(Field::Name, s(reason));
-                    bots.add_event(e);
+                    bots.add_event(e, &day);
                 }
             }
         }
@@ -389,25 +412,25 @@ impl Delta {
         people
     }
 
-    fn add_event(&mut self, e: &Event) {
-        let day = e.day.to_string();
-        let c = self.change(DAILY_TYPE, key(&[&day, &e.event_type]));
+    fn add_event(&mut self, e: &Event, day: &str) {
+        let site = e.site_id();
+        let c = self.change(DAILY_TYPE, site, key(&[day, &e.event_type]));
         c.add(Field::Count, 1);
-        c.ident(Field::Day, s(&day));
+        c.ident(Field::Day, s(day));
         c.ident(Field::EventType, s(&e.event_type));
 
         if let Some(v) = &e.visitor {
-            let c = self.change(DAILY_VISITOR, key(&[&day, v]));
+            let c = self.change(DAILY_VISITOR, site, key(&[day, v]));
             c.add(Field::Events, 1);
-            c.ident(Field::Day, s(&day));
+            c.ident(Field::Day, s(day));
             c.ident(Field::Visitor, s(v));
-            let c = self.change(FIRST_SEEN, v.clone());
-            c.lower(Field::FirstDay, s(&day));
+            let c = self.change(FIRST_SEEN, site, v.clone());
+            c.lower(Field::FirstDay, s(day));
         }
 
         if let Some(sid) = &e.session_id {
-            let c = self.change(SESSIONS, sid.clone());
-            c.lower(Field::Day, s(&day));
+            let c = self.change(SESSIONS, site, sid.clone());
+            c.lower(Field::Day, s(day));
             c.lower(Field::FirstTs, Value::Int(e.timestamp));
             c.lower(Field::NegLastTs, Value::Int(-e.timestamp));
             c.add(Field::Events, 1);
@@ -424,43 +447,43 @@ impl Delta {
         }
 
         if e.event_type == PAGE_VIEW {
-            self.page_view(e, &day);
+            self.page_view(e, site, day);
         }
 
         if e.event_type == PAGE_LEAVE {
             if let (Some(view), Some(duration)) = (&e.page_view_id, e.duration) {
-                let c = self.change(PAGE_TIME, view.clone());
+                let c = self.change(PAGE_TIME, site, view.clone());
                 c.lower(Field::NegDuration, Value::Int(-(duration as i64)));
-                c.lower(Field::Day, s(&day));
+                c.lower(Field::Day, s(day));
                 c.lower(Field::PageUrl, s(e.page_url.as_deref().unwrap_or("")));
             }
         }
     }
 
-    fn page_view(&mut self, e: &Event, day: &str) {
+    fn page_view(&mut self, e: &Event, site: &str, day: &str) {
         // The earliest page view of a session (and of a visitor) says where it came from.
         let landing = Value::Str(landing(e));
         if let Some(sid) = &e.session_id {
-            self.change(SESSIONS, sid.clone())
+            self.change(SESSIONS, site, sid.clone())
                 .lower(Field::Landing, landing.clone());
         }
         if let Some(v) = &e.visitor {
-            self.change(FIRST_SEEN, v.clone())
+            self.change(FIRST_SEEN, site, v.clone())
                 .lower(Field::Landing, landing);
         }
         let page = e.page_url.as_deref().unwrap_or("");
         let visitor = e.visitor.as_deref().unwrap_or("");
-        let c = self.change(DAILY_PAGE_VISITOR, key(&[day, page, visitor]));
+        let c = self.change(DAILY_PAGE_VISITOR, site, key(&[day, page, visitor]));
         c.add(Field::Views, 1);
         c.ident(Field::Day, s(day));
         c.ident(Field::PageUrl, s(page));
         c.ident(Field::Visitor, s(visitor));
 
         // Only visits from elsewhere: a referrer on the same site is navigation.
-        let site = host_of(page);
+        let own_host = host_of(page);
         if let Some(from) = e.referrer.as_deref().and_then(host_of) {
-            if Some(from) != site {
-                let c = self.change(DAILY_REFERRER, key(&[day, from]));
+            if Some(from) != own_host {
+                let c = self.change(DAILY_REFERRER, site, key(&[day, from]));
                 c.add(Field::Count, 1);
                 c.ident(Field::Day, s(day));
                 c.ident(Field::Referrer, s(from));
@@ -470,7 +493,7 @@ impl Delta {
         if let Some(ua) = &e.user_agent {
             let (browser, os, device) = agent_of(ua);
             for (kind, name) in [("browser", browser), ("os", os), ("device", device)] {
-                let c = self.change(DAILY_AGENT, key(&[day, kind, &name]));
+                let c = self.change(DAILY_AGENT, site, key(&[day, kind, &name]));
                 c.add(Field::Count, 1);
                 c.ident(Field::Day, s(day));
                 c.ident(Field::Kind, s(kind));
@@ -480,9 +503,26 @@ impl Delta {
     }
 }
 
+/// `site|key`: the `_id` of document `key` of `site` in every rollup.
+pub fn site_key(site: &str, key: &str) -> String {
+    let mut out = String::with_capacity(site.len() + 1 + key.len());
+    out.push_str(site);
+    out.push('|');
+    out.push_str(key);
+    out
+}
+
+/// The document key within its site: `_id` without its `site|` prefix.
+pub fn key_in_site<'a>(site: &str, id: &'a str) -> &'a str {
+    id.strip_prefix(site)
+        .and_then(|rest| rest.strip_prefix('|'))
+        .unwrap_or(id)
+}
+
 /// The rollup documents that applying `Delta::of(events)` to empty rollups gives, computed in
-/// memory: what a rebuild from exactly these events holds. For checks and the benchmark's
-/// naive path.
+/// memory: what a rebuild from exactly these events holds, with ids as stores return them
+/// (without the site prefix). For checks and the benchmark's naive path: `events` should be
+/// of one site.
 pub fn docs_of<'a>(
     events: impl IntoIterator<Item = &'a Event>,
 ) -> HashMap<&'static str, Vec<crate::store::RollupDoc>> {
@@ -493,6 +533,14 @@ pub fn docs_of<'a>(
             let docs = changes
                 .into_iter()
                 .map(|(id, c)| {
+                    let site = c.set.iter().find_map(|(f, v)| match (f, v) {
+                        (Field::Site, Value::Str(s)) => Some(s.clone()),
+                        _ => None,
+                    });
+                    let id = match site {
+                        Some(site) => key_in_site(&site, &id).to_string(),
+                        None => id,
+                    };
                     let mut fields = HashMap::new();
                     for (f, n) in c.inc {
                         fields.insert(f, Value::Int(n));
@@ -529,6 +577,34 @@ mod tests {
     }
 
     #[test]
+    fn sites_never_share_a_document_and_count_their_own_days() {
+        // 2026-11-29T16:30:00Z: 00:30 on 2026-11-30 in Shanghai.
+        let ts = 1_795_969_800_000;
+        let utc = ev("page_view", "u1", "s1", "2026-11-29", ts);
+        let mut shop = utc.clone();
+        shop.site = "shop".into();
+        let zones = crate::site::Zones::of(&[crate::site::SiteInfo {
+            id: "shop".into(),
+            name: "Shop".into(),
+            timezone: "Asia/Shanghai".into(),
+        }]);
+        let d = Delta::in_zones([&utc, &shop], &zones);
+        let types = &d.changes[DAILY_TYPE];
+        assert_eq!(types.len(), 2);
+        assert_eq!(
+            types["default|2026-11-29|page_view"].inc,
+            vec![(Field::Count, 1)]
+        );
+        let local = &types["shop|2026-11-30|page_view"];
+        assert!(local.set.contains(&(Field::Site, s("shop"))));
+        assert!(local.set.contains(&(Field::Day, s("2026-11-30"))));
+        // The same visitor and session on two sites are two of each.
+        assert_eq!(d.changes[FIRST_SEEN].len(), 2);
+        assert_eq!(d.changes[SESSIONS].len(), 2);
+        assert_eq!(key_in_site("shop", "shop|u1"), "u1");
+    }
+
+    #[test]
     fn counts_minimums_and_identities() {
         let mut view = ev("page_view", "u1", "s1", "2026-11-02", 200);
         view.referrer = Some("https://search.example/?q=x".into());
@@ -542,17 +618,23 @@ mod tests {
         let d = Delta::of([&view, &internal, &click]);
 
         let types = &d.changes[DAILY_TYPE];
-        assert_eq!(types["2026-11-02|page_view"].inc, vec![(Field::Count, 2)]);
-        assert_eq!(types["2026-11-01|click"].inc, vec![(Field::Count, 1)]);
         assert_eq!(
-            d.changes[FIRST_SEEN]["u1"].min,
+            types["default|2026-11-02|page_view"].inc,
+            vec![(Field::Count, 2)]
+        );
+        assert_eq!(
+            types["default|2026-11-01|click"].inc,
+            vec![(Field::Count, 1)]
+        );
+        assert_eq!(
+            d.changes[FIRST_SEEN]["default|u1"].min,
             vec![
                 (Field::FirstDay, s("2026-11-01")),
                 // The earliest page view (200), not the earlier click.
                 (Field::Landing, s("0000000000000200||||"))
             ]
         );
-        let session = &d.changes[SESSIONS]["s1"];
+        let session = &d.changes[SESSIONS]["default|s1"];
         assert!(session.min.contains(&(Field::FirstTs, Value::Int(100))));
         assert!(session.min.contains(&(Field::NegLastTs, Value::Int(-300))));
         assert!(session.inc.contains(&(Field::PageViews, 2)));
@@ -562,9 +644,9 @@ mod tests {
             1,
             "same-site referrer skipped"
         );
-        assert!(d.changes[DAILY_AGENT].contains_key("2026-11-02|browser|Chrome"));
-        assert!(d.changes[DAILY_AGENT].contains_key("2026-11-02|os|Linux"));
-        assert!(d.changes[DAILY_AGENT].contains_key("2026-11-02|device|pc"));
+        assert!(d.changes[DAILY_AGENT].contains_key("default|2026-11-02|browser|Chrome"));
+        assert!(d.changes[DAILY_AGENT].contains_key("default|2026-11-02|os|Linux"));
+        assert!(d.changes[DAILY_AGENT].contains_key("default|2026-11-02|device|pc"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::event::Day;
+use crate::site::Zone;
 
 /// How many events one visitor (or no known visitor) produced under one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,21 +37,41 @@ pub struct PageStat {
     pub unique_users: u64,
 }
 
-/// The period "last N days": from `since` through `until`, whole UTC days.
+/// The period "last N days": from `since` through `until`, whole days of a site's time zone;
+/// `start_ms..end_ms` are the instants they span.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Period {
     pub days: u32,
     pub since: Day,
     pub until: Day,
+    #[serde(skip)]
+    pub start_ms: i64,
+    #[serde(skip)]
+    pub end_ms: i64,
 }
 
 impl Period {
+    /// The last `days` UTC days ending with `today`.
     pub fn last_days(days: u32, today: Day) -> Period {
+        Period::last_days_in(days, today, &Zone::utc())
+    }
+
+    /// The last `days` days of `zone` ending with `today` (a day of that zone).
+    pub fn last_days_in(days: u32, today: Day, zone: &Zone) -> Period {
+        let since = today.window_start(days);
+        let (start_ms, end_ms) = zone.span_millis(since, today);
         Period {
             days,
-            since: today.window_start(days),
+            since,
             until: today,
+            start_ms,
+            end_ms,
         }
+    }
+
+    /// The last `days` days of `zone`, today included.
+    pub fn recent(days: u32, zone: &Zone) -> Period {
+        Period::last_days_in(days, zone.today(), zone)
     }
 }
 

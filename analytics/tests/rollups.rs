@@ -135,7 +135,7 @@ async fn snapshot(store: &Store) -> Vec<(String, Vec<(String, Vec<(String, Strin
             Field::Day
         };
         let docs: Vec<RollupDoc> = store
-            .rollup_between(name, field, since, until)
+            .rollup_between(name, field, "default", since, until)
             .await
             .unwrap();
         let mut rows: Vec<(String, Vec<(String, String)>)> = docs
@@ -193,17 +193,17 @@ async fn live_rollups_equal_a_rebuild_on_both_stores() {
         assert_eq!((status.generation, status.events), (2, events.len() as u64));
 
         let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
-        let s = summary::summary(&store, p, 10, Scope::default())
+        let s = summary::summary(&store, p, 10, &Scope::default())
             .await
             .unwrap();
         let f = funnel::Funnel::parse("page_view,click,purchase", DAY).unwrap();
-        let fr = funnel::funnel(&store, &f, p, Scope::default())
+        let fr = funnel::funnel(&store, &f, p, &Scope::default())
             .await
             .unwrap();
-        let r = retention::retention(&store, p, Scope::default())
+        let r = retention::retention(&store, p, &Scope::default())
             .await
             .unwrap();
-        let all = Scope { include_bots: true };
+        let all = &Scope::default().bots(true);
         let with_bots = (
             summary::summary(&store, p, 10, all).await.unwrap(),
             funnel::funnel(&store, &f, p, all).await.unwrap(),
@@ -280,7 +280,7 @@ async fn keys_with_separators_stay_apart() {
             .await
             .unwrap();
         let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
-        let s = summary::summary(&store, p, 10, Scope::default())
+        let s = summary::summary(&store, p, 10, &Scope::default())
             .await
             .unwrap();
         let mut pages: Vec<(String, u64, u64)> = s
@@ -327,7 +327,7 @@ async fn a_rebuild_switches_generations_on_the_embedded_store() {
     assert!(tables.iter().all(|t| t.ends_with("@2")), "{tables:?}");
     let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
     assert_eq!(
-        summary::summary(&store, p, 10, Scope::default())
+        summary::summary(&store, p, 10, &Scope::default())
             .await
             .unwrap(),
         summary::summarize(p, &summary::Inputs::from_events(&events), 10)
@@ -381,14 +381,14 @@ async fn an_interrupted_chunk_is_finished_exactly_once() {
         }
         assert_eq!(proxy.dropped() - before, 2);
         assert_eq!(
-            summary::summary(&store, p, 10, Scope::default())
+            summary::summary(&store, p, 10, &Scope::default())
                 .await
                 .unwrap(),
             summary::summarize(p, &summary::Inputs::from_events(&events), 10),
             "guarded: {guarded}"
         );
         assert_eq!(
-            retention::retention(&store, p, Scope::default())
+            retention::retention(&store, p, &Scope::default())
                 .await
                 .unwrap(),
             retention::from_events(p, &events)

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers: a failed setup should stop the test loudly.
 
 use maidian_analytics::event::{Day, Event};
-use maidian_analytics::stats::{event_type_stats, page_stats};
+use maidian_analytics::stats::{event_type_stats, page_stats, Period};
 use maidian_analytics::store::{MongoConfig, Store, StoreConfig};
 use maidian_testkit::{fresh_db_name, mongodb_uri};
 use serde_json::json;
@@ -138,11 +138,10 @@ async fn groups_by_type_and_page_within_the_period() {
             event(7, "click", Some("u3"), "/a", T0 + DAY),
         ];
         store.insert(&events).await.unwrap();
-        let until = Day::from_millis(T0).unwrap();
-        let since = until.window_start(2);
+        let p = Period::last_days(2, Day::from_millis(T0).unwrap());
         let types = event_type_stats(
             store
-                .count_by_type_and_visitor(since, until, Default::default())
+                .count_by_type_and_visitor(p, &Default::default())
                 .await
                 .unwrap(),
         );
@@ -158,7 +157,7 @@ async fn groups_by_type_and_page_within_the_period() {
         );
         let pages = page_stats(
             store
-                .count_page_views_by_visitor(since, until, Default::default())
+                .count_page_views_by_visitor(p, &Default::default())
                 .await
                 .unwrap(),
         );
@@ -167,9 +166,9 @@ async fn groups_by_type_and_page_within_the_period() {
             .map(|p| (p.page_url.as_str(), p.views, p.unique_users))
             .collect();
         assert_eq!(got, vec![("/a", 2, 1), ("/b", 1, 1)], "{}", store.kind());
-        let empty = Day::parse("2020-01-01").unwrap();
+        let empty = Period::last_days(1, Day::parse("2020-01-01").unwrap());
         assert!(store
-            .count_by_type_and_visitor(empty, empty, Default::default())
+            .count_by_type_and_visitor(empty, &Default::default())
             .await
             .unwrap()
             .is_empty());

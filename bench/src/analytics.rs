@@ -119,15 +119,15 @@ async fn main() -> anyhow::Result<()> {
     let runs = args.runs;
 
     let (engine_summary, s1) = best(runs, || async {
-        Ok(summary::summary(&store, p, 10, Scope::default()).await?)
+        Ok(summary::summary(&store, p, 10, &Scope::default()).await?)
     })
     .await?;
     let (engine_funnel, f1) = best(runs, || async {
-        Ok(funnel::funnel(&store, &f, p, Scope::default()).await?)
+        Ok(funnel::funnel(&store, &f, p, &Scope::default()).await?)
     })
     .await?;
     let (engine_retention, r1) = best(runs, || async {
-        Ok(retention::retention(&store, p, Scope::default()).await?)
+        Ok(retention::retention(&store, p, &Scope::default()).await?)
     })
     .await?;
 

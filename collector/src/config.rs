@@ -20,6 +20,47 @@ pub struct Config {
     pub writer: WriterSection,
     pub rollups: RollupsSection,
     pub privacy: PrivacySection,
+    /// `[[sites]]`: the sites tracked besides the seed's single-site keys (site `default`).
+    pub sites: Vec<SiteSection>,
+}
+
+/// One `[[sites]]` entry. Its `Debug` shows neither key.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSection {
+    /// `[a-z0-9_-]{1,32}`; stored on every event of the site.
+    pub id: String,
+    /// Shown in the dashboard's site picker and `maidian sites`; the id when empty.
+    #[serde(default)]
+    pub name: String,
+    /// Public key of the site's tracked pages: it picks the site at ingest.
+    pub write_key: String,
+    /// Secret key that reads this site only.
+    pub read_key: String,
+    /// If set, ingest requests that carry an `Origin` header must come from one of these
+    /// (`https://shop.example`); CORS allows them too.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// IANA time zone of the site's days (`Asia/Shanghai`); `UTC` by default.
+    #[serde(default = "utc")]
+    pub timezone: String,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+impl std::fmt::Debug for SiteSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteSection")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("write_key", &"***")
+            .field("read_key", &"***")
+            .field("origins", &self.origins)
+            .field("timezone", &self.timezone)
+            .finish()
+    }
 }
 
 /// `[mongodb]`: leave `uri` and `host` unset to run on the embedded store. Its `Debug` never
@@ -87,8 +128,13 @@ pub struct ApiSection {
     pub listen: SocketAddr,
     /// Public write key for ingest; empty means ingest needs no key.
     pub api_key: String,
-    /// Secret read key for stats, analytics and export; required.
+    /// Secret read key for stats, analytics and export of the site `default` (the seed's
+    /// single site); required unless `[[sites]]` are configured.
     pub read_key: String,
+    /// Secret key that reads every site (`?site=ID`); empty: none.
+    pub admin_key: String,
+    /// Time zone of the site `default`'s days.
+    pub timezone: String,
     /// Answer CORS requests (ingest comes from other origins); `false` turns CORS off.
     pub enable_cors: bool,
     /// Origins allowed by CORS; empty allows any origin.
@@ -106,6 +152,8 @@ impl std::fmt::Debug for ApiSection {
             .field("listen", &self.listen)
             .field("api_key", &hidden(&self.api_key))
             .field("read_key", &hidden(&self.read_key))
+            .field("admin_key", &hidden(&self.admin_key))
+            .field("timezone", &self.timezone)
             .field("enable_cors", &self.enable_cors)
             .field("cors_origins", &self.cors_origins)
             .field("sdk_dir", &self.sdk_dir)
@@ -120,6 +168,8 @@ impl Default for ApiSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             api_key: String::new(),
             read_key: String::new(),
+            admin_key: String::new(),
+            timezone: utc(),
             enable_cors: true,
             cors_origins: Vec::new(),
             sdk_dir: PathBuf::from("sdk-wasm/dist"),
@@ -383,6 +433,8 @@ impl Config {
                 "MAIDIAN_LISTEN" => self.tracking_api.listen = parse(key, &v)?,
                 "MAIDIAN_API_KEY" => self.tracking_api.api_key = v,
                 "MAIDIAN_READ_KEY" => self.tracking_api.read_key = v,
+                "MAIDIAN_ADMIN_KEY" => self.tracking_api.admin_key = v,
+                "MAIDIAN_TIMEZONE" => self.tracking_api.timezone = v,
                 "MAIDIAN_ENABLE_CORS" => self.tracking_api.enable_cors = parse(key, &v)?,
                 "MAIDIAN_CORS_ORIGINS" => self.tracking_api.cors_origins = list(&v),
                 "MAIDIAN_MONGODB_URI" => self.mongodb.uri = opt(v),
@@ -424,10 +476,10 @@ impl Config {
     /// Checks what cannot be typed: required keys, non-zero limits, a usable MongoDB URI.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let api = &self.tracking_api;
-        if api.read_key.trim().is_empty() {
+        if api.read_key.trim().is_empty() && self.sites.is_empty() {
             return Err(ConfigError::Missing {
                 key: "tracking_api.read_key",
-                hint: "set it in the config file or MAIDIAN_READ_KEY (stats and analytics need it)",
+                hint: "set it in the config file or MAIDIAN_READ_KEY (stats and analytics need it), or configure [[sites]]",
             });
         }
         if !api.api_key.is_empty() && api.api_key == api.read_key {
@@ -436,6 +488,7 @@ impl Config {
                 "must differ from api_key (the write key ships in public pages)",
             ));
         }
+        self.validate_sites()?;
         if let Some(uri) = &self.mongodb.uri {
             if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
                 return Err(invalid(
@@ -509,6 +562,65 @@ impl Config {
         Ok(())
     }
 
+    /// Site ids, time zones, origins, and keys: every key distinct from every other.
+    fn validate_sites(&self) -> Result<(), ConfigError> {
+        use maidian_analytics::site::{valid_id, Zone, DEFAULT_SITE};
+        let api = &self.tracking_api;
+        Zone::named(&api.timezone).map_err(|m| invalid("tracking_api.timezone", m))?;
+        // (the key's config name, the key), for the clash check.
+        let mut keys: Vec<(String, &str)> = vec![
+            ("tracking_api.api_key".into(), api.api_key.as_str()),
+            ("tracking_api.read_key".into(), api.read_key.as_str()),
+            ("tracking_api.admin_key".into(), api.admin_key.as_str()),
+        ];
+        let has_default = !api.read_key.trim().is_empty();
+        for (i, site) in self.sites.iter().enumerate() {
+            let at = |field: &str| format!("sites[{i}].{field}");
+            if !valid_id(&site.id) {
+                return Err(invalid(&at("id"), "must match [a-z0-9_-]{1,32}"));
+            }
+            if site.id == DEFAULT_SITE && has_default {
+                return Err(invalid(
+                    &at("id"),
+                    "\"default\" is the site of [tracking_api] api_key/read_key; choose another id",
+                ));
+            }
+            if let Some(j) = self.sites[..i].iter().position(|s| s.id == site.id) {
+                return Err(invalid(&at("id"), format!("same id as sites[{j}]")));
+            }
+            for (field, key) in [("write_key", &site.write_key), ("read_key", &site.read_key)] {
+                if key.trim().is_empty() {
+                    return Err(invalid(&at(field), "must not be empty"));
+                }
+            }
+            Zone::named(&site.timezone).map_err(|m| invalid(&at("timezone"), m))?;
+            if let Some(o) = site
+                .origins
+                .iter()
+                .find(|o| !(o.starts_with("https://") || o.starts_with("http://")))
+            {
+                return Err(invalid(
+                    &at("origins"),
+                    format!("{o:?} is not an origin such as https://shop.example"),
+                ));
+            }
+            keys.push((at("write_key"), site.write_key.as_str()));
+            keys.push((at("read_key"), site.read_key.as_str()));
+        }
+        for (i, (name, key)) in keys.iter().enumerate() {
+            if key.is_empty() {
+                continue;
+            }
+            if let Some((other, _)) = keys[..i].iter().find(|(_, k)| k == key) {
+                return Err(invalid(
+                    name,
+                    format!("same key as {other}: keys must be distinct"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn store_config(&self, choice: StoreChoice) -> StoreConfig {
         match choice {
             #[cfg(feature = "bench-sink")]
@@ -531,6 +643,8 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_LISTEN",
     "MAIDIAN_API_KEY",
     "MAIDIAN_READ_KEY",
+    "MAIDIAN_ADMIN_KEY",
+    "MAIDIAN_TIMEZONE",
     "MAIDIAN_ENABLE_CORS",
     "MAIDIAN_CORS_ORIGINS",
     "MAIDIAN_MONGODB_URI",

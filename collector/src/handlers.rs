@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use maidian_analytics::engine::Scope;
-use maidian_analytics::event::{Day, PAGE_VIEW};
+use maidian_analytics::event::PAGE_VIEW;
+use maidian_analytics::site::Zone;
 use maidian_analytics::stats::{self, Period};
 use maidian_analytics::store::Store;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ use crate::body;
 use crate::config::Config;
 use crate::decode::{BodyBudget, DecodePool};
 use crate::error::{ApiError, Rejected};
+use crate::sites::{Site, Sites};
 use crate::validate::{self, Context};
 use crate::writer::Writer;
 
@@ -32,6 +34,8 @@ pub struct App {
     pub bodies: BodyBudget,
     /// `privacy.deny_list()`, computed once.
     pub redact: Option<String>,
+    /// The sites and their keys.
+    pub sites: Sites,
 }
 
 impl App {
@@ -44,6 +48,7 @@ impl App {
             decoder: DecodePool::new(threads),
             bodies: BodyBudget::new(config.limits.max_body_bytes_in_flight),
             redact: config.privacy.deny_list(),
+            sites: Sites::from_config(&config),
             config,
             store,
             writer,
@@ -57,8 +62,9 @@ pub struct Ingest {
     pub headers: HeaderMap,
     /// The body as read; an oversize or broken body is answered as the request's error.
     pub body: Result<bytes::Bytes, ApiError>,
-    /// The write key was checked from the header or query before the body was read.
-    pub key_checked: bool,
+    /// The site, when the header or query key (or a keyless collector) chose it before the
+    /// body was read; else the body's `api_key` chooses.
+    pub site: Option<usize>,
     /// The body's share of [`App::bodies`], held until it is decoded.
     pub reserved: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -70,6 +76,8 @@ pub struct IngestQuery {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct DaysQuery {
+    /// The site to read (the admin key must name one when there are several).
+    pub site: Option<String>,
     pub days: Option<String>,
     /// `true` counts events flagged as bots' too.
     pub include_bots: Option<String>,
@@ -80,6 +88,8 @@ pub struct DaysQuery {
 /// Query of `/api/analytics/*`: the period, plus what one figure needs.
 #[derive(Debug, Default, Deserialize)]
 pub struct AnalyticsQuery {
+    /// The site to read (the admin key must name one when there are several).
+    pub site: Option<String>,
     pub days: Option<String>,
     /// `true` counts events flagged as bots' too.
     pub include_bots: Option<String>,
@@ -105,11 +115,12 @@ fn now_millis() -> i64 {
 }
 
 /// Decodes and parses the body on the decode threads (the async workers keep answering), then
-/// checks a write key sent in the body. Returns the body's object and the request's headers.
+/// picks the site by a write key sent in the body if none came before, and checks the
+/// request's origin against it. Returns the body's object, the request's headers and the site.
 async fn open_ingest(
     app: &Arc<App>,
     req: Ingest,
-) -> Result<(Map<String, Value>, HeaderMap), ApiError> {
+) -> Result<(Map<String, Value>, HeaderMap, &Site), ApiError> {
     let raw = req.body?;
     let obj = {
         let (decoding, headers) = (app.clone(), req.headers.clone());
@@ -119,17 +130,20 @@ async fn open_ingest(
             .ok_or(ApiError::Unavailable)??
     };
     drop(req.reserved);
-    if !req.key_checked {
-        let body_key = obj.get("api_key").and_then(Value::as_str);
-        auth::check_body_key(&app.config.tracking_api, body_key)?;
-    }
-    Ok((obj, req.headers))
+    let index = match req.site {
+        Some(i) => i,
+        None => auth::body_site(&app.sites, obj.get("api_key").and_then(Value::as_str))?,
+    };
+    let site = app.sites.get(index).ok_or(ApiError::Unavailable)?;
+    auth::check_origin(site, &req.headers)?;
+    Ok((obj, req.headers, site))
 }
 
 /// What validating the events of one request needs: limits, redaction, clock skew (from
 /// `sent_at`), and the request-wide bot signals (a browser `User-Agent`, `webdriver`).
 fn context<'a>(
     app: &'a App,
+    site: &'a Site,
     obj: &Map<String, Value>,
     headers: &'a HeaderMap,
     received_at: i64,
@@ -142,6 +156,8 @@ fn context<'a>(
         .filter(|ua| ua.starts_with("Mozilla/"));
     Ok(Context {
         limits: &app.config.limits,
+        site: &site.id,
+        zone: &site.zone,
         redact: app.redact.as_deref(),
         received_at,
         skew_ms,
@@ -193,8 +209,8 @@ async fn track_one_inner(
     req: Ingest,
 ) -> Result<Response, ApiError> {
     let received_at = now_millis();
-    let (obj, headers) = open_ingest(app, req).await?;
-    let cx = context(app, &obj, &headers, received_at)?;
+    let (obj, headers, site) = open_ingest(app, req).await?;
+    let cx = context(app, site, &obj, &headers, received_at)?;
     let event = validate::event(&obj, &cx, forced_type).map_err(ApiError::InvalidEvent)?;
     let event_id = event.event_id.clone();
     let written = app
@@ -229,7 +245,7 @@ pub async fn track_batch(app: Arc<App>, req: Ingest) -> Result<Response, std::co
 
 async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiError> {
     let received_at = now_millis();
-    let (obj, headers) = open_ingest(app, req).await?;
+    let (obj, headers, site) = open_ingest(app, req).await?;
     let items = match obj.get("events") {
         None | Some(Value::Null) => return Err(ApiError::InvalidBatch("events is required")),
         Some(Value::Array(items)) => items,
@@ -245,7 +261,7 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
             limit,
         });
     }
-    let cx = context(app, &obj, &headers, received_at)?;
+    let cx = context(app, site, &obj, &headers, received_at)?;
     let mut events = Vec::with_capacity(items.len());
     // Where each of `events` was in the request.
     let mut positions = Vec::with_capacity(items.len());
@@ -318,19 +334,31 @@ fn flag(name: &'static str, value: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-/// Which events the figures count: without bots unless `include_bots=true`.
-fn scope_of(include_bots: Option<&str>) -> Result<Scope, ApiError> {
-    Ok(Scope {
-        include_bots: flag("include_bots", include_bots)?,
+/// What a read request reads: the site its key and `?site=` give, in that site's days, without
+/// bots unless `include_bots=true`.
+struct Reading<'a> {
+    site: &'a Site,
+    period: Period,
+    scope: Scope,
+}
+
+fn reading<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    site: Option<&str>,
+    days: Option<&str>,
+    include_bots: Option<&str>,
+) -> Result<Reading<'a>, ApiError> {
+    let site = auth::check_read(&app.sites, headers, site)?;
+    Ok(Reading {
+        period: period_of(days, &site.zone)?,
+        scope: Scope::site(&site.id).bots(flag("include_bots", include_bots)?),
+        site,
     })
 }
 
-/// `days` = 1..=366, 7 when absent.
-fn period(q: &DaysQuery) -> Result<Period, ApiError> {
-    period_of(q.days.as_deref())
-}
-
-fn period_of(days: Option<&str>) -> Result<Period, ApiError> {
+/// `days` = 1..=366, 7 when absent: that many days of `zone`, today included.
+fn period_of(days: Option<&str>, zone: &Zone) -> Result<Period, ApiError> {
     let days = match days {
         None | Some("") => 7,
         Some(s) => match s.trim().parse::<u32>() {
@@ -343,7 +371,7 @@ fn period_of(days: Option<&str>) -> Result<Period, ApiError> {
             }
         },
     };
-    Ok(Period::last_days(days, Day::today()))
+    Ok(Period::recent(days, zone))
 }
 
 fn store_failed(e: impl std::fmt::Display) -> ApiError {
@@ -359,19 +387,25 @@ pub async fn stats_events(
 ) -> Result<Response, std::convert::Infallible> {
     Ok(respond(
         async {
-            auth::check_read(&app.config.tracking_api, &headers)?;
-            let p = period(&q)?;
+            let r = reading(
+                &app,
+                &headers,
+                q.site.as_deref(),
+                q.days.as_deref(),
+                q.include_bots.as_deref(),
+            )?;
+            let p = r.period;
             let groups = app
                 .store
-                .count_by_type_and_visitor(p.since, p.until, scope_of(q.include_bots.as_deref())?)
+                .count_by_type_and_visitor(p, &r.scope)
                 .await
                 .map_err(store_failed)?;
             let rows = stats::event_type_stats(groups);
             let total: u64 = rows.iter().map(|r| r.count).sum();
-            Ok(
-                reply::json(&json!({ "period": p, "total_events": total, "events": rows }))
-                    .into_response(),
+            Ok(reply::json(
+                &json!({ "site": r.site.id, "period": p, "total_events": total, "events": rows }),
             )
+            .into_response())
         }
         .await,
     ))
@@ -385,16 +419,23 @@ pub async fn stats_pages(
 ) -> Result<Response, std::convert::Infallible> {
     Ok(respond(
         async {
-            auth::check_read(&app.config.tracking_api, &headers)?;
-            let p = period(&q)?;
+            let r = reading(
+                &app,
+                &headers,
+                q.site.as_deref(),
+                q.days.as_deref(),
+                q.include_bots.as_deref(),
+            )?;
+            let p = r.period;
             let groups = app
                 .store
-                .count_page_views_by_visitor(p.since, p.until, scope_of(q.include_bots.as_deref())?)
+                .count_page_views_by_visitor(p, &r.scope)
                 .await
                 .map_err(store_failed)?;
             let rows = stats::page_stats(groups);
             let total: u64 = rows.iter().map(|r| r.views).sum();
             Ok(reply::json(&json!({
+                "site": r.site.id,
                 "period": p,
                 "event_type": PAGE_VIEW,
                 "total_page_views": total,
@@ -452,9 +493,14 @@ async fn analytics_inner(
     q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
     use maidian_analytics::engine::{funnel, realtime, retention, summary};
-    auth::check_read(&app.config.tracking_api, headers)?;
-    let p = period_of(q.days.as_deref())?;
-    let scope = scope_of(q.include_bots.as_deref())?;
+    let r = reading(
+        app,
+        headers,
+        q.site.as_deref(),
+        q.days.as_deref(),
+        q.include_bots.as_deref(),
+    )?;
+    let (p, scope) = (r.period, &r.scope);
     let store = &app.store;
     let body = match figure {
         "summary" => {
@@ -495,10 +541,13 @@ async fn analytics_inner(
                 .map_err(store_failed)?,
         ),
     };
-    let body = body.map_err(|e| {
+    let mut body = body.map_err(|e| {
         tracing::error!(error = %e, "cannot serialize analytics");
         ApiError::Unavailable
     })?;
+    if let Value::Object(o) = &mut body {
+        o.insert("site".into(), Value::String(r.site.id.clone()));
+    }
     Ok(reply::json(&body).into_response())
 }
 
@@ -517,19 +566,25 @@ fn export_csv_inner(
     q: &DaysQuery,
 ) -> Result<Response, ApiError> {
     use maidian_analytics::export;
-    auth::check_read(&app.config.tracking_api, headers)?;
-    let p = period(q)?;
+    let (p, site) = {
+        let r = reading(&app, headers, q.site.as_deref(), q.days.as_deref(), None)?;
+        (r.period, r.site.id.clone())
+    };
     let cells = match flag("raw", q.raw.as_deref())? {
         true => export::Cells::Raw,
         false => export::Cells::Spreadsheet,
     };
+    let name = format!(
+        "attachment; filename=\"events-{}-{}-{}.csv\"",
+        site, p.since, p.until
+    );
     // A small channel: the database scan waits while the client is slow to read.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         if tx.send(Ok(export::header().into())).await.is_err() {
             return;
         }
-        let mut pager = export::Pager::new(&app.store, p, 1_000);
+        let mut pager = export::Pager::new(&app.store, &site, p, 1_000);
         loop {
             let chunk = match pager.next_page().await {
                 Ok(Some(events)) => Ok(events
@@ -552,10 +607,7 @@ fn export_csv_inner(
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    let name = format!(
-        "attachment; filename=\"events-{}-{}.csv\"",
-        p.since, p.until
-    );
+
     let reply = warp::reply::stream(body);
     let reply = warp::reply::with_header(reply, "content-type", "text/csv; charset=utf-8");
     Ok(warp::reply::with_header(reply, "content-disposition", name).into_response())
@@ -576,15 +628,39 @@ async fn report_inner(
     q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
     use maidian_analytics::report;
-    auth::check_read(&app.config.tracking_api, headers)?;
-    let p = period_of(q.days.as_deref())?;
+    let r = reading(
+        app,
+        headers,
+        q.site.as_deref(),
+        q.days.as_deref(),
+        q.include_bots.as_deref(),
+    )?;
     let f = funnel_of(q, report::DEFAULT_FUNNEL)?;
-    let scope = scope_of(q.include_bots.as_deref())?;
-    let html = report::build(&app.store, p, Some(&f), scope)
+    let html = report::build(&app.store, r.period, Some(&f), &r.scope)
         .await
         .map_err(store_failed)?;
     Ok(crate::routes::hardened(
         reply::html(html),
         crate::routes::REPORT_CSP,
+    ))
+}
+
+/// GET /api/sites: the sites the key reads (every site for the admin key), with their event
+/// counts.
+pub async fn sites(
+    app: Arc<App>,
+    headers: HeaderMap,
+) -> Result<Response, std::convert::Infallible> {
+    Ok(respond(
+        async {
+            let reader = auth::reader(&app.sites, &headers)?;
+            let infos: Vec<_> = app.sites.visible(reader).iter().map(|s| s.info()).collect();
+            let rows = maidian_analytics::site::counts(&app.store, &infos)
+                .await
+                .map_err(store_failed)?;
+            let admin = matches!(reader, crate::sites::Reader::Admin);
+            Ok(reply::json(&json!({ "admin": admin, "sites": rows })).into_response())
+        }
+        .await,
     ))
 }

@@ -5,7 +5,7 @@
 //! - [`config`]: the one documented `Config` (TOML file, `MAIDIAN_*` env, flags).
 //! - [`routes`]: one `Filter` per route; [`handlers`]: one async fn per route.
 //! - [`body`]: body size caps, gzip, content types; [`decode`]: the threads bodies decode on; [`validate`]: wire JSON → domain `Event`.
-//! - [`auth`]: write key vs read key; [`error`]: `ApiError` → status + JSON.
+//! - [`sites`]: the sites and whose key is which; [`auth`]: keys of requests → sites; [`error`]: `ApiError` → status + JSON.
 //! - [`server`]: hyper with header, idle and drain timeouts and a connection cap.
 //! - [`writer`]: groups concurrent requests into large unordered inserts, each bounded in time.
 //!
@@ -26,6 +26,7 @@ pub mod handlers;
 pub mod redact;
 pub mod routes;
 pub mod server;
+pub mod sites;
 pub mod validate;
 pub mod writer;
 

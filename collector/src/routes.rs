@@ -36,12 +36,8 @@ fn ingest(app: Arc<App>) -> impl Filter<Extract = (Ingest,), Error = Rejection> 
             let app = app.clone();
             async move {
                 let limits = &app.config.limits;
-                let early = auth::check_write_early(
-                    &app.config.tracking_api,
-                    &headers,
-                    query.api_key.as_deref(),
-                );
-                let key_checked = matches!(early, Ok(true));
+                let early = auth::write_site_early(&app.sites, &headers, query.api_key.as_deref());
+                let site = early.as_ref().ok().copied().flatten();
                 let mut reserved = None;
                 let body = match early {
                     Err(e) => Err(e),
@@ -66,7 +62,7 @@ fn ingest(app: Arc<App>) -> impl Filter<Extract = (Ingest,), Error = Rejection> 
                     query,
                     headers,
                     body,
-                    key_checked,
+                    site,
                     reserved,
                 }
             }
@@ -166,6 +162,15 @@ pub fn analytics(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Re
         .and_then(|figure, app, headers, q| handlers::analytics(app, figure, headers, q))
 }
 
+/// GET /api/sites
+pub fn sites(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "sites")
+        .and(warp::get())
+        .and(with_app(app))
+        .and(warp::header::headers_cloned())
+        .and_then(handlers::sites)
+}
+
 /// GET /api/export/events.csv?days=N
 pub fn export_csv(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "export" / "events.csv")
@@ -256,7 +261,9 @@ pub fn demo(www: PathBuf) -> impl Filter<Extract = (Response,), Error = Rejectio
         .map(|f| cached(f, "no-cache"))
 }
 
-fn cors(api: &ApiSection) -> warp::cors::Builder {
+/// CORS: `cors_origins` when set, with every origin a site lists; any origin otherwise (a
+/// site's own list is then enforced at ingest).
+fn cors(api: &ApiSection, site_origins: Vec<String>) -> warp::cors::Builder {
     let builder = warp::cors()
         .allow_methods(["GET", "POST", "OPTIONS"])
         .allow_headers([
@@ -269,13 +276,15 @@ fn cors(api: &ApiSection) -> warp::cors::Builder {
     if api.cors_origins.is_empty() {
         builder.allow_any_origin()
     } else {
-        builder.allow_origins(api.cors_origins.iter().map(String::as_str))
+        let all = api.cors_origins.iter().chain(&site_origins);
+        builder.allow_origins(all.map(String::as_str))
     }
 }
 
 /// Every route, with CORS as configured and every failure as a JSON error.
 pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     let api = app.config.tracking_api.clone();
+    let site_origins = app.sites.listed_origins();
     let inner = health(app.clone())
         .or(track_event(app.clone()))
         .unify()
@@ -288,6 +297,8 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .or(stats_pages(app.clone()))
         .unify()
         .or(analytics(app.clone()))
+        .unify()
+        .or(sites(app.clone()))
         .unify()
         .or(export_csv(app.clone()))
         .unify()
@@ -305,7 +316,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         return inner.boxed();
     }
     inner
-        .with(cors(&api))
+        .with(cors(&api, site_origins))
         .map(Reply::into_response)
         .recover(error::recover)
         .unify()

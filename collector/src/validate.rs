@@ -2,7 +2,8 @@
 //! safe `custom_data` keys, and enrichment (`event_id`, skew-corrected `timestamp`, `day`,
 //! `received_at`, `visitor`). The client IP is never read here, so it is never stored.
 
-use maidian_analytics::event::{Day, Event, PAGE_VIEW};
+use maidian_analytics::event::{Event, PAGE_VIEW};
+use maidian_analytics::site::Zone;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -13,6 +14,11 @@ use crate::error::Invalid;
 /// What every event of one request shares.
 pub struct Context<'a> {
     pub limits: &'a Limits,
+    /// The site the write key chose: every event of the request is stored under it, whatever
+    /// its body says.
+    pub site: &'a str,
+    /// The site's time zone, for the stored `day`.
+    pub zone: &'a Zone,
     /// Names of the URL parameters to redact (`PrivacySection::deny_list`); `None`: keep URLs.
     pub redact: Option<&'a str>,
     /// Arrival time at the collector, ms since the epoch.
@@ -69,6 +75,7 @@ pub fn event(
     };
     let mut e = Event {
         event_id: event_id(obj.get("event_id"))?,
+        site: cx.site.to_string(),
         event_type,
         received_at: cx.received_at,
         ..Event::default()
@@ -113,7 +120,9 @@ pub fn event(
             cx,
         )?),
     };
-    e.day = Day::from_millis(e.timestamp)
+    e.day = cx
+        .zone
+        .day_of(e.timestamp)
         .ok_or_else(|| Invalid::new("invalid_timestamp", "timestamp is out of range"))?;
     e.custom_data = custom_data(obj.get("custom_data"), cx.limits)?;
     if let Some(deny) = cx.redact {
@@ -399,8 +408,11 @@ mod tests {
 
     fn run(v: Value, skew_ms: i64) -> Result<Event, Invalid> {
         let limits = Limits::default();
+        let zone = Zone::utc();
         let cx = Context {
             limits: &limits,
+            site: "default",
+            zone: &zone,
             redact: Some(crate::redact::DEFAULT_PARAMS),
             received_at: NOW,
             skew_ms,

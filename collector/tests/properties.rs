@@ -55,8 +55,11 @@ const NOW: i64 = 1_795_996_800_000; // 2026-11-30T00:00:00Z
 fn validate_obj(o: &Map<String, Value>) -> Result<maidian_analytics::event::Event, String> {
     let limits = Limits::default();
     let redact = PrivacySection::default().deny_list();
+    let zone = maidian_analytics::site::Zone::utc();
     let cx = Context {
         limits: &limits,
+        site: "default",
+        zone: &zone,
         redact: redact.as_deref(),
         received_at: NOW,
         skew_ms: 0,

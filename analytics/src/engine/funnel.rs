@@ -191,7 +191,7 @@ fn walk(funnel: &Funnel, events: &[&Event], start_from: i64, start_until: i64) -
 }
 
 pub fn compute(funnel: &Funnel, p: Period, events: &[Event]) -> FunnelResult {
-    let (from, until) = (p.since.start_millis(), p.until.start_millis() + 86_400_000);
+    let (from, until) = (p.start_ms, p.end_ms);
     let mut by_visitor: HashMap<&str, Vec<&Event>> = HashMap::new();
     for e in events {
         if let Some(v) = e.visitor.as_deref() {
@@ -283,7 +283,7 @@ async fn admitted(
     store: &Store,
     origin: &Origin,
     p: Period,
-    scope: super::Scope,
+    scope: &super::Scope,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     use crate::rollup::{self, Field};
     let since = crate::event::Day::parse("1970-01-01").unwrap_or(p.since);
@@ -301,7 +301,7 @@ pub async fn funnel(
     store: &Store,
     funnel: &Funnel,
     p: Period,
-    scope: super::Scope,
+    scope: &super::Scope,
 ) -> Result<FunnelResult, StoreError> {
     funnel_from(store, funnel, p, scope, &Origin::default()).await
 }
@@ -311,15 +311,16 @@ pub async fn funnel_from(
     store: &Store,
     funnel: &Funnel,
     p: Period,
-    scope: super::Scope,
+    scope: &super::Scope,
     origin: &Origin,
 ) -> Result<FunnelResult, StoreError> {
     let mut types: Vec<String> = funnel.steps().map(|s| s.event_type.clone()).collect();
     types.sort();
     types.dedup();
-    let from = p.since.start_millis();
-    let until = p.until.start_millis() + 86_400_000 + funnel.window_ms;
-    let mut events = store.events_of_types(&types, from, until).await?;
+    let (from, until) = (p.start_ms, p.end_ms + funnel.window_ms);
+    let mut events = store
+        .events_of_types(&scope.site, &types, from, until)
+        .await?;
     if !scope.include_bots {
         events.retain(|e| e.bot.is_none());
     }

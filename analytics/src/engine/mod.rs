@@ -10,11 +10,35 @@ pub mod realtime;
 pub mod retention;
 pub mod summary;
 
-/// Which events a figure counts. By default events flagged as bots' are left out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which events a figure counts: one site's, and by default not those flagged as bots'.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
+    /// The site (`site::valid_id`); figures never mix sites.
+    pub site: String,
     /// Count events flagged as bots' too (`include_bots=true`, `--include-bots`).
     pub include_bots: bool,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope::site(crate::site::DEFAULT_SITE)
+    }
+}
+
+impl Scope {
+    /// The people of `site`.
+    pub fn site(site: &str) -> Scope {
+        Scope {
+            site: site.to_string(),
+            include_bots: false,
+        }
+    }
+
+    /// This scope with bots included or not.
+    pub fn bots(mut self, include: bool) -> Scope {
+        self.include_bots = include;
+        self
+    }
 }
 
 /// `part / whole` as a percentage with one decimal, 0 when `whole` is 0.

@@ -45,9 +45,9 @@ pub fn compute(now_ms: i64, last_hour: &[(i64, Option<String>)]) -> Realtime {
     }
 }
 
-pub async fn realtime(store: &Store, now_ms: i64, scope: Scope) -> Result<Realtime, StoreError> {
+pub async fn realtime(store: &Store, now_ms: i64, scope: &Scope) -> Result<Realtime, StoreError> {
     let activity: Vec<(i64, Option<String>)> = store
-        .activity_since(now_ms - 3_600_000)
+        .activity_since(&scope.site, now_ms - 3_600_000)
         .await?
         .into_iter()
         // Events stamped after `now` (a clock slightly ahead) are not part of the last hour.

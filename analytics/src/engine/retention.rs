@@ -109,7 +109,7 @@ pub fn from_events(p: Period, events: &[crate::event::Event]) -> Retention {
 pub async fn retention(
     store: &Store,
     p: Period,
-    scope: super::Scope,
+    scope: &super::Scope,
 ) -> Result<Retention, StoreError> {
     let (first_seen, daily_visitor) = tokio::try_join!(
         store.rollup_figures(rollup::FIRST_SEEN, Field::FirstDay, p.since, p.until, scope),

@@ -106,7 +106,7 @@ pub struct Inputs {
     pub daily_bot: Vec<RollupDoc>,
 }
 
-pub async fn fetch(store: &Store, p: Period, scope: Scope) -> Result<Inputs, StoreError> {
+pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, StoreError> {
     let get = |rollup| store.rollup_figures(rollup, Field::Day, p.since, p.until, scope);
     let (
         daily_type,
@@ -125,7 +125,7 @@ pub async fn fetch(store: &Store, p: Period, scope: Scope) -> Result<Inputs, Sto
         get(rollup::PAGE_TIME),
         get(rollup::DAILY_REFERRER),
         get(rollup::DAILY_AGENT),
-        store.rollup_between(rollup::DAILY_BOT, Field::Day, p.since, p.until),
+        store.rollup_between(rollup::DAILY_BOT, Field::Day, &scope.site, p.since, p.until),
     )?;
     Ok(Inputs {
         daily_type,
@@ -161,7 +161,7 @@ pub async fn summary(
     store: &Store,
     p: Period,
     top: usize,
-    scope: Scope,
+    scope: &Scope,
 ) -> Result<Summary, StoreError> {
     Ok(summarize(p, &fetch(store, p, scope).await?, top))
 }

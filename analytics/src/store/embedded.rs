@@ -13,8 +13,10 @@ use serde::Deserialize;
 
 use super::{Grouping, InsertReport, StoreError};
 use crate::consumer::now_ms;
+use crate::engine::Scope;
 use crate::event::{Day, Event, PAGE_VIEW};
-use crate::stats::KeyVisitorCount;
+use crate::site::{SiteInfo, DEFAULT_SITE};
+use crate::stats::{KeyVisitorCount, Period};
 
 pub(super) const EVENTS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("events");
 const IDS: TableDefinition<&str, i64> = TableDefinition::new("event_ids");
@@ -24,6 +26,8 @@ const BY_TYPE: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new(
 /// The event log: commit-ordered sequence number → the event's key in [`EVENTS`]. The rollup
 /// consumer reads it from its checkpoint on.
 pub(super) const LOG: TableDefinition<u64, (i64, &str)> = TableDefinition::new("event_log");
+/// The registry of sites: id → `SiteInfo` as JSON.
+pub(super) const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
 const FILE: &str = "events.redb";
 
 #[derive(Clone)]
@@ -49,6 +53,7 @@ impl EmbeddedStore {
             tx.open_table(IDS).map_err(err)?;
             tx.open_table(BY_TYPE).map_err(err)?;
             tx.open_table(LOG).map_err(err)?;
+            tx.open_table(SITES).map_err(err)?;
             super::embedded_rollups::init(&tx)?;
             tx.commit().map_err(err)?;
             Ok(EmbeddedStore { db: Arc::new(db) })
@@ -81,6 +86,9 @@ impl EmbeddedStore {
                         continue;
                     }
                     e.received_at = stamp;
+                    if e.site.is_empty() {
+                        e.site = DEFAULT_SITE.to_string();
+                    }
                     seq += 1;
                     log.insert(seq, (e.timestamp, e.event_id.as_str()))
                         .map_err(err)?;
@@ -90,6 +98,7 @@ impl EmbeddedStore {
                         .insert((e.timestamp, e.event_id.as_str()), bytes.as_slice())
                         .map_err(err)?;
                     let slim = serde_json::to_vec(&FunnelFields {
+                        site: &e.site,
                         visitor: e.visitor.as_deref(),
                         page_url: e.page_url.as_deref(),
                         bot: e.bot.as_deref(),
@@ -113,25 +122,28 @@ impl EmbeddedStore {
 
     pub(crate) async fn count_grouped(
         &self,
-        since: Day,
-        until: Day,
+        p: Period,
         grouping: Grouping,
-        scope: crate::engine::Scope,
+        scope: &Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
         /// Only the fields a grouping reads, so the scan skips the rest of each event.
         #[derive(Deserialize)]
         struct Slim {
+            site: Option<String>,
             event_type: String,
             visitor: Option<String>,
             page_url: Option<String>,
             bot: Option<String>,
         }
         let db = self.db.clone();
+        let scope = scope.clone();
         blocking(move || {
             let mut groups: HashMap<(String, Option<String>), u64> = HashMap::new();
-            scan(&db, since, until, |bytes| {
+            scan(&db, p.start_ms, p.end_ms, |bytes| {
                 let e: Slim = serde_json::from_slice(bytes).map_err(err)?;
-                if e.bot.is_some() && !scope.include_bots {
+                if (e.bot.is_some() && !scope.include_bots)
+                    || !of_site(e.site.as_deref(), &scope.site)
+                {
                     return Ok(());
                 }
                 let key = match grouping {
@@ -160,7 +172,8 @@ impl EmbeddedStore {
         let db = self.db.clone();
         blocking(move || {
             let mut out = Vec::new();
-            scan(&db, since, until, |bytes| {
+            let (start, end) = (since.start_millis(), until.start_millis() + 86_400_000);
+            scan(&db, start, end, |bytes| {
                 out.push(serde_json::from_slice(bytes).map_err(err)?);
                 Ok(())
             })?;
@@ -173,10 +186,12 @@ impl EmbeddedStore {
 impl EmbeddedStore {
     pub async fn activity_since(
         &self,
+        site: String,
         since_ms: i64,
     ) -> Result<Vec<(i64, Option<String>, bool)>, StoreError> {
         #[derive(Deserialize)]
         struct Who {
+            site: Option<String>,
             visitor: Option<String>,
             bot: Option<String>,
         }
@@ -188,6 +203,9 @@ impl EmbeddedStore {
             for row in table.range((since_ms, "")..).map_err(err)? {
                 let (key, value) = row.map_err(err)?;
                 let who: Who = serde_json::from_slice(value.value()).map_err(err)?;
+                if !of_site(who.site.as_deref(), &site) {
+                    continue;
+                }
                 out.push((key.value().0, who.visitor, who.bot.is_some()));
             }
             Ok(out)
@@ -197,6 +215,7 @@ impl EmbeddedStore {
 
     pub async fn events_of_types(
         &self,
+        site: String,
         types: Vec<String>,
         since_ms: i64,
         until_ms: i64,
@@ -213,6 +232,9 @@ impl EmbeddedStore {
                     let (_, timestamp, id) = key.value();
                     let f: OwnedFunnelFields =
                         serde_json::from_slice(value.value()).map_err(err)?;
+                    if !of_site(f.site.as_deref(), &site) {
+                        continue;
+                    }
                     out.push(Event {
                         event_id: id.to_string(),
                         event_type: ty.clone(),
@@ -232,6 +254,7 @@ impl EmbeddedStore {
 
     pub async fn events_after(
         &self,
+        site: Option<String>,
         after: Option<(i64, String)>,
         until_ms: Option<i64>,
         limit: usize,
@@ -254,7 +277,11 @@ impl EmbeddedStore {
                 {
                     continue;
                 }
-                out.push(serde_json::from_slice(value.value()).map_err(err)?);
+                let e: Event = serde_json::from_slice(value.value()).map_err(err)?;
+                if site.as_deref().is_some_and(|s| e.site_id() != s) {
+                    continue;
+                }
+                out.push(e);
                 if out.len() >= limit {
                     break;
                 }
@@ -267,6 +294,7 @@ impl EmbeddedStore {
 
 #[derive(serde::Serialize)]
 struct FunnelFields<'a> {
+    site: &'a str,
     visitor: Option<&'a str>,
     page_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -275,20 +303,67 @@ struct FunnelFields<'a> {
 
 #[derive(Deserialize)]
 struct OwnedFunnelFields {
+    site: Option<String>,
     visitor: Option<String>,
     page_url: Option<String>,
     bot: Option<String>,
 }
 
-/// Calls `f` with every stored event of days `since..=until`, in time order.
+/// Whether an event stored with `stored` as its site (none or empty: stored before sites) is
+/// of `site`.
+fn of_site(stored: Option<&str>, site: &str) -> bool {
+    match stored {
+        None | Some("") => site == DEFAULT_SITE,
+        Some(s) => s == site,
+    }
+}
+
+/// The registry's sites, by id.
+pub(super) fn read_sites(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<SiteInfo>, StoreError> {
+    let mut out = Vec::new();
+    for row in t.iter().map_err(err)? {
+        let (_, v) = row.map_err(err)?;
+        out.push(serde_json::from_slice(v.value()).map_err(err)?);
+    }
+    Ok(out)
+}
+
+impl EmbeddedStore {
+    pub async fn sites(&self) -> Result<Vec<SiteInfo>, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            read_sites(&tx.open_table(SITES).map_err(err)?)
+        })
+        .await
+    }
+
+    pub async fn register_sites(&self, sites: Vec<SiteInfo>) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            {
+                let mut t = tx.open_table(SITES).map_err(err)?;
+                for s in &sites {
+                    let bytes = serde_json::to_vec(s).map_err(err)?;
+                    t.insert(s.id.as_str(), bytes.as_slice()).map_err(err)?;
+                }
+            }
+            tx.commit().map_err(err)
+        })
+        .await
+    }
+}
+
+/// Calls `f` with every stored event with a timestamp in `start..end` (ms), in time order.
 fn scan(
     db: &Database,
-    since: Day,
-    until: Day,
+    start: i64,
+    end: i64,
     mut f: impl FnMut(&[u8]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let start = since.start_millis();
-    let end = until.start_millis() + 86_400_000;
     let tx = db.begin_read().map_err(err)?;
     let table = tx.open_table(EVENTS).map_err(err)?;
     for row in table.range((start, "")..(end, "")).map_err(err)? {

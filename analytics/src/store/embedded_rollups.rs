@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use redb::{ReadTransaction, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::embedded::{blocking, err, EmbeddedStore, EVENTS, LOG};
+use super::embedded::{blocking, err, EmbeddedStore, EVENTS, LOG, SITES};
 use super::{RollupDoc, StoreError};
 use crate::consumer::{now_ms, ConsumerConfig, RollupStatus, Step};
 use crate::event::{Day, Event};
 use crate::rollup::{self, Delta, Field, Value};
+use crate::site::Zones;
 
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("rollup_state");
 const CONSUMER: &str = "consumer";
@@ -25,7 +26,14 @@ struct State {
     seq: u64,
     events: u64,
     created_at: i64,
+    /// The rollup format the tables hold ([`FORMAT`]; 0 before sites).
+    #[serde(default)]
+    format: u32,
 }
+
+/// Rollup documents are keyed `site|…` and carry their site since format 1: a file with
+/// older rollups has them dropped at open, and the consumer rolls the log up again.
+const FORMAT: u32 = 1;
 
 fn table_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}@{generation}")
@@ -40,7 +48,17 @@ fn table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
 /// consumer rebuilds them.
 pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
     let mut state = tx.open_table(STATE).map_err(err)?;
-    if state.get(CONSUMER).map_err(err)?.is_some() {
+    let old = match state.get(CONSUMER).map_err(err)? {
+        Some(v) => Some(serde_json::from_slice::<State>(v.value()).map_err(err)?),
+        None => None,
+    };
+    if let Some(mut st) = old {
+        if st.format < FORMAT {
+            drop_generation(tx, st.generation)?;
+            (st.seq, st.events, st.format) = (0, 0, FORMAT);
+            let bytes = serde_json::to_vec(&st).map_err(err)?;
+            state.insert(CONSUMER, bytes.as_slice()).map_err(err)?;
+        }
         return Ok(());
     }
     let events = tx.open_table(EVENTS).map_err(err)?;
@@ -60,6 +78,7 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
     let st = State {
         generation: 1,
         created_at: now_ms(),
+        format: FORMAT,
         ..State::default()
     };
     let bytes = serde_json::to_vec(&st).map_err(err)?;
@@ -106,6 +125,12 @@ fn read_log(
         last = seq.value();
     }
     Ok((out, last))
+}
+
+/// The time zones of the registered sites.
+fn zones_in(tx: &WriteTransaction) -> Result<Zones, StoreError> {
+    let t = tx.open_table(SITES).map_err(err)?;
+    Ok(Zones::of(&super::embedded::read_sites(&t)?))
 }
 
 /// Applies a delta to the tables of `generation` (inside the caller's transaction).
@@ -177,7 +202,11 @@ impl EmbeddedStore {
             if events.is_empty() {
                 return Ok(Step::Idle);
             }
-            apply_delta(&tx, st.generation, &Delta::of(&events))?;
+            apply_delta(
+                &tx,
+                st.generation,
+                &Delta::in_zones(&events, &zones_in(&tx)?),
+            )?;
             st.seq = last;
             st.events += events.len() as u64;
             write_state(&tx, &st)?;
@@ -226,11 +255,13 @@ impl EmbeddedStore {
         &self,
         rollup: &'static str,
         field: Field,
+        site: &str,
         since: Day,
         until: Day,
     ) -> Result<Vec<RollupDoc>, StoreError> {
         let db = self.db.clone();
         let (since, until) = (since.to_string(), until.to_string());
+        let site = site.to_string();
         blocking(move || {
             let tx = db.begin_read().map_err(err)?;
             let st = read_state(&tx.open_table(STATE).map_err(err)?)?;
@@ -246,12 +277,17 @@ impl EmbeddedStore {
                 && DAY_KEYED
                     .iter()
                     .any(|r| *r == rollup || rollup::bot_twin(r) == rollup);
-            let (lo, hi) = (since.clone(), until.clone() + "|\u{10ffff}");
-            let rows = if day_keyed {
-                t.range(lo.as_str()..hi.as_str()).map_err(err)?
+            // Keys are `site|…` (a site id has no `|`): read only the site's, and of daily
+            // rollups only the period's.
+            let (lo, hi) = if day_keyed {
+                (
+                    format!("{site}|{since}"),
+                    format!("{site}|{until}|\u{10ffff}"),
+                )
             } else {
-                t.iter().map_err(err)?
+                (format!("{site}|"), format!("{site}|\u{10ffff}"))
             };
+            let rows = t.range(lo.as_str()..hi.as_str()).map_err(err)?;
             for row in rows {
                 let (key, value) = row.map_err(err)?;
                 let fields = decode_fields(value.value())?;
@@ -293,7 +329,7 @@ impl EmbeddedStore {
             let (n, last) = blocking(move || {
                 let tx = db.begin_write().map_err(err)?;
                 let (events, last) = read_log(&tx, seq, limit)?;
-                apply_delta(&tx, generation, &Delta::of(&events))?;
+                apply_delta(&tx, generation, &Delta::in_zones(&events, &zones_in(&tx)?))?;
                 tx.commit().map_err(err)?;
                 Ok((events.len() as u64, last))
             })
@@ -313,7 +349,7 @@ impl EmbeddedStore {
                 if events.is_empty() {
                     break;
                 }
-                apply_delta(&tx, generation, &Delta::of(&events))?;
+                apply_delta(&tx, generation, &Delta::in_zones(&events, &zones_in(&tx)?))?;
                 (seq, total) = (last, total + events.len() as u64);
             }
             let old = st.generation;

@@ -21,9 +21,12 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use crate::consumer::{ConsumerConfig, RollupStatus, Step};
+use crate::engine::Scope;
 use crate::event::{Day, Event};
 use crate::rollup::{Field, Value};
+use crate::site::{SiteInfo, Zones};
 use crate::stats::KeyVisitorCount;
+use crate::stats::Period;
 
 /// How to reach the store; built by the collector's config or the CLI's flags.
 #[derive(Debug, Clone)]
@@ -185,40 +188,67 @@ impl Store {
         }
     }
 
-    /// Event counts per (event type, visitor) for days `since..=until`.
+    /// Event counts per (event type, visitor) of `scope` in period `p`.
     pub async fn count_by_type_and_visitor(
         &self,
-        since: Day,
-        until: Day,
-        scope: crate::engine::Scope,
+        p: Period,
+        scope: &Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
         match self {
-            Store::Mongo(s) => s.count_by_type_and_visitor(since, until, scope).await,
-            Store::Embedded(s) => {
-                s.count_grouped(since, until, Grouping::EventType, scope)
-                    .await
-            }
+            Store::Mongo(s) => s.count_by_type_and_visitor(p, scope).await,
+            Store::Embedded(s) => s.count_grouped(p, Grouping::EventType, scope).await,
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Vec::new()),
         }
     }
 
-    /// Page-view counts per (page URL, visitor) for days `since..=until`.
+    /// Page-view counts per (page URL, visitor) of `scope` in period `p`.
     pub async fn count_page_views_by_visitor(
         &self,
-        since: Day,
-        until: Day,
-        scope: crate::engine::Scope,
+        p: Period,
+        scope: &Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
         match self {
-            Store::Mongo(s) => s.count_page_views_by_visitor(since, until, scope).await,
-            Store::Embedded(s) => {
-                s.count_grouped(since, until, Grouping::PageViews, scope)
-                    .await
-            }
+            Store::Mongo(s) => s.count_page_views_by_visitor(p, scope).await,
+            Store::Embedded(s) => s.count_grouped(p, Grouping::PageViews, scope).await,
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Vec::new()),
         }
+    }
+
+    /// The store's registry of sites (see [`crate::site`]), by id.
+    pub async fn sites(&self) -> Result<Vec<SiteInfo>, StoreError> {
+        match self {
+            Store::Mongo(s) => s.sites().await,
+            Store::Embedded(s) => s.sites().await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Writes `sites` into the registry (other registered sites stay: their events do) and
+    /// returns the registry as it was before.
+    pub async fn register_sites(&self, sites: &[SiteInfo]) -> Result<Vec<SiteInfo>, StoreError> {
+        let before = self.sites().await?;
+        let changed: Vec<SiteInfo> = sites
+            .iter()
+            .filter(|s| !before.contains(s))
+            .cloned()
+            .collect();
+        if !changed.is_empty() {
+            match self {
+                Store::Mongo(s) => s.register_sites(&changed).await?,
+                Store::Embedded(s) => s.register_sites(changed).await?,
+                #[cfg(feature = "bench-sink")]
+                Store::Sink(_) => {}
+            }
+        }
+        Ok(before)
+    }
+
+    /// The time zones of the registered sites.
+    pub async fn zones(&self) -> Result<Zones, StoreError> {
+        Ok(Zones::of(&self.sites().await?))
     }
 
     /// Every stored event of days `since..=until`, oldest first. For tests and tools; analytics
@@ -289,40 +319,49 @@ impl Store {
         }
     }
 
-    /// The documents of `rollup` (current generation) whose `field` (a `YYYY-MM-DD` day) is
-    /// within `since..=until`.
+    /// The documents of `site` in `rollup` (current generation) whose `field` (a `YYYY-MM-DD`
+    /// day) is within `since..=until`, with ids without their site prefix.
     pub async fn rollup_between(
         &self,
         rollup: &'static str,
         field: Field,
+        site: &str,
         since: Day,
         until: Day,
     ) -> Result<Vec<RollupDoc>, StoreError> {
-        match self {
-            Store::Mongo(s) => s.rollup_between(rollup, field, since, until).await,
-            Store::Embedded(s) => s.rollup_between(rollup, field, since, until).await,
+        let mut docs = match self {
+            Store::Mongo(s) => s.rollup_between(rollup, field, site, since, until).await,
+            Store::Embedded(s) => s.rollup_between(rollup, field, site, since, until).await,
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Vec::new()),
+        }?;
+        for d in &mut docs {
+            let inner = crate::rollup::key_in_site(site, &d.id);
+            if inner.len() != d.id.len() {
+                d.id = inner.to_string();
+            }
         }
+        Ok(docs)
     }
 
-    /// [`Store::rollup_between`] as figures read it: the bot twin merged in when `scope`
-    /// includes bots.
+    /// [`Store::rollup_between`] as figures read it: `scope`'s site, the bot twin merged in
+    /// when `scope` includes bots.
     pub async fn rollup_figures(
         &self,
         rollup: &'static str,
         field: Field,
         since: Day,
         until: Day,
-        scope: crate::engine::Scope,
+        scope: &Scope,
     ) -> Result<Vec<RollupDoc>, StoreError> {
-        let people = self.rollup_between(rollup, field, since, until);
+        let site = scope.site.as_str();
+        let people = self.rollup_between(rollup, field, site, since, until);
         if !scope.include_bots {
             return people.await;
         }
         let twin = crate::rollup::bot_twin(rollup);
         let (people, bots) =
-            tokio::try_join!(people, self.rollup_between(twin, field, since, until))?;
+            tokio::try_join!(people, self.rollup_between(twin, field, site, since, until))?;
         Ok(crate::rollup::merge_docs(people, bots))
     }
 
@@ -343,48 +382,58 @@ impl Store {
         }
     }
 
-    /// Events of the given types with `timestamp` in `since_ms..until_ms`, trimmed to what a
-    /// funnel reads (bot reason included). Served by the `(event_type, timestamp)` index.
+    /// Events of `site` of the given types with `timestamp` in `since_ms..until_ms`, trimmed
+    /// to what a funnel reads (bot reason included). Served by the `(site, event_type,
+    /// timestamp)` index.
     pub async fn events_of_types(
         &self,
+        site: &str,
         types: &[String],
         since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<Event>, StoreError> {
         match self {
-            Store::Mongo(s) => s.events_of_types(types, since_ms, until_ms).await,
-            Store::Embedded(s) => s.events_of_types(types.to_vec(), since_ms, until_ms).await,
+            Store::Mongo(s) => s.events_of_types(site, types, since_ms, until_ms).await,
+            Store::Embedded(s) => {
+                s.events_of_types(site.to_string(), types.to_vec(), since_ms, until_ms)
+                    .await
+            }
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Vec::new()),
         }
     }
 
-    /// `(timestamp, visitor, is a bot's)` of every event with `timestamp >= since_ms`: what
-    /// real-time figures read, and nothing more.
+    /// `(timestamp, visitor, is a bot's)` of every event of `site` with `timestamp >=
+    /// since_ms`: what real-time figures read, and nothing more.
     pub async fn activity_since(
         &self,
+        site: &str,
         since_ms: i64,
     ) -> Result<Vec<(i64, Option<String>, bool)>, StoreError> {
         match self {
-            Store::Mongo(s) => s.activity_since(since_ms).await,
-            Store::Embedded(s) => s.activity_since(since_ms).await,
+            Store::Mongo(s) => s.activity_since(site, since_ms).await,
+            Store::Embedded(s) => s.activity_since(site.to_string(), since_ms).await,
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Vec::new()),
         }
     }
 
-    /// Up to `limit` stored events after `after` (a `(timestamp, event_id)` position, `None`
-    /// for the start) in `(timestamp, event_id)` order: a resumable scan of every event, for
-    /// rollup rebuilds and exports.
+    /// Up to `limit` stored events (of `site`, or of every site) after `after` (a
+    /// `(timestamp, event_id)` position, `None` for the start) in `(timestamp, event_id)`
+    /// order: a resumable scan, for exports and tools.
     pub async fn events_after(
         &self,
+        site: Option<&str>,
         after: Option<(i64, String)>,
         until_ms: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
         match self {
-            Store::Mongo(s) => s.events_after(after, until_ms, limit).await,
-            Store::Embedded(s) => s.events_after(after, until_ms, limit).await,
+            Store::Mongo(s) => s.events_after(site, after, until_ms, limit).await,
+            Store::Embedded(s) => {
+                s.events_after(site.map(String::from), after, until_ms, limit)
+                    .await
+            }
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Vec::new()),
         }

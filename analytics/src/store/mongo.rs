@@ -12,8 +12,10 @@ use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{InsertReport, MongoConfig, StoreError};
 use crate::consumer::now_ms;
+use crate::engine::Scope;
 use crate::event::{Day, Event, PAGE_VIEW};
-use crate::stats::KeyVisitorCount;
+use crate::site::{SiteInfo, DEFAULT_SITE};
+use crate::stats::{KeyVisitorCount, Period};
 
 const EVENTS: &str = "events";
 pub(super) const DUPLICATE_KEY: i32 = 11000;
@@ -88,9 +90,10 @@ impl MongoStore {
 
     pub async fn activity_since(
         &self,
+        site: &str,
         since_ms: i64,
     ) -> Result<Vec<(i64, Option<String>, bool)>, StoreError> {
-        let filter = doc! { "timestamp": { "$gte": DateTime::from_millis(since_ms) } };
+        let filter = doc! { "site": site_match(site), "timestamp": { "$gte": DateTime::from_millis(since_ms) } };
         let mut cursor = self
             .events
             .find(filter)
@@ -109,11 +112,13 @@ impl MongoStore {
 
     pub async fn events_of_types(
         &self,
+        site: &str,
         types: &[String],
         since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<Event>, StoreError> {
         let filter = doc! {
+            "site": site_match(site),
             "event_type": { "$in": types },
             "timestamp": { "$gte": DateTime::from_millis(since_ms), "$lt": DateTime::from_millis(until_ms) },
         };
@@ -140,6 +145,7 @@ impl MongoStore {
 
     pub async fn events_after(
         &self,
+        site: Option<&str>,
         after: Option<(i64, String)>,
         until_ms: Option<i64>,
         limit: usize,
@@ -153,6 +159,9 @@ impl MongoStore {
         };
         if let Some(until) = until_ms {
             filter = doc! { "$and": [ filter, { "timestamp": { "$lt": DateTime::from_millis(until) } } ] };
+        }
+        if let Some(site) = site {
+            filter.insert("site", site_match(site));
         }
         let mut cursor = self
             .events
@@ -216,21 +225,18 @@ impl MongoStore {
 
     pub async fn count_by_type_and_visitor(
         &self,
-        since: Day,
-        until: Day,
-        scope: crate::engine::Scope,
+        p: Period,
+        scope: &Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
-        self.group_by_visitor(scoped(day_range(since, until), scope), "$event_type")
-            .await
+        self.group_by_visitor(scoped(p, scope), "$event_type").await
     }
 
     pub async fn count_page_views_by_visitor(
         &self,
-        since: Day,
-        until: Day,
-        scope: crate::engine::Scope,
+        p: Period,
+        scope: &Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
-        let mut filter = scoped(day_range(since, until), scope);
+        let mut filter = scoped(p, scope);
         filter.insert("event_type", PAGE_VIEW);
         self.group_by_visitor(filter, "$page_url").await
     }
@@ -271,14 +277,59 @@ impl MongoStore {
         }
         Ok(out)
     }
+
+    /// The registry of sites (collection `sites`).
+    pub async fn sites(&self) -> Result<Vec<SiteInfo>, StoreError> {
+        let mut cursor = self
+            .db
+            .collection::<Document>(SITES)
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            out.push(SiteInfo {
+                id: opt_str(&d, "_id").unwrap_or_default(),
+                name: opt_str(&d, "name").unwrap_or_default(),
+                timezone: opt_str(&d, "timezone").unwrap_or_else(|| "UTC".into()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Upserts `sites` into the registry, one statement each.
+    pub async fn register_sites(&self, sites: &[SiteInfo]) -> Result<(), StoreError> {
+        let coll = self.db.collection::<Document>(SITES);
+        for s in sites {
+            coll.update_one(
+                doc! { "_id": &s.id },
+                doc! { "$set": { "name": &s.name, "timezone": &s.timezone } },
+            )
+            .upsert(true)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
-/// The indexes of the `events` collection (public so benchmarks measure the same write cost).
+const SITES: &str = "sites";
+
+/// Matches the events of `site`; the default site's include those stored before sites
+/// existed (no `site` field).
+pub(super) fn site_match(site: &str) -> Bson {
+    if site == DEFAULT_SITE {
+        Bson::Document(doc! { "$in": [DEFAULT_SITE, Bson::Null] })
+    } else {
+        Bson::String(site.to_string())
+    }
+}
+
+/// The indexes of the `events` collection (public so benchmarks measure the same write cost):
+/// every query names a site and a time range, the funnel also its event types.
 pub fn index_models() -> Vec<IndexModel> {
     [
-        doc! { "day": 1, "event_type": 1 },
-        doc! { "event_type": 1, "timestamp": 1 },
-        doc! { "timestamp": 1 },
+        doc! { "site": 1, "timestamp": 1 },
+        doc! { "site": 1, "event_type": 1, "timestamp": 1 },
     ]
     .into_iter()
     .map(|keys| IndexModel::builder().keys(keys).build())
@@ -287,6 +338,18 @@ pub fn index_models() -> Vec<IndexModel> {
 
 fn day_range(since: Day, until: Day) -> Document {
     doc! { "day": { "$gte": since.to_string(), "$lte": until.to_string() } }
+}
+
+/// The events of `scope` in period `p`.
+fn scoped(p: Period, scope: &Scope) -> Document {
+    let mut filter = doc! {
+        "site": site_match(&scope.site),
+        "timestamp": { "$gte": DateTime::from_millis(p.start_ms), "$lt": DateTime::from_millis(p.end_ms) },
+    };
+    if !scope.include_bots {
+        filter.insert("bot", doc! { "$exists": false });
+    }
+    filter
 }
 
 fn count_of(v: Option<&Bson>) -> u64 {
@@ -322,17 +385,10 @@ fn opt_millis(d: &Document, key: &str) -> Option<i64> {
 }
 
 /// The stored shape of an event: absent optional fields are left out, times are BSON dates.
-/// `filter` restricted to what `scope` counts: events with no `bot` reason unless bots are in.
-fn scoped(mut filter: Document, scope: crate::engine::Scope) -> Document {
-    if !scope.include_bots {
-        filter.insert("bot", doc! { "$exists": false });
-    }
-    filter
-}
-
 pub fn event_to_doc(e: &Event) -> Document {
     let mut d = doc! {
         "_id": &e.event_id,
+        "site": e.site_id(),
         "event_type": &e.event_type,
         "timestamp": DateTime::from_millis(e.timestamp),
         "client_timestamp": DateTime::from_millis(e.client_timestamp),
@@ -438,6 +494,7 @@ pub fn doc_to_event(d: &Document) -> Result<Event, StoreError> {
     let timestamp = opt_millis(d, "timestamp").ok_or_else(|| corrupt("timestamp"))?;
     Ok(Event {
         event_id: opt_str(d, "_id").ok_or_else(|| corrupt("_id"))?,
+        site: opt_str(d, "site").unwrap_or_else(|| DEFAULT_SITE.to_string()),
         event_type: opt_str(d, "event_type").ok_or_else(|| corrupt("event_type"))?,
         user_id: opt_str(d, "user_id"),
         anonymous_id: opt_str(d, "anonymous_id"),

@@ -24,6 +24,7 @@ use super::{RollupDoc, StoreError};
 use crate::consumer::{now_ms, ConsumerConfig, RollupStatus, Step};
 use crate::event::{Day, Event};
 use crate::rollup::{self, Change, Delta, Field, Value};
+use crate::site::Zones;
 
 pub(super) const STATE: &str = "rollup_state";
 const CONSUMER: &str = "consumer";
@@ -204,7 +205,7 @@ impl MongoStore {
             .filter(|(twin, _)| !ROLLUP_DAY_FIELDS.iter().any(|(n, _)| n == twin));
         for (name, field) in ROLLUP_DAY_FIELDS.iter().copied().chain(twins) {
             let model = mongodb::IndexModel::builder()
-                .keys(doc! { field.as_str(): 1 })
+                .keys(doc! { Field::Site.as_str(): 1, field.as_str(): 1 })
                 .build();
             self.db
                 .collection::<Document>(&gen_name(name, generation))
@@ -328,7 +329,7 @@ impl MongoStore {
             "event_type": 1, "visitor": 1, "session_id": 1, "page_url": 1, "referrer": 1,
             "user_agent": 1, "page_view_id": 1, "duration": 1, "timestamp": 1, "day": 1,
             "received_at": 1, "bot": 1, "channel": 1, "source": 1, "utm_medium": 1,
-            "utm_campaign": 1,
+            "utm_campaign": 1, "site": 1,
         };
         let mut find = self
             .events
@@ -476,6 +477,11 @@ impl MongoStore {
             .await
     }
 
+    /// The time zones rollups count days in (the registry's).
+    async fn zones(&self) -> Result<Zones, StoreError> {
+        Ok(Zones::of(&self.sites().await?))
+    }
+
     /// Applies the recorded chunk `p` (its `events`) and moves `which` past it, with
     /// `clear_to` when given. `resumed`: the chunk may be partly applied already.
     #[allow(clippy::too_many_arguments)]
@@ -489,14 +495,9 @@ impl MongoStore {
         resumed: bool,
         clear_to: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.apply_chunk(
-            Some(cfg),
-            cur.generation,
-            p.chunk,
-            &Delta::of(events),
-            resumed,
-        )
-        .await?;
+        let delta = Delta::in_zones(events, &self.zones().await?);
+        self.apply_chunk(Some(cfg), cur.generation, p.chunk, &delta, resumed)
+            .await?;
         let done = cur.advanced(p.chunk, p.to_t, &p.to_id, events.len());
         let mut set = doc! { which.field(): to_bson(&done)? };
         if let Some(c) = clear_to {
@@ -690,14 +691,17 @@ impl MongoStore {
         &self,
         rollup: &'static str,
         field: Field,
+        site: &str,
         since: Day,
         until: Day,
     ) -> Result<Vec<RollupDoc>, StoreError> {
         let Some(st) = self.read_state().await? else {
             return Ok(Vec::new());
         };
-        let filter =
-            doc! { field.as_str(): { "$gte": since.to_string(), "$lte": until.to_string() } };
+        let filter = doc! {
+            Field::Site.as_str(): site,
+            field.as_str(): { "$gte": since.to_string(), "$lte": until.to_string() },
+        };
         let mut cursor = self
             .db
             .collection::<Document>(&gen_name(rollup, st.live.generation))
@@ -759,6 +763,7 @@ impl MongoStore {
             generation,
             ..Cursor::default()
         };
+        let zones = self.zones().await?;
         // Chase the live cursor a few passes, each to where it stood when the pass began; the
         // consumer catches up the rest (pausing the live generation for that little while).
         for _pass in 0..3 {
@@ -774,7 +779,8 @@ impl MongoStore {
                     .await?;
                 let Some(last) = events.last() else { break };
                 let chunk = cur.chunk + 1;
-                self.apply_chunk(None, generation, chunk, &Delta::of(&events), false)
+                let delta = Delta::in_zones(&events, &zones);
+                self.apply_chunk(None, generation, chunk, &delta, false)
                     .await?;
                 cur = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
                 progress(u64::try_from(cur.events).unwrap_or(0));

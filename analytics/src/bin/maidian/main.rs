@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use maidian_analytics::consumer::{self, ConsumerConfig, RollupStatus};
-use maidian_analytics::engine::{funnel, realtime, retention, summary};
-use maidian_analytics::event::Day;
+use maidian_analytics::engine::{funnel, realtime, retention, summary, Scope};
 use maidian_analytics::rollup::Field;
+use maidian_analytics::site::{self, Zone};
 use maidian_analytics::stats::{self, Period};
 use maidian_analytics::store::{MongoConfig, Store, StoreConfig};
 use serde::Serialize;
@@ -31,6 +31,9 @@ struct Cli {
     /// Count events flagged as bots' too (every figure leaves them out by default).
     #[arg(long, global = true)]
     include_bots: bool,
+    /// The site to read (`maidian sites` lists them); needed when there are several.
+    #[arg(long, env = "MAIDIAN_SITE", global = true)]
+    site: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,7 +72,7 @@ struct StoreArgs {
 
 #[derive(Args, Clone, Copy)]
 struct PeriodArgs {
-    /// The last N days, today included (UTC).
+    /// The last N days, today included (days of the site's time zone).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
     days: u32,
     /// Print JSON instead of a table.
@@ -78,8 +81,8 @@ struct PeriodArgs {
 }
 
 impl PeriodArgs {
-    fn period(&self) -> Period {
-        Period::last_days(self.days, Day::today())
+    fn period(&self, zone: &Zone) -> Period {
+        Period::recent(self.days, zone)
     }
 }
 
@@ -136,7 +139,7 @@ enum Command {
     },
     /// Raw events of the period as CSV (streamed; progress on stderr).
     Export {
-        /// The last N days, today included (UTC).
+        /// The last N days, today included (days of the site's time zone).
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
         days: u32,
         /// Write here instead of standard output.
@@ -149,7 +152,7 @@ enum Command {
     },
     /// A self-contained HTML report (charts in SVG) of the period.
     Report {
-        /// The last N days, today included (UTC).
+        /// The last N days, today included (days of the site's time zone).
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
         days: u32,
         /// Funnel steps shown in the report.
@@ -185,6 +188,12 @@ enum Command {
         /// Concurrent connections.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+    },
+    /// The sites of this store: id, name, time zone and how many events each holds.
+    Sites {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Maintenance of the pre-aggregated rollups.
     Rollups {
@@ -275,14 +284,19 @@ async fn main() -> anyhow::Result<()> {
     if store.kind() == "embedded" {
         consumer::catch_up(&store, &consumer).await?;
     }
-    let scope = maidian_analytics::engine::Scope {
-        include_bots: cli.include_bots,
-    };
+    let registry = store.sites().await?;
+    if let Command::Sites { json } = cli.command {
+        let rows = site::counts(&store, &registry).await?;
+        return output(json, &rows, || print_sites(&rows));
+    }
+    let info = site::pick(&registry, cli.site.as_deref()).map_err(anyhow::Error::msg)?;
+    let zone = Zone::named(&info.timezone).map_err(anyhow::Error::msg)?;
+    let scope = &Scope::site(&info.id).bots(cli.include_bots);
     match cli.command {
-        Command::Simulate { .. } => Ok(()),
-        Command::Stats { what } => stats_command(&store, what, scope).await,
+        Command::Simulate { .. } | Command::Sites { .. } => Ok(()),
+        Command::Stats { what } => stats_command(&store, what, scope, &zone).await,
         Command::Summary { period, top } => {
-            let s = summary::summary(&store, period.period(), top, scope).await?;
+            let s = summary::summary(&store, period.period(&zone), top, scope).await?;
             output(period.json, &s, || print_summary(&s))
         }
         Command::Funnel {
@@ -294,18 +308,18 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let f = funnel::Funnel::from_params(&steps, &window)?;
             let origin = funnel::Origin { channel, campaign };
-            let r = funnel::funnel_from(&store, &f, period.period(), scope, &origin).await?;
+            let r = funnel::funnel_from(&store, &f, period.period(&zone), scope, &origin).await?;
             output(period.json, &r, || print_funnel(&r))
         }
         Command::Sources { period, top } => {
-            let s = summary::summary(&store, period.period(), top, scope).await?;
+            let s = summary::summary(&store, period.period(&zone), top, scope).await?;
             let doc = serde_json::json!({
                 "period": s.period, "channels": s.channels, "campaigns": s.campaigns,
             });
             output(period.json, &doc, || print_sources(&s))
         }
         Command::Retention { period } => {
-            let r = retention::retention(&store, period.period(), scope).await?;
+            let r = retention::retention(&store, period.period(&zone), scope).await?;
             output(period.json, &r, || print_retention(&r))
         }
         Command::Realtime { json } => {
@@ -325,7 +339,7 @@ async fn main() -> anyhow::Result<()> {
             output,
         } => {
             let f = funnel::Funnel::from_params(&steps, &window)?;
-            let p = Period::last_days(days, Day::today());
+            let p = Period::recent(days, &zone);
             let html = maidian_analytics::report::build(&store, p, Some(&f), scope).await?;
             std::fs::write(&output, html)?;
             println!("wrote {}", output.display());
@@ -337,7 +351,8 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 maidian_analytics::export::Cells::Spreadsheet
             };
-            export_command(&store, Period::last_days(days, Day::today()), output, cells).await
+            let p = Period::recent(days, &zone);
+            export_command(&store, &info.id, p, output, cells).await
         }
         Command::Rollups {
             what: RollupsCommand::Rebuild,
@@ -389,6 +404,7 @@ fn print_rollup_status(s: &RollupStatus) {
 
 async fn export_command(
     store: &Store,
+    site: &str,
     p: Period,
     output: Option<PathBuf>,
     cells: maidian_analytics::export::Cells,
@@ -400,6 +416,7 @@ async fn export_command(
         .rollup_between(
             maidian_analytics::rollup::DAILY_TYPE,
             Field::Day,
+            site,
             p.since,
             p.until,
         )
@@ -413,7 +430,7 @@ async fn export_command(
     };
     out.write_all(export::header().as_bytes())?;
     let progress = table::Progress::new(u64::try_from(total).unwrap_or(0), "events");
-    let mut pager = export::Pager::new(store, p, 5_000);
+    let mut pager = export::Pager::new(store, site, p, 5_000);
     let mut done = 0u64;
     while let Some(events) = pager.next_page().await? {
         for e in &events {
@@ -428,6 +445,25 @@ async fn export_command(
         eprintln!("exported {done} events to {}", path.display());
     }
     Ok(())
+}
+
+fn print_sites(rows: &[site::SiteCount]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.clone(),
+                r.name.clone(),
+                r.timezone.clone(),
+                r.events.to_string(),
+                r.bot_events.to_string(),
+            ]
+        })
+        .collect();
+    table::print(
+        &["site", "name", "time zone", "events", "bot events"],
+        &rows,
+    );
 }
 
 fn output<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> anyhow::Result<()> {
@@ -604,16 +640,15 @@ fn print_retention(r: &retention::Retention) {
 async fn stats_command(
     store: &Store,
     what: StatsKind,
-    scope: maidian_analytics::engine::Scope,
+    scope: &Scope,
+    zone: &Zone,
 ) -> anyhow::Result<()> {
     let (StatsKind::Events(args) | StatsKind::Pages(args)) = what;
-    let p = args.period();
+    let p = args.period(zone);
     // (key column, total field, rows field, JSON rows, table rows)
     let (key, total_name, rows_name, json_rows, rows) = match what {
         StatsKind::Events(_) => {
-            let groups = store
-                .count_by_type_and_visitor(p.since, p.until, scope)
-                .await?;
+            let groups = store.count_by_type_and_visitor(p, scope).await?;
             let rows = stats::event_type_stats(groups);
             let table = rows
                 .iter()
@@ -634,9 +669,7 @@ async fn stats_command(
             )
         }
         StatsKind::Pages(_) => {
-            let groups = store
-                .count_page_views_by_visitor(p.since, p.until, scope)
-                .await?;
+            let groups = store.count_page_views_by_visitor(p, scope).await?;
             let rows = stats::page_stats(groups);
             let table = rows
                 .iter()

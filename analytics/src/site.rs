@@ -1,0 +1,282 @@
+//! Sites: one collector tracks several, each with its own keys and time zone. Every event
+//! carries its `site`; rollup keys start with it; every figure reads one site.
+//!
+//! A site's days are its own: [`Zone`] turns instants into the site's calendar days and back,
+//! from the IANA database bundled into the binary (`jiff`), so a site in `Asia/Shanghai`
+//! counts an event at 00:30 local time on that local day. The store keeps a registry of the
+//! sites (id, name, time zone), written by the collector at start-up, so the rollup consumer
+//! and the CLI see the same days as the collector.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Day;
+
+/// The site of the seed's single-site keys (`[tracking_api] api_key`/`read_key`), and of
+/// events stored before sites existed.
+pub const DEFAULT_SITE: &str = "default";
+
+/// Whether `id` is a valid site id: `[a-z0-9_-]{1,32}`.
+pub fn valid_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// A site as the store's registry keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    pub id: String,
+    pub name: String,
+    /// IANA time zone name (`UTC`, `Asia/Shanghai`, …).
+    pub timezone: String,
+}
+
+impl SiteInfo {
+    /// The default site of a collector configured with the seed's keys only.
+    pub fn default_site() -> SiteInfo {
+        SiteInfo {
+            id: DEFAULT_SITE.into(),
+            name: "Default".into(),
+            timezone: "UTC".into(),
+        }
+    }
+}
+
+/// A time zone: where a site's days begin and end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Zone {
+    name: String,
+    tz: jiff::tz::TimeZone,
+}
+
+impl Default for Zone {
+    fn default() -> Self {
+        Zone::utc()
+    }
+}
+
+impl Zone {
+    pub fn utc() -> Zone {
+        Zone {
+            name: "UTC".into(),
+            tz: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    /// The zone named `name` in the bundled IANA database.
+    pub fn named(name: &str) -> Result<Zone, String> {
+        if name == "UTC" {
+            return Ok(Zone::utc());
+        }
+        jiff::tz::TimeZone::get(name)
+            .map(|tz| Zone {
+                name: name.to_string(),
+                tz,
+            })
+            .map_err(|_| format!("unknown time zone {name:?} (an IANA name such as Asia/Shanghai)"))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The local day holding the instant `ms` (milliseconds since the epoch); `None` outside
+    /// the years 1..=9999.
+    pub fn day_of(&self, ms: i64) -> Option<Day> {
+        let ts = jiff::Timestamp::from_millisecond(ms).ok()?;
+        let d = ts.to_zoned_datetime(self.tz.clone()).date();
+        Day::from_ymd(i32::from(d.year()), d.month() as u8, d.day() as u8)
+    }
+
+    /// The first instant of local day `day`, in milliseconds since the epoch (after the gap
+    /// when a clock change skips midnight).
+    pub fn start_millis(&self, day: Day) -> i64 {
+        let (y, m, d) = day.ymd();
+        let start = i16::try_from(y)
+            .ok()
+            .and_then(|y| jiff::civil::Date::new(y, m as i8, d as i8).ok())
+            .and_then(|date| date.to_zoned_datetime(self.tz.clone()).ok());
+        match start {
+            Some(z) => z.timestamp().as_millisecond(),
+            None => day.start_millis(),
+        }
+    }
+
+    /// The instants of local days `since..=until`: `[start, end)` in milliseconds.
+    pub fn span_millis(&self, since: Day, until: Day) -> (i64, i64) {
+        (
+            self.start_millis(since),
+            self.start_millis(until.plus_days(1)),
+        )
+    }
+
+    /// Today's local day.
+    pub fn today(&self) -> Day {
+        let now = jiff::Timestamp::now().as_millisecond();
+        self.day_of(now).unwrap_or_else(Day::today)
+    }
+}
+
+/// The time zones of the known sites; a site not in the registry counts in UTC.
+#[derive(Debug, Clone, Default)]
+pub struct Zones(HashMap<String, Zone>);
+
+impl Zones {
+    /// From the registry; a name that is not in the database falls back to UTC (the collector
+    /// refuses such names at start-up, so this only guards a hand-edited registry).
+    pub fn of(sites: &[SiteInfo]) -> Zones {
+        Zones(
+            sites
+                .iter()
+                .map(|s| (s.id.clone(), Zone::named(&s.timezone).unwrap_or_default()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, site: &str) -> Zone {
+        self.0.get(site).cloned().unwrap_or_default()
+    }
+
+    /// The local day of `ms` on `site`.
+    pub fn day_of(&self, site: &str, ms: i64) -> Day {
+        let day = match self.0.get(site) {
+            Some(z) => z.day_of(ms),
+            None => Day::from_millis(ms),
+        };
+        day.unwrap_or_default()
+    }
+}
+
+/// The site a reader asked for (`asked`), or the only one there is: `None` asked with several
+/// sites registered is an error naming them. An empty registry (nothing configured yet) has
+/// the default site.
+pub fn pick(registry: &[SiteInfo], asked: Option<&str>) -> Result<SiteInfo, String> {
+    let ids = || {
+        registry
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match asked {
+        Some(id) => match registry.iter().find(|s| s.id == id) {
+            Some(s) => Ok(s.clone()),
+            None if registry.is_empty() && id == DEFAULT_SITE => Ok(SiteInfo::default_site()),
+            None => Err(format!("unknown site {id:?}; sites: {}", ids())),
+        },
+        None => match registry {
+            [] => Ok(SiteInfo::default_site()),
+            [only] => Ok(only.clone()),
+            _ => Err(format!("several sites: name one ({})", ids())),
+        },
+    }
+}
+
+/// A site with how many events it holds, as `/api/sites` and `maidian sites` list it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SiteCount {
+    pub id: String,
+    pub name: String,
+    pub timezone: String,
+    /// Events counted in figures (bots' left out).
+    pub events: u64,
+    /// Events flagged as bots'.
+    pub bot_events: u64,
+}
+
+/// The event counts of `sites`, from the rollups (all days).
+pub async fn counts(
+    store: &crate::store::Store,
+    sites: &[SiteInfo],
+) -> Result<Vec<SiteCount>, crate::store::StoreError> {
+    use crate::rollup::{self, Field};
+    let (first, last) = (
+        Day::from_ymd(1, 1, 1).unwrap_or_default(),
+        Day::from_ymd(9999, 12, 31).unwrap_or_default(),
+    );
+    let mut out = Vec::with_capacity(sites.len());
+    for s in sites {
+        let sum = |docs: Vec<crate::store::RollupDoc>| -> u64 {
+            docs.iter()
+                .map(|d| u64::try_from(d.int(Field::Count)).unwrap_or(0))
+                .sum()
+        };
+        let people = store.rollup_between(rollup::DAILY_TYPE, Field::Day, &s.id, first, last);
+        let bots = store.rollup_between(rollup::DAILY_BOT, Field::Day, &s.id, first, last);
+        let (people, bots) = tokio::try_join!(people, bots)?;
+        out.push(SiteCount {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            timezone: s.timezone.clone(),
+            events: sum(people),
+            bot_events: sum(bots),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picking_a_site() {
+        let one = vec![SiteInfo::default_site()];
+        assert_eq!(pick(&one, None).unwrap().id, "default");
+        assert_eq!(pick(&[], None).unwrap().id, "default");
+        let two = vec![
+            SiteInfo::default_site(),
+            SiteInfo {
+                id: "shop".into(),
+                name: "Shop".into(),
+                timezone: "Asia/Shanghai".into(),
+            },
+        ];
+        assert_eq!(pick(&two, Some("shop")).unwrap().timezone, "Asia/Shanghai");
+        assert!(pick(&two, None).unwrap_err().contains("default, shop"));
+        assert!(pick(&two, Some("blog"))
+            .unwrap_err()
+            .contains("unknown site"));
+    }
+
+    #[test]
+    fn ids() {
+        for ok in ["default", "shop", "a", "shop-2_b", &"x".repeat(32)] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in ["", "Shop", "a b", "a|b", "a.b", &"x".repeat(33), "商店"] {
+            assert!(!valid_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shanghai_days_start_at_local_midnight() {
+        let sh = Zone::named("Asia/Shanghai").unwrap();
+        // 2026-11-29T16:30:00Z is 00:30 on 2026-11-30 in Shanghai.
+        let ms = 1_795_969_800_000;
+        assert_eq!(Day::from_millis(ms).unwrap().to_string(), "2026-11-29");
+        assert_eq!(sh.day_of(ms).unwrap().to_string(), "2026-11-30");
+        let day = Day::parse("2026-11-30").unwrap();
+        assert_eq!(sh.start_millis(day), ms - 30 * 60_000);
+        assert_eq!(
+            sh.span_millis(day, day).1 - sh.span_millis(day, day).0,
+            86_400_000
+        );
+        assert!(Zone::named("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn days_across_a_clock_change() {
+        // Europe/Berlin leaves summer time on 2026-10-25: that day has 25 hours.
+        let berlin = Zone::named("Europe/Berlin").unwrap();
+        let day = Day::parse("2026-10-25").unwrap();
+        let (start, end) = berlin.span_millis(day, day);
+        assert_eq!(end - start, 25 * 3_600_000);
+        assert_eq!(berlin.day_of(start).unwrap(), day);
+        assert_eq!(berlin.day_of(end - 1).unwrap(), day);
+        assert_eq!(berlin.day_of(end).unwrap(), day.plus_days(1));
+    }
+}
