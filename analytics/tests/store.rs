@@ -15,6 +15,7 @@ const T0: i64 = 1_795_176_000_000;
 
 fn event(id: u32, ty: &str, user: Option<&str>, page: &str, at: i64) -> Event {
     let mut e = Event {
+        site: "default".into(),
         event_id: format!("00000000-0000-7000-8000-{id:012}"),
         event_type: ty.into(),
         user_id: user.map(Into::into),

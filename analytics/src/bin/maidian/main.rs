@@ -292,12 +292,13 @@ async fn main() -> anyhow::Result<()> {
     let info = site::pick(&registry, cli.site.as_deref()).map_err(anyhow::Error::msg)?;
     let zone = Zone::named(&info.timezone).map_err(anyhow::Error::msg)?;
     let scope = &Scope::site(&info.id).bots(cli.include_bots);
+    let site_id = info.id.as_str();
     match cli.command {
         Command::Simulate { .. } | Command::Sites { .. } => Ok(()),
         Command::Stats { what } => stats_command(&store, what, scope, &zone).await,
         Command::Summary { period, top } => {
             let s = summary::summary(&store, period.period(&zone), top, scope).await?;
-            output(period.json, &s, || print_summary(&s))
+            output(period.json, &sited(&s, site_id)?, || print_summary(&s))
         }
         Command::Funnel {
             steps,
@@ -309,23 +310,23 @@ async fn main() -> anyhow::Result<()> {
             let f = funnel::Funnel::from_params(&steps, &window)?;
             let origin = funnel::Origin { channel, campaign };
             let r = funnel::funnel_from(&store, &f, period.period(&zone), scope, &origin).await?;
-            output(period.json, &r, || print_funnel(&r))
+            output(period.json, &sited(&r, site_id)?, || print_funnel(&r))
         }
         Command::Sources { period, top } => {
             let s = summary::summary(&store, period.period(&zone), top, scope).await?;
             let doc = serde_json::json!({
                 "period": s.period, "channels": s.channels, "campaigns": s.campaigns,
             });
-            output(period.json, &doc, || print_sources(&s))
+            output(period.json, &sited(&doc, site_id)?, || print_sources(&s))
         }
         Command::Retention { period } => {
             let r = retention::retention(&store, period.period(&zone), scope).await?;
-            output(period.json, &r, || print_retention(&r))
+            output(period.json, &sited(&r, site_id)?, || print_retention(&r))
         }
         Command::Realtime { json } => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
             let r = realtime::realtime(&store, now, scope).await?;
-            output(json, &r, || {
+            output(json, &sited(&r, site_id)?, || {
                 println!("events in the last hour  {}", r.recent_events_1h);
                 println!("users online (5 min)     {}", r.online_users);
                 println!("events per minute (30 min, oldest first)");
@@ -464,6 +465,15 @@ fn print_sites(rows: &[site::SiteCount]) {
         &["site", "name", "time zone", "events", "bot events"],
         &rows,
     );
+}
+
+/// `value` (a JSON object) with the `site` it is of, as the HTTP endpoints answer.
+fn sited<T: Serialize>(value: &T, site: &str) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(value)?;
+    if let serde_json::Value::Object(o) = &mut v {
+        o.insert("site".into(), site.into());
+    }
+    Ok(v)
 }
 
 fn output<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> anyhow::Result<()> {
@@ -692,7 +702,7 @@ async fn stats_command(
     };
     let total: u64 = rows.iter().filter_map(|r| r[1].parse::<u64>().ok()).sum();
     if args.json {
-        let mut v = serde_json::json!({ "period": p });
+        let mut v = serde_json::json!({ "site": scope.site, "period": p });
         v[total_name] = total.into();
         v[rows_name] = json_rows;
         println!("{}", serde_json::to_string_pretty(&v)?);
