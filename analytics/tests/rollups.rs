@@ -397,3 +397,161 @@ async fn an_interrupted_chunk_is_finished_exactly_once() {
         assert_eq!(status.events, events.len() as u64);
     }
 }
+
+type Figures = (summary::Summary, funnel::FunnelResult, retention::Retention);
+
+async fn site_figures(
+    store: &Store,
+    f: &funnel::Funnel,
+    sites: [(&str, Period); 2],
+) -> Vec<Figures> {
+    let mut out = Vec::new();
+    for (site, p) in sites {
+        let scope = &Scope::site(site);
+        out.push((
+            summary::summary(store, p, 10, scope).await.unwrap(),
+            funnel::funnel(store, f, p, scope).await.unwrap(),
+            retention::retention(store, p, scope).await.unwrap(),
+        ));
+    }
+    out
+}
+
+/// Two sites in one store: the default one (UTC) and `shop` in Asia/Shanghai with the same
+/// visitors, ids and pages, its events at 16:30 UTC (00:30 the next day in Shanghai). Each
+/// site's figures are those of its own events alone, counted on its own days; nothing of one
+/// appears in the other. Then the rollups are marked as of the format before sites: both
+/// stores roll the log up again and give the same figures.
+#[tokio::test]
+async fn sites_are_apart_and_count_their_own_days_on_both_stores() {
+    use maidian_analytics::site::{SiteInfo, Zone};
+    let shanghai = Zone::named("Asia/Shanghai").unwrap();
+    let blog = dataset();
+    let shift = 6 * 3_600_000 + 30 * 60_000;
+    let shop: Vec<Event> = dataset()
+        .into_iter()
+        .map(|mut e| {
+            e.site = "shop".into();
+            e.event_id = format!("shop-{}", e.event_id);
+            e.timestamp += shift;
+            e.client_timestamp += shift;
+            // What the collector stores: the site's local day.
+            e.day = shanghai.day_of(e.timestamp).unwrap();
+            e
+        })
+        .collect();
+    assert_ne!(shop[0].day, Day::from_millis(shop[0].timestamp).unwrap());
+    let sites = [
+        SiteInfo::default_site(),
+        SiteInfo {
+            id: "shop".into(),
+            name: "Shop".into(),
+            timezone: "Asia/Shanghai".into(),
+        },
+    ];
+    let blog_p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
+    let shop_p = Period::last_days_in(7, shanghai.day_of(T0 + shift + 3 * DAY).unwrap(), &shanghai);
+    let f = funnel::Funnel::parse("page_view,click,purchase", DAY).unwrap();
+    let expected = |events: &[Event], p: Period| {
+        (
+            summary::summarize(p, &summary::Inputs::from_events(events), 10),
+            funnel::compute(
+                &f,
+                p,
+                &events
+                    .iter()
+                    .filter(|e| e.bot.is_none())
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ),
+            retention::from_events(p, events),
+        )
+    };
+    let want_blog = expected(&blog, blog_p);
+    let want_shop = expected(&shop, shop_p);
+    assert_ne!(want_blog.0.daily, want_shop.0.daily);
+
+    let both = [("default", blog_p), ("shop", shop_p)];
+    for (store, dir) in stores().await {
+        assert!(store.register_sites(&sites).await.unwrap().is_empty());
+        let mut all: Vec<Event> = blog.iter().chain(&shop).cloned().collect();
+        all.sort_by_key(|e| e.timestamp);
+        let cfg = consumer_config();
+        for batch in all.chunks(5) {
+            store.insert(batch).await.unwrap();
+            consumer::catch_up(&store, &cfg).await.unwrap();
+        }
+        let status = store.rollup_status().await.unwrap();
+        assert_eq!(
+            status.events,
+            all.len() as u64,
+            "{} {status:?}",
+            store.kind()
+        );
+        let got = site_figures(&store, &f, both).await;
+        assert_eq!(got[0], want_blog, "{}", store.kind());
+        assert_eq!(got[1], want_shop, "{}", store.kind());
+
+        // Rollups of the format before sites are rolled up again.
+        let store = match store {
+            Store::Mongo(_) => {
+                let StoreConfig::Mongo(m) = mongo_config() else {
+                    unreachable!()
+                };
+                let db_name = match &store {
+                    Store::Mongo(s) => s.database_name(),
+                    _ => unreachable!(),
+                };
+                let client = mongodb::Client::with_uri_str(m.uri.unwrap()).await.unwrap();
+                client
+                    .database(&db_name)
+                    .collection::<mongodb::bson::Document>("rollup_state")
+                    .update_one(
+                        mongodb::bson::doc! {"_id": "consumer"},
+                        mongodb::bson::doc! {"$set": {"format": 0_i64}},
+                    )
+                    .await
+                    .unwrap();
+                store
+            }
+            Store::Embedded(e) => {
+                drop(e);
+                let path = dir.path().join("data").join("events.redb");
+                use redb::ReadableTable;
+                let db = redb::Database::open(&path).unwrap();
+                let table: redb::TableDefinition<&str, &[u8]> =
+                    redb::TableDefinition::new("rollup_state");
+                let tx = db.begin_write().unwrap();
+                {
+                    let mut t = tx.open_table(table).unwrap();
+                    let mut st: serde_json::Value =
+                        serde_json::from_slice(t.get("consumer").unwrap().unwrap().value())
+                            .unwrap();
+                    st["format"] = 0.into();
+                    let bytes = serde_json::to_vec(&st).unwrap();
+                    t.insert("consumer", bytes.as_slice()).unwrap();
+                }
+                tx.commit().unwrap();
+                drop(db);
+                Store::open(&StoreConfig::Embedded {
+                    data_dir: dir.path().join("data"),
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let before = store.rollup_status().await.unwrap().generation;
+        consumer::catch_up(&store, &cfg).await.unwrap();
+        let status = store.rollup_status().await.unwrap();
+        assert_eq!(status.events, all.len() as u64, "{}", store.kind());
+        if store.kind() == "mongodb" {
+            assert_eq!(status.generation, before + 1);
+        }
+        assert_eq!(
+            site_figures(&store, &f, both).await,
+            got,
+            "{}",
+            store.kind()
+        );
+    }
+}

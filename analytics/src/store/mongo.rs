@@ -67,6 +67,11 @@ impl MongoStore {
 
     /// Forces rollup upserts to carry (`true`) or drop (`false`) their `applied` guard, whatever
     /// the server: lets tests on FerretDB exercise the path MongoDB takes.
+    /// The database's name.
+    pub fn database_name(&self) -> String {
+        self.db.name().to_string()
+    }
+
     pub fn set_guarded_updates(&mut self, guarded: bool) {
         self.guarded = guarded;
     }

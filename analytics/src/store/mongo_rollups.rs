@@ -104,7 +104,15 @@ struct State {
     clear_to: i64,
     #[serde(default)]
     created_at: i64,
+    /// The rollup format the live generation holds ([`FORMAT`]; 0 before sites).
+    #[serde(default)]
+    format: i64,
 }
+
+/// Rollup documents are keyed `site|…` and carry their site since format 1. A database with
+/// older rollups gets a fresh generation rolled up from the start of the log (the old one is
+/// retired): figures fill up again as the consumer catches up.
+const FORMAT: i64 = 1;
 
 impl Cursor {
     fn pos(&self) -> (i64, &str) {
@@ -188,6 +196,7 @@ impl MongoStore {
                 ..Cursor::default()
             },
             created_at: now_ms(),
+            format: FORMAT,
             ..State::default()
         };
         let d = bson::to_document(&st).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -533,6 +542,9 @@ impl MongoStore {
             return Ok(Step::NotOwner);
         };
         self.drop_retired(cfg, &st, now).await?;
+        if st.format < FORMAT && st.building.is_none() && st.next.is_none() {
+            return self.restart_in_new_format(cfg, &st, now).await;
+        }
         if let Some(p) = &st.live.pending {
             return Ok(Step::Consumed(
                 self.finish_pending(cfg, Which::Live, &st.live, p).await?,
@@ -568,6 +580,37 @@ impl MongoStore {
         self.run_chunk(cfg, Which::Live, &st.live, &events, Some(clear_to))
             .await?;
         Ok(Step::Consumed(events.len()))
+    }
+
+    /// Retires the live generation of an older format and starts a new one at the start of
+    /// the log.
+    async fn restart_in_new_format(
+        &self,
+        cfg: &ConsumerConfig,
+        st: &State,
+        now: i64,
+    ) -> Result<Step, StoreError> {
+        let generation = st.live.generation + 1;
+        bounded(self.ensure_gen_indexes(generation)).await?;
+        let mut retired = st.retired.clone();
+        retired.push(Retired {
+            generation: st.live.generation,
+            at: now,
+        });
+        let live = Cursor {
+            generation,
+            ..Cursor::default()
+        };
+        self.set_state(
+            &cfg.owner,
+            doc! { "live": to_bson(&live)?, "retired": to_bson(&retired)?, "clear_to": 0_i64, "format": FORMAT },
+        )
+        .await?;
+        tracing::warn!(
+            generation,
+            "rollups of an older format: rolling the event log up again into a new generation"
+        );
+        Ok(Step::Consumed(0))
     }
 
     /// Events per chunk. FerretDB v1 scans the whole `events` collection for every read and
@@ -791,7 +834,8 @@ impl MongoStore {
             .state()
             .update_one(
                 doc! { "_id": CONSUMER, "building": generation, "next": Bson::Null },
-                doc! { "$set": { "next": to_bson(&cur)?, "building": Bson::Null } },
+                // The rebuilt generation is of the current format, and replaces the live one.
+                doc! { "$set": { "next": to_bson(&cur)?, "building": Bson::Null, "format": FORMAT } },
             )
             .await?;
         if handed.matched_count != 1 {
