@@ -42,6 +42,10 @@ struct Args {
     /// Longest wait for the rollups to catch up after a load, in seconds.
     #[arg(long, default_value_t = 600)]
     drain_timeout: u64,
+    /// Sites of the multi-site runs (the sink and embedded loads again, requests spread over
+    /// this many sites' write keys); 1 skips them.
+    #[arg(long, default_value_t = 10)]
+    sites: usize,
 }
 
 /// The rollup consumer after a load: lag when the load ended, time to catch up, peak RSS.
@@ -228,6 +232,7 @@ async fn through_collector(
     args: &Args,
     env: HashMap<String, String>,
     name: &str,
+    keys: &[String],
 ) -> anyhow::Result<(Figure, Collector)> {
     let collector = Collector::start(&args.collector, &env).await?;
     let now = now_ms();
@@ -240,6 +245,12 @@ async fn through_collector(
                 .to_string()
                 .into_bytes()
         })
+        .collect();
+    // Request i goes to site i mod the number of keys.
+    let bodies: Vec<(String, Vec<u8>)> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| (keys[i % keys.len()].clone(), b))
         .collect();
     let queue = Arc::new(tokio::sync::Mutex::new(bodies));
     let start = Instant::now();
@@ -265,12 +276,12 @@ async fn through_collector(
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await?;
             loop {
-                let Some(body) = queue.lock().await.pop() else {
+                let Some((key, body)) = queue.lock().await.pop() else {
                     break;
                 };
                 let req = Request::new("POST", "/api/track/batch")
                     .header("content-type", "text/plain")
-                    .header("x-api-key", WRITE_KEY)
+                    .header("x-api-key", &key)
                     .body(body);
                 // A 503 (a write past its timeout) is retried, as the SDK does.
                 loop {
@@ -340,6 +351,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(1)
     );
 
+    let one = vec![WRITE_KEY.to_string()];
     let raw20 = raw_insert(&uri, args.events, BATCH, args.concurrency).await?;
     let raw500 = raw_insert(&uri, args.events, 500, args.concurrency.min(8)).await?;
 
@@ -348,8 +360,13 @@ async fn main() -> anyhow::Result<()> {
         ("MAIDIAN_MONGODB_URI", uri.as_str()),
         ("MAIDIAN_DATABASE", db.as_str()),
     ]);
-    let (via_db, collector) =
-        through_collector(&args, env, "collector -> FerretDB, HTTP batches of 20").await?;
+    let (via_db, collector) = through_collector(
+        &args,
+        env,
+        "collector -> FerretDB, HTTP batches of 20",
+        &one,
+    )
+    .await?;
     let client = mongodb::Client::with_uri_str(&uri).await?;
     let stored = client
         .database(&db)
@@ -392,8 +409,13 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().to_string_lossy().to_string();
     let env = base_env(&[("MAIDIAN_DATA_DIR", data_dir.as_str())]);
-    let (via_embedded, collector) =
-        through_collector(&args, env, "collector -> embedded, HTTP batches of 20").await?;
+    let (via_embedded, collector) = through_collector(
+        &args,
+        env,
+        "collector -> embedded, HTTP batches of 20",
+        &one,
+    )
+    .await?;
     let embedded_drain = drain(
         &collector,
         Duration::from_secs(args.drain_timeout),
@@ -403,10 +425,36 @@ async fn main() -> anyhow::Result<()> {
     collector.terminate().await?;
 
     let env = base_env(&[("MAIDIAN_STORE", "sink")]);
-    let (via_sink, collector) = through_collector(&args, env, "collector -> in-memory sink")
+    let (via_sink, collector) = through_collector(&args, env, "collector -> in-memory sink", &one)
         .await
         .context("is the collector built with --features bench-sink?")?;
     collector.terminate().await?;
+
+    // The same loads spread over `--sites` sites, one config file declaring them.
+    let mut multi = Vec::new();
+    if args.sites > 1 {
+        let dir = tempfile::tempdir()?;
+        let (config, keys) = sites_config(dir.path(), args.sites)?;
+        let config = config.to_string_lossy().to_string();
+        let n = args.sites;
+        let env = base_env(&[
+            ("MAIDIAN_STORE", "sink"),
+            ("MAIDIAN_CONFIG", config.as_str()),
+        ]);
+        let name = format!("collector -> in-memory sink, {n} sites");
+        let (f, collector) = through_collector(&args, env, &name, &keys).await?;
+        collector.terminate().await?;
+        multi.push((f, via_sink.rate()));
+        let data = dir.path().join("data").to_string_lossy().to_string();
+        let env = base_env(&[
+            ("MAIDIAN_DATA_DIR", data.as_str()),
+            ("MAIDIAN_CONFIG", config.as_str()),
+        ]);
+        let name = format!("collector -> embedded, {n} sites");
+        let (f, collector) = through_collector(&args, env, &name, &keys).await?;
+        collector.terminate().await?;
+        multi.push((f, via_embedded.rate()));
+    }
 
     let ceiling = raw20.rate().max(raw500.rate());
     println!(
@@ -452,5 +500,36 @@ async fn main() -> anyhow::Result<()> {
         1e6 / via_sink.rate(),
         args.concurrency
     );
+    if !multi.is_empty() {
+        println!(
+            "{:<44} {:>12} {:>18}",
+            "several sites", "events/s", "vs one site"
+        );
+        for (f, single) in &multi {
+            println!(
+                "{:<44} {:>12.0} {:>17.3}x",
+                f.name,
+                f.rate(),
+                f.rate() / single
+            );
+        }
+    }
     Ok(())
+}
+
+/// A config file declaring `n` sites (the seed keys' `default` and `n - 1` more, half of them
+/// in Asia/Shanghai) and the write key of each.
+fn sites_config(dir: &std::path::Path, n: usize) -> anyhow::Result<(PathBuf, Vec<String>)> {
+    let mut toml = String::from("[tracking_api]\nadmin_key = \"bench-admin\"\n");
+    let mut keys = vec![WRITE_KEY.to_string()];
+    for i in 1..n {
+        let zone = if i % 2 == 0 { "UTC" } else { "Asia/Shanghai" };
+        toml.push_str(&format!(
+            "[[sites]]\nid = \"site{i}\"\nwrite_key = \"bench-write-{i}\"\nread_key = \"bench-read-{i}\"\ntimezone = \"{zone}\"\n"
+        ));
+        keys.push(format!("bench-write-{i}"));
+    }
+    let path = dir.join("sites.toml");
+    std::fs::write(&path, toml)?;
+    Ok((path, keys))
 }

@@ -771,5 +771,35 @@ mod tests {
         let c = Config::load(Some(&path)).unwrap();
         c.validate().unwrap();
         assert_eq!(c.rollups.safety_lag_ms, 5_000);
+        // Its commented examples are valid too.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with("[[sites]]")
+                        || rest.starts_with("admin_key")
+                        || [
+                            "id ",
+                            "name ",
+                            "write_key ",
+                            "read_key ",
+                            "origins ",
+                            "timezone ",
+                        ]
+                        .iter()
+                        .any(|k| rest.starts_with(k)) =>
+                {
+                    rest.to_string()
+                }
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c: Config = toml::from_str(&uncommented).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.sites.len(), 1);
+        assert_eq!(c.sites[0].timezone, "Asia/Shanghai");
+        assert!(!c.tracking_api.admin_key.is_empty());
     }
 }

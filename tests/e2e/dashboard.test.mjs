@@ -164,3 +164,59 @@ test('when the rollups trail the stored events, the dashboard says as of when', 
     await collector.stop();
   }
 });
+
+test('the admin key gets a site picker; a site key sees its own site only', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'maidian-sites-'));
+  const config = join(dir, 'maidian.toml');
+  writeFileSync(config, '[[sites]]\nid = "shop"\nname = "Shop"\nwrite_key = "wk-shop"\nread_key = "rk-shop"\ntimezone = "Asia/Shanghai"\n');
+  const db = freshDbName('dashboard_sites');
+  const collector = await startCollector(db, { MAIDIAN_CONFIG: config, MAIDIAN_ADMIN_KEY: 'ak-all' });
+  const { client } = await openDb(db);
+  try {
+    const send = async (key, n, page) => {
+      const events = Array.from({ length: n }, (_, i) => ({ event_id: randomUUID(), event_type: 'page_view',
+        user_id: `${page}-${i}`, page_url: `https://${page}.example/`, timestamp: Date.now() - 1000 }));
+      const res = await fetch(`${collector.url}/api/track/batch`, {
+        method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ events }),
+      });
+      assert.equal(res.status, 200);
+    };
+    await send(WRITE_KEY, 2, 'blog');
+    await send('wk-shop', 3, 'shop');
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch(`${collector.url}/api/sites`, { headers: { 'x-api-key': 'ak-all' } });
+      const counts = (await res.json()).sites.map((s) => s.events);
+      if (counts.join() === '2,3') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    const page = await browser.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+    await page.goto(`${collector.url}/dashboard?key=ak-all`);
+    await page.waitForSelector('body[data-loaded="true"]', { timeout: 15000 });
+    assert.equal(await page.isVisible('#site-picker'), true);
+    assert.deepEqual(await page.locator('#site option').allTextContents(),
+      ['Default (default, UTC)', 'Shop (shop, Asia/Shanghai)']);
+    assert.match(await page.textContent('#overview'), /2\s*events/);
+    await page.evaluate(() => { document.body.dataset.loaded = ''; });
+    await page.selectOption('#site', 'shop');
+    await page.waitForSelector('body[data-loaded="true"]', { timeout: 15000 });
+    assert.match(await page.textContent('#overview'), /3\s*events/);
+    assert.match(await page.textContent('#pages'), /shop\.example/);
+
+    await page.goto(`${collector.url}/dashboard?key=rk-shop`);
+    await page.waitForSelector('body[data-loaded="true"]', { timeout: 15000 });
+    assert.equal(await page.isVisible('#site-picker'), false);
+    assert.match(await page.textContent('#site-name'), /Shop · days in Asia\/Shanghai/);
+    assert.match(await page.textContent('#overview'), /3\s*events/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await collector.stop();
+    await client.close();
+  }
+});

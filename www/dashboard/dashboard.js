@@ -22,6 +22,35 @@ $('forget').addEventListener('click', () => {
   $('error').textContent = 'read key forgotten';
 });
 
+// The admin key reads every site: it gets a site picker (its choice kept in this browser). A
+// site's read key reads its own site, named beside the key.
+const SITE = 'maidian:site';
+let sites = [];
+async function loadSites() {
+  const list = await api('/api/sites');
+  sites = list.sites;
+  const picker = $('site');
+  picker.replaceChildren(...sites.map((s) => {
+    const o = document.createElement('option');
+    o.value = s.id;
+    o.textContent = `${s.name} (${s.id}, ${s.timezone})`;
+    return o;
+  }));
+  const kept = localStorage.getItem(SITE);
+  if (sites.some((s) => s.id === kept)) picker.value = kept;
+  $('site-picker').hidden = !list.admin;
+  const own = sites.find((s) => s.id === picker.value) || sites[0];
+  $('site-name').textContent = !list.admin && own ? `${own.name} · days in ${own.timezone}` : '';
+}
+
+// `path` with the chosen site (for the admin key) and `params`.
+function at(path, params = {}) {
+  const q = new URLSearchParams(params);
+  if (!$('site-picker').hidden && $('site').value) q.set('site', $('site').value);
+  const rest = q.toString();
+  return rest ? `${path}?${rest}` : path;
+}
+
 async function api(path) {
   const res = await fetch(path, { headers: { 'X-API-Key': $('key').value } });
   const body = await res.json();
@@ -100,8 +129,7 @@ function heatmap(el, r) {
 }
 
 async function loadFunnel() {
-  const q = new URLSearchParams({ steps: $('steps').value, window: $('window').value, days: $('days').value });
-  const f = await api(`/api/analytics/funnel?${q}`);
+  const f = await api(at('/api/analytics/funnel', { steps: $('steps').value, window: $('window').value, days: $('days').value }));
   bars($('funnel'), f.funnel_steps.map((s) => ({
     label: s.step, value: s.users,
     note: `${s.users} users · ${s.conversion_rate}%` + (s.median_time_to_convert != null ? ` · median ${s.median_time_to_convert} s` : ''),
@@ -109,7 +137,7 @@ async function loadFunnel() {
 }
 
 async function loadRealtime() {
-  const r = await api('/api/analytics/realtime');
+  const r = await api(at('/api/analytics/realtime'));
   cards($('realtime'), [['events in the last hour', r.recent_events_1h], ['users online (5 min)', r.online_users]]);
   lineChart($('rt-chart'), r.events_per_minute.map((_, i) => `    -${29 - i}m`), [{ values: r.events_per_minute, color: '#3b6fd8' }]);
 }
@@ -119,7 +147,8 @@ async function load() {
   localStorage.setItem(KEY, $('key').value);
   try {
     const days = $('days').value;
-    const [s, r, h] = await Promise.all([api(`/api/analytics/summary?days=${days}`), api(`/api/analytics/retention?days=${days}`),
+    await loadSites();
+    const [s, r, h] = await Promise.all([api(at('/api/analytics/summary', { days })), api(at('/api/analytics/retention', { days })),
       fetch('/api/health').then((res) => res.json()).catch(() => ({}))]);
     // Figures come from rollups that trail the stored events; say so when they trail by more
     // than a few seconds.
@@ -157,6 +186,7 @@ async function load() {
 
 $('load').addEventListener('click', load);
 $('days').addEventListener('change', load);
+$('site').addEventListener('change', () => { localStorage.setItem(SITE, $('site').value); load(); });
 $('funnel-form').addEventListener('submit', (e) => { e.preventDefault(); loadFunnel().catch((err) => { $('error').textContent = err.message; }); });
 setInterval(() => { if ($('key').value) loadRealtime().catch(() => {}); }, 10000);
 if ($('key').value) load();
