@@ -12,6 +12,7 @@ use maidian_analytics::consumer::{self, ConsumerConfig};
 use maidian_analytics::engine::{funnel, retention, summary};
 use maidian_analytics::event::Day;
 use maidian_analytics::simulate::Simulation;
+use maidian_analytics::site::SiteInfo;
 use maidian_analytics::stats::Period;
 use maidian_analytics::store::{MongoConfig, Store, StoreConfig};
 use maidian_testkit::{fresh_db_name, mongodb_uri};
@@ -30,6 +31,82 @@ struct Args {
     /// Timed repetitions of each query (the best is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// More than 1: the large site (`--events`) shares a second store with this many minus
+    /// one small sites (1 % of its events each, half in Asia/Shanghai), and its figures there
+    /// are timed against the single-site store's.
+    #[arg(long, default_value_t = 1)]
+    sites: usize,
+}
+
+/// Writes the large site's events (`default`, seed 42) and `small` small sites' to `store`,
+/// then rolls them up. Returns (events, visitors of the large site, write time, rolled up,
+/// rollup time).
+async fn fill(
+    store: &Store,
+    args: &Args,
+    now: i64,
+    small: usize,
+) -> anyhow::Result<(usize, u64, Duration, u64, Duration)> {
+    let mut sites = vec![SiteInfo::default_site()];
+    for k in 1..=small {
+        sites.push(SiteInfo {
+            id: format!("site{k}"),
+            name: format!("Site {k}"),
+            timezone: if k % 2 == 1 { "Asia/Shanghai" } else { "UTC" }.into(),
+        });
+    }
+    store.register_sites(&sites).await?;
+    let started = Instant::now();
+    let (mut written, mut visitors) = (0usize, 0u64);
+    let mut batch = Vec::with_capacity(6_000);
+    let flush = |batch: &mut Vec<maidian_analytics::event::Event>, force: bool| {
+        let go = force || batch.len() >= 5_000;
+        let out = go.then(|| std::mem::take(batch));
+        async move {
+            if let Some(b) = out {
+                store.insert(&b).await?;
+                return anyhow::Ok(b.len());
+            }
+            Ok(0)
+        }
+    };
+    let mut sim = Simulation::new(42, now, args.days);
+    while written < args.events {
+        batch.extend(sim.visitor(visitors));
+        visitors += 1;
+        let n = flush(&mut batch, false).await?;
+        if n > 0 {
+            written += n;
+            eprint!("\rwrote {written} events");
+        }
+    }
+    for (k, site) in (1u64..).zip(sites.iter().skip(1)) {
+        let mut sim = Simulation::new(42 + k, now, args.days);
+        let (target, mut n) = (args.events / 100, 0usize);
+        let mut v = 0u64;
+        while n < target {
+            let mut events = sim.visitor(v);
+            v += 1;
+            for e in &mut events {
+                e.site = site.id.clone();
+                e.day = maidian_analytics::site::Zone::named(&site.timezone)
+                    .unwrap_or_default()
+                    .day_of(e.timestamp)
+                    .unwrap_or(e.day);
+            }
+            n += events.len();
+            batch.extend(events);
+            written += flush(&mut batch, false).await?;
+        }
+    }
+    written += flush(&mut batch, true).await?;
+    let write_time = started.elapsed();
+    eprintln!();
+    let mut cfg = ConsumerConfig::new(consumer::owner_name("bench"));
+    cfg.safety_lag = Duration::ZERO;
+    let started = Instant::now();
+    let rolled = consumer::catch_up(store, &cfg).await?;
+    Ok((written, visitors, write_time, rolled, started.elapsed()))
 }
 
 const FUNNEL: &str = "page_view,click,form_submit,purchase";
@@ -72,32 +149,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let store = Store::open(&config).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-    let mut sim = Simulation::new(42, now, args.days);
-
-    // Write: batches of 5 000 events, then the rollup consumer catches up (no safety lag:
-    // nothing else writes).
-    let started = Instant::now();
-    let (mut written, mut visitors) = (0usize, 0u64);
-    let mut batch = Vec::with_capacity(6_000);
-    while written < args.events {
-        batch.extend(sim.visitor(visitors));
-        visitors += 1;
-        if batch.len() >= 5_000 {
-            store.insert(&batch).await?;
-            written += batch.len();
-            batch.clear();
-            eprint!("\rwrote {written} events");
-        }
-    }
-    let write_time = started.elapsed();
-    eprintln!();
-    let mut cfg = ConsumerConfig::new(consumer::owner_name("bench"));
-    cfg.safety_lag = Duration::ZERO;
-    let started = Instant::now();
-    let rolled = consumer::catch_up(&store, &cfg).await?;
-    let rollup_time = started.elapsed();
+    let (written, visitors, write_time, rolled, rollup_time) =
+        fill(&store, &args, now, args.sites.saturating_sub(1)).await?;
     println!(
-        "analytics benchmark: {written} events of {visitors} visitors over {} days, store {}, {} cores",
+        "analytics benchmark: {written} events ({visitors} visitors of the large site{}) over {} days, store {}, {} cores",
+        if args.sites > 1 { format!(", plus {} small sites", args.sites - 1) } else { String::new() },
         args.days,
         store.kind(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -109,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "rollup consumer (chunks of {} events, ten times that on FerretDB): {rolled} events in {:.1} s, {:.0} events/s",
-        cfg.chunk_events,
+        ConsumerConfig::new(String::new()).chunk_events,
         rollup_time.as_secs_f64(),
         rolled as f64 / rollup_time.as_secs_f64()
     );
@@ -133,7 +189,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Naive: every raw event of the period, then the same arithmetic.
     let (naive_summary, s2) = best(runs, || async {
-        let events = store.events_between(p.since, p.until).await?;
+        let events = large_site(store.events_between(p.since, p.until).await?);
         Ok(summary::summarize(
             p,
             &summary::Inputs::from_events(&events),
@@ -142,12 +198,12 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let (naive_funnel, f2) = best(runs, || async {
-        let events = store.events_between(p.since, p.until).await?;
+        let events = large_site(store.events_between(p.since, p.until).await?);
         Ok(funnel::compute(&f, p, &events))
     })
     .await?;
     let (naive_retention, r2) = best(runs, || async {
-        let events = store.events_between(p.since, p.until).await?;
+        let events = large_site(store.events_between(p.since, p.until).await?);
         Ok(retention::from_events(p, &events))
     })
     .await?;
@@ -183,5 +239,63 @@ async fn main() -> anyhow::Result<()> {
         r1.retention_data.get(1).map_or(0.0, |d| d.retention_rate)
     );
     println!("goal: each engine answer under 1 s");
+
+    if args.sites > 1 {
+        // The large site alone in a store of its own: the same events, so the same answers.
+        let dir = tempfile::tempdir()?;
+        let alone = match &config {
+            StoreConfig::Mongo(m) => StoreConfig::Mongo(MongoConfig {
+                database: fresh_db_name("bench_analytics_one"),
+                ..m.clone()
+            }),
+            _ => StoreConfig::Embedded {
+                data_dir: dir.path().to_path_buf(),
+            },
+        };
+        let one = Store::open(&alone).await?;
+        fill(&one, &args, now, 0).await?;
+        let (one_summary, s3) = best(runs, || async {
+            Ok(summary::summary(&one, p, 10, &Scope::default()).await?)
+        })
+        .await?;
+        let (one_funnel, f3) = best(runs, || async {
+            Ok(funnel::funnel(&one, &f, p, &Scope::default()).await?)
+        })
+        .await?;
+        let (one_retention, r3) = best(runs, || async {
+            Ok(retention::retention(&one, p, &Scope::default()).await?)
+        })
+        .await?;
+        if s3 != s1 || f3.funnel_steps != f1.funnel_steps || r3 != r1 {
+            bail!("the large site's answers differ between the two stores");
+        }
+        println!(
+            "{:<28} {:>12} {:>12} {:>9}",
+            "large site (best of runs)",
+            "alone s",
+            format!("of {} s", args.sites),
+            "ratio"
+        );
+        for (name, a, m) in [
+            ("summary, 30 days", one_summary, engine_summary),
+            ("funnel, 4 steps, 30 days", one_funnel, engine_funnel),
+            ("retention, 30 days", one_retention, engine_retention),
+        ] {
+            println!(
+                "{name:<28} {:>12.3} {:>12.3} {:>8.2}x",
+                a.as_secs_f64(),
+                m.as_secs_f64(),
+                m.as_secs_f64() / a.as_secs_f64()
+            );
+        }
+    }
     Ok(())
+}
+
+/// The events of the large site (`default`) only.
+fn large_site(
+    mut events: Vec<maidian_analytics::event::Event>,
+) -> Vec<maidian_analytics::event::Event> {
+    events.retain(|e| e.site_id() == maidian_analytics::site::DEFAULT_SITE);
+    events
 }
