@@ -355,6 +355,58 @@ async fn main() -> anyhow::Result<()> {
     let raw20 = raw_insert(&uri, args.events, BATCH, args.concurrency).await?;
     let raw500 = raw_insert(&uri, args.events, 500, args.concurrency.min(8)).await?;
 
+    // The collector's own cost and the embedded store first, each with one site and then
+    // with several, back to back; FerretDB last (its rollup drain keeps it busy afterwards).
+    let env = base_env(&[("MAIDIAN_STORE", "sink")]);
+    let (via_sink, collector) = through_collector(&args, env, "collector -> in-memory sink", &one)
+        .await
+        .context("is the collector built with --features bench-sink?")?;
+    collector.terminate().await?;
+
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().to_string_lossy().to_string();
+    let env = base_env(&[("MAIDIAN_DATA_DIR", data_dir.as_str())]);
+    let (via_embedded, collector) = through_collector(
+        &args,
+        env,
+        "collector -> embedded, HTTP batches of 20",
+        &one,
+    )
+    .await?;
+    let embedded_drain = drain(
+        &collector,
+        Duration::from_secs(args.drain_timeout),
+        via_embedded.peak_rss_mb,
+    )
+    .await?;
+    collector.terminate().await?;
+
+    // The same loads spread over `--sites` sites, one config file declaring them.
+    let mut multi = Vec::new();
+    if args.sites > 1 {
+        let dir = tempfile::tempdir()?;
+        let (config, keys) = sites_config(dir.path(), args.sites)?;
+        let config = config.to_string_lossy().to_string();
+        let n = args.sites;
+        let env = base_env(&[
+            ("MAIDIAN_STORE", "sink"),
+            ("MAIDIAN_CONFIG", config.as_str()),
+        ]);
+        let name = format!("collector -> in-memory sink, {n} sites");
+        let (f, collector) = through_collector(&args, env, &name, &keys).await?;
+        collector.terminate().await?;
+        multi.push((f, via_sink.rate()));
+        let data = dir.path().join("data").to_string_lossy().to_string();
+        let env = base_env(&[
+            ("MAIDIAN_DATA_DIR", data.as_str()),
+            ("MAIDIAN_CONFIG", config.as_str()),
+        ]);
+        let name = format!("collector -> embedded, {n} sites");
+        let (f, collector) = through_collector(&args, env, &name, &keys).await?;
+        collector.terminate().await?;
+        multi.push((f, via_embedded.rate()));
+    }
+
     let db = fresh_db_name("bench_collector");
     let env = base_env(&[
         ("MAIDIAN_MONGODB_URI", uri.as_str()),
@@ -405,56 +457,6 @@ async fn main() -> anyhow::Result<()> {
     );
     drop(collector);
     client.database(&db).drop().await?;
-
-    let dir = tempfile::tempdir()?;
-    let data_dir = dir.path().to_string_lossy().to_string();
-    let env = base_env(&[("MAIDIAN_DATA_DIR", data_dir.as_str())]);
-    let (via_embedded, collector) = through_collector(
-        &args,
-        env,
-        "collector -> embedded, HTTP batches of 20",
-        &one,
-    )
-    .await?;
-    let embedded_drain = drain(
-        &collector,
-        Duration::from_secs(args.drain_timeout),
-        via_embedded.peak_rss_mb,
-    )
-    .await?;
-    collector.terminate().await?;
-
-    let env = base_env(&[("MAIDIAN_STORE", "sink")]);
-    let (via_sink, collector) = through_collector(&args, env, "collector -> in-memory sink", &one)
-        .await
-        .context("is the collector built with --features bench-sink?")?;
-    collector.terminate().await?;
-
-    // The same loads spread over `--sites` sites, one config file declaring them.
-    let mut multi = Vec::new();
-    if args.sites > 1 {
-        let dir = tempfile::tempdir()?;
-        let (config, keys) = sites_config(dir.path(), args.sites)?;
-        let config = config.to_string_lossy().to_string();
-        let n = args.sites;
-        let env = base_env(&[
-            ("MAIDIAN_STORE", "sink"),
-            ("MAIDIAN_CONFIG", config.as_str()),
-        ]);
-        let name = format!("collector -> in-memory sink, {n} sites");
-        let (f, collector) = through_collector(&args, env, &name, &keys).await?;
-        collector.terminate().await?;
-        multi.push((f, via_sink.rate()));
-        let data = dir.path().join("data").to_string_lossy().to_string();
-        let env = base_env(&[
-            ("MAIDIAN_DATA_DIR", data.as_str()),
-            ("MAIDIAN_CONFIG", config.as_str()),
-        ]);
-        let name = format!("collector -> embedded, {n} sites");
-        let (f, collector) = through_collector(&args, env, &name, &keys).await?;
-        collector.terminate().await?;
-        multi.push((f, via_embedded.rate()));
-    }
 
     let ceiling = raw20.rate().max(raw500.rate());
     println!(

@@ -357,6 +357,20 @@ fn reading<'a>(
     })
 }
 
+impl DaysQuery {
+    fn reading<'a>(&self, app: &'a App, headers: &HeaderMap) -> Result<Reading<'a>, ApiError> {
+        let (site, days) = (self.site.as_deref(), self.days.as_deref());
+        reading(app, headers, site, days, self.include_bots.as_deref())
+    }
+}
+
+impl AnalyticsQuery {
+    fn reading<'a>(&self, app: &'a App, headers: &HeaderMap) -> Result<Reading<'a>, ApiError> {
+        let (site, days) = (self.site.as_deref(), self.days.as_deref());
+        reading(app, headers, site, days, self.include_bots.as_deref())
+    }
+}
+
 /// `days` = 1..=366, 7 when absent: that many days of `zone`, today included.
 fn period_of(days: Option<&str>, zone: &Zone) -> Result<Period, ApiError> {
     let days = match days {
@@ -387,13 +401,7 @@ pub async fn stats_events(
 ) -> Result<Response, std::convert::Infallible> {
     Ok(respond(
         async {
-            let r = reading(
-                &app,
-                &headers,
-                q.site.as_deref(),
-                q.days.as_deref(),
-                q.include_bots.as_deref(),
-            )?;
+            let r = q.reading(&app, &headers)?;
             let p = r.period;
             let groups = app
                 .store
@@ -419,13 +427,7 @@ pub async fn stats_pages(
 ) -> Result<Response, std::convert::Infallible> {
     Ok(respond(
         async {
-            let r = reading(
-                &app,
-                &headers,
-                q.site.as_deref(),
-                q.days.as_deref(),
-                q.include_bots.as_deref(),
-            )?;
+            let r = q.reading(&app, &headers)?;
             let p = r.period;
             let groups = app
                 .store
@@ -493,13 +495,7 @@ async fn analytics_inner(
     q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
     use maidian_analytics::engine::{funnel, realtime, retention, summary};
-    let r = reading(
-        app,
-        headers,
-        q.site.as_deref(),
-        q.days.as_deref(),
-        q.include_bots.as_deref(),
-    )?;
+    let r = q.reading(app, headers)?;
     let (p, scope) = (r.period, &r.scope);
     let store = &app.store;
     let body = match figure {
@@ -628,13 +624,7 @@ async fn report_inner(
     q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
     use maidian_analytics::report;
-    let r = reading(
-        app,
-        headers,
-        q.site.as_deref(),
-        q.days.as_deref(),
-        q.include_bots.as_deref(),
-    )?;
+    let r = q.reading(app, headers)?;
     let f = funnel_of(q, report::DEFAULT_FUNNEL)?;
     let html = report::build(&app.store, r.period, Some(&f), &r.scope)
         .await

@@ -28,6 +28,12 @@ use crate::site::Zones;
 
 pub(super) const STATE: &str = "rollup_state";
 const CONSUMER: &str = "consumer";
+/// The rebuild's own document: which generation `rollups rebuild` is building, its heartbeat,
+/// and the cursor it hands over. FerretDB v1 (SQLite) applies an update as a read and a later
+/// write outside any transaction, so two processes updating one document can undo each
+/// other's change; the consumer document is therefore written by the lease holder only, and
+/// the rebuild writes this one (the lease holder clears it when it takes the hand-over).
+const REBUILD: &str = "rebuild";
 pub(super) const HEAD: &str = "head";
 /// How long a replaced generation is kept for readers that looked the old one up.
 const RETIRE_GRACE_MS: i64 = 10_000;
@@ -80,6 +86,20 @@ struct Retired {
     at: i64,
 }
 
+/// The [`REBUILD`] document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Rebuild {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(default)]
+    building: Option<i64>,
+    #[serde(default)]
+    building_at: i64,
+    /// The built generation's cursor, for the lease holder to catch up and switch to.
+    #[serde(default)]
+    handed: Option<Cursor>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
     #[serde(rename = "_id")]
@@ -92,11 +112,6 @@ struct State {
     /// A rebuilt generation handed over by `rollups rebuild`, catching up with `live`.
     #[serde(default)]
     next: Option<Cursor>,
-    /// A generation `rollups rebuild` is building, and when it last reported.
-    #[serde(default)]
-    building: Option<i64>,
-    #[serde(default)]
-    building_at: i64,
     #[serde(default)]
     retired: Vec<Retired>,
     /// Every event with `received_at <= clear_to` is rolled up into `live`.
@@ -542,7 +557,13 @@ impl MongoStore {
             return Ok(Step::NotOwner);
         };
         self.drop_retired(cfg, &st, now).await?;
-        if st.format < FORMAT && st.building.is_none() && st.next.is_none() {
+        if st.next.is_none() {
+            if let Some(step) = self.take_handover(cfg, &st).await? {
+                return Ok(step);
+            }
+        }
+        if st.format < FORMAT && st.next.is_none() && self.read_rebuild().await?.building.is_none()
+        {
             return self.restart_in_new_format(cfg, &st, now).await;
         }
         if let Some(p) = &st.live.pending {
@@ -580,6 +601,46 @@ impl MongoStore {
         self.run_chunk(cfg, Which::Live, &st.live, &events, Some(clear_to))
             .await?;
         Ok(Step::Consumed(events.len()))
+    }
+
+    fn rebuild_doc(&self) -> mongodb::Collection<Document> {
+        self.state()
+    }
+
+    async fn read_rebuild(&self) -> Result<Rebuild, StoreError> {
+        match self.rebuild_doc().find_one(doc! { "_id": REBUILD }).await? {
+            Some(d) => bson::from_document(d).map_err(|e| StoreError::Corrupt(e.to_string())),
+            None => Ok(Rebuild::default()),
+        }
+    }
+
+    /// The lease holder takes a generation a rebuild handed over: it becomes `next` (caught
+    /// up with `live`, then switched to), and the rebuild document is cleared. `None` when
+    /// there is none to take.
+    async fn take_handover(
+        &self,
+        cfg: &ConsumerConfig,
+        st: &State,
+    ) -> Result<Option<Step>, StoreError> {
+        let rb = self.read_rebuild().await?;
+        let Some(handed) = rb.handed else {
+            return Ok(None);
+        };
+        if handed.generation > st.live.generation {
+            // The rebuilt generation is of the current format, and replaces the live one.
+            self.set_state(
+                &cfg.owner,
+                doc! { "next": to_bson(&handed)?, "format": FORMAT },
+            )
+            .await?;
+        }
+        self.rebuild_doc()
+            .update_one(
+                doc! { "_id": REBUILD, "building": handed.generation },
+                doc! { "$set": { "building": Bson::Null, "handed": Bson::Null } },
+            )
+            .await?;
+        Ok(Some(Step::Consumed(0)))
     }
 
     /// Retires the live generation of an older format and starts a new one at the start of
@@ -726,7 +787,11 @@ impl MongoStore {
             lag_seconds: lag_ms.max(0) as f64 / 1000.0,
             owner: (st.expires > now && !st.owner.is_empty()).then_some(st.owner),
             lease_expires_ms: st.expires,
-            rebuilding: st.building.or(st.next.as_ref().map(|n| n.generation)),
+            rebuilding: self
+                .read_rebuild()
+                .await?
+                .building
+                .or(st.next.as_ref().map(|n| n.generation)),
         })
     }
 
@@ -766,10 +831,11 @@ impl MongoStore {
         mut progress: impl FnMut(u64),
     ) -> Result<u64, StoreError> {
         let st = self.ensure_state("", 0).await?;
+        let rb = self.read_rebuild().await?;
         let generation = [
             Some(st.live.generation),
             st.next.as_ref().map(|n| n.generation),
-            st.building,
+            rb.building,
         ]
         .into_iter()
         .flatten()
@@ -777,17 +843,30 @@ impl MongoStore {
         .unwrap_or(0)
             + 1;
         let now = now_ms();
-        let claimed = self
-            .state()
-            .update_one(
-                doc! { "_id": CONSUMER, "next": Bson::Null, "$or": [
-                    { "building": Bson::Null },
-                    { "building_at": { "$lt": now - REBUILD_STALE_MS } },
-                ] },
-                doc! { "$set": { "building": generation, "building_at": now } },
-            )
-            .await?;
-        if claimed.matched_count != 1 {
+        match self
+            .rebuild_doc()
+            .insert_one(doc! { "_id": REBUILD, "building": Bson::Null, "building_at": 0_i64 })
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_duplicate(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let claimed = if st.next.is_some() {
+            0
+        } else {
+            self.rebuild_doc()
+                .update_one(
+                    doc! { "_id": REBUILD, "$or": [
+                        { "building": Bson::Null },
+                        { "building_at": { "$lt": now - REBUILD_STALE_MS } },
+                    ] },
+                    doc! { "$set": { "building": generation, "building_at": now, "handed": Bson::Null } },
+                )
+                .await?
+                .matched_count
+        };
+        if claimed != 1 {
             return Err(StoreError::Busy(
                 "another rollup rebuild is in progress".into(),
             ));
@@ -831,11 +910,10 @@ impl MongoStore {
             }
         }
         let handed = self
-            .state()
+            .rebuild_doc()
             .update_one(
-                doc! { "_id": CONSUMER, "building": generation, "next": Bson::Null },
-                // The rebuilt generation is of the current format, and replaces the live one.
-                doc! { "$set": { "next": to_bson(&cur)?, "building": Bson::Null, "format": FORMAT } },
+                doc! { "_id": REBUILD, "building": generation },
+                doc! { "$set": { "handed": to_bson(&cur)?, "building_at": now_ms() } },
             )
             .await?;
         if handed.matched_count != 1 {
@@ -870,9 +948,9 @@ impl MongoStore {
     /// another rebuild has taken over.
     async fn building_state(&self, generation: i64) -> Result<State, StoreError> {
         let beat = self
-            .state()
+            .rebuild_doc()
             .update_one(
-                doc! { "_id": CONSUMER, "building": generation },
+                doc! { "_id": REBUILD, "building": generation },
                 doc! { "$set": { "building_at": now_ms() } },
             )
             .await?;
