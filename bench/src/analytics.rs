@@ -174,18 +174,11 @@ async fn main() -> anyhow::Result<()> {
     let f = funnel::Funnel::parse(FUNNEL, 86_400_000)?;
     let runs = args.runs;
 
-    let (engine_summary, s1) = best(runs, || async {
-        Ok(summary::summary(&store, p, 10, &Scope::default()).await?)
-    })
-    .await?;
-    let (engine_funnel, f1) = best(runs, || async {
-        Ok(funnel::funnel(&store, &f, p, &Scope::default()).await?)
-    })
-    .await?;
-    let (engine_retention, r1) = best(runs, || async {
-        Ok(retention::retention(&store, p, &Scope::default()).await?)
-    })
-    .await?;
+    let Engine {
+        summary: (engine_summary, s1),
+        funnel: (engine_funnel, f1),
+        retention: (engine_retention, r1),
+    } = engine(&store, p, &f, runs).await?;
 
     // Naive: every raw event of the period, then the same arithmetic.
     let (naive_summary, s2) = best(runs, || async {
@@ -254,18 +247,11 @@ async fn main() -> anyhow::Result<()> {
         };
         let one = Store::open(&alone).await?;
         fill(&one, &args, now, 0).await?;
-        let (one_summary, s3) = best(runs, || async {
-            Ok(summary::summary(&one, p, 10, &Scope::default()).await?)
-        })
-        .await?;
-        let (one_funnel, f3) = best(runs, || async {
-            Ok(funnel::funnel(&one, &f, p, &Scope::default()).await?)
-        })
-        .await?;
-        let (one_retention, r3) = best(runs, || async {
-            Ok(retention::retention(&one, p, &Scope::default()).await?)
-        })
-        .await?;
+        let Engine {
+            summary: (one_summary, s3),
+            funnel: (one_funnel, f3),
+            retention: (one_retention, r3),
+        } = engine(&one, p, &f, runs).await?;
         if s3 != s1 || f3.funnel_steps != f1.funnel_steps || r3 != r1 {
             bail!("the large site's answers differ between the two stores");
         }
@@ -290,6 +276,36 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The engine's answers for the large site, each the best of `runs` timings.
+struct Engine {
+    summary: (Duration, summary::Summary),
+    funnel: (Duration, funnel::FunnelResult),
+    retention: (Duration, retention::Retention),
+}
+
+async fn engine(
+    store: &Store,
+    p: Period,
+    f: &funnel::Funnel,
+    runs: usize,
+) -> anyhow::Result<Engine> {
+    let scope = &Scope::default();
+    Ok(Engine {
+        summary: best(runs, || async {
+            Ok(summary::summary(store, p, 10, scope).await?)
+        })
+        .await?,
+        funnel: best(runs, || async {
+            Ok(funnel::funnel(store, f, p, scope).await?)
+        })
+        .await?,
+        retention: best(runs, || async {
+            Ok(retention::retention(store, p, scope).await?)
+        })
+        .await?,
+    })
 }
 
 /// The events of the large site (`default`) only.

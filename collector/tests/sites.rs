@@ -49,15 +49,11 @@ async fn start(kind: Kind) -> Sites {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("maidian.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let mut env: HashMap<String, String> = [
-        ("MAIDIAN_CONFIG", config.to_str().unwrap()),
-        ("MAIDIAN_WRITER_INSERT_TIMEOUT_MS", "1000"),
-        ("MAIDIAN_ROLLUP_SAFETY_LAG_MS", "1500"),
-        ("MAIDIAN_ROLLUP_POLL_MS", "50"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let mut env: HashMap<String, String> = [("MAIDIAN_CONFIG", config.to_str().unwrap())]
+        .iter()
+        .chain(common::QUICK_ROLLUPS)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let mongo_db = match kind {
         Kind::Mongo => {
             let name = fresh_db_name("sites");

@@ -23,6 +23,14 @@ pub fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_maidian-collector"))
 }
 
+/// The rollup consumer's settings of every test collector: short waits, so tests see figures
+/// within about two seconds.
+pub const QUICK_ROLLUPS: &[(&str, &str)] = &[
+    ("MAIDIAN_WRITER_INSERT_TIMEOUT_MS", "1000"),
+    ("MAIDIAN_ROLLUP_SAFETY_LAG_MS", "1500"),
+    ("MAIDIAN_ROLLUP_POLL_MS", "50"),
+];
+
 /// A collector on a fresh database, with the test keys and `extra` environment.
 pub async fn start(extra: &[(&str, &str)]) -> Env {
     let uri = mongodb_uri().unwrap();
@@ -33,12 +41,9 @@ pub async fn start(extra: &[(&str, &str)]) -> Env {
         ("MAIDIAN_API_KEY", WRITE_KEY),
         ("MAIDIAN_READ_KEY", READ_KEY),
         ("MAIDIAN_MONGODB_TIMEOUT", "10"),
-        // The rollup consumer: short waits, so tests see figures within about two seconds.
-        ("MAIDIAN_WRITER_INSERT_TIMEOUT_MS", "1000"),
-        ("MAIDIAN_ROLLUP_SAFETY_LAG_MS", "1500"),
-        ("MAIDIAN_ROLLUP_POLL_MS", "50"),
     ]
     .iter()
+    .chain(QUICK_ROLLUPS)
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     for (k, v) in extra {
