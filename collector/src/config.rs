@@ -22,6 +22,16 @@ pub struct Config {
     pub privacy: PrivacySection,
     /// `[[sites]]`: the sites tracked besides the seed's single-site keys (site `default`).
     pub sites: Vec<SiteSection>,
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: Prometheus metrics on a listener of their own.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Where `GET /metrics` is served (`127.0.0.1:9464`); unset: no metrics listener. Never
+    /// the public port: keep it on a private interface.
+    pub listen: Option<SocketAddr>,
 }
 
 /// One `[[sites]]` entry. Its `Debug` shows neither key.
@@ -434,6 +444,12 @@ impl Config {
                 "MAIDIAN_API_KEY" => self.tracking_api.api_key = v,
                 "MAIDIAN_READ_KEY" => self.tracking_api.read_key = v,
                 "MAIDIAN_ADMIN_KEY" => self.tracking_api.admin_key = v,
+                "MAIDIAN_METRICS_LISTEN" => {
+                    self.metrics.listen = match v.trim() {
+                        "" => None,
+                        a => Some(parse(key, a)?),
+                    }
+                }
                 "MAIDIAN_TIMEZONE" => self.tracking_api.timezone = v,
                 "MAIDIAN_ENABLE_CORS" => self.tracking_api.enable_cors = parse(key, &v)?,
                 "MAIDIAN_CORS_ORIGINS" => self.tracking_api.cors_origins = list(&v),
@@ -644,6 +660,7 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_API_KEY",
     "MAIDIAN_READ_KEY",
     "MAIDIAN_ADMIN_KEY",
+    "MAIDIAN_METRICS_LISTEN",
     "MAIDIAN_TIMEZONE",
     "MAIDIAN_ENABLE_CORS",
     "MAIDIAN_CORS_ORIGINS",

@@ -19,6 +19,7 @@ use crate::body;
 use crate::config::Config;
 use crate::decode::{BodyBudget, DecodePool};
 use crate::error::{ApiError, Rejected};
+use crate::metrics::Metrics;
 use crate::sites::{Site, Sites};
 use crate::validate::{self, Context};
 use crate::writer::Writer;
@@ -36,10 +37,11 @@ pub struct App {
     pub redact: Option<String>,
     /// The sites and their keys.
     pub sites: Sites,
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
-    pub fn new(config: Config, store: Arc<Store>, writer: Writer) -> App {
+    pub fn new(config: Config, store: Arc<Store>, writer: Writer, metrics: Arc<Metrics>) -> App {
         let threads = match config.limits.decode_concurrency {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n,
@@ -49,6 +51,7 @@ impl App {
             bodies: BodyBudget::new(config.limits.max_body_bytes_in_flight),
             redact: config.privacy.deny_list(),
             sites: Sites::from_config(&config),
+            metrics,
             config,
             store,
             writer,
@@ -211,13 +214,18 @@ async fn track_one_inner(
     let received_at = now_millis();
     let (obj, headers, site) = open_ingest(app, req).await?;
     let cx = context(app, site, &obj, &headers, received_at)?;
-    let event = validate::event(&obj, &cx, forced_type).map_err(ApiError::InvalidEvent)?;
+    app.metrics.received.inc();
+    let event = validate::event(&obj, &cx, forced_type).map_err(|i| {
+        app.metrics.reject(i.code, 1);
+        ApiError::InvalidEvent(i)
+    })?;
     let event_id = event.event_id.clone();
     let written = app
         .writer
         .write(vec![event])
         .await
         .map_err(|_| ApiError::Unavailable)?;
+    count_written(&app.metrics, &written);
     if !written.refused.is_empty() {
         return Err(ApiError::InvalidEvent(store_refused()));
     }
@@ -262,6 +270,7 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
         });
     }
     let cx = context(app, site, &obj, &headers, received_at)?;
+    app.metrics.received.inc_by(items.len() as u64);
     let mut events = Vec::with_capacity(items.len());
     // Where each of `events` was in the request.
     let mut positions = Vec::with_capacity(items.len());
@@ -279,11 +288,14 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
                 events.push(e);
                 positions.push(index);
             }
-            Err(i) => rejected.push(Rejected {
-                index,
-                code: i.code,
-                message: i.message,
-            }),
+            Err(i) => {
+                app.metrics.reject(i.code, 1);
+                rejected.push(Rejected {
+                    index,
+                    code: i.code,
+                    message: i.message,
+                })
+            }
         }
     }
     if events.is_empty() {
@@ -294,6 +306,7 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
         .write(events)
         .await
         .map_err(|_| ApiError::Unavailable)?;
+    count_written(&app.metrics, &written);
     for &index in written.refused.iter().filter_map(|i| positions.get(*i)) {
         let refused = store_refused();
         rejected.push(Rejected {
@@ -314,6 +327,15 @@ async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiE
         rejected,
     })
     .into_response())
+}
+
+/// Counts what the store did with a request's events.
+fn count_written(metrics: &Metrics, written: &crate::writer::Written) {
+    metrics.stored.inc_by(written.inserted as u64);
+    metrics.deduplicated.inc_by(written.deduplicated as u64);
+    if !written.refused.is_empty() {
+        metrics.reject("store_refused", written.refused.len() as u64);
+    }
 }
 
 /// An event that passed validation and that the store still refused, alone (the others of its

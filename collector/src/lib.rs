@@ -21,6 +21,7 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod handlers;
+pub mod metrics;
 /// URL redaction, the very file the browser SDK compiles.
 #[path = "../../sdk-wasm/src/redact.rs"]
 pub mod redact;
@@ -51,7 +52,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let store = Arc::new(store);
-    let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer);
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer, metrics.clone());
+    let metrics_task = match config.metrics.listen {
+        None => None,
+        Some(addr) => match metrics::bind(addr).await {
+            Ok(l) => {
+                let local = l.local_addr().map_or(addr, |a| a);
+                tracing::info!(%local, "metrics listening");
+                println!("maidian-collector metrics on http://{local}/metrics");
+                Some(tokio::spawn(metrics::serve(
+                    l,
+                    metrics.clone(),
+                    store.clone(),
+                )))
+            }
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot listen for metrics; serving without them");
+                None
+            }
+        },
+    };
     let (stop_consumer, consumer_stopped) = tokio::sync::oneshot::channel::<()>();
     let consumer = {
         let store = store.clone();
@@ -71,8 +92,11 @@ pub async fn serve(
         max_connections: config.limits.max_connections,
         drain_timeout: Duration::from_millis(config.limits.drain_timeout_ms),
     };
-    let app = Arc::new(App::new(config, store, writer));
+    let app = Arc::new(App::new(config, store, writer, metrics));
     server::run(listener, routes::routes(app), limits, shutdown).await;
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     // The server and its filters, which held every Writer, are gone: drain the queue.
     if let Err(e) = writer_task.await {
         tracing::error!(error = %e, "writer task failed");

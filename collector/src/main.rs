@@ -103,12 +103,23 @@ async fn main() {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    // MAIDIAN_LOG_FORMAT=json: one JSON object per line, for log collectors.
+    match std::env::var("MAIDIAN_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().init(),
+        Ok("") | Ok("text") | Err(_) => logs.init(),
+        Ok(other) => {
+            logs.init();
+            tracing::warn!(
+                format = other,
+                "MAIDIAN_LOG_FORMAT is text or json; logging text"
+            );
+        }
+    }
     let config = load(&args)?;
     let store_config = config.store_config(store_choice()?);
     let store = Store::open(&store_config)

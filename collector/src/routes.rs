@@ -285,6 +285,11 @@ fn cors(api: &ApiSection, site_origins: Vec<String>) -> warp::cors::Builder {
 pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     let api = app.config.tracking_api.clone();
     let site_origins = app.sites.listed_origins();
+    let metrics = app.metrics.clone();
+    let counted = warp::log::custom(move |info: warp::log::Info<'_>| {
+        let route = crate::metrics::route_of(info.path());
+        metrics.request(route, info.status().as_u16(), info.elapsed());
+    });
     let inner = health(app.clone())
         .or(track_event(app.clone()))
         .unify()
@@ -313,12 +318,14 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .recover(error::recover)
         .unify();
     if !api.enable_cors {
-        return inner.boxed();
+        return inner.with(counted).map(Reply::into_response).boxed();
     }
     inner
         .with(cors(&api, site_origins))
         .map(Reply::into_response)
         .recover(error::recover)
         .unify()
+        .with(counted)
+        .map(Reply::into_response)
         .boxed()
 }

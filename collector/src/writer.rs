@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::WriterSection;
+use crate::metrics::Metrics;
 
 /// What became of one request's events.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -43,12 +44,17 @@ struct Job {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 impl Writer {
     /// Starts the writer task. Await the returned handle after dropping every [`Writer`] to
     /// drain what is queued and in flight.
-    pub fn spawn(store: Arc<Store>, config: &WriterSection) -> (Writer, JoinHandle<()>) {
+    pub fn spawn(
+        store: Arc<Store>,
+        config: &WriterSection,
+        metrics: Arc<Metrics>,
+    ) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let task = Task {
             store,
@@ -57,17 +63,36 @@ impl Writer {
             timeout: Duration::from_millis(config.insert_timeout_ms),
             slots: Arc::new(Semaphore::new(config.concurrency)),
             concurrency: config.concurrency,
+            metrics: metrics.clone(),
         };
-        (Writer { tx }, tokio::spawn(task.run(rx)))
+        (Writer { tx, metrics }, tokio::spawn(task.run(rx)))
     }
 
     pub async fn write(&self, events: Vec<Event>) -> Result<Written, NotStored> {
+        // Counted as queued until answered, or until the request is dropped.
+        let _queued = Queued::new(&self.metrics.writer_queue, events.len() as i64);
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { events, reply })
             .await
             .map_err(|_| NotStored)?;
         answer.await.map_err(|_| NotStored)?
+    }
+}
+
+/// Events counted in the writer-queue gauge while it lives.
+struct Queued<'a>(&'a prometheus_client::metrics::gauge::Gauge, i64);
+
+impl<'a> Queued<'a> {
+    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge, n: i64) -> Queued<'a> {
+        gauge.inc_by(n);
+        Queued(gauge, n)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.dec_by(self.1);
     }
 }
 
@@ -79,6 +104,7 @@ struct Task {
     timeout: Duration,
     slots: Arc<Semaphore>,
     concurrency: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Task {
@@ -107,8 +133,9 @@ impl Task {
             }
             let store = self.store.clone();
             let timeout = self.timeout;
+            let metrics = self.metrics.clone();
             tokio::spawn(async move {
-                write_group(&store, timeout, jobs).await;
+                write_group(&store, timeout, jobs, &metrics).await;
                 drop(slot);
             });
         }
@@ -118,7 +145,7 @@ impl Task {
     }
 }
 
-async fn write_group(store: &Store, timeout: Duration, jobs: Vec<Job>) {
+async fn write_group(store: &Store, timeout: Duration, jobs: Vec<Job>, metrics: &Metrics) {
     let mut events = Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
     let mut waiters = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -127,10 +154,12 @@ async fn write_group(store: &Store, timeout: Duration, jobs: Vec<Job>) {
     }
     // Dropping the insert at the deadline abandons it; the consumer's safety lag, longer than
     // this timeout, covers a write that still lands.
+    let started = std::time::Instant::now();
     let result = match tokio::time::timeout(timeout, store.insert(&events)).await {
         Ok(r) => r,
         Err(_) => Err(maidian_analytics::store::StoreError::Timeout(timeout)),
     };
+    metrics.store_write.observe(started.elapsed().as_secs_f64());
     match &result {
         Ok(r) => tracing::debug!(
             events = events.len(),

@@ -22,8 +22,9 @@ async fn app(dir: &tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Arc<Ap
     .await
     .unwrap();
     let store = Arc::new(store);
-    let (writer, _task) = Writer::spawn(store.clone(), &config.writer);
-    Arc::new(App::new(config, store, writer))
+    let metrics = Arc::new(maidian_collector::metrics::Metrics::new());
+    let (writer, _task) = Writer::spawn(store.clone(), &config.writer, metrics.clone());
+    Arc::new(App::new(config, store, writer, metrics))
 }
 
 fn body(res: &warp::http::Response<bytes::Bytes>) -> Value {
