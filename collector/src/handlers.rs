@@ -171,11 +171,22 @@ fn context<'a>(
 
 /// GET /api/health
 pub async fn health(app: Arc<App>) -> Result<Response, std::convert::Infallible> {
-    let (status, database) = match app.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok".to_string()),
+    // Bounded: a MongoDB that is down would hold the ping for the driver's whole server
+    // selection timeout.
+    let limit = std::time::Duration::from_secs(2);
+    let ping = match tokio::time::timeout(limit, app.store.ping()).await {
+        Ok(r) => r,
+        Err(_) => Err(maidian_analytics::store::StoreError::Timeout(limit)),
+    };
+    let (status, database, why) = match ping {
+        Ok(()) => (StatusCode::OK, "ok".to_string(), None),
         Err(e) => {
             tracing::warn!(error = %e, "health check: store does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "unreachable".to_string())
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unreachable".to_string(),
+                Some(e.to_string()),
+            )
         }
     };
     // How far the rollups (every dashboard figure) trail the stored events; null when the
@@ -191,6 +202,8 @@ pub async fn health(app: Arc<App>) -> Result<Response, std::convert::Infallible>
         "status": if status == StatusCode::OK { "healthy" } else { "unhealthy" },
         "store": app.store.kind(),
         "database": database,
+        // Why the store does not answer (the driver's error; no credentials in it).
+        "error": why,
         "rollup_lag_seconds": lag,
         "version": env!("CARGO_PKG_VERSION"),
     });

@@ -48,10 +48,9 @@ use crate::writer::Writer;
 pub async fn serve(
     listener: TcpListener,
     config: Config,
-    store: Store,
+    store: Arc<Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let store = Arc::new(store);
     let metrics = Arc::new(metrics::Metrics::new());
     let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer, metrics.clone());
     let metrics_task = match config.metrics.listen {

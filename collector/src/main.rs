@@ -122,10 +122,25 @@ async fn run() -> anyhow::Result<()> {
     }
     let config = load(&args)?;
     let store_config = config.store_config(store_choice()?);
-    let store = Store::open(&store_config)
+    // MongoDB may come up after the collector (an orchestrator's start order does not
+    // matter): until it answers, ingest gets 503 and /api/health says why.
+    let store = Store::open_lazily(&store_config)
         .await
         .with_context(|| format!("cannot open the store ({store_config})"))?;
-    register_sites(&store, &config).await?;
+    let store = std::sync::Arc::new(store);
+    if let Err(e) = register_sites(&store, &config).await {
+        tracing::warn!(error = %format!("{e:#}"), "the store does not answer yet; serving anyway and retrying");
+        let (store, config) = (store.clone(), config.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                if register_sites(&store, &config).await.is_ok() {
+                    tracing::info!("the store answers: sites registered");
+                    break;
+                }
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(config.tracking_api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.tracking_api.listen))?;

@@ -155,6 +155,15 @@ impl Store {
         }
     }
 
+    /// [`Store::open`] that does not wait for a MongoDB server: the store answers errors
+    /// while the server is down and works once it is up (a collector may start first).
+    pub async fn open_lazily(config: &StoreConfig) -> Result<Store, StoreError> {
+        match config {
+            StoreConfig::Mongo(m) => Ok(Store::Mongo(mongo::MongoStore::connect_lazily(m).await?)),
+            _ => Store::open(config).await,
+        }
+    }
+
     /// A short name for logs and `/api/health`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -23,13 +23,18 @@ pub(super) const DUPLICATE_KEY: i32 = 11000;
 pub struct MongoStore {
     pub(super) db: Database,
     pub(super) events: Collection<Document>,
-    /// Whether rollup upserts carry their `applied` guard in the filter: yes on MongoDB, no
-    /// on FerretDB v1, which scans the whole collection for any filter but a lone `_id`.
-    pub(super) guarded: bool,
+    /// Set once the server has answered: whether it is MongoDB (not FerretDB), with the
+    /// indexes made. Until then every call tries again, so a store opened while the server
+    /// is down starts working when it comes up.
+    ready: tokio::sync::OnceCell<bool>,
+    /// Tests force the `applied` guard on or off whatever the server.
+    forced_guard: Option<bool>,
 }
 
 impl MongoStore {
-    pub async fn connect(config: &MongoConfig) -> Result<MongoStore, StoreError> {
+    /// A store for the server `config` names, without waiting for it: fails only on a bad
+    /// configuration. Calls fail while the server is down and work once it is up.
+    pub async fn connect_lazily(config: &MongoConfig) -> Result<MongoStore, StoreError> {
         let mut options = match &config.uri {
             Some(uri) => ClientOptions::parse(uri).await?,
             None => {
@@ -52,17 +57,49 @@ impl MongoStore {
         options.connect_timeout = Some(config.timeout);
         let client = Client::with_options(options)?;
         let db = client.database(&config.database);
-        let info = client
-            .database("admin")
-            .run_command(doc! { "buildInfo": 1 })
-            .await?;
-        let store = MongoStore {
+        Ok(MongoStore {
             events: db.collection(EVENTS),
             db,
-            guarded: !info.contains_key("ferretdbVersion"),
-        };
-        store.ensure_indexes().await?;
+            ready: tokio::sync::OnceCell::new(),
+            forced_guard: None,
+        })
+    }
+
+    /// Connects and waits for the server (its kind, the indexes): fails when it is down.
+    pub async fn connect(config: &MongoConfig) -> Result<MongoStore, StoreError> {
+        let store = MongoStore::connect_lazily(config).await?;
+        store.ready().await?;
         Ok(store)
+    }
+
+    /// Once the server answers: learns whether it is MongoDB or FerretDB and makes the
+    /// indexes; every call goes through here first.
+    pub(super) async fn ready(&self) -> Result<(), StoreError> {
+        // Boxed: the driver's futures are large, and this one sits inside every call's.
+        self.ready
+            .get_or_try_init(|| {
+                Box::pin(async {
+                    let info = self
+                        .db
+                        .client()
+                        .database("admin")
+                        .run_command(doc! { "buildInfo": 1 })
+                        .await?;
+                    let mongodb = !info.contains_key("ferretdbVersion");
+                    self.ensure_indexes(mongodb).await?;
+                    Ok::<bool, StoreError>(mongodb)
+                })
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether rollup upserts carry their `applied` guard in the filter: yes on MongoDB, no
+    /// on FerretDB v1, which scans the whole collection for any filter but a lone `_id`.
+    pub(super) fn guarded(&self) -> bool {
+        self.forced_guard
+            .or_else(|| self.ready.get().copied())
+            .unwrap_or(true)
     }
 
     /// Forces rollup upserts to carry (`true`) or drop (`false`) their `applied` guard, whatever
@@ -73,18 +110,18 @@ impl MongoStore {
     }
 
     pub fn set_guarded_updates(&mut self, guarded: bool) {
-        self.guarded = guarded;
+        self.forced_guard = Some(guarded);
     }
 
     /// One `createIndexes` per index: FerretDB v1 panics on a `createIndexes` of several
     /// indexes that already exist (seen with 1.24 on SQLite), and a restart does exactly that.
-    async fn ensure_indexes(&self) -> Result<(), StoreError> {
+    async fn ensure_indexes(&self, mongodb: bool) -> Result<(), StoreError> {
         for model in index_models() {
             self.events.create_index(model).await?;
         }
         // The rollup consumer's log order. FerretDB v1 never reads through it (it scans for
         // any filter but a lone `_id`), so there it would only slow every insert.
-        if self.guarded {
+        if mongodb {
             let log = IndexModel::builder()
                 .keys(doc! { "received_at": 1, "_id": 1 })
                 .build();
@@ -98,6 +135,7 @@ impl MongoStore {
         site: &str,
         since_ms: i64,
     ) -> Result<Vec<(i64, Option<String>, bool)>, StoreError> {
+        self.ready().await?;
         let filter = doc! { "site": site_match(site), "timestamp": { "$gte": DateTime::from_millis(since_ms) } };
         let mut cursor = self
             .events
@@ -122,6 +160,7 @@ impl MongoStore {
         since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<Event>, StoreError> {
+        self.ready().await?;
         let filter = doc! {
             "site": site_match(site),
             "event_type": { "$in": types },
@@ -155,6 +194,7 @@ impl MongoStore {
         until_ms: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
+        self.ready().await?;
         let mut filter = match after {
             None => Document::new(),
             Some((ts, id)) => {
@@ -183,13 +223,14 @@ impl MongoStore {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.run_command(doc! { "ping": 1 }).await?;
-        Ok(())
+        self.ready().await
     }
 
     /// Stamps `received_at` (the log order the rollup consumer reads in), raises the head mark
     /// to it, then inserts. The caller bounds the whole call's time, so that once the
     /// consumer's safety lag has passed, an event with this stamp has committed or never will.
     pub async fn insert(&self, events: &[Event]) -> Result<InsertReport, StoreError> {
+        self.ready().await?;
         let stamp = now_ms();
         self.bump_head(stamp).await?;
         let docs: Vec<Document> = events
@@ -233,6 +274,7 @@ impl MongoStore {
         p: Period,
         scope: &Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
+        self.ready().await?;
         self.group_by_visitor(scoped(p, scope), "$event_type").await
     }
 
@@ -241,6 +283,7 @@ impl MongoStore {
         p: Period,
         scope: &Scope,
     ) -> Result<Vec<KeyVisitorCount>, StoreError> {
+        self.ready().await?;
         let mut filter = scoped(p, scope);
         filter.insert("event_type", PAGE_VIEW);
         self.group_by_visitor(filter, "$page_url").await
@@ -271,6 +314,7 @@ impl MongoStore {
     }
 
     pub async fn events_between(&self, since: Day, until: Day) -> Result<Vec<Event>, StoreError> {
+        self.ready().await?;
         let mut cursor = self
             .events
             .find(day_range(since, until))
@@ -285,6 +329,7 @@ impl MongoStore {
 
     /// The registry of sites (collection `sites`).
     pub async fn sites(&self) -> Result<Vec<SiteInfo>, StoreError> {
+        self.ready().await?;
         let mut cursor = self
             .db
             .collection::<Document>(SITES)
@@ -304,6 +349,7 @@ impl MongoStore {
 
     /// Upserts `sites` into the registry, one statement each.
     pub async fn register_sites(&self, sites: &[SiteInfo]) -> Result<(), StoreError> {
+        self.ready().await?;
         let coll = self.db.collection::<Document>(SITES);
         for s in sites {
             coll.update_one(

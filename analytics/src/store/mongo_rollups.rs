@@ -290,6 +290,7 @@ impl MongoStore {
     }
 
     pub async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
+        self.ready().await?;
         self.state()
             .update_one(
                 doc! { "_id": CONSUMER, "owner": owner },
@@ -392,7 +393,7 @@ impl MongoStore {
         let mut renewed = Instant::now();
         for (name, changes) in &delta.changes {
             let coll = gen_name(name, generation);
-            let done = if !self.guarded && resumed {
+            let done = if !self.guarded() && resumed {
                 self.applied_keys(&coll, chunk).await?
             } else {
                 HashSet::new()
@@ -401,7 +402,7 @@ impl MongoStore {
                 .iter()
                 .filter(|(key, _)| !done.contains(key.as_str()))
                 .map(|(key, change)| {
-                    let q = if self.guarded {
+                    let q = if self.guarded() {
                         doc! { "_id": key, "applied": { "$lt": chunk } }
                     } else {
                         doc! { "_id": key }
@@ -552,6 +553,7 @@ impl MongoStore {
     }
 
     pub async fn rollup_step(&self, cfg: &ConsumerConfig) -> Result<Step, StoreError> {
+        self.ready().await?;
         let now = now_ms();
         let Some(st) = self.take_lease(cfg, now).await? else {
             return Ok(Step::NotOwner);
@@ -680,7 +682,7 @@ impl MongoStore {
     /// larger chunk merge into fewer upserts. MongoDB reads through the index.
     fn read_limit(&self, cfg: &ConsumerConfig) -> usize {
         let chunk = cfg.chunk_events.max(1);
-        if self.guarded {
+        if self.guarded() {
             chunk
         } else {
             chunk * 10
@@ -766,6 +768,7 @@ impl MongoStore {
     }
 
     pub async fn rollup_status(&self) -> Result<RollupStatus, StoreError> {
+        self.ready().await?;
         let Some(st) = self.read_state().await? else {
             return Ok(RollupStatus::default());
         };
@@ -803,6 +806,7 @@ impl MongoStore {
         since: Day,
         until: Day,
     ) -> Result<Vec<RollupDoc>, StoreError> {
+        self.ready().await?;
         let Some(st) = self.read_state().await? else {
             return Ok(Vec::new());
         };
@@ -830,6 +834,7 @@ impl MongoStore {
         cfg: &ConsumerConfig,
         mut progress: impl FnMut(u64),
     ) -> Result<u64, StoreError> {
+        self.ready().await?;
         let st = self.ensure_state("", 0).await?;
         let rb = self.read_rebuild().await?;
         let generation = [
