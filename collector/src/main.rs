@@ -128,7 +128,15 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the store ({store_config})"))?;
     let store = std::sync::Arc::new(store);
-    if let Err(e) = register_sites(&store, &config).await {
+    // Registered before serving when the store answers (the consumer reads the time zones),
+    // retried in the background when it does not within a few seconds.
+    let first = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        register_sites(&store, &config),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within 3 s")));
+    if let Err(e) = first {
         tracing::warn!(error = %format!("{e:#}"), "the store does not answer yet; serving anyway and retrying");
         let (store, config) = (store.clone(), config.clone());
         tokio::spawn(async move {
