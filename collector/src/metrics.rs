@@ -193,10 +193,15 @@ impl Metrics {
 
     /// The text exposition, with the store's and the process's figures read now.
     pub async fn render(&self, store: &Store) -> String {
-        let up = store.ping().await.is_ok();
+        // Bounded, like /api/health: a database that is down would hold a scrape for the
+        // driver's whole server selection timeout.
+        let limit = Duration::from_secs(2);
+        let up = matches!(tokio::time::timeout(limit, store.ping()).await, Ok(Ok(())));
         self.store_up.set(i64::from(up));
-        if let Ok(s) = store.rollup_status().await {
-            self.rollup_lag.set(s.lag_seconds);
+        if up {
+            if let Ok(Ok(s)) = tokio::time::timeout(limit, store.rollup_status()).await {
+                self.rollup_lag.set(s.lag_seconds);
+            }
         }
         self.read_process();
         let mut out = String::new();

@@ -24,11 +24,7 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 #[tokio::test]
 async fn counters_agree_with_the_store_and_metrics_stay_off_the_public_port() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let metrics_addr = format!("127.0.0.1:{port}");
     let env = start(&[
         ("MAIDIAN_METRICS_LISTEN", metrics_addr.as_str()),

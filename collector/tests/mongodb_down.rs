@@ -17,30 +17,23 @@ use serde_json::json;
 
 #[tokio::test]
 async fn starts_while_mongodb_is_down_and_stores_once_it_is_up() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
+    let uri = format!("mongodb://127.0.0.1:{port}/");
+    let metrics_port = common::free_port();
+    let metrics_listen = format!("127.0.0.1:{metrics_port}");
     let env: HashMap<String, String> = [
-        (
-            "MAIDIAN_MONGODB_URI",
-            format!("mongodb://127.0.0.1:{port}/"),
-        ),
-        ("MAIDIAN_DATABASE", "late".to_string()),
-        ("MAIDIAN_MONGODB_TIMEOUT", "1".to_string()),
-        ("MAIDIAN_API_KEY", "wk".to_string()),
-        ("MAIDIAN_READ_KEY", "rk".to_string()),
-        ("MAIDIAN_WRITER_INSERT_TIMEOUT_MS", "1000".to_string()),
-        ("MAIDIAN_ROLLUP_SAFETY_LAG_MS", "1500".to_string()),
-        ("MAIDIAN_ROLLUP_POLL_MS", "50".to_string()),
+        ("MAIDIAN_MONGODB_URI", uri.as_str()),
+        ("MAIDIAN_DATABASE", "late"),
+        ("MAIDIAN_MONGODB_TIMEOUT", "1"),
+        ("MAIDIAN_API_KEY", "wk"),
+        ("MAIDIAN_READ_KEY", "rk"),
+        ("MAIDIAN_METRICS_LISTEN", metrics_listen.as_str()),
     ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
+    .iter()
+    .chain(common::QUICK_ROLLUPS)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let collector = Collector::start(Path::new(env!("CARGO_BIN_EXE_maidian-collector")), &env)
-        .await
-        .unwrap();
+    let collector = Collector::start(common::binary(), &env).await.unwrap();
     let addr = collector.addr;
     let health = http::send(addr, &Request::new("GET", "/api/health"))
         .await
@@ -62,6 +55,18 @@ async fn starts_while_mongodb_is_down_and_stores_once_it_is_up() {
     let id = uuid::Uuid::new_v4().to_string();
     let res = http::send(addr, &batch(&id)).await.unwrap();
     assert_eq!(res.status, 503, "{}", res.text());
+    let metrics_addr: std::net::SocketAddr = metrics_listen.parse().unwrap();
+    let store_up = || async {
+        let text = http::send(metrics_addr, &Request::new("GET", "/metrics"))
+            .await
+            .unwrap()
+            .text();
+        text.lines()
+            .find_map(|l| l.strip_prefix("maidian_store_up "))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no maidian_store_up in {text}"))
+    };
+    assert_eq!(store_up().await, "0");
 
     // The database comes up on the port the collector was given.
     let dir = tempfile::tempdir().unwrap();
@@ -88,6 +93,7 @@ async fn starts_while_mongodb_is_down_and_stores_once_it_is_up() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(healthy, "health never recovered");
+    assert_eq!(store_up().await, "1");
     // The client's retry of the refused batch is stored, and rolled up.
     let res = http::send(addr, &batch(&id)).await.unwrap();
     assert_eq!(res.status, 200, "{}", res.text());
