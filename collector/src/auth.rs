@@ -17,8 +17,8 @@ fn header(headers: &HeaderMap, name: impl warp::http::header::AsHeaderName) -> O
 
 /// The write-key check that needs no body, made before the body is read: `Ok(Some(site))`
 /// for a header or query key (or a collector that takes events without one), `Ok(None)` when
-/// neither was sent and a key is needed (it must then be in the body: [`body_site`]), an
-/// error for a key of no site.
+/// neither was sent and a key is needed (it must then be in the body: [`Sites::writer`] with
+/// the body's `api_key`), an error for a key of no site.
 pub fn write_site_early(
     sites: &Sites,
     headers: &HeaderMap,
@@ -29,11 +29,6 @@ pub fn write_site_early(
         None if sites.keyless() => sites.writer(None).map(Some),
         None => Ok(None),
     }
-}
-
-/// The site of a request that sent no header or query key: by the body's `api_key`.
-pub fn body_site(sites: &Sites, body_key: Option<&str>) -> Result<usize, ApiError> {
-    sites.writer(body_key)
 }
 
 /// Refuses a browser request from an origin the site does not list.

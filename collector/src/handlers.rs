@@ -77,13 +77,21 @@ pub struct IngestQuery {
     pub api_key: Option<String>,
 }
 
+/// What every read request names: the site, the period, bots in or out.
 #[derive(Debug, Default, Deserialize)]
-pub struct DaysQuery {
+pub struct ReadQuery {
     /// The site to read (the admin key must name one when there are several).
     pub site: Option<String>,
     pub days: Option<String>,
     /// `true` counts events flagged as bots' too.
     pub include_bots: Option<String>,
+}
+
+/// Query of `/api/stats/*` and the CSV export.
+#[derive(Debug, Default, Deserialize)]
+pub struct DaysQuery {
+    #[serde(flatten)]
+    pub read: ReadQuery,
     /// CSV export: `1` writes text cells exactly as stored (see `export::Cells`).
     pub raw: Option<String>,
 }
@@ -91,11 +99,8 @@ pub struct DaysQuery {
 /// Query of `/api/analytics/*`: the period, plus what one figure needs.
 #[derive(Debug, Default, Deserialize)]
 pub struct AnalyticsQuery {
-    /// The site to read (the admin key must name one when there are several).
-    pub site: Option<String>,
-    pub days: Option<String>,
-    /// `true` counts events flagged as bots' too.
-    pub include_bots: Option<String>,
+    #[serde(flatten)]
+    pub read: ReadQuery,
     /// Funnel steps: `page_view,click@/pricing,purchase`.
     pub steps: Option<String>,
     /// Funnel conversion window: seconds, or `30m`, `2h`, `1d`.
@@ -135,7 +140,9 @@ async fn open_ingest(
     drop(req.reserved);
     let index = match req.site {
         Some(i) => i,
-        None => auth::body_site(&app.sites, obj.get("api_key").and_then(Value::as_str))?,
+        None => app
+            .sites
+            .writer(obj.get("api_key").and_then(Value::as_str))?,
     };
     let site = app.sites.get(index).ok_or(ApiError::Unavailable)?;
     auth::check_origin(site, &req.headers)?;
@@ -169,15 +176,13 @@ fn context<'a>(
     })
 }
 
+/// How long `/api/health` and a metrics scrape wait for the store's ping: a MongoDB that is
+/// down would hold it for the driver's whole server selection timeout.
+pub const PING_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// GET /api/health
 pub async fn health(app: Arc<App>) -> Result<Response, std::convert::Infallible> {
-    // Bounded: a MongoDB that is down would hold the ping for the driver's whole server
-    // selection timeout.
-    let limit = std::time::Duration::from_secs(2);
-    let ping = match tokio::time::timeout(limit, app.store.ping()).await {
-        Ok(r) => r,
-        Err(_) => Err(maidian_analytics::store::StoreError::Timeout(limit)),
-    };
+    let ping = maidian_analytics::store::within(PING_LIMIT, app.store.ping()).await;
     let (status, database, why) = match ping {
         Ok(()) => (StatusCode::OK, "ok".to_string(), None),
         Err(e) => {
@@ -392,14 +397,7 @@ fn reading<'a>(
     })
 }
 
-impl DaysQuery {
-    fn reading<'a>(&self, app: &'a App, headers: &HeaderMap) -> Result<Reading<'a>, ApiError> {
-        let (site, days) = (self.site.as_deref(), self.days.as_deref());
-        reading(app, headers, site, days, self.include_bots.as_deref())
-    }
-}
-
-impl AnalyticsQuery {
+impl ReadQuery {
     fn reading<'a>(&self, app: &'a App, headers: &HeaderMap) -> Result<Reading<'a>, ApiError> {
         let (site, days) = (self.site.as_deref(), self.days.as_deref());
         reading(app, headers, site, days, self.include_bots.as_deref())
@@ -436,7 +434,7 @@ pub async fn stats_events(
 ) -> Result<Response, std::convert::Infallible> {
     Ok(respond(
         async {
-            let r = q.reading(&app, &headers)?;
+            let r = q.read.reading(&app, &headers)?;
             let p = r.period;
             let groups = app
                 .store
@@ -462,7 +460,7 @@ pub async fn stats_pages(
 ) -> Result<Response, std::convert::Infallible> {
     Ok(respond(
         async {
-            let r = q.reading(&app, &headers)?;
+            let r = q.read.reading(&app, &headers)?;
             let p = r.period;
             let groups = app
                 .store
@@ -530,7 +528,7 @@ async fn analytics_inner(
     q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
     use maidian_analytics::engine::{funnel, realtime, retention, summary};
-    let r = q.reading(app, headers)?;
+    let r = q.read.reading(app, headers)?;
     let (p, scope) = (r.period, &r.scope);
     let store = &app.store;
     let body = match figure {
@@ -598,7 +596,8 @@ fn export_csv_inner(
 ) -> Result<Response, ApiError> {
     use maidian_analytics::export;
     let (p, site) = {
-        let r = reading(&app, headers, q.site.as_deref(), q.days.as_deref(), None)?;
+        let (site, days) = (q.read.site.as_deref(), q.read.days.as_deref());
+        let r = reading(&app, headers, site, days, None)?;
         (r.period, r.site.id.clone())
     };
     let cells = match flag("raw", q.raw.as_deref())? {
@@ -638,7 +637,6 @@ fn export_csv_inner(
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-
     let reply = warp::reply::stream(body);
     let reply = warp::reply::with_header(reply, "content-type", "text/csv; charset=utf-8");
     Ok(warp::reply::with_header(reply, "content-disposition", name).into_response())
@@ -659,7 +657,7 @@ async fn report_inner(
     q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
     use maidian_analytics::report;
-    let r = q.reading(app, headers)?;
+    let r = q.read.reading(app, headers)?;
     let f = funnel_of(q, report::DEFAULT_FUNNEL)?;
     let html = report::build(&app.store, r.period, Some(&f), &r.scope)
         .await

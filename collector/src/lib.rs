@@ -53,6 +53,10 @@ pub async fn serve(
 ) {
     let metrics = Arc::new(metrics::Metrics::new());
     let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer, metrics.clone());
+    let app = Arc::new(App::new(config, store.clone(), writer, metrics.clone()));
+    // Before the consumer starts: it counts days in the registered time zones.
+    sites::register(&app.sites, &store).await;
+    let config = &app.config;
     let metrics_task = match config.metrics.listen {
         None => None,
         Some(addr) => match metrics::bind(addr).await {
@@ -91,7 +95,7 @@ pub async fn serve(
         max_connections: config.limits.max_connections,
         drain_timeout: Duration::from_millis(config.limits.drain_timeout_ms),
     };
-    let app = Arc::new(App::new(config, store, writer, metrics));
+    // The server's filters hold the only `App`, and with it every `Writer`.
     server::run(listener, routes::routes(app), limits, shutdown).await;
     if let Some(t) = metrics_task {
         t.abort();

@@ -66,33 +66,6 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; draining");
 }
 
-/// Writes the configured sites into the store's registry (where the rollup consumer and the
-/// CLI find their time zones), warning when a site's time zone changed: its past days follow
-/// the new zone only after `maidian rollups rebuild`.
-async fn register_sites(
-    store: &Store,
-    config: &maidian_collector::config::Config,
-) -> anyhow::Result<()> {
-    let sites = maidian_collector::sites::Sites::from_config(config);
-    let infos: Vec<_> = sites.all().iter().map(|s| s.info()).collect();
-    let before = store
-        .register_sites(&infos)
-        .await
-        .context("cannot write the sites registry")?;
-    for s in &infos {
-        if let Some(old) = before
-            .iter()
-            .find(|o| o.id == s.id && o.timezone != s.timezone)
-        {
-            tracing::warn!(
-                site = %s.id, from = %old.timezone, to = %s.timezone,
-                "time zone changed: new events count in the new zone; run `maidian rollups rebuild` so past days do too"
-            );
-        }
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {
@@ -128,27 +101,6 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the store ({store_config})"))?;
     let store = std::sync::Arc::new(store);
-    // Registered before serving when the store answers (the consumer reads the time zones),
-    // retried in the background when it does not within a few seconds.
-    let first = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        register_sites(&store, &config),
-    )
-    .await
-    .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within 3 s")));
-    if let Err(e) = first {
-        tracing::warn!(error = %format!("{e:#}"), "the store does not answer yet; serving anyway and retrying");
-        let (store, config) = (store.clone(), config.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                if register_sites(&store, &config).await.is_ok() {
-                    tracing::info!("the store answers: sites registered");
-                    break;
-                }
-            }
-        });
-    }
     let listener = tokio::net::TcpListener::bind(config.tracking_api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.tracking_api.listen))?;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use maidian_analytics::store::Store;
+use maidian_analytics::store::{within, Store};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -193,13 +193,12 @@ impl Metrics {
 
     /// The text exposition, with the store's and the process's figures read now.
     pub async fn render(&self, store: &Store) -> String {
-        // Bounded, like /api/health: a database that is down would hold a scrape for the
-        // driver's whole server selection timeout.
-        let limit = Duration::from_secs(2);
-        let up = matches!(tokio::time::timeout(limit, store.ping()).await, Ok(Ok(())));
+        // Bounded like /api/health's.
+        let limit = crate::handlers::PING_LIMIT;
+        let up = within(limit, store.ping()).await.is_ok();
         self.store_up.set(i64::from(up));
         if up {
-            if let Ok(Ok(s)) = tokio::time::timeout(limit, store.rollup_status()).await {
+            if let Ok(s) = within(limit, store.rollup_status()).await {
                 self.rollup_lag.set(s.lag_seconds);
             }
         }

@@ -3,7 +3,11 @@
 //! write key picks the site an event is stored under, a read key the one site it reads, the
 //! admin key any site (`?site=ID`).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use maidian_analytics::site::{SiteInfo, Zone, DEFAULT_SITE};
+use maidian_analytics::store::{within, Store, StoreError};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -215,6 +219,45 @@ impl Sites {
         all.dedup();
         all
     }
+}
+
+/// Writes `sites` into the store's registry, where the rollup consumer and the CLI find their
+/// time zones. Waits a few seconds for the store; one that does not answer yet (MongoDB may
+/// come up after the collector) is tried again in the background until it does.
+pub async fn register(sites: &Sites, store: &Arc<Store>) {
+    let infos: Vec<SiteInfo> = sites.all().iter().map(Site::info).collect();
+    let Err(e) = within(Duration::from_secs(3), register_once(store, &infos)).await else {
+        return;
+    };
+    tracing::warn!(error = %e, "the store does not answer yet; serving anyway and retrying");
+    let store = store.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if register_once(&store, &infos).await.is_ok() {
+                tracing::info!("the store answers: sites registered");
+                break;
+            }
+        }
+    });
+}
+
+/// One registration, warning when a site's time zone changed: its past days follow the new
+/// zone only after `maidian rollups rebuild`.
+async fn register_once(store: &Store, infos: &[SiteInfo]) -> Result<(), StoreError> {
+    let before = store.register_sites(infos).await?;
+    for s in infos {
+        if let Some(old) = before
+            .iter()
+            .find(|o| o.id == s.id && o.timezone != s.timezone)
+        {
+            tracing::warn!(
+                site = %s.id, from = %old.timezone, to = %s.timezone,
+                "time zone changed: new events count in the new zone; run `maidian rollups rebuild` so past days do too"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -155,10 +155,7 @@ async fn write_group(store: &Store, timeout: Duration, jobs: Vec<Job>, metrics: 
     // Dropping the insert at the deadline abandons it; the consumer's safety lag, longer than
     // this timeout, covers a write that still lands.
     let started = std::time::Instant::now();
-    let result = match tokio::time::timeout(timeout, store.insert(&events)).await {
-        Ok(r) => r,
-        Err(_) => Err(maidian_analytics::store::StoreError::Timeout(timeout)),
-    };
+    let result = maidian_analytics::store::within(timeout, store.insert(&events)).await;
     metrics.store_write.observe(started.elapsed().as_secs_f64());
     match &result {
         Ok(r) => tracing::debug!(

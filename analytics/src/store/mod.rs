@@ -24,7 +24,7 @@ use crate::consumer::{ConsumerConfig, RollupStatus, Step};
 use crate::engine::Scope;
 use crate::event::{Day, Event};
 use crate::rollup::{Field, Value};
-use crate::site::{SiteInfo, Zones};
+use crate::site::SiteInfo;
 use crate::stats::KeyVisitorCount;
 use crate::stats::Period;
 
@@ -120,6 +120,16 @@ pub enum StoreError {
     LeaseLost,
     #[error("{0}")]
     Busy(String),
+}
+
+/// `work`, or [`StoreError::Timeout`] when it takes longer than `limit` (it is then dropped).
+pub async fn within<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or(Err(StoreError::Timeout(limit)))
 }
 
 /// What happened to each event of one `insert` call.
@@ -253,11 +263,6 @@ impl Store {
             }
         }
         Ok(before)
-    }
-
-    /// The time zones of the registered sites.
-    pub async fn zones(&self) -> Result<Zones, StoreError> {
-        Ok(Zones::of(&self.sites().await?))
     }
 
     /// Every stored event of days `since..=until`, oldest first. For tests and tools; analytics

@@ -102,13 +102,13 @@ impl MongoStore {
             .unwrap_or(true)
     }
 
-    /// Forces rollup upserts to carry (`true`) or drop (`false`) their `applied` guard, whatever
-    /// the server: lets tests on FerretDB exercise the path MongoDB takes.
     /// The database's name.
     pub fn database_name(&self) -> String {
         self.db.name().to_string()
     }
 
+    /// Forces rollup upserts to carry (`true`) or drop (`false`) their `applied` guard, whatever
+    /// the server: lets tests on FerretDB exercise the path MongoDB takes.
     pub fn set_guarded_updates(&mut self, guarded: bool) {
         self.forced_guard = Some(guarded);
     }

@@ -990,9 +990,7 @@ const SCHEMA_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 async fn bounded<T>(
     work: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    tokio::time::timeout(SCHEMA_CHANGE_TIMEOUT, work)
-        .await
-        .unwrap_or(Err(StoreError::Timeout(SCHEMA_CHANGE_TIMEOUT)))
+    super::within(SCHEMA_CHANGE_TIMEOUT, work).await
 }
 
 fn is_duplicate(e: &mongodb::error::Error) -> bool {
