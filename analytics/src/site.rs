@@ -176,7 +176,7 @@ pub fn pick(registry: &[SiteInfo], asked: Option<&str>) -> Result<SiteInfo, Stri
 }
 
 /// A site with how many events it holds, as `/api/sites` and `maidian sites` list it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteCount {
     pub id: String,
     pub name: String,

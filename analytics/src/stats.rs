@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::Day;
 use crate::site::Zone;
@@ -22,7 +22,7 @@ pub type TypeVisitorCount = KeyVisitorCount;
 pub type PageVisitorCount = KeyVisitorCount;
 
 /// Events of one type in the period.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventTypeStat {
     pub event_type: String,
     pub count: u64,
@@ -30,7 +30,7 @@ pub struct EventTypeStat {
 }
 
 /// Page views of one page in the period.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PageStat {
     pub page_url: String,
     pub views: u64,
@@ -39,7 +39,7 @@ pub struct PageStat {
 
 /// The period "last N days": from `since` through `until`, whole days of a site's time zone;
 /// `start_ms..end_ms` are the instants they span.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Period {
     pub days: u32,
     pub since: Day,

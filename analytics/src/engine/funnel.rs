@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{median, percent};
 use crate::event::Event;
@@ -141,7 +141,7 @@ impl Funnel {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
     pub step: String,
     pub users: u64,
@@ -155,7 +155,7 @@ pub struct StepResult {
     pub median_time_to_convert: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunnelResult {
     pub period: Period,
     pub window_seconds: i64,

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::Scope;
 use crate::store::{Store, StoreError};
@@ -11,7 +11,7 @@ use crate::store::{Store, StoreError};
 pub const ONLINE_WINDOW_MS: i64 = 5 * 60_000;
 pub const MINUTES: usize = 30;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Realtime {
     pub recent_events_1h: u64,
     /// Distinct visitors active in the last 5 minutes.

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::percent;
 use crate::event::Day;
@@ -11,7 +11,7 @@ use crate::rollup::{self, Field};
 use crate::stats::Period;
 use crate::store::{RollupDoc, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetentionDay {
     pub day: u32,
     /// Percent of the users of every cohort old enough to have a day N.
@@ -20,7 +20,7 @@ pub struct RetentionDay {
     pub cohort_users: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cohort {
     pub cohort: Day,
     pub users: u64,
@@ -28,7 +28,7 @@ pub struct Cohort {
     pub retained: Vec<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retention {
     pub period: Period,
     pub retention_data: Vec<RetentionDay>,

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{percent, seconds, Scope};
 use crate::event::PAGE_VIEW;
@@ -15,7 +15,7 @@ use crate::rollup::{self, Field};
 use crate::stats::Period;
 use crate::store::{RollupDoc, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Overview {
     pub total_events: u64,
     pub active_users: u64,
@@ -27,7 +27,7 @@ pub struct Overview {
     pub bounce_rate: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DayRow {
     pub day: String,
     pub events: u64,
@@ -36,7 +36,7 @@ pub struct DayRow {
     pub sessions: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PageRow {
     pub page_url: String,
     pub views: u64,
@@ -45,13 +45,13 @@ pub struct PageRow {
     pub avg_time_on_page: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NameCount {
     pub name: String,
     pub count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub period: Period,
     pub overview: Overview,
@@ -71,14 +71,14 @@ pub struct Summary {
     pub campaigns: Vec<CampaignRow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelRow {
     pub channel: String,
     pub visitors: u64,
     pub sessions: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignRow {
     pub source: String,
     pub medium: String,
@@ -87,7 +87,7 @@ pub struct CampaignRow {
     pub sessions: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReasonCount {
     pub reason: String,
     pub events: u64,

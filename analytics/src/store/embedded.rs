@@ -45,8 +45,10 @@ impl EmbeddedStore {
             std::fs::create_dir_all(&data_dir)
                 .map_err(|e| err(format!("cannot create {}: {e}", data_dir.display())))?;
             let path = data_dir.join(FILE);
-            let db = Database::create(&path)
-                .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
+            let db = Database::create(&path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.clone()),
+                e => err(format!("cannot open {}: {e}", path.display())),
+            })?;
             // Create the tables up front so that readers never meet a missing table.
             let tx = db.begin_write().map_err(err)?;
             tx.open_table(EVENTS).map_err(err)?;

@@ -120,6 +120,9 @@ pub enum StoreError {
     LeaseLost,
     #[error("{0}")]
     Busy(String),
+    /// The embedded file is open in another process (a running collector): it admits one.
+    #[error("{} is in use by another process (a running collector?)", .0.display())]
+    Locked(PathBuf),
 }
 
 /// `work`, or [`StoreError::Timeout`] when it takes longer than `limit` (it is then dropped).

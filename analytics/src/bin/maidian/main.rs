@@ -1,22 +1,29 @@
 //! `maidian`: the analyst's command line. Reads the store directly (MongoDB when a URI is
-//! given, else the embedded store's data directory) and prints human tables or `--json` (the
-//! same documents as the HTTP endpoints).
+//! given, else the embedded store's data directory), or asks a running collector over HTTP
+//! (`--url`, or by itself when the embedded store is locked by one), and prints human tables
+//! or `--json` (the same documents as the HTTP endpoints). Errors are one line.
 //!
-//! Layout: this file parses commands and runs them; `table` prints tables and progress.
+//! Layout: this file parses commands and runs them; `remote` asks a collector; `table` prints
+//! tables and progress.
 
+mod remote;
 mod simulate;
 mod table;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use maidian_analytics::consumer::{self, ConsumerConfig, RollupStatus};
 use maidian_analytics::engine::{funnel, realtime, retention, summary, Scope};
 use maidian_analytics::rollup::Field;
 use maidian_analytics::site::{self, Zone};
 use maidian_analytics::stats::{self, Period};
-use maidian_analytics::store::{MongoConfig, Store, StoreConfig};
+use maidian_analytics::store::{MongoConfig, Store, StoreConfig, StoreError};
+use remote::Remote;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -28,6 +35,8 @@ use serde::Serialize;
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// Count events flagged as bots' too (every figure leaves them out by default).
     #[arg(long, global = true)]
     include_bots: bool,
@@ -68,6 +77,25 @@ struct StoreArgs {
         global = true
     )]
     safety_lag_ms: u64,
+}
+
+#[derive(Args)]
+struct RemoteArgs {
+    /// Ask the collector at this URL (`http://host:port`) instead of reading the store.
+    #[arg(long, env = "MAIDIAN_URL", global = true)]
+    url: Option<String>,
+    /// The read key (or admin key) to ask the collector with.
+    #[arg(long, env = "MAIDIAN_READ_KEY", global = true, hide_env_values = true)]
+    read_key: Option<String>,
+    /// The collector's config file: when the embedded store is locked by a running collector,
+    /// the CLI asks that collector at the address (and with the read key) this file gives.
+    #[arg(
+        long,
+        env = "MAIDIAN_CONFIG",
+        default_value = "maidian.toml",
+        global = true
+    )]
+    config: PathBuf,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -248,8 +276,55 @@ impl StoreArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever RUST_BACKTRACE says: the cause chain, never a stack trace.
+            let line = format!("{e:#}").replace(['\n', '\r'], " ");
+            eprintln!("maidian: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where a command reads: the store itself, or a running collector.
+enum Source {
+    Store(Store),
+    Remote(Remote),
+}
+
+async fn open_source(cli: &Cli) -> anyhow::Result<Source> {
+    let key = cli.remote.read_key.clone();
+    if let Some(url) = cli.remote.url.as_deref().filter(|u| !u.is_empty()) {
+        return Ok(Source::Remote(Remote::new(url, key).await?));
+    }
+    match Store::open(&cli.store.config()).await {
+        Ok(store) => Ok(Source::Store(store)),
+        Err(StoreError::Locked(path)) if matches!(cli.command, Command::Rollups { .. }) => bail!(
+            "{} is in use by a running collector; `maidian rollups` works on the store itself: stop the collector first (its /api/health tells where rollups stand)",
+            path.display()
+        ),
+        Err(StoreError::Locked(path)) => {
+            let config = &cli.remote.config;
+            let Some((url, key)) = remote::from_config(config, key)? else {
+                bail!(
+                    "{} is in use by a running collector; ask it with --url http://HOST:PORT --read-key KEY",
+                    path.display()
+                );
+            };
+            eprintln!(
+                "maidian: {} is in use by a running collector; asking it at {url} (from {})",
+                path.display(),
+                config.display()
+            );
+            Ok(Source::Remote(Remote::new(&url, Some(key)).await?))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     // The simulator talks to a collector, not to the store.
     if let Command::Simulate {
         url,
@@ -277,7 +352,13 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let store = Store::open(&cli.store.config()).await?;
+    let store = match open_source(&cli).await? {
+        Source::Store(store) => store,
+        Source::Remote(r) => {
+            let r = r.scoped(cli.site.as_deref(), cli.include_bots);
+            return remote_command(cli.command, &r).await;
+        }
+    };
     let consumer = cli.store.consumer();
     // The embedded file admits one process, so no collector is rolling it up now: catch up
     // first, so that every figure covers every stored event.
@@ -314,10 +395,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Sources { period, top } => {
             let s = summary::summary(&store, period.period(&zone), top, scope).await?;
-            let doc = serde_json::json!({
-                "period": s.period, "channels": s.channels, "campaigns": s.campaigns,
-            });
-            output(period.json, &sited(&doc, site_id)?, || print_sources(&s))
+            let doc = sources_doc(&s, site_id);
+            output(period.json, &doc, || print_sources(&s))
         }
         Command::Retention { period } => {
             let r = retention::retention(&store, period.period(&zone), scope).await?;
@@ -326,12 +405,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Realtime { json } => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
             let r = realtime::realtime(&store, now, scope).await?;
-            output(json, &sited(&r, site_id)?, || {
-                println!("events in the last hour  {}", r.recent_events_1h);
-                println!("users online (5 min)     {}", r.online_users);
-                println!("events per minute (30 min, oldest first)");
-                println!("{:?}", r.events_per_minute);
-            })
+            output(json, &sited(&r, site_id)?, || print_realtime(&r))
         }
         Command::Report {
             days,
@@ -373,6 +447,125 @@ async fn main() -> anyhow::Result<()> {
             output(json, &s, || print_rollup_status(&s))
         }
     }
+}
+
+/// A reading command answered by a running collector: the same documents from the HTTP
+/// endpoint that serves them, printed the same way.
+async fn remote_command(command: Command, r: &Remote) -> anyhow::Result<()> {
+    let days = |d: u32| ("days", d.to_string());
+    match command {
+        Command::Simulate { .. } => Ok(()),
+        Command::Rollups { .. } => bail!(
+            "`maidian rollups` works on the store itself, not through --url: give --mongodb-uri, or stop the collector of the embedded store"
+        ),
+        Command::Sites { json } => {
+            let v = r.get_json("/api/sites", &[]).await?;
+            let rows: Vec<site::SiteCount> = serde_json::from_value(v["sites"].clone())?;
+            output(json, &rows, || print_sites(&rows))
+        }
+        Command::Stats { what } => {
+            let (StatsKind::Events(args) | StatsKind::Pages(args)) = what;
+            let path = match what {
+                StatsKind::Events(_) => "/api/stats/events",
+                StatsKind::Pages(_) => "/api/stats/pages",
+            };
+            let v = r.get_json(path, &[days(args.days)]).await?;
+            print_stats(what, &v)
+        }
+        Command::Summary { period, top } => {
+            let q = [days(period.days), ("top", top.to_string())];
+            let v = r.get_json("/api/analytics/summary", &q).await?;
+            shown(period.json, v, print_summary)
+        }
+        Command::Sources { period, top } => {
+            let q = [days(period.days), ("top", top.to_string())];
+            let v = r.get_json("/api/analytics/summary", &q).await?;
+            let site = v["site"].as_str().unwrap_or_default().to_string();
+            let s: summary::Summary = serde_json::from_value(v)?;
+            output(period.json, &sources_doc(&s, &site), || print_sources(&s))
+        }
+        Command::Funnel {
+            steps,
+            window,
+            channel,
+            campaign,
+            period,
+        } => {
+            let mut q = vec![("steps", steps), ("window", window), days(period.days)];
+            q.extend(channel.map(|c| ("channel", c)));
+            q.extend(campaign.map(|c| ("campaign", c)));
+            let v = r.get_json("/api/analytics/funnel", &q).await?;
+            shown(period.json, v, print_funnel)
+        }
+        Command::Retention { period } => {
+            let v = r
+                .get_json("/api/analytics/retention", &[days(period.days)])
+                .await?;
+            shown(period.json, v, print_retention)
+        }
+        Command::Realtime { json } => {
+            let v = r.get_json("/api/analytics/realtime", &[]).await?;
+            shown(json, v, print_realtime)
+        }
+        Command::Report {
+            days: d,
+            steps,
+            window,
+            output,
+        } => {
+            let q = [days(d), ("steps", steps), ("window", window)];
+            std::fs::write(&output, r.get("/api/report", &q).await?)?;
+            println!("wrote {}", output.display());
+            Ok(())
+        }
+        Command::Export {
+            days: d,
+            output,
+            raw,
+        } => {
+            let mut q = vec![days(d)];
+            if raw {
+                q.push(("raw", "1".into()));
+            }
+            let csv = r.get("/api/export/events.csv", &q).await?;
+            match &output {
+                Some(path) => {
+                    std::fs::write(path, &csv)?;
+                    let rows = csv.iter().filter(|b| **b == b'\n').count().saturating_sub(1);
+                    eprintln!("exported {rows} events to {}", path.display());
+                }
+                None => std::io::Write::write_all(&mut std::io::stdout().lock(), &csv)?,
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Prints `value` as JSON, or as the human table of the `T` it holds.
+fn shown<T: DeserializeOwned>(
+    json: bool,
+    value: serde_json::Value,
+    human: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    human(&serde_json::from_value(value)?);
+    Ok(())
+}
+
+fn sources_doc(s: &summary::Summary, site: &str) -> serde_json::Value {
+    serde_json::json!({
+        "site": site, "period": s.period, "channels": s.channels, "campaigns": s.campaigns,
+    })
+}
+
+fn print_realtime(r: &realtime::Realtime) {
+    println!("events in the last hour  {}", r.recent_events_1h);
+    println!("users online (5 min)     {}", r.online_users);
+    println!("events per minute (30 min, oldest first)");
+    println!("{:?}", r.events_per_minute);
 }
 
 fn print_rollup_status(s: &RollupStatus) {
@@ -655,61 +848,53 @@ async fn stats_command(
 ) -> anyhow::Result<()> {
     let (StatsKind::Events(args) | StatsKind::Pages(args)) = what;
     let p = args.period(zone);
-    // (key column, total field, rows field, JSON rows, table rows)
-    let (key, total_name, rows_name, json_rows, rows) = match what {
+    let mut v = serde_json::json!({ "site": scope.site, "period": p });
+    match what {
         StatsKind::Events(_) => {
-            let groups = store.count_by_type_and_visitor(p, scope).await?;
-            let rows = stats::event_type_stats(groups);
-            let table = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.event_type.clone(),
-                        r.count.to_string(),
-                        r.unique_users.to_string(),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            (
-                "event type",
-                "total_events",
-                "events",
-                serde_json::to_value(&rows)?,
-                table,
-            )
+            let rows = stats::event_type_stats(store.count_by_type_and_visitor(p, scope).await?);
+            v["total_events"] = rows.iter().map(|r| r.count).sum::<u64>().into();
+            v["events"] = serde_json::to_value(&rows)?;
         }
         StatsKind::Pages(_) => {
-            let groups = store.count_page_views_by_visitor(p, scope).await?;
-            let rows = stats::page_stats(groups);
-            let table = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.page_url.clone(),
-                        r.views.to_string(),
-                        r.unique_users.to_string(),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            (
-                "page",
-                "total_page_views",
-                "pages",
-                serde_json::to_value(&rows)?,
-                table,
-            )
+            let rows = stats::page_stats(store.count_page_views_by_visitor(p, scope).await?);
+            v["total_page_views"] = rows.iter().map(|r| r.views).sum::<u64>().into();
+            v["pages"] = serde_json::to_value(&rows)?;
         }
-    };
-    let total: u64 = rows.iter().filter_map(|r| r[1].parse::<u64>().ok()).sum();
+    }
+    print_stats(what, &v)
+}
+
+/// Prints a stats document (`/api/stats/events` or `/pages`) as JSON or as a table.
+fn print_stats(what: StatsKind, v: &serde_json::Value) -> anyhow::Result<()> {
+    let (StatsKind::Events(args) | StatsKind::Pages(args)) = what;
     if args.json {
-        let mut v = serde_json::json!({ "site": scope.site, "period": p });
-        v[total_name] = total.into();
-        v[rows_name] = json_rows;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(v)?);
         return Ok(());
     }
+    let (key, total, mut rows) = match what {
+        StatsKind::Events(_) => {
+            let rows: Vec<stats::EventTypeStat> = serde_json::from_value(v["events"].clone())?;
+            let total = rows.iter().map(|r| r.count).sum::<u64>();
+            let rows = rows.into_iter().map(|r| {
+                vec![
+                    r.event_type,
+                    r.count.to_string(),
+                    r.unique_users.to_string(),
+                ]
+            });
+            ("event type", total, rows.collect::<Vec<_>>())
+        }
+        StatsKind::Pages(_) => {
+            let rows: Vec<stats::PageStat> = serde_json::from_value(v["pages"].clone())?;
+            let total = rows.iter().map(|r| r.views).sum::<u64>();
+            let rows = rows
+                .into_iter()
+                .map(|r| vec![r.page_url, r.views.to_string(), r.unique_users.to_string()]);
+            ("page", total, rows.collect())
+        }
+    };
+    let p: Period = serde_json::from_value(v["period"].clone())?;
     println!("{} .. {} ({} days)", p.since, p.until, p.days);
-    let mut rows = rows;
     rows.push(vec!["total".into(), total.to_string(), String::new()]);
     table::print(&[key, "count", "unique users"], &rows);
     Ok(())
