@@ -45,6 +45,17 @@ pub struct ConsumerConfig {
     pub chunk_events: usize,
     /// Pause between steps when there is nothing to do.
     pub idle_poll: Duration,
+    /// Raw-event retention, run between steps by the lease holder; `None` keeps raw events.
+    pub retention: Option<Retention>,
+}
+
+/// `[retention]`: raw events older than `raw_days` are deleted, `chunk` at a time, looked for
+/// every `every` (continuously while a pass finds full chunks). Rollups are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub raw_days: u32,
+    pub every: Duration,
+    pub chunk: usize,
 }
 
 impl ConsumerConfig {
@@ -56,6 +67,7 @@ impl ConsumerConfig {
             safety_lag: Duration::from_secs(5),
             chunk_events: 5_000,
             idle_poll: Duration::from_millis(250),
+            retention: None,
         }
     }
 }
@@ -122,8 +134,15 @@ pub async fn run(store: &Store, cfg: ConsumerConfig, shutdown: impl Future<Outpu
     tokio::pin!(shutdown);
     let mut backoff = cfg.idle_poll;
     let mut owned = false;
+    let mut expire_at = tokio::time::Instant::now();
     loop {
-        let pause = match store.rollup_step(&cfg).await {
+        let step = store.rollup_step(&cfg).await;
+        if let (Ok(Step::Idle), Some(r)) = (&step, cfg.retention) {
+            if tokio::time::Instant::now() >= expire_at {
+                expire_at = expire(store, &cfg, r).await;
+            }
+        }
+        let pause = match step {
             Ok(Step::Consumed(n)) => {
                 if !owned {
                     tracing::info!(owner = %cfg.owner, "rollup consumer lease taken");
@@ -159,6 +178,32 @@ pub async fn run(store: &Store, cfg: ConsumerConfig, shutdown: impl Future<Outpu
     }
     if let Err(e) = store.release_lease(&cfg.owner).await {
         tracing::warn!(error = %e, "could not release the rollup lease");
+    }
+}
+
+/// One bounded pass of retention; returns when to look again.
+async fn expire(store: &Store, cfg: &ConsumerConfig, r: Retention) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    let cutoff = crate::lifecycle::cutoff_ms(r.raw_days, now_ms());
+    match store.expire_raw(cfg, cutoff, r.chunk).await {
+        Ok(n) => {
+            if n > 0 {
+                tracing::info!(
+                    events = n,
+                    before = %crate::lifecycle::rfc3339(cutoff),
+                    "deleted expired raw events"
+                );
+            }
+            if n as usize >= r.chunk {
+                now
+            } else {
+                now + r.every
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "raw-event retention failed; will retry");
+            now + r.every
+        }
     }
 }
 

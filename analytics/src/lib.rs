@@ -23,6 +23,7 @@ pub mod consumer;
 pub mod engine;
 pub mod event;
 pub mod export;
+pub mod lifecycle;
 pub mod report;
 pub mod rollup;
 pub mod simulate;

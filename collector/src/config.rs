@@ -23,6 +23,31 @@ pub struct Config {
     /// `[[sites]]`: the sites tracked besides the seed's single-site keys (site `default`).
     pub sites: Vec<SiteSection>,
     pub metrics: MetricsSection,
+    pub retention: RetentionSection,
+}
+
+/// `[retention]`: how long raw events are kept. Rollups (every dashboard figure) are kept
+/// forever; funnels, exports and rebuilds need raw events, so they cover the kept days only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Raw events older than this many days are deleted; unset: kept forever. Events older
+    /// than this are also refused at ingest, so a resend cannot bring one back.
+    pub raw_days: Option<u32>,
+    /// How often the rollup consumer's lease holder looks for expired events (ms).
+    pub check_ms: u64,
+    /// Most events deleted in one go.
+    pub chunk_events: usize,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            raw_days: None,
+            check_ms: 60_000,
+            chunk_events: 1_000,
+        }
+    }
 }
 
 /// `[metrics]`: Prometheus metrics on a listener of their own.
@@ -359,14 +384,25 @@ impl Default for RollupsSection {
 }
 
 impl RollupsSection {
-    /// The consumer settings, for the process named `owner`.
-    pub fn consumer(&self, owner: String) -> maidian_analytics::consumer::ConsumerConfig {
+    /// The consumer settings, for the process named `owner`, with `retention`.
+    pub fn consumer(
+        &self,
+        owner: String,
+        retention: &RetentionSection,
+    ) -> maidian_analytics::consumer::ConsumerConfig {
         maidian_analytics::consumer::ConsumerConfig {
             owner,
             lease_ttl: Duration::from_millis(self.lease_ttl_ms),
             safety_lag: Duration::from_millis(self.safety_lag_ms),
             chunk_events: self.chunk_events,
             idle_poll: Duration::from_millis(self.poll_ms),
+            retention: retention
+                .raw_days
+                .map(|raw_days| maidian_analytics::consumer::Retention {
+                    raw_days,
+                    every: Duration::from_millis(retention.check_ms),
+                    chunk: retention.chunk_events.max(1),
+                }),
         }
     }
 }
@@ -483,6 +519,13 @@ impl Config {
                 "MAIDIAN_ROLLUP_LEASE_TTL_MS" => self.rollups.lease_ttl_ms = parse(key, &v)?,
                 "MAIDIAN_ROLLUP_CHUNK_EVENTS" => self.rollups.chunk_events = parse(key, &v)?,
                 "MAIDIAN_ROLLUP_POLL_MS" => self.rollups.poll_ms = parse(key, &v)?,
+                "MAIDIAN_RETENTION_RAW_DAYS" => {
+                    self.retention.raw_days = match v.trim() {
+                        "" => None,
+                        v => Some(parse(key, v)?),
+                    }
+                }
+                "MAIDIAN_RETENTION_CHECK_MS" => self.retention.check_ms = parse(key, &v)?,
                 _ => {}
             }
         }
@@ -570,6 +613,12 @@ impl Config {
                     "must be at least writer.insert_timeout_ms + 500 ({} ms): a write may commit until its timeout",
                     self.writer.insert_timeout_ms + 500
                 ),
+            ));
+        }
+        if self.retention.raw_days == Some(0) {
+            return Err(invalid(
+                "retention.raw_days",
+                "must be at least 1 (remove it to keep raw events forever)",
             ));
         }
         if self.rollups.lease_ttl_ms < 1_000 {
@@ -692,6 +741,8 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_ROLLUP_LEASE_TTL_MS",
     "MAIDIAN_ROLLUP_CHUNK_EVENTS",
     "MAIDIAN_ROLLUP_POLL_MS",
+    "MAIDIAN_RETENTION_RAW_DAYS",
+    "MAIDIAN_RETENTION_CHECK_MS",
 ];
 
 #[cfg(test)]

@@ -73,6 +73,9 @@ pub enum ApiError {
     BadParam { name: &'static str, message: String },
     #[error("the event store is unavailable; retry later")]
     Unavailable,
+    /// The store took the request but did not finish it in time (it goes on).
+    #[error("{0}")]
+    Busy(String),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -93,7 +96,7 @@ impl ApiError {
             UnsupportedEncoding(_) | UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) | CorsForbidden => StatusCode::FORBIDDEN,
-            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable | Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             BadGzip(_)
@@ -130,6 +133,7 @@ impl ApiError {
             AllRejected(_) => "no_valid_events",
             BadParam { .. } => "invalid_parameter",
             Unavailable => "store_unavailable",
+            Busy(_) => "busy",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             CorsForbidden => "cors_forbidden",

@@ -94,6 +94,8 @@ pub struct DaysQuery {
     pub read: ReadQuery,
     /// CSV export: `1` writes text cells exactly as stored (see `export::Cells`).
     pub raw: Option<String>,
+    /// CSV export: every event held about this visitor (all days) instead of a period.
+    pub visitor: Option<String>,
 }
 
 /// Query of `/api/analytics/*`: the period, plus what one figure needs.
@@ -576,23 +578,120 @@ async fn analytics_inner(
     })?;
     if let Value::Object(o) = &mut body {
         o.insert("site".into(), Value::String(r.site.id.clone()));
+        if figure == "funnel" {
+            if let Some(since) = raw_gone(store, &p).await? {
+                o.insert("raw_data_since".into(), Value::String(since));
+            }
+        }
     }
     Ok(reply::json(&body).into_response())
 }
 
+/// When raw events of period `p` were deleted by retention: the instant (RFC 3339) raw
+/// events start at, for figures read from raw events to say so.
+async fn raw_gone(store: &Store, p: &Period) -> Result<Option<String>, ApiError> {
+    let since = store.raw_since().await.map_err(store_failed)?;
+    Ok(since
+        .filter(|t| p.start_ms < *t)
+        .map(maidian_analytics::lifecycle::rfc3339))
+}
+
 /// GET /api/export/events.csv?days=N: streamed, one page of events in memory at a time.
+/// With `visitor=ID`: every event held about that visitor (see `lifecycle`), all days.
 pub async fn export_csv(
     app: Arc<App>,
     headers: HeaderMap,
     q: DaysQuery,
 ) -> Result<Response, std::convert::Infallible> {
-    Ok(respond(export_csv_inner(app, &headers, &q)))
+    if let Some(v) = q.visitor.as_deref().filter(|v| !v.trim().is_empty()) {
+        return Ok(respond(export_visitor(&app, &headers, &q, v).await));
+    }
+    let gone = match q.read.reading(&app, &headers) {
+        Ok(r) => raw_gone(&app.store, &r.period).await,
+        Err(e) => Err(e),
+    };
+    Ok(respond(gone.and_then(|gone| {
+        export_csv_inner(app, &headers, &q, gone)
+    })))
+}
+
+async fn export_visitor(
+    app: &App,
+    headers: &HeaderMap,
+    q: &DaysQuery,
+    visitor: &str,
+) -> Result<Response, ApiError> {
+    use maidian_analytics::export;
+    let site = auth::check_read(&app.sites, headers, q.read.site.as_deref())?;
+    let cells = match flag("raw", q.raw.as_deref())? {
+        true => export::Cells::Raw,
+        false => export::Cells::Spreadsheet,
+    };
+    let events = app
+        .store
+        .visitor_events(visitor)
+        .await
+        .map_err(store_failed)?;
+    let mut csv = export::header();
+    for e in events.iter().filter(|e| e.site_id() == site.id) {
+        csv.push_str(&export::row(e, cells));
+    }
+    let name = format!("attachment; filename=\"visitor-{}.csv\"", site.id);
+    let reply = warp::reply::with_header(csv, "content-type", "text/csv; charset=utf-8");
+    Ok(warp::reply::with_header(reply, "content-disposition", name).into_response())
+}
+
+/// POST /api/privacy/forget `{"visitor": ID}` (admin key only): erases everything held
+/// about the visitor; answers what was removed.
+pub async fn forget(
+    app: Arc<App>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, std::convert::Infallible> {
+    Ok(respond(forget_inner(&app, &headers, &body).await))
+}
+
+async fn forget_inner(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+    if !matches!(
+        auth::reader(&app.sites, headers)?,
+        crate::sites::Reader::Admin
+    ) {
+        return Err(ApiError::Forbidden(
+            "erasure needs the admin key ([tracking_api] admin_key)",
+        ));
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string()))?;
+    let visitor = match v.get("visitor") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => s.clone(),
+        _ => {
+            return Err(ApiError::BadParam {
+                name: "visitor",
+                message: "must be a non-empty string (a user id, anonymous id or session id) of at most 256 bytes".into(),
+            })
+        }
+    };
+    let cfg = app.config.rollups.consumer(
+        maidian_analytics::consumer::owner_name("maidian-erasure"),
+        &crate::config::RetentionSection::default(),
+    );
+    let done = app
+        .store
+        .forget(&cfg, &visitor, std::time::Duration::from_secs(30), false)
+        .await
+        .map_err(|e| match e {
+            maidian_analytics::store::StoreError::Busy(m) => ApiError::Busy(m),
+            e => store_failed(e),
+        })?;
+    let mut answer = serde_json::to_value(&done).map_err(store_failed)?;
+    answer["visitor"] = Value::String(visitor);
+    Ok(reply::json(&answer).into_response())
 }
 
 fn export_csv_inner(
     app: Arc<App>,
     headers: &HeaderMap,
     q: &DaysQuery,
+    gone: Option<String>,
 ) -> Result<Response, ApiError> {
     use maidian_analytics::export;
     let (p, site) = {
@@ -639,7 +738,12 @@ fn export_csv_inner(
     });
     let reply = warp::reply::stream(body);
     let reply = warp::reply::with_header(reply, "content-type", "text/csv; charset=utf-8");
-    Ok(warp::reply::with_header(reply, "content-disposition", name).into_response())
+    let mut resp = warp::reply::with_header(reply, "content-disposition", name).into_response();
+    // Raw events before this instant were deleted by retention: the file starts there.
+    if let Some(v) = gone.and_then(|g| warp::http::HeaderValue::from_str(&g).ok()) {
+        resp.headers_mut().insert("x-maidian-raw-data-since", v);
+    }
+    Ok(resp)
 }
 
 /// GET /api/report?days=N&steps=…&window=…: the self-contained HTML report.

@@ -47,10 +47,16 @@ use crate::writer::Writer;
 /// answered request is stored.
 pub async fn serve(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
     store: Arc<Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    // An event older than the retention would be deleted again, after its rollups counted it
+    // a second time: refused at ingest instead.
+    if let Some(days) = config.retention.raw_days {
+        let age = &mut config.limits.max_event_age_days;
+        *age = (*age).min(days);
+    }
     let metrics = Arc::new(metrics::Metrics::new());
     let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer, metrics.clone());
     let app = Arc::new(App::new(config, store.clone(), writer, metrics.clone()));
@@ -79,9 +85,10 @@ pub async fn serve(
     let (stop_consumer, consumer_stopped) = tokio::sync::oneshot::channel::<()>();
     let consumer = {
         let store = store.clone();
-        let cfg = config
-            .rollups
-            .consumer(maidian_analytics::consumer::owner_name("maidian-collector"));
+        let cfg = config.rollups.consumer(
+            maidian_analytics::consumer::owner_name("maidian-collector"),
+            &config.retention,
+        );
         tokio::spawn(async move {
             let stop = async {
                 let _ = consumer_stopped.await;

@@ -251,6 +251,7 @@ pub fn route_of(path: &str) -> &'static str {
         "/api/sites" => "sites",
         "/api/report" => "report",
         "/api/export/events.csv" => "export",
+        "/api/privacy/forget" => "forget",
         p if p.starts_with("/api/stats/") => "stats",
         p if p.starts_with("/api/analytics/") => "analytics",
         p if p.starts_with("/dashboard") => "dashboard",

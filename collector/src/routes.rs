@@ -181,6 +181,17 @@ pub fn export_csv(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = R
         .and_then(handlers::export_csv)
 }
 
+/// POST /api/privacy/forget (admin key)
+pub fn forget(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "privacy" / "forget")
+        .and(warp::post())
+        .and(with_app(app))
+        .and(warp::header::headers_cloned())
+        .and(warp::body::content_length_limit(4096))
+        .and(warp::body::bytes())
+        .and_then(handlers::forget)
+}
+
 /// GET /api/report?days=N
 pub fn report(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "report")
@@ -307,7 +318,9 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(export_csv(app.clone()))
         .unify()
-        .or(report(app))
+        .or(report(app.clone()))
+        .unify()
+        .or(forget(app))
         .unify()
         .or(sdk(api.sdk_dir.clone()))
         .unify()

@@ -160,6 +160,10 @@ pub struct FunnelResult {
     pub period: Period,
     pub window_seconds: i64,
     pub funnel_steps: Vec<StepResult>,
+    /// Raw events before this instant (RFC 3339) were deleted by retention, so the funnel
+    /// (read from raw events) does not see them. Set by the caller that knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_data_since: Option<String>,
 }
 
 /// Per visitor: how deep they got, and when (ms after their start) they reached each step.
@@ -245,6 +249,7 @@ pub fn compute(funnel: &Funnel, p: Period, events: &[Event]) -> FunnelResult {
         period: p,
         window_seconds: funnel.window_ms / 1000,
         funnel_steps,
+        raw_data_since: None,
     }
 }
 

@@ -19,10 +19,11 @@ use crate::site::{SiteInfo, DEFAULT_SITE};
 use crate::stats::{KeyVisitorCount, Period};
 
 pub(super) const EVENTS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("events");
-const IDS: TableDefinition<&str, i64> = TableDefinition::new("event_ids");
+pub(super) const IDS: TableDefinition<&str, i64> = TableDefinition::new("event_ids");
 /// (event_type, timestamp, event_id) → the funnel's fields: the embedded twin of MongoDB's
 /// `(event_type, timestamp)` index, so a funnel reads only its step types.
-const BY_TYPE: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("events_by_type");
+pub(super) const BY_TYPE: TableDefinition<(&str, i64, &str), &[u8]> =
+    TableDefinition::new("events_by_type");
 /// The event log: commit-ordered sequence number → the event's key in [`EVENTS`]. The rollup
 /// consumer reads it from its checkpoint on.
 pub(super) const LOG: TableDefinition<u64, (i64, &str)> = TableDefinition::new("event_log");

@@ -21,25 +21,28 @@ const CONSUMER: &str = "consumer";
 
 /// The checkpoint: the log is rolled up into `generation` up to sequence number `seq`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct State {
-    generation: i64,
-    seq: u64,
+pub(super) struct State {
+    pub(super) generation: i64,
+    pub(super) seq: u64,
     events: u64,
     created_at: i64,
     /// The rollup format the tables hold ([`FORMAT`]; 0 before sites).
     #[serde(default)]
     format: u32,
+    /// Raw events older than this (ms) were deleted by retention (`[retention] raw_days`).
+    #[serde(default)]
+    pub(super) expired_before: i64,
 }
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1: a file with
 /// older rollups has them dropped at open, and the consumer rolls the log up again.
 const FORMAT: u32 = 1;
 
-fn table_name(rollup: &str, generation: i64) -> String {
+pub(super) fn table_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}@{generation}")
 }
 
-fn table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+pub(super) fn table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
     TableDefinition::new(name)
 }
 
@@ -95,7 +98,12 @@ fn read_state(
     }
 }
 
-fn write_state(tx: &WriteTransaction, st: &State) -> Result<(), StoreError> {
+/// The consumer's state, read inside a write transaction.
+pub(super) fn state_of(tx: &WriteTransaction) -> Result<State, StoreError> {
+    read_state(&tx.open_table(STATE).map_err(err)?)
+}
+
+pub(super) fn write_state(tx: &WriteTransaction, st: &State) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(st).map_err(err)?;
     tx.open_table(STATE)
         .map_err(err)?
@@ -105,6 +113,7 @@ fn write_state(tx: &WriteTransaction, st: &State) -> Result<(), StoreError> {
 }
 
 /// Up to `limit` logged events after sequence number `after`, with the last number read.
+/// A logged event that is no longer stored (erased, or expired by retention) is skipped.
 fn read_log(
     tx: &WriteTransaction,
     after: u64,
@@ -117,24 +126,26 @@ fn read_log(
     for row in log.range(after + 1..).map_err(err)?.take(limit) {
         let (seq, key) = row.map_err(err)?;
         let (ts, id) = key.value();
-        let bytes = events
-            .get((ts, id))
-            .map_err(err)?
-            .ok_or_else(|| StoreError::Corrupt(format!("logged event {id} missing")))?;
-        out.push(serde_json::from_slice(bytes.value()).map_err(err)?);
         last = seq.value();
+        if let Some(bytes) = events.get((ts, id)).map_err(err)? {
+            out.push(serde_json::from_slice(bytes.value()).map_err(err)?);
+        }
     }
     Ok((out, last))
 }
 
 /// The time zones of the registered sites.
-fn zones_in(tx: &WriteTransaction) -> Result<Zones, StoreError> {
+pub(super) fn zones_in(tx: &WriteTransaction) -> Result<Zones, StoreError> {
     let t = tx.open_table(SITES).map_err(err)?;
     Ok(Zones::of(&super::embedded::read_sites(&t)?))
 }
 
 /// Applies a delta to the tables of `generation` (inside the caller's transaction).
-fn apply_delta(tx: &WriteTransaction, generation: i64, delta: &Delta) -> Result<(), StoreError> {
+pub(super) fn apply_delta(
+    tx: &WriteTransaction,
+    generation: i64,
+    delta: &Delta,
+) -> Result<(), StoreError> {
     for (name, changes) in &delta.changes {
         let name = table_name(name, generation);
         let mut t = tx.open_table(table(&name)).map_err(err)?;
@@ -201,7 +212,7 @@ impl EmbeddedStore {
             let tx = db.begin_write().map_err(err)?;
             let mut st = read_state(&tx.open_table(STATE).map_err(err)?)?;
             let (events, last) = read_log(&tx, st.seq, limit)?;
-            if events.is_empty() {
+            if last == st.seq {
                 return Ok(Step::Idle);
             }
             apply_delta(
@@ -318,6 +329,11 @@ impl EmbeddedStore {
         let generation = blocking(move || {
             let tx = db.begin_write().map_err(err)?;
             let st = read_state(&tx.open_table(STATE).map_err(err)?)?;
+            if st.expired_before > 0 {
+                return Err(StoreError::Busy(crate::lifecycle::no_rebuild(
+                    st.expired_before,
+                )));
+            }
             let generation = st.generation + 1;
             drop_generation(&tx, generation)?;
             tx.commit().map_err(err)?;
@@ -336,7 +352,7 @@ impl EmbeddedStore {
                 Ok((events.len() as u64, last))
             })
             .await?;
-            if n == 0 {
+            if last == seq {
                 break;
             }
             (seq, total) = (last, total + n);
@@ -348,7 +364,7 @@ impl EmbeddedStore {
             let mut st = read_state(&tx.open_table(STATE).map_err(err)?)?;
             loop {
                 let (events, last) = read_log(&tx, seq, limit)?;
-                if events.is_empty() {
+                if last == seq {
                     break;
                 }
                 apply_delta(&tx, generation, &Delta::in_zones(&events, &zones_in(&tx)?))?;
@@ -408,7 +424,7 @@ fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, StoreError> 
     serde_json::to_vec(&map).map_err(err)
 }
 
-fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, StoreError> {
+pub(super) fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, StoreError> {
     let map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes).map_err(err)?;
     Ok(map

@@ -9,8 +9,10 @@
 //! A store never decides HTTP status codes or reads request JSON.
 
 pub mod embedded;
+mod embedded_lifecycle;
 mod embedded_rollups;
 pub mod mongo;
+mod mongo_lifecycle;
 mod mongo_rollups;
 #[cfg(feature = "bench-sink")]
 pub mod sink;
@@ -23,6 +25,7 @@ use std::collections::HashMap;
 use crate::consumer::{ConsumerConfig, RollupStatus, Step};
 use crate::engine::Scope;
 use crate::event::{Day, Event};
+use crate::lifecycle::Forgotten;
 use crate::rollup::{Field, Value};
 use crate::site::SiteInfo;
 use crate::stats::KeyVisitorCount;
@@ -453,6 +456,63 @@ impl Store {
             }
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// The data lifecycle (see [`crate::lifecycle`]).
+impl Store {
+    /// Every stored event (any site) of visitor `id` and of the ids linked to it.
+    pub async fn visitor_events(&self, id: &str) -> Result<Vec<Event>, StoreError> {
+        match self {
+            Store::Mongo(s) => s.visitor_events(id).await,
+            Store::Embedded(s) => s.visitor_events(id.to_string()).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Erases visitor `id`: raw events, rollup entries, adjusted counts. On MongoDB the
+    /// consumer's lease holder does it and this waits up to `wait` (stepping the consumer
+    /// itself with `step`, when no collector may be running).
+    pub async fn forget(
+        &self,
+        cfg: &ConsumerConfig,
+        id: &str,
+        wait: Duration,
+        step: bool,
+    ) -> Result<Forgotten, StoreError> {
+        match self {
+            Store::Mongo(s) => s.forget(cfg, id, wait, step).await,
+            Store::Embedded(s) => s.forget(id.to_string()).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(Forgotten::default()),
+        }
+    }
+
+    /// Deletes up to `limit` rolled-up raw events older than `cutoff_ms` (MongoDB: only as
+    /// the lease holder, with no rebuild running); returns how many.
+    pub async fn expire_raw(
+        &self,
+        cfg: &ConsumerConfig,
+        cutoff_ms: i64,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Mongo(s) => s.expire_raw(cfg, cutoff_ms, limit).await,
+            Store::Embedded(s) => s.expire_raw(cutoff_ms, limit).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(0),
+        }
+    }
+
+    /// The instant (ms) raw events were deleted before by retention, if they were.
+    pub async fn raw_since(&self) -> Result<Option<i64>, StoreError> {
+        match self {
+            Store::Mongo(s) => s.raw_since().await,
+            Store::Embedded(s) => s.raw_since().await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(None),
         }
     }
 }

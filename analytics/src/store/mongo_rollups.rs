@@ -59,22 +59,22 @@ const ROLLUP_DAY_FIELDS: &[(&str, Field)] = &[
 
 /// A position in the event log and the chunks applied up to it, for one generation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Cursor {
-    generation: i64,
+pub(super) struct Cursor {
+    pub(super) generation: i64,
     /// `(received_at, _id)` of the last event rolled up.
-    pos_t: i64,
+    pub(super) pos_t: i64,
     pos_id: String,
     /// Number of the last chunk applied.
-    chunk: i64,
+    pub(super) chunk: i64,
     /// Events rolled up so far.
     events: i64,
     /// A chunk being applied: its number and last event. A retry applies exactly it.
     #[serde(default)]
-    pending: Option<Pending>,
+    pub(super) pending: Option<Pending>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Pending {
+pub(super) struct Pending {
     chunk: i64,
     to_t: i64,
     to_id: String,
@@ -88,11 +88,11 @@ struct Retired {
 
 /// The [`REBUILD`] document.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Rebuild {
+pub(super) struct Rebuild {
     #[serde(rename = "_id")]
     id: String,
     #[serde(default)]
-    building: Option<i64>,
+    pub(super) building: Option<i64>,
     #[serde(default)]
     building_at: i64,
     /// The built generation's cursor, for the lease holder to catch up and switch to.
@@ -101,17 +101,17 @@ struct Rebuild {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct State {
+pub(super) struct State {
     #[serde(rename = "_id")]
     id: String,
     #[serde(default)]
-    owner: String,
+    pub(super) owner: String,
     #[serde(default)]
-    expires: i64,
-    live: Cursor,
+    pub(super) expires: i64,
+    pub(super) live: Cursor,
     /// A rebuilt generation handed over by `rollups rebuild`, catching up with `live`.
     #[serde(default)]
-    next: Option<Cursor>,
+    pub(super) next: Option<Cursor>,
     #[serde(default)]
     retired: Vec<Retired>,
     /// Every event with `received_at <= clear_to` is rolled up into `live`.
@@ -122,6 +122,9 @@ struct State {
     /// The rollup format the live generation holds ([`FORMAT`]; 0 before sites).
     #[serde(default)]
     format: i64,
+    /// Raw events older than this (ms) were deleted by retention (`[retention] raw_days`).
+    #[serde(default)]
+    pub(super) expired_before: i64,
 }
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1. A database with
@@ -130,7 +133,7 @@ struct State {
 const FORMAT: i64 = 1;
 
 impl Cursor {
-    fn pos(&self) -> (i64, &str) {
+    pub(super) fn pos(&self) -> (i64, &str) {
         (self.pos_t, self.pos_id.as_str())
     }
 
@@ -163,7 +166,7 @@ impl Which {
     }
 }
 
-fn gen_name(rollup: &str, generation: i64) -> String {
+pub(super) fn gen_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}_g{generation}")
 }
 
@@ -180,13 +183,13 @@ impl MongoStore {
         self.db.collection(STATE)
     }
 
-    async fn read_state(&self) -> Result<Option<State>, StoreError> {
+    pub(super) async fn read_state(&self) -> Result<Option<State>, StoreError> {
         let d = self.state().find_one(doc! { "_id": CONSUMER }).await?;
         d.map(parse_state).transpose()
     }
 
     /// The state document, which must exist by now.
-    async fn existing_state(&self) -> Result<State, StoreError> {
+    pub(super) async fn existing_state(&self) -> Result<State, StoreError> {
         self.read_state()
             .await?
             .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into()))
@@ -274,7 +277,7 @@ impl MongoStore {
     }
 
     /// `$set`s fields of the state document if `owner` still holds the lease.
-    async fn set_state(&self, owner: &str, set: Document) -> Result<(), StoreError> {
+    pub(super) async fn set_state(&self, owner: &str, set: Document) -> Result<(), StoreError> {
         let r = self
             .state()
             .update_one(
@@ -382,7 +385,7 @@ impl MongoStore {
     /// keeps other consumers out, and is checked before every command), and a chunk being
     /// finished after an interruption first reads, in one scan per collection, which
     /// documents already carry it and skips them.
-    async fn apply_chunk(
+    pub(super) async fn apply_chunk(
         &self,
         lease: Option<&ConsumerConfig>,
         generation: i64,
@@ -503,7 +506,7 @@ impl MongoStore {
     }
 
     /// The time zones rollups count days in (the registry's).
-    async fn zones(&self) -> Result<Zones, StoreError> {
+    pub(super) async fn zones(&self) -> Result<Zones, StoreError> {
         Ok(Zones::of(&self.sites().await?))
     }
 
@@ -576,6 +579,11 @@ impl MongoStore {
         if let Some(next) = &st.next {
             return self.step_next(cfg, &st, next).await;
         }
+        if self.read_rebuild().await?.building.is_none() {
+            if let Some(step) = self.forget_step(cfg, &st).await? {
+                return Ok(step);
+            }
+        }
         // Nothing stamped since everything was rolled up: no scan needed.
         if let Some(head) = self.head().await? {
             if head <= st.clear_to {
@@ -609,7 +617,7 @@ impl MongoStore {
         self.state()
     }
 
-    async fn read_rebuild(&self) -> Result<Rebuild, StoreError> {
+    pub(super) async fn read_rebuild(&self) -> Result<Rebuild, StoreError> {
         match self.rebuild_doc().find_one(doc! { "_id": REBUILD }).await? {
             Some(d) => bson::from_document(d).map_err(|e| StoreError::Corrupt(e.to_string())),
             None => Ok(Rebuild::default()),
@@ -836,6 +844,11 @@ impl MongoStore {
     ) -> Result<u64, StoreError> {
         self.ready().await?;
         let st = self.ensure_state("", 0).await?;
+        if st.expired_before > 0 {
+            return Err(StoreError::Busy(crate::lifecycle::no_rebuild(
+                st.expired_before,
+            )));
+        }
         let rb = self.read_rebuild().await?;
         let generation = [
             Some(st.live.generation),

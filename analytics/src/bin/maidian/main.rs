@@ -177,6 +177,20 @@ enum Command {
         /// CR gets a leading ' so that a spreadsheet shows it instead of running it.
         #[arg(long)]
         raw: bool,
+        /// Everything held about one visitor (user id, anonymous id or session id, and the
+        /// ids linked to it), all days, instead of a period: an answer to an access request.
+        #[arg(long)]
+        visitor: Option<String>,
+    },
+    /// Erase everything held about one visitor (user id, anonymous id or session id, and the
+    /// ids linked to it): raw events and rollup entries, counts adjusted. With --url, pass
+    /// the admin key as --read-key.
+    Forget {
+        #[arg(long)]
+        visitor: String,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
     },
     /// A self-contained HTML report (charts in SVG) of the period.
     Report {
@@ -390,8 +404,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let f = funnel::Funnel::from_params(&steps, &window)?;
             let origin = funnel::Origin { channel, campaign };
-            let r = funnel::funnel_from(&store, &f, period.period(&zone), scope, &origin).await?;
-            output(period.json, &sited(&r, site_id)?, || print_funnel(&r))
+            let p = period.period(&zone);
+            let r = funnel::funnel_from(&store, &f, p, scope, &origin).await?;
+            let mut doc = sited(&r, site_id)?;
+            if let Some(since) = raw_gone(&store, &p).await? {
+                doc["raw_data_since"] = since.into();
+            }
+            shown(period.json, doc, print_funnel)
         }
         Command::Sources { period, top } => {
             let s = summary::summary(&store, period.period(&zone), top, scope).await?;
@@ -420,14 +439,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("wrote {}", output.display());
             Ok(())
         }
-        Command::Export { days, output, raw } => {
+        Command::Export {
+            days,
+            output,
+            raw,
+            visitor,
+        } => {
             let cells = if raw {
                 maidian_analytics::export::Cells::Raw
             } else {
                 maidian_analytics::export::Cells::Spreadsheet
             };
+            if let Some(v) = visitor {
+                let events = store.visitor_events(&v).await?;
+                let mut csv = maidian_analytics::export::header();
+                for e in events.iter().filter(|e| e.site_id() == info.id) {
+                    csv.push_str(&maidian_analytics::export::row(e, cells));
+                }
+                return write_csv(csv.as_bytes(), output.as_deref());
+            }
             let p = Period::recent(days, &zone);
+            if let Some(since) = raw_gone(&store, &p).await? {
+                eprintln!("maidian: raw events before {since} were deleted by retention; the export starts there");
+            }
             export_command(&store, &info.id, p, output, cells).await
+        }
+        Command::Forget { visitor, json } => {
+            let done = store
+                .forget(&consumer, &visitor, Duration::from_secs(120), true)
+                .await?;
+            print_forgotten(json, &visitor, &serde_json::to_value(&done)?)
         }
         Command::Rollups {
             what: RollupsCommand::Rebuild,
@@ -522,23 +563,62 @@ async fn remote_command(command: Command, r: &Remote) -> anyhow::Result<()> {
             days: d,
             output,
             raw,
+            visitor,
         } => {
             let mut q = vec![days(d)];
             if raw {
                 q.push(("raw", "1".into()));
             }
+            q.extend(visitor.map(|v| ("visitor", v)));
             let csv = r.get("/api/export/events.csv", &q).await?;
-            match &output {
-                Some(path) => {
-                    std::fs::write(path, &csv)?;
-                    let rows = csv.iter().filter(|b| **b == b'\n').count().saturating_sub(1);
-                    eprintln!("exported {rows} events to {}", path.display());
-                }
-                None => std::io::Write::write_all(&mut std::io::stdout().lock(), &csv)?,
-            }
-            Ok(())
+            write_csv(&csv, output.as_deref())
+        }
+        Command::Forget { visitor, json } => {
+            let body = serde_json::json!({ "visitor": visitor });
+            let done = r.post_json("/api/privacy/forget", &body).await?;
+            print_forgotten(json, &visitor, &done)
         }
     }
+}
+
+/// Writes a whole CSV file (or standard output), saying how many rows went to a file.
+fn write_csv(csv: &[u8], output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            std::fs::write(path, csv)?;
+            let rows = csv
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                .saturating_sub(1);
+            eprintln!("exported {rows} events to {}", path.display());
+        }
+        None => std::io::Write::write_all(&mut std::io::stdout().lock(), csv)?,
+    }
+    Ok(())
+}
+
+/// When raw events of `p` were deleted by retention: where they start (RFC 3339).
+async fn raw_gone(store: &Store, p: &Period) -> anyhow::Result<Option<String>> {
+    Ok(store
+        .raw_since()
+        .await?
+        .filter(|t| p.start_ms < *t)
+        .map(maidian_analytics::lifecycle::rfc3339))
+}
+
+fn print_forgotten(json: bool, visitor: &str, done: &serde_json::Value) -> anyhow::Result<()> {
+    if json {
+        let mut doc = done.clone();
+        doc["visitor"] = visitor.into();
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!(
+            "erased {visitor}: {} events and {} rollup entries removed ({} linked ids)",
+            done["events_removed"], done["rollup_entries_removed"], done["ids"]
+        );
+    }
+    Ok(())
 }
 
 /// Prints `value` as JSON, or as the human table of the `T` it holds.
@@ -780,6 +860,9 @@ fn print_summary(s: &summary::Summary) {
 }
 
 fn print_funnel(r: &funnel::FunnelResult) {
+    if let Some(since) = &r.raw_data_since {
+        eprintln!("maidian: raw events before {since} were deleted by retention; this funnel counts what is left");
+    }
     println!(
         "{} .. {}, window {} s",
         r.period.since, r.period.until, r.window_seconds

@@ -1,0 +1,259 @@
+//! The data lifecycle on the embedded store (see [`crate::lifecycle`]). redb has one writer
+//! at a time, so an erasure is one write transaction — the visitor's events found, their
+//! rollups taken back, the documents naming them and the events deleted — that no rollup
+//! chunk can interleave with; expiry deletes one bounded chunk per transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use redb::{ReadableTable, WriteTransaction};
+use serde::Deserialize;
+
+use super::embedded::{blocking, err, EmbeddedStore, BY_TYPE, EVENTS, IDS, LOG, SITES};
+use super::embedded_rollups::{
+    apply_delta, decode_fields, state_of as read_state, table, table_name, write_state, zones_in,
+};
+use super::StoreError;
+use crate::event::Event;
+use crate::lifecycle::{self, Erasure, Forgotten, Names};
+use crate::rollup::{self, Delta, Field, Value};
+
+/// The identifying fields of a stored event, decoded without the rest.
+#[derive(Deserialize)]
+struct Ids {
+    user_id: Option<String>,
+    anonymous_id: Option<String>,
+    visitor: Option<String>,
+    session_id: Option<String>,
+}
+
+/// Every stored event naming one of `names`' ids, in time order.
+fn events_naming(tx: &WriteTransaction, names: &Names) -> Result<Vec<Event>, StoreError> {
+    let table = tx.open_table(EVENTS).map_err(err)?;
+    let mut out = Vec::new();
+    for row in table.iter().map_err(err)? {
+        let (_, value) = row.map_err(err)?;
+        let ids: Ids = serde_json::from_slice(value.value()).map_err(err)?;
+        let named = [
+            &ids.user_id,
+            &ids.anonymous_id,
+            &ids.visitor,
+            &ids.session_id,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|v| names.ids.contains(v));
+        if named {
+            out.push(serde_json::from_slice(value.value()).map_err(err)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The visitor's events and every id linked to them (see [`Names`]).
+fn closure(tx: &WriteTransaction, id: &str) -> Result<(Names, Vec<Event>), StoreError> {
+    let mut names = Names::of(id);
+    for _ in 0..=lifecycle::MAX_ROUNDS {
+        let events = events_naming(tx, &names)?;
+        if !names.grow(&events) {
+            return Ok((names, events));
+        }
+    }
+    Err(StoreError::Busy(
+        "the visitor's ids keep linking to more; erasure stopped".into(),
+    ))
+}
+
+/// Keys of `(timestamp, event_id)` logged after `seq` (not rolled up yet), with their numbers.
+fn unrolled(tx: &WriteTransaction, seq: u64) -> Result<HashMap<(i64, String), u64>, StoreError> {
+    let log = tx.open_table(LOG).map_err(err)?;
+    let mut out = HashMap::new();
+    for row in log.range(seq + 1..).map_err(err)? {
+        let (n, key) = row.map_err(err)?;
+        let (ts, id) = key.value();
+        out.insert((ts, id.to_string()), n.value());
+    }
+    Ok(out)
+}
+
+/// Deletes one stored event from every table that holds it.
+fn delete_event(tx: &WriteTransaction, e: &Event) -> Result<bool, StoreError> {
+    let removed = tx
+        .open_table(EVENTS)
+        .map_err(err)?
+        .remove((e.timestamp, e.event_id.as_str()))
+        .map_err(err)?
+        .is_some();
+    tx.open_table(IDS)
+        .map_err(err)?
+        .remove(e.event_id.as_str())
+        .map_err(err)?;
+    tx.open_table(BY_TYPE)
+        .map_err(err)?
+        .remove((e.event_type.as_str(), e.timestamp, e.event_id.as_str()))
+        .map_err(err)?;
+    Ok(removed)
+}
+
+/// Whether a rollup document's fields name one of `ids`.
+fn names_visitor(fields: &HashMap<Field, Value>, ids: &HashSet<&str>) -> bool {
+    matches!(fields.get(&Field::Visitor), Some(Value::Str(v)) if ids.contains(v.as_str()))
+}
+
+impl EmbeddedStore {
+    /// Every stored event (any site) of visitor `id` and the ids linked to them.
+    pub async fn visitor_events(&self, id: String) -> Result<Vec<Event>, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            let (_, events) = closure(&tx, &id)?;
+            tx.abort().map_err(err)?;
+            Ok(events)
+        })
+        .await
+    }
+
+    /// Erases visitor `id` in one transaction (see [`crate::lifecycle`]).
+    pub async fn forget(&self, id: String) -> Result<Forgotten, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            let st = read_state(&tx)?;
+            let (names, events) = closure(&tx, &id)?;
+            let tail = unrolled(&tx, st.seq)?;
+            let (mut rolled, mut unlogged) = (Vec::new(), Vec::new());
+            for e in &events {
+                match tail.get(&(e.timestamp, e.event_id.clone())) {
+                    Some(seq) => unlogged.push(*seq),
+                    None => rolled.push(e),
+                }
+            }
+            let erasure = Erasure::of(Delta::in_zones(rolled, &zones_in(&tx)?));
+            apply_delta(&tx, st.generation, &erasure.decrements)?;
+            let mut entries = 0u64;
+            for (name, key) in &erasure.deletes {
+                let tn = table_name(name, st.generation);
+                let mut t = tx.open_table(table(&tn)).map_err(err)?;
+                entries += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
+            }
+            // Shared counters taken to zero would not exist in a rebuild.
+            for (name, changes) in &erasure.decrements.changes {
+                let tn = table_name(name, st.generation);
+                let mut t = tx.open_table(table(&tn)).map_err(err)?;
+                let counter = lifecycle::counter(name);
+                for key in changes.keys() {
+                    let zero = match t.get(key.as_str()).map_err(err)? {
+                        Some(bytes) => {
+                            let fields = decode_fields(bytes.value())?;
+                            !matches!(fields.get(&counter), Some(Value::Int(n)) if *n > 0)
+                        }
+                        None => false,
+                    };
+                    if zero {
+                        t.remove(key.as_str()).map_err(err)?;
+                    }
+                }
+            }
+            entries += sweep_visitor(&tx, st.generation, &names)?;
+            let mut removed = 0u64;
+            for e in &events {
+                removed += u64::from(delete_event(&tx, e)?);
+            }
+            // Not rolled up yet: out of the log too, so the consumer never looks for them.
+            let mut log = tx.open_table(LOG).map_err(err)?;
+            for seq in unlogged {
+                log.remove(seq).map_err(err)?;
+            }
+            drop(log);
+            tx.commit().map_err(err)?;
+            Ok(Forgotten {
+                events_removed: removed,
+                rollup_entries_removed: entries,
+                ids: names.ids.len() as u64,
+            })
+        })
+        .await
+    }
+
+    /// Deletes up to `limit` rolled-up raw events older than `cutoff_ms`; returns how many.
+    pub async fn expire_raw(&self, cutoff_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            let mut st = read_state(&tx)?;
+            let tail = unrolled(&tx, st.seq)?;
+            let mut old = Vec::new();
+            {
+                let table = tx.open_table(EVENTS).map_err(err)?;
+                for row in table.range(..(cutoff_ms, "")).map_err(err)? {
+                    let (_, value) = row.map_err(err)?;
+                    let e: Event = serde_json::from_slice(value.value()).map_err(err)?;
+                    if !tail.contains_key(&(e.timestamp, e.event_id.clone())) {
+                        old.push(e);
+                    }
+                    if old.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            let mut n = 0u64;
+            for e in &old {
+                n += u64::from(delete_event(&tx, e)?);
+            }
+            if st.expired_before < cutoff_ms {
+                st.expired_before = cutoff_ms;
+                write_state(&tx, &st)?;
+            }
+            tx.commit().map_err(err)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// The retention cut-off raw events were deleted before (ms), if any were.
+    pub async fn raw_since(&self) -> Result<Option<i64>, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            let st = read_state(&tx)?;
+            tx.abort().map_err(err)?;
+            Ok((st.expired_before > 0).then_some(st.expired_before))
+        })
+        .await
+    }
+}
+
+/// Deletes rollup documents naming one of `names`' ids, whatever events they came from.
+fn sweep_visitor(tx: &WriteTransaction, generation: i64, names: &Names) -> Result<u64, StoreError> {
+    let ids: HashSet<&str> = names.ids.iter().map(String::as_str).collect();
+    let mut n = 0u64;
+    for name in lifecycle::PERSONAL_BY_VISITOR {
+        for name in [*name, rollup::bot_twin(name)] {
+            let tn = table_name(name, generation);
+            let mut t = tx.open_table(table(&tn)).map_err(err)?;
+            let mut doomed = Vec::new();
+            for row in t.iter().map_err(err)? {
+                let (key, value) = row.map_err(err)?;
+                if names_visitor(&decode_fields(value.value())?, &ids) {
+                    doomed.push(key.value().to_string());
+                }
+            }
+            for key in doomed {
+                n += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
+            }
+        }
+    }
+    let sites = super::embedded::read_sites(&tx.open_table(SITES).map_err(err)?)?;
+    let mut site_ids: Vec<String> = sites.into_iter().map(|s| s.id).collect();
+    site_ids.push(crate::site::DEFAULT_SITE.to_string());
+    for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
+        let tn = table_name(name, generation);
+        let mut t = tx.open_table(table(&tn)).map_err(err)?;
+        for site in &site_ids {
+            for id in &ids {
+                let key = rollup::site_key(site, id);
+                n += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
+            }
+        }
+    }
+    Ok(n)
+}

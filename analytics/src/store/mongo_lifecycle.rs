@@ -1,0 +1,408 @@
+//! The data lifecycle on MongoDB (see [`crate::lifecycle`]): raw-event expiry and a
+//! visitor's erasure, both done by the rollup consumer's lease holder between chunks, so
+//! they never race a chunk, a rebuild or each other.
+//!
+//! An erasure is a request document in `privacy_requests`. The lease holder plans it (the
+//! visitor's events, the ids that link to them, and the rollup fields of those already rolled
+//! up, written into the request, and a chunk number taken from the live cursor), then applies
+//! it: deletes the raw events, takes their rollups back as that chunk (so a retry after a crash
+//! changes nothing twice), deletes the documents that name the visitor, and leaves only counts
+//! in the request. The caller waits for it; the CLI steps the consumer itself when no
+//! collector holds the lease.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use mongodb::bson::{self, doc, Bson, DateTime, Document};
+use serde::{Deserialize, Serialize};
+
+use super::mongo::{doc_to_event, event_to_doc, MongoStore};
+use super::mongo_rollups::{gen_name, State};
+use super::StoreError;
+use crate::consumer::{now_ms, ConsumerConfig, Step};
+use crate::event::Event;
+use crate::lifecycle::{self, Erasure, Forgotten, Names};
+use crate::rollup::{self, Field};
+
+const PRIVACY: &str = "privacy_requests";
+/// Ids per `$in` of one delete.
+const IDS_PER_DELETE: usize = 500;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ForgetRequest {
+    #[serde(rename = "_id")]
+    id: String,
+    requested_at: i64,
+    /// The ids naming the visitor; cleared when done.
+    #[serde(default)]
+    ids: Vec<String>,
+    /// Planned: the events to delete.
+    #[serde(default)]
+    events: Vec<String>,
+    /// Planned: the rollup fields of those already rolled up.
+    #[serde(default)]
+    rolled: Vec<Document>,
+    /// Planned: the chunk (of `generation`) that takes their rollups back; 0 before planning.
+    #[serde(default)]
+    chunk: i64,
+    #[serde(default)]
+    generation: i64,
+    #[serde(default)]
+    done: bool,
+    #[serde(default)]
+    result: Option<Forgotten>,
+}
+
+/// Only what rollups read of an event (no free-form data, no nested arrays).
+fn rolled_doc(e: &Event) -> Document {
+    let mut d = event_to_doc(e);
+    for k in [
+        "custom_data",
+        "page_title",
+        "element_id",
+        "element_class",
+        "element_text",
+        "utm_term",
+        "utm_content",
+        "click_id",
+    ] {
+        d.remove(k);
+    }
+    d
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("privacy request: {e}"))
+}
+
+impl MongoStore {
+    fn privacy(&self) -> mongodb::Collection<Document> {
+        self.db.collection(PRIVACY)
+    }
+
+    /// Every stored event (any site) naming one of `names`' ids.
+    pub async fn events_naming(&self, names: &Names) -> Result<Vec<Event>, StoreError> {
+        self.ready().await?;
+        let ids: Vec<&str> = names.ids.iter().map(String::as_str).collect();
+        let filter = doc! { "$or": [
+            { "user_id": { "$in": &ids } },
+            { "anonymous_id": { "$in": &ids } },
+            { "visitor": { "$in": &ids } },
+            { "session_id": { "$in": &ids } },
+        ] };
+        let mut cursor = self
+            .events
+            .find(filter)
+            .sort(doc! { "timestamp": 1, "_id": 1 })
+            .await?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            out.push(doc_to_event(&d)?);
+        }
+        Ok(out)
+    }
+
+    /// The events naming `names` and every id linked to them, and those ids.
+    async fn closure(&self, mut names: Names) -> Result<(Names, Vec<Event>), StoreError> {
+        for _ in 0..=lifecycle::MAX_ROUNDS {
+            let events = self.events_naming(&names).await?;
+            if !names.grow(&events) {
+                return Ok((names, events));
+            }
+        }
+        Err(StoreError::Busy(
+            "the visitor's ids keep linking to more; erasure stopped".into(),
+        ))
+    }
+
+    /// Every stored event (any site) of visitor `id` and the ids linked to them.
+    pub async fn visitor_events(&self, id: &str) -> Result<Vec<Event>, StoreError> {
+        Ok(self.closure(Names::of(id)).await?.1)
+    }
+
+    /// Erases visitor `id` (see [`crate::lifecycle`]): queues the request and waits up to
+    /// `wait` for the lease holder to carry it out. With `step`, this process runs consumer
+    /// steps itself (the CLI: no collector may be running).
+    pub async fn forget(
+        &self,
+        cfg: &ConsumerConfig,
+        id: &str,
+        wait: Duration,
+        step: bool,
+    ) -> Result<Forgotten, StoreError> {
+        self.ready().await?;
+        let req = ForgetRequest {
+            id: format!("{}:{}", cfg.owner, now_ms()),
+            requested_at: now_ms(),
+            ids: vec![id.to_string()],
+            ..ForgetRequest::default()
+        };
+        let key = req.id.clone();
+        self.privacy()
+            .insert_one(bson::to_document(&req).map_err(corrupt)?)
+            .await?;
+        let deadline = Instant::now() + wait;
+        loop {
+            if step {
+                match self.rollup_step(cfg).await {
+                    Ok(_) | Err(StoreError::LeaseLost) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(d) = self.privacy().find_one(doc! { "_id": &key }).await? {
+                let r: ForgetRequest = bson::from_document(d).map_err(corrupt)?;
+                if r.done {
+                    self.privacy().delete_one(doc! { "_id": &key }).await?;
+                    if step {
+                        self.release_lease(&cfg.owner).await?;
+                    }
+                    return Ok(r.result.unwrap_or_default());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(StoreError::Busy(format!(
+                    "the erasure is queued (request {key}) and runs when a collector rolls up; it did not finish within {wait:?}"
+                )));
+            }
+            if !step {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// The lease holder's part: plans or applies the oldest erasure request, if any. `None`
+    /// when there is none (the consumer goes on rolling up).
+    pub(super) async fn forget_step(
+        &self,
+        cfg: &ConsumerConfig,
+        st: &State,
+    ) -> Result<Option<Step>, StoreError> {
+        let Some(d) = self
+            .privacy()
+            .find_one(doc! { "done": false })
+            .sort(doc! { "requested_at": 1 })
+            .await?
+        else {
+            return Ok(None);
+        };
+        let req: ForgetRequest = bson::from_document(d).map_err(corrupt)?;
+        if req.chunk == 0 || req.generation != st.live.generation {
+            self.plan_forget(cfg, st, &req).await?;
+        } else {
+            self.apply_forget(cfg, st, req).await?;
+        }
+        Ok(Some(Step::Consumed(0)))
+    }
+
+    async fn plan_forget(
+        &self,
+        cfg: &ConsumerConfig,
+        st: &State,
+        req: &ForgetRequest,
+    ) -> Result<(), StoreError> {
+        let mut names = Names::default();
+        names.ids.extend(req.ids.iter().cloned());
+        let (names, events) = self.closure(names).await?;
+        let pos = st.live.pos();
+        let rolled: Vec<Document> = events
+            .iter()
+            .filter(|e| (e.received_at, e.event_id.as_str()) <= pos)
+            .map(rolled_doc)
+            .collect();
+        let chunk = st.live.chunk + 1;
+        self.privacy()
+            .update_one(
+                doc! { "_id": &req.id },
+                doc! { "$set": {
+                    "ids": names.ids.iter().cloned().collect::<Vec<_>>(),
+                    "events": events.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>(),
+                    "rolled": rolled,
+                    "chunk": chunk,
+                    "generation": st.live.generation,
+                } },
+            )
+            .await?;
+        // Later chunks number past this one, so its guard never blocks theirs.
+        let mut live = st.live.clone();
+        live.chunk = chunk;
+        self.set_state(
+            &cfg.owner,
+            doc! { "live": bson::to_bson(&live).map_err(corrupt)? },
+        )
+        .await
+    }
+
+    async fn apply_forget(
+        &self,
+        cfg: &ConsumerConfig,
+        st: &State,
+        req: ForgetRequest,
+    ) -> Result<(), StoreError> {
+        let generation = st.live.generation;
+        // Raw events first: from here on nothing can roll them up again.
+        let mut removed = 0u64;
+        for ids in req.events.chunks(IDS_PER_DELETE) {
+            removed += self
+                .events
+                .delete_many(doc! { "_id": { "$in": ids } })
+                .await?
+                .deleted_count;
+        }
+        let rolled = req
+            .rolled
+            .iter()
+            .map(doc_to_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let erasure = Erasure::of(crate::rollup::Delta::in_zones(
+            &rolled,
+            &self.zones().await?,
+        ));
+        self.apply_chunk(Some(cfg), generation, req.chunk, &erasure.decrements, true)
+            .await?;
+        let mut entries = 0u64;
+        let mut deletes: HashMap<&str, Vec<String>> = HashMap::new();
+        for (name, key) in erasure.deletes {
+            deletes.entry(name).or_default().push(key);
+        }
+        for (name, keys) in &deletes {
+            entries += self
+                .delete_ids(&gen_name(name, generation), keys, None)
+                .await?;
+        }
+        // Shared counters taken to zero would not exist in a rebuild.
+        for (name, changes) in &erasure.decrements.changes {
+            let keys: Vec<String> = changes.keys().cloned().collect();
+            let zero = doc! { lifecycle::counter(name).as_str(): { "$lte": 0 } };
+            self.delete_ids(&gen_name(name, generation), &keys, Some(zero))
+                .await?;
+        }
+        entries += self.sweep_visitor(generation, &req.ids).await?;
+        let result = Forgotten {
+            events_removed: removed,
+            rollup_entries_removed: entries,
+            ids: req.ids.len() as u64,
+        };
+        self.privacy()
+            .update_one(
+                doc! { "_id": &req.id },
+                doc! {
+                    "$set": { "done": true, "result": bson::to_bson(&result).map_err(corrupt)? },
+                    "$unset": { "ids": "", "events": "", "rolled": "" },
+                },
+            )
+            .await?;
+        tracing::info!(
+            events = removed,
+            rollup_entries = entries,
+            "erased a visitor's data"
+        );
+        Ok(())
+    }
+
+    /// Deletes documents of `coll` by `_id` (and `extra` conditions), in bounded batches.
+    async fn delete_ids(
+        &self,
+        coll: &str,
+        keys: &[String],
+        extra: Option<Document>,
+    ) -> Result<u64, StoreError> {
+        let coll = self.db.collection::<Document>(coll);
+        let mut n = 0;
+        for part in keys.chunks(IDS_PER_DELETE) {
+            let mut filter = doc! { "_id": { "$in": part } };
+            if let Some(x) = &extra {
+                filter.extend(x.clone());
+            }
+            n += coll.delete_many(filter).await?.deleted_count;
+        }
+        Ok(n)
+    }
+
+    /// Rollup documents that name one of `ids`, whatever events they came from (also those
+    /// of days whose raw events expired).
+    async fn sweep_visitor(&self, generation: i64, ids: &[String]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for name in lifecycle::PERSONAL_BY_VISITOR {
+            for name in [*name, rollup::bot_twin(name)] {
+                let coll = self.db.collection::<Document>(&gen_name(name, generation));
+                for part in ids.chunks(IDS_PER_DELETE) {
+                    n += coll
+                        .delete_many(doc! { Field::Visitor.as_str(): { "$in": part } })
+                        .await?
+                        .deleted_count;
+                }
+            }
+        }
+        let mut sites: Vec<String> = self.sites().await?.into_iter().map(|s| s.id).collect();
+        sites.push(crate::site::DEFAULT_SITE.to_string());
+        let keys: Vec<String> = sites
+            .iter()
+            .flat_map(|s| ids.iter().map(move |id| rollup::site_key(s, id)))
+            .collect();
+        for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
+            n += self
+                .delete_ids(&gen_name(name, generation), &keys, None)
+                .await?;
+        }
+        Ok(n)
+    }
+
+    /// Deletes up to `limit` raw events older than `cutoff_ms` that are rolled up, when this
+    /// process holds the lease and no rebuild runs; returns how many. Marks the cut-off first,
+    /// so figures read from raw events can say what is gone.
+    pub async fn expire_raw(
+        &self,
+        cfg: &ConsumerConfig,
+        cutoff_ms: i64,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.ready().await?;
+        let st = self.existing_state().await?;
+        let busy = st.next.is_some()
+            || st.live.pending.is_some()
+            || self.read_rebuild().await?.building.is_some();
+        if st.owner != cfg.owner || st.expires < now_ms() || busy {
+            return Ok(0);
+        }
+        if st.expired_before < cutoff_ms {
+            self.set_state(&cfg.owner, doc! { "expired_before": cutoff_ms })
+                .await?;
+        }
+        let filter = doc! {
+            "timestamp": { "$lt": DateTime::from_millis(cutoff_ms) },
+            "received_at": { "$lt": DateTime::from_millis(st.live.pos_t) },
+        };
+        let mut cursor = self
+            .events
+            .find(filter)
+            .projection(doc! { "_id": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await?;
+        let mut ids = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            if let Some(Bson::String(id)) = d.get("_id") {
+                ids.push(id.clone());
+            }
+        }
+        let mut n = 0;
+        for part in ids.chunks(IDS_PER_DELETE) {
+            n += self
+                .events
+                .delete_many(doc! { "_id": { "$in": part } })
+                .await?
+                .deleted_count;
+        }
+        Ok(n)
+    }
+
+    /// The retention cut-off raw events were deleted before (ms), if any were.
+    pub async fn raw_since(&self) -> Result<Option<i64>, StoreError> {
+        self.ready().await?;
+        Ok(self
+            .read_state()
+            .await?
+            .map(|s| s.expired_before)
+            .filter(|t| *t > 0))
+    }
+}
