@@ -555,3 +555,159 @@ async fn sites_are_apart_and_count_their_own_days_on_both_stores() {
         );
     }
 }
+
+/// The dataset with visitor `a` as a signed-in user `alice-7f3` who browsed anonymously
+/// (`anon-alice-7f3`) before signing in, in sessions of her own: one erasure of her user id
+/// must take all of it.
+fn dataset_with_alice() -> Vec<Event> {
+    let mut events = dataset();
+    for e in events
+        .iter_mut()
+        .filter(|e| e.user_id.as_deref() == Some("a"))
+    {
+        e.user_id = Some("alice-7f3".into());
+        e.anonymous_id = Some("anon-alice-7f3".into());
+        let s = e.session_id.take().unwrap_or_default();
+        e.session_id = Some(format!("sess-alice-{s}"));
+        if let Some(v) = &mut e.page_view_id {
+            // Page views have opaque ids (the SDK's are random), naming no one.
+            *v = format!("pv-{s}-1");
+        }
+        e.derive_visitor();
+    }
+    let mut before = events[0].clone();
+    before.event_id = "00000000-0000-7000-8000-999999999999".into();
+    before.user_id = None;
+    before.session_id = Some("sess-alice-s0".into());
+    before.timestamp -= 60_000;
+    before.received_at = before.timestamp;
+    before.derive_visitor();
+    events.push(before);
+    events
+}
+
+/// Where `needle` is stored: collection or table names.
+async fn traces(store: &Store, needle: &str) -> Vec<String> {
+    use futures_util::TryStreamExt;
+    match store {
+        Store::Mongo(m) => {
+            let client = mongodb::Client::with_uri_str(mongodb_uri().unwrap())
+                .await
+                .unwrap();
+            let db = client.database(&m.database_name());
+            let mut out = Vec::new();
+            for name in db.list_collection_names().await.unwrap() {
+                let docs: Vec<mongodb::bson::Document> = db
+                    .collection(&name)
+                    .find(mongodb::bson::Document::new())
+                    .await
+                    .unwrap()
+                    .try_collect()
+                    .await
+                    .unwrap();
+                if docs.iter().any(|d| d.to_string().contains(needle)) {
+                    out.push(name);
+                }
+            }
+            out
+        }
+        Store::Embedded(e) => e.tables_containing(needle.to_string()).await.unwrap(),
+        #[allow(unreachable_patterns)]
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn forgetting_a_visitor_leaves_no_trace_and_figures_equal_a_rebuild() {
+    let events = dataset_with_alice();
+    let alice = events
+        .iter()
+        .filter(|e| e.anonymous_id.as_deref() == Some("anon-alice-7f3"))
+        .count() as u64;
+    assert_eq!(alice, 7);
+    for (store, _dir) in stores().await {
+        let cfg = consumer_config();
+        // Most events rolled up, the last two not yet: both kinds must go.
+        let (rolled, tail) = events.split_at(events.len() - 2);
+        store.insert(rolled).await.unwrap();
+        consumer::catch_up(&store, &cfg).await.unwrap();
+        store.insert(tail).await.unwrap();
+        assert!(!traces(&store, "alice-7f3").await.is_empty());
+        let access = store.visitor_events("anon-alice-7f3").await.unwrap();
+        assert_eq!(access.len() as u64, alice, "{}", store.kind());
+
+        let done = store
+            .forget(&cfg, "alice-7f3", std::time::Duration::from_secs(60), true)
+            .await
+            .unwrap();
+        assert_eq!(done.events_removed, alice, "{}", store.kind());
+        assert!(done.rollup_entries_removed > 0);
+        consumer::catch_up(&store, &cfg).await.unwrap();
+        for needle in ["alice-7f3", "sess-alice"] {
+            assert_eq!(
+                traces(&store, needle).await,
+                Vec::<String>::new(),
+                "{needle} on {}",
+                store.kind()
+            );
+        }
+        assert!(store.visitor_events("alice-7f3").await.unwrap().is_empty());
+        let left = events.len() as u64 - alice;
+        assert_eq!(store.rollup_status().await.unwrap().events, left);
+        // The rollups taken back equal rollups made from the remaining events alone.
+        let after = snapshot(&store).await;
+        assert_eq!(store.rebuild_rollups(&cfg, |_| {}).await.unwrap(), left);
+        assert_eq!(snapshot(&store).await, after, "{}", store.kind());
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_old_raw_events_and_keeps_their_figures() {
+    let events = dataset_with_alice();
+    let cutoff = T0 + 2 * DAY;
+    for (store, _dir) in stores().await {
+        let cfg = consumer_config();
+        store.insert(&events).await.unwrap();
+        consumer::catch_up(&store, &cfg).await.unwrap();
+        let before = snapshot(&store).await;
+        assert_eq!(store.raw_since().await.unwrap(), None);
+        let mut deleted = 0;
+        loop {
+            let n = store.expire_raw(&cfg, cutoff, 3).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            deleted += n;
+        }
+        let old = events.iter().filter(|e| e.timestamp < cutoff).count() as u64;
+        assert_eq!(deleted, old, "{}", store.kind());
+        let (since, until) = (
+            Day::parse("2000-01-01").unwrap(),
+            Day::parse("2100-01-01").unwrap(),
+        );
+        let kept = store.events_between(since, until).await.unwrap();
+        assert_eq!(kept.len() as u64, events.len() as u64 - old);
+        assert!(kept.iter().all(|e| e.timestamp >= cutoff));
+        // Every figure of the old days stays: rollups are kept.
+        assert_eq!(snapshot(&store).await, before, "{}", store.kind());
+        assert_eq!(store.raw_since().await.unwrap(), Some(cutoff));
+        let refused = store.rebuild_rollups(&cfg, |_| {}).await;
+        assert!(
+            matches!(&refused, Err(e) if e.to_string().contains("retention")),
+            "{refused:?}"
+        );
+        // An erasure after expiry still leaves no trace: what names the visitor goes, though
+        // her raw events of old days are gone.
+        store
+            .forget(&cfg, "alice-7f3", std::time::Duration::from_secs(60), true)
+            .await
+            .unwrap();
+        for needle in ["alice-7f3", "sess-alice"] {
+            assert_eq!(
+                traces(&store, needle).await,
+                Vec::<String>::new(),
+                "{needle}"
+            );
+        }
+    }
+}

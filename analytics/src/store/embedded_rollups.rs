@@ -24,7 +24,7 @@ const CONSUMER: &str = "consumer";
 pub(super) struct State {
     pub(super) generation: i64,
     pub(super) seq: u64,
-    events: u64,
+    pub(super) events: u64,
     created_at: i64,
     /// The rollup format the tables hold ([`FORMAT`]; 0 before sites).
     #[serde(default)]

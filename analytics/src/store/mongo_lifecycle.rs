@@ -210,7 +210,17 @@ impl MongoStore {
             .filter(|e| (e.received_at, e.event_id.as_str()) <= pos)
             .map(rolled_doc)
             .collect();
+        // The chunk number first: later chunks number past it, so its guard never blocks
+        // theirs (a crash before the request records it only skips a number).
         let chunk = st.live.chunk + 1;
+        let mut live = st.live.clone();
+        live.chunk = chunk;
+        live.events -= rolled.len() as i64;
+        self.set_state(
+            &cfg.owner,
+            doc! { "live": bson::to_bson(&live).map_err(corrupt)? },
+        )
+        .await?;
         self.privacy()
             .update_one(
                 doc! { "_id": &req.id },
@@ -223,14 +233,7 @@ impl MongoStore {
                 } },
             )
             .await?;
-        // Later chunks number past this one, so its guard never blocks theirs.
-        let mut live = st.live.clone();
-        live.chunk = chunk;
-        self.set_state(
-            &cfg.owner,
-            doc! { "live": bson::to_bson(&live).map_err(corrupt)? },
-        )
-        .await
+        Ok(())
     }
 
     async fn apply_forget(
@@ -369,9 +372,15 @@ impl MongoStore {
             self.set_state(&cfg.owner, doc! { "expired_before": cutoff_ms })
                 .await?;
         }
+        // Rolled up: at or before the live cursor's `(received_at, _id)`.
+        let (t, id) = st.live.pos();
+        let t = DateTime::from_millis(t);
         let filter = doc! {
             "timestamp": { "$lt": DateTime::from_millis(cutoff_ms) },
-            "received_at": { "$lt": DateTime::from_millis(st.live.pos_t) },
+            "$or": [
+                { "received_at": { "$lt": t } },
+                { "received_at": t, "_id": { "$lte": id } },
+            ],
         };
         let mut cursor = self
             .events

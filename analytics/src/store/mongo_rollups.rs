@@ -67,7 +67,7 @@ pub(super) struct Cursor {
     /// Number of the last chunk applied.
     pub(super) chunk: i64,
     /// Events rolled up so far.
-    events: i64,
+    pub(super) events: i64,
     /// A chunk being applied: its number and last event. A retry applies exactly it.
     #[serde(default)]
     pub(super) pending: Option<Pending>,
