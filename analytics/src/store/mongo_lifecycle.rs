@@ -281,6 +281,13 @@ impl MongoStore {
                 .await?;
         }
         entries += self.sweep_visitor(generation, &req.ids).await?;
+        // Generations replaced moments ago (kept a little for readers) hold the visitor too.
+        for old in st.retired.iter().map(|r| r.generation) {
+            for (name, keys) in &deletes {
+                self.delete_ids(&gen_name(name, old), keys, None).await?;
+            }
+            self.sweep_visitor(old, &req.ids).await?;
+        }
         let result = Forgotten {
             events_removed: removed,
             rollup_entries_removed: entries,

@@ -81,8 +81,8 @@ pub(super) struct Pending {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Retired {
-    generation: i64,
+pub(super) struct Retired {
+    pub(super) generation: i64,
     at: i64,
 }
 
@@ -113,7 +113,7 @@ pub(super) struct State {
     #[serde(default)]
     pub(super) next: Option<Cursor>,
     #[serde(default)]
-    retired: Vec<Retired>,
+    pub(super) retired: Vec<Retired>,
     /// Every event with `received_at <= clear_to` is rolled up into `live`.
     #[serde(default)]
     clear_to: i64,
