@@ -33,8 +33,14 @@ pub const QUICK_ROLLUPS: &[(&str, &str)] = &[
 
 /// A collector on a fresh database, with the test keys and `extra` environment.
 pub async fn start(extra: &[(&str, &str)]) -> Env {
+    start_on(&fresh_db_name("collector"), extra).await
+}
+
+/// A collector on database `db_name` (several may share one), with the test keys and
+/// `extra` environment.
+pub async fn start_on(db_name: &str, extra: &[(&str, &str)]) -> Env {
     let uri = mongodb_uri().unwrap();
-    let db_name = fresh_db_name("collector");
+    let db_name = db_name.to_string();
     let mut env: HashMap<String, String> = [
         ("MAIDIAN_MONGODB_URI", uri.as_str()),
         ("MAIDIAN_DATABASE", db_name.as_str()),
