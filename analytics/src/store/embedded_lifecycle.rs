@@ -27,8 +27,10 @@ struct Ids {
 }
 
 /// Every stored event naming one of `names`' ids, in time order.
-fn events_naming(tx: &WriteTransaction, names: &Names) -> Result<Vec<Event>, StoreError> {
-    let table = tx.open_table(EVENTS).map_err(err)?;
+fn events_naming(
+    table: &impl ReadableTable<(i64, &'static str), &'static [u8]>,
+    names: &Names,
+) -> Result<Vec<Event>, StoreError> {
     let mut out = Vec::new();
     for row in table.iter().map_err(err)? {
         let (_, value) = row.map_err(err)?;
@@ -50,10 +52,13 @@ fn events_naming(tx: &WriteTransaction, names: &Names) -> Result<Vec<Event>, Sto
 }
 
 /// The visitor's events and every id linked to them (see [`Names`]).
-fn closure(tx: &WriteTransaction, id: &str) -> Result<(Names, Vec<Event>), StoreError> {
+fn closure(
+    table: &impl ReadableTable<(i64, &'static str), &'static [u8]>,
+    id: &str,
+) -> Result<(Names, Vec<Event>), StoreError> {
     let mut names = Names::of(id);
     for _ in 0..=lifecycle::MAX_ROUNDS {
-        let events = events_naming(tx, &names)?;
+        let events = events_naming(table, &names)?;
         if !names.grow(&events) {
             return Ok((names, events));
         }
@@ -104,9 +109,9 @@ impl EmbeddedStore {
     pub async fn visitor_events(&self, id: String) -> Result<Vec<Event>, StoreError> {
         let db = self.db.clone();
         blocking(move || {
-            let tx = db.begin_write().map_err(err)?;
-            let (_, events) = closure(&tx, &id)?;
-            tx.abort().map_err(err)?;
+            // A read transaction: the scans do not hold ingest up.
+            let tx = db.begin_read().map_err(err)?;
+            let (_, events) = closure(&tx.open_table(EVENTS).map_err(err)?, &id)?;
             Ok(events)
         })
         .await
@@ -118,7 +123,7 @@ impl EmbeddedStore {
         blocking(move || {
             let tx = db.begin_write().map_err(err)?;
             let st = read_state(&tx)?;
-            let (names, events) = closure(&tx, &id)?;
+            let (names, events) = closure(&tx.open_table(EVENTS).map_err(err)?, &id)?;
             let tail = unrolled(&tx, st.seq)?;
             let (mut rolled, mut unlogged) = (Vec::new(), Vec::new());
             for e in &events {
@@ -216,9 +221,10 @@ impl EmbeddedStore {
     pub async fn raw_since(&self) -> Result<Option<i64>, StoreError> {
         let db = self.db.clone();
         blocking(move || {
-            let tx = db.begin_write().map_err(err)?;
-            let st = read_state(&tx)?;
-            tx.abort().map_err(err)?;
+            let tx = db.begin_read().map_err(err)?;
+            let st = super::embedded_rollups::read_state(
+                &tx.open_table(super::embedded_rollups::STATE).map_err(err)?,
+            )?;
             Ok((st.expired_before > 0).then_some(st.expired_before))
         })
         .await

@@ -16,7 +16,7 @@ use crate::event::{Day, Event};
 use crate::rollup::{self, Delta, Field, Value};
 use crate::site::Zones;
 
-const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("rollup_state");
+pub(super) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("rollup_state");
 const CONSUMER: &str = "consumer";
 
 /// The checkpoint: the log is rolled up into `generation` up to sequence number `seq`.
@@ -89,7 +89,7 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn read_state(
+pub(super) fn read_state(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
 ) -> Result<State, StoreError> {
     match table.get(CONSUMER).map_err(err)? {

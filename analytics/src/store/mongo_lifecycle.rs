@@ -144,8 +144,11 @@ impl MongoStore {
             .await?;
         let deadline = Instant::now() + wait;
         loop {
+            // A step that did work is followed at once by the next; otherwise wait a little.
+            let mut busy = false;
             if step {
                 match self.rollup_step(cfg).await {
+                    Ok(Step::Consumed(_) | Step::Switched) => busy = true,
                     Ok(_) | Err(StoreError::LeaseLost) => {}
                     Err(e) => return Err(e),
                 }
@@ -165,14 +168,15 @@ impl MongoStore {
                     "the erasure is queued (request {key}) and runs when a collector rolls up; it did not finish within {wait:?}"
                 )));
             }
-            if !step {
+            if !busy {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
 
     /// The lease holder's part: plans or applies the oldest erasure request, if any. `None`
-    /// when there is none (the consumer goes on rolling up).
+    /// when there is none, or a rebuild is running (the consumer goes on rolling up; the
+    /// request waits, so the rebuild cannot read events it is deleting).
     pub(super) async fn forget_step(
         &self,
         cfg: &ConsumerConfig,
@@ -186,6 +190,9 @@ impl MongoStore {
         else {
             return Ok(None);
         };
+        if self.read_rebuild().await?.building.is_some() {
+            return Ok(None);
+        }
         let req: ForgetRequest = bson::from_document(d).map_err(corrupt)?;
         if req.chunk == 0 || req.generation != st.live.generation {
             self.plan_forget(cfg, st, &req).await?;

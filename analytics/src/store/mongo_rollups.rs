@@ -579,10 +579,8 @@ impl MongoStore {
         if let Some(next) = &st.next {
             return self.step_next(cfg, &st, next).await;
         }
-        if self.read_rebuild().await?.building.is_none() {
-            if let Some(step) = self.forget_step(cfg, &st).await? {
-                return Ok(step);
-            }
+        if let Some(step) = self.forget_step(cfg, &st).await? {
+            return Ok(step);
         }
         // Nothing stamped since everything was rolled up: no scan needed.
         if let Some(head) = self.head().await? {
