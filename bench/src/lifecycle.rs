@@ -88,6 +88,8 @@ async fn run(store: Store, events: usize, args: &Args) -> anyhow::Result<Figures
     store.rebuild_rollups(&cfg, |_| {}).await?;
     let rebuild = started.elapsed();
 
+    // Retention runs as the consumer's lease holder (the rebuild let the lease go).
+    consumer::catch_up(&store, &cfg).await?;
     let cutoff = maidian_analytics::lifecycle::cutoff_ms(args.days / 2, now);
     let started = Instant::now();
     let mut expired = 0;
