@@ -588,28 +588,15 @@ fn dataset_with_alice() -> Vec<Event> {
 
 /// Where `needle` is stored: collection or table names.
 async fn traces(store: &Store, needle: &str) -> Vec<String> {
-    use futures_util::TryStreamExt;
     match store {
         Store::Mongo(m) => {
             let client = mongodb::Client::with_uri_str(mongodb_uri().unwrap())
                 .await
                 .unwrap();
             let db = client.database(&m.database_name());
-            let mut out = Vec::new();
-            for name in db.list_collection_names().await.unwrap() {
-                let docs: Vec<mongodb::bson::Document> = db
-                    .collection(&name)
-                    .find(mongodb::bson::Document::new())
-                    .await
-                    .unwrap()
-                    .try_collect()
-                    .await
-                    .unwrap();
-                if docs.iter().any(|d| d.to_string().contains(needle)) {
-                    out.push(name);
-                }
-            }
-            out
+            maidian_testkit::collections_containing(&db, needle)
+                .await
+                .unwrap()
         }
         Store::Embedded(e) => e.tables_containing(needle.to_string()).await.unwrap(),
         #[allow(unreachable_patterns)]

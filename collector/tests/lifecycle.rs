@@ -7,9 +7,7 @@
 mod common;
 
 use common::{now_ms, start, uuid, Env, READ_KEY, WRITE_KEY};
-use futures_util::TryStreamExt;
 use maidian_testkit::http::Request;
-use mongodb::bson::Document;
 use serde_json::{json, Value};
 
 const ADMIN_KEY: &str = "test-admin-key";
@@ -36,22 +34,9 @@ async fn send(env: &Env, events: Vec<Value>) {
 
 /// Collections of the test's database holding `needle` anywhere.
 async fn traces(env: &Env, needle: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for name in env.db.list_collection_names().await.unwrap() {
-        let docs: Vec<Document> = env
-            .db
-            .collection(&name)
-            .find(Document::new())
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        if docs.iter().any(|d| d.to_string().contains(needle)) {
-            out.push(name);
-        }
-    }
-    out
+    maidian_testkit::collections_containing(&env.db, needle)
+        .await
+        .unwrap()
 }
 
 fn cli(env: &Env, args: &[&str]) -> std::process::Output {

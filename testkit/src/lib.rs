@@ -141,3 +141,25 @@ impl Collector {
         Ok((exit.code(), err))
     }
 }
+
+/// Names of the collections of `db` holding `needle` anywhere in a document: for tests that
+/// check that an erasure left no trace.
+pub async fn collections_containing(
+    db: &mongodb::Database,
+    needle: &str,
+) -> anyhow::Result<Vec<String>> {
+    use futures_util::TryStreamExt;
+    let mut out = Vec::new();
+    for name in db.list_collection_names().await? {
+        let docs: Vec<mongodb::bson::Document> = db
+            .collection(&name)
+            .find(mongodb::bson::Document::new())
+            .await?
+            .try_collect()
+            .await?;
+        if docs.iter().any(|d| d.to_string().contains(needle)) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}

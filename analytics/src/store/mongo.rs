@@ -314,10 +314,15 @@ impl MongoStore {
     }
 
     pub async fn events_between(&self, since: Day, until: Day) -> Result<Vec<Event>, StoreError> {
+        self.events_where(day_range(since, until)).await
+    }
+
+    /// Every stored event matching `filter`, whole, in time order.
+    pub(super) async fn events_where(&self, filter: Document) -> Result<Vec<Event>, StoreError> {
         self.ready().await?;
         let mut cursor = self
             .events
-            .find(day_range(since, until))
+            .find(filter)
             .sort(doc! { "timestamp": 1, "_id": 1 })
             .await?;
         let mut out = Vec::new();

@@ -83,7 +83,6 @@ impl MongoStore {
 
     /// Every stored event (any site) naming one of `names`' ids.
     pub async fn events_naming(&self, names: &Names) -> Result<Vec<Event>, StoreError> {
-        self.ready().await?;
         let ids: Vec<&str> = names.ids.iter().map(String::as_str).collect();
         let filter = doc! { "$or": [
             { "user_id": { "$in": &ids } },
@@ -91,16 +90,7 @@ impl MongoStore {
             { "visitor": { "$in": &ids } },
             { "session_id": { "$in": &ids } },
         ] };
-        let mut cursor = self
-            .events
-            .find(filter)
-            .sort(doc! { "timestamp": 1, "_id": 1 })
-            .await?;
-        let mut out = Vec::new();
-        while let Some(d) = cursor.try_next().await? {
-            out.push(doc_to_event(&d)?);
-        }
-        Ok(out)
+        self.events_where(filter).await
     }
 
     /// The events naming `names` and every id linked to them, and those ids.
