@@ -13,7 +13,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'sdk-wasm/dist');
 // 20 KiB until the privacy work of issue 8 (URL redaction in the SDK, no contenteditable text,
 // a 128-bit id seed, giving up on a day of 5xx) added 2.2 KB; issue 10 is to bring it to 10 KiB.
-const BUDGET = 22 * 1024;
+const BUDGET = 21 * 1024;
 const GOAL = 10 * 1024;
 const NAIVE = 37 * 1024; // the naive build of such an SDK, per the issue
 const CLICKS = 1000;
@@ -28,7 +28,7 @@ const total = files.reduce((n, f) => n + f.gzip, 0);
 console.log('SDK size (script tag: wasm + wasm-bindgen glue + loader), gzip -9');
 for (const f of files) console.log(`  ${f.file.padEnd(22)} ${String(f.raw).padStart(7)} B raw ${String(f.gzip).padStart(7)} B gzip`);
 console.log(`  ${'total'.padEnd(22)} ${' '.repeat(15)} ${String(total).padStart(7)} B gzip`);
-console.log(`  vs budget 22 KiB: ${(total / BUDGET).toFixed(2)}x   vs goal 10 KiB: ${(total / GOAL).toFixed(2)}x   vs naive 37 KiB: ${(total / NAIVE).toFixed(2)}x`);
+console.log(`  vs budget 21 KiB: ${(total / BUDGET).toFixed(2)}x   vs goal 10 KiB: ${(total / GOAL).toFixed(2)}x   vs naive 37 KiB: ${(total / NAIVE).toFixed(2)}x`);
 const npm = gz('index.js');
 console.log(`  npm entry instead of loader: index.js ${npm.gzip} B gzip`);
 

@@ -22,6 +22,9 @@ pub mod decode;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+// The SDK's `redact.rs` (below) names `alloc` paths: the SDK's wasm has no std.
+extern crate alloc;
+
 /// URL redaction, the very file the browser SDK compiles.
 #[path = "../../sdk-wasm/src/redact.rs"]
 pub mod redact;

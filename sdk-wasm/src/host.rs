@@ -4,6 +4,8 @@
 //!
 //! The tracker is generic over [`Env`], so that native unit tests can stand in for the browser.
 
+use alloc::string::String;
+
 use wasm_bindgen::prelude::*;
 
 /// What the tracker needs from its surroundings; see [`Host`] for each method.

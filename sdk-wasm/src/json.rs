@@ -2,6 +2,8 @@
 //! and float formatting would cost more bytes of wasm than the whole SDK is allowed. Numbers
 //! are integers only; anything richer comes from `JSON.stringify` in the browser.
 
+use alloc::string::String;
+
 pub struct Obj {
     out: String,
     first: bool,

@@ -10,6 +10,12 @@
 //! Nothing here may throw into the host page. The SDK depends on no server crate; its JSON is
 //! written by hand (see [`json`]) to stay small.
 
+// No std in the wasm: `core` + `alloc`, a trapping panic handler and no formatting machinery
+// (BENCHMARKS.md, SDK size). Native builds (unit tests) keep std.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
 pub mod host;
 pub mod json;
 pub mod policy;
@@ -17,6 +23,7 @@ pub mod queue;
 pub mod redact;
 pub mod tracker;
 
+use alloc::string::String;
 use wasm_bindgen::prelude::*;
 
 use crate::host::Host;
@@ -152,3 +159,11 @@ impl Tracker {
 #[global_allocator]
 static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
     lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
+
+/// A panic in the wasm traps (the shim catches the exception and turns tracking off): no
+/// message is formatted, so no formatting code is linked.
+#[cfg(all(target_arch = "wasm32", not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}

@@ -2,6 +2,9 @@
 //! answer means for a batch, how long to back off, when a session expires, which scroll
 //! milestones a new depth crosses.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// What to do with a batch after an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -97,7 +100,8 @@ pub fn depth_percent(scroll_y: f64, viewport_h: f64, doc_h: f64) -> u8 {
     if doc_h <= 0.0 || doc_h <= viewport_h {
         return 100;
     }
-    let seen = ((scroll_y + viewport_h) / doc_h * 100.0).round();
+    // Rounded half up by hand: `f64::round` is std's (the wasm has only `core`).
+    let seen = (scroll_y + viewport_h) / doc_h * 100.0 + 0.5;
     seen.clamp(0.0, 100.0) as u8
 }
 

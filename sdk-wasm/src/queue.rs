@@ -1,7 +1,10 @@
 //! The event queue: serialized events waiting to be sent, capped in count and bytes (the oldest
 //! are dropped first, and counted), split into request bodies under a byte limit.
 
-use std::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use alloc::collections::VecDeque;
 
 use crate::json::{escape_into, push_int};
 

@@ -7,6 +7,8 @@
 //! Plain Rust with no dependencies: the browser SDK and the collector both compile this one
 //! file (the collector through `#[path]`), so a URL is redacted the same way on both sides.
 
+use alloc::string::String;
+
 /// What replaces a redacted value.
 pub const REDACTED: &str = "[redacted]";
 

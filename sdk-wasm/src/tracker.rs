@@ -2,6 +2,9 @@
 //! The JS shim forwards DOM events here as plain values; everything about what gets recorded,
 //! when it is sent and what happens on failure is decided here.
 
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
 use crate::host::Env;
 use crate::json::{push_int, Obj};
 use crate::policy::{self, Scroll, Verdict};
