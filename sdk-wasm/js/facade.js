@@ -27,7 +27,8 @@ function makeMaidian(loadModule, defaultApiUrl) {
   function call(name, args) {
     if (real) {
       try {
-        return real[name].apply(real, args);
+        var c = CMDS.indexOf(name);
+        return c < 0 ? real[name].apply(real, args) : real.cmd(c, !!args[0]);
       } catch (e) {
         warn(name + ' failed', e);
         return undefined;
@@ -36,6 +37,10 @@ function makeMaidian(loadModule, defaultApiUrl) {
     if (!failed) calls.push([name, args]);
     return undefined;
   }
+
+  // The wasm's data-less commands, one export numbered in this order (`Tracker::cmd`).
+  var CMDS = ['initialView', 'flush', 'retry', 'getQueueLength', 'optOut', 'optIn', 'navigated',
+    'restored', 'shown', 'hidden'];
 
   function guard(fn) {
     return function (e) {

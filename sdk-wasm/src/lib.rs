@@ -66,6 +66,29 @@ impl Tracker {
         Tracker(State::new(host, opts))
     }
 
+    /// The commands that carry no data, as one export (each export costs about 300 B of
+    /// wasm and glue): the shim numbers them in this order (`CMDS` in `js/facade.js`).
+    /// 0 the first page view, 1 flush (`flag`: even a partial batch; returns how many events
+    /// the request carries), 2 retry, 3 queue length (returned), 4 opt out, 5 opt in,
+    /// 6 navigated, 7 restored from the back/forward cache, 8 shown, 9 hidden.
+    pub fn cmd(&mut self, code: u32, flag: bool) -> usize {
+        let s = &mut self.0;
+        match code {
+            0 => s.initial_view(),
+            1 => return s.flush(flag),
+            2 => s.retry(),
+            3 => return s.queue_len(),
+            4 => s.set_off(true),
+            5 => s.set_off(false),
+            6 => s.navigated(),
+            7 => s.restored(),
+            8 => s.shown(),
+            9 => s.hidden(),
+            _ => {}
+        }
+        0
+    }
+
     /// `trackEvent(type, data)`: `data_json` is `JSON.stringify(data)` without reserved keys.
     #[wasm_bindgen(js_name = trackEvent)]
     pub fn track_event(&mut self, event_type: &str, data_json: &str) {
@@ -79,11 +102,6 @@ impl Tracker {
         self.0.page_view(None, None, data_json);
     }
 
-    #[wasm_bindgen(js_name = initialView)]
-    pub fn initial_view(&mut self) {
-        self.0.initial_view();
-    }
-
     #[wasm_bindgen(js_name = setUserId)]
     pub fn set_user_id(&mut self, id: Option<String>) {
         self.0.set_user(id.filter(|s| !s.is_empty()));
@@ -94,42 +112,10 @@ impl Tracker {
         self.0.session_id()
     }
 
-    /// Starts sending; returns how many events the request carries.
-    pub fn flush(&mut self, force: bool) -> usize {
-        self.0.flush(force)
-    }
-
     /// The answer to `host.send`; returns how many events were stored.
     #[wasm_bindgen(js_name = onSent)]
     pub fn on_sent(&mut self, status: u16, retry_after_ms: Option<u32>) -> usize {
         self.0.sent(status, retry_after_ms)
-    }
-
-    pub fn retry(&mut self) {
-        self.0.retry();
-    }
-
-    #[wasm_bindgen(js_name = getQueueLength)]
-    pub fn get_queue_length(&self) -> usize {
-        self.0.queue_len()
-    }
-
-    #[wasm_bindgen(js_name = optOut)]
-    pub fn opt_out(&mut self) {
-        self.0.set_off(true);
-    }
-
-    #[wasm_bindgen(js_name = optIn)]
-    pub fn opt_in(&mut self) {
-        self.0.set_off(false);
-    }
-
-    pub fn navigated(&mut self) {
-        self.0.navigated();
-    }
-
-    pub fn restored(&mut self) {
-        self.0.restored();
     }
 
     pub fn click(&mut self, id: String, class: String, text: String, x: i32, y: i32) {
@@ -142,14 +128,6 @@ impl Tracker {
 
     pub fn scrolled(&mut self, scroll_y: f64, viewport_h: f64, doc_h: f64) {
         self.0.scrolled(scroll_y, viewport_h, doc_h);
-    }
-
-    pub fn shown(&mut self) {
-        self.0.shown();
-    }
-
-    pub fn hidden(&mut self) {
-        self.0.hidden();
     }
 }
 
