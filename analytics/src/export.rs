@@ -154,6 +154,23 @@ pub fn row(e: &Event, cells: Cells) -> String {
     out
 }
 
+/// Everything held about one visitor (see [`crate::lifecycle`]) in `site`, all days, as a
+/// whole CSV file: the answer to an access request, for the HTTP export and the CLI.
+pub async fn visitor_csv(
+    store: &crate::store::Store,
+    site: &str,
+    visitor: &str,
+    cells: Cells,
+) -> Result<String, crate::store::StoreError> {
+    let mut csv = header();
+    for e in store.visitor_events(visitor).await? {
+        if e.site_id() == site {
+            csv.push_str(&row(&e, cells));
+        }
+    }
+    Ok(csv)
+}
+
 /// Pages through the events of one site in a period, in `(timestamp, event_id)` order.
 pub struct Pager<'a> {
     store: &'a crate::store::Store,

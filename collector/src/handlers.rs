@@ -587,13 +587,20 @@ async fn analytics_inner(
     Ok(reply::json(&body).into_response())
 }
 
-/// When raw events of period `p` were deleted by retention: the instant (RFC 3339) raw
-/// events start at, for figures read from raw events to say so.
+/// See `lifecycle::raw_gone`.
 async fn raw_gone(store: &Store, p: &Period) -> Result<Option<String>, ApiError> {
-    let since = store.raw_since().await.map_err(store_failed)?;
-    Ok(since
-        .filter(|t| p.start_ms < *t)
-        .map(maidian_analytics::lifecycle::rfc3339))
+    maidian_analytics::lifecycle::raw_gone(store, p)
+        .await
+        .map_err(store_failed)
+}
+
+/// `raw=1`: CSV cells exactly as stored (see `export::Cells`).
+fn cells_of(q: &DaysQuery) -> Result<maidian_analytics::export::Cells, ApiError> {
+    use maidian_analytics::export::Cells;
+    Ok(match flag("raw", q.raw.as_deref())? {
+        true => Cells::Raw,
+        false => Cells::Spreadsheet,
+    })
 }
 
 /// GET /api/export/events.csv?days=N: streamed, one page of events in memory at a time.
@@ -606,13 +613,7 @@ pub async fn export_csv(
     if let Some(v) = q.visitor.as_deref().filter(|v| !v.trim().is_empty()) {
         return Ok(respond(export_visitor(&app, &headers, &q, v).await));
     }
-    let gone = match q.read.reading(&app, &headers) {
-        Ok(r) => raw_gone(&app.store, &r.period).await,
-        Err(e) => Err(e),
-    };
-    Ok(respond(gone.and_then(|gone| {
-        export_csv_inner(app, &headers, &q, gone)
-    })))
+    Ok(respond(export_csv_inner(app, &headers, &q).await))
 }
 
 async fn export_visitor(
@@ -621,21 +622,10 @@ async fn export_visitor(
     q: &DaysQuery,
     visitor: &str,
 ) -> Result<Response, ApiError> {
-    use maidian_analytics::export;
     let site = auth::check_read(&app.sites, headers, q.read.site.as_deref())?;
-    let cells = match flag("raw", q.raw.as_deref())? {
-        true => export::Cells::Raw,
-        false => export::Cells::Spreadsheet,
-    };
-    let events = app
-        .store
-        .visitor_events(visitor)
+    let csv = maidian_analytics::export::visitor_csv(&app.store, &site.id, visitor, cells_of(q)?)
         .await
         .map_err(store_failed)?;
-    let mut csv = export::header();
-    for e in events.iter().filter(|e| e.site_id() == site.id) {
-        csv.push_str(&export::row(e, cells));
-    }
     let name = format!("attachment; filename=\"visitor-{}.csv\"", site.id);
     let reply = warp::reply::with_header(csv, "content-type", "text/csv; charset=utf-8");
     Ok(warp::reply::with_header(reply, "content-disposition", name).into_response())
@@ -687,11 +677,10 @@ async fn forget_inner(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Res
     Ok(reply::json(&answer).into_response())
 }
 
-fn export_csv_inner(
+async fn export_csv_inner(
     app: Arc<App>,
     headers: &HeaderMap,
     q: &DaysQuery,
-    gone: Option<String>,
 ) -> Result<Response, ApiError> {
     use maidian_analytics::export;
     let (p, site) = {
@@ -699,10 +688,8 @@ fn export_csv_inner(
         let r = reading(&app, headers, site, days, None)?;
         (r.period, r.site.id.clone())
     };
-    let cells = match flag("raw", q.raw.as_deref())? {
-        true => export::Cells::Raw,
-        false => export::Cells::Spreadsheet,
-    };
+    let cells = cells_of(q)?;
+    let gone = raw_gone(&app.store, &p).await?;
     let name = format!(
         "attachment; filename=\"events-{}-{}-{}.csv\"",
         site, p.since, p.until

@@ -122,7 +122,7 @@ impl EmbeddedStore {
         let db = self.db.clone();
         blocking(move || {
             let tx = db.begin_write().map_err(err)?;
-            let st = read_state(&tx)?;
+            let mut st = read_state(&tx)?;
             let (names, events) = closure(&tx.open_table(EVENTS).map_err(err)?, &id)?;
             let tail = unrolled(&tx, st.seq)?;
             let (mut rolled, mut unlogged) = (Vec::new(), Vec::new());
@@ -132,7 +132,6 @@ impl EmbeddedStore {
                     None => rolled.push(e),
                 }
             }
-            let mut st = st;
             st.events = st.events.saturating_sub(rolled.len() as u64);
             write_state(&tx, &st)?;
             let erasure = Erasure::of(Delta::in_zones(rolled, &zones_in(&tx)?));

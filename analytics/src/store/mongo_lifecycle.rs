@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use mongodb::bson::{self, doc, Bson, DateTime, Document};
+use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use super::mongo::{doc_to_event, event_to_doc, MongoStore};
@@ -70,6 +71,25 @@ fn rolled_doc(e: &Event) -> Document {
         d.remove(k);
     }
     d
+}
+
+/// Deletes the documents of `coll` whose `field` is one of `values` (and that match
+/// `extra`), a bounded `$in` at a time; returns how many.
+async fn delete_in(
+    coll: &Collection<Document>,
+    field: &str,
+    values: &[String],
+    extra: Option<Document>,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for part in values.chunks(IDS_PER_DELETE) {
+        let mut filter = doc! { field: { "$in": part } };
+        if let Some(x) = &extra {
+            filter.extend(x.clone());
+        }
+        n += coll.delete_many(filter).await?.deleted_count;
+    }
+    Ok(n)
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -198,8 +218,9 @@ impl MongoStore {
         st: &State,
         req: &ForgetRequest,
     ) -> Result<(), StoreError> {
-        let mut names = Names::default();
-        names.ids.extend(req.ids.iter().cloned());
+        let names = Names {
+            ids: req.ids.iter().cloned().collect(),
+        };
         let (names, events) = self.closure(names).await?;
         let pos = st.live.pos();
         let rolled: Vec<Document> = events
@@ -241,14 +262,7 @@ impl MongoStore {
     ) -> Result<(), StoreError> {
         let generation = st.live.generation;
         // Raw events first: from here on nothing can roll them up again.
-        let mut removed = 0u64;
-        for ids in req.events.chunks(IDS_PER_DELETE) {
-            removed += self
-                .events
-                .delete_many(doc! { "_id": { "$in": ids } })
-                .await?
-                .deleted_count;
-        }
+        let removed = delete_in(&self.events, "_id", &req.events, None).await?;
         let rolled = req
             .rolled
             .iter()
@@ -260,30 +274,29 @@ impl MongoStore {
         ));
         self.apply_chunk(Some(cfg), generation, req.chunk, &erasure.decrements, true)
             .await?;
-        let mut entries = 0u64;
-        let mut deletes: HashMap<&str, Vec<String>> = HashMap::new();
-        for (name, key) in erasure.deletes {
-            deletes.entry(name).or_default().push(key);
-        }
-        for (name, keys) in &deletes {
-            entries += self
-                .delete_ids(&gen_name(name, generation), keys, None)
-                .await?;
-        }
         // Shared counters taken to zero would not exist in a rebuild.
         for (name, changes) in &erasure.decrements.changes {
             let keys: Vec<String> = changes.keys().cloned().collect();
             let zero = doc! { lifecycle::counter(name).as_str(): { "$lte": 0 } };
-            self.delete_ids(&gen_name(name, generation), &keys, Some(zero))
-                .await?;
+            delete_in(&self.rollup(name, generation), "_id", &keys, Some(zero)).await?;
         }
-        entries += self.sweep_visitor(generation, &req.ids).await?;
-        // Generations replaced moments ago (kept a little for readers) hold the visitor too.
-        for old in st.retired.iter().map(|r| r.generation) {
+        let mut deletes: HashMap<&str, Vec<String>> = HashMap::new();
+        for (name, key) in erasure.deletes {
+            deletes.entry(name).or_default().push(key);
+        }
+        // The live generation, then those replaced moments ago (kept a little for readers):
+        // they hold the visitor too. The answer counts the live generation's entries.
+        let retired = st.retired.iter().map(|r| r.generation);
+        let mut entries = 0u64;
+        for (i, g) in std::iter::once(generation).chain(retired).enumerate() {
+            let mut n = 0;
             for (name, keys) in &deletes {
-                self.delete_ids(&gen_name(name, old), keys, None).await?;
+                n += delete_in(&self.rollup(name, g), "_id", keys, None).await?;
             }
-            self.sweep_visitor(old, &req.ids).await?;
+            n += self.sweep_visitor(g, &req.ids).await?;
+            if i == 0 {
+                entries = n;
+            }
         }
         let result = Forgotten {
             events_removed: removed,
@@ -307,23 +320,9 @@ impl MongoStore {
         Ok(())
     }
 
-    /// Deletes documents of `coll` by `_id` (and `extra` conditions), in bounded batches.
-    async fn delete_ids(
-        &self,
-        coll: &str,
-        keys: &[String],
-        extra: Option<Document>,
-    ) -> Result<u64, StoreError> {
-        let coll = self.db.collection::<Document>(coll);
-        let mut n = 0;
-        for part in keys.chunks(IDS_PER_DELETE) {
-            let mut filter = doc! { "_id": { "$in": part } };
-            if let Some(x) = &extra {
-                filter.extend(x.clone());
-            }
-            n += coll.delete_many(filter).await?.deleted_count;
-        }
-        Ok(n)
+    /// Collection `rollup` of `generation`.
+    fn rollup(&self, rollup: &str, generation: i64) -> Collection<Document> {
+        self.db.collection(&gen_name(rollup, generation))
     }
 
     /// Rollup documents that name one of `ids`, whatever events they came from (also those
@@ -332,13 +331,8 @@ impl MongoStore {
         let mut n = 0;
         for name in lifecycle::PERSONAL_BY_VISITOR {
             for name in [*name, rollup::bot_twin(name)] {
-                let coll = self.db.collection::<Document>(&gen_name(name, generation));
-                for part in ids.chunks(IDS_PER_DELETE) {
-                    n += coll
-                        .delete_many(doc! { Field::Visitor.as_str(): { "$in": part } })
-                        .await?
-                        .deleted_count;
-                }
+                let coll = self.rollup(name, generation);
+                n += delete_in(&coll, Field::Visitor.as_str(), ids, None).await?;
             }
         }
         let mut sites: Vec<String> = self.sites().await?.into_iter().map(|s| s.id).collect();
@@ -348,9 +342,7 @@ impl MongoStore {
             .flat_map(|s| ids.iter().map(move |id| rollup::site_key(s, id)))
             .collect();
         for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
-            n += self
-                .delete_ids(&gen_name(name, generation), &keys, None)
-                .await?;
+            n += delete_in(&self.rollup(name, generation), "_id", &keys, None).await?;
         }
         Ok(n)
     }
@@ -398,15 +390,7 @@ impl MongoStore {
                 ids.push(id.clone());
             }
         }
-        let mut n = 0;
-        for part in ids.chunks(IDS_PER_DELETE) {
-            n += self
-                .events
-                .delete_many(doc! { "_id": { "$in": part } })
-                .await?
-                .deleted_count;
-        }
-        Ok(n)
+        delete_in(&self.events, "_id", &ids, None).await
     }
 
     /// The retention cut-off raw events were deleted before (ms), if any were.

@@ -18,6 +18,7 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use maidian_analytics::consumer::{self, ConsumerConfig, RollupStatus};
 use maidian_analytics::engine::{funnel, realtime, retention, summary, Scope};
+use maidian_analytics::lifecycle;
 use maidian_analytics::rollup::Field;
 use maidian_analytics::site::{self, Zone};
 use maidian_analytics::stats::{self, Period};
@@ -407,7 +408,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let p = period.period(&zone);
             let r = funnel::funnel_from(&store, &f, p, scope, &origin).await?;
             let mut doc = sited(&r, site_id)?;
-            if let Some(since) = raw_gone(&store, &p).await? {
+            if let Some(since) = lifecycle::raw_gone(&store, &p).await? {
                 doc["raw_data_since"] = since.into();
             }
             shown(period.json, doc, print_funnel)
@@ -451,15 +452,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 maidian_analytics::export::Cells::Spreadsheet
             };
             if let Some(v) = visitor {
-                let events = store.visitor_events(&v).await?;
-                let mut csv = maidian_analytics::export::header();
-                for e in events.iter().filter(|e| e.site_id() == info.id) {
-                    csv.push_str(&maidian_analytics::export::row(e, cells));
-                }
+                let csv =
+                    maidian_analytics::export::visitor_csv(&store, &info.id, &v, cells).await?;
                 return write_csv(csv.as_bytes(), output.as_deref());
             }
             let p = Period::recent(days, &zone);
-            if let Some(since) = raw_gone(&store, &p).await? {
+            if let Some(since) = lifecycle::raw_gone(&store, &p).await? {
                 eprintln!("maidian: raw events before {since} were deleted by retention; the export starts there");
             }
             export_command(&store, &info.id, p, output, cells).await
@@ -596,15 +594,6 @@ fn write_csv(csv: &[u8], output: Option<&std::path::Path>) -> anyhow::Result<()>
         None => std::io::Write::write_all(&mut std::io::stdout().lock(), csv)?,
     }
     Ok(())
-}
-
-/// When raw events of `p` were deleted by retention: where they start (RFC 3339).
-async fn raw_gone(store: &Store, p: &Period) -> anyhow::Result<Option<String>> {
-    Ok(store
-        .raw_since()
-        .await?
-        .filter(|t| p.start_ms < *t)
-        .map(maidian_analytics::lifecycle::rfc3339))
 }
 
 fn print_forgotten(json: bool, visitor: &str, done: &serde_json::Value) -> anyhow::Result<()> {
