@@ -38,6 +38,18 @@ pub struct Event {
     pub duration: Option<f64>,
     /// Milliseconds, for page views.
     pub load_time: Option<f64>,
+    /// Core Web Vitals of a page view (`web_vitals` events, see `vitals`): milliseconds,
+    /// except `cls` (a score). Each only when the browser measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lcp: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fcp: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inp: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cls: Option<f64>,
     /// When it happened: the client's clock, corrected for skew against the collector's.
     pub timestamp: i64,
     /// The client's own clock reading, uncorrected.
@@ -71,6 +83,8 @@ fn default_site() -> String {
 
 pub const PAGE_VIEW: &str = "page_view";
 pub const PAGE_LEAVE: &str = "page_leave";
+/// One per page view, sent when it ends: its Core Web Vitals.
+pub const WEB_VITALS: &str = "web_vitals";
 
 impl Event {
     /// The event's site; an event built without one (tests, old records) is the default
@@ -81,6 +95,30 @@ impl Event {
         } else {
             &self.site
         }
+    }
+
+    /// The value of a Core Web Vital, when measured.
+    pub fn vital(&self, m: crate::vitals::Metric) -> Option<f64> {
+        use crate::vitals::Metric;
+        match m {
+            Metric::Lcp => self.lcp,
+            Metric::Fcp => self.fcp,
+            Metric::Ttfb => self.ttfb,
+            Metric::Inp => self.inp,
+            Metric::Cls => self.cls,
+        }
+    }
+
+    /// Sets a Core Web Vital.
+    pub fn set_vital(&mut self, m: crate::vitals::Metric, v: Option<f64>) {
+        use crate::vitals::Metric;
+        *match m {
+            Metric::Lcp => &mut self.lcp,
+            Metric::Fcp => &mut self.fcp,
+            Metric::Ttfb => &mut self.ttfb,
+            Metric::Inp => &mut self.inp,
+            Metric::Cls => &mut self.cls,
+        } = v;
     }
 
     /// The identity used for unique-user counts (see [`Event::visitor`]).

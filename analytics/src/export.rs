@@ -45,6 +45,11 @@ pub const COLUMNS: &[&str] = &[
     "source",
     "channel",
     "bot",
+    "lcp",
+    "fcp",
+    "ttfb",
+    "inp",
+    "cls",
 ];
 
 pub fn header() -> String {
@@ -142,6 +147,11 @@ pub fn row(e: &Event, cells: Cells) -> String {
         s(&e.source),
         s(&e.channel),
         s(&e.bot),
+        num(e.lcp),
+        num(e.fcp),
+        num(e.ttfb),
+        num(e.inp),
+        num(e.cls),
     ];
     let mut out = String::with_capacity(256);
     for (i, f) in fields.iter().enumerate() {
@@ -255,7 +265,10 @@ mod tests {
             line.contains(",\"Buy, \"\"now\"\"\nplease\",12.5,"),
             "{line}"
         );
-        assert!(line.ends_with(",\"{\"\"a\"\":1}\",,,,,,,,,\r\n"), "{line}");
+        assert!(
+            line.ends_with(",\"{\"\"a\"\":1}\",,,,,,,,,,,,,,\r\n"),
+            "{line}"
+        );
         assert_eq!(line.matches(',').count() - 1, COLUMNS.len() - 1); // one comma is quoted
         assert_eq!(header().trim_end().split(',').count(), COLUMNS.len());
     }

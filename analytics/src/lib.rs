@@ -11,6 +11,7 @@
 //! - [`engine`]: summary, funnel, retention and real-time figures.
 //! - [`source`] (campaign tags, click ids, channels) and [`bots`] (who is not a person), from
 //!   the lists in `data/`.
+//! - [`vitals`]: Core Web Vitals metrics, thresholds and the histogram buckets rollups keep.
 //! - [`export`] (CSV) and [`report`] (self-contained HTML).
 //! - [`client`]: a minimal HTTP/1.1 client for a maidian collector (`maidian simulate`).
 //!
@@ -31,3 +32,4 @@ pub mod site;
 pub mod source;
 pub mod stats;
 pub mod store;
+pub mod vitals;

@@ -16,9 +16,10 @@
 
 use std::collections::HashMap;
 
-use crate::event::{Event, PAGE_LEAVE, PAGE_VIEW};
+use crate::event::{Event, PAGE_LEAVE, PAGE_VIEW, WEB_VITALS};
 use crate::site::Zones;
 use crate::store::RollupDoc;
+use crate::vitals::{self, Metric};
 
 /// Rollup collection names (MongoDB) and table names (embedded).
 pub const DAILY_TYPE: &str = "rollup_daily_type";
@@ -31,6 +32,9 @@ pub const DAILY_REFERRER: &str = "rollup_daily_referrer";
 pub const DAILY_AGENT: &str = "rollup_daily_agent";
 /// Flagged events by day and reason (`Field::Name`), for the summary's `bots`.
 pub const DAILY_BOT: &str = "rollup_daily_bot";
+/// Core Web Vitals histograms: page views by day, metric, device, page, bucket and rating
+/// (`crate::vitals`).
+pub const DAILY_VITALS: &str = "rollup_daily_vitals";
 
 /// Each rollup and its bot twin: the same documents, made of the events flagged as bots' only.
 /// Figures read the rollups; with bots included they read both and merge them
@@ -44,6 +48,7 @@ pub const TWINS: &[(&str, &str)] = &[
     (PAGE_TIME, BOT_PAGE_TIME),
     (DAILY_REFERRER, BOT_DAILY_REFERRER),
     (DAILY_AGENT, BOT_DAILY_AGENT),
+    (DAILY_VITALS, BOT_DAILY_VITALS),
 ];
 const BOT_DAILY_TYPE: &str = "rollup_bot_daily_type";
 const BOT_DAILY_VISITOR: &str = "rollup_bot_daily_visitor";
@@ -53,6 +58,7 @@ const BOT_SESSIONS: &str = "rollup_bot_sessions";
 const BOT_PAGE_TIME: &str = "rollup_bot_page_time";
 const BOT_DAILY_REFERRER: &str = "rollup_bot_daily_referrer";
 const BOT_DAILY_AGENT: &str = "rollup_bot_daily_agent";
+const BOT_DAILY_VITALS: &str = "rollup_bot_daily_vitals";
 
 pub const ALL: &[&str] = &[
     DAILY_TYPE,
@@ -64,6 +70,7 @@ pub const ALL: &[&str] = &[
     DAILY_REFERRER,
     DAILY_AGENT,
     DAILY_BOT,
+    DAILY_VITALS,
     BOT_DAILY_TYPE,
     BOT_DAILY_VISITOR,
     BOT_DAILY_PAGE_VISITOR,
@@ -72,6 +79,7 @@ pub const ALL: &[&str] = &[
     BOT_PAGE_TIME,
     BOT_DAILY_REFERRER,
     BOT_DAILY_AGENT,
+    BOT_DAILY_VITALS,
 ];
 
 /// The bot twin of `rollup` (itself for a rollup that has none).
@@ -148,6 +156,10 @@ pub enum Field {
     Name,
     Landing,
     Site,
+    Metric,
+    Device,
+    Bucket,
+    Rating,
 }
 
 impl Field {
@@ -170,6 +182,10 @@ impl Field {
         Field::Name,
         Field::Landing,
         Field::Site,
+        Field::Metric,
+        Field::Device,
+        Field::Bucket,
+        Field::Rating,
     ];
 
     /// The stored name (MongoDB field, embedded JSON key).
@@ -193,6 +209,10 @@ impl Field {
             Field::Name => "name",
             Field::Landing => "landing",
             Field::Site => "site",
+            Field::Metric => "metric",
+            Field::Device => "device",
+            Field::Bucket => "bucket",
+            Field::Rating => "rating",
         }
     }
 
@@ -450,6 +470,10 @@ impl Delta {
             self.page_view(e, site, day);
         }
 
+        if e.event_type == WEB_VITALS {
+            self.vitals(e, site, day);
+        }
+
         if e.event_type == PAGE_LEAVE {
             if let (Some(view), Some(duration)) = (&e.page_view_id, e.duration) {
                 let c = self.change(PAGE_TIME, site, view.clone());
@@ -457,6 +481,30 @@ impl Delta {
                 c.lower(Field::Day, s(day));
                 c.lower(Field::PageUrl, s(e.page_url.as_deref().unwrap_or("")));
             }
+        }
+    }
+
+    /// One histogram entry per measured metric: (day, metric, device, page, bucket, rating).
+    fn vitals(&mut self, e: &Event, site: &str, day: &str) {
+        let device = agent_of(e.user_agent.as_deref().unwrap_or("")).2;
+        let page = e.page_url.as_deref().unwrap_or("");
+        for m in Metric::ALL {
+            let Some(v) = e.vital(m) else { continue };
+            let units = m.units(v);
+            let (bucket, rating) = (vitals::bucket(units), m.rating(units));
+            let b = bucket.to_string();
+            let c = self.change(
+                DAILY_VITALS,
+                site,
+                key(&[day, m.as_str(), &device, page, &b, rating.as_str()]),
+            );
+            c.add(Field::Count, 1);
+            c.ident(Field::Day, s(day));
+            c.ident(Field::Metric, s(m.as_str()));
+            c.ident(Field::Device, s(&device));
+            c.ident(Field::PageUrl, s(page));
+            c.ident(Field::Bucket, Value::Int(bucket));
+            c.ident(Field::Rating, s(rating.as_str()));
         }
     }
 

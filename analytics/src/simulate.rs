@@ -181,7 +181,8 @@ impl Simulation {
                 e.scroll_depth = Some(f64::from(m));
                 out.push(e);
             }
-            for c in 0..self.rng.below(3) {
+            let clicks = self.rng.below(3);
+            for c in 0..clicks {
                 let mut e = base("click", t + 1_000 + c as i64 * 2_000);
                 e.event_id = self.rng.uuid();
                 e.element_id =
@@ -213,6 +214,22 @@ impl Simulation {
                     .cloned();
                 out.push(e);
             }
+            // The page view's Core Web Vitals, sent as it ends: a slow network for some
+            // visitors, an interaction's latency only when they clicked.
+            let mut vit = base(crate::event::WEB_VITALS, t + stay);
+            vit.event_id = self.rng.uuid();
+            vit.page_view_id = Some(view_id.clone());
+            vit.user_agent = Some(v.agent.to_string());
+            let slow = 1 + self.rng.below(4) * self.rng.below(2);
+            let ttfb = (40 + self.rng.below(400)) * slow;
+            let fcp = ttfb + 150 + self.rng.below(1200) * slow;
+            vit.ttfb = Some(ttfb as f64);
+            vit.fcp = Some(fcp as f64);
+            vit.lcp = Some((fcp + self.rng.below(2000) * slow) as f64);
+            vit.cls = Some(self.rng.below(2) as f64 * self.rng.below(300) as f64 / 1000.0);
+            vit.inp = (clicks > 0).then(|| (16 + self.rng.below(300) * slow) as f64);
+            out.push(vit);
+
             let mut leave = base("page_leave", t + stay);
             leave.event_id = self.rng.uuid();
             leave.page_view_id = Some(view_id);
@@ -257,6 +274,7 @@ mod tests {
         assert!(count("click") > 0 && count("scroll") > 0 && count("form_submit") > 0);
         assert!(count("purchase") > 0 && count("purchase") < count("page_view") / 5);
         assert_eq!(count("page_view"), count("page_leave"));
+        assert_eq!(count("page_view"), count("web_vitals"));
         let ids: std::collections::HashSet<_> = events.iter().map(|e| &e.event_id).collect();
         assert_eq!(ids.len(), events.len());
     }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers: a failed setup should stop the test loudly.
 
 use maidian_analytics::consumer::{self, ConsumerConfig, Step};
-use maidian_analytics::engine::{funnel, retention, summary, Scope};
+use maidian_analytics::engine::{funnel, retention, summary, vitals, Scope};
 use maidian_analytics::event::{Day, Event};
 use maidian_analytics::rollup::{self, Field};
 use maidian_analytics::stats::Period;
@@ -23,6 +23,7 @@ fn dataset() -> Vec<Event> {
         ("a", "s1", "click", "https://shop.example/", 20_000),
         ("a", "s1", "page_view", "https://shop.example/cart", 60_000),
         ("a", "s1", "page_leave", "https://shop.example/cart", 90_000),
+        ("a", "s1", "web_vitals", "https://shop.example/cart", 95_000),
         ("a", "s1", "purchase", "https://shop.example/cart", 120_000),
         ("b", "s2", "page_view", "https://shop.example/", 5_000),
         ("a", "s3", "page_view", "https://shop.example/", 2 * DAY),
@@ -56,6 +57,13 @@ fn dataset() -> Vec<Event> {
             "https://shop.example/",
             3 * DAY + 4_000,
         ),
+        (
+            "bot1",
+            "s5",
+            "web_vitals",
+            "https://shop.example/",
+            3 * DAY + 4_000,
+        ),
     ];
     rows.iter()
         .enumerate()
@@ -78,6 +86,10 @@ fn dataset() -> Vec<Event> {
             if *ty == "page_leave" {
                 e.page_view_id = Some(format!("view-{session}"));
                 e.duration = Some(30_000.0);
+            }
+            if *ty == "web_vitals" {
+                e.page_view_id = Some(format!("view-{session}"));
+                (e.lcp, e.fcp, e.ttfb, e.cls) = (Some(2600.0), Some(700.0), Some(120.0), Some(0.12));
             }
             if user.starts_with("bot") {
                 e.bot = Some("user_agent".into());
@@ -208,18 +220,22 @@ async fn live_rollups_equal_a_rebuild_on_both_stores() {
             summary::summary(&store, p, 10, all).await.unwrap(),
             funnel::funnel(&store, &f, p, all).await.unwrap(),
             retention::retention(&store, p, all).await.unwrap(),
+            vitals::vitals(&store, p, all, 10).await.unwrap(),
         );
-        figures.push((s, fr, r, with_bots));
+        let v = vitals::vitals(&store, p, &Scope::default(), 10)
+            .await
+            .unwrap();
+        figures.push((s, fr, r, with_bots, v));
     }
     let (mongo, guarded, embedded) = (&figures[0], &figures[1], &figures[2]);
     assert_eq!(mongo, embedded, "the two stores disagree");
     assert_eq!(mongo, guarded, "guarded upserts disagree");
 
-    let (s, f, r, with_bots) = mongo;
-    assert_eq!(s.overview.total_events, 9);
+    let (s, f, r, with_bots, v) = mongo;
+    assert_eq!(s.overview.total_events, 10);
     assert_eq!(
         serde_json::to_value(&s.bots).unwrap(),
-        serde_json::json!([{"reason": "user_agent", "events": 3}])
+        serde_json::json!([{"reason": "user_agent", "events": 4}])
     );
     assert_eq!(s.overview.active_users, 3);
     assert_eq!(s.overview.sessions, 4);
@@ -250,8 +266,8 @@ async fn live_rollups_equal_a_rebuild_on_both_stores() {
         .into_iter()
         .map(|e| Event { bot: None, ..e })
         .collect();
-    let (sb, fb, rb) = with_bots;
-    assert_eq!(sb.overview.total_events, 12);
+    let (sb, fb, rb, vb) = with_bots;
+    assert_eq!(sb.overview.total_events, 14);
     assert_eq!(sb.overview.sessions, 5);
     let mut want = summary::summarize(p, &summary::Inputs::from_events(&unflagged), 10);
     want.bots = s.bots.clone();
@@ -259,6 +275,13 @@ async fn live_rollups_equal_a_rebuild_on_both_stores() {
     let users: Vec<u64> = fb.funnel_steps.iter().map(|s| s.users).collect();
     assert_eq!(users, vec![4, 3, 1]);
     assert_eq!(rb, &retention::from_events(p, &unflagged));
+
+    // Core Web Vitals: one page view measured (two with the bot's), equal to the raw scan.
+    assert_eq!(v, &vitals::from_events(p, &dataset(), 10));
+    assert_eq!(vb, &vitals::from_events(p, &unflagged, 10));
+    assert_eq!((v.page_views, vb.page_views), (1, 2));
+    assert_eq!(v.metrics[0].good, 0.0);
+    assert_eq!(v.pages[0].name, "https://shop.example/cart");
 }
 
 /// A page URL holding the key separator must not merge with another page's rollup.
@@ -611,7 +634,7 @@ async fn forgetting_a_visitor_leaves_no_trace_and_figures_equal_a_rebuild() {
         .iter()
         .filter(|e| e.anonymous_id.as_deref() == Some("anon-alice-7f3"))
         .count() as u64;
-    assert_eq!(alice, 7);
+    assert_eq!(alice, 8);
     for (store, _dir) in stores().await {
         let cfg = consumer_config();
         // Most events rolled up, the last two not yet: both kinds must go.

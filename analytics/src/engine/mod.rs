@@ -9,6 +9,7 @@ pub mod funnel;
 pub mod realtime;
 pub mod retention;
 pub mod summary;
+pub mod vitals;
 
 /// Which events a figure counts: one site's, and by default not those flagged as bots'.
 #[derive(Debug, Clone, PartialEq, Eq)]

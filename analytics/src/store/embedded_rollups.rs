@@ -408,6 +408,7 @@ const DAY_KEYED: &[&str] = &[
     rollup::DAILY_REFERRER,
     rollup::DAILY_AGENT,
     rollup::DAILY_BOT,
+    rollup::DAILY_VITALS,
 ];
 
 fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, StoreError> {

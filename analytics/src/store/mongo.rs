@@ -487,6 +487,11 @@ pub fn event_to_doc(e: &Event) -> Document {
         ("scroll_depth", e.scroll_depth),
         ("duration", e.duration),
         ("load_time", e.load_time),
+        ("lcp", e.lcp),
+        ("fcp", e.fcp),
+        ("ttfb", e.ttfb),
+        ("inp", e.inp),
+        ("cls", e.cls),
     ];
     for (k, v) in numbers {
         if let Some(v) = v {
@@ -571,6 +576,11 @@ pub fn doc_to_event(d: &Document) -> Result<Event, StoreError> {
         viewport_size: opt_str(d, "viewport_size"),
         duration: opt_f64(d, "duration"),
         load_time: opt_f64(d, "load_time"),
+        lcp: opt_f64(d, "lcp"),
+        fcp: opt_f64(d, "fcp"),
+        ttfb: opt_f64(d, "ttfb"),
+        inp: opt_f64(d, "inp"),
+        cls: opt_f64(d, "cls"),
         timestamp,
         client_timestamp: opt_millis(d, "client_timestamp").unwrap_or(timestamp),
         received_at: opt_millis(d, "received_at").unwrap_or(timestamp),

@@ -55,6 +55,7 @@ const ROLLUP_DAY_FIELDS: &[(&str, Field)] = &[
     (rollup::DAILY_REFERRER, Field::Day),
     (rollup::DAILY_AGENT, Field::Day),
     (rollup::DAILY_BOT, Field::Day),
+    (rollup::DAILY_VITALS, Field::Day),
 ];
 
 /// A position in the event log and the chunks applied up to it, for one generation.
@@ -357,7 +358,7 @@ impl MongoStore {
             "event_type": 1, "visitor": 1, "session_id": 1, "page_url": 1, "referrer": 1,
             "user_agent": 1, "page_view_id": 1, "duration": 1, "timestamp": 1, "day": 1,
             "received_at": 1, "bot": 1, "channel": 1, "source": 1, "utm_medium": 1,
-            "utm_campaign": 1, "site": 1,
+            "utm_campaign": 1, "site": 1, "lcp": 1, "fcp": 1, "ttfb": 1, "inp": 1, "cls": 1,
         };
         let mut find = self
             .events

@@ -55,6 +55,11 @@ fn wire(e: &Event) -> Value {
         ("scroll_depth", e.scroll_depth),
         ("duration", e.duration),
         ("load_time", e.load_time),
+        ("lcp", e.lcp),
+        ("fcp", e.fcp),
+        ("ttfb", e.ttfb),
+        ("inp", e.inp),
+        ("cls", e.cls),
     ] {
         put(k, json!(v));
     }
