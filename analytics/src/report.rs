@@ -1,11 +1,13 @@
 //! The HTML report: one self-contained file (inline CSS and SVG, no script, no network) with
-//! the overview, the daily trend, top pages, the funnel and the retention heat map.
+//! the overview, the daily trend, top pages, the funnel, the retention heat map and Core Web
+//! Vitals.
 
 use std::fmt::Write;
 
 use crate::engine::funnel::FunnelResult;
 use crate::engine::retention::Retention;
 use crate::engine::summary::Summary;
+use crate::engine::vitals::{MetricFigures, Vitals};
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -180,7 +182,7 @@ fn heatmap_svg(r: &Retention) -> String {
     svg
 }
 
-pub fn render(s: &Summary, funnel: Option<&FunnelResult>, r: &Retention) -> String {
+pub fn render(s: &Summary, funnel: Option<&FunnelResult>, r: &Retention, v: &Vitals) -> String {
     let p = &s.period;
     let o = &s.overview;
     let mut out = String::with_capacity(32 * 1024);
@@ -243,6 +245,7 @@ pub fn render(s: &Summary, funnel: Option<&FunnelResult>, r: &Retention) -> Stri
     }
     out.push_str("<h2>Retention by first-seen day</h2>");
     out.push_str(&heatmap_svg(r));
+    vitals_table(&mut out, v);
     out.push_str("<h2>Referrers, browsers, systems, devices</h2><table><tr><th>kind</th><th>name</th><th>count</th></tr>");
     for (kind, list) in [
         ("referrer", &s.top_referrers),
@@ -263,6 +266,49 @@ pub fn render(s: &Summary, funnel: Option<&FunnelResult>, r: &Retention) -> Stri
     out
 }
 
+/// Core Web Vitals: p75, rating and shares per metric, then p75 per page and device.
+fn vitals_table(out: &mut String, v: &Vitals) {
+    let p75 = |m: &MetricFigures| match m.p75 {
+        Some(x) => format!("{x}{}", m.unit),
+        None => "–".into(),
+    };
+    let _ = write!(
+        out,
+        "<h2>Core Web Vitals ({} page views measured)</h2><table id=\"vitals\"><tr><th>metric</th><th>p75</th><th>rating</th><th>good</th><th>needs improvement</th><th>poor</th></tr>",
+        v.page_views
+    );
+    for m in &v.metrics {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}%</td><td class=\"n\">{}%</td><td class=\"n\">{}%</td></tr>",
+            m.metric.as_str().to_uppercase(),
+            p75(m),
+            m.rating.map_or("–", |r| r.as_str()),
+            m.good,
+            m.needs_improvement,
+            m.poor
+        );
+    }
+    out.push_str("</table><table><tr><th>page / device</th><th>views</th>");
+    for m in &v.metrics {
+        let _ = write!(out, "<th>{} p75</th>", m.metric.as_str().to_uppercase());
+    }
+    out.push_str("</tr>");
+    for g in v.pages.iter().chain(&v.devices) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td>",
+            esc(&g.name),
+            g.page_views
+        );
+        for m in &g.metrics {
+            let _ = write!(out, "<td class=\"n\">{}</td>", p75(m));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>");
+}
+
 /// Reads every figure of the report from `store` and renders it.
 pub async fn build(
     store: &crate::store::Store,
@@ -270,16 +316,17 @@ pub async fn build(
     funnel: Option<&crate::engine::funnel::Funnel>,
     scope: &crate::engine::Scope,
 ) -> Result<String, crate::store::StoreError> {
-    use crate::engine::{funnel as f, retention, summary};
-    let (s, r) = tokio::try_join!(
+    use crate::engine::{funnel as f, retention, summary, vitals};
+    let (s, r, v) = tokio::try_join!(
         summary::summary(store, p, 10, scope),
-        retention::retention(store, p, scope)
+        retention::retention(store, p, scope),
+        vitals::vitals(store, p, scope, 10)
     )?;
     let fr = match funnel {
         Some(def) => Some(f::funnel(store, def, p, scope).await?),
         None => None,
     };
-    Ok(render(&s, fr.as_ref(), &r))
+    Ok(render(&s, fr.as_ref(), &r, &v))
 }
 
 /// The funnel a report shows when none is asked for: the seed's example steps.
@@ -303,10 +350,17 @@ mod tests {
             avg_time_on_page: None,
         });
         let r = retention::compute(p, &[], &[]);
-        let html = render(&s, None, &r);
+        let mut v = crate::engine::vitals::from_rollups(p, &[], 10);
+        v.pages.push(crate::engine::vitals::Group {
+            name: "/<script>x</script>".into(),
+            page_views: 1,
+            metrics: v.metrics.clone(),
+        });
+        let html = render(&s, None, &r, &v);
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(!html.contains("<script"), "unescaped input or a script");
         assert!(html.contains("&lt;script&gt;"));
+        assert!(html.contains("<table id=\"vitals\">") && html.contains("<td>LCP</td>"));
         assert!(
             !html.contains("http://") && !html.contains("https://"),
             "no external resource"

@@ -513,7 +513,7 @@ fn bad(name: &'static str, message: impl Into<String>) -> ApiError {
     }
 }
 
-/// GET /api/analytics/summary, /funnel, /retention, /realtime
+/// GET /api/analytics/summary, /funnel, /retention, /realtime, /vitals
 pub async fn analytics(
     app: Arc<App>,
     figure: &'static str,
@@ -529,26 +529,29 @@ async fn analytics_inner(
     headers: &HeaderMap,
     q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
-    use maidian_analytics::engine::{funnel, realtime, retention, summary};
+    use maidian_analytics::engine::{funnel, realtime, retention, summary, vitals};
     let r = q.read.reading(app, headers)?;
     let (p, scope) = (r.period, &r.scope);
     let store = &app.store;
+    let top = || match q.top.as_deref() {
+        None | Some("") => Ok(10),
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| bad("top", "must be a whole number from 1 to 100")),
+    };
     let body = match figure {
-        "summary" => {
-            let top = match q.top.as_deref() {
-                None | Some("") => 10,
-                Some(t) => t
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=100).contains(n))
-                    .ok_or_else(|| bad("top", "must be a whole number from 1 to 100"))?,
-            };
-            serde_json::to_value(
-                summary::summary(store, p, top, scope)
-                    .await
-                    .map_err(store_failed)?,
-            )
-        }
+        "summary" => serde_json::to_value(
+            summary::summary(store, p, top()?, scope)
+                .await
+                .map_err(store_failed)?,
+        ),
+        "vitals" => serde_json::to_value(
+            vitals::vitals(store, p, scope, top()?)
+                .await
+                .map_err(store_failed)?,
+        ),
         "funnel" => {
             let f = funnel_of(q, "")?;
             let origin = funnel::Origin {

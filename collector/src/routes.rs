@@ -143,7 +143,7 @@ pub fn stats_pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = 
         .and_then(handlers::stats_pages)
 }
 
-/// GET /api/analytics/{summary,funnel,retention,realtime}
+/// GET /api/analytics/{summary,funnel,retention,realtime,vitals}
 pub fn analytics(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let figure = warp::path!("api" / "analytics" / String).and_then(|name: String| async move {
         match name.as_str() {
@@ -151,6 +151,7 @@ pub fn analytics(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Re
             "funnel" => Ok("funnel"),
             "retention" => Ok("retention"),
             "realtime" => Ok("realtime"),
+            "vitals" => Ok("vitals"),
             _ => Err(warp::reject::not_found()),
         }
     });

@@ -2,8 +2,9 @@
 //! safe `custom_data` keys, and enrichment (`event_id`, skew-corrected `timestamp`, `day`,
 //! `received_at`, `visitor`). The client IP is never read here, so it is never stored.
 
-use maidian_analytics::event::{Event, PAGE_VIEW};
+use maidian_analytics::event::{Event, PAGE_VIEW, WEB_VITALS};
 use maidian_analytics::site::Zone;
+use maidian_analytics::vitals::Metric;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -106,6 +107,9 @@ pub fn event(
     let max_ms = f64::from(cx.limits.max_event_age_days) * 86_400_000.0;
     e.duration = number(obj, "duration", 0.0, max_ms)?;
     e.load_time = number(obj, "load_time", 0.0, 3_600_000.0)?;
+    for m in Metric::ALL {
+        e.set_vital(m, number(obj, m.as_str(), 0.0, m.cap())?);
+    }
 
     e.client_timestamp = match obj.get("timestamp") {
         None | Some(Value::Null) => cx.received_at - cx.skew_ms,
@@ -134,7 +138,32 @@ pub fn event(
     if e.event_type == PAGE_VIEW && e.page_url.is_none() {
         return Err(Invalid::new("missing_field", "a page_view needs page_url"));
     }
+    if e.event_type == WEB_VITALS {
+        web_vitals(&mut e, cx)?;
+    }
     Ok(e)
+}
+
+/// A `web_vitals` event names its page view and carries at least one metric; its device
+/// type comes from the browser that sent it, so the request's agent is kept when it names
+/// none (the SDK sends the agent with page views only).
+fn web_vitals(e: &mut Event, cx: &Context) -> Result<(), Invalid> {
+    if e.page_view_id.is_none() {
+        return Err(Invalid::new(
+            "missing_field",
+            "a web_vitals event needs page_view_id",
+        ));
+    }
+    if Metric::ALL.iter().all(|m| e.vital(*m).is_none()) {
+        return Err(Invalid::new(
+            "missing_field",
+            "a web_vitals event needs at least one of lcp, inp, cls, fcp, ttfb",
+        ));
+    }
+    if e.user_agent.is_none() {
+        e.user_agent = cx.request_agent.map(str::to_string);
+    }
+    Ok(())
 }
 
 /// `"webdriver": true` in `obj` (an event or a batch).

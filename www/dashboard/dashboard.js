@@ -128,6 +128,18 @@ function heatmap(el, r) {
   el.replaceChildren(s);
 }
 
+// Core Web Vitals: one card per metric (p75, its rating, the shares), then p75 per page and
+// per device type.
+function vitals(v) {
+  const p75 = (m) => (m.p75 == null ? '-' : `${m.p75}${m.unit}`);
+  const el = $('vitals');
+  cards(el, v.metrics.map((m) => [`${m.metric.toUpperCase()} · ${m.good}% good · ${m.needs_improvement}% ni · ${m.poor}% poor`, p75(m)]));
+  el.querySelectorAll('.card').forEach((c, i) => { c.dataset.rating = v.metrics[i].rating || 'none'; });
+  const head = ['views', ...v.metrics.map((m) => `${m.metric.toUpperCase()} p75`)];
+  rows($('vitals-pages'), ['page', ...head], v.pages.map((g) => [g.name, g.page_views, ...g.metrics.map(p75)]));
+  rows($('vitals-devices'), ['device', ...head], v.devices.map((g) => [g.name, g.page_views, ...g.metrics.map(p75)]));
+}
+
 async function loadFunnel() {
   const f = await api(at('/api/analytics/funnel', { steps: $('steps').value, window: $('window').value, days: $('days').value }));
   bars($('funnel'), f.funnel_steps.map((s) => ({
@@ -148,8 +160,8 @@ async function load() {
   try {
     const days = $('days').value;
     await loadSites();
-    const [s, r, h] = await Promise.all([api(at('/api/analytics/summary', { days })), api(at('/api/analytics/retention', { days })),
-      fetch('/api/health').then((res) => res.json()).catch(() => ({}))]);
+    const [s, r, v, h] = await Promise.all([api(at('/api/analytics/summary', { days })), api(at('/api/analytics/retention', { days })),
+      api(at('/api/analytics/vitals', { days })), fetch('/api/health').then((res) => res.json()).catch(() => ({}))]);
     // Figures come from rollups that trail the stored events; say so when they trail by more
     // than a few seconds.
     const lag = h.rollup_lag_seconds;
@@ -176,6 +188,7 @@ async function load() {
       ...s.bots.map((b) => [`bot events left out: ${b.reason}`, b.events]),
     ]);
     heatmap($('retention'), r);
+    vitals(v);
     await Promise.all([loadFunnel(), loadRealtime()]);
     $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.loaded = 'true';

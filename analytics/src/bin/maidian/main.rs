@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use maidian_analytics::consumer::{self, ConsumerConfig, RollupStatus};
-use maidian_analytics::engine::{funnel, realtime, retention, summary, Scope};
+use maidian_analytics::engine::{funnel, realtime, retention, summary, vitals, Scope};
 use maidian_analytics::lifecycle;
 use maidian_analytics::rollup::Field;
 use maidian_analytics::site::{self, Zone};
@@ -159,6 +159,15 @@ enum Command {
     Retention {
         #[command(flatten)]
         period: PeriodArgs,
+    },
+    /// Core Web Vitals: p75 and good / needs-improvement / poor shares per metric, overall,
+    /// for the most measured pages and per device type.
+    Vitals {
+        #[command(flatten)]
+        period: PeriodArgs,
+        /// Rows of pages.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
     },
     /// Events in the last hour, users online, events per minute.
     Realtime {
@@ -422,6 +431,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let r = retention::retention(&store, period.period(&zone), scope).await?;
             output(period.json, &sited(&r, site_id)?, || print_retention(&r))
         }
+        Command::Vitals { period, top } => {
+            let v = vitals::vitals(&store, period.period(&zone), scope, top).await?;
+            output(period.json, &sited(&v, site_id)?, || print_vitals(&v))
+        }
         Command::Realtime { json } => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
             let r = realtime::realtime(&store, now, scope).await?;
@@ -541,6 +554,11 @@ async fn remote_command(command: Command, r: &Remote) -> anyhow::Result<()> {
                 .get_json("/api/analytics/retention", &[days(period.days)])
                 .await?;
             shown(period.json, v, print_retention)
+        }
+        Command::Vitals { period, top } => {
+            let q = [days(period.days), ("top", top.to_string())];
+            let v = r.get_json("/api/analytics/vitals", &q).await?;
+            shown(period.json, v, print_vitals)
         }
         Command::Realtime { json } => {
             let v = r.get_json("/api/analytics/realtime", &[]).await?;
@@ -882,6 +900,63 @@ fn print_funnel(r: &funnel::FunnelResult) {
         ],
         &rows,
     );
+}
+
+fn print_vitals(v: &vitals::Vitals) {
+    println!(
+        "{} .. {}: {} page views measured",
+        v.period.since, v.period.until, v.page_views
+    );
+    let p75 = |m: &vitals::MetricFigures| match m.p75 {
+        Some(x) => format!("{x}{}", m.unit),
+        None => "-".into(),
+    };
+    let rows: Vec<Vec<String>> = v
+        .metrics
+        .iter()
+        .map(|m| {
+            vec![
+                m.metric.as_str().to_uppercase(),
+                p75(m),
+                m.rating.map_or("-", |r| r.as_str()).to_string(),
+                m.good.to_string(),
+                m.needs_improvement.to_string(),
+                m.poor.to_string(),
+                m.samples.to_string(),
+            ]
+        })
+        .collect();
+    table::print(
+        &[
+            "metric",
+            "p75",
+            "rating",
+            "good %",
+            "needs impr. %",
+            "poor %",
+            "samples",
+        ],
+        &rows,
+    );
+    let groups = |title: &str, gs: &[vitals::Group]| {
+        println!();
+        let rows: Vec<Vec<String>> = gs
+            .iter()
+            .map(|g| {
+                let mut row = vec![g.name.clone(), g.page_views.to_string()];
+                row.extend(g.metrics.iter().map(p75));
+                row
+            })
+            .collect();
+        table::print(
+            &[
+                title, "views", "LCP p75", "INP p75", "CLS p75", "FCP p75", "TTFB p75",
+            ],
+            &rows,
+        );
+    };
+    groups("page", &v.pages);
+    groups("device", &v.devices);
 }
 
 fn print_retention(r: &retention::Retention) {
