@@ -541,14 +541,16 @@ async fn analytics_inner(
             .filter(|n| (1..=100).contains(n))
             .ok_or_else(|| bad("top", "must be a whole number from 1 to 100")),
     };
+    // Each figure's future is boxed: inline, their sum overflows a worker's stack in debug
+    // builds.
     let body = match figure {
         "summary" => serde_json::to_value(
-            summary::summary(store, p, top()?, scope)
+            Box::pin(summary::summary(store, p, top()?, scope))
                 .await
                 .map_err(store_failed)?,
         ),
         "vitals" => serde_json::to_value(
-            vitals::vitals(store, p, scope, top()?)
+            Box::pin(vitals::vitals(store, p, scope, top()?))
                 .await
                 .map_err(store_failed)?,
         ),
@@ -559,18 +561,18 @@ async fn analytics_inner(
                 campaign: q.campaign.clone().filter(|c| !c.is_empty()),
             };
             serde_json::to_value(
-                funnel::funnel_from(store, &f, p, scope, &origin)
+                Box::pin(funnel::funnel_from(store, &f, p, scope, &origin))
                     .await
                     .map_err(store_failed)?,
             )
         }
         "retention" => serde_json::to_value(
-            retention::retention(store, p, scope)
+            Box::pin(retention::retention(store, p, scope))
                 .await
                 .map_err(store_failed)?,
         ),
         _ => serde_json::to_value(
-            realtime::realtime(store, now_millis(), scope)
+            Box::pin(realtime::realtime(store, now_millis(), scope))
                 .await
                 .map_err(store_failed)?,
         ),

@@ -28,7 +28,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
     if (real) {
       try {
         var c = CMDS.indexOf(name);
-        return c < 0 ? real[name].apply(real, args) : real.cmd(c, !!args[0]);
+        return c < 0 ? real[name].apply(real, args) : real.cmd(c, !!args[0], args[1] || '');
       } catch (e) {
         warn(name + ' failed', e);
         return undefined;
@@ -118,6 +118,91 @@ function makeMaidian(loadModule, defaultApiUrl) {
     log: function (m) { if (typeof console !== 'undefined') console.log('[maidian] ' + m); }
   };
 
+  // Core Web Vitals of the current page view, as Google's web-vitals library defines them
+  // (README, "Core Web Vitals"): LCP and FCP from paint entries before the page was first
+  // hidden, LCP final at the first input; TTFB from the navigation entry; CLS as the largest
+  // session window (shifts under 1 s apart, at most 5 s long); INP as the worst interaction,
+  // or one of the worst per 50 interactions. Reset for each new page view.
+  var vit = {}, watching = false, hiddenAt = document.visibilityState === 'hidden' ? 0 : Infinity, lcpFinal = false;
+  var win = 0, winStart = 0, winLast = 0, longest = [], seen = {}, count = 0, countBase = 0, observers = [];
+
+  // `restoredAt`: the pageshow time of a page restored from the back/forward cache, which
+  // makes no request and paints at the next frames.
+  function newView(restoredAt) {
+    vit = {};
+    win = winStart = winLast = count = 0;
+    longest = [];
+    seen = {};
+    countBase = performance.interactionCount || 0;
+    lcpFinal = true;
+    if (!watching) return;
+    vit.cls = 0;
+    if (restoredAt != null) {
+      vit.ttfb = 0;
+      requestAnimationFrame(function () {
+        requestAnimationFrame(function () { vit.fcp = vit.lcp = performance.now() - restoredAt; });
+      });
+    }
+  }
+
+  // The page view's measured vitals as JSON ('' when none), entries not yet delivered to the
+  // observers included (an interaction's entry comes after its next paint).
+  function vitals() {
+    observers.forEach(function (o) { try { o[0].takeRecords().forEach(o[1]); } catch (e) { /* ignore */ } });
+    var out = {}, any = false;
+    ['lcp', 'fcp', 'ttfb', 'inp', 'cls'].forEach(function (k) {
+      if (vit[k] >= 0) { out[k] = k === 'cls' ? Math.round(vit[k] * 1e4) / 1e4 : Math.round(vit[k]); any = true; }
+    });
+    return any ? JSON.stringify(out) : '';
+  }
+
+  function observe(type, fn, opts) {
+    try {
+      var o = new PerformanceObserver(guard(function (l) { l.getEntries().forEach(fn); }));
+      opts = opts || {};
+      opts.type = type;
+      opts.buffered = true;
+      o.observe(opts);
+      observers.push([o, fn]);
+    } catch (e) { /* not supported by this browser */ }
+  }
+
+  function interaction(e) {
+    var id = e.interactionId;
+    if (!id) return;
+    if (!(id in seen)) { seen[id] = e.duration; count++; longest.push(id); } else if (e.duration > seen[id]) seen[id] = e.duration;
+    longest.sort(function (a, b) { return seen[b] - seen[a]; });
+    longest.length = Math.min(longest.length, 10);
+    var n = (performance.interactionCount || 0) - countBase || count;
+    vit.inp = seen[longest[Math.min(longest.length - 1, Math.floor(n / 50))]];
+  }
+
+  function watchVitals() {
+    watching = true;
+    vit.cls = 0;
+    var nav = performance.getEntriesByType && performance.getEntriesByType('navigation')[0];
+    var act = (nav && nav.activationStart) || 0;
+    if (nav && nav.responseStart > 0) vit.ttfb = Math.max(nav.responseStart - act, 0);
+    observe('paint', function (e) {
+      if (e.name === 'first-contentful-paint' && e.startTime < hiddenAt) vit.fcp = Math.max(e.startTime - act, 0);
+    });
+    observe('largest-contentful-paint', function (e) {
+      if (!lcpFinal && e.startTime < hiddenAt) vit.lcp = Math.max(e.startTime - act, 0);
+    });
+    ['keydown', 'click'].forEach(function (t) {
+      addEventListener(t, function () { lcpFinal = true; }, { once: true, capture: true });
+    });
+    observe('layout-shift', function (e) {
+      if (e.hadRecentInput) return;
+      if (win && e.startTime - winLast < 1000 && e.startTime - winStart < 5000) win += e.value;
+      else { win = e.value; winStart = e.startTime; }
+      winLast = e.startTime;
+      if (win > vit.cls) vit.cls = win;
+    });
+    observe('event', interaction, { durationThreshold: 40 });
+    observe('first-input', interaction);
+  }
+
   // The first page view waits for `load` so that its load time is known, unless the page is
   // hidden or navigates first.
   function firstView() {
@@ -156,12 +241,21 @@ function makeMaidian(loadModule, defaultApiUrl) {
         call('scrolled', [scrollY, innerHeight, d.documentElement.scrollHeight]);
       });
     }), { passive: true });
-    d.addEventListener('visibilitychange', guard(function () {
-      if (d.visibilityState === 'hidden') { firstView(); call('hidden', []); } else call('shown', []);
+    function hide(e) {
+      lcpFinal = true;
+      hiddenAt = Math.min(hiddenAt, e.timeStamp);
+      firstView();
+      call('hidden', [false, vitals()]);
+    }
+    d.addEventListener('visibilitychange', guard(function (e) {
+      if (d.visibilityState === 'hidden') hide(e); else call('shown', []);
     }));
-    addEventListener('pagehide', guard(function () { firstView(); call('hidden', []); }));
-    addEventListener('pageshow', guard(function (e) { if (e.persisted) call('restored', []); }));
-    var navigated = guard(function () { firstView(); call('navigated', []); });
+    addEventListener('pagehide', guard(hide));
+    addEventListener('pageshow', guard(function (e) {
+      if (e.persisted) { hiddenAt = Infinity; newView(e.timeStamp); call('restored', []); }
+    }));
+    // A new page view (or one not known yet, before the wasm is ready) measures afresh.
+    var navigated = guard(function () { firstView(); if (call('navigated', [false, vitals()]) !== 0) newView(); });
     addEventListener('popstate', navigated);
     addEventListener('hashchange', navigated);
     ['pushState', 'replaceState'].forEach(function (method) {
@@ -209,7 +303,10 @@ function makeMaidian(loadModule, defaultApiUrl) {
       optIn: function () { call('optIn', []); }
     };
     try {
-      if (options.autoTrack !== false) autoTrack();
+      if (options.autoTrack !== false) {
+        if (options.webVitals !== false) watchVitals();
+        autoTrack();
+      }
       loadModule().then(function (module) {
         real = new module.Tracker(host, str(options.apiUrl) || defaultApiUrl, str(options.apiKey),
           str(options.userId), str(options.sessionId), debug, options.batchSize | 0, !!options.respectDoNotTrack,

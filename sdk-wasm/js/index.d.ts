@@ -10,6 +10,9 @@ export interface TrackingOptions {
   debug?: boolean;
   /** Page views, clicks, scroll milestones, form submits, page leaves, SPA routes. Default true. */
   autoTrack?: boolean;
+  /** Core Web Vitals (LCP, INP, CLS, FCP, TTFB): one `web_vitals` event per page view, sent
+   * as it ends. Default true; off with `autoTrack: false` too. */
+  webVitals?: boolean;
   /** Send when this many events are queued. Default 20. */
   batchSize?: number;
   /** Send queued events every this many ms. Default 10000. */

@@ -70,8 +70,10 @@ impl Tracker {
     /// wasm and glue): the shim numbers them in this order (`CMDS` in `js/facade.js`).
     /// 0 the first page view, 1 flush (`flag`: even a partial batch; returns how many events
     /// the request carries), 2 retry, 3 queue length (returned), 4 opt out, 5 opt in,
-    /// 6 navigated, 7 restored from the back/forward cache, 8 shown, 9 hidden.
-    pub fn cmd(&mut self, code: u32, flag: bool) -> usize {
+    /// 6 navigated (returns 1 when a new page view started), 7 restored from the
+    /// back/forward cache, 8 shown, 9 hidden. `data`: for 6 and 9, the ending page view's
+    /// Core Web Vitals as a JSON object (empty when none were measured).
+    pub fn cmd(&mut self, code: u32, flag: bool, data: &str) -> usize {
         let s = &mut self.0;
         match code {
             0 => s.initial_view(),
@@ -80,10 +82,10 @@ impl Tracker {
             3 => return s.queue_len(),
             4 => s.set_off(true),
             5 => s.set_off(false),
-            6 => s.navigated(),
+            6 => return usize::from(s.navigated(data)),
             7 => s.restored(),
             8 => s.shown(),
-            9 => s.hidden(),
+            9 => s.hidden(data),
             _ => {}
         }
         0

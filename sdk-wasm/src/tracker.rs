@@ -62,6 +62,8 @@ struct Page {
     scroll: Scroll,
     /// A page_leave went out since the page was last shown.
     left: bool,
+    /// Its web_vitals event went out (once per page view).
+    vitals_sent: bool,
 }
 
 pub struct State<H: Env> {
@@ -250,6 +252,7 @@ impl<H: Env> State<H> {
             visible_since: (!hidden).then_some(now),
             scroll: Scroll::default(),
             left: false,
+            vitals_sent: false,
         });
         let h = &self.host;
         let (title, ua, screen, viewport) = (
@@ -300,16 +303,35 @@ impl<H: Env> State<H> {
         });
     }
 
-    /// An SPA route change or history move: one page view per new URL, never two.
-    pub fn navigated(&mut self) {
+    /// The page view's Core Web Vitals as it ends, once: `data` is the shim's JSON object of
+    /// what the browser measured (`{"lcp":1234,"cls":0.05,…}`), empty when nothing was.
+    fn vitals(&mut self, data: &str) {
+        let Some(page) = self.page.as_mut() else {
+            return;
+        };
+        if page.vitals_sent || data.len() < 3 {
+            return;
+        }
+        page.vitals_sent = true;
+        let view_id = page.view_id.clone();
+        self.record("web_vitals", &|o| {
+            o.str("page_view_id", &view_id).fields(data);
+        });
+    }
+
+    /// An SPA route change or history move: one page view per new URL, never two. `vitals`
+    /// are the ending page view's. Says whether a new page view started.
+    pub fn navigated(&mut self, vitals: &str) -> bool {
         let url = self.url_info("href");
         let previous = match &self.page {
-            Some(p) if p.url == url => return,
+            Some(p) if p.url == url => return false,
             Some(p) => Some(p.url.clone()),
             None => None,
         };
+        self.vitals(vitals);
         self.page_leave();
         self.page_view(previous, None, "");
+        true
     }
 
     /// A page restored from the back/forward cache is a new view of the same URL.
@@ -361,8 +383,10 @@ impl<H: Env> State<H> {
         }
     }
 
-    /// The page is hidden or being left: record the leave, then hand everything to beacons.
-    pub fn hidden(&mut self) {
+    /// The page is hidden or being left: record its vitals (the first time) and the leave,
+    /// then hand everything to beacons.
+    pub fn hidden(&mut self, vitals: &str) {
+        self.vitals(vitals);
         self.page_leave();
         let now = self.host.now();
         if let Some(p) = self.page.as_mut() {
@@ -751,24 +775,67 @@ mod tests {
     }
 
     #[test]
+    fn one_web_vitals_event_per_page_view_as_it_ends() {
+        let env = Fake::default();
+        env.at(0.0, "https://s.example/");
+        let mut t = State::new(env.clone(), opts(100));
+        t.initial_view();
+        env.at(5_000.0, "https://s.example/a");
+        assert!(t.navigated(r#"{"lcp":1200,"fcp":800,"ttfb":90,"cls":0.05}"#));
+        assert!(
+            !t.navigated(r#"{"cls":0.5}"#),
+            "same URL: the page view goes on"
+        );
+        env.0.hidden.set(true);
+        t.hidden(r#"{"cls":0.01,"inp":180}"#);
+        t.hidden(r#"{"cls":0.02,"inp":180}"#); // pagehide: sent already
+        env.0.hidden.set(false);
+        t.shown();
+        t.hidden(r#"{"cls":0.03}"#); // hidden again: still one per page view
+        env.at(9_000.0, "https://s.example/b");
+        t.navigated("");
+        t.hidden(""); // nothing measured: no event
+        let sent = events(&env.0.beacons.borrow());
+        let vitals: Vec<&serde_json::Value> = sent
+            .iter()
+            .filter(|e| e["event_type"] == "web_vitals")
+            .collect();
+        assert_eq!(vitals.len(), 2);
+        let views: Vec<&serde_json::Value> = sent
+            .iter()
+            .filter(|e| e["event_type"] == "page_view")
+            .map(|e| &e["page_view_id"])
+            .collect();
+        assert_eq!(vitals[0]["page_view_id"], *views[0]);
+        assert_eq!(vitals[0]["page_url"], "https://s.example/");
+        assert_eq!(
+            (vitals[0]["lcp"].as_i64(), vitals[0]["cls"].as_f64()),
+            (Some(1200), Some(0.05))
+        );
+        assert_eq!(vitals[1]["page_view_id"], *views[1]);
+        assert_eq!(vitals[1]["inp"], 180);
+        assert!(vitals[1].get("lcp").is_none());
+    }
+
+    #[test]
     fn one_page_view_per_url_and_one_leave_per_hide() {
         let env = Fake::default();
         env.at(0.0, "https://s.example/");
         let mut t = State::new(env.clone(), opts(100));
         t.initial_view();
-        t.navigated(); // same URL (replaceState): nothing
+        t.navigated(""); // same URL (replaceState): nothing
         env.at(5_000.0, "https://s.example/products");
-        t.navigated();
-        t.navigated();
+        t.navigated("");
+        t.navigated("");
         env.at(8_000.0, "https://s.example/products");
         env.0.hidden.set(true);
-        t.hidden();
-        t.hidden(); // pagehide after visibilitychange: no second leave
+        t.hidden("");
+        t.hidden(""); // pagehide after visibilitychange: no second leave
         env.0.hidden.set(false);
         env.at(20_000.0, "https://s.example/products");
         t.shown();
         env.at(21_000.0, "https://s.example/products");
-        t.hidden();
+        t.hidden("");
         let sent = events(&env.0.beacons.borrow());
         assert_eq!(
             types(&sent),
@@ -796,7 +863,7 @@ mod tests {
         click(&mut t);
         click(&mut t); // a fetch is now in flight, unanswered
         click(&mut t);
-        t.hidden(); // the third goes by beacon
+        t.hidden(""); // the third goes by beacon
         let beaconed = events(&env.0.beacons.borrow());
         assert_eq!(beaconed.len(), 1);
         let in_flight = events(&env.0.sent.borrow());
@@ -827,7 +894,7 @@ mod tests {
         env.0.refuse_beacons.set(true);
         let mut t = State::new(env.clone(), opts(100));
         click(&mut t);
-        t.hidden();
+        t.hidden("");
         assert_eq!(types(&events(&env.0.sent.borrow())), ["click"]);
     }
 
@@ -919,7 +986,7 @@ mod tests {
         let env = Fake::default();
         env.at(2_000_000.0, "https://s.example/?token=abc");
         let mut t = State::new(env.clone(), off);
-        t.navigated();
+        t.navigated("");
         let sent = events(&env.0.sent.borrow());
         assert_eq!(
             sent.last().unwrap()["page_url"],

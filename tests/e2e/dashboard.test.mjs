@@ -25,8 +25,11 @@ test('the dashboard shows overview, trend, tables, funnel, retention and real ti
         page_url: 'https://shop.example/', referrer: 'https://search.example/', timestamp: ts,
         user_agent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36' });
       events.push({ event_id: randomUUID(), event_type: 'click', user_id: user, session_id: session,
-        page_url: 'https://shop.example/', timestamp: ts + 1000 });
-    }
+        page_url: 'https://shop.example/', timestamp: ts + 1000 });    }
+    // One page view's Core Web Vitals (a phone's, from the request's agent).
+    events.push({ event_id: randomUUID(), event_type: 'web_vitals', user_id: 'c', session_id: 'c-0',
+      page_view_id: 'pv-c', page_url: 'https://shop.example/', timestamp: now, lcp: 3100, inp: 90, cls: 0.3,
+      user_agent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1' });
     const res = await fetch(`${collector.url}/api/track/batch`, {
       method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': WRITE_KEY },
       body: JSON.stringify({ events }),
@@ -50,7 +53,7 @@ test('the dashboard shows overview, trend, tables, funnel, retention and real ti
     await page.waitForSelector('body[data-loaded="true"]', { timeout: 15000 });
 
     const overview = await page.textContent('#overview');
-    assert.match(overview, /8\s*events/);
+    assert.match(overview, /9\s*events/);
     assert.match(overview, /3\s*active users/);
     assert.equal(await page.locator('#trend circle').count(), 6); // 3 days × 2 series
     assert.equal(await page.locator('#pages tr').count(), 2); // header + one page
@@ -60,6 +63,15 @@ test('the dashboard shows overview, trend, tables, funnel, retention and real ti
     assert.ok(await page.locator('#retention rect').count() >= 3);
     assert.match(await page.textContent('#realtime'), /\d+\s*events in the last hour/);
     assert.equal(await page.textContent('#as-of'), ''); // caught up: no "as of" line
+    // Core Web Vitals: p75 per metric, coloured by rating; the page and the device type.
+    const vitals = page.locator('#vitals .card');
+    assert.equal(await vitals.count(), 5);
+    assert.match(await vitals.nth(0).textContent(), /^\d+ms\s*LCP · 0% good · 100% ni · 0% poor$/);
+    assert.equal(await vitals.nth(0).getAttribute('data-rating'), 'needs_improvement');
+    assert.equal(await vitals.nth(2).getAttribute('data-rating'), 'poor'); // CLS 0.3
+    assert.equal(await vitals.nth(3).getAttribute('data-rating'), 'none'); // no FCP measured
+    assert.match(await page.textContent('#vitals-pages'), /shop\.example/);
+    assert.match(await page.textContent('#vitals-devices'), /smartphone/);
 
     // A funnel built in the page.
     await page.fill('#steps', 'page_view,click');

@@ -51,7 +51,7 @@ test('script tag: auto-capture, SPA routes, form, scroll and leave arrive exactl
     });
     const types = countBy(docs, 'event_type');
     assert.deepEqual(types, {
-      page_view: 4, demo_loaded: 1, click: 5, form_submit: 1, scroll: 4, page_leave: 4,
+      page_view: 4, demo_loaded: 1, click: 5, form_submit: 1, scroll: 4, page_leave: 4, web_vitals: 4,
     }, JSON.stringify(types));
     // Clicks: #buy, #submit and the three SPA link clicks; nothing inside the ignored element.
     const clicks = docs.filter((e) => e.event_type === 'click');
