@@ -25,18 +25,19 @@ test('one web_vitals event per page view: LCP, CLS, FCP, TTFB, INP after a slow 
     await page.goto(`${pages.url}/demo/vitals.html?key=${WRITE_KEY}`);
     await page.evaluate(() => getTracking().ready);
     await page.waitForFunction(() => window.painted === true);
-    await page.click('#slow'); // ~300 ms of handler: the page's INP
-    await page.waitForTimeout(100);
+    // Each slow click (~300 ms of handler) waits until the browser has reported it.
+    const slowClick = async (n) => {
+      await page.click('#slow');
+      await page.waitForFunction((k) => window.reported >= k, n, { timeout: 10000 });
+    };
+    await slowClick(1); // the page's INP
     await page.click('#route'); // SPA route: the first view ends, a second starts
-    await page.click('#slow');
-    await page.waitForTimeout(100);
+    await slowClick(2);
     // Away and back: restored from the back/forward cache, a third page view.
     await page.goto('about:blank');
     await page.goBack({ waitUntil: 'commit' }); // a restored page fires no load event
     await page.waitForFunction(() => window.restored === true, null, { timeout: 5000 });
-    await page.waitForTimeout(200);
-    await page.click('#slow');
-    await page.waitForTimeout(100);
+    await slowClick(3);
     await page.close({ runBeforeUnload: true });
 
     const docs = await waitForEvents(events, (d) => {
