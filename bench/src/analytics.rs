@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::Parser;
 use maidian_analytics::consumer::{self, ConsumerConfig};
-use maidian_analytics::engine::{funnel, retention, summary};
+use maidian_analytics::engine::{funnel, retention, summary, vitals};
 use maidian_analytics::event::Day;
 use maidian_analytics::simulate::Simulation;
 use maidian_analytics::site::SiteInfo;
@@ -178,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
         summary: (engine_summary, s1),
         funnel: (engine_funnel, f1),
         retention: (engine_retention, r1),
+        vitals: (engine_vitals, v1),
     } = engine(&store, p, &f, runs).await?;
 
     // Naive: every raw event of the period, then the same arithmetic.
@@ -201,10 +202,29 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
+    let (naive_vitals, v2) = best(runs, || async {
+        let events = large_site(store.events_between(p.since, p.until).await?);
+        Ok(vitals::from_events(p, &events, 10))
+    })
+    .await?;
+    // How far the histogram p75s are from the exact ones of the raw values.
+    let exact = vitals::exact_p75(&large_site(store.events_between(p.since, p.until).await?));
+    let worst_error = v1
+        .metrics
+        .iter()
+        .filter_map(|m| {
+            let e = m
+                .metric
+                .value(m.metric.units(*exact.get(&m.metric)?) as f64);
+            Some(((m.p75? - e) / e).abs())
+        })
+        .fold(0.0f64, f64::max);
+
     // Both ways must agree, or the comparison means nothing.
     if s1.overview != s2.overview
         || f1.funnel_steps != f2.funnel_steps
         || r1.retention_data != r2.retention_data
+        || v1 != v2
     {
         bail!("engine and naive answers differ");
     }
@@ -216,6 +236,7 @@ async fn main() -> anyhow::Result<()> {
         ("summary, 30 days", engine_summary, naive_summary),
         ("funnel, 4 steps, 30 days", engine_funnel, naive_funnel),
         ("retention, 30 days", engine_retention, naive_retention),
+        ("web vitals, 30 days", engine_vitals, naive_vitals),
     ] {
         println!(
             "{name:<28} {:>12.3} {:>12.3} {:>8.1}x",
@@ -230,6 +251,13 @@ async fn main() -> anyhow::Result<()> {
         s1.overview.active_users,
         f1.funnel_steps.iter().map(|s| s.users).collect::<Vec<_>>(),
         r1.retention_data.get(1).map_or(0.0, |d| d.retention_rate)
+    );
+    println!(
+        "web vitals: {} page views measured, LCP p75 {:?} ms; histogram p75s within {:.2} % of the exact ones (bound {:.2} %)",
+        v1.page_views,
+        v1.metrics.first().and_then(|m| m.p75),
+        worst_error * 100.0,
+        maidian_analytics::vitals::max_relative_error() * 100.0
     );
     println!("goal: each engine answer under 1 s");
 
@@ -251,8 +279,9 @@ async fn main() -> anyhow::Result<()> {
             summary: (one_summary, s3),
             funnel: (one_funnel, f3),
             retention: (one_retention, r3),
+            vitals: (_, v3),
         } = engine(&one, p, &f, runs).await?;
-        if s3 != s1 || f3.funnel_steps != f1.funnel_steps || r3 != r1 {
+        if s3 != s1 || f3.funnel_steps != f1.funnel_steps || r3 != r1 || v3 != v1 {
             bail!("the large site's answers differ between the two stores");
         }
         println!(
@@ -283,6 +312,7 @@ struct Engine {
     summary: (Duration, summary::Summary),
     funnel: (Duration, funnel::FunnelResult),
     retention: (Duration, retention::Retention),
+    vitals: (Duration, vitals::Vitals),
 }
 
 async fn engine(
@@ -303,6 +333,10 @@ async fn engine(
         .await?,
         retention: best(runs, || async {
             Ok(retention::retention(store, p, scope).await?)
+        })
+        .await?,
+        vitals: best(runs, || async {
+            Ok(vitals::vitals(store, p, scope, 10).await?)
         })
         .await?,
     })
