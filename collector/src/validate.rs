@@ -452,6 +452,41 @@ mod tests {
     }
 
     #[test]
+    fn web_vitals_name_their_page_view_and_stay_within_sane_caps() {
+        let vitals = |extra: Value| {
+            let mut v =
+                json!({"event_type": "web_vitals", "page_view_id": "pv", "session_id": "s"});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            run(v, 0)
+        };
+        let e = vitals(json!({"lcp": 2400.5, "inp": 0, "cls": 0.12})).unwrap();
+        assert_eq!(
+            (e.lcp, e.inp, e.cls, e.fcp),
+            (Some(2400.5), Some(0.0), Some(0.12), None)
+        );
+        let code = |extra: Value| vitals(extra).unwrap_err().code;
+        assert_eq!(code(json!({})), "missing_field");
+        assert_eq!(code(json!({"lcp": -1})), "out_of_range");
+        assert_eq!(code(json!({"inp": 60_001})), "out_of_range");
+        assert_eq!(code(json!({"cls": 100.5})), "out_of_range");
+        assert_eq!(code(json!({"ttfb": 600_001})), "out_of_range");
+        assert_eq!(code(json!({"fcp": "fast"})), "invalid_type");
+        let no_view = run(
+            json!({"event_type": "web_vitals", "session_id": "s", "lcp": 1}),
+            0,
+        );
+        assert_eq!(no_view.unwrap_err().code, "missing_field");
+        // On other events too, the same checks.
+        let other = run(
+            json!({"event_type": "click", "session_id": "s", "cls": 1e9}),
+            0,
+        );
+        assert_eq!(other.unwrap_err().code, "out_of_range");
+    }
+
+    #[test]
     fn classifies_where_a_page_view_came_from_and_bots() {
         let e = run(
             json!({"event_type": "page_view", "session_id": "s",

@@ -411,3 +411,89 @@ async fn channels_campaigns_and_funnels_by_origin() {
     );
     assert_eq!(cli_funnel["funnel_steps"][0]["users"], 2);
 }
+
+#[tokio::test]
+async fn core_web_vitals_over_http_and_the_cli() {
+    let env = start(&[]).await;
+    let now = now_ms();
+    let phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+    let desktop = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    let mut events = Vec::new();
+    // Four page views of two pages: LCP 1 000, 2 000, 3 000 and 5 000 ms; INP on two.
+    for (i, (page, ua, lcp, inp)) in [
+        ("/", desktop, 1000, Some(150)),
+        ("/", desktop, 2000, None),
+        ("/", phone, 3000, Some(700)),
+        ("/pricing", phone, 5000, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        events.push(json!({"event_id": uuid(), "event_type": "web_vitals", "session_id": format!("s{i}"),
+            "page_view_id": format!("pv{i}"), "page_url": page, "timestamp": now - 1000, "user_agent": ua,
+            "lcp": lcp, "fcp": 300, "ttfb": 40, "cls": 0.05, "inp": inp}));
+    }
+    let res = env
+        .post("/api/track/batch", &json!({"events": events}))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    // A web_vitals event must name its page view; the values must be sane.
+    let bad = env
+        .post(
+            "/api/track/batch",
+            &json!({"events": [{"event_type": "web_vitals", "session_id": "x", "lcp": 1000}]}),
+        )
+        .await;
+    assert_eq!(bad.json().unwrap()["rejected"][0]["code"], "missing_field");
+    let bad = env
+        .post(
+            "/api/track/batch",
+            &json!({"events": [{"event_type": "web_vitals", "session_id": "x", "page_view_id": "p", "inp": -5}]}),
+        )
+        .await;
+    assert_eq!(bad.json().unwrap()["rejected"][0]["code"], "out_of_range");
+    env.wait_for_rollups(7, 4).await;
+
+    let v: Value = env
+        .get("/api/analytics/vitals?days=7")
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(v["page_views"], 4, "{v}");
+    let lcp = &v["metrics"][0];
+    assert_eq!(lcp["metric"], "lcp");
+    // Nearest rank 3 of 4: 3 000 ms, within the histogram's 4.9 %.
+    let p75 = lcp["p75"].as_f64().unwrap();
+    assert!((p75 - 3000.0).abs() <= 3000.0 * 0.049, "{p75}");
+    assert_eq!(lcp["rating"], "needs_improvement");
+    assert_eq!(
+        (lcp["good"].as_f64(), lcp["poor"].as_f64()),
+        (Some(50.0), Some(25.0))
+    );
+    let inp = &v["metrics"][1];
+    assert_eq!(
+        (inp["samples"].as_u64(), inp["poor"].as_f64()),
+        (Some(2), Some(50.0))
+    );
+    assert_eq!(v["pages"][0]["name"], "/");
+    assert_eq!(v["pages"][0]["page_views"], 3);
+    let devices: Vec<&str> = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(devices, ["pc", "smartphone"]);
+    // The CLI reads the same rollups, JSON and table.
+    assert_eq!(v, cli(&env, &["vitals", "--days", "7"]));
+    let table = String::from_utf8_lossy(&run_cli(&env, &["vitals", "--days", "7"])).to_string();
+    assert!(
+        table.contains("LCP")
+            && table.contains("needs_improvement")
+            && table.contains("smartphone"),
+        "{table}"
+    );
+    // A bad `top` is a 400 naming it.
+    let res = env.get("/api/analytics/vitals?top=0").await;
+    assert_eq!(res.status, 400);
+}

@@ -133,6 +133,7 @@ async fn the_cli_asks_the_running_collector_when_its_store_is_locked() {
         (vec!["stats", "events", "--json"], "/api/stats/events?days=7"),
         (vec!["stats", "pages", "--json"], "/api/stats/pages?days=7"),
         (vec!["retention", "--days", "7", "--json"], "/api/analytics/retention?days=7"),
+        (vec!["vitals", "--days", "7", "--json"], "/api/analytics/vitals?days=7"),
         (
             vec!["funnel", "--steps", "page_view,click@https://a.example/p,purchase", "--days", "7", "--json"],
             "/api/analytics/funnel?steps=page_view%2Cclick%40https%3A%2F%2Fa.example%2Fp%2Cpurchase&days=7",

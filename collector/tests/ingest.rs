@@ -510,7 +510,11 @@ async fn page_views_are_tagged_with_their_source_and_bots_are_flagged_not_droppe
     assert_eq!(bot_of("driven").as_deref(), Some("webdriver"));
 
     let csv = env.get("/api/export/events.csv?days=1").await.text();
-    assert!(csv.lines().next().unwrap().ends_with(",source,channel,bot"));
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",source,channel,bot,lcp,fcp,ttfb,inp,cls"));
     assert!(csv.contains(",weibo,Paid Social,"), "{csv}");
-    assert!(csv.contains(",user_agent\r\n"), "{csv}");
+    assert!(csv.contains(",user_agent,,,,,\r\n"), "{csv}");
 }
