@@ -38,9 +38,10 @@ function makeMaidian(loadModule, defaultApiUrl) {
     return undefined;
   }
 
-  // The wasm's data-less commands, one export numbered in this order (`Tracker::cmd`).
+  // The wasm's commands with at most a flag and one string, one export numbered in this order
+  // (`Tracker::cmd`).
   var CMDS = ['initialView', 'flush', 'retry', 'getQueueLength', 'optOut', 'optIn', 'navigated',
-    'restored', 'shown', 'hidden'];
+    'restored', 'shown', 'hidden', 'trackPageView', 'setUserId'];
 
   function guard(fn) {
     return function (e) {
@@ -281,8 +282,8 @@ function makeMaidian(loadModule, defaultApiUrl) {
     facade = {
       ready: ready,
       trackEvent: function (type, data) { call('trackEvent', [String(type), fields(data)]); },
-      trackPageView: function (data) { firstView(); call('trackPageView', [fields(data)]); },
-      setUserId: function (id) { call('setUserId', [str(id)]); },
+      trackPageView: function (data) { firstView(); call('trackPageView', [false, fields(data)]); },
+      setUserId: function (id) { call('setUserId', [false, str(id)]); },
       getSessionId: function () { return real ? call('getSessionId', []) : str(options.sessionId) || null; },
       forceFlush: function () {
         return ready.then(function () {

@@ -61,11 +61,12 @@ impl Obj {
     /// Appends the members of a JSON object given as text (`{"a":1,"b":2}`), as the shim's
     /// `JSON.stringify` of `trackEvent` data; anything that is not an object is ignored.
     pub fn fields(&mut self, object_json: &str) -> &mut Obj {
+        // JSON white space is ASCII: no Unicode tables needed.
         let inner = object_json
-            .trim()
+            .trim_ascii()
             .strip_prefix('{')
             .and_then(|s| s.strip_suffix('}'))
-            .map(str::trim)
+            .map(str::trim_ascii)
             .unwrap_or("");
         if !inner.is_empty() {
             if !self.first {
@@ -105,6 +106,25 @@ pub fn escape_into(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+}
+
+/// A decimal integer (optional `-`, then digits only), without core's generic `parse`.
+pub fn parse_int(s: &str) -> Option<i64> {
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for b in digits.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+    }
+    Some(if neg { -n } else { n })
 }
 
 /// Appends a decimal integer without `core::fmt`.
@@ -148,6 +168,27 @@ mod tests {
             o.finish(),
             r#"{"a":"q\"uote\\ \n 中文 \u0001","n":-1700000000123,"z":0,"c":{"x":[1,2]},"d":true}"#
         );
+    }
+
+    #[test]
+    fn parses_what_push_int_writes_and_nothing_else() {
+        for n in [0, 7, -42, 1_795_996_800_000, i64::MAX, i64::MIN + 1] {
+            let mut s = String::new();
+            push_int(&mut s, n);
+            assert_eq!(parse_int(&s), Some(n), "{s}");
+        }
+        for bad in [
+            "",
+            "-",
+            "1.5",
+            " 1",
+            "1e3",
+            "12a",
+            "99999999999999999999",
+            "+1",
+        ] {
+            assert_eq!(parse_int(bad), None, "{bad}");
+        }
     }
 
     proptest::proptest! {

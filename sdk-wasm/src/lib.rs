@@ -66,13 +66,15 @@ impl Tracker {
         Tracker(State::new(host, opts))
     }
 
-    /// The commands that carry no data, as one export (each export costs about 300 B of
-    /// wasm and glue): the shim numbers them in this order (`CMDS` in `js/facade.js`).
+    /// The commands that carry at most a flag and one string, as one export (each export
+    /// costs about 300 B of wasm and glue): the shim numbers them in this order (`CMDS` in
+    /// `js/facade.js`).
     /// 0 the first page view, 1 flush (`flag`: even a partial batch; returns how many events
     /// the request carries), 2 retry, 3 queue length (returned), 4 opt out, 5 opt in,
     /// 6 navigated (returns 1 when a new page view started), 7 restored from the
-    /// back/forward cache, 8 shown, 9 hidden. `data`: for 6 and 9, the ending page view's
-    /// Core Web Vitals as a JSON object (empty when none were measured).
+    /// back/forward cache, 8 shown, 9 hidden, 10 `trackPageView(data)`, 11 `setUserId(id)`.
+    /// `data`: for 6 and 9, the ending page view's Core Web Vitals as a JSON object (empty when
+    /// none were measured); for 10, `JSON.stringify(data)`; for 11, the id (empty: none).
     pub fn cmd(&mut self, code: u32, flag: bool, data: &str) -> usize {
         let s = &mut self.0;
         match code {
@@ -86,6 +88,8 @@ impl Tracker {
             7 => s.restored(),
             8 => s.shown(),
             9 => s.hidden(data),
+            10 => s.page_view(None, None, data),
+            11 => s.set_user((!data.is_empty()).then(|| data.into())),
             _ => {}
         }
         0
@@ -97,16 +101,6 @@ impl Tracker {
         self.0.record(event_type, &|o| {
             o.fields(data_json);
         });
-    }
-
-    #[wasm_bindgen(js_name = trackPageView)]
-    pub fn track_page_view(&mut self, data_json: &str) {
-        self.0.page_view(None, None, data_json);
-    }
-
-    #[wasm_bindgen(js_name = setUserId)]
-    pub fn set_user_id(&mut self, id: Option<String>) {
-        self.0.set_user(id.filter(|s| !s.is_empty()));
     }
 
     #[wasm_bindgen(js_name = getSessionId)]

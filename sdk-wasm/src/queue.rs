@@ -4,12 +4,13 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use alloc::collections::VecDeque;
-
 use crate::json::{escape_into, push_int};
+use crate::redact::find;
 
+/// Oldest first, in a plain `Vec` (a `VecDeque` costs more wasm than its front removals save
+/// on a queue of at most a thousand short strings).
 pub struct Queue {
-    items: VecDeque<String>,
+    items: Vec<String>,
     bytes: usize,
     max_items: usize,
     max_bytes: usize,
@@ -20,7 +21,7 @@ pub struct Queue {
 impl Queue {
     pub fn new(max_items: usize, max_bytes: usize) -> Queue {
         Queue {
-            items: VecDeque::new(),
+            items: Vec::new(),
             bytes: 0,
             max_items,
             max_bytes,
@@ -38,50 +39,48 @@ impl Queue {
 
     pub fn push(&mut self, event: String) {
         self.bytes += event.len();
-        self.items.push_back(event);
+        self.items.push(event);
         self.enforce_caps();
     }
 
     /// Drops the oldest events until the caps hold again, counting them.
     fn enforce_caps(&mut self) {
-        while self.items.len() > self.max_items || self.bytes > self.max_bytes {
-            match self.items.pop_front() {
-                Some(old) => {
-                    self.bytes -= old.len();
-                    self.dropped += 1;
-                }
-                None => break,
-            }
+        let mut drop = 0;
+        while drop < self.items.len()
+            && (self.items.len() - drop > self.max_items || self.bytes > self.max_bytes)
+        {
+            self.bytes -= self.items[drop].len();
+            drop += 1;
+        }
+        if drop > 0 {
+            self.items = self.items.split_off(drop);
+            self.dropped += drop as u32;
         }
     }
 
     /// Takes up to `max_items` events from the front whose bodies fit `max_body` bytes
     /// (always at least one, so an oversize event is still tried once).
     pub fn take(&mut self, max_items: usize, max_body: usize) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut n = 0;
         let mut size = ENVELOPE;
-        while out.len() < max_items {
-            let Some(next) = self.items.front() else {
-                break;
-            };
-            if !out.is_empty() && size + next.len() + 1 > max_body {
+        for next in self.items.iter().take(max_items) {
+            if n > 0 && size + next.len() + 1 > max_body {
                 break;
             }
             size += next.len() + 1;
-            if let Some(e) = self.items.pop_front() {
-                self.bytes -= e.len();
-                out.push(e);
-            }
+            self.bytes -= next.len();
+            n += 1;
         }
-        out
+        let rest = self.items.split_off(n);
+        core::mem::replace(&mut self.items, rest)
     }
 
     /// Puts a batch that could not be sent back in front, oldest first.
     pub fn put_back(&mut self, batch: Vec<String>) {
-        for e in batch.into_iter().rev() {
-            self.bytes += e.len();
-            self.items.push_front(e);
-        }
+        self.bytes += batch.iter().map(String::len).sum::<usize>();
+        let mut items = batch;
+        items.append(&mut self.items);
+        self.items = items;
         // New events win over old unsent ones.
         self.enforce_caps();
     }
@@ -99,8 +98,14 @@ impl Queue {
     }
 
     pub fn load_storage(&mut self, s: &str) {
-        for line in s.split('\n').filter(|l| l.starts_with('{')) {
-            self.push(line.to_string());
+        let mut rest = s;
+        while !rest.is_empty() {
+            let end = find(rest.as_bytes(), b'\n').unwrap_or(rest.len());
+            let line = rest.get(..end).unwrap_or("");
+            if line.starts_with('{') {
+                self.push(line.to_string());
+            }
+            rest = rest.get(end + 1..).unwrap_or("");
         }
     }
 }

@@ -57,13 +57,15 @@ fn looks_like_email(v: &[u8]) -> bool {
     match at {
         Some((user_end, host)) => {
             let host = v.get(host..).unwrap_or(&[]);
-            user_end > 0 && host.first().is_some_and(|c| *c != b'.') && host.contains(&b'.')
+            user_end > 0 && host.first().is_some_and(|c| *c != b'.') && find(host, b'.').is_some()
         }
         None => false,
     }
 }
 
-fn find(b: &[u8], c: u8) -> Option<usize> {
+/// The first position of byte `c`: a plain loop, where `str::split` and `find` with a `char`
+/// pattern would link core's string searchers (`memchr` and more).
+pub fn find(b: &[u8], c: u8) -> Option<usize> {
     b.iter().position(|x| *x == c)
 }
 
@@ -77,7 +79,7 @@ pub fn url(url: &str, deny: &str) -> Option<String> {
     let query = find(&b[..hash], b'?').map(|q| (q + 1, hash));
     let fragment = b.get(hash + 1..).and_then(|f| match find(f, b'?') {
         Some(q) => Some((hash + 2 + q, b.len())),
-        None if f.contains(&b'=') => Some((hash + 1, b.len())),
+        None if find(f, b'=').is_some() => Some((hash + 1, b.len())),
         None => None,
     });
     // `str::get`, not indexing: an indexing panic would bring its formatting into the SDK.

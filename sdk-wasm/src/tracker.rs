@@ -6,7 +6,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::host::Env;
-use crate::json::{push_int, Obj};
+use crate::json::{parse_int, push_int, Obj};
 use crate::policy::{self, Scroll, Verdict};
 use crate::queue::{self, Queue};
 use crate::redact;
@@ -113,7 +113,11 @@ impl<H: Env> State<H> {
             queue.load_storage(&saved);
         }
         // The key goes in the query too, so the collector checks it before reading a body.
-        let mut endpoint = opts.api_url.trim_end_matches('/').to_string() + "/track/batch";
+        let mut endpoint = opts.api_url.clone();
+        while endpoint.ends_with('/') {
+            endpoint.truncate(endpoint.len() - 1);
+        }
+        endpoint.push_str("/track/batch");
         if let Some(k) = &opts.api_key {
             endpoint.push_str("?api_key=");
             percent_encode_into(&mut endpoint, k);
@@ -167,7 +171,7 @@ impl<H: Env> State<H> {
         let last = self
             .host
             .get(KEY_ACTIVE)
-            .and_then(|s| s.parse::<i64>().ok())
+            .and_then(|s| parse_int(&s))
             .map(|ms| ms as f64);
         let id = match self.host.get(KEY_SESSION) {
             Some(id) if policy::session_alive(last, now) => id,
@@ -279,7 +283,7 @@ impl<H: Env> State<H> {
     /// The first page view, once the page has loaded (so its load time is known).
     pub fn initial_view(&mut self) {
         let referrer = non_empty(self.url_info("referrer"));
-        let load = self.host.info("loadTime").parse::<i64>().ok();
+        let load = parse_int(&self.host.info("loadTime"));
         self.page_view(referrer, load, "");
     }
 
@@ -503,10 +507,11 @@ impl<H: Env> State<H> {
     fn strike(&mut self) -> bool {
         let now = self.host.now();
         let saved = self.host.get(KEY_STRIKES).unwrap_or_default();
-        let mut parts = saved.split(',').map(|p| p.parse::<i64>().ok());
-        let (count, first) = match (parts.next().flatten(), parts.next().flatten()) {
-            (Some(c), Some(f)) => (c + 1, f as f64),
-            _ => (1, now),
+        let parts = redact::find(saved.as_bytes(), b',')
+            .and_then(|i| Some((parse_int(saved.get(..i)?)?, parse_int(saved.get(i + 1..)?)?)));
+        let (count, first) = match parts {
+            Some((c, f)) => (c + 1, f as f64),
+            None => (1, now),
         };
         if policy::give_up(count as u32, first, now) {
             self.host.set(KEY_STRIKES, None);
