@@ -2,7 +2,7 @@
 //! The JS shim forwards DOM events here as plain values; everything about what gets recorded,
 //! when it is sent and what happens on failure is decided here.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::host::Env;
