@@ -65,6 +65,8 @@ function makeMaidian(loadModule, defaultApiUrl) {
     list.forEach(function (w) { w(stored); });
   }
 
+  // initTracking's text options, as the tracker asks for them (`host.info`).
+  var init = {};
   var storage = null;
   try { storage = window.localStorage; } catch (e) { /* blocked: run without persistence */ }
 
@@ -80,6 +82,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
       } catch (e) { /* full or blocked */ }
     },
     info: function (k) {
+      if (Object.prototype.hasOwnProperty.call(init, k)) return init[k];
       switch (k) {
         case 'href': return location.href;
         case 'title': return document.title;
@@ -309,9 +312,12 @@ function makeMaidian(loadModule, defaultApiUrl) {
         autoTrack();
       }
       loadModule().then(function (module) {
-        real = new module.Tracker(host, str(options.apiUrl) || defaultApiUrl, str(options.apiKey),
-          str(options.userId), str(options.sessionId), debug, options.batchSize | 0, !!options.respectDoNotTrack,
-          options.redact === false ? '-' : Array.isArray(options.redact) ? options.redact.join(',') : undefined);
+        init = {
+          apiUrl: str(options.apiUrl) || defaultApiUrl, apiKey: str(options.apiKey) || '',
+          userId: str(options.userId) || '', sessionId: str(options.sessionId) || '',
+          redact: options.redact === false ? '-' : Array.isArray(options.redact) ? options.redact.join(',') : ''
+        };
+        real = new module.Tracker(host, debug, options.batchSize | 0, !!options.respectDoNotTrack);
         var queued = calls;
         calls = [];
         queued.forEach(function (c) { call(c[0], c[1]); });

@@ -71,6 +71,8 @@ extern "C" {
     #[wasm_bindgen(method)]
     pub fn set(this: &Host, key: &str, value: Option<String>);
 
+    /// `initTracking`'s text options, empty when not given: `apiUrl` (with its default),
+    /// `apiKey`, `userId`, `sessionId`, `redact` (`-`: off; else extra names, comma-separated).
     /// Facts about the page: `href`, `title`, `referrer`, `ua`, `screen`, `viewport`,
     /// `loadTime` (ms, or empty), `hidden` (`1` or empty), `dnt` (`1` or empty), `webdriver` (`1` or empty), `seed` (32 hex
     /// digits from `crypto.getRandomValues`, or empty).

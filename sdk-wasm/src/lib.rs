@@ -35,25 +35,17 @@ pub struct Tracker(State<Host>);
 
 #[wasm_bindgen]
 impl Tracker {
-    /// Options as the shim read them from `initTracking`; `batch_size` 0 means the default.
+    /// Options as the shim read them from `initTracking`: the text ones through
+    /// `host.info` (a string parameter each would cost glue on both sides); `batch_size` 0
+    /// means the default.
     #[wasm_bindgen(constructor)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        host: Host,
-        api_url: String,
-        api_key: Option<String>,
-        user_id: Option<String>,
-        session_id: Option<String>,
-        debug: bool,
-        batch_size: u32,
-        respect_dnt: bool,
-        redact: Option<String>,
-    ) -> Tracker {
+    pub fn new(host: Host, debug: bool, batch_size: u32, respect_dnt: bool) -> Tracker {
+        let opt = |key: &str| Some(host.info(key)).filter(|s| !s.is_empty());
         let opts = Options {
-            api_url,
-            api_key: api_key.filter(|s| !s.is_empty()),
-            user_id: user_id.filter(|s| !s.is_empty()),
-            session_id: session_id.filter(|s| !s.is_empty()),
+            api_url: host.info("apiUrl"),
+            api_key: opt("apiKey"),
+            user_id: opt("userId"),
+            session_id: opt("sessionId"),
             debug,
             batch_size: if batch_size == 0 {
                 20
@@ -61,7 +53,7 @@ impl Tracker {
                 batch_size.min(500) as usize
             },
             respect_dnt,
-            redact: Options::redact_list(redact.as_deref()),
+            redact: Options::redact_list(opt("redact").as_deref()),
         };
         Tracker(State::new(host, opts))
     }
