@@ -13,8 +13,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // MAIDIAN_BENCH_SDK_DIR: another build's dist, to compare the click cost of two builds.
 const dist = process.env.MAIDIAN_BENCH_SDK_DIR || path.join(root, 'sdk-wasm/dist');
 // 20 KiB until the privacy work of issue 8 (URL redaction in the SDK, no contenteditable text,
-// a 128-bit id seed, giving up on a day of 5xx) added 2.2 KB; issue 10 is to bring it to 10 KiB.
-const BUDGET = 21 * 1024;
+// a 128-bit id seed, giving up on a day of 5xx) added 2.2 KB; 19 KiB since issue 10's work
+// (Core Web Vitals included), whose goal is 10 KiB.
+const BUDGET = 19 * 1024;
 const GOAL = 10 * 1024;
 const NAIVE = 37 * 1024; // the naive build of such an SDK, per the issue
 const CLICKS = 1000;

@@ -72,7 +72,10 @@ impl Queue {
             n += 1;
         }
         let rest = self.items.split_off(n);
-        core::mem::replace(&mut self.items, rest)
+        let out = core::mem::replace(&mut self.items, rest);
+        // Room for as many again, in one allocation rather than a growth step per event.
+        self.items.reserve(out.len());
+        out
     }
 
     /// Puts a batch that could not be sent back in front, oldest first.
