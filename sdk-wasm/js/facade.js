@@ -229,12 +229,12 @@ function makeMaidian(loadModule, defaultApiUrl) {
         el.querySelector('[contenteditable]:not([contenteditable="false"])')
         ? '' : el.textContent || '';
       if (text.length > 5000) text = '';
-      call('click', [el.id || '', el.getAttribute('class') || '', text, Math.round(e.pageX) || 0, Math.round(e.pageY) || 0]);
+      call('element', [false, el.id || '', el.getAttribute('class') || '', text, Math.round(e.pageX) || 0, Math.round(e.pageY) || 0]);
     }), true);
     d.addEventListener('submit', guard(function (e) {
       var f = e.target;
       if (!f || !f.closest || f.closest(IGNORE)) return;
-      call('submit', [f.id || '', f.getAttribute('name') || '', typeof f.action === 'string' ? f.action : '']);
+      call('element', [true, f.id || '', f.getAttribute('name') || '', typeof f.action === 'string' ? f.action : '', 0, 0]);
     }), true);
     var scrollQueued = false;
     addEventListener('scroll', guard(function () {

@@ -106,12 +106,14 @@ impl Tracker {
         self.0.sent(status, retry_after_ms)
     }
 
-    pub fn click(&mut self, id: String, class: String, text: String, x: i32, y: i32) {
-        self.0.click(id, class, text, x, y);
-    }
-
-    pub fn submit(&mut self, id: String, name: String, action: String) {
-        self.0.submit(id, name, action);
+    /// A click (`id`, class, text, page x/y) or, with `form`, a form submit (`id`, name,
+    /// action): one export for both, as they carry the same kind of values.
+    pub fn element(&mut self, form: bool, id: String, a: String, b: String, x: i32, y: i32) {
+        if form {
+            self.0.submit(id, a, b);
+        } else {
+            self.0.click(id, a, b, x, y);
+        }
     }
 
     pub fn scrolled(&mut self, scroll_y: f64, viewport_h: f64, doc_h: f64) {
