@@ -268,10 +268,7 @@ pub fn render(s: &Summary, funnel: Option<&FunnelResult>, r: &Retention, v: &Vit
 
 /// Core Web Vitals: p75, rating and shares per metric, then p75 per page and device.
 fn vitals_table(out: &mut String, v: &Vitals) {
-    let p75 = |m: &MetricFigures| match m.p75 {
-        Some(x) => format!("{x}{}", m.unit),
-        None => "–".into(),
-    };
+    let p75 = |m: &MetricFigures| m.p75_text("–");
     let _ = write!(
         out,
         "<h2>Core Web Vitals ({} page views measured)</h2><table id=\"vitals\"><tr><th>metric</th><th>p75</th><th>rating</th><th>good</th><th>needs improvement</th><th>poor</th></tr>",

@@ -168,8 +168,9 @@ pub fn representative(bucket: i64) -> f64 {
 /// Bucket counts of one metric, summed over any set of rollup documents.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
-    /// (bucket, count), any order.
+    /// Samples per bucket, in bucket order (what a quantile walks).
     counts: std::collections::BTreeMap<i64, u64>,
+    /// Samples per [`Rating`], in its order.
     ratings: [u64; 3],
 }
 

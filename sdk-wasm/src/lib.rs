@@ -27,7 +27,7 @@ use alloc::string::String;
 use wasm_bindgen::prelude::*;
 
 use crate::host::Host;
-use crate::tracker::{Options, State};
+use crate::tracker::{non_empty, Options, State};
 
 /// The wasm side of `getTracking()`; the shim wraps it.
 #[wasm_bindgen]
@@ -40,7 +40,7 @@ impl Tracker {
     /// means the default.
     #[wasm_bindgen(constructor)]
     pub fn new(host: Host, debug: bool, batch_size: u32, respect_dnt: bool) -> Tracker {
-        let opt = |key: &str| Some(host.info(key)).filter(|s| !s.is_empty());
+        let opt = |key: &str| non_empty(host.info(key));
         let opts = Options {
             api_url: host.info("apiUrl"),
             api_key: opt("apiKey"),
@@ -81,7 +81,7 @@ impl Tracker {
             8 => s.shown(),
             9 => s.hidden(data),
             10 => s.page_view(None, None, data),
-            11 => s.set_user((!data.is_empty()).then(|| data.into())),
+            11 => s.set_user(non_empty(data.into())),
             _ => {}
         }
         0

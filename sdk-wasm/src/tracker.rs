@@ -90,7 +90,8 @@ pub struct State<H: Env> {
     webdriver: bool,
 }
 
-fn non_empty(s: String) -> Option<String> {
+/// `s`, or `None` when empty (the shim says "not given" with an empty string).
+pub(crate) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 

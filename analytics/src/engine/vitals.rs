@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{percent, Scope};
 use crate::event::{Event, WEB_VITALS};
-use crate::rollup::{self, agent_of, Field};
+use crate::rollup::{self, Field};
 use crate::stats::Period;
 use crate::store::{RollupDoc, Store, StoreError};
 use crate::vitals::{self, Histogram, Metric, Rating};
@@ -30,6 +30,16 @@ pub struct MetricFigures {
     pub poor: f64,
     /// The rating of the p75 (how web.dev rates a page).
     pub rating: Option<Rating>,
+}
+
+impl MetricFigures {
+    /// The p75 with its unit (`2400ms`, `0.12`), or `none` when nothing was measured.
+    pub fn p75_text(&self, none: &str) -> String {
+        match self.p75 {
+            Some(x) => format!("{x}{}", self.unit),
+            None => none.to_string(),
+        }
+    }
 }
 
 /// The figures of one page or one device type.
@@ -158,28 +168,14 @@ pub fn from_rollups(p: Period, docs: &[RollupDoc], top: usize) -> Vitals {
     compute(p, entries, top)
 }
 
-/// The same figures from raw events, bots' left out (the rollups' reference in tests and
-/// benchmarks).
+/// The same figures from raw events, bots' left out: their histogram entries made in memory
+/// by the rollup's own code ([`rollup::docs_of`]), as the summary's raw path does (the
+/// benchmark's naive path). [`exact_p75`] is the independent check of the buckets.
 pub fn from_events(p: Period, events: &[Event], top: usize) -> Vitals {
-    let entries: Vec<(Metric, String, &str, i64, Rating)> = events
-        .iter()
-        .filter(|e| e.event_type == WEB_VITALS && e.bot.is_none())
-        .flat_map(|e| {
-            let device = agent_of(e.user_agent.as_deref().unwrap_or("")).2;
-            let page = e.page_url.as_deref().unwrap_or("");
-            Metric::ALL.into_iter().filter_map(move |m| {
-                let u = m.units(e.vital(m)?);
-                Some((m, device.clone(), page, vitals::bucket(u), m.rating(u)))
-            })
-        })
-        .collect();
-    compute(
-        p,
-        entries
-            .iter()
-            .map(|(m, d, pg, b, r)| (*m, d.as_str(), *pg, *b, *r, 1)),
-        top,
-    )
+    let docs = rollup::docs_of(events)
+        .remove(rollup::DAILY_VITALS)
+        .unwrap_or_default();
+    from_rollups(p, &docs, top)
 }
 
 /// The exact p75 of each metric over raw events (bots' left out), for tests.

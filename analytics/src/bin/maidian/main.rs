@@ -907,10 +907,7 @@ fn print_vitals(v: &vitals::Vitals) {
         "{} .. {}: {} page views measured",
         v.period.since, v.period.until, v.page_views
     );
-    let p75 = |m: &vitals::MetricFigures| match m.p75 {
-        Some(x) => format!("{x}{}", m.unit),
-        None => "-".into(),
-    };
+    let p75 = |m: &vitals::MetricFigures| m.p75_text("-");
     let rows: Vec<Vec<String>> = v
         .metrics
         .iter()
