@@ -18,6 +18,7 @@
 //! This crate never imports warp and knows no JSON request shape: the collector turns wire input
 //! into [`Event`](event::Event)s before anything here sees it.
 
+pub mod bitmap;
 pub mod bots;
 pub mod client;
 pub mod consumer;

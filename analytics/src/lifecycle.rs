@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
-use crate::rollup::{self, Delta, Field, Value};
+use crate::rollup::{self, Delta, Field};
 
 /// Most rounds of following linked ids before giving up (a visitor links to a handful).
 pub const MAX_ROUNDS: usize = 16;
@@ -81,26 +81,16 @@ pub struct Forgotten {
 }
 
 /// Rollups whose documents belong to one visitor, session or page view.
-const PERSONAL: &[&str] = &[
-    rollup::DAILY_VISITOR,
-    rollup::FIRST_SEEN,
-    rollup::SESSIONS,
-    rollup::PAGE_TIME,
-];
+const PERSONAL: &[&str] = &[rollup::FIRST_SEEN, rollup::SESSIONS, rollup::PAGE_TIME];
 
 /// Rollups whose documents carry the visitor in `visitor` (searched for when raw events
-/// are gone). `FIRST_SEEN` is keyed by the visitor itself.
-pub const PERSONAL_BY_VISITOR: &[&str] = &[
-    rollup::DAILY_VISITOR,
-    rollup::DAILY_PAGE_VISITOR,
-    rollup::SESSIONS,
-];
+/// are gone). `FIRST_SEEN` is keyed by the visitor itself; bitmaps hold their number
+/// (`rollup::WITH_VISITORS`, cleared through the dictionary).
+pub const PERSONAL_BY_VISITOR: &[&str] = &[rollup::SESSIONS];
 
 /// The counter a shared rollup's document lives by: at zero it would not exist.
 pub fn counter(rollup: &str) -> Field {
-    if rollup::bot_twin(rollup::DAILY_PAGE_VISITOR) == rollup
-        || rollup == rollup::DAILY_PAGE_VISITOR
-    {
+    if rollup::bot_twin(rollup::DAILY_PAGE) == rollup || rollup == rollup::DAILY_PAGE {
         Field::Views
     } else {
         Field::Count
@@ -123,16 +113,14 @@ pub struct Erasure {
 }
 
 impl Erasure {
-    /// Takes back `delta` (the delta the erased events were rolled up with).
+    /// Takes back `delta` (the delta the erased events were rolled up with, first days
+    /// settled as if nothing were stored): personal documents go whole, counters go down and
+    /// the visitors' numbers come out of the bitmaps.
     pub fn of(delta: Delta) -> Erasure {
         let mut out = Erasure::default();
         for (name, changes) in delta.changes {
             for (key, change) in changes {
-                let anonymous_views = change
-                    .set
-                    .iter()
-                    .any(|(f, v)| *f == Field::Visitor && *v == Value::Str(String::new()));
-                if is_personal(name) || (counter(name) == Field::Views && !anonymous_views) {
+                if is_personal(name) {
                     out.deletes.push((name, key));
                     continue;
                 }
@@ -140,6 +128,7 @@ impl Erasure {
                     inc: change.inc.iter().map(|(f, n)| (*f, -n)).collect(),
                     min: Vec::new(),
                     set: change.set,
+                    bits: change.bits.iter().map(|(f, b)| (*f, b.undo())).collect(),
                 };
                 out.decrements
                     .changes
@@ -229,17 +218,24 @@ mod tests {
         let deleted: BTreeSet<&str> = er.deletes.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             deleted,
-            BTreeSet::from([
-                rollup::DAILY_VISITOR,
-                rollup::FIRST_SEEN,
-                rollup::SESSIONS,
-                rollup::DAILY_PAGE_VISITOR
-            ])
+            BTreeSet::from([rollup::FIRST_SEEN, rollup::SESSIONS])
         );
         let types = &er.decrements.changes[rollup::DAILY_TYPE];
         assert_eq!(
             types["default|2026-11-30|page_view"].inc,
             vec![(Field::Count, -1)]
         );
+        // The visitor's number (0: the only one) comes out of each bitmap it went into.
+        for (name, key) in [
+            (rollup::DAILY_TYPE, "default|2026-11-30|page_view"),
+            (rollup::DAILY_USERS, "default|2026-11-30"),
+            (rollup::DAILY_PAGE, "default|2026-11-30|https://a.example/"),
+            (rollup::FIRST_DAY, "default|2026-11-30"),
+        ] {
+            let c = &er.decrements.changes[name][key];
+            let b = &c.bits[0].1;
+            assert_eq!(c.bits[0].0, Field::Visitors, "{name}");
+            assert!(b.set.is_empty() && b.clear.iter().eq([0]), "{name}");
+        }
     }
 }

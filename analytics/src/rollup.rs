@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 
+use crate::bitmap::{self, Bits, Numbers};
 use crate::event::{Event, PAGE_LEAVE, PAGE_VIEW, WEB_VITALS};
 use crate::site::Zones;
 use crate::store::RollupDoc;
@@ -23,8 +24,15 @@ use crate::vitals::{self, Metric};
 
 /// Rollup collection names (MongoDB) and table names (embedded).
 pub const DAILY_TYPE: &str = "rollup_daily_type";
-pub const DAILY_VISITOR: &str = "rollup_daily_visitor";
-pub const DAILY_PAGE_VISITOR: &str = "rollup_daily_page_visitor";
+/// Distinct visitors by day: one bitmap of visitor numbers per day (`Field::Visitors`).
+pub const DAILY_USERS: &str = "rollup_daily_users";
+/// Page views and distinct visitors by day and page (`Field::Views`, `Field::Visitors`).
+pub const DAILY_PAGE: &str = "rollup_daily_page";
+/// Visitors by the day they were first seen: each visitor's number in exactly one bitmap,
+/// moved when an earlier event of theirs arrives late (see [`Delta::first_days`]).
+pub const FIRST_DAY: &str = "rollup_first_day";
+/// Per visitor: first day and landing. The consumer's state for [`FIRST_DAY`], and the
+/// funnel's origin filter; figures of a period never read it whole.
 pub const FIRST_SEEN: &str = "rollup_first_seen";
 pub const SESSIONS: &str = "rollup_sessions";
 pub const PAGE_TIME: &str = "rollup_page_time";
@@ -41,8 +49,9 @@ pub const DAILY_VITALS: &str = "rollup_daily_vitals";
 /// ([`merge_docs`]). So excluding bots costs nothing and including them costs one more read.
 pub const TWINS: &[(&str, &str)] = &[
     (DAILY_TYPE, BOT_DAILY_TYPE),
-    (DAILY_VISITOR, BOT_DAILY_VISITOR),
-    (DAILY_PAGE_VISITOR, BOT_DAILY_PAGE_VISITOR),
+    (DAILY_USERS, BOT_DAILY_USERS),
+    (DAILY_PAGE, BOT_DAILY_PAGE),
+    (FIRST_DAY, BOT_FIRST_DAY),
     (FIRST_SEEN, BOT_FIRST_SEEN),
     (SESSIONS, BOT_SESSIONS),
     (PAGE_TIME, BOT_PAGE_TIME),
@@ -51,8 +60,9 @@ pub const TWINS: &[(&str, &str)] = &[
     (DAILY_VITALS, BOT_DAILY_VITALS),
 ];
 const BOT_DAILY_TYPE: &str = "rollup_bot_daily_type";
-const BOT_DAILY_VISITOR: &str = "rollup_bot_daily_visitor";
-const BOT_DAILY_PAGE_VISITOR: &str = "rollup_bot_daily_page_visitor";
+const BOT_DAILY_USERS: &str = "rollup_bot_daily_users";
+const BOT_DAILY_PAGE: &str = "rollup_bot_daily_page";
+const BOT_FIRST_DAY: &str = "rollup_bot_first_day";
 const BOT_FIRST_SEEN: &str = "rollup_bot_first_seen";
 const BOT_SESSIONS: &str = "rollup_bot_sessions";
 const BOT_PAGE_TIME: &str = "rollup_bot_page_time";
@@ -62,8 +72,9 @@ const BOT_DAILY_VITALS: &str = "rollup_bot_daily_vitals";
 
 pub const ALL: &[&str] = &[
     DAILY_TYPE,
-    DAILY_VISITOR,
-    DAILY_PAGE_VISITOR,
+    DAILY_USERS,
+    DAILY_PAGE,
+    FIRST_DAY,
     FIRST_SEEN,
     SESSIONS,
     PAGE_TIME,
@@ -72,14 +83,27 @@ pub const ALL: &[&str] = &[
     DAILY_BOT,
     DAILY_VITALS,
     BOT_DAILY_TYPE,
-    BOT_DAILY_VISITOR,
-    BOT_DAILY_PAGE_VISITOR,
+    BOT_DAILY_USERS,
+    BOT_DAILY_PAGE,
+    BOT_FIRST_DAY,
     BOT_FIRST_SEEN,
     BOT_SESSIONS,
     BOT_PAGE_TIME,
     BOT_DAILY_REFERRER,
     BOT_DAILY_AGENT,
     BOT_DAILY_VITALS,
+];
+
+/// Rollups whose documents hold a bitmap of visitor numbers (`Field::Visitors`), besides
+/// their bot twins.
+pub const WITH_VISITORS: &[&str] = &[DAILY_TYPE, DAILY_USERS, DAILY_PAGE, FIRST_DAY];
+
+/// Rollups of earlier formats, dropped when a store meets them.
+pub const RETIRED: &[&str] = &[
+    "rollup_daily_visitor",
+    "rollup_daily_page_visitor",
+    "rollup_bot_daily_visitor",
+    "rollup_bot_daily_page_visitor",
 ];
 
 /// The bot twin of `rollup` (itself for a rollup that has none).
@@ -101,7 +125,8 @@ pub const ADDITIVE: &[Field] = &[
 ];
 
 /// The documents that one rollup would hold had the events of `a` and `b` been rolled up
-/// together: same keys merged, counts summed, minimums and identities lowered.
+/// together: same keys merged, counts summed, bitmaps united, minimums and identities
+/// lowered.
 pub fn merge_docs(a: Vec<RollupDoc>, b: Vec<RollupDoc>) -> Vec<RollupDoc> {
     let mut by_id: HashMap<String, RollupDoc> = HashMap::with_capacity(a.len() + b.len());
     for doc in a.into_iter().chain(b) {
@@ -113,6 +138,9 @@ pub fn merge_docs(a: Vec<RollupDoc>, b: Vec<RollupDoc>) -> Vec<RollupDoc> {
                 for (f, v) in doc.fields {
                     match (mine.fields.get_mut(&f), v) {
                         (Some(Value::Int(x)), Value::Int(y)) if ADDITIVE.contains(&f) => *x += y,
+                        (Some(Value::Bits(x)), Value::Bits(y)) => {
+                            *x = bitmap::encode(&(bitmap::decode(x) | bitmap::decode(&y)));
+                        }
                         (Some(x), y) => {
                             if y < *x {
                                 *x = y;
@@ -160,6 +188,7 @@ pub enum Field {
     Device,
     Bucket,
     Rating,
+    Visitors,
 }
 
 impl Field {
@@ -186,6 +215,7 @@ impl Field {
         Field::Device,
         Field::Bucket,
         Field::Rating,
+        Field::Visitors,
     ];
 
     /// The stored name (MongoDB field, embedded JSON key).
@@ -213,6 +243,7 @@ impl Field {
             Field::Device => "device",
             Field::Bucket => "bucket",
             Field::Rating => "rating",
+            Field::Visitors => "visitors",
         }
     }
 
@@ -240,14 +271,21 @@ pub fn key(parts: &[&str]) -> String {
     out
 }
 
-/// One rollup document's change: fields to add to, fields to lower to a minimum, and fields
-/// that identify it (derived from the key, so the same for every update of that key). Every
-/// part is order-independent, so any split of the same events gives the same documents.
+/// One rollup document's change: fields to add to, fields to lower to a minimum, fields
+/// that identify it (derived from the key, so the same for every update of that key), and
+/// bitmaps to set and clear numbers in. Counts, minimums and identities are
+/// order-independent, so any split of the same events gives the same documents; bitmap
+/// changes are idempotent, and those that depend on what is stored already (a visitor's
+/// first day moving) are settled against it before applying ([`Delta::first_days`]).
+///
+/// A document whose bitmaps are all empty and whose counters are all zero is deleted by the
+/// store (a rebuild would not have it).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Change {
     pub inc: Vec<(Field, i64)>,
     pub min: Vec<(Field, Value)>,
     pub set: Vec<(Field, Value)>,
+    pub bits: Vec<(Field, Bits)>,
 }
 
 /// A rollup field value.
@@ -255,7 +293,12 @@ pub struct Change {
 pub enum Value {
     Int(i64),
     Str(String),
+    /// A bitmap of visitor numbers in its stored form ([`bitmap::encode`]).
+    Bits(Vec<u8>),
 }
+
+/// Stored first days of first-seen documents: (rollup, `_id`) → day.
+pub type Known = HashMap<(&'static str, String), String>;
 
 /// The changes of one batch, per rollup and key (`_id`).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -287,6 +330,52 @@ impl Change {
             self.set.push((field, value));
         }
     }
+
+    fn bits_mut(&mut self, field: Field) -> &mut Bits {
+        let i = match self.bits.iter().position(|(f, _)| *f == field) {
+            Some(i) => i,
+            None => {
+                self.bits.push((field, Bits::default()));
+                self.bits.len() - 1
+            }
+        };
+        &mut self.bits[i].1
+    }
+
+    /// Adds visitor number `n` to this document's visitors.
+    fn visitor(&mut self, n: Option<u32>) {
+        if let Some(n) = n {
+            let b = self.bits_mut(Field::Visitors);
+            b.clear.remove(n);
+            b.set.insert(n);
+        }
+    }
+}
+
+/// Whether a stored document is empty: it has counters or bitmaps, and no bitmap holds a
+/// number and no counter is above zero (an erasure took back all it held). Stores delete
+/// such documents after applying a change: a rebuild would not have them. Documents with
+/// neither (first-seen, page time) are never empty.
+pub fn is_empty(fields: &HashMap<Field, Value>) -> bool {
+    let mut measured = false;
+    for (f, v) in fields {
+        match v {
+            Value::Bits(b) => {
+                measured = true;
+                if !bitmap::decode(b).is_empty() {
+                    return false;
+                }
+            }
+            Value::Int(n) if ADDITIVE.contains(f) => {
+                measured = true;
+                if *n > 0 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    measured
 }
 
 fn s(v: &str) -> Value {
@@ -356,6 +445,9 @@ impl Change {
         for (f, v) in other.set {
             self.ident(f, v);
         }
+        for (f, b) in other.bits {
+            self.bits_mut(f).then(&b);
+        }
     }
 }
 
@@ -393,35 +485,110 @@ impl Delta {
         c
     }
 
-    /// The rollup changes that `events` (newly stored, each once) make, on the days they
-    /// were stored with.
-    /// Events flagged as bots' go to the bot twins (and are counted by reason); the others
-    /// to the rollups.
+    /// The rollup changes that `events` (newly stored, each once) make to empty rollups, on
+    /// the days they were stored with, visitors numbered in order of appearance
+    /// ([`bitmap::local_numbers`]). Events flagged as bots' go to the bot twins (and are
+    /// counted by reason); the others to the rollups.
     pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Delta {
-        Delta::build(events, |e| e.day)
+        let events: Vec<&Event> = events.into_iter().collect();
+        let numbers = bitmap::local_numbers(events.iter().copied());
+        Delta::build(events, |e| e.day, &numbers).first_days(&numbers, &Known::new())
     }
 
-    /// [`Delta::of`] on each event's site's days by `zones` (what the consumer and rebuilds
-    /// apply, so a changed time zone takes effect with a rebuild).
-    pub fn in_zones<'a>(events: impl IntoIterator<Item = &'a Event>, zones: &Zones) -> Delta {
-        Delta::build(events, |e| zones.day_of(e.site_id(), e.timestamp))
+    /// The changes of `events` on each event's site's days by `zones` (what the consumer and
+    /// rebuilds apply, so a changed time zone takes effect with a rebuild), visitors numbered
+    /// by `numbers` (the store's dictionary). The first-day bitmaps are not in it yet: they
+    /// depend on what is stored, see [`Delta::first_days`].
+    pub fn in_zones<'a>(
+        events: impl IntoIterator<Item = &'a Event>,
+        zones: &Zones,
+        numbers: &Numbers,
+    ) -> Delta {
+        Delta::build(events, |e| zones.day_of(e.site_id(), e.timestamp), numbers)
+    }
+
+    /// The first-seen documents (rollup, `_id`) this delta lowers: whose stored first day
+    /// [`Delta::first_days`] needs.
+    pub fn first_seen_keys(&self) -> Vec<(&'static str, String)> {
+        [FIRST_SEEN, bot_twin(FIRST_SEEN)]
+            .into_iter()
+            .flat_map(|name| {
+                self.changes
+                    .get(name)
+                    .into_iter()
+                    .flat_map(move |c| c.keys().map(move |k| (name, k.clone())))
+            })
+            .collect()
+    }
+
+    /// Adds the first-day bitmap changes, given `known`: the first day stored, before this
+    /// delta, for each of [`Delta::first_seen_keys`] that has one. A visitor new to the
+    /// store is set in the bitmap of their first day in this delta; one first seen later
+    /// than that (an earlier event arrived late) moves there; others stay. The store applies
+    /// these before the first-seen documents themselves, so a retry after an interruption
+    /// settles against the same state.
+    pub fn first_days(mut self, numbers: &Numbers, known: &Known) -> Delta {
+        for (state, target) in [
+            (FIRST_SEEN, FIRST_DAY),
+            (bot_twin(FIRST_SEEN), bot_twin(FIRST_DAY)),
+        ] {
+            let Some(changes) = self.changes.get(state) else {
+                continue;
+            };
+            let mut moves = Vec::new();
+            for (key, c) in changes {
+                let day = c.min.iter().find_map(|(f, v)| match (f, v) {
+                    (Field::FirstDay, Value::Str(d)) => Some(d),
+                    _ => None,
+                });
+                let site = c.set.iter().find_map(|(f, v)| match (f, v) {
+                    (Field::Site, Value::Str(s)) => Some(s),
+                    _ => None,
+                });
+                let (Some(day), Some(site), Some(&n)) = (day, site, numbers.get(key)) else {
+                    continue;
+                };
+                match known.get(&(state, key.clone())) {
+                    Some(stored) if stored <= day => {}
+                    from => moves.push((site.clone(), day.clone(), n, from.cloned())),
+                }
+            }
+            for (site, day, n, from) in moves {
+                let c = self.change(target, &site, day.clone());
+                c.ident(Field::Day, s(&day));
+                c.visitor(Some(n));
+                if let Some(old) = from {
+                    let c = self.change(target, &site, old.clone());
+                    c.ident(Field::Day, s(&old));
+                    let b = c.bits_mut(Field::Visitors);
+                    b.set.remove(n);
+                    b.clear.insert(n);
+                }
+            }
+        }
+        self
     }
 
     fn build<'a>(
         events: impl IntoIterator<Item = &'a Event>,
         day_of: impl Fn(&Event) -> crate::event::Day,
+        numbers: &Numbers,
     ) -> Delta {
         let (mut people, mut bots) = (Delta::default(), Delta::default());
         for e in events {
             let day = day_of(e).to_string();
+            let n = e
+                .visitor
+                .as_deref()
+                .and_then(|v| numbers.get(&site_key(e.site_id(), v)).copied());
             match &e.bot {
-                None => people.add_event(e, &day),
+                None => people.add_event(e, &day, n),
                 Some(reason) => {
                     let c = people.change(DAILY_BOT, e.site_id(), key(&[&day, reason]));
                     c.add(Field::Count, 1);
                     c.ident(Field::Day, s(&day));
                     c.ident(Field::Name, s(reason));
-                    bots.add_event(e, &day);
+                    bots.add_event(e, &day, n);
                 }
             }
         }
@@ -432,18 +599,19 @@ impl Delta {
         people
     }
 
-    fn add_event(&mut self, e: &Event, day: &str) {
+    /// One event's changes; `n` is its visitor's number.
+    fn add_event(&mut self, e: &Event, day: &str, n: Option<u32>) {
         let site = e.site_id();
         let c = self.change(DAILY_TYPE, site, key(&[day, &e.event_type]));
         c.add(Field::Count, 1);
         c.ident(Field::Day, s(day));
         c.ident(Field::EventType, s(&e.event_type));
+        c.visitor(n);
 
         if let Some(v) = &e.visitor {
-            let c = self.change(DAILY_VISITOR, site, key(&[day, v]));
-            c.add(Field::Events, 1);
+            let c = self.change(DAILY_USERS, site, day.to_string());
             c.ident(Field::Day, s(day));
-            c.ident(Field::Visitor, s(v));
+            c.visitor(n);
             let c = self.change(FIRST_SEEN, site, v.clone());
             c.lower(Field::FirstDay, s(day));
         }
@@ -467,7 +635,7 @@ impl Delta {
         }
 
         if e.event_type == PAGE_VIEW {
-            self.page_view(e, site, day);
+            self.page_view(e, site, day, n);
         }
 
         if e.event_type == WEB_VITALS {
@@ -508,7 +676,7 @@ impl Delta {
         }
     }
 
-    fn page_view(&mut self, e: &Event, site: &str, day: &str) {
+    fn page_view(&mut self, e: &Event, site: &str, day: &str, n: Option<u32>) {
         // The earliest page view of a session (and of a visitor) says where it came from.
         let landing = Value::Str(landing(e));
         if let Some(sid) = &e.session_id {
@@ -520,12 +688,11 @@ impl Delta {
                 .lower(Field::Landing, landing);
         }
         let page = e.page_url.as_deref().unwrap_or("");
-        let visitor = e.visitor.as_deref().unwrap_or("");
-        let c = self.change(DAILY_PAGE_VISITOR, site, key(&[day, page, visitor]));
+        let c = self.change(DAILY_PAGE, site, key(&[day, page]));
         c.add(Field::Views, 1);
         c.ident(Field::Day, s(day));
         c.ident(Field::PageUrl, s(page));
-        c.ident(Field::Visitor, s(visitor));
+        c.visitor(n);
 
         // Only visits from elsewhere: a referrer on the same site is navigation.
         let own_host = host_of(page);
@@ -596,6 +763,12 @@ pub fn docs_of<'a>(
                     for (f, v) in c.min.into_iter().chain(c.set) {
                         fields.insert(f, v);
                     }
+                    for (f, b) in c.bits {
+                        fields.insert(
+                            f,
+                            Value::Bits(bitmap::encode(&b.apply(&Default::default()))),
+                        );
+                    }
                     crate::store::RollupDoc { id, fields }
                 })
                 .collect();
@@ -636,7 +809,8 @@ mod tests {
             name: "Shop".into(),
             timezone: "Asia/Shanghai".into(),
         }]);
-        let d = Delta::in_zones([&utc, &shop], &zones);
+        let numbers = bitmap::local_numbers([&utc, &shop]);
+        let d = Delta::in_zones([&utc, &shop], &zones, &numbers);
         let types = &d.changes[DAILY_TYPE];
         assert_eq!(types.len(), 2);
         assert_eq!(
@@ -724,6 +898,41 @@ mod tests {
     }
 
     #[test]
+    fn first_days_move_when_an_earlier_event_arrives_late() {
+        let late = ev("click", "u1", "s1", "2026-11-01", 100);
+        let numbers: Numbers = [("default|u1".to_string(), 7)].into();
+        let delta = || Delta::build([&late], |e| e.day, &numbers);
+        let bits = |d: &Delta, key: &str| {
+            let c = &d.changes[FIRST_DAY][key];
+            let b = &c.bits[0].1;
+            (
+                b.set.iter().collect::<Vec<_>>(),
+                b.clear.iter().collect::<Vec<_>>(),
+            )
+        };
+        // New to the store: set on its day.
+        let d = delta().first_days(&numbers, &Known::new());
+        assert_eq!(bits(&d, "default|2026-11-01"), (vec![7], vec![]));
+        // Stored as first seen later: moves.
+        let known: Known = [(
+            (FIRST_SEEN, "default|u1".to_string()),
+            "2026-11-05".to_string(),
+        )]
+        .into();
+        let d = delta().first_days(&numbers, &known);
+        assert_eq!(bits(&d, "default|2026-11-01"), (vec![7], vec![]));
+        assert_eq!(bits(&d, "default|2026-11-05"), (vec![], vec![7]));
+        // Stored as first seen earlier or the same day: nothing.
+        for day in ["2026-10-30", "2026-11-01"] {
+            let known: Known = [((FIRST_SEEN, "default|u1".to_string()), day.to_string())].into();
+            assert!(!delta()
+                .first_days(&numbers, &known)
+                .changes
+                .contains_key(FIRST_DAY));
+        }
+    }
+
+    #[test]
     fn keys_of_different_tuples_never_collide() {
         assert_ne!(key(&["https://a/|x", "y"]), key(&["https://a/", "x|y"]));
         assert_ne!(key(&["a\\", "b"]), key(&["a", "\\b"]));
@@ -757,7 +966,8 @@ mod bot_routing {
             names,
             vec![
                 "rollup_bot_daily_type",
-                "rollup_bot_daily_visitor",
+                "rollup_bot_daily_users",
+                "rollup_bot_first_day",
                 "rollup_bot_first_seen",
                 "rollup_daily_bot"
             ]

@@ -133,7 +133,10 @@ async fn stores() -> Vec<(Store, tempfile::TempDir)> {
     ]
 }
 
-async fn snapshot(store: &Store) -> Vec<(String, Vec<(String, Vec<(String, String)>)>)> {
+/// Every rollup's documents: (rollup, [(`_id`, [(field, value)])]).
+type Snapshot = Vec<(String, Vec<(String, Vec<(String, String)>)>)>;
+
+async fn snapshot(store: &Store) -> Snapshot {
     let (since, until) = (
         Day::parse("2000-01-01").unwrap(),
         Day::parse("2100-01-01").unwrap(),
@@ -282,6 +285,62 @@ async fn live_rollups_equal_a_rebuild_on_both_stores() {
     assert_eq!((v.page_views, vb.page_views), (1, 2));
     assert_eq!(v.metrics[0].good, 0.0);
     assert_eq!(v.pages[0].name, "https://shop.example/cart");
+}
+
+/// A visitor's earlier event arriving after later ones moves them to the earlier cohort:
+/// the first-day bitmaps equal a rebuild's, byte for byte, and retention equals a raw scan.
+#[tokio::test]
+async fn a_late_earlier_event_moves_the_visitor_to_an_earlier_cohort() {
+    let events = dataset();
+    // c's page view (day 3) arrives first, then c's click backdated to day 1 (an offline
+    // queue flushed late), then a bot's event for c's id on day 0.
+    let mut late = events[9].clone();
+    late.event_id = "00000000-0000-7000-8000-00000000late".into();
+    late.timestamp = T0 + DAY;
+    late.day = Day::from_millis(late.timestamp).unwrap();
+    let mut bot = late.clone();
+    bot.event_id = "00000000-0000-7000-8000-000000000bot".into();
+    bot.timestamp = T0;
+    bot.day = Day::from_millis(T0).unwrap();
+    bot.bot = Some("user_agent".into());
+    let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
+    for (store, _dir) in stores().await {
+        let cfg = consumer_config();
+        for batch in [
+            &events[8..9],
+            std::slice::from_ref(&late),
+            std::slice::from_ref(&bot),
+        ] {
+            store.insert(batch).await.unwrap();
+            consumer::catch_up(&store, &cfg).await.unwrap();
+        }
+        let first_days = |snap: &Snapshot| {
+            snap.iter()
+                .find(|(n, _)| n == rollup::FIRST_DAY)
+                .map(|(_, rows)| rows.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
+                .unwrap()
+        };
+        let live = snapshot(&store).await;
+        let want = Day::from_millis(T0 + DAY).unwrap().to_string();
+        assert_eq!(first_days(&live), vec![want], "{}", store.kind());
+        store.rebuild_rollups(&cfg, |_| {}).await.unwrap();
+        assert_eq!(snapshot(&store).await, live, "{}", store.kind());
+        let all: Vec<Event> = vec![events[8].clone(), late.clone(), bot.clone()];
+        let r = retention::retention(&store, p, &Scope::default())
+            .await
+            .unwrap();
+        assert_eq!(r, retention::from_events(p, &all));
+        assert_eq!(r.cohorts.len(), 1);
+        assert_eq!(r.cohorts[0].retained, vec![1, 0, 1]);
+        // With bots: c first seen on day 0 (the bot's event), still one cohort.
+        let rb = retention::retention(&store, p, &Scope::default().bots(true))
+            .await
+            .unwrap();
+        let unflagged: Vec<Event> = all.into_iter().map(|e| Event { bot: None, ..e }).collect();
+        assert_eq!(rb, retention::from_events(p, &unflagged));
+        assert_eq!(rb.cohorts.len(), 1);
+        assert_eq!(rb.cohorts[0].retained, vec![1, 1, 0, 1]);
+    }
 }
 
 /// A page URL holding the key separator must not merge with another page's rollup.

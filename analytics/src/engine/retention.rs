@@ -1,8 +1,9 @@
 //! Retention: visitors grouped by the day they were first seen; day-N retention is the share
 //! of a cohort active again N days later. Reads the first-seen and daily-visitor rollups.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
+use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use super::percent;
@@ -35,33 +36,45 @@ pub struct Retention {
     pub cohorts: Vec<Cohort>,
 }
 
-pub fn compute(p: Period, first_seen: &[RollupDoc], daily_visitor: &[RollupDoc]) -> Retention {
-    let mut cohorts: HashMap<Day, Vec<&str>> = HashMap::new();
-    for d in first_seen {
-        if let Some(day) = Day::parse(d.str(Field::FirstDay)) {
-            cohorts.entry(day).or_default().push(d.id.as_str());
+/// Retention of period `p` from the first-day bitmaps of every day up to the period's end
+/// (`first_days`: with bots included a visitor may sit in a people's and a bot's bitmap;
+/// their cohort is the earlier) and the daily visitor bitmaps of the period.
+pub fn compute(p: Period, first_days: &[RollupDoc], daily_users: &[RollupDoc]) -> Retention {
+    let mut firsts: BTreeMap<Day, RoaringBitmap> = BTreeMap::new();
+    for d in first_days {
+        if let Some(day) = Day::parse(d.str(Field::Day)) {
+            *firsts.entry(day).or_default() |= d.bits(Field::Visitors);
         }
     }
-    let active: HashSet<(Day, &str)> = daily_visitor
-        .iter()
-        .filter_map(|d| Some((Day::parse(d.str(Field::Day))?, d.str(Field::Visitor))))
-        .collect();
+    let mut seen = RoaringBitmap::new();
+    let mut cohorts: Vec<(Day, RoaringBitmap)> = Vec::new();
+    for (day, visitors) in firsts {
+        let fresh = &visitors - &seen;
+        seen |= visitors;
+        if day >= p.since && day <= p.until && !fresh.is_empty() {
+            cohorts.push((day, fresh));
+        }
+    }
+    let mut active: HashMap<Day, RoaringBitmap> = HashMap::new();
+    for d in daily_users {
+        if let Some(day) = Day::parse(d.str(Field::Day)) {
+            *active.entry(day).or_default() |= d.bits(Field::Visitors);
+        }
+    }
     let mut rows: Vec<Cohort> = cohorts
         .into_iter()
         .map(|(cohort, visitors)| {
             let span = cohort.days_until(p.until);
             let retained = (0..=span)
                 .map(|n| {
-                    let day = cohort.plus_days(n);
-                    visitors
-                        .iter()
-                        .filter(|v| active.contains(&(day, **v)))
-                        .count() as u64
+                    active
+                        .get(&cohort.plus_days(n))
+                        .map_or(0, |a| a.intersection_len(&visitors))
                 })
                 .collect();
             Cohort {
                 cohort,
-                users: visitors.len() as u64,
+                users: visitors.len(),
                 retained,
             }
         })
@@ -91,18 +104,14 @@ pub fn compute(p: Period, first_seen: &[RollupDoc], daily_visitor: &[RollupDoc])
 /// Retention from exactly `events`, as a rebuild would give it.
 pub fn from_events(p: Period, events: &[crate::event::Event]) -> Retention {
     let mut d = rollup::docs_of(events);
-    let first = d.remove(rollup::FIRST_SEEN).unwrap_or_default();
-    let daily = d.remove(rollup::DAILY_VISITOR).unwrap_or_default();
-    let in_period = |f: Field| {
-        move |doc: &RollupDoc| {
-            Day::parse(doc.str(f)).is_some_and(|day| day >= p.since && day <= p.until)
-        }
-    };
-    let first: Vec<RollupDoc> = first
+    let first = d.remove(rollup::FIRST_DAY).unwrap_or_default();
+    let daily = d.remove(rollup::DAILY_USERS).unwrap_or_default();
+    let until = |doc: &RollupDoc| Day::parse(doc.str(Field::Day)).is_some_and(|d| d <= p.until);
+    let first: Vec<RollupDoc> = first.into_iter().filter(until).collect();
+    let daily: Vec<RollupDoc> = daily
         .into_iter()
-        .filter(in_period(Field::FirstDay))
+        .filter(|doc| until(doc) && Day::parse(doc.str(Field::Day)).is_some_and(|d| d >= p.since))
         .collect();
-    let daily: Vec<RollupDoc> = daily.into_iter().filter(in_period(Field::Day)).collect();
     compute(p, &first, &daily)
 }
 
@@ -111,11 +120,14 @@ pub async fn retention(
     p: Period,
     scope: &super::Scope,
 ) -> Result<Retention, StoreError> {
-    let (first_seen, daily_visitor) = tokio::try_join!(
-        store.rollup_figures(rollup::FIRST_SEEN, Field::FirstDay, p.since, p.until, scope),
-        store.rollup_figures(rollup::DAILY_VISITOR, Field::Day, p.since, p.until, scope),
+    // Every first-day bitmap up to the period's end: each visitor is in one (two at most
+    // with bots included), so this grows with visitors ever seen, a few bytes each.
+    let origin = Day::parse("1970-01-01").unwrap_or(p.since);
+    let (first_days, daily_users) = tokio::try_join!(
+        store.rollup_figures(rollup::FIRST_DAY, Field::Day, origin, p.until, scope),
+        store.rollup_figures(rollup::DAILY_USERS, Field::Day, p.since, p.until, scope),
     )?;
-    Ok(compute(p, &first_seen, &daily_visitor))
+    Ok(compute(p, &first_days, &daily_users))
 }
 
 #[cfg(test)]
@@ -123,13 +135,25 @@ mod tests {
     use super::*;
     use crate::rollup::Value;
 
-    fn doc(id: &str, pairs: &[(Field, &str)]) -> RollupDoc {
+    /// A day's bitmap document: visitors a = 1, b = 2, c = 3, z = 9.
+    fn doc(day: &str, visitors: &str) -> RollupDoc {
+        let bits: RoaringBitmap = visitors
+            .bytes()
+            .map(|c| {
+                if c == b'z' {
+                    9
+                } else {
+                    u32::from(c - b'a') + 1
+                }
+            })
+            .collect();
         RollupDoc {
-            id: id.into(),
-            fields: pairs
-                .iter()
-                .map(|(k, v)| (*k, Value::Str(v.to_string())))
-                .collect(),
+            id: day.into(),
+            fields: [
+                (Field::Day, Value::Str(day.into())),
+                (Field::Visitors, Value::Bits(crate::bitmap::encode(&bits))),
+            ]
+            .into(),
         }
     }
 
@@ -137,19 +161,17 @@ mod tests {
     fn cohorts_with_gaps() {
         let p = Period::last_days(4, Day::parse("2026-11-04").unwrap());
         let first = [
-            doc("a", &[(Field::FirstDay, "2026-11-01")]),
-            doc("b", &[(Field::FirstDay, "2026-11-01")]),
-            doc("c", &[(Field::FirstDay, "2026-11-03")]),
+            doc("2026-10-01", "z"), // before the period: not a cohort
+            doc("2026-11-01", "ab"),
+            doc("2026-11-03", "c"),
+            // With bots included, z's bot twin first seen in the period: z stays in October.
+            doc("2026-11-03", "z"),
         ];
         let active = [
-            ("a", "2026-11-01"),
-            ("b", "2026-11-01"),
-            ("a", "2026-11-03"), // day 2, with a gap on day 1
-            ("b", "2026-11-04"), // day 3
-            ("c", "2026-11-03"),
-            ("c", "2026-11-04"), // day 1
-        ]
-        .map(|(v, d)| doc(&format!("{d}|{v}"), &[(Field::Visitor, v), (Field::Day, d)]));
+            doc("2026-11-01", "abz"),
+            doc("2026-11-03", "acz"), // a: day 2, with a gap on day 1
+            doc("2026-11-04", "bc"),  // b: day 3; c: day 1
+        ];
         let r = compute(p, &first, &active);
         assert_eq!(r.cohorts[0].retained, vec![2, 0, 1, 1]);
         assert_eq!(r.cohorts[1].retained, vec![1, 1]);

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use super::{percent, seconds, Scope};
@@ -97,8 +98,8 @@ pub struct ReasonCount {
 #[derive(Debug, Default)]
 pub struct Inputs {
     pub daily_type: Vec<RollupDoc>,
-    pub daily_visitor: Vec<RollupDoc>,
-    pub daily_page_visitor: Vec<RollupDoc>,
+    pub daily_users: Vec<RollupDoc>,
+    pub daily_page: Vec<RollupDoc>,
     pub sessions: Vec<RollupDoc>,
     pub page_time: Vec<RollupDoc>,
     pub daily_referrer: Vec<RollupDoc>,
@@ -110,8 +111,8 @@ pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, St
     let get = |rollup| store.rollup_figures(rollup, Field::Day, p.since, p.until, scope);
     let (
         daily_type,
-        daily_visitor,
-        daily_page_visitor,
+        daily_users,
+        daily_page,
         sessions,
         page_time,
         daily_referrer,
@@ -119,8 +120,8 @@ pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, St
         daily_bot,
     ) = tokio::try_join!(
         get(rollup::DAILY_TYPE),
-        get(rollup::DAILY_VISITOR),
-        get(rollup::DAILY_PAGE_VISITOR),
+        get(rollup::DAILY_USERS),
+        get(rollup::DAILY_PAGE),
         get(rollup::SESSIONS),
         get(rollup::PAGE_TIME),
         get(rollup::DAILY_REFERRER),
@@ -129,8 +130,8 @@ pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, St
     )?;
     Ok(Inputs {
         daily_type,
-        daily_visitor,
-        daily_page_visitor,
+        daily_users,
+        daily_page,
         sessions,
         page_time,
         daily_referrer,
@@ -146,8 +147,8 @@ impl Inputs {
         let mut get = |n: &str| d.remove(n).unwrap_or_default();
         Inputs {
             daily_type: get(rollup::DAILY_TYPE),
-            daily_visitor: get(rollup::DAILY_VISITOR),
-            daily_page_visitor: get(rollup::DAILY_PAGE_VISITOR),
+            daily_users: get(rollup::DAILY_USERS),
+            daily_page: get(rollup::DAILY_PAGE),
             sessions: get(rollup::SESSIONS),
             page_time: get(rollup::PAGE_TIME),
             daily_referrer: get(rollup::DAILY_REFERRER),
@@ -204,10 +205,11 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
             row.page_views += n;
         }
     }
-    let mut users = HashSet::new();
-    for d in &i.daily_visitor {
-        day(&mut days, d.str(Field::Day)).users += 1;
-        users.insert(d.str(Field::Visitor));
+    let mut users = RoaringBitmap::new();
+    for d in &i.daily_users {
+        let visitors = d.bits(Field::Visitors);
+        day(&mut days, d.str(Field::Day)).users += visitors.len();
+        users |= visitors;
     }
     let (mut durations, mut bounces) = (0i64, 0u64);
     for s in &i.sessions {
@@ -220,15 +222,12 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
     let sessions = i.sessions.len() as u64;
     let (channels, campaigns) = sources(&i.sessions, top);
 
-    // Views per page, and unique users: distinct (page, visitor) pairs across the days.
+    // Views per page, and unique users: the union of the page's visitors over the days.
     let mut pages: HashMap<&str, u64> = HashMap::new();
-    let mut pairs: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for d in &i.daily_page_visitor {
+    let mut pairs: HashMap<&str, RoaringBitmap> = HashMap::new();
+    for d in &i.daily_page {
         *pages.entry(d.str(Field::PageUrl)).or_default() += u(d.int(Field::Views));
-        pairs
-            .entry(d.str(Field::PageUrl))
-            .or_default()
-            .insert(d.str(Field::Visitor));
+        *pairs.entry(d.str(Field::PageUrl)).or_default() |= d.bits(Field::Visitors);
     }
     let mut times: HashMap<&str, (i64, u64)> = HashMap::new();
     for d in &i.page_time {
@@ -241,7 +240,7 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         .map(|(url, views)| PageRow {
             page_url: url.to_string(),
             views: *views,
-            unique_users: pairs.get(url).map_or(0, |s| s.len() as u64),
+            unique_users: pairs.get(url).map_or(0, RoaringBitmap::len),
             avg_time_on_page: times
                 .get(url)
                 .filter(|(_, n)| *n > 0)
@@ -291,7 +290,7 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         period: p,
         overview: Overview {
             total_events,
-            active_users: users.len() as u64,
+            active_users: users.len(),
             sessions,
             page_views,
             avg_session_duration: if sessions == 0 {

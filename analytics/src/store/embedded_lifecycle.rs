@@ -10,12 +10,15 @@ use serde::Deserialize;
 
 use super::embedded::{blocking, err, EmbeddedStore, BY_TYPE, EVENTS, IDS, LOG, SITES};
 use super::embedded_rollups::{
-    apply_delta, decode_fields, state_of as read_state, table, table_name, write_state, zones_in,
+    apply_delta, decode_fields, encode_fields, numbers_of, state_of as read_state, table,
+    table_name, write_state, zones_in, NUMBERS,
 };
 use super::StoreError;
+use crate::bitmap;
 use crate::event::Event;
 use crate::lifecycle::{self, Erasure, Forgotten, Names};
-use crate::rollup::{self, Delta, Field, Value};
+use crate::rollup::{self, Delta, Field, Known, Value};
+use roaring::RoaringBitmap;
 
 /// The identifying fields of a stored event, decoded without the rest.
 #[derive(Deserialize)]
@@ -134,31 +137,19 @@ impl EmbeddedStore {
             }
             st.events = st.events.saturating_sub(rolled.len() as u64);
             write_state(&tx, &st)?;
-            let erasure = Erasure::of(Delta::in_zones(rolled, &zones_in(&tx)?));
+            // The delta they were rolled up with, taken back: counters down, their visitor
+            // numbers out of every bitmap (documents left empty go, as a rebuild would not
+            // have them).
+            let numbers = numbers_of(&tx, &bitmap::visitor_keys(rolled.iter().copied()), false)?;
+            let delta = Delta::in_zones(rolled, &zones_in(&tx)?, &numbers)
+                .first_days(&numbers, &Known::new());
+            let erasure = Erasure::of(delta);
             apply_delta(&tx, st.generation, &erasure.decrements)?;
             let mut entries = 0u64;
             for (name, key) in &erasure.deletes {
                 let tn = table_name(name, st.generation);
                 let mut t = tx.open_table(table(&tn)).map_err(err)?;
                 entries += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
-            }
-            // Shared counters taken to zero would not exist in a rebuild.
-            for (name, changes) in &erasure.decrements.changes {
-                let tn = table_name(name, st.generation);
-                let mut t = tx.open_table(table(&tn)).map_err(err)?;
-                let counter = lifecycle::counter(name);
-                for key in changes.keys() {
-                    let zero = match t.get(key.as_str()).map_err(err)? {
-                        Some(bytes) => {
-                            let fields = decode_fields(bytes.value())?;
-                            !matches!(fields.get(&counter), Some(Value::Int(n)) if *n > 0)
-                        }
-                        None => false,
-                    };
-                    if zero {
-                        t.remove(key.as_str()).map_err(err)?;
-                    }
-                }
             }
             entries += sweep_visitor(&tx, st.generation, &names)?;
             let mut removed = 0u64;
@@ -253,6 +244,54 @@ fn sweep_visitor(tx: &WriteTransaction, generation: i64, names: &Names) -> Resul
     let sites = super::embedded::read_sites(&tx.open_table(SITES).map_err(err)?)?;
     let mut site_ids: Vec<String> = sites.into_iter().map(|s| s.id).collect();
     site_ids.push(crate::site::DEFAULT_SITE.to_string());
+    // Their numbers out of every bitmap (also of days whose raw events expired), then out
+    // of the dictionary: the numbers are retired.
+    let keys: Vec<String> = site_ids
+        .iter()
+        .flat_map(|s| ids.iter().map(move |id| rollup::site_key(s, id)))
+        .collect();
+    let numbers = numbers_of(tx, &keys, false)?;
+    let mut by_site: HashMap<&str, RoaringBitmap> = HashMap::new();
+    for (key, n) in &numbers {
+        by_site
+            .entry(key.split('|').next().unwrap_or_default())
+            .or_default()
+            .insert(*n);
+    }
+    for name in rollup::WITH_VISITORS {
+        for name in [*name, rollup::bot_twin(name)] {
+            let tn = table_name(name, generation);
+            let mut t = tx.open_table(table(&tn)).map_err(err)?;
+            for (site, gone) in &by_site {
+                let (lo, hi) = (format!("{site}|"), format!("{site}|\u{10ffff}"));
+                let mut changed = Vec::new();
+                for row in t.range(lo.as_str()..hi.as_str()).map_err(err)? {
+                    let (key, value) = row.map_err(err)?;
+                    let mut fields = decode_fields(value.value())?;
+                    if let Some(Value::Bits(b)) = fields.get(&Field::Visitors) {
+                        let bits = bitmap::decode(b);
+                        if !bits.is_disjoint(gone) {
+                            let kept = bitmap::encode(&(&bits - gone));
+                            fields.insert(Field::Visitors, Value::Bits(kept));
+                            changed.push((key.value().to_string(), fields));
+                        }
+                    }
+                }
+                for (key, fields) in changed {
+                    if rollup::is_empty(&fields) {
+                        n += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
+                    } else {
+                        t.insert(key.as_str(), encode_fields(&fields)?.as_slice())
+                            .map_err(err)?;
+                    }
+                }
+            }
+        }
+    }
+    let mut dictionary = tx.open_table(NUMBERS).map_err(err)?;
+    for key in numbers.keys() {
+        dictionary.remove(key.as_str()).map_err(err)?;
+    }
     for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
         let tn = table_name(name, generation);
         let mut t = tx.open_table(table(&tn)).map_err(err)?;
@@ -304,6 +343,13 @@ impl EmbeddedStore {
                             found |= has(row.map_err(err)?.1.value().1);
                         }
                     }
+                    "visitor_numbers" => {
+                        for row in tx.open_table(NUMBERS).map_err(err)?.iter().map_err(err)? {
+                            found |= has(row.map_err(err)?.0.value());
+                        }
+                    }
+                    // Keyed by site id, holding a number.
+                    "visitor_next_number" => {}
                     other => {
                         for row in tx
                             .open_table(table(other))

@@ -11,12 +11,18 @@ use serde::{Deserialize, Serialize};
 
 use super::embedded::{blocking, err, EmbeddedStore, EVENTS, LOG, SITES};
 use super::{RollupDoc, StoreError};
+use crate::bitmap::{self, Numbers};
 use crate::consumer::{now_ms, ConsumerConfig, RollupStatus, Step};
 use crate::event::{Day, Event};
-use crate::rollup::{self, Delta, Field, Value};
+use crate::rollup::{self, Delta, Field, Known, Value};
 use crate::site::Zones;
 
 pub(super) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("rollup_state");
+/// The visitor dictionary (`crate::bitmap`): `site|visitor` → number. Shared by every
+/// generation; an erased visitor's entry is removed and their number never given again.
+pub(super) const NUMBERS: TableDefinition<&str, u32> = TableDefinition::new("visitor_numbers");
+/// The next number to give, per site.
+const NEXT_NUMBER: TableDefinition<&str, u32> = TableDefinition::new("visitor_next_number");
 const CONSUMER: &str = "consumer";
 
 /// The checkpoint: the log is rolled up into `generation` up to sequence number `seq`.
@@ -34,9 +40,10 @@ pub(super) struct State {
     pub(super) expired_before: i64,
 }
 
-/// Rollup documents are keyed `site|…` and carry their site since format 1: a file with
-/// older rollups has them dropped at open, and the consumer rolls the log up again.
-const FORMAT: u32 = 1;
+/// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
+/// visitors are bitmaps since format 2. A file with older rollups has them dropped at open,
+/// and the consumer rolls the log up again.
+const FORMAT: u32 = 2;
 
 pub(super) fn table_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}@{generation}")
@@ -75,7 +82,7 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
             log.insert(seq, (ts, id)).map_err(err)?;
         }
     }
-    for name in rollup::ALL {
+    for name in rollup::ALL.iter().chain(rollup::RETIRED) {
         tx.delete_table(table(name)).map_err(err)?;
     }
     let st = State {
@@ -140,7 +147,72 @@ pub(super) fn zones_in(tx: &WriteTransaction) -> Result<Zones, StoreError> {
     Ok(Zones::of(&super::embedded::read_sites(&t)?))
 }
 
-/// Applies a delta to the tables of `generation` (inside the caller's transaction).
+/// The numbers of visitors `keys` (`site|visitor`) in the dictionary; with `assign`, those
+/// without one get the next numbers of their site, in the order given.
+pub(super) fn numbers_of(
+    tx: &WriteTransaction,
+    keys: &[String],
+    assign: bool,
+) -> Result<Numbers, StoreError> {
+    let mut t = tx.open_table(NUMBERS).map_err(err)?;
+    let mut next = tx.open_table(NEXT_NUMBER).map_err(err)?;
+    let mut out = Numbers::with_capacity(keys.len());
+    for k in keys {
+        let known = t.get(k.as_str()).map_err(err)?.map(|v| v.value());
+        let n = match known {
+            Some(n) => n,
+            None if assign => {
+                let site = k.split('|').next().unwrap_or_default();
+                let n = next.get(site).map_err(err)?.map_or(0, |v| v.value());
+                let after = n.checked_add(1).ok_or_else(|| {
+                    StoreError::Corrupt(format!("site {site} has numbered 2^32 visitors"))
+                })?;
+                next.insert(site, after).map_err(err)?;
+                t.insert(k.as_str(), n).map_err(err)?;
+                n
+            }
+            None => continue,
+        };
+        out.insert(k.clone(), n);
+    }
+    Ok(out)
+}
+
+/// The delta that rolling `events` up into `generation` applies: visitors numbered (new
+/// ones given numbers), first days settled against the generation's first-seen documents.
+pub(super) fn delta_of(
+    tx: &WriteTransaction,
+    generation: i64,
+    events: &[Event],
+) -> Result<Delta, StoreError> {
+    let numbers = numbers_of(tx, &bitmap::visitor_keys(events), true)?;
+    let delta = Delta::in_zones(events, &zones_in(tx)?, &numbers);
+    let known = known_first_days(tx, generation, &delta)?;
+    Ok(delta.first_days(&numbers, &known))
+}
+
+/// The stored first days of the first-seen documents `delta` lowers.
+fn known_first_days(
+    tx: &WriteTransaction,
+    generation: i64,
+    delta: &Delta,
+) -> Result<Known, StoreError> {
+    let mut known = Known::new();
+    for (name, key) in delta.first_seen_keys() {
+        let tn = table_name(name, generation);
+        let t = tx.open_table(table(&tn)).map_err(err)?;
+        let Some(bytes) = t.get(key.as_str()).map_err(err)? else {
+            continue;
+        };
+        if let Some(Value::Str(day)) = decode_fields(bytes.value())?.remove(&Field::FirstDay) {
+            known.insert((name, key), day);
+        }
+    }
+    Ok(known)
+}
+
+/// Applies a delta to the tables of `generation` (inside the caller's transaction); a
+/// document it empties is deleted ([`rollup::is_empty`]).
 pub(super) fn apply_delta(
     tx: &WriteTransaction,
     generation: i64,
@@ -150,10 +222,12 @@ pub(super) fn apply_delta(
         let name = table_name(name, generation);
         let mut t = tx.open_table(table(&name)).map_err(err)?;
         for (key, change) in changes {
-            let mut fields = match t.get(key.as_str()).map_err(err)? {
-                Some(bytes) => decode_fields(bytes.value())?,
-                None => HashMap::new(),
+            let stored = match t.get(key.as_str()).map_err(err)? {
+                Some(bytes) => Some(decode_fields(bytes.value())?),
+                None => None,
             };
+            let existed = stored.is_some();
+            let mut fields = stored.unwrap_or_default();
             for (f, n) in &change.inc {
                 let old = match fields.get(f) {
                     Some(Value::Int(v)) => *v,
@@ -171,6 +245,19 @@ pub(super) fn apply_delta(
             for (f, v) in change.set.iter().filter(|(f, _)| *f != Field::Site) {
                 fields.insert(*f, v.clone());
             }
+            for (f, bits) in &change.bits {
+                let old = match fields.get(f) {
+                    Some(Value::Bits(b)) => bitmap::decode(b),
+                    _ => Default::default(),
+                };
+                fields.insert(*f, Value::Bits(bitmap::encode(&bits.apply(&old))));
+            }
+            if rollup::is_empty(&fields) {
+                if existed {
+                    t.remove(key.as_str()).map_err(err)?;
+                }
+                continue;
+            }
             t.insert(key.as_str(), encode_fields(&fields)?.as_slice())
                 .map_err(err)?;
         }
@@ -179,7 +266,7 @@ pub(super) fn apply_delta(
 }
 
 fn drop_generation(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
-    for name in rollup::ALL {
+    for name in rollup::ALL.iter().chain(rollup::RETIRED) {
         tx.delete_table(table(&table_name(name, generation)))
             .map_err(err)?;
     }
@@ -215,11 +302,8 @@ impl EmbeddedStore {
             if last == st.seq {
                 return Ok(Step::Idle);
             }
-            apply_delta(
-                &tx,
-                st.generation,
-                &Delta::in_zones(&events, &zones_in(&tx)?),
-            )?;
+            let delta = delta_of(&tx, st.generation, &events)?;
+            apply_delta(&tx, st.generation, &delta)?;
             st.seq = last;
             st.events += events.len() as u64;
             write_state(&tx, &st)?;
@@ -347,7 +431,8 @@ impl EmbeddedStore {
             let (n, last) = blocking(move || {
                 let tx = db.begin_write().map_err(err)?;
                 let (events, last) = read_log(&tx, seq, limit)?;
-                apply_delta(&tx, generation, &Delta::in_zones(&events, &zones_in(&tx)?))?;
+                let delta = delta_of(&tx, generation, &events)?;
+                apply_delta(&tx, generation, &delta)?;
                 tx.commit().map_err(err)?;
                 Ok((events.len() as u64, last))
             })
@@ -367,7 +452,8 @@ impl EmbeddedStore {
                 if last == seq {
                     break;
                 }
-                apply_delta(&tx, generation, &Delta::in_zones(&events, &zones_in(&tx)?))?;
+                let delta = delta_of(&tx, generation, &events)?;
+                apply_delta(&tx, generation, &delta)?;
                 (seq, total) = (last, total + events.len() as u64);
             }
             let old = st.generation;
@@ -403,21 +489,26 @@ impl EmbeddedStore {
 /// Rollups whose keys start with the day.
 const DAY_KEYED: &[&str] = &[
     rollup::DAILY_TYPE,
-    rollup::DAILY_VISITOR,
-    rollup::DAILY_PAGE_VISITOR,
+    rollup::DAILY_USERS,
+    rollup::DAILY_PAGE,
+    rollup::FIRST_DAY,
     rollup::DAILY_REFERRER,
     rollup::DAILY_AGENT,
     rollup::DAILY_BOT,
     rollup::DAILY_VITALS,
 ];
 
-fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, StoreError> {
+use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;
+use base64::Engine as _;
+
+pub(super) fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, StoreError> {
     let map: serde_json::Map<String, serde_json::Value> = fields
         .iter()
         .map(|(k, v)| {
             let j = match v {
                 Value::Int(n) => serde_json::Value::from(*n),
                 Value::Str(s) => serde_json::Value::from(s.as_str()),
+                Value::Bits(b) => serde_json::json!({ "b": BASE64.encode(b) }),
             };
             (k.as_str().to_string(), j)
         })
@@ -434,6 +525,9 @@ pub(super) fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, Store
             let value = match v {
                 serde_json::Value::Number(n) => Value::Int(n.as_i64()?),
                 serde_json::Value::String(s) => Value::Str(s),
+                serde_json::Value::Object(o) => {
+                    Value::Bits(BASE64.decode(o.get("b")?.as_str()?).ok()?)
+                }
                 _ => return None,
             };
             Some((Field::parse(&k)?, value))

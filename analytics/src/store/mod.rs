@@ -305,6 +305,14 @@ impl RollupDoc {
             _ => "",
         }
     }
+
+    /// A bitmap field (visitor numbers); empty when the document has none.
+    pub fn bits(&self, field: Field) -> roaring::RoaringBitmap {
+        match self.fields.get(&field) {
+            Some(Value::Bits(b)) => crate::bitmap::decode(b),
+            _ => roaring::RoaringBitmap::new(),
+        }
+    }
 }
 
 impl Store {

@@ -19,12 +19,13 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use super::mongo::{doc_to_event, event_to_doc, MongoStore};
-use super::mongo_rollups::{gen_name, State};
+use super::mongo_rollups::{gen_name, State, NUMBERS};
 use super::StoreError;
 use crate::consumer::{now_ms, ConsumerConfig, Step};
 use crate::event::Event;
 use crate::lifecycle::{self, Erasure, Forgotten, Names};
-use crate::rollup::{self, Field};
+use crate::rollup::{self, Field, Value};
+use roaring::RoaringBitmap;
 
 const PRIVACY: &str = "privacy_requests";
 /// Ids per `$in` of one delete.
@@ -268,10 +269,14 @@ impl MongoStore {
             .iter()
             .map(doc_to_event)
             .collect::<Result<Vec<_>, _>>()?;
-        let erasure = Erasure::of(crate::rollup::Delta::in_zones(
-            &rolled,
-            &self.zones().await?,
-        ));
+        // The delta they were rolled up with, taken back: counters down, their numbers out
+        // of the bitmaps (the dictionary entries go last, below, so a retry still finds them).
+        let numbers = self
+            .numbers_of(&crate::bitmap::visitor_keys(&rolled), false)
+            .await?;
+        let delta = crate::rollup::Delta::in_zones(&rolled, &self.zones().await?, &numbers)
+            .first_days(&numbers, &crate::rollup::Known::new());
+        let erasure = Erasure::of(delta);
         self.apply_chunk(Some(cfg), generation, req.chunk, &erasure.decrements, true)
             .await?;
         // Shared counters taken to zero would not exist in a rebuild.
@@ -298,6 +303,9 @@ impl MongoStore {
                 entries = n;
             }
         }
+        // The numbers are retired: never given again (the counters only grow).
+        let keys = self.visitor_keys_of(&req.ids).await?;
+        delete_in(&self.db.collection(NUMBERS), "_id", &keys, None).await?;
         let result = Forgotten {
             events_removed: removed,
             rollup_entries_removed: entries,
@@ -335,16 +343,64 @@ impl MongoStore {
                 n += delete_in(&coll, Field::Visitor.as_str(), ids, None).await?;
             }
         }
-        let mut sites: Vec<String> = self.sites().await?.into_iter().map(|s| s.id).collect();
-        sites.push(crate::site::DEFAULT_SITE.to_string());
-        let keys: Vec<String> = sites
-            .iter()
-            .flat_map(|s| ids.iter().map(move |id| rollup::site_key(s, id)))
-            .collect();
+        let keys = self.visitor_keys_of(ids).await?;
         for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
             n += delete_in(&self.rollup(name, generation), "_id", &keys, None).await?;
         }
+        // Their numbers out of every bitmap of their sites (also of days whose raw events
+        // expired); a document left empty goes.
+        let numbers = self.numbers_of(&keys, false).await?;
+        let mut by_site: HashMap<&str, RoaringBitmap> = HashMap::new();
+        for (key, number) in &numbers {
+            by_site
+                .entry(key.split('|').next().unwrap_or_default())
+                .or_default()
+                .insert(*number);
+        }
+        for name in rollup::WITH_VISITORS {
+            for name in [*name, rollup::bot_twin(name)] {
+                let coll = self.rollup(name, generation);
+                for (site, gone) in &by_site {
+                    let mut cursor = coll.find(doc! { Field::Site.as_str(): *site }).await?;
+                    let mut changed = Vec::new();
+                    while let Some(d) = cursor.try_next().await? {
+                        if let Ok(b) = d.get_binary_generic(Field::Visitors.as_str()) {
+                            let bits = crate::bitmap::decode(b);
+                            if !bits.is_disjoint(gone) {
+                                let id = d.get_str("_id").unwrap_or_default().to_string();
+                                changed.push((id, &bits - gone, d));
+                            }
+                        }
+                    }
+                    for (id, kept, d) in changed {
+                        let mut fields = super::mongo_rollups::fields_of(&d);
+                        let kept = Value::Bits(crate::bitmap::encode(&kept));
+                        fields.insert(Field::Visitors, kept.clone());
+                        if rollup::is_empty(&fields) {
+                            n += coll.delete_one(doc! { "_id": &id }).await?.deleted_count;
+                        } else {
+                            coll.update_one(
+                                doc! { "_id": &id },
+                                doc! { "$set": { Field::Visitors.as_str(): super::mongo_rollups::bson_of(&kept) } },
+                            )
+                            .await?;
+                        }
+                    }
+                }
+            }
+        }
         Ok(n)
+    }
+
+    /// `site|id` for every site and each of `ids`: their keys in the dictionary and in the
+    /// first-seen rollups.
+    async fn visitor_keys_of(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut sites: Vec<String> = self.sites().await?.into_iter().map(|s| s.id).collect();
+        sites.push(crate::site::DEFAULT_SITE.to_string());
+        Ok(sites
+            .iter()
+            .flat_map(|s| ids.iter().map(move |id| rollup::site_key(s, id)))
+            .collect())
     }
 
     /// Deletes up to `limit` raw events older than `cutoff_ms` that are rolled up, when this

@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use super::mongo::{doc_to_event, MongoStore, DUPLICATE_KEY};
 use super::{RollupDoc, StoreError};
+use crate::bitmap::Numbers;
 use crate::consumer::{now_ms, ConsumerConfig, RollupStatus, Step};
 use crate::event::{Day, Event};
-use crate::rollup::{self, Change, Delta, Field, Value};
+use crate::rollup::{self, Change, Delta, Field, Known, Value};
 use crate::site::Zones;
 
 pub(super) const STATE: &str = "rollup_state";
@@ -47,8 +48,9 @@ const ROLLUP_CHUNK: usize = 50;
 /// The day field each rollup is read by (and indexed on).
 const ROLLUP_DAY_FIELDS: &[(&str, Field)] = &[
     (rollup::DAILY_TYPE, Field::Day),
-    (rollup::DAILY_VISITOR, Field::Day),
-    (rollup::DAILY_PAGE_VISITOR, Field::Day),
+    (rollup::DAILY_USERS, Field::Day),
+    (rollup::DAILY_PAGE, Field::Day),
+    (rollup::FIRST_DAY, Field::Day),
     (rollup::FIRST_SEEN, Field::FirstDay),
     (rollup::SESSIONS, Field::Day),
     (rollup::PAGE_TIME, Field::Day),
@@ -128,10 +130,11 @@ pub(super) struct State {
     pub(super) expired_before: i64,
 }
 
-/// Rollup documents are keyed `site|…` and carry their site since format 1. A database with
+/// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
+/// visitors are bitmaps since format 2. A database with
 /// older rollups gets a fresh generation rolled up from the start of the log (the old one is
 /// retired): figures fill up again as the consumer catches up.
-const FORMAT: i64 = 1;
+const FORMAT: i64 = 2;
 
 impl Cursor {
     pub(super) fn pos(&self) -> (i64, &str) {
@@ -395,25 +398,45 @@ impl MongoStore {
         resumed: bool,
     ) -> Result<(), StoreError> {
         let mut renewed = Instant::now();
-        for (name, changes) in &delta.changes {
+        // Bitmaps first: the first-day moves were settled against the first-seen documents
+        // as they stand before this chunk, so those change last (a retry settles alike).
+        let mut order: Vec<_> = delta.changes.iter().collect();
+        order.sort_by_key(|(_, changes)| !changes.values().any(|c| !c.bits.is_empty()));
+        for (name, changes) in order {
             let coll = gen_name(name, generation);
             let done = if !self.guarded() && resumed {
                 self.applied_keys(&coll, chunk).await?
             } else {
                 HashSet::new()
             };
-            let statements: Vec<Document> = changes
+            let todo: Vec<(&String, &Change)> = changes
                 .iter()
                 .filter(|(key, _)| !done.contains(key.as_str()))
-                .map(|(key, change)| {
-                    let q = if self.guarded() {
-                        doc! { "_id": key, "applied": { "$lt": chunk } }
-                    } else {
-                        doc! { "_id": key }
-                    };
-                    doc! { "q": q, "u": update_doc(change, chunk), "upsert": true }
-                })
                 .collect();
+            let bitmaps = self.bitmaps_after(&coll, &todo).await?;
+            let mut statements: Vec<Document> = Vec::with_capacity(todo.len());
+            for (key, change) in todo {
+                let q = if self.guarded() {
+                    doc! { "_id": key, "applied": { "$lt": chunk } }
+                } else {
+                    doc! { "_id": key }
+                };
+                let mut u = update_doc(change, chunk);
+                if let Some(after) = bitmaps.get(key.as_str()) {
+                    if after.empty {
+                        // Emptied by an erasure or a first-day move: a rebuild would not
+                        // have it.
+                        self.db.collection::<Document>(&coll).delete_one(q).await?;
+                        continue;
+                    }
+                    if let Ok(set) = u.get_document_mut("$set") {
+                        for (f, bytes) in &after.bits {
+                            set.insert(f.as_str(), bson_of(&Value::Bits(bytes.clone())));
+                        }
+                    }
+                }
+                statements.push(doc! { "q": q, "u": u, "upsert": true });
+            }
             for part in statements.chunks(ROLLUP_CHUNK) {
                 if let Some(cfg) = lease.filter(|c| renewed.elapsed() > c.lease_ttl / 4) {
                     self.renew(cfg).await?;
@@ -423,6 +446,181 @@ impl MongoStore {
             }
         }
         Ok(())
+    }
+
+    /// For the changes among `todo` that touch bitmaps: each document's bitmaps once the
+    /// change is applied to what is stored, and whether it is then empty. The consumer is
+    /// the only writer of its generation (the lease), so reading first is safe; setting and
+    /// clearing bits is idempotent, so a retry writes the same bytes.
+    async fn bitmaps_after(
+        &self,
+        coll: &str,
+        todo: &[(&String, &Change)],
+    ) -> Result<std::collections::HashMap<String, After>, StoreError> {
+        let keys: Vec<&String> = todo
+            .iter()
+            .filter(|(_, c)| !c.bits.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        let mut stored = std::collections::HashMap::new();
+        for part in keys.chunks(KEYS_PER_FIND) {
+            let mut cursor = self
+                .db
+                .collection::<Document>(coll)
+                .find(doc! { "_id": { "$in": part } })
+                .await?;
+            while let Some(d) = cursor.try_next().await? {
+                let doc = rollup_doc(&d);
+                stored.insert(doc.id.clone(), doc.fields);
+            }
+        }
+        let mut out = std::collections::HashMap::with_capacity(keys.len());
+        for (key, change) in todo.iter().filter(|(_, c)| !c.bits.is_empty()) {
+            let mut fields = stored.remove(key.as_str()).unwrap_or_default();
+            for (f, n) in &change.inc {
+                let old = match fields.get(f) {
+                    Some(Value::Int(v)) => *v,
+                    _ => 0,
+                };
+                fields.insert(*f, Value::Int(old + n));
+            }
+            let mut bits = Vec::with_capacity(change.bits.len());
+            for (f, b) in &change.bits {
+                let old = match fields.get(f) {
+                    Some(Value::Bits(v)) => crate::bitmap::decode(v),
+                    _ => Default::default(),
+                };
+                let bytes = crate::bitmap::encode(&b.apply(&old));
+                fields.insert(*f, Value::Bits(bytes.clone()));
+                bits.push((*f, bytes));
+            }
+            let empty = rollup::is_empty(&fields);
+            out.insert((*key).clone(), After { bits, empty });
+        }
+        Ok(out)
+    }
+
+    /// The numbers of visitors `keys` (`site|visitor`) in the dictionary; with `assign`,
+    /// those without one get new numbers of their site, in the order given. Numbers are
+    /// taken from a per-site counter (`findAndModify`) before the entries are inserted, so
+    /// two processes numbering at once (the consumer and a rebuild) never give one number
+    /// twice; when both insert the same visitor, the first entry wins and the other's
+    /// number is left unused.
+    pub(super) async fn numbers_of(
+        &self,
+        keys: &[String],
+        assign: bool,
+    ) -> Result<Numbers, StoreError> {
+        let dict = self.db.collection::<Document>(NUMBERS);
+        let mut out = self.read_numbers(keys).await?;
+        let missing: Vec<&String> = keys.iter().filter(|k| !out.contains_key(*k)).collect();
+        if !assign || missing.is_empty() {
+            return Ok(out);
+        }
+        let mut by_site: Vec<(&str, Vec<&String>)> = Vec::new();
+        for k in missing {
+            let site = k.split('|').next().unwrap_or_default();
+            match by_site.iter_mut().find(|(s, _)| *s == site) {
+                Some((_, v)) => v.push(k),
+                None => by_site.push((site, vec![k])),
+            }
+        }
+        let mut raced = Vec::new();
+        for (site, new) in by_site {
+            let n = i64::try_from(new.len()).unwrap_or(i64::MAX);
+            let counter = self
+                .db
+                .collection::<Document>(NEXT_NUMBER)
+                .find_one_and_update(doc! { "_id": site }, doc! { "$inc": { "next": n } })
+                .upsert(true)
+                .return_document(ReturnDocument::After)
+                .await?
+                .and_then(|d| d.get_i64("next").ok())
+                .unwrap_or(n);
+            let first = counter - n;
+            let mut docs = Vec::with_capacity(new.len());
+            for (i, k) in new.iter().enumerate() {
+                let number = u32::try_from(first + i as i64).map_err(|_| {
+                    StoreError::Corrupt(format!("site {site} has numbered 2^32 visitors"))
+                })?;
+                docs.push(doc! { "_id": k.as_str(), "n": i64::from(number) });
+                out.insert((*k).clone(), number);
+            }
+            for part in docs.chunks(KEYS_PER_FIND) {
+                if dict.insert_many(part).ordered(false).await.is_ok() {
+                    continue;
+                }
+                // Some entry was there already (or the batch failed part way): one by one.
+                for d in part {
+                    match dict.insert_one(d).await {
+                        Ok(_) => {}
+                        Err(e) if is_duplicate(&e) => {
+                            raced.push(d.get_str("_id").unwrap_or_default().to_string());
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        // Another process numbered these first: theirs stand.
+        out.extend(self.read_numbers(&raced).await?);
+        Ok(out)
+    }
+
+    async fn read_numbers(&self, keys: &[String]) -> Result<Numbers, StoreError> {
+        let mut out = Numbers::with_capacity(keys.len());
+        for part in keys.chunks(KEYS_PER_FIND) {
+            let mut cursor = self
+                .db
+                .collection::<Document>(NUMBERS)
+                .find(doc! { "_id": { "$in": part } })
+                .await?;
+            while let Some(d) = cursor.try_next().await? {
+                let n = d.get_i64("n").ok().and_then(|n| u32::try_from(n).ok());
+                if let (Ok(id), Some(n)) = (d.get_str("_id"), n) {
+                    out.insert(id.to_string(), n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The delta that rolling `events` up into `generation` applies: visitors numbered (new
+    /// ones given numbers), first days settled against the generation's first-seen
+    /// documents as they stand.
+    pub(super) async fn delta_of(
+        &self,
+        generation: i64,
+        events: &[Event],
+        zones: &Zones,
+    ) -> Result<Delta, StoreError> {
+        let numbers = self
+            .numbers_of(&crate::bitmap::visitor_keys(events), true)
+            .await?;
+        let delta = Delta::in_zones(events, zones, &numbers);
+        let mut known = Known::new();
+        let wanted = delta.first_seen_keys();
+        for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
+            let keys: Vec<&String> = wanted
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, k)| k)
+                .collect();
+            for part in keys.chunks(KEYS_PER_FIND) {
+                let mut cursor = self
+                    .db
+                    .collection::<Document>(&gen_name(name, generation))
+                    .find(doc! { "_id": { "$in": part } })
+                    .projection(doc! { Field::FirstDay.as_str(): 1 })
+                    .await?;
+                while let Some(d) = cursor.try_next().await? {
+                    if let (Ok(id), Ok(day)) = (d.get_str("_id"), d.get_str("first_day")) {
+                        known.insert((name, id.to_string()), day.to_string());
+                    }
+                }
+            }
+        }
+        Ok(delta.first_days(&numbers, &known))
     }
 
     /// Keys of `coll` that already hold chunk `chunk` (or a later one).
@@ -524,7 +722,9 @@ impl MongoStore {
         resumed: bool,
         clear_to: Option<i64>,
     ) -> Result<(), StoreError> {
-        let delta = Delta::in_zones(events, &self.zones().await?);
+        let delta = self
+            .delta_of(cur.generation, events, &self.zones().await?)
+            .await?;
         self.apply_chunk(Some(cfg), cur.generation, p.chunk, &delta, resumed)
             .await?;
         let done = cur.advanced(p.chunk, p.to_t, &p.to_id, events.len());
@@ -765,7 +965,7 @@ impl MongoStore {
     }
 
     async fn drop_generation(&self, generation: i64) -> Result<(), StoreError> {
-        for name in rollup::ALL {
+        for name in rollup::ALL.iter().chain(rollup::RETIRED) {
             self.db
                 .collection::<Document>(&gen_name(name, generation))
                 .drop()
@@ -918,7 +1118,7 @@ impl MongoStore {
                     .await?;
                 let Some(last) = events.last() else { break };
                 let chunk = cur.chunk + 1;
-                let delta = Delta::in_zones(&events, &zones);
+                let delta = self.delta_of(generation, &events, &zones).await?;
                 self.apply_chunk(None, generation, chunk, &delta, false)
                     .await?;
                 cur = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
@@ -997,6 +1197,20 @@ impl MongoStore {
 }
 
 /// Longest a rebuild waits on one schema change (drops, index builds).
+/// The visitor dictionary (`crate::bitmap`): `{_id: "site|visitor", n}`, shared by every
+/// generation; an erased visitor's entry is deleted and their number never given again.
+pub(super) const NUMBERS: &str = "visitor_numbers";
+/// The next visitor number of each site: `{_id: site, next}`.
+const NEXT_NUMBER: &str = "visitor_next_number";
+/// Keys per `$in` lookup.
+const KEYS_PER_FIND: usize = 500;
+
+/// A document's bitmaps after a change (see `MongoStore::bitmaps_after`).
+struct After {
+    bits: Vec<(Field, Vec<u8>)>,
+    empty: bool,
+}
+
 const SCHEMA_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn bounded<T>(
@@ -1014,10 +1228,14 @@ fn is_duplicate(e: &mongodb::error::Error) -> bool {
     }
 }
 
-fn bson_of(v: &Value) -> Bson {
+pub(super) fn bson_of(v: &Value) -> Bson {
     match v {
         Value::Int(n) => Bson::Int64(*n),
         Value::Str(s) => Bson::String(s.clone()),
+        Value::Bits(b) => Bson::Binary(bson::Binary {
+            subtype: bson::spec::BinarySubtype::Generic,
+            bytes: b.clone(),
+        }),
     }
 }
 
@@ -1050,6 +1268,11 @@ fn update_doc(c: &Change, chunk: i64) -> Document {
     u
 }
 
+/// A stored rollup document's fields.
+pub(super) fn fields_of(d: &Document) -> std::collections::HashMap<Field, Value> {
+    rollup_doc(d).fields
+}
+
 fn rollup_doc(d: &Document) -> RollupDoc {
     let mut out = RollupDoc {
         id: d.get_str("_id").unwrap_or_default().to_string(),
@@ -1064,6 +1287,7 @@ fn rollup_doc(d: &Document) -> RollupDoc {
             Bson::Int64(n) => Value::Int(*n),
             Bson::Double(n) => Value::Int(*n as i64),
             Bson::String(s) => Value::Str(s.clone()),
+            Bson::Binary(b) => Value::Bits(b.bytes.clone()),
             _ => continue,
         };
         out.fields.insert(field, value);
