@@ -4,6 +4,7 @@ a while, and prints the collector's RSS and rollup lag every 15 s. Used by bench
 import http.client, json, random, sys, threading, time, uuid
 
 addr, pid, seconds, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+visitors = int(sys.argv[5]) if len(sys.argv) > 5 else 5000
 host, port = addr.split(':')
 stop = time.time() + seconds
 sent = [0] * threads
@@ -31,7 +32,7 @@ def client(n):
         now = int(time.time() * 1000)
         events = []
         for i in range(20):
-            user = f'user_{rnd.randrange(5000)}'
+            user = f'user_{rnd.randrange(visitors)}'
             events.append({'event_id': str(uuid.uuid4()), 'event_type': rnd.choice(['page_view', 'click', 'click', 'scroll']),
                            'user_id': user, 'session_id': f'{user}_s{rnd.randrange(4)}', 'timestamp': now - i,
                            'page_url': f'https://shop.example/products/{rnd.randrange(300)}',
