@@ -35,7 +35,13 @@ pub const FIRST_DAY: &str = "rollup_first_day";
 /// funnel's origin filter; figures of a period never read it whole.
 pub const FIRST_SEEN: &str = "rollup_first_seen";
 pub const SESSIONS: &str = "rollup_sessions";
+/// Per page view: its longest reported duration, day and page. The consumer's state for
+/// [`DAILY_PAGE_TIME`]; figures never read it.
 pub const PAGE_TIME: &str = "rollup_page_time";
+/// Time on page pre-summed by day and page: page views that reported a duration
+/// (`Field::Count`) and the sum of their durations (`Field::Duration`, ms), each page view
+/// counted once with its longest duration (see [`Delta::settle`]).
+pub const DAILY_PAGE_TIME: &str = "rollup_daily_page_time";
 pub const DAILY_REFERRER: &str = "rollup_daily_referrer";
 pub const DAILY_AGENT: &str = "rollup_daily_agent";
 /// Flagged events by day and reason (`Field::Name`), for the summary's `bots`.
@@ -55,6 +61,7 @@ pub const TWINS: &[(&str, &str)] = &[
     (FIRST_SEEN, BOT_FIRST_SEEN),
     (SESSIONS, BOT_SESSIONS),
     (PAGE_TIME, BOT_PAGE_TIME),
+    (DAILY_PAGE_TIME, BOT_DAILY_PAGE_TIME),
     (DAILY_REFERRER, BOT_DAILY_REFERRER),
     (DAILY_AGENT, BOT_DAILY_AGENT),
     (DAILY_VITALS, BOT_DAILY_VITALS),
@@ -66,6 +73,7 @@ const BOT_FIRST_DAY: &str = "rollup_bot_first_day";
 const BOT_FIRST_SEEN: &str = "rollup_bot_first_seen";
 const BOT_SESSIONS: &str = "rollup_bot_sessions";
 const BOT_PAGE_TIME: &str = "rollup_bot_page_time";
+const BOT_DAILY_PAGE_TIME: &str = "rollup_bot_daily_page_time";
 const BOT_DAILY_REFERRER: &str = "rollup_bot_daily_referrer";
 const BOT_DAILY_AGENT: &str = "rollup_bot_daily_agent";
 const BOT_DAILY_VITALS: &str = "rollup_bot_daily_vitals";
@@ -78,6 +86,7 @@ pub const ALL: &[&str] = &[
     FIRST_SEEN,
     SESSIONS,
     PAGE_TIME,
+    DAILY_PAGE_TIME,
     DAILY_REFERRER,
     DAILY_AGENT,
     DAILY_BOT,
@@ -89,6 +98,7 @@ pub const ALL: &[&str] = &[
     BOT_FIRST_SEEN,
     BOT_SESSIONS,
     BOT_PAGE_TIME,
+    BOT_DAILY_PAGE_TIME,
     BOT_DAILY_REFERRER,
     BOT_DAILY_AGENT,
     BOT_DAILY_VITALS,
@@ -122,6 +132,7 @@ pub const ADDITIVE: &[Field] = &[
     Field::PageViews,
     Field::Interactions,
     Field::Views,
+    Field::Duration,
 ];
 
 /// The documents that one rollup would hold had the events of `a` and `b` been rolled up
@@ -189,6 +200,7 @@ pub enum Field {
     Bucket,
     Rating,
     Visitors,
+    Duration,
 }
 
 impl Field {
@@ -216,6 +228,7 @@ impl Field {
         Field::Bucket,
         Field::Rating,
         Field::Visitors,
+        Field::Duration,
     ];
 
     /// The stored name (MongoDB field, embedded JSON key).
@@ -244,6 +257,7 @@ impl Field {
             Field::Bucket => "bucket",
             Field::Rating => "rating",
             Field::Visitors => "visitors",
+            Field::Duration => "duration_ms",
         }
     }
 
@@ -297,8 +311,18 @@ pub enum Value {
     Bits(Vec<u8>),
 }
 
-/// Stored first days of first-seen documents: (rollup, `_id`) → day.
-pub type Known = HashMap<(&'static str, String), String>;
+/// Stored consumer-state documents (first-seen, page time) the settling of a delta needs:
+/// (rollup, `_id`) → fields, for those of [`Delta::state_keys`] that exist.
+pub type Known = HashMap<(&'static str, String), HashMap<Field, Value>>;
+
+/// Rollups whose documents are the consumer's state: read back, by key, to settle the
+/// changes that depend on them ([`Delta::settle`]), and applied after everything else.
+pub const STATE: &[&str] = &[FIRST_SEEN, PAGE_TIME];
+
+/// Whether `rollup` (or its twin) is consumer state ([`STATE`]).
+pub fn is_state(rollup: &str) -> bool {
+    STATE.iter().any(|r| *r == rollup || bot_twin(r) == rollup)
+}
 
 /// The changes of one batch, per rollup and key (`_id`).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -492,7 +516,7 @@ impl Delta {
     pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Delta {
         let events: Vec<&Event> = events.into_iter().collect();
         let numbers = bitmap::local_numbers(events.iter().copied());
-        Delta::build(events, |e| e.day, &numbers).first_days(&numbers, &Known::new())
+        Delta::build(events, |e| e.day, &numbers).settle(&numbers, &Known::new())
     }
 
     /// The changes of `events` on each event's site's days by `zones` (what the consumer and
@@ -507,11 +531,12 @@ impl Delta {
         Delta::build(events, |e| zones.day_of(e.site_id(), e.timestamp), numbers)
     }
 
-    /// The first-seen documents (rollup, `_id`) this delta lowers: whose stored first day
-    /// [`Delta::first_days`] needs.
-    pub fn first_seen_keys(&self) -> Vec<(&'static str, String)> {
-        [FIRST_SEEN, bot_twin(FIRST_SEEN)]
-            .into_iter()
+    /// The state documents (rollup, `_id`) this delta changes: what [`Delta::settle`]
+    /// needs to know as stored.
+    pub fn state_keys(&self) -> Vec<(&'static str, String)> {
+        STATE
+            .iter()
+            .flat_map(|r| [*r, bot_twin(r)])
             .flat_map(|name| {
                 self.changes
                     .get(name)
@@ -521,13 +546,68 @@ impl Delta {
             .collect()
     }
 
-    /// Adds the first-day bitmap changes, given `known`: the first day stored, before this
-    /// delta, for each of [`Delta::first_seen_keys`] that has one. A visitor new to the
+    /// Adds the changes that depend on what is stored, given `known` (the state documents
+    /// of [`Delta::state_keys`] as stored before this delta): the first-day bitmaps
+    /// ([`Delta::first_days`]) and time on page by day and page. A page view's contribution
+    /// (one view, its longest duration, on its day and page) is taken out where it stood and
+    /// put where it stands after this delta. The store applies these before the state
+    /// documents themselves, so a retry after an interruption settles alike.
+    pub fn settle(self, numbers: &Numbers, known: &Known) -> Delta {
+        self.first_days(numbers, known).page_times(known)
+    }
+
+    fn page_times(mut self, known: &Known) -> Delta {
+        for (state, target) in [
+            (PAGE_TIME, DAILY_PAGE_TIME),
+            (bot_twin(PAGE_TIME), bot_twin(DAILY_PAGE_TIME)),
+        ] {
+            let Some(changes) = self.changes.get(state) else {
+                continue;
+            };
+            let mut moves = Vec::new();
+            for (key, c) in changes {
+                let site = c.set.iter().find_map(|(f, v)| match (f, v) {
+                    (Field::Site, Value::Str(s)) => Some(s.clone()),
+                    _ => None,
+                });
+                let stored = known.get(&(state, key.clone()));
+                let old = stored.and_then(page_view_time);
+                let mut merged = stored.cloned().unwrap_or_default();
+                for (f, v) in &c.min {
+                    if merged.get(f).is_none_or(|old| v < old) {
+                        merged.insert(*f, v.clone());
+                    }
+                }
+                if let (Some(site), Some(new)) = (site, page_view_time(&merged)) {
+                    if old.as_ref() != Some(&new) {
+                        moves.push((site, old, new));
+                    }
+                }
+            }
+            for (site, old, (day, page, neg)) in moves {
+                if let Some((d, p, n)) = old {
+                    let c = self.change(target, &site, key(&[&d, &p]));
+                    c.add(Field::Count, -1);
+                    c.add(Field::Duration, n);
+                    c.ident(Field::Day, s(&d));
+                    c.ident(Field::PageUrl, s(&p));
+                }
+                let c = self.change(target, &site, key(&[&day, &page]));
+                c.add(Field::Count, 1);
+                c.add(Field::Duration, -neg);
+                c.ident(Field::Day, s(&day));
+                c.ident(Field::PageUrl, s(&page));
+            }
+        }
+        self
+    }
+
+    /// Adds the first-day bitmap changes, given `known` (see [`Delta::settle`]). A visitor new to the
     /// store is set in the bitmap of their first day in this delta; one first seen later
     /// than that (an earlier event arrived late) moves there; others stay. The store applies
     /// these before the first-seen documents themselves, so a retry after an interruption
     /// settles against the same state.
-    pub fn first_days(mut self, numbers: &Numbers, known: &Known) -> Delta {
+    fn first_days(mut self, numbers: &Numbers, known: &Known) -> Delta {
         for (state, target) in [
             (FIRST_SEEN, FIRST_DAY),
             (bot_twin(FIRST_SEEN), bot_twin(FIRST_DAY)),
@@ -548,7 +628,14 @@ impl Delta {
                 let (Some(day), Some(site), Some(&n)) = (day, site, numbers.get(key)) else {
                     continue;
                 };
-                match known.get(&(state, key.clone())) {
+                let stored =
+                    known
+                        .get(&(state, key.clone()))
+                        .and_then(|k| match k.get(&Field::FirstDay) {
+                            Some(Value::Str(d)) => Some(d),
+                            _ => None,
+                        });
+                match stored {
                     Some(stored) if stored <= day => {}
                     from => moves.push((site.clone(), day.clone(), n, from.cloned())),
                 }
@@ -715,6 +802,20 @@ impl Delta {
                 c.ident(Field::Name, Value::Str(name));
             }
         }
+    }
+}
+
+/// A page-time document's (day, page, negated longest duration).
+fn page_view_time(fields: &HashMap<Field, Value>) -> Option<(String, String, i64)> {
+    match (
+        fields.get(&Field::Day),
+        fields.get(&Field::PageUrl),
+        fields.get(&Field::NegDuration),
+    ) {
+        (Some(Value::Str(d)), Some(Value::Str(p)), Some(Value::Int(n))) => {
+            Some((d.clone(), p.clone(), *n))
+        }
+        _ => None,
     }
 }
 
@@ -911,25 +1012,62 @@ mod tests {
             )
         };
         // New to the store: set on its day.
-        let d = delta().first_days(&numbers, &Known::new());
+        let d = delta().settle(&numbers, &Known::new());
         assert_eq!(bits(&d, "default|2026-11-01"), (vec![7], vec![]));
+        let stored = |day: &str| -> Known {
+            [(
+                (FIRST_SEEN, "default|u1".to_string()),
+                [(Field::FirstDay, s(day))].into(),
+            )]
+            .into()
+        };
         // Stored as first seen later: moves.
-        let known: Known = [(
-            (FIRST_SEEN, "default|u1".to_string()),
-            "2026-11-05".to_string(),
-        )]
-        .into();
-        let d = delta().first_days(&numbers, &known);
+        let d = delta().settle(&numbers, &stored("2026-11-05"));
         assert_eq!(bits(&d, "default|2026-11-01"), (vec![7], vec![]));
         assert_eq!(bits(&d, "default|2026-11-05"), (vec![], vec![7]));
         // Stored as first seen earlier or the same day: nothing.
         for day in ["2026-10-30", "2026-11-01"] {
-            let known: Known = [((FIRST_SEEN, "default|u1".to_string()), day.to_string())].into();
-            assert!(!delta()
-                .first_days(&numbers, &known)
-                .changes
-                .contains_key(FIRST_DAY));
+            let d = delta().settle(&numbers, &stored(day));
+            assert!(!d.changes.contains_key(FIRST_DAY));
         }
+    }
+
+    #[test]
+    fn time_on_page_moves_with_the_page_views_longest_duration() {
+        let mut leave = ev("page_leave", "u1", "s1", "2026-11-02", 100);
+        leave.page_view_id = Some("v1".into());
+        leave.duration = Some(25_000.0);
+        let numbers = bitmap::local_numbers([&leave]);
+        let delta = || Delta::build([&leave], |e| e.day, &numbers);
+        let key = "default|2026-11-02|https://shop.example/p";
+        let inc = |d: &Delta| {
+            let mut inc = d.changes[DAILY_PAGE_TIME][key].inc.clone();
+            inc.sort_by_key(|x| x.0);
+            inc
+        };
+        // First seen: one view of 25 s.
+        let d = delta().settle(&numbers, &Known::new());
+        assert_eq!(inc(&d), vec![(Field::Count, 1), (Field::Duration, 25_000)]);
+        // Stored with 20 s (an earlier leave): the view's 20 s out, its 25 s in.
+        let stored: Known = [(
+            (PAGE_TIME, "default|v1".to_string()),
+            [
+                (Field::Day, s("2026-11-02")),
+                (Field::PageUrl, s("https://shop.example/p")),
+                (Field::NegDuration, Value::Int(-20_000)),
+            ]
+            .into(),
+        )]
+        .into();
+        let d = delta().settle(&numbers, &stored);
+        assert_eq!(inc(&d), vec![(Field::Count, 0), (Field::Duration, 5_000)]);
+        // Stored with 30 s: the longest stays, nothing changes.
+        let mut longer = stored.clone();
+        if let Some(f) = longer.values_mut().next() {
+            f.insert(Field::NegDuration, Value::Int(-30_000));
+        }
+        let d = delta().settle(&numbers, &longer);
+        assert!(!d.changes.contains_key(DAILY_PAGE_TIME));
     }
 
     #[test]

@@ -287,10 +287,11 @@ async fn live_rollups_equal_a_rebuild_on_both_stores() {
     assert_eq!(v.pages[0].name, "https://shop.example/cart");
 }
 
-/// A visitor's earlier event arriving after later ones moves them to the earlier cohort:
-/// the first-day bitmaps equal a rebuild's, byte for byte, and retention equals a raw scan.
+/// A visitor's earlier event arriving after later ones moves them to the earlier cohort, and a
+/// page view's longer leave replaces its shorter one in time on page: the rollups equal a
+/// rebuild's, byte for byte, and the figures a raw scan's.
 #[tokio::test]
-async fn a_late_earlier_event_moves_the_visitor_to_an_earlier_cohort() {
+async fn late_events_move_first_days_and_times_on_page() {
     let events = dataset();
     // c's page view (day 3) arrives first, then c's click backdated to day 1 (an offline
     // queue flushed late), then a bot's event for c's id on day 0.
@@ -303,14 +304,29 @@ async fn a_late_earlier_event_moves_the_visitor_to_an_earlier_cohort() {
     bot.timestamp = T0;
     bot.day = Day::from_millis(T0).unwrap();
     bot.bot = Some("user_agent".into());
+    // Then two leaves of c's page view in separate chunks: the second, longer one replaces
+    // the first in the time on page by day and page.
+    let leave = |n: u32, secs: f64| {
+        let mut e = events[8].clone();
+        e.event_id = format!("00000000-0000-7000-8000-00000000lv{n:02}");
+        e.event_type = "page_leave".into();
+        e.timestamp += i64::from(n) * 1_000;
+        e.page_view_id = Some("view-c".into());
+        e.duration = Some(secs * 1_000.0);
+        e
+    };
+    let (short, long) = (leave(1, 10.0), leave(2, 40.0));
     let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
     for (store, _dir) in stores().await {
         let cfg = consumer_config();
-        for batch in [
+        let batches = [
             &events[8..9],
             std::slice::from_ref(&late),
             std::slice::from_ref(&bot),
-        ] {
+            std::slice::from_ref(&short),
+            std::slice::from_ref(&long),
+        ];
+        for batch in batches {
             store.insert(batch).await.unwrap();
             consumer::catch_up(&store, &cfg).await.unwrap();
         }
@@ -325,7 +341,26 @@ async fn a_late_earlier_event_moves_the_visitor_to_an_earlier_cohort() {
         assert_eq!(first_days(&live), vec![want], "{}", store.kind());
         store.rebuild_rollups(&cfg, |_| {}).await.unwrap();
         assert_eq!(snapshot(&store).await, live, "{}", store.kind());
-        let all: Vec<Event> = vec![events[8].clone(), late.clone(), bot.clone()];
+        let all: Vec<Event> = vec![
+            events[8].clone(),
+            late.clone(),
+            bot.clone(),
+            short.clone(),
+            long.clone(),
+        ];
+        let s = summary::summary(&store, p, 10, &Scope::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            s,
+            summary::summarize(p, &summary::Inputs::from_events(&all), 10)
+        );
+        assert_eq!(
+            s.top_pages[0].avg_time_on_page,
+            Some(40.0),
+            "{}",
+            store.kind()
+        );
         let r = retention::retention(&store, p, &Scope::default())
             .await
             .unwrap();

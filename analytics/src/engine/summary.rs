@@ -101,7 +101,7 @@ pub struct Inputs {
     pub daily_users: Vec<RollupDoc>,
     pub daily_page: Vec<RollupDoc>,
     pub sessions: Vec<RollupDoc>,
-    pub page_time: Vec<RollupDoc>,
+    pub daily_page_time: Vec<RollupDoc>,
     pub daily_referrer: Vec<RollupDoc>,
     pub daily_agent: Vec<RollupDoc>,
     pub daily_bot: Vec<RollupDoc>,
@@ -114,7 +114,7 @@ pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, St
         daily_users,
         daily_page,
         sessions,
-        page_time,
+        daily_page_time,
         daily_referrer,
         daily_agent,
         daily_bot,
@@ -123,7 +123,7 @@ pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, St
         get(rollup::DAILY_USERS),
         get(rollup::DAILY_PAGE),
         get(rollup::SESSIONS),
-        get(rollup::PAGE_TIME),
+        get(rollup::DAILY_PAGE_TIME),
         get(rollup::DAILY_REFERRER),
         get(rollup::DAILY_AGENT),
         store.rollup_between(rollup::DAILY_BOT, Field::Day, &scope.site, p.since, p.until),
@@ -133,7 +133,7 @@ pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, St
         daily_users,
         daily_page,
         sessions,
-        page_time,
+        daily_page_time,
         daily_referrer,
         daily_agent,
         daily_bot,
@@ -150,7 +150,7 @@ impl Inputs {
             daily_users: get(rollup::DAILY_USERS),
             daily_page: get(rollup::DAILY_PAGE),
             sessions: get(rollup::SESSIONS),
-            page_time: get(rollup::PAGE_TIME),
+            daily_page_time: get(rollup::DAILY_PAGE_TIME),
             daily_referrer: get(rollup::DAILY_REFERRER),
             daily_agent: get(rollup::DAILY_AGENT),
             daily_bot: get(rollup::DAILY_BOT),
@@ -230,10 +230,10 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         *pairs.entry(d.str(Field::PageUrl)).or_default() |= d.bits(Field::Visitors);
     }
     let mut times: HashMap<&str, (i64, u64)> = HashMap::new();
-    for d in &i.page_time {
+    for d in &i.daily_page_time {
         let e = times.entry(d.str(Field::PageUrl)).or_default();
-        e.0 += -d.int(Field::NegDuration);
-        e.1 += 1;
+        e.0 += d.int(Field::Duration);
+        e.1 += u(d.int(Field::Count));
     }
     let mut top_pages: Vec<PageRow> = pages
         .iter()

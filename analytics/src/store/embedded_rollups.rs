@@ -41,9 +41,9 @@ pub(super) struct State {
 }
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
-/// visitors are bitmaps since format 2. A file with older rollups has them dropped at open,
+/// visitors are bitmaps since format 2; time on page is pre-summed by day since format 3. A file with older rollups has them dropped at open,
 /// and the consumer rolls the log up again.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 pub(super) fn table_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}@{generation}")
@@ -187,26 +187,20 @@ pub(super) fn delta_of(
 ) -> Result<Delta, StoreError> {
     let numbers = numbers_of(tx, &bitmap::visitor_keys(events), true)?;
     let delta = Delta::in_zones(events, &zones_in(tx)?, &numbers);
-    let known = known_first_days(tx, generation, &delta)?;
-    Ok(delta.first_days(&numbers, &known))
+    let known = known_state(tx, generation, &delta)?;
+    Ok(delta.settle(&numbers, &known))
 }
 
-/// The stored first days of the first-seen documents `delta` lowers.
-fn known_first_days(
-    tx: &WriteTransaction,
-    generation: i64,
-    delta: &Delta,
-) -> Result<Known, StoreError> {
+/// The stored state documents `delta` changes ([`Delta::state_keys`]).
+fn known_state(tx: &WriteTransaction, generation: i64, delta: &Delta) -> Result<Known, StoreError> {
     let mut known = Known::new();
-    for (name, key) in delta.first_seen_keys() {
+    for (name, key) in delta.state_keys() {
         let tn = table_name(name, generation);
         let t = tx.open_table(table(&tn)).map_err(err)?;
         let Some(bytes) = t.get(key.as_str()).map_err(err)? else {
             continue;
         };
-        if let Some(Value::Str(day)) = decode_fields(bytes.value())?.remove(&Field::FirstDay) {
-            known.insert((name, key), day);
-        }
+        known.insert((name, key), decode_fields(bytes.value())?);
     }
     Ok(known)
 }
@@ -492,6 +486,7 @@ const DAY_KEYED: &[&str] = &[
     rollup::DAILY_USERS,
     rollup::DAILY_PAGE,
     rollup::FIRST_DAY,
+    rollup::DAILY_PAGE_TIME,
     rollup::DAILY_REFERRER,
     rollup::DAILY_AGENT,
     rollup::DAILY_BOT,

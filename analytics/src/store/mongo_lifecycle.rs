@@ -275,7 +275,7 @@ impl MongoStore {
             .numbers_of(&crate::bitmap::visitor_keys(&rolled), false)
             .await?;
         let delta = crate::rollup::Delta::in_zones(&rolled, &self.zones().await?, &numbers)
-            .first_days(&numbers, &crate::rollup::Known::new());
+            .settle(&numbers, &crate::rollup::Known::new());
         let erasure = Erasure::of(delta);
         self.apply_chunk(Some(cfg), generation, req.chunk, &erasure.decrements, true)
             .await?;

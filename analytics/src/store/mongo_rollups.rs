@@ -54,6 +54,7 @@ const ROLLUP_DAY_FIELDS: &[(&str, Field)] = &[
     (rollup::FIRST_SEEN, Field::FirstDay),
     (rollup::SESSIONS, Field::Day),
     (rollup::PAGE_TIME, Field::Day),
+    (rollup::DAILY_PAGE_TIME, Field::Day),
     (rollup::DAILY_REFERRER, Field::Day),
     (rollup::DAILY_AGENT, Field::Day),
     (rollup::DAILY_BOT, Field::Day),
@@ -131,10 +132,10 @@ pub(super) struct State {
 }
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
-/// visitors are bitmaps since format 2. A database with
+/// visitors are bitmaps since format 2; time on page is pre-summed by day since format 3. A database with
 /// older rollups gets a fresh generation rolled up from the start of the log (the old one is
 /// retired): figures fill up again as the consumer catches up.
-const FORMAT: i64 = 2;
+const FORMAT: i64 = 3;
 
 impl Cursor {
     pub(super) fn pos(&self) -> (i64, &str) {
@@ -398,10 +399,11 @@ impl MongoStore {
         resumed: bool,
     ) -> Result<(), StoreError> {
         let mut renewed = Instant::now();
-        // Bitmaps first: the first-day moves were settled against the first-seen documents
-        // as they stand before this chunk, so those change last (a retry settles alike).
+        // State last: the changes that depend on the state documents (first-day moves, time
+        // on page) were settled against them as they stand before this chunk, so those change
+        // after everything else (a retry settles alike).
         let mut order: Vec<_> = delta.changes.iter().collect();
-        order.sort_by_key(|(_, changes)| !changes.values().any(|c| !c.bits.is_empty()));
+        order.sort_by_key(|(name, _)| rollup::is_state(name));
         for (name, changes) in order {
             let coll = gen_name(name, generation);
             let done = if !self.guarded() && resumed {
@@ -443,6 +445,20 @@ impl MongoStore {
                     renewed = Instant::now();
                 }
                 self.update_idempotent(&coll, part).await?;
+            }
+            // A counter taken down to zero (an erasure, a page view's time moving to another
+            // day or page): a rebuild would not have the document.
+            let lowered: Vec<&String> = changes
+                .iter()
+                .filter(|(_, c)| c.bits.is_empty() && c.inc.iter().any(|(_, n)| *n < 0))
+                .map(|(k, _)| k)
+                .collect();
+            let counter = crate::lifecycle::counter(name).as_str();
+            for part in lowered.chunks(KEYS_PER_FIND) {
+                self.db
+                    .collection::<Document>(&coll)
+                    .delete_many(doc! { "_id": { "$in": part }, counter: { "$lte": 0 } })
+                    .await?;
             }
         }
         Ok(())
@@ -599,8 +615,9 @@ impl MongoStore {
             .await?;
         let delta = Delta::in_zones(events, zones, &numbers);
         let mut known = Known::new();
-        let wanted = delta.first_seen_keys();
-        for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
+        let wanted = delta.state_keys();
+        let names = rollup::STATE.iter().flat_map(|r| [*r, rollup::bot_twin(r)]);
+        for name in names {
             let keys: Vec<&String> = wanted
                 .iter()
                 .filter(|(n, _)| *n == name)
@@ -611,16 +628,14 @@ impl MongoStore {
                     .db
                     .collection::<Document>(&gen_name(name, generation))
                     .find(doc! { "_id": { "$in": part } })
-                    .projection(doc! { Field::FirstDay.as_str(): 1 })
                     .await?;
                 while let Some(d) = cursor.try_next().await? {
-                    if let (Ok(id), Ok(day)) = (d.get_str("_id"), d.get_str("first_day")) {
-                        known.insert((name, id.to_string()), day.to_string());
-                    }
+                    let doc = rollup_doc(&d);
+                    known.insert((name, doc.id), doc.fields);
                 }
             }
         }
-        Ok(delta.first_days(&numbers, &known))
+        Ok(delta.settle(&numbers, &known))
     }
 
     /// Keys of `coll` that already hold chunk `chunk` (or a later one).
