@@ -81,12 +81,17 @@ pub struct Forgotten {
 }
 
 /// Rollups whose documents belong to one visitor, session or page view.
-const PERSONAL: &[&str] = &[rollup::FIRST_SEEN, rollup::SESSIONS, rollup::PAGE_TIME];
+const PERSONAL: &[&str] = &[
+    rollup::FIRST_SEEN,
+    rollup::SESSIONS,
+    rollup::PAGE_TIME,
+    rollup::CHANNEL_VISITOR,
+];
 
 /// Rollups whose documents carry the visitor in `visitor` (searched for when raw events
 /// are gone). `FIRST_SEEN` is keyed by the visitor itself; bitmaps hold their number
 /// (`rollup::WITH_VISITORS`, cleared through the dictionary).
-pub const PERSONAL_BY_VISITOR: &[&str] = &[rollup::SESSIONS];
+pub const PERSONAL_BY_VISITOR: &[&str] = &[rollup::SESSIONS, rollup::CHANNEL_VISITOR];
 
 /// The counter a shared rollup's document lives by: at zero it would not exist.
 pub fn counter(rollup: &str) -> Field {
@@ -218,7 +223,11 @@ mod tests {
         let deleted: BTreeSet<&str> = er.deletes.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             deleted,
-            BTreeSet::from([rollup::FIRST_SEEN, rollup::SESSIONS])
+            BTreeSet::from([
+                rollup::FIRST_SEEN,
+                rollup::SESSIONS,
+                rollup::CHANNEL_VISITOR
+            ])
         );
         let types = &er.decrements.changes[rollup::DAILY_TYPE];
         assert_eq!(

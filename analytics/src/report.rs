@@ -314,10 +314,12 @@ pub async fn build(
     scope: &crate::engine::Scope,
 ) -> Result<String, crate::store::StoreError> {
     use crate::engine::{funnel as f, retention, summary, vitals};
+    // Boxed: the three figures' futures side by side overflow a worker's stack in debug
+    // builds.
     let (s, r, v) = tokio::try_join!(
-        summary::summary(store, p, 10, scope),
-        retention::retention(store, p, scope),
-        vitals::vitals(store, p, scope, 10)
+        Box::pin(summary::summary(store, p, 10, scope)),
+        Box::pin(retention::retention(store, p, scope)),
+        Box::pin(vitals::vitals(store, p, scope, 10))
     )?;
     let fr = match funnel {
         Some(def) => Some(f::funnel(store, def, p, scope).await?),

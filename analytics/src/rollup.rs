@@ -34,7 +34,23 @@ pub const FIRST_DAY: &str = "rollup_first_day";
 /// Per visitor: first day and landing. The consumer's state for [`FIRST_DAY`], and the
 /// funnel's origin filter; figures of a period never read it whole.
 pub const FIRST_SEEN: &str = "rollup_first_seen";
+/// Per session: first day, first and last timestamps, counts, visitor and landing. The
+/// consumer's state for [`DAILY_SESSIONS`], [`DAILY_CHANNEL`] and [`DAILY_CAMPAIGN`];
+/// figures never read it.
 pub const SESSIONS: &str = "rollup_sessions";
+/// Sessions pre-summed by the day they started: `Field::Count` sessions, `Field::Bounces`,
+/// `Field::Duration` (sum of last event − first event, ms).
+pub const DAILY_SESSIONS: &str = "rollup_daily_sessions";
+/// Sessions (`Field::Count`) and their visitors (`Field::Visitors`) by day and the channel
+/// of their landing page view (`Field::Name`).
+pub const DAILY_CHANNEL: &str = "rollup_daily_channel";
+/// Sessions and their visitors by day and landing campaign (`Field::Source`,
+/// `Field::Medium`, `Field::Campaign`), for sessions that landed with campaign tags.
+pub const DAILY_CAMPAIGN: &str = "rollup_daily_campaign";
+/// How many of a visitor's sessions of a day landed by a channel (or campaign): keyed
+/// `day|kind|…|visitor`, `Field::Count`. The consumer's state for the visitor bitmaps of
+/// [`DAILY_CHANNEL`] and [`DAILY_CAMPAIGN`]: a visitor's bit is set while this is above zero.
+pub const CHANNEL_VISITOR: &str = "rollup_channel_visitor";
 /// Per page view: its longest reported duration, day and page. The consumer's state for
 /// [`DAILY_PAGE_TIME`]; figures never read it.
 pub const PAGE_TIME: &str = "rollup_page_time";
@@ -60,6 +76,10 @@ pub const TWINS: &[(&str, &str)] = &[
     (FIRST_DAY, BOT_FIRST_DAY),
     (FIRST_SEEN, BOT_FIRST_SEEN),
     (SESSIONS, BOT_SESSIONS),
+    (DAILY_SESSIONS, BOT_DAILY_SESSIONS),
+    (DAILY_CHANNEL, BOT_DAILY_CHANNEL),
+    (DAILY_CAMPAIGN, BOT_DAILY_CAMPAIGN),
+    (CHANNEL_VISITOR, BOT_CHANNEL_VISITOR),
     (PAGE_TIME, BOT_PAGE_TIME),
     (DAILY_PAGE_TIME, BOT_DAILY_PAGE_TIME),
     (DAILY_REFERRER, BOT_DAILY_REFERRER),
@@ -72,6 +92,10 @@ const BOT_DAILY_PAGE: &str = "rollup_bot_daily_page";
 const BOT_FIRST_DAY: &str = "rollup_bot_first_day";
 const BOT_FIRST_SEEN: &str = "rollup_bot_first_seen";
 const BOT_SESSIONS: &str = "rollup_bot_sessions";
+const BOT_DAILY_SESSIONS: &str = "rollup_bot_daily_sessions";
+const BOT_DAILY_CHANNEL: &str = "rollup_bot_daily_channel";
+const BOT_DAILY_CAMPAIGN: &str = "rollup_bot_daily_campaign";
+const BOT_CHANNEL_VISITOR: &str = "rollup_bot_channel_visitor";
 const BOT_PAGE_TIME: &str = "rollup_bot_page_time";
 const BOT_DAILY_PAGE_TIME: &str = "rollup_bot_daily_page_time";
 const BOT_DAILY_REFERRER: &str = "rollup_bot_daily_referrer";
@@ -85,6 +109,10 @@ pub const ALL: &[&str] = &[
     FIRST_DAY,
     FIRST_SEEN,
     SESSIONS,
+    DAILY_SESSIONS,
+    DAILY_CHANNEL,
+    DAILY_CAMPAIGN,
+    CHANNEL_VISITOR,
     PAGE_TIME,
     DAILY_PAGE_TIME,
     DAILY_REFERRER,
@@ -97,6 +125,10 @@ pub const ALL: &[&str] = &[
     BOT_FIRST_DAY,
     BOT_FIRST_SEEN,
     BOT_SESSIONS,
+    BOT_DAILY_SESSIONS,
+    BOT_DAILY_CHANNEL,
+    BOT_DAILY_CAMPAIGN,
+    BOT_CHANNEL_VISITOR,
     BOT_PAGE_TIME,
     BOT_DAILY_PAGE_TIME,
     BOT_DAILY_REFERRER,
@@ -106,7 +138,14 @@ pub const ALL: &[&str] = &[
 
 /// Rollups whose documents hold a bitmap of visitor numbers (`Field::Visitors`), besides
 /// their bot twins.
-pub const WITH_VISITORS: &[&str] = &[DAILY_TYPE, DAILY_USERS, DAILY_PAGE, FIRST_DAY];
+pub const WITH_VISITORS: &[&str] = &[
+    DAILY_TYPE,
+    DAILY_USERS,
+    DAILY_PAGE,
+    FIRST_DAY,
+    DAILY_CHANNEL,
+    DAILY_CAMPAIGN,
+];
 
 /// Rollups of earlier formats, dropped when a store meets them.
 pub const RETIRED: &[&str] = &[
@@ -133,6 +172,7 @@ pub const ADDITIVE: &[Field] = &[
     Field::Interactions,
     Field::Views,
     Field::Duration,
+    Field::Bounces,
 ];
 
 /// The documents that one rollup would hold had the events of `a` and `b` been rolled up
@@ -201,6 +241,10 @@ pub enum Field {
     Rating,
     Visitors,
     Duration,
+    Bounces,
+    Source,
+    Medium,
+    Campaign,
 }
 
 impl Field {
@@ -229,6 +273,10 @@ impl Field {
         Field::Rating,
         Field::Visitors,
         Field::Duration,
+        Field::Bounces,
+        Field::Source,
+        Field::Medium,
+        Field::Campaign,
     ];
 
     /// The stored name (MongoDB field, embedded JSON key).
@@ -258,6 +306,10 @@ impl Field {
             Field::Rating => "rating",
             Field::Visitors => "visitors",
             Field::Duration => "duration_ms",
+            Field::Bounces => "bounces",
+            Field::Source => "source",
+            Field::Medium => "medium",
+            Field::Campaign => "campaign",
         }
     }
 
@@ -317,11 +369,21 @@ pub type Known = HashMap<(&'static str, String), HashMap<Field, Value>>;
 
 /// Rollups whose documents are the consumer's state: read back, by key, to settle the
 /// changes that depend on them ([`Delta::settle`]), and applied after everything else.
-pub const STATE: &[&str] = &[FIRST_SEEN, PAGE_TIME];
+pub const STATE: &[&str] = &[FIRST_SEEN, PAGE_TIME, SESSIONS];
 
-/// Whether `rollup` (or its twin) is consumer state ([`STATE`]).
-pub fn is_state(rollup: &str) -> bool {
-    STATE.iter().any(|r| *r == rollup || bot_twin(r) == rollup)
+/// The order a chunk's changes are applied in: figures (0), then the channel-visitor counts
+/// (1), settled against the sessions, then the state documents (2) the rest was settled
+/// against. So a chunk interrupted part way and applied again settles alike: what is read to
+/// settle a level changes only after that level landed.
+pub fn apply_level(rollup: &str) -> u8 {
+    let is = |r: &'static str| r == rollup || bot_twin(r) == rollup;
+    if STATE.iter().any(|r| is(r)) {
+        2
+    } else if is(CHANNEL_VISITOR) {
+        1
+    } else {
+        0
+    }
 }
 
 /// The changes of one batch, per rollup and key (`_id`).
@@ -516,7 +578,7 @@ impl Delta {
     pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Delta {
         let events: Vec<&Event> = events.into_iter().collect();
         let numbers = bitmap::local_numbers(events.iter().copied());
-        Delta::build(events, |e| e.day, &numbers).settle(&numbers, &Known::new())
+        Delta::build(events, |e| e.day, &numbers).settled_alone(&numbers)
     }
 
     /// The changes of `events` on each event's site's days by `zones` (what the consumer and
@@ -552,8 +614,191 @@ impl Delta {
     /// (one view, its longest duration, on its day and page) is taken out where it stood and
     /// put where it stands after this delta. The store applies these before the state
     /// documents themselves, so a retry after an interruption settles alike.
+    /// Session figures ([`DAILY_SESSIONS`], [`DAILY_CHANNEL`] and [`DAILY_CAMPAIGN`]
+    /// session counts) move the same way, and the channel-visitor counts with them; their
+    /// bitmaps are settled next ([`Delta::settle_channels`]). `numbers` must hold the
+    /// visitors of the stored sessions too.
     pub fn settle(self, numbers: &Numbers, known: &Known) -> Delta {
-        self.first_days(numbers, known).page_times(known)
+        self.first_days(numbers, known)
+            .page_times(known)
+            .sessions(known)
+    }
+
+    /// Settled as if nothing were stored: what these events alone roll up to (a rebuild from
+    /// exactly them, or what an erasure of exactly them takes back).
+    pub fn settled_alone(self, numbers: &Numbers) -> Delta {
+        self.settle(numbers, &Known::new())
+            .settle_channels(numbers, &Known::new())
+    }
+
+    /// The channel-visitor documents (rollup, `_id`) this delta changes: what
+    /// [`Delta::settle_channels`] needs to know as stored.
+    pub fn channel_keys(&self) -> Vec<(&'static str, String)> {
+        [CHANNEL_VISITOR, bot_twin(CHANNEL_VISITOR)]
+            .into_iter()
+            .flat_map(|name| {
+                self.changes
+                    .get(name)
+                    .into_iter()
+                    .flat_map(move |c| c.keys().map(move |k| (name, k.clone())))
+            })
+            .collect()
+    }
+
+    /// Sets a visitor's bit in a channel's (or campaign's) bitmap when their count of
+    /// sessions there rises from zero, and clears it when it falls to zero, given `known`
+    /// (the channel-visitor documents of [`Delta::channel_keys`] as stored).
+    pub fn settle_channels(mut self, numbers: &Numbers, known: &Known) -> Delta {
+        for (state, channel, campaign) in [
+            (CHANNEL_VISITOR, DAILY_CHANNEL, DAILY_CAMPAIGN),
+            (
+                bot_twin(CHANNEL_VISITOR),
+                bot_twin(DAILY_CHANNEL),
+                bot_twin(DAILY_CAMPAIGN),
+            ),
+        ] {
+            let Some(changes) = self.changes.get(state) else {
+                continue;
+            };
+            let mut flips = Vec::new();
+            for (key, c) in changes {
+                let get = |f: Field| {
+                    c.set.iter().find_map(|(g, v)| match v {
+                        Value::Str(s) if *g == f => Some(s.clone()),
+                        _ => None,
+                    })
+                };
+                let (Some(site), Some(kind), Some(target), Some(visitor)) = (
+                    get(Field::Site),
+                    get(Field::Kind),
+                    get(Field::Name),
+                    get(Field::Visitor),
+                ) else {
+                    continue;
+                };
+                let Some(&n) = numbers.get(&site_key(&site, &visitor)) else {
+                    continue;
+                };
+                let before = match known
+                    .get(&(state, key.clone()))
+                    .and_then(|k| k.get(&Field::Count))
+                {
+                    Some(Value::Int(v)) => *v,
+                    _ => 0,
+                };
+                let delta: i64 = c
+                    .inc
+                    .iter()
+                    .filter(|(f, _)| *f == Field::Count)
+                    .map(|(_, v)| v)
+                    .sum();
+                let after = before + delta;
+                let rollup = if kind == "channel" { channel } else { campaign };
+                if before <= 0 && after > 0 {
+                    flips.push((rollup, site, target, n, true));
+                } else if before > 0 && after <= 0 {
+                    flips.push((rollup, site, target, n, false));
+                }
+            }
+            for (rollup, site, target, n, on) in flips {
+                let b = self.change(rollup, &site, target).bits_mut(Field::Visitors);
+                if on {
+                    b.clear.remove(n);
+                    b.set.insert(n);
+                } else {
+                    b.set.remove(n);
+                    b.clear.insert(n);
+                }
+            }
+        }
+        self
+    }
+
+    /// Moves each touched session's contribution (see [`Delta::settle`]).
+    fn sessions(mut self, known: &Known) -> Delta {
+        for (state, twin) in [(SESSIONS, false), (bot_twin(SESSIONS), true)] {
+            let Some(changes) = self.changes.get(state) else {
+                continue;
+            };
+            let mut moves = Vec::new();
+            for (key, c) in changes {
+                let site = c.set.iter().find_map(|(f, v)| match (f, v) {
+                    (Field::Site, Value::Str(s)) => Some(s.clone()),
+                    _ => None,
+                });
+                let stored = known.get(&(state, key.clone()));
+                let old = stored.and_then(session_view);
+                let mut merged = stored.cloned().unwrap_or_default();
+                for (f, n) in &c.inc {
+                    let v = match merged.get(f) {
+                        Some(Value::Int(v)) => *v,
+                        _ => 0,
+                    };
+                    merged.insert(*f, Value::Int(v + n));
+                }
+                for (f, v) in &c.min {
+                    if merged.get(f).is_none_or(|old| v < old) {
+                        merged.insert(*f, v.clone());
+                    }
+                }
+                let new = session_view(&merged);
+                if let Some(site) = site {
+                    if old != new {
+                        moves.push((site, old, new));
+                    }
+                }
+            }
+            for (site, old, new) in moves {
+                for (view, sign) in [(old, -1), (new, 1)] {
+                    if let Some(v) = view {
+                        self.add_session(&site, &v, sign, twin);
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    /// Adds (`sign` 1) or takes out (−1) one session's figures.
+    fn add_session(&mut self, site: &str, v: &SessionView, sign: i64, twin: bool) {
+        let name = |r: &'static str| if twin { bot_twin(r) } else { r };
+        let c = self.change(name(DAILY_SESSIONS), site, v.day.clone());
+        c.add(Field::Count, sign);
+        c.add(Field::Bounces, sign * i64::from(v.bounce));
+        c.add(Field::Duration, sign * v.duration);
+        c.ident(Field::Day, s(&v.day));
+
+        let ch = key(&[&v.day, &v.channel]);
+        let c = self.change(name(DAILY_CHANNEL), site, ch.clone());
+        c.add(Field::Count, sign);
+        c.ident(Field::Day, s(&v.day));
+        c.ident(Field::Name, s(&v.channel));
+        let mut refs = vec![("channel", ch)];
+        if let Some((source, medium, campaign)) = &v.campaign {
+            let cm = key(&[&v.day, source, medium, campaign]);
+            let c = self.change(name(DAILY_CAMPAIGN), site, cm.clone());
+            c.add(Field::Count, sign);
+            c.ident(Field::Day, s(&v.day));
+            c.ident(Field::Source, s(source));
+            c.ident(Field::Medium, s(medium));
+            c.ident(Field::Campaign, s(campaign));
+            refs.push(("campaign", cm));
+        }
+        if v.visitor.is_empty() {
+            return;
+        }
+        for (kind, target) in refs {
+            let c = self.change(
+                name(CHANNEL_VISITOR),
+                site,
+                key(&[&v.day, kind, &target, &v.visitor]),
+            );
+            c.add(Field::Count, sign);
+            c.ident(Field::Day, s(&v.day));
+            c.ident(Field::Kind, s(kind));
+            c.ident(Field::Name, s(&target));
+            c.ident(Field::Visitor, s(&v.visitor));
+        }
     }
 
     fn page_times(mut self, known: &Known) -> Delta {
@@ -803,6 +1048,63 @@ impl Delta {
             }
         }
     }
+}
+
+/// The `site|visitor` keys of the visitors of the stored sessions in `known`: their numbers
+/// are needed to settle a delta too.
+pub fn session_visitors(known: &Known) -> Vec<String> {
+    known
+        .iter()
+        .filter(|((name, _), _)| *name == SESSIONS || *name == bot_twin(SESSIONS))
+        .filter_map(|((_, id), fields)| match fields.get(&Field::Visitor) {
+            Some(Value::Str(v)) if !v.is_empty() => {
+                Some(site_key(id.split('|').next().unwrap_or_default(), v))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// What one session contributes to the session figures.
+#[derive(Debug, Clone, PartialEq)]
+struct SessionView {
+    day: String,
+    duration: i64,
+    bounce: bool,
+    visitor: String,
+    channel: String,
+    campaign: Option<(String, String, String)>,
+}
+
+/// A session document's contribution; `None` before it has a day.
+fn session_view(fields: &HashMap<Field, Value>) -> Option<SessionView> {
+    let str_of = |f: Field| match fields.get(&f) {
+        Some(Value::Str(s)) => s.as_str(),
+        _ => "",
+    };
+    let int_of = |f: Field| match fields.get(&f) {
+        Some(Value::Int(n)) => *n,
+        _ => 0,
+    };
+    let day = str_of(Field::Day);
+    if day.is_empty() {
+        return None;
+    }
+    let [channel, source, medium, campaign] =
+        landing_parts(str_of(Field::Landing)).unwrap_or_default();
+    Some(SessionView {
+        day: day.to_string(),
+        duration: (-int_of(Field::NegLastTs) - int_of(Field::FirstTs)).max(0),
+        bounce: int_of(Field::PageViews) <= 1 && int_of(Field::Interactions) == 0,
+        visitor: str_of(Field::Visitor).to_string(),
+        channel: if channel.is_empty() {
+            "Unassigned".to_string()
+        } else {
+            channel
+        },
+        campaign: (!medium.is_empty() || !campaign.is_empty())
+            .then_some((source, medium, campaign)),
+    })
 }
 
 /// A page-time document's (day, page, negated longest duration).

@@ -94,6 +94,13 @@ fn dataset() -> Vec<Event> {
             if user.starts_with("bot") {
                 e.bot = Some("user_agent".into());
             }
+            // b's and the bot's visits landed from a tagged newsletter link.
+            if *ty == "page_view" && (*user == "b" || user.starts_with("bot")) {
+                e.channel = Some("Email".into());
+                e.source = Some("newsletter".into());
+                e.utm_medium = Some("email".into());
+                e.utm_campaign = Some("launch".into());
+            }
             e.derive_visitor();
             e
         })

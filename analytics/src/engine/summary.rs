@@ -5,7 +5,7 @@
 //! view and no click or form submit. *Time on page* is the longest visible duration reported
 //! for a page view (page_leave events carry the running total).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
@@ -100,7 +100,9 @@ pub struct Inputs {
     pub daily_type: Vec<RollupDoc>,
     pub daily_users: Vec<RollupDoc>,
     pub daily_page: Vec<RollupDoc>,
-    pub sessions: Vec<RollupDoc>,
+    pub daily_sessions: Vec<RollupDoc>,
+    pub daily_channel: Vec<RollupDoc>,
+    pub daily_campaign: Vec<RollupDoc>,
     pub daily_page_time: Vec<RollupDoc>,
     pub daily_referrer: Vec<RollupDoc>,
     pub daily_agent: Vec<RollupDoc>,
@@ -108,12 +110,16 @@ pub struct Inputs {
 }
 
 pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, StoreError> {
-    let get = |rollup| store.rollup_figures(rollup, Field::Day, p.since, p.until, scope);
+    // Boxed: ten read futures inline make a future too large for a worker's stack in debug
+    // builds.
+    let get = |rollup| Box::pin(store.rollup_figures(rollup, Field::Day, p.since, p.until, scope));
     let (
         daily_type,
         daily_users,
         daily_page,
-        sessions,
+        daily_sessions,
+        daily_channel,
+        daily_campaign,
         daily_page_time,
         daily_referrer,
         daily_agent,
@@ -122,17 +128,27 @@ pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, St
         get(rollup::DAILY_TYPE),
         get(rollup::DAILY_USERS),
         get(rollup::DAILY_PAGE),
-        get(rollup::SESSIONS),
+        get(rollup::DAILY_SESSIONS),
+        get(rollup::DAILY_CHANNEL),
+        get(rollup::DAILY_CAMPAIGN),
         get(rollup::DAILY_PAGE_TIME),
         get(rollup::DAILY_REFERRER),
         get(rollup::DAILY_AGENT),
-        store.rollup_between(rollup::DAILY_BOT, Field::Day, &scope.site, p.since, p.until),
+        Box::pin(store.rollup_between(
+            rollup::DAILY_BOT,
+            Field::Day,
+            &scope.site,
+            p.since,
+            p.until
+        )),
     )?;
     Ok(Inputs {
         daily_type,
         daily_users,
         daily_page,
-        sessions,
+        daily_sessions,
+        daily_channel,
+        daily_campaign,
         daily_page_time,
         daily_referrer,
         daily_agent,
@@ -149,7 +165,9 @@ impl Inputs {
             daily_type: get(rollup::DAILY_TYPE),
             daily_users: get(rollup::DAILY_USERS),
             daily_page: get(rollup::DAILY_PAGE),
-            sessions: get(rollup::SESSIONS),
+            daily_sessions: get(rollup::DAILY_SESSIONS),
+            daily_channel: get(rollup::DAILY_CHANNEL),
+            daily_campaign: get(rollup::DAILY_CAMPAIGN),
             daily_page_time: get(rollup::DAILY_PAGE_TIME),
             daily_referrer: get(rollup::DAILY_REFERRER),
             daily_agent: get(rollup::DAILY_AGENT),
@@ -211,16 +229,15 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         day(&mut days, d.str(Field::Day)).users += visitors.len();
         users |= visitors;
     }
-    let (mut durations, mut bounces) = (0i64, 0u64);
-    for s in &i.sessions {
-        day(&mut days, s.str(Field::Day)).sessions += 1;
-        durations += (-s.int(Field::NegLastTs) - s.int(Field::FirstTs)).max(0);
-        if s.int(Field::PageViews) <= 1 && s.int(Field::Interactions) == 0 {
-            bounces += 1;
-        }
+    let (mut durations, mut bounces, mut sessions) = (0i64, 0u64, 0u64);
+    for s in &i.daily_sessions {
+        let n = u(s.int(Field::Count));
+        day(&mut days, s.str(Field::Day)).sessions += n;
+        sessions += n;
+        durations += s.int(Field::Duration);
+        bounces += u(s.int(Field::Bounces));
     }
-    let sessions = i.sessions.len() as u64;
-    let (channels, campaigns) = sources(&i.sessions, top);
+    let (channels, campaigns) = sources(&i.daily_channel, &i.daily_campaign, top);
 
     // Views per page, and unique users: the union of the page's visitors over the days.
     let mut pages: HashMap<&str, u64> = HashMap::new();
@@ -314,34 +331,36 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
 }
 
 /// Sessions and distinct visitors per channel and per tagged campaign, from the sessions'
-/// landing page views (a session without a page view is `Unassigned`).
-fn sources(sessions: &[RollupDoc], top: usize) -> (Vec<ChannelRow>, Vec<CampaignRow>) {
-    type Tally<'a> = (u64, HashSet<&'a str>);
+/// landing page views (a session without a page view is `Unassigned`): sums of the daily
+/// counts and unions of the daily visitor bitmaps.
+fn sources(
+    daily_channel: &[RollupDoc],
+    daily_campaign: &[RollupDoc],
+    top: usize,
+) -> (Vec<ChannelRow>, Vec<CampaignRow>) {
+    type Tally = (u64, RoaringBitmap);
     let mut channels: HashMap<String, Tally> = HashMap::new();
+    for d in daily_channel {
+        let t = channels.entry(d.str(Field::Name).to_string()).or_default();
+        t.0 += u(d.int(Field::Count));
+        t.1 |= d.bits(Field::Visitors);
+    }
     let mut campaigns: HashMap<(String, String, String), Tally> = HashMap::new();
-    for s in sessions {
-        let visitor = s.str(Field::Visitor);
-        let parts = rollup::landing_parts(s.str(Field::Landing));
-        let [channel, source, medium, campaign] = parts.unwrap_or_default();
-        let channel = if channel.is_empty() {
-            "Unassigned".to_string()
-        } else {
-            channel
-        };
-        let t = channels.entry(channel).or_default();
-        t.0 += 1;
-        t.1.insert(visitor);
-        if !medium.is_empty() || !campaign.is_empty() {
-            let t = campaigns.entry((source, medium, campaign)).or_default();
-            t.0 += 1;
-            t.1.insert(visitor);
-        }
+    for d in daily_campaign {
+        let k = (
+            d.str(Field::Source).to_string(),
+            d.str(Field::Medium).to_string(),
+            d.str(Field::Campaign).to_string(),
+        );
+        let t = campaigns.entry(k).or_default();
+        t.0 += u(d.int(Field::Count));
+        t.1 |= d.bits(Field::Visitors);
     }
     let mut channels: Vec<ChannelRow> = channels
         .into_iter()
         .map(|(channel, (sessions, v))| ChannelRow {
             channel,
-            visitors: v.len() as u64,
+            visitors: v.len(),
             sessions,
         })
         .collect();
@@ -356,7 +375,7 @@ fn sources(sessions: &[RollupDoc], top: usize) -> (Vec<ChannelRow>, Vec<Campaign
             source,
             medium,
             campaign,
-            visitors: v.len() as u64,
+            visitors: v.len(),
             sessions,
         })
         .collect();

@@ -17,7 +17,7 @@ use super::StoreError;
 use crate::bitmap;
 use crate::event::Event;
 use crate::lifecycle::{self, Erasure, Forgotten, Names};
-use crate::rollup::{self, Delta, Field, Known, Value};
+use crate::rollup::{self, Delta, Field, Value};
 use roaring::RoaringBitmap;
 
 /// The identifying fields of a stored event, decoded without the rest.
@@ -141,8 +141,7 @@ impl EmbeddedStore {
             // numbers out of every bitmap (documents left empty go, as a rebuild would not
             // have them).
             let numbers = numbers_of(&tx, &bitmap::visitor_keys(rolled.iter().copied()), false)?;
-            let delta =
-                Delta::in_zones(rolled, &zones_in(&tx)?, &numbers).settle(&numbers, &Known::new());
+            let delta = Delta::in_zones(rolled, &zones_in(&tx)?, &numbers).settled_alone(&numbers);
             let erasure = Erasure::of(delta);
             apply_delta(&tx, st.generation, &erasure.decrements)?;
             let mut entries = 0u64;

@@ -41,9 +41,10 @@ pub(super) struct State {
 }
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
-/// visitors are bitmaps since format 2; time on page is pre-summed by day since format 3. A file with older rollups has them dropped at open,
+/// visitors are bitmaps since format 2; time on page and sessions are pre-summed by day
+/// since format 4. A file with older rollups has them dropped at open,
 /// and the consumer rolls the log up again.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 pub(super) fn table_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}@{generation}")
@@ -185,16 +186,23 @@ pub(super) fn delta_of(
     generation: i64,
     events: &[Event],
 ) -> Result<Delta, StoreError> {
-    let numbers = numbers_of(tx, &bitmap::visitor_keys(events), true)?;
+    let mut numbers = numbers_of(tx, &bitmap::visitor_keys(events), true)?;
     let delta = Delta::in_zones(events, &zones_in(tx)?, &numbers);
-    let known = known_state(tx, generation, &delta)?;
-    Ok(delta.settle(&numbers, &known))
+    let known = known_state(tx, generation, delta.state_keys())?;
+    numbers.extend(numbers_of(tx, &rollup::session_visitors(&known), false)?);
+    let delta = delta.settle(&numbers, &known);
+    let known = known_state(tx, generation, delta.channel_keys())?;
+    Ok(delta.settle_channels(&numbers, &known))
 }
 
-/// The stored state documents `delta` changes ([`Delta::state_keys`]).
-fn known_state(tx: &WriteTransaction, generation: i64, delta: &Delta) -> Result<Known, StoreError> {
+/// The stored documents `keys` of `generation` that exist.
+fn known_state(
+    tx: &WriteTransaction,
+    generation: i64,
+    keys: Vec<(&'static str, String)>,
+) -> Result<Known, StoreError> {
     let mut known = Known::new();
-    for (name, key) in delta.state_keys() {
+    for (name, key) in keys {
         let tn = table_name(name, generation);
         let t = tx.open_table(table(&tn)).map_err(err)?;
         let Some(bytes) = t.get(key.as_str()).map_err(err)? else {
@@ -487,6 +495,9 @@ const DAY_KEYED: &[&str] = &[
     rollup::DAILY_PAGE,
     rollup::FIRST_DAY,
     rollup::DAILY_PAGE_TIME,
+    rollup::DAILY_SESSIONS,
+    rollup::DAILY_CHANNEL,
+    rollup::DAILY_CAMPAIGN,
     rollup::DAILY_REFERRER,
     rollup::DAILY_AGENT,
     rollup::DAILY_BOT,

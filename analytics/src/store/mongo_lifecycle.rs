@@ -275,7 +275,7 @@ impl MongoStore {
             .numbers_of(&crate::bitmap::visitor_keys(&rolled), false)
             .await?;
         let delta = crate::rollup::Delta::in_zones(&rolled, &self.zones().await?, &numbers)
-            .settle(&numbers, &crate::rollup::Known::new());
+            .settled_alone(&numbers);
         let erasure = Erasure::of(delta);
         self.apply_chunk(Some(cfg), generation, req.chunk, &erasure.decrements, true)
             .await?;

@@ -55,6 +55,9 @@ const ROLLUP_DAY_FIELDS: &[(&str, Field)] = &[
     (rollup::SESSIONS, Field::Day),
     (rollup::PAGE_TIME, Field::Day),
     (rollup::DAILY_PAGE_TIME, Field::Day),
+    (rollup::DAILY_SESSIONS, Field::Day),
+    (rollup::DAILY_CHANNEL, Field::Day),
+    (rollup::DAILY_CAMPAIGN, Field::Day),
     (rollup::DAILY_REFERRER, Field::Day),
     (rollup::DAILY_AGENT, Field::Day),
     (rollup::DAILY_BOT, Field::Day),
@@ -132,10 +135,11 @@ pub(super) struct State {
 }
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
-/// visitors are bitmaps since format 2; time on page is pre-summed by day since format 3. A database with
+/// visitors are bitmaps since format 2; time on page and sessions are pre-summed by day
+/// since format 4. A database with
 /// older rollups gets a fresh generation rolled up from the start of the log (the old one is
 /// retired): figures fill up again as the consumer catches up.
-const FORMAT: i64 = 3;
+const FORMAT: i64 = 4;
 
 impl Cursor {
     pub(super) fn pos(&self) -> (i64, &str) {
@@ -403,7 +407,7 @@ impl MongoStore {
         // on page) were settled against them as they stand before this chunk, so those change
         // after everything else (a retry settles alike).
         let mut order: Vec<_> = delta.changes.iter().collect();
-        order.sort_by_key(|(name, _)| rollup::is_state(name));
+        order.sort_by_key(|(name, _)| rollup::apply_level(name));
         for (name, changes) in order {
             let coll = gen_name(name, generation);
             let done = if !self.guarded() && resumed {
@@ -610,19 +614,33 @@ impl MongoStore {
         events: &[Event],
         zones: &Zones,
     ) -> Result<Delta, StoreError> {
-        let numbers = self
+        let mut numbers = self
             .numbers_of(&crate::bitmap::visitor_keys(events), true)
             .await?;
         let delta = Delta::in_zones(events, zones, &numbers);
+        let known = self.known(generation, delta.state_keys()).await?;
+        numbers.extend(
+            self.numbers_of(&rollup::session_visitors(&known), false)
+                .await?,
+        );
+        let delta = delta.settle(&numbers, &known);
+        let known = self.known(generation, delta.channel_keys()).await?;
+        Ok(delta.settle_channels(&numbers, &known))
+    }
+
+    /// The stored documents `keys` of `generation` that exist.
+    async fn known(
+        &self,
+        generation: i64,
+        keys: Vec<(&'static str, String)>,
+    ) -> Result<Known, StoreError> {
+        let mut by_rollup: std::collections::HashMap<&'static str, Vec<String>> =
+            std::collections::HashMap::new();
+        for (name, key) in keys {
+            by_rollup.entry(name).or_default().push(key);
+        }
         let mut known = Known::new();
-        let wanted = delta.state_keys();
-        let names = rollup::STATE.iter().flat_map(|r| [*r, rollup::bot_twin(r)]);
-        for name in names {
-            let keys: Vec<&String> = wanted
-                .iter()
-                .filter(|(n, _)| *n == name)
-                .map(|(_, k)| k)
-                .collect();
+        for (name, keys) in by_rollup {
             for part in keys.chunks(KEYS_PER_FIND) {
                 let mut cursor = self
                     .db
@@ -635,7 +653,7 @@ impl MongoStore {
                 }
             }
         }
-        Ok(delta.settle(&numbers, &known))
+        Ok(known)
     }
 
     /// Keys of `coll` that already hold chunk `chunk` (or a later one).
