@@ -428,6 +428,30 @@ impl Change {
         &mut self.bits[i].1
     }
 
+    /// The site whose document this changes (its `site` identity).
+    pub fn site(&self) -> Option<&str> {
+        self.set.iter().find_map(|(f, v)| match (f, v) {
+            (Field::Site, Value::Str(s)) => Some(s.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Applies the counts (added) and minimums (lowered) to a stored document's `fields`.
+    pub fn apply_counts(&self, fields: &mut HashMap<Field, Value>) {
+        for (f, n) in &self.inc {
+            let old = match fields.get(f) {
+                Some(Value::Int(v)) => *v,
+                _ => 0,
+            };
+            fields.insert(*f, Value::Int(old + n));
+        }
+        for (f, v) in &self.min {
+            if fields.get(f).is_none_or(|old| v < old) {
+                fields.insert(*f, v.clone());
+            }
+        }
+    }
+
     /// Adds visitor number `n` to this document's visitors.
     fn visitor(&mut self, n: Option<u32>) {
         if let Some(n) = n {
@@ -722,25 +746,11 @@ impl Delta {
             };
             let mut moves = Vec::new();
             for (key, c) in changes {
-                let site = c.set.iter().find_map(|(f, v)| match (f, v) {
-                    (Field::Site, Value::Str(s)) => Some(s.clone()),
-                    _ => None,
-                });
+                let site = c.site().map(str::to_string);
                 let stored = known.get(&(state, key.clone()));
                 let old = stored.and_then(session_view);
                 let mut merged = stored.cloned().unwrap_or_default();
-                for (f, n) in &c.inc {
-                    let v = match merged.get(f) {
-                        Some(Value::Int(v)) => *v,
-                        _ => 0,
-                    };
-                    merged.insert(*f, Value::Int(v + n));
-                }
-                for (f, v) in &c.min {
-                    if merged.get(f).is_none_or(|old| v < old) {
-                        merged.insert(*f, v.clone());
-                    }
-                }
+                c.apply_counts(&mut merged);
                 let new = session_view(&merged);
                 if let Some(site) = site {
                     if old != new {
@@ -811,18 +821,11 @@ impl Delta {
             };
             let mut moves = Vec::new();
             for (key, c) in changes {
-                let site = c.set.iter().find_map(|(f, v)| match (f, v) {
-                    (Field::Site, Value::Str(s)) => Some(s.clone()),
-                    _ => None,
-                });
+                let site = c.site().map(str::to_string);
                 let stored = known.get(&(state, key.clone()));
                 let old = stored.and_then(page_view_time);
                 let mut merged = stored.cloned().unwrap_or_default();
-                for (f, v) in &c.min {
-                    if merged.get(f).is_none_or(|old| v < old) {
-                        merged.insert(*f, v.clone());
-                    }
-                }
+                c.apply_counts(&mut merged);
                 if let (Some(site), Some(new)) = (site, page_view_time(&merged)) {
                     if old.as_ref() != Some(&new) {
                         moves.push((site, old, new));
@@ -866,10 +869,7 @@ impl Delta {
                     (Field::FirstDay, Value::Str(d)) => Some(d),
                     _ => None,
                 });
-                let site = c.set.iter().find_map(|(f, v)| match (f, v) {
-                    (Field::Site, Value::Str(s)) => Some(s),
-                    _ => None,
-                });
+                let site = c.site();
                 let (Some(day), Some(site), Some(&n)) = (day, site, numbers.get(key)) else {
                     continue;
                 };
@@ -882,7 +882,7 @@ impl Delta {
                         });
                 match stored {
                     Some(stored) if stored <= day => {}
-                    from => moves.push((site.clone(), day.clone(), n, from.cloned())),
+                    from => moves.push((site.to_string(), day.clone(), n, from.cloned())),
                 }
             }
             for (site, day, n, from) in moves {
@@ -1151,10 +1151,7 @@ pub fn docs_of<'a>(
             let docs = changes
                 .into_iter()
                 .map(|(id, c)| {
-                    let site = c.set.iter().find_map(|(f, v)| match (f, v) {
-                        (Field::Site, Value::Str(s)) => Some(s.clone()),
-                        _ => None,
-                    });
+                    let site = c.site().map(str::to_string);
                     let id = match site {
                         Some(site) => key_in_site(&site, &id).to_string(),
                         None => id,

@@ -230,18 +230,7 @@ pub(super) fn apply_delta(
             };
             let existed = stored.is_some();
             let mut fields = stored.unwrap_or_default();
-            for (f, n) in &change.inc {
-                let old = match fields.get(f) {
-                    Some(Value::Int(v)) => *v,
-                    _ => 0,
-                };
-                fields.insert(*f, Value::Int(old + n));
-            }
-            for (f, v) in &change.min {
-                if fields.get(f).is_none_or(|old| v < old) {
-                    fields.insert(*f, v.clone());
-                }
-            }
+            change.apply_counts(&mut fields);
             // A key's `site|` prefix says its site (MongoDB needs the field to filter by):
             // not storing it spares every read decoding it.
             for (f, v) in change.set.iter().filter(|(f, _)| *f != Field::Site) {

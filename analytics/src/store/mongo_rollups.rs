@@ -497,13 +497,7 @@ impl MongoStore {
         let mut out = std::collections::HashMap::with_capacity(keys.len());
         for (key, change) in todo.iter().filter(|(_, c)| !c.bits.is_empty()) {
             let mut fields = stored.remove(key.as_str()).unwrap_or_default();
-            for (f, n) in &change.inc {
-                let old = match fields.get(f) {
-                    Some(Value::Int(v)) => *v,
-                    _ => 0,
-                };
-                fields.insert(*f, Value::Int(old + n));
-            }
+            change.apply_counts(&mut fields);
             let mut bits = Vec::with_capacity(change.bits.len());
             for (f, b) in &change.bits {
                 let old = match fields.get(f) {
