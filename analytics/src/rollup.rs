@@ -738,26 +738,33 @@ impl Delta {
         self
     }
 
+    /// For each document of `state` this delta changes whose `view` differs once the delta
+    /// is applied to it as stored (`known`): its site, the view before and the view after.
+    #[allow(clippy::type_complexity)]
+    fn moved<T: PartialEq>(
+        &self,
+        state: &'static str,
+        known: &Known,
+        view: fn(&HashMap<Field, Value>) -> Option<T>,
+    ) -> Vec<(String, Option<T>, Option<T>)> {
+        let mut out = Vec::new();
+        for (key, c) in self.changes.get(state).into_iter().flatten() {
+            let stored = known.get(&(state, key.clone()));
+            let before = stored.and_then(view);
+            let mut merged = stored.cloned().unwrap_or_default();
+            c.apply_counts(&mut merged);
+            let after = view(&merged);
+            if let (Some(site), true) = (c.site(), before != after) {
+                out.push((site.to_string(), before, after));
+            }
+        }
+        out
+    }
+
     /// Moves each touched session's contribution (see [`Delta::settle`]).
     fn sessions(mut self, known: &Known) -> Delta {
         for (state, twin) in [(SESSIONS, false), (bot_twin(SESSIONS), true)] {
-            let Some(changes) = self.changes.get(state) else {
-                continue;
-            };
-            let mut moves = Vec::new();
-            for (key, c) in changes {
-                let site = c.site().map(str::to_string);
-                let stored = known.get(&(state, key.clone()));
-                let old = stored.and_then(session_view);
-                let mut merged = stored.cloned().unwrap_or_default();
-                c.apply_counts(&mut merged);
-                let new = session_view(&merged);
-                if let Some(site) = site {
-                    if old != new {
-                        moves.push((site, old, new));
-                    }
-                }
-            }
+            let moves = self.moved(state, known, session_view);
             for (site, old, new) in moves {
                 for (view, sign) in [(old, -1), (new, 1)] {
                     if let Some(v) = view {
@@ -816,23 +823,11 @@ impl Delta {
             (PAGE_TIME, DAILY_PAGE_TIME),
             (bot_twin(PAGE_TIME), bot_twin(DAILY_PAGE_TIME)),
         ] {
-            let Some(changes) = self.changes.get(state) else {
-                continue;
-            };
-            let mut moves = Vec::new();
-            for (key, c) in changes {
-                let site = c.site().map(str::to_string);
-                let stored = known.get(&(state, key.clone()));
-                let old = stored.and_then(page_view_time);
-                let mut merged = stored.cloned().unwrap_or_default();
-                c.apply_counts(&mut merged);
-                if let (Some(site), Some(new)) = (site, page_view_time(&merged)) {
-                    if old.as_ref() != Some(&new) {
-                        moves.push((site, old, new));
-                    }
-                }
-            }
-            for (site, old, (day, page, neg)) in moves {
+            let moves = self.moved(state, known, page_view_time);
+            for (site, old, new) in moves {
+                let Some((day, page, neg)) = new else {
+                    continue;
+                };
                 if let Some((d, p, n)) = old {
                     let c = self.change(target, &site, key(&[&d, &p]));
                     c.add(Field::Count, -1);
