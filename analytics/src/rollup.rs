@@ -620,7 +620,12 @@ impl Delta {
     /// The state documents (rollup, `_id`) this delta changes: what [`Delta::settle`]
     /// needs to know as stored.
     pub fn state_keys(&self) -> Vec<(&'static str, String)> {
-        STATE
+        self.keys_in(STATE)
+    }
+
+    /// The documents (rollup, `_id`) this delta changes in `rollups` and their bot twins.
+    fn keys_in(&self, rollups: &[&'static str]) -> Vec<(&'static str, String)> {
+        rollups
             .iter()
             .flat_map(|r| [*r, bot_twin(r)])
             .flat_map(|name| {
@@ -634,14 +639,14 @@ impl Delta {
 
     /// Adds the changes that depend on what is stored, given `known` (the state documents
     /// of [`Delta::state_keys`] as stored before this delta): the first-day bitmaps
-    /// ([`Delta::first_days`]) and time on page by day and page. A page view's contribution
-    /// (one view, its longest duration, on its day and page) is taken out where it stood and
-    /// put where it stands after this delta. The store applies these before the state
-    /// documents themselves, so a retry after an interruption settles alike.
-    /// Session figures ([`DAILY_SESSIONS`], [`DAILY_CHANNEL`] and [`DAILY_CAMPAIGN`]
-    /// session counts) move the same way, and the channel-visitor counts with them; their
-    /// bitmaps are settled next ([`Delta::settle_channels`]). `numbers` must hold the
-    /// visitors of the stored sessions too.
+    /// ([`Delta::first_days`]), time on page by day and page, and the session figures
+    /// ([`DAILY_SESSIONS`], and the session counts of [`DAILY_CHANNEL`] and
+    /// [`DAILY_CAMPAIGN`]) with the channel-visitor counts. A page view's or session's
+    /// contribution is taken out where it stood and put where it stands after this delta.
+    /// The channel and campaign bitmaps are settled next ([`Delta::settle_channels`]).
+    /// The store applies these before the state documents themselves, so a retry after an
+    /// interruption settles alike. `numbers` must hold the visitors of the stored sessions
+    /// too.
     pub fn settle(self, numbers: &Numbers, known: &Known) -> Delta {
         self.first_days(numbers, known)
             .page_times(known)
@@ -658,15 +663,7 @@ impl Delta {
     /// The channel-visitor documents (rollup, `_id`) this delta changes: what
     /// [`Delta::settle_channels`] needs to know as stored.
     pub fn channel_keys(&self) -> Vec<(&'static str, String)> {
-        [CHANNEL_VISITOR, bot_twin(CHANNEL_VISITOR)]
-            .into_iter()
-            .flat_map(|name| {
-                self.changes
-                    .get(name)
-                    .into_iter()
-                    .flat_map(move |c| c.keys().map(move |k| (name, k.clone())))
-            })
-            .collect()
+        self.keys_in(&[CHANNEL_VISITOR])
     }
 
     /// Sets a visitor's bit in a channel's (or campaign's) bitmap when their count of

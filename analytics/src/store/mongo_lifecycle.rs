@@ -279,12 +279,8 @@ impl MongoStore {
         let erasure = Erasure::of(delta);
         self.apply_chunk(Some(cfg), generation, req.chunk, &erasure.decrements, true)
             .await?;
-        // Shared counters taken to zero would not exist in a rebuild.
-        for (name, changes) in &erasure.decrements.changes {
-            let keys: Vec<String> = changes.keys().cloned().collect();
-            let zero = doc! { lifecycle::counter(name).as_str(): { "$lte": 0 } };
-            delete_in(&self.rollup(name, generation), "_id", &keys, Some(zero)).await?;
-        }
+        // (`apply_chunk` deletes the shared documents the decrements empty: a rebuild would
+        // not have them.)
         let mut deletes: HashMap<&str, Vec<String>> = HashMap::new();
         for (name, key) in erasure.deletes {
             deletes.entry(name).or_default().push(key);

@@ -483,16 +483,9 @@ impl MongoStore {
             .map(|(k, _)| *k)
             .collect();
         let mut stored = std::collections::HashMap::new();
-        for part in keys.chunks(KEYS_PER_FIND) {
-            let mut cursor = self
-                .db
-                .collection::<Document>(coll)
-                .find(doc! { "_id": { "$in": part } })
-                .await?;
-            while let Some(d) = cursor.try_next().await? {
-                let doc = rollup_doc(&d);
-                stored.insert(doc.id.clone(), doc.fields);
-            }
+        for d in self.find_by_ids(coll, &keys).await? {
+            let doc = rollup_doc(&d);
+            stored.insert(doc.id, doc.fields);
         }
         let mut out = std::collections::HashMap::with_capacity(keys.len());
         for (key, change) in todo.iter().filter(|(_, c)| !c.bits.is_empty()) {
@@ -583,17 +576,32 @@ impl MongoStore {
 
     async fn read_numbers(&self, keys: &[String]) -> Result<Numbers, StoreError> {
         let mut out = Numbers::with_capacity(keys.len());
+        for d in self.find_by_ids(NUMBERS, keys).await? {
+            let n = d.get_i64("n").ok().and_then(|n| u32::try_from(n).ok());
+            if let (Ok(id), Some(n)) = (d.get_str("_id"), n) {
+                out.insert(id.to_string(), n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The documents of `coll` whose `_id` is one of `keys`, looked up [`KEYS_PER_FIND`] at
+    /// a time.
+    async fn find_by_ids<K: AsRef<str>>(
+        &self,
+        coll: &str,
+        keys: &[K],
+    ) -> Result<Vec<Document>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
         for part in keys.chunks(KEYS_PER_FIND) {
+            let ids: Vec<&str> = part.iter().map(AsRef::as_ref).collect();
             let mut cursor = self
                 .db
-                .collection::<Document>(NUMBERS)
-                .find(doc! { "_id": { "$in": part } })
+                .collection::<Document>(coll)
+                .find(doc! { "_id": { "$in": ids } })
                 .await?;
             while let Some(d) = cursor.try_next().await? {
-                let n = d.get_i64("n").ok().and_then(|n| u32::try_from(n).ok());
-                if let (Ok(id), Some(n)) = (d.get_str("_id"), n) {
-                    out.insert(id.to_string(), n);
-                }
+                out.push(d);
             }
         }
         Ok(out)
@@ -635,16 +643,9 @@ impl MongoStore {
         }
         let mut known = Known::new();
         for (name, keys) in by_rollup {
-            for part in keys.chunks(KEYS_PER_FIND) {
-                let mut cursor = self
-                    .db
-                    .collection::<Document>(&gen_name(name, generation))
-                    .find(doc! { "_id": { "$in": part } })
-                    .await?;
-                while let Some(d) = cursor.try_next().await? {
-                    let doc = rollup_doc(&d);
-                    known.insert((name, doc.id), doc.fields);
-                }
+            for d in self.find_by_ids(&gen_name(name, generation), &keys).await? {
+                let doc = rollup_doc(&d);
+                known.insert((name, doc.id), doc.fields);
             }
         }
         Ok(known)
