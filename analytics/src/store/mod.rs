@@ -180,6 +180,14 @@ impl Store {
         }
     }
 
+    /// Ends the MongoDB client's background tasks (connection pools, monitors) now, so none
+    /// outlives the runtime of a process about to exit. The store is unusable after it.
+    pub async fn close(&self) {
+        if let Store::Mongo(s) = self {
+            s.close().await;
+        }
+    }
+
     /// A short name for logs and `/api/health`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -65,6 +65,11 @@ impl MongoStore {
         })
     }
 
+    /// See [`super::Store::close`].
+    pub async fn close(&self) {
+        self.db.client().clone().shutdown().immediate(true).await;
+    }
+
     /// Connects and waits for the server (its kind, the indexes): fails when it is down.
     pub async fn connect(config: &MongoConfig) -> Result<MongoStore, StoreError> {
         let store = MongoStore::connect_lazily(config).await?;

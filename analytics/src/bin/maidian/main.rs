@@ -383,15 +383,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return remote_command(cli.command, &r).await;
         }
     };
+    let result = on_store(cli, &store).await;
+    // Before the runtime ends: the MongoDB driver's pool tasks would otherwise outlive it
+    // (and panic on the way out, on stderr).
+    store.close().await;
+    result
+}
+
+/// A command that reads or works on the store itself.
+async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
     let consumer = cli.store.consumer();
     // The embedded file admits one process, so no collector is rolling it up now: catch up
     // first, so that every figure covers every stored event.
     if store.kind() == "embedded" {
-        consumer::catch_up(&store, &consumer).await?;
+        consumer::catch_up(store, &consumer).await?;
     }
     let registry = store.sites().await?;
     if let Command::Sites { json } = cli.command {
-        let rows = site::counts(&store, &registry).await?;
+        let rows = site::counts(store, &registry).await?;
         return output(json, &rows, || print_sites(&rows));
     }
     let info = site::pick(&registry, cli.site.as_deref()).map_err(anyhow::Error::msg)?;
@@ -400,9 +409,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let site_id = info.id.as_str();
     match cli.command {
         Command::Simulate { .. } | Command::Sites { .. } => Ok(()),
-        Command::Stats { what } => stats_command(&store, what, scope, &zone).await,
+        Command::Stats { what } => stats_command(store, what, scope, &zone).await,
         Command::Summary { period, top } => {
-            let s = summary::summary(&store, period.period(&zone), top, scope).await?;
+            let s = summary::summary(store, period.period(&zone), top, scope).await?;
             output(period.json, &sited(&s, site_id)?, || print_summary(&s))
         }
         Command::Funnel {
@@ -415,29 +424,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let f = funnel::Funnel::from_params(&steps, &window)?;
             let origin = funnel::Origin { channel, campaign };
             let p = period.period(&zone);
-            let r = funnel::funnel_from(&store, &f, p, scope, &origin).await?;
+            let r = funnel::funnel_from(store, &f, p, scope, &origin).await?;
             let mut doc = sited(&r, site_id)?;
-            if let Some(since) = lifecycle::raw_gone(&store, &p).await? {
+            if let Some(since) = lifecycle::raw_gone(store, &p).await? {
                 doc["raw_data_since"] = since.into();
             }
             shown(period.json, doc, print_funnel)
         }
         Command::Sources { period, top } => {
-            let s = summary::summary(&store, period.period(&zone), top, scope).await?;
+            let s = summary::summary(store, period.period(&zone), top, scope).await?;
             let doc = sources_doc(&s, site_id);
             output(period.json, &doc, || print_sources(&s))
         }
         Command::Retention { period } => {
-            let r = retention::retention(&store, period.period(&zone), scope).await?;
+            let r = retention::retention(store, period.period(&zone), scope).await?;
             output(period.json, &sited(&r, site_id)?, || print_retention(&r))
         }
         Command::Vitals { period, top } => {
-            let v = vitals::vitals(&store, period.period(&zone), scope, top).await?;
+            let v = vitals::vitals(store, period.period(&zone), scope, top).await?;
             output(period.json, &sited(&v, site_id)?, || print_vitals(&v))
         }
         Command::Realtime { json } => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-            let r = realtime::realtime(&store, now, scope).await?;
+            let r = realtime::realtime(store, now, scope).await?;
             output(json, &sited(&r, site_id)?, || print_realtime(&r))
         }
         Command::Report {
@@ -448,7 +457,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let f = funnel::Funnel::from_params(&steps, &window)?;
             let p = Period::recent(days, &zone);
-            let html = maidian_analytics::report::build(&store, p, Some(&f), scope).await?;
+            let html = maidian_analytics::report::build(store, p, Some(&f), scope).await?;
             std::fs::write(&output, html)?;
             println!("wrote {}", output.display());
             Ok(())
@@ -466,14 +475,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             if let Some(v) = visitor {
                 let csv =
-                    maidian_analytics::export::visitor_csv(&store, &info.id, &v, cells).await?;
+                    maidian_analytics::export::visitor_csv(store, &info.id, &v, cells).await?;
                 return write_csv(csv.as_bytes(), output.as_deref());
             }
             let p = Period::recent(days, &zone);
-            if let Some(since) = lifecycle::raw_gone(&store, &p).await? {
+            if let Some(since) = lifecycle::raw_gone(store, &p).await? {
                 eprintln!("maidian: raw events before {since} were deleted by retention; the export starts there");
             }
-            export_command(&store, &info.id, p, output, cells).await
+            export_command(store, &info.id, p, output, cells).await
         }
         Command::Forget { visitor, json } => {
             let done = store
