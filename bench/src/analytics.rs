@@ -40,6 +40,11 @@ struct Args {
     /// would not fit in memory. Prints the process's peak RSS.
     #[arg(long)]
     no_naive: bool,
+    /// Embedded store only: keep the store in this directory (with `bench.json`, what was
+    /// written and when); a later run given the same directory times the same events again
+    /// without writing them.
+    #[arg(long)]
+    keep: Option<std::path::PathBuf>,
 }
 
 /// Writes the large site's events (`default`, seed 42) and `small` small sites' to `store`,
@@ -136,6 +141,10 @@ where
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
+    if args.keep.is_some() && (args.store != "embedded" || args.sites > 1) {
+        bail!("--keep is for the embedded store and one site");
+    }
+    let data_dir = args.keep.clone().unwrap_or_else(|| dir.path().to_path_buf());
     let config = match args.store.as_str() {
         "mongo" => StoreConfig::Mongo(MongoConfig {
             uri: Some(mongodb_uri()?),
@@ -147,14 +156,44 @@ async fn main() -> anyhow::Result<()> {
             timeout: Duration::from_secs(30),
         }),
         "embedded" => StoreConfig::Embedded {
-            data_dir: dir.path().to_path_buf(),
+            data_dir: data_dir.clone(),
         },
         other => bail!("--store: mongo or embedded, not {other}"),
     };
     let store = Store::open(&config).await?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-    let (written, visitors, write_time, rolled, rollup_time) =
-        fill(&store, &args, now, args.sites.saturating_sub(1)).await?;
+    let kept = data_dir.join("bench.json");
+    let (now, (written, visitors, write_time, rolled, rollup_time)) =
+        match std::fs::read(&kept).ok().filter(|_| args.keep.is_some()) {
+            Some(bytes) => {
+                let k: serde_json::Value = serde_json::from_slice(&bytes)?;
+                let n = |f: &str| k[f].as_f64().unwrap_or_default();
+                println!("(events kept in {} from an earlier run)", data_dir.display());
+                (
+                    n("now") as i64,
+                    (
+                        n("written") as usize,
+                        n("visitors") as u64,
+                        Duration::from_secs_f64(n("write_s")),
+                        n("rolled") as u64,
+                        Duration::from_secs_f64(n("rollup_s")),
+                    ),
+                )
+            }
+            None => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+                let filled = fill(&store, &args, now, args.sites.saturating_sub(1)).await?;
+                if args.keep.is_some() {
+                    let (written, visitors, write, rolled, rollup) = filled;
+                    let k = serde_json::json!({
+                        "now": now, "written": written, "visitors": visitors,
+                        "write_s": write.as_secs_f64(), "rolled": rolled,
+                        "rollup_s": rollup.as_secs_f64(),
+                    });
+                    std::fs::write(&kept, serde_json::to_vec(&k)?)?;
+                }
+                (now, filled)
+            }
+        };
     println!(
         "analytics benchmark: {written} events ({visitors} visitors of the large site{}) over {} days, store {}, {} cores",
         if args.sites > 1 { format!(", plus {} small sites", args.sites - 1) } else { String::new() },
@@ -201,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
             f1.funnel_steps.iter().map(|s| s.users).collect::<Vec<_>>(),
             v1.page_views
         );
+        print_storage(&store, written).await?;
         println!(
             "peak RSS of this process (store, generator, engine): {}",
             peak_rss()
@@ -287,6 +327,7 @@ async fn main() -> anyhow::Result<()> {
         maidian_analytics::vitals::max_relative_error() * 100.0
     );
     println!("goal: each engine answer under 1 s");
+    print_storage(&store, written).await?;
 
     if args.sites > 1 {
         // The large site alone in a store of its own: the same events, so the same answers.
@@ -375,6 +416,51 @@ fn large_site(
 ) -> Vec<maidian_analytics::event::Event> {
     events.retain(|e| e.site_id() == maidian_analytics::site::DEFAULT_SITE);
     events
+}
+
+/// What the store holds, by kind: raw events (with their tables of ids, types and the log),
+/// the rollups figures read, and the consumer's state (per-visitor, per-session and per-page-view
+/// documents, the visitor dictionary); per million events written.
+async fn print_storage(store: &Store, events: usize) -> anyhow::Result<()> {
+    use maidian_analytics::rollup;
+    let state: Vec<&str> = rollup::STATE
+        .iter()
+        .chain([&rollup::CHANNEL_VISITOR])
+        .flat_map(|r| [*r, rollup::bot_twin(r)])
+        .collect();
+    let mut kinds: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for t in store.table_sizes().await? {
+        // `<rollup>@<generation>` (embedded), `<rollup>_g<generation>` (MongoDB).
+        let base = match t.name.split_once('@') {
+            Some((b, _)) => b,
+            None => match t.name.rsplit_once("_g") {
+                Some((b, g)) if g.parse::<u64>().is_ok() => b,
+                _ => t.name.as_str(),
+            },
+        };
+        let kind = match base {
+            "events" | "event_ids" | "events_by_type" | "event_log" => "raw events",
+            b if state.contains(&b) || b.starts_with("visitor_") => "consumer state",
+            b if b.starts_with("rollup_") && b != "rollup_state" => "rollup figures",
+            _ => "other",
+        };
+        let k = kinds.entry(kind).or_default();
+        k.0 += t.entries;
+        k.1 += t.bytes;
+    }
+    let per_million = 1e6 / events.max(1) as f64;
+    println!(
+        "{:<16} {:>12} {:>10} {:>16}",
+        "storage", "entries", "MB", "MB per M events"
+    );
+    for (kind, (entries, bytes)) in kinds {
+        let mb = bytes as f64 / 1e6;
+        println!(
+            "{kind:<16} {entries:>12} {mb:>10.1} {:>16.1}",
+            mb * per_million
+        );
+    }
+    Ok(())
 }
 
 /// `VmHWM` (peak resident set) of this process, as `/proc/self/status` says it.

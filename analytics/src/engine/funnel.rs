@@ -45,12 +45,12 @@ impl Step {
         }
     }
 
-    fn matches(&self, e: &Event) -> bool {
-        e.event_type == self.event_type
+    fn matches(&self, event_type: &str, page_url: Option<&str>) -> bool {
+        event_type == self.event_type
             && self
                 .page_url
                 .as_ref()
-                .is_none_or(|p| e.page_url.as_deref() == Some(p.as_str()))
+                .is_none_or(|p| page_url == Some(p.as_str()))
     }
 }
 
@@ -136,6 +136,22 @@ impl Funnel {
         1 + self.rest.len()
     }
 
+    /// The steps' event types, each once, sorted.
+    pub fn types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.steps().map(|s| s.event_type.clone()).collect();
+        types.sort();
+        types.dedup();
+        types
+    }
+
+    /// The steps an event of this type and page matches: bit i for step i.
+    pub fn steps_of(&self, event_type: &str, page_url: Option<&str>) -> u16 {
+        self.steps()
+            .enumerate()
+            .filter(|(_, s)| s.matches(event_type, page_url))
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -166,52 +182,164 @@ pub struct FunnelResult {
     pub raw_data_since: Option<String>,
 }
 
+/// One step event as the walk sees it: when, whose (a number of [`Hits`]), and which steps it
+/// matches (bit i: step i).
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    timestamp: i64,
+    visitor: u32,
+    steps: u16,
+}
+
+/// The events a funnel walks, in (timestamp, event_id) order, reduced to [`Hit`]s: visitors
+/// numbered as first met, the step types and pages already matched. A store's scan fills it
+/// without building events.
+#[derive(Debug, Default)]
+pub struct Hits {
+    numbers: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    hits: Vec<Hit>,
+}
+
+impl Hits {
+    /// Appends an event (they come in (timestamp, event_id) order) that matches `steps`.
+    pub fn push(&mut self, visitor: &str, timestamp: i64, steps: u16) {
+        let visitor = match self.numbers.get(visitor) {
+            Some(&n) => n,
+            None => {
+                let n = self.numbers.len() as u32;
+                self.numbers.insert(visitor.into(), n);
+                n
+            }
+        };
+        self.hits.push(Hit {
+            timestamp,
+            visitor,
+            steps,
+        });
+    }
+
+    /// Appends `later`'s hits (all after this one's), numbering its visitors as this one does.
+    pub fn append(&mut self, later: Hits) {
+        if self.hits.is_empty() && self.numbers.is_empty() {
+            *self = later;
+            return;
+        }
+        let mut renumber = vec![0u32; later.numbers.len()];
+        for (v, n) in later.numbers {
+            let next = self.numbers.len() as u32;
+            renumber[n as usize] = *self.numbers.entry(v).or_insert(next);
+        }
+        self.hits.extend(later.hits.into_iter().map(|h| Hit {
+            visitor: renumber[h.visitor as usize],
+            ..h
+        }));
+    }
+
+    /// The hits of `events` (any order; those of no visitor or no step left out).
+    pub fn of_events(funnel: &Funnel, events: &[Event]) -> Hits {
+        let mut sorted: Vec<&Event> = events.iter().filter(|e| e.visitor.is_some()).collect();
+        sorted.sort_by(|a, b| {
+            a.timestamp
+                .cmp(&b.timestamp)
+                .then_with(|| a.event_id.cmp(&b.event_id))
+        });
+        let mut hits = Hits::default();
+        for e in sorted {
+            let steps = funnel.steps_of(&e.event_type, e.page_url.as_deref());
+            if let (Some(v), true) = (e.visitor.as_deref(), steps != 0) {
+                hits.push(v, e.timestamp, steps);
+            }
+        }
+        hits
+    }
+
+    /// Keeps the hits of the visitors `admit` accepts.
+    pub fn retain_visitors(&mut self, admit: impl Fn(&str) -> bool) {
+        let mut admitted = vec![false; self.numbers.len()];
+        for (v, &n) in &self.numbers {
+            admitted[n as usize] = admit(v);
+        }
+        self.hits.retain(|h| admitted[h.visitor as usize]);
+    }
+
+    pub fn len(&self) -> usize {
+        self.hits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hits.is_empty()
+    }
+
+    /// Each visitor's hits in time order: a counting sort on the visitor numbers (stable, so
+    /// the scan's order holds within a visitor). Indexes into `self.hits`, one run per visitor.
+    fn by_visitor(&self) -> (Vec<u32>, Vec<usize>) {
+        let mut starts = vec![0usize; self.numbers.len() + 1];
+        for h in &self.hits {
+            starts[h.visitor as usize + 1] += 1;
+        }
+        for v in 1..starts.len() {
+            starts[v] += starts[v - 1];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0u32; self.hits.len()];
+        for (i, h) in self.hits.iter().enumerate() {
+            let slot = &mut next[h.visitor as usize];
+            order[*slot] = i as u32;
+            *slot += 1;
+        }
+        (order, starts)
+    }
+}
+
 /// Per visitor: how deep they got, and when (ms after their start) they reached each step.
-fn walk(funnel: &Funnel, events: &[&Event], start_from: i64, start_until: i64) -> Vec<Option<i64>> {
-    let steps: Vec<&Step> = funnel.steps().collect();
-    let n = steps.len();
+fn walk(
+    funnel: &Funnel,
+    hits: impl Iterator<Item = Hit>,
+    start_from: i64,
+    start_until: i64,
+) -> Vec<Option<i64>> {
+    let n = funnel.len();
     // reached[i]: the latest start time of a chain that has reached step i.
     let mut reached: Vec<Option<i64>> = vec![None; n];
     // first time (after its start) each step was reached.
     let mut took: Vec<Option<i64>> = vec![None; n];
-    for e in events {
+    for h in hits {
         for i in (1..n).rev() {
-            if !steps[i].matches(e) {
+            if h.steps & (1 << i) == 0 {
                 continue;
             }
             if let Some(start) = reached[i - 1] {
-                if e.timestamp - start <= funnel.window_ms && reached[i].is_none_or(|r| start > r) {
+                if h.timestamp - start <= funnel.window_ms && reached[i].is_none_or(|r| start > r) {
                     reached[i] = Some(start);
-                    took[i].get_or_insert(e.timestamp - start);
+                    took[i].get_or_insert(h.timestamp - start);
                 }
             }
         }
-        if steps[0].matches(e) && (start_from..start_until).contains(&e.timestamp) {
-            reached[0] = Some(e.timestamp);
+        if h.steps & 1 != 0 && (start_from..start_until).contains(&h.timestamp) {
+            reached[0] = Some(h.timestamp);
             took[0] = Some(0);
         }
     }
     took
 }
 
+/// The funnel of `events` (the raw way: any events, any order).
 pub fn compute(funnel: &Funnel, p: Period, events: &[Event]) -> FunnelResult {
+    compute_hits(funnel, p, &Hits::of_events(funnel, events))
+}
+
+/// The funnel of the step events in `hits`.
+pub fn compute_hits(funnel: &Funnel, p: Period, hits: &Hits) -> FunnelResult {
     let (from, until) = (p.start_ms, p.end_ms);
-    let mut by_visitor: HashMap<&str, Vec<&Event>> = HashMap::new();
-    for e in events {
-        if let Some(v) = e.visitor.as_deref() {
-            by_visitor.entry(v).or_default().push(e);
-        }
-    }
     let n = funnel.len();
     let mut users = vec![0u64; n];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); n];
-    for evs in by_visitor.values_mut() {
-        evs.sort_by(|a, b| {
-            a.timestamp
-                .cmp(&b.timestamp)
-                .then_with(|| a.event_id.cmp(&b.event_id))
-        });
-        for (i, t) in walk(funnel, evs, from, until).into_iter().enumerate() {
+    let (order, starts) = hits.by_visitor();
+    for run in starts.windows(2) {
+        let visitor = order[run[0]..run[1]]
+            .iter()
+            .map(|&i| hits.hits[i as usize]);
+        for (i, t) in walk(funnel, visitor, from, until).into_iter().enumerate() {
             if let Some(ms) = t {
                 users[i] += 1;
                 times[i].push(ms as f64 / 1000.0);
@@ -319,21 +447,15 @@ pub async fn funnel_from(
     scope: &super::Scope,
     origin: &Origin,
 ) -> Result<FunnelResult, StoreError> {
-    let mut types: Vec<String> = funnel.steps().map(|s| s.event_type.clone()).collect();
-    types.sort();
-    types.dedup();
     let (from, until) = (p.start_ms, p.end_ms + funnel.window_ms);
-    let mut events = store
-        .events_of_types(&scope.site, &types, from, until)
+    let mut hits = store
+        .funnel_hits(funnel, &scope.site, from, until, scope.include_bots)
         .await?;
-    if !scope.include_bots {
-        events.retain(|e| e.bot.is_none());
-    }
     if !origin.is_any() {
         let visitors = admitted(store, origin, p, scope).await?;
-        events.retain(|e| e.visitor.as_ref().is_some_and(|v| visitors.contains(v)));
+        hits.retain_visitors(|v| visitors.contains(v));
     }
-    Ok(compute(funnel, p, &events))
+    Ok(compute_hits(funnel, p, &hits))
 }
 
 #[cfg(test)]
@@ -471,6 +593,31 @@ mod tests {
         assert_eq!(
             run("page_view,purchase", 86_400_000, &events),
             vec![(1, 100.0, None), (1, 100.0, Some(120.0))]
+        );
+    }
+
+    #[test]
+    fn hits_scanned_in_spans_and_appended_equal_one_scan() {
+        let events = [
+            ev(Some("a"), "page_view", "/", T),
+            ev(Some("b"), "page_view", "/", T + MIN),
+            ev(Some("a"), "click", "/", T + 2 * MIN),
+            ev(Some("c"), "page_view", "/", T + 3 * MIN),
+            ev(Some("b"), "click", "/", T + 4 * MIN),
+            ev(Some("c"), "purchase", "/", T + 5 * MIN),
+            ev(Some("a"), "purchase", "/", T + 6 * MIN),
+        ];
+        let f = Funnel::parse("page_view,click,purchase", 86_400_000).unwrap();
+        let p = Period::last_days(7, Day::from_millis(T).unwrap());
+        let whole = compute(&f, p, &events);
+        for cut in 0..=events.len() {
+            let mut hits = Hits::of_events(&f, &events[..cut]);
+            hits.append(Hits::of_events(&f, &events[cut..]));
+            assert_eq!(compute_hits(&f, p, &hits), whole, "cut at {cut}");
+        }
+        assert_eq!(
+            whole.funnel_steps.iter().map(|s| s.users).collect::<Vec<_>>(),
+            [3, 2, 1]
         );
     }
 

@@ -108,11 +108,11 @@ fn round(m: Metric, v: f64) -> f64 {
     }
 }
 
-fn groups(by: HashMap<String, Hists>, top: usize) -> Vec<Group> {
+fn groups(by: HashMap<&str, Hists>, top: usize) -> Vec<Group> {
     let mut out: Vec<Group> = by
         .into_iter()
         .map(|(name, h)| Group {
-            name,
+            name: name.to_string(),
             page_views: h.page_views(),
             metrics: h.figures(),
         })
@@ -130,19 +130,13 @@ fn compute<'a>(
 ) -> Vitals {
     let (mut all, mut pages, mut devices) = (
         Hists::default(),
-        HashMap::<String, Hists>::new(),
-        HashMap::<String, Hists>::new(),
+        HashMap::<&str, Hists>::new(),
+        HashMap::<&str, Hists>::new(),
     );
     for (m, device, page, bucket, rating, n) in entries {
         all.add(m, bucket, rating, n);
-        pages
-            .entry(page.to_string())
-            .or_default()
-            .add(m, bucket, rating, n);
-        devices
-            .entry(device.to_string())
-            .or_default()
-            .add(m, bucket, rating, n);
+        pages.entry(page).or_default().add(m, bucket, rating, n);
+        devices.entry(device).or_default().add(m, bucket, rating, n);
     }
     Vitals {
         period: p,

@@ -4,6 +4,7 @@
 //! rollup consumer (`embedded_rollups`). redb is synchronous, so every call runs on tokio's
 //! blocking pool.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 
 use super::{Grouping, InsertReport, StoreError};
 use crate::consumer::now_ms;
+use crate::engine::funnel::{Funnel, Hits};
 use crate::engine::Scope;
 use crate::event::{Day, Event, PAGE_VIEW};
 use crate::site::{SiteInfo, DEFAULT_SITE};
@@ -71,6 +73,27 @@ impl EmbeddedStore {
         .await
     }
 
+    pub async fn table_sizes(&self) -> Result<Vec<super::TableSize>, StoreError> {
+        use redb::{ReadableTableMetadata, TableHandle};
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            let mut out = Vec::new();
+            for handle in tx.list_tables().map_err(err)? {
+                let name = handle.name().to_string();
+                let table = tx.open_untyped_table(handle).map_err(err)?;
+                let stats = table.stats().map_err(err)?;
+                out.push(super::TableSize {
+                    name,
+                    entries: table.len().map_err(err)?,
+                    bytes: stats.stored_bytes() + stats.metadata_bytes(),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let db = self.db.clone();
         blocking(move || db.begin_read().map(|_| ()).map_err(err)).await
@@ -107,13 +130,13 @@ impl EmbeddedStore {
                     table
                         .insert((e.timestamp, e.event_id.as_str()), bytes.as_slice())
                         .map_err(err)?;
-                    let slim = serde_json::to_vec(&FunnelFields {
-                        site: &e.site,
-                        visitor: e.visitor.as_deref(),
-                        page_url: e.page_url.as_deref(),
-                        bot: e.bot.as_deref(),
-                    })
-                    .map_err(err)?;
+                    let slim = Slim {
+                        site: Some(Cow::Borrowed(&e.site)),
+                        visitor: e.visitor.as_deref().map(Cow::Borrowed),
+                        page_url: e.page_url.as_deref().map(Cow::Borrowed),
+                        bot: e.bot.as_deref().map(Cow::Borrowed),
+                    }
+                    .encode();
                     by_type
                         .insert(
                             (e.event_type.as_str(), e.timestamp, e.event_id.as_str()),
@@ -223,41 +246,79 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn events_of_types(
+    /// The funnel's step events: one range of [`BY_TYPE`] per step type, merged in
+    /// (timestamp, event_id) order as they are read, so nothing is sorted or built but the hits.
+    /// The period is cut into consecutive spans scanned on parallel threads (one read
+    /// transaction), whose hits are then appended in order.
+    pub async fn funnel_hits(
         &self,
+        funnel: Funnel,
         site: String,
-        types: Vec<String>,
         since_ms: i64,
         until_ms: i64,
-    ) -> Result<Vec<Event>, StoreError> {
+        include_bots: bool,
+    ) -> Result<Hits, StoreError> {
         let db = self.db.clone();
         blocking(move || {
             let tx = db.begin_read().map_err(err)?;
             let table = tx.open_table(BY_TYPE).map_err(err)?;
-            let mut out = Vec::new();
-            for ty in &types {
-                let range = (ty.as_str(), since_ms, "")..(ty.as_str(), until_ms, "");
-                for row in table.range(range).map_err(err)? {
-                    let (key, value) = row.map_err(err)?;
-                    let (_, timestamp, id) = key.value();
-                    let f: OwnedFunnelFields =
-                        serde_json::from_slice(value.value()).map_err(err)?;
-                    if !of_site(f.site.as_deref(), &site) {
-                        continue;
-                    }
-                    out.push(Event {
-                        event_id: id.to_string(),
-                        event_type: ty.clone(),
-                        visitor: f.visitor,
-                        page_url: f.page_url,
-                        timestamp,
-                        day: Day::from_millis(timestamp).unwrap_or_default(),
-                        bot: f.bot,
-                        ..Event::default()
-                    });
+            let spans = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+            let width = (until_ms - since_ms).max(0) / spans as i64;
+            let bounds: Vec<i64> = (0..spans)
+                .map(|i| since_ms + width * i as i64)
+                .chain([until_ms])
+                .collect();
+            let scan = |w: &[i64]| -> Result<Hits, StoreError> {
+                let mut hits = Hits::default();
+                let (from, until) = (w[0], w[1]);
+                let types = funnel.types();
+                let mut ranges = types
+                    .iter()
+                    .map(|ty| table.range((ty.as_str(), from, "")..(ty.as_str(), until, "")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(err)?;
+                // Each range's next row, with its timestamp.
+                let mut heads: Vec<Option<Head>> = Vec::with_capacity(ranges.len());
+                for range in &mut ranges {
+                    heads.push(next_row(range)?);
                 }
+                while let Some(k) = earliest(&heads) {
+                    let Some((timestamp, (_, value))) = heads[k].take() else {
+                        break;
+                    };
+                    let slim = Slim::decode(value.value())?;
+                    if of_site(slim.site.as_deref(), &site)
+                        && (include_bots || slim.bot.is_none())
+                    {
+                        let steps = funnel.steps_of(&types[k], slim.page_url.as_deref());
+                        if let (Some(v), true) = (slim.visitor.as_deref(), steps != 0) {
+                            hits.push(v, timestamp, steps);
+                        }
+                    }
+                    heads[k] = next_row(&mut ranges[k])?;
+                }
+                Ok(hits)
+            };
+            let parts: Vec<Result<Hits, StoreError>> = std::thread::scope(|s| {
+                let threads: Vec<_> = bounds
+                    .windows(2)
+                    .skip(1)
+                    .map(|w| s.spawn(|| scan(w)))
+                    .collect();
+                let mut parts = vec![scan(&bounds[..2])];
+                for t in threads {
+                    parts.push(
+                        t.join()
+                            .unwrap_or_else(|_| Err(err("a funnel scan thread panicked"))),
+                    );
+                }
+                parts
+            });
+            let mut hits = Hits::default();
+            for part in parts {
+                hits.append(part?);
             }
-            Ok(out)
+            Ok(hits)
         })
         .await
     }
@@ -302,21 +363,110 @@ impl EmbeddedStore {
     }
 }
 
-#[derive(serde::Serialize)]
-struct FunnelFields<'a> {
-    site: &'a str,
-    visitor: Option<&'a str>,
-    page_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bot: Option<&'a str>,
+type TypeKey = (&'static str, i64, &'static str);
+/// A row of a [`BY_TYPE`] range, with its timestamp.
+type Head<'a> = (
+    i64,
+    (
+        redb::AccessGuard<'a, TypeKey>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+);
+
+/// The next row of a [`BY_TYPE`] range.
+fn next_row<'a>(
+    range: &mut redb::Range<'a, TypeKey, &'static [u8]>,
+) -> Result<Option<Head<'a>>, StoreError> {
+    Ok(match range.next() {
+        Some(row) => {
+            let (key, value) = row.map_err(err)?;
+            Some((key.value().1, (key, value)))
+        }
+        None => None,
+    })
 }
 
-#[derive(Deserialize)]
-struct OwnedFunnelFields {
-    site: Option<String>,
-    visitor: Option<String>,
-    page_url: Option<String>,
-    bot: Option<String>,
+/// Which of `heads` holds the earliest row in (timestamp, event_id) order.
+fn earliest(heads: &[Option<Head>]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (k, head) in heads.iter().enumerate() {
+        let Some((t, (key, _))) = head else { continue };
+        let earlier = match best.and_then(|b| heads[b].as_ref()) {
+            None => true,
+            Some((bt, (bkey, _))) => t < bt || (t == bt && key.value().2 < bkey.value().2),
+        };
+        if earlier {
+            best = Some(k);
+        }
+    }
+    best
+}
+
+/// An event's entry in [`BY_TYPE`], what a funnel reads of it. Stored as the byte `1`, then
+/// site, visitor, page URL and bot reason, each a little-endian u32 length (`u32::MAX`: none)
+/// and its UTF-8. Entries written before this format are JSON (a `{` first) and still read.
+struct Slim<'a> {
+    site: Option<Cow<'a, str>>,
+    visitor: Option<Cow<'a, str>>,
+    page_url: Option<Cow<'a, str>>,
+    bot: Option<Cow<'a, str>>,
+}
+
+impl<'a> Slim<'a> {
+    fn encode(&self) -> Vec<u8> {
+        let fields = [&self.site, &self.visitor, &self.page_url, &self.bot];
+        let size = fields.iter().map(|f| 4 + f.as_ref().map_or(0, |s| s.len()));
+        let mut out = Vec::with_capacity(1 + size.sum::<usize>());
+        out.push(1);
+        for f in fields {
+            match f {
+                Some(s) => {
+                    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                    out.extend_from_slice(s.as_bytes());
+                }
+                None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+            }
+        }
+        out
+    }
+
+    fn decode(bytes: &'a [u8]) -> Result<Slim<'a>, StoreError> {
+        #[derive(Deserialize)]
+        struct Json {
+            site: Option<String>,
+            visitor: Option<String>,
+            page_url: Option<String>,
+            bot: Option<String>,
+        }
+        if bytes.first() == Some(&b'{') {
+            let j: Json = serde_json::from_slice(bytes).map_err(err)?;
+            return Ok(Slim {
+                site: j.site.map(Cow::Owned),
+                visitor: j.visitor.map(Cow::Owned),
+                page_url: j.page_url.map(Cow::Owned),
+                bot: j.bot.map(Cow::Owned),
+            });
+        }
+        let bad = || err("a funnel index entry is malformed");
+        let mut rest = bytes.strip_prefix(&[1]).ok_or_else(bad)?;
+        let mut field = || -> Result<Option<Cow<'a, str>>, StoreError> {
+            let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(bad)?;
+            let len = u32::from_le_bytes(*len);
+            if len == u32::MAX {
+                rest = tail;
+                return Ok(None);
+            }
+            let (s, tail) = tail.split_at_checked(len as usize).ok_or_else(bad)?;
+            rest = tail;
+            Ok(Some(Cow::Borrowed(std::str::from_utf8(s).map_err(err)?)))
+        };
+        Ok(Slim {
+            site: field()?,
+            visitor: field()?,
+            page_url: field()?,
+            bot: field()?,
+        })
+    }
 }
 
 /// Whether an event stored with `stored` as its site (none or empty: stored before sites) is
@@ -389,4 +539,33 @@ pub(super) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| err(format!("worker stopped: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn funnel_entries_round_trip_and_old_json_entries_still_read() {
+        let slim = Slim {
+            site: Some(Cow::Borrowed("shop")),
+            visitor: Some(Cow::Borrowed("u:ünï")),
+            page_url: None,
+            bot: Some(Cow::Borrowed("")),
+        };
+        let bytes = slim.encode();
+        let back = Slim::decode(&bytes).expect("decodes");
+        assert_eq!(back.site.as_deref(), Some("shop"));
+        assert_eq!(back.visitor.as_deref(), Some("u:ünï"));
+        assert_eq!(back.page_url, None);
+        assert_eq!(back.bot.as_deref(), Some(""));
+        let old = br#"{"site":"shop","visitor":"a:1","page_url":"/x"}"#;
+        let back = Slim::decode(old).expect("decodes");
+        assert_eq!(back.visitor.as_deref(), Some("a:1"));
+        assert_eq!(back.page_url.as_deref(), Some("/x"));
+        assert_eq!(back.bot, None);
+        for cut in 0..bytes.len() {
+            assert!(Slim::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
 }

@@ -151,6 +151,14 @@ pub struct InsertReport {
     pub failed: Vec<usize>,
 }
 
+/// See [`Store::table_sizes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSize {
+    pub name: String,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
 pub enum Store {
     Mongo(mongo::MongoStore),
     Embedded(embedded::EmbeddedStore),
@@ -185,6 +193,17 @@ impl Store {
     pub async fn close(&self) {
         if let Store::Mongo(s) = self {
             s.close().await;
+        }
+    }
+
+    /// Every table (embedded) or collection (MongoDB) with its entries and bytes: stored keys
+    /// and values plus the B-tree's own pages (embedded), data plus indexes (MongoDB).
+    pub async fn table_sizes(&self) -> Result<Vec<TableSize>, StoreError> {
+        match self {
+            Store::Mongo(s) => s.table_sizes().await,
+            Store::Embedded(s) => s.table_sizes().await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(Vec::new()),
         }
     }
 
@@ -418,24 +437,39 @@ impl Store {
         }
     }
 
-    /// Events of `site` of the given types with `timestamp` in `since_ms..until_ms`, trimmed
-    /// to what a funnel reads (bot reason included). Served by the `(site, event_type,
-    /// timestamp)` index.
-    pub async fn events_of_types(
+    /// The events of `site` a funnel walks, from `since_ms` to before `until_ms`, as
+    /// [`Hits`](crate::engine::funnel::Hits) (people's only unless `include_bots`).
+    pub async fn funnel_hits(
         &self,
+        funnel: &crate::engine::funnel::Funnel,
         site: &str,
-        types: &[String],
         since_ms: i64,
         until_ms: i64,
-    ) -> Result<Vec<Event>, StoreError> {
+        include_bots: bool,
+    ) -> Result<crate::engine::funnel::Hits, StoreError> {
+        use crate::engine::funnel::Hits;
         match self {
-            Store::Mongo(s) => s.events_of_types(site, types, since_ms, until_ms).await,
+            Store::Mongo(s) => {
+                let mut events = s
+                    .events_of_types(site, &funnel.types(), since_ms, until_ms)
+                    .await?;
+                if !include_bots {
+                    events.retain(|e| e.bot.is_none());
+                }
+                Ok(Hits::of_events(funnel, &events))
+            }
             Store::Embedded(s) => {
-                s.events_of_types(site.to_string(), types.to_vec(), since_ms, until_ms)
-                    .await
+                s.funnel_hits(
+                    funnel.clone(),
+                    site.to_string(),
+                    since_ms,
+                    until_ms,
+                    include_bots,
+                )
+                .await
             }
             #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Vec::new()),
+            Store::Sink(_) => Ok(Hits::default()),
         }
     }
 

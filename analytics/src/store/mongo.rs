@@ -65,6 +65,26 @@ impl MongoStore {
         })
     }
 
+    pub async fn table_sizes(&self) -> Result<Vec<super::TableSize>, StoreError> {
+        self.ready().await?;
+        let mut out = Vec::new();
+        for name in self.db.list_collection_names().await? {
+            let stats = self.db.run_command(doc! { "collStats": &name }).await?;
+            let number = |k: &str| match stats.get(k) {
+                Some(Bson::Int32(n)) => *n as u64,
+                Some(Bson::Int64(n)) => *n as u64,
+                Some(Bson::Double(n)) => *n as u64,
+                _ => 0,
+            };
+            out.push(super::TableSize {
+                entries: number("count"),
+                bytes: number("size") + number("totalIndexSize"),
+                name,
+            });
+        }
+        Ok(out)
+    }
+
     /// See [`super::Store::close`].
     pub async fn close(&self) {
         self.db.client().clone().shutdown().immediate(true).await;
