@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers: a failed setup should stop the test loudly.
 
+use maidian_analytics::engine::stats;
 use maidian_analytics::event::{Day, Event};
-use maidian_analytics::stats::{event_type_stats, page_stats, Period};
+use maidian_analytics::stats::Period;
 use maidian_analytics::store::{MongoConfig, Store, StoreConfig};
 use maidian_testkit::{fresh_db_name, mongodb_uri};
 use serde_json::json;
@@ -126,7 +127,7 @@ async fn events_read_back_equal_what_was_written() {
 }
 
 #[tokio::test]
-async fn groups_by_type_and_page_within_the_period() {
+async fn stats_by_type_and_page_within_the_period() {
     for (store, _dir) in stores().await {
         let events = vec![
             event(1, "page_view", Some("u1"), "/a", T0),
@@ -139,13 +140,14 @@ async fn groups_by_type_and_page_within_the_period() {
             event(7, "click", Some("u3"), "/a", T0 + DAY),
         ];
         store.insert(&events).await.unwrap();
+        let mut cfg = maidian_analytics::consumer::ConsumerConfig::new("test".into());
+        cfg.safety_lag = std::time::Duration::ZERO;
+        maidian_analytics::consumer::catch_up(&store, &cfg)
+            .await
+            .unwrap();
         let p = Period::last_days(2, Day::from_millis(T0).unwrap());
-        let types = event_type_stats(
-            store
-                .count_by_type_and_visitor(p, &Default::default())
-                .await
-                .unwrap(),
-        );
+        let scope = &Default::default();
+        let types = stats::event_types(&store, p, scope).await.unwrap();
         let got: Vec<_> = types
             .iter()
             .map(|t| (t.event_type.as_str(), t.count, t.unique_users))
@@ -156,20 +158,14 @@ async fn groups_by_type_and_page_within_the_period() {
             "{}",
             store.kind()
         );
-        let pages = page_stats(
-            store
-                .count_page_views_by_visitor(p, &Default::default())
-                .await
-                .unwrap(),
-        );
+        let pages = stats::pages(&store, p, scope).await.unwrap();
         let got: Vec<_> = pages
             .iter()
             .map(|p| (p.page_url.as_str(), p.views, p.unique_users))
             .collect();
         assert_eq!(got, vec![("/a", 2, 1), ("/b", 1, 1)], "{}", store.kind());
         let empty = Period::last_days(1, Day::parse("2020-01-01").unwrap());
-        assert!(store
-            .count_by_type_and_visitor(empty, &Default::default())
+        assert!(stats::event_types(&store, empty, scope)
             .await
             .unwrap()
             .is_empty());

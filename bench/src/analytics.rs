@@ -144,7 +144,10 @@ async fn main() -> anyhow::Result<()> {
     if args.keep.is_some() && (args.store != "embedded" || args.sites > 1) {
         bail!("--keep is for the embedded store and one site");
     }
-    let data_dir = args.keep.clone().unwrap_or_else(|| dir.path().to_path_buf());
+    let data_dir = args
+        .keep
+        .clone()
+        .unwrap_or_else(|| dir.path().to_path_buf());
     let config = match args.store.as_str() {
         "mongo" => StoreConfig::Mongo(MongoConfig {
             uri: Some(mongodb_uri()?),
@@ -167,7 +170,10 @@ async fn main() -> anyhow::Result<()> {
             Some(bytes) => {
                 let k: serde_json::Value = serde_json::from_slice(&bytes)?;
                 let n = |f: &str| k[f].as_f64().unwrap_or_default();
-                println!("(events kept in {} from an earlier run)", data_dir.display());
+                println!(
+                    "(events kept in {} from an earlier run)",
+                    data_dir.display()
+                );
                 (
                     n("now") as i64,
                     (

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use maidian_analytics::engine::Scope;
+use maidian_analytics::engine::{self, Scope};
 use maidian_analytics::event::PAGE_VIEW;
 use maidian_analytics::site::Zone;
-use maidian_analytics::stats::{self, Period};
+use maidian_analytics::stats::Period;
 use maidian_analytics::store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -438,12 +438,9 @@ pub async fn stats_events(
         async {
             let r = q.read.reading(&app, &headers)?;
             let p = r.period;
-            let groups = app
-                .store
-                .count_by_type_and_visitor(p, &r.scope)
+            let rows = engine::stats::event_types(&app.store, p, &r.scope)
                 .await
                 .map_err(store_failed)?;
-            let rows = stats::event_type_stats(groups);
             let total: u64 = rows.iter().map(|r| r.count).sum();
             Ok(reply::json(
                 &json!({ "site": r.site.id, "period": p, "total_events": total, "events": rows }),
@@ -464,12 +461,9 @@ pub async fn stats_pages(
         async {
             let r = q.read.reading(&app, &headers)?;
             let p = r.period;
-            let groups = app
-                .store
-                .count_page_views_by_visitor(p, &r.scope)
+            let rows = engine::stats::pages(&app.store, p, &r.scope)
                 .await
                 .map_err(store_failed)?;
-            let rows = stats::page_stats(groups);
             let total: u64 = rows.iter().map(|r| r.views).sum();
             Ok(reply::json(&json!({
                 "site": r.site.id,

@@ -319,6 +319,8 @@ async fn stats_on_a_known_dataset() {
         .post("/api/track/batch", &json!({"events": events}))
         .await;
     assert_eq!(res.status, 200, "{}", res.text());
+    // Stats read rollups: once the consumer has rolled all eleven events up.
+    env.wait_for_rollups(30, 11).await;
 
     let week = env.get("/api/stats/events?days=7").await.json().unwrap();
     assert_eq!(week["total_events"], 9);

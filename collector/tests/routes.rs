@@ -34,7 +34,8 @@ fn body(res: &warp::http::Response<bytes::Bytes>) -> Value {
 #[tokio::test]
 async fn embedded_store_ingests_and_answers_stats() {
     let dir = tempfile::tempdir().unwrap();
-    let filter = routes(app(&dir, |_| {}).await);
+    let app = app(&dir, |_| {}).await;
+    let filter = routes(app.clone());
     let health = warp::test::request()
         .path("/api/health")
         .reply(&filter)
@@ -57,6 +58,13 @@ async fn embedded_store_ingests_and_answers_stats() {
         .await;
     assert_eq!(res.status(), 200, "{:?}", res.body());
     assert_eq!(body(&res)["stored"], 3);
+    // Stats read rollups (no consumer runs in-process here): roll the three events up.
+    let mut cfg = maidian_analytics::consumer::ConsumerConfig::new("test".into());
+    cfg.safety_lag = std::time::Duration::ZERO;
+    let rolled = maidian_analytics::consumer::catch_up(&app.store, &cfg)
+        .await
+        .unwrap();
+    assert_eq!(rolled, 3);
 
     let stats = warp::test::request()
         .path("/api/stats/pages?days=1")

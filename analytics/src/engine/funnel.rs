@@ -336,9 +336,7 @@ pub fn compute_hits(funnel: &Funnel, p: Period, hits: &Hits) -> FunnelResult {
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); n];
     let (order, starts) = hits.by_visitor();
     for run in starts.windows(2) {
-        let visitor = order[run[0]..run[1]]
-            .iter()
-            .map(|&i| hits.hits[i as usize]);
+        let visitor = order[run[0]..run[1]].iter().map(|&i| hits.hits[i as usize]);
         for (i, t) in walk(funnel, visitor, from, until).into_iter().enumerate() {
             if let Some(ms) = t {
                 users[i] += 1;
@@ -616,7 +614,11 @@ mod tests {
             assert_eq!(compute_hits(&f, p, &hits), whole, "cut at {cut}");
         }
         assert_eq!(
-            whole.funnel_steps.iter().map(|s| s.users).collect::<Vec<_>>(),
+            whole
+                .funnel_steps
+                .iter()
+                .map(|s| s.users)
+                .collect::<Vec<_>>(),
             [3, 2, 1]
         );
     }

@@ -2,12 +2,13 @@
 //!
 //! Each figure has a pure function over domain inputs (rollup documents or trimmed events),
 //! tested with small hand-made tables, and an async function that fetches those inputs from a
-//! [`Store`](crate::store::Store). Dashboards read rollups only; funnels read the events of
+//! [`Store`](crate::store::Store). Dashboards and stats read rollups only; funnels read the events of
 //! their step types in the period; real-time reads the last hour.
 
 pub mod funnel;
 pub mod realtime;
 pub mod retention;
+pub mod stats;
 pub mod summary;
 pub mod vitals;
 

@@ -5,20 +5,17 @@
 //! blocking pool.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Deserialize;
 
-use super::{Grouping, InsertReport, StoreError};
+use super::{InsertReport, StoreError};
 use crate::consumer::now_ms;
 use crate::engine::funnel::{Funnel, Hits};
-use crate::engine::Scope;
-use crate::event::{Day, Event, PAGE_VIEW};
+use crate::event::{Day, Event};
 use crate::site::{SiteInfo, DEFAULT_SITE};
-use crate::stats::{KeyVisitorCount, Period};
 
 pub(super) const EVENTS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("events");
 pub(super) const IDS: TableDefinition<&str, i64> = TableDefinition::new("event_ids");
@@ -153,54 +150,6 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(crate) async fn count_grouped(
-        &self,
-        p: Period,
-        grouping: Grouping,
-        scope: &Scope,
-    ) -> Result<Vec<KeyVisitorCount>, StoreError> {
-        /// Only the fields a grouping reads, so the scan skips the rest of each event.
-        #[derive(Deserialize)]
-        struct Slim {
-            site: Option<String>,
-            event_type: String,
-            visitor: Option<String>,
-            page_url: Option<String>,
-            bot: Option<String>,
-        }
-        let db = self.db.clone();
-        let scope = scope.clone();
-        blocking(move || {
-            let mut groups: HashMap<(String, Option<String>), u64> = HashMap::new();
-            scan(&db, p.start_ms, p.end_ms, |bytes| {
-                let e: Slim = serde_json::from_slice(bytes).map_err(err)?;
-                if (e.bot.is_some() && !scope.include_bots)
-                    || !of_site(e.site.as_deref(), &scope.site)
-                {
-                    return Ok(());
-                }
-                let key = match grouping {
-                    Grouping::EventType => e.event_type,
-                    Grouping::PageViews if e.event_type == PAGE_VIEW => {
-                        e.page_url.unwrap_or_default()
-                    }
-                    Grouping::PageViews => return Ok(()),
-                };
-                *groups.entry((key, e.visitor)).or_default() += 1;
-                Ok(())
-            })?;
-            Ok(groups
-                .into_iter()
-                .map(|((key, visitor), count)| KeyVisitorCount {
-                    key,
-                    visitor,
-                    count,
-                })
-                .collect())
-        })
-        .await
-    }
-
     pub async fn events_between(&self, since: Day, until: Day) -> Result<Vec<Event>, StoreError> {
         let db = self.db.clone();
         blocking(move || {
@@ -287,8 +236,7 @@ impl EmbeddedStore {
                         break;
                     };
                     let slim = Slim::decode(value.value())?;
-                    if of_site(slim.site.as_deref(), &site)
-                        && (include_bots || slim.bot.is_none())
+                    if of_site(slim.site.as_deref(), &site) && (include_bots || slim.bot.is_none())
                     {
                         let steps = funnel.steps_of(&types[k], slim.page_url.as_deref());
                         if let (Some(v), true) = (slim.visitor.as_deref(), steps != 0) {

@@ -28,8 +28,6 @@ use crate::event::{Day, Event};
 use crate::lifecycle::Forgotten;
 use crate::rollup::{Field, Value};
 use crate::site::SiteInfo;
-use crate::stats::KeyVisitorCount;
-use crate::stats::Period;
 
 /// How to reach the store; built by the collector's config or the CLI's flags.
 #[derive(Debug, Clone)]
@@ -237,34 +235,6 @@ impl Store {
             Store::Embedded(s) => s.insert(events.to_vec()).await,
             #[cfg(feature = "bench-sink")]
             Store::Sink(s) => Ok(s.insert(events)),
-        }
-    }
-
-    /// Event counts per (event type, visitor) of `scope` in period `p`.
-    pub async fn count_by_type_and_visitor(
-        &self,
-        p: Period,
-        scope: &Scope,
-    ) -> Result<Vec<KeyVisitorCount>, StoreError> {
-        match self {
-            Store::Mongo(s) => s.count_by_type_and_visitor(p, scope).await,
-            Store::Embedded(s) => s.count_grouped(p, Grouping::EventType, scope).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Vec::new()),
-        }
-    }
-
-    /// Page-view counts per (page URL, visitor) of `scope` in period `p`.
-    pub async fn count_page_views_by_visitor(
-        &self,
-        p: Period,
-        scope: &Scope,
-    ) -> Result<Vec<KeyVisitorCount>, StoreError> {
-        match self {
-            Store::Mongo(s) => s.count_page_views_by_visitor(p, scope).await,
-            Store::Embedded(s) => s.count_grouped(p, Grouping::PageViews, scope).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Vec::new()),
         }
     }
 
@@ -565,11 +535,4 @@ impl Store {
             Store::Sink(_) => Ok(None),
         }
     }
-}
-
-/// What the embedded store groups by when it scans.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Grouping {
-    EventType,
-    PageViews,
 }

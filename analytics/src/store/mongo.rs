@@ -12,10 +12,8 @@ use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{InsertReport, MongoConfig, StoreError};
 use crate::consumer::now_ms;
-use crate::engine::Scope;
-use crate::event::{Day, Event, PAGE_VIEW};
+use crate::event::{Day, Event};
 use crate::site::{SiteInfo, DEFAULT_SITE};
-use crate::stats::{KeyVisitorCount, Period};
 
 const EVENTS: &str = "events";
 pub(super) const DUPLICATE_KEY: i32 = 11000;
@@ -70,12 +68,7 @@ impl MongoStore {
         let mut out = Vec::new();
         for name in self.db.list_collection_names().await? {
             let stats = self.db.run_command(doc! { "collStats": &name }).await?;
-            let number = |k: &str| match stats.get(k) {
-                Some(Bson::Int32(n)) => *n as u64,
-                Some(Bson::Int64(n)) => *n as u64,
-                Some(Bson::Double(n)) => *n as u64,
-                _ => 0,
-            };
+            let number = |k: &str| count_of(stats.get(k));
             out.push(super::TableSize {
                 entries: number("count"),
                 bytes: number("size") + number("totalIndexSize"),
@@ -294,50 +287,6 @@ impl MongoStore {
         }
     }
 
-    pub async fn count_by_type_and_visitor(
-        &self,
-        p: Period,
-        scope: &Scope,
-    ) -> Result<Vec<KeyVisitorCount>, StoreError> {
-        self.ready().await?;
-        self.group_by_visitor(scoped(p, scope), "$event_type").await
-    }
-
-    pub async fn count_page_views_by_visitor(
-        &self,
-        p: Period,
-        scope: &Scope,
-    ) -> Result<Vec<KeyVisitorCount>, StoreError> {
-        self.ready().await?;
-        let mut filter = scoped(p, scope);
-        filter.insert("event_type", PAGE_VIEW);
-        self.group_by_visitor(filter, "$page_url").await
-    }
-
-    async fn group_by_visitor(
-        &self,
-        filter: Document,
-        key: &str,
-    ) -> Result<Vec<KeyVisitorCount>, StoreError> {
-        let pipeline = [
-            doc! { "$match": filter },
-            doc! { "$group": { "_id": { "k": key, "v": "$visitor" }, "n": { "$sum": 1 } } },
-        ];
-        let mut cursor = self.events.aggregate(pipeline).await?;
-        let mut out = Vec::new();
-        while let Some(row) = cursor.try_next().await? {
-            let id = row
-                .get_document("_id")
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            out.push(KeyVisitorCount {
-                key: opt_str(id, "k").unwrap_or_default(),
-                visitor: opt_str(id, "v"),
-                count: count_of(row.get("n")),
-            });
-        }
-        Ok(out)
-    }
-
     pub async fn events_between(&self, since: Day, until: Day) -> Result<Vec<Event>, StoreError> {
         self.events_where(day_range(since, until)).await
     }
@@ -419,18 +368,6 @@ pub fn index_models() -> Vec<IndexModel> {
 
 fn day_range(since: Day, until: Day) -> Document {
     doc! { "day": { "$gte": since.to_string(), "$lte": until.to_string() } }
-}
-
-/// The events of `scope` in period `p`.
-fn scoped(p: Period, scope: &Scope) -> Document {
-    let mut filter = doc! {
-        "site": site_match(&scope.site),
-        "timestamp": { "$gte": DateTime::from_millis(p.start_ms), "$lt": DateTime::from_millis(p.end_ms) },
-    };
-    if !scope.include_bots {
-        filter.insert("bot", doc! { "$exists": false });
-    }
-    filter
 }
 
 fn count_of(v: Option<&Bson>) -> u64 {

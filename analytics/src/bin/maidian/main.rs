@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use maidian_analytics::consumer::{self, ConsumerConfig, RollupStatus};
-use maidian_analytics::engine::{funnel, realtime, retention, summary, vitals, Scope};
+use maidian_analytics::engine::{self, funnel, realtime, retention, summary, vitals, Scope};
 use maidian_analytics::lifecycle;
 use maidian_analytics::rollup::Field;
 use maidian_analytics::site::{self, Zone};
@@ -1004,12 +1004,12 @@ async fn stats_command(
     let mut v = serde_json::json!({ "site": scope.site, "period": p });
     match what {
         StatsKind::Events(_) => {
-            let rows = stats::event_type_stats(store.count_by_type_and_visitor(p, scope).await?);
+            let rows = engine::stats::event_types(store, p, scope).await?;
             v["total_events"] = rows.iter().map(|r| r.count).sum::<u64>().into();
             v["events"] = serde_json::to_value(&rows)?;
         }
         StatsKind::Pages(_) => {
-            let rows = stats::page_stats(store.count_page_views_by_visitor(p, scope).await?);
+            let rows = engine::stats::pages(store, p, scope).await?;
             v["total_page_views"] = rows.iter().map(|r| r.views).sum::<u64>().into();
             v["pages"] = serde_json::to_value(&rows)?;
         }
