@@ -28,7 +28,7 @@ use maidian_testkit::{fresh_db_name, mongodb_uri, Collector};
 use mongodb::bson::Document;
 use serde_json::json;
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 struct Args {
     /// Events per scenario.
     #[arg(long, default_value_t = 100_000)]
@@ -49,6 +49,14 @@ struct Args {
     /// Alternating one-site / several-site runs of the multi-site comparison (best of each).
     #[arg(long, default_value_t = 3)]
     site_runs: usize,
+    /// Distinct visitors the load's events come from (sessions: four per visitor).
+    #[arg(long, default_value_t = 5_000)]
+    visitors: usize,
+    /// Instead of the scenarios above: the embedded collector loaded from `--visitors`
+    /// visitors and from this many, alternating `--site-runs` times, best of each: load rate,
+    /// rollup drain, peak RSS, as ratios.
+    #[arg(long)]
+    compare_visitors: Option<usize>,
 }
 
 /// The rollup consumer after a load: lag when the load ended, time to catch up, peak RSS.
@@ -118,12 +126,12 @@ fn now_ms() -> i64 {
 }
 
 /// A realistic click, as the SDK sends it.
-fn wire_event(i: usize, now: i64) -> serde_json::Value {
+fn wire_event(i: usize, now: i64, visitors: usize) -> serde_json::Value {
     json!({
         "event_id": uuid::Uuid::new_v4().to_string(),
         "event_type": if i.is_multiple_of(5) { "page_view" } else { "click" },
-        "user_id": format!("user_{}", i % 5000),
-        "session_id": format!("session_{}", i % 20000),
+        "user_id": format!("user_{}", i % visitors),
+        "session_id": format!("session_{}", i % (4 * visitors)),
         "page_url": format!("https://shop.example/products/{}", i % 300),
         "page_title": "Product page",
         "element_id": "add-to-cart",
@@ -195,7 +203,7 @@ async fn raw_insert(
     coll.create_indexes(index_models()).await?;
     let now = now_ms();
     let docs: Vec<Document> = (0..events)
-        .map(|i| event_to_doc(&stored_event(&wire_event(i, now), now)))
+        .map(|i| event_to_doc(&stored_event(&wire_event(i, now, 5_000), now)))
         .collect();
     let chunks: Vec<Vec<Document>> = docs.chunks(batch).map(<[Document]>::to_vec).collect();
     let queue = Arc::new(tokio::sync::Mutex::new(chunks));
@@ -243,7 +251,10 @@ async fn through_collector(
         .collect::<Vec<_>>()
         .chunks(BATCH)
         .map(|is| {
-            let events: Vec<_> = is.iter().map(|&i| wire_event(i, now)).collect();
+            let events: Vec<_> = is
+                .iter()
+                .map(|&i| wire_event(i, now, args.visitors))
+                .collect();
             json!({"events": events, "sent_at": now})
                 .to_string()
                 .into_bytes()
@@ -355,6 +366,9 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let one = vec![WRITE_KEY.to_string()];
+    if let Some(many) = args.compare_visitors {
+        return compare_visitors(&args, many, &one).await;
+    }
     let raw20 = raw_insert(&uri, args.events, BATCH, args.concurrency).await?;
     let raw500 = raw_insert(&uri, args.events, 500, args.concurrency.min(8)).await?;
 
@@ -557,4 +571,63 @@ fn sites_config(dir: &std::path::Path, n: usize) -> anyhow::Result<(PathBuf, Vec
     let path = dir.join("sites.toml");
     std::fs::write(&path, toml)?;
     Ok((path, keys))
+}
+
+/// The embedded collector under the same load from `args.visitors` and from `many` visitors:
+/// HTTP ingest rate, rollup drain after the load, events rolled up per second over both, and
+/// peak RSS; best of `--site-runs` alternating runs.
+async fn compare_visitors(args: &Args, many: usize, keys: &[String]) -> anyhow::Result<()> {
+    // (load events/s, drain s, rolled up events/s, peak RSS MB), best of the runs.
+    let mut best = [(0.0f64, f64::MAX, 0.0f64, 0.0f64); 2];
+    for _ in 0..args.site_runs.max(1) {
+        for (k, visitors) in [args.visitors, many].into_iter().enumerate() {
+            let dir = tempfile::tempdir()?;
+            let data_dir = dir.path().to_string_lossy().to_string();
+            let env = base_env(&[("MAIDIAN_DATA_DIR", data_dir.as_str())]);
+            let run = Args {
+                visitors,
+                ..args.clone()
+            };
+            let name = format!("embedded, {visitors} visitors");
+            let (f, collector) = through_collector(&run, env, &name, keys).await?;
+            let d = drain(
+                &collector,
+                Duration::from_secs(args.drain_timeout),
+                f.peak_rss_mb,
+            )
+            .await?;
+            collector.terminate().await?;
+            let Some(to_zero) = d.to_zero else {
+                bail!("{name}: the rollups did not catch up in {:?}", d.waited);
+            };
+            let b = &mut best[k];
+            b.0 = b.0.max(f.rate());
+            b.1 = b.1.min(to_zero.as_secs_f64());
+            b.2 = b
+                .2
+                .max(f.events as f64 / (f.elapsed + to_zero).as_secs_f64());
+            b.3 = b.3.max(d.peak_rss_mb);
+        }
+    }
+    println!(
+        "{:<28} {:>14} {:>12} {:>18} {:>12}",
+        "embedded collector", "ingest ev/s", "drain s", "rolled up ev/s", "peak RSS MB"
+    );
+    for (visitors, b) in [args.visitors, many].into_iter().zip(best) {
+        println!(
+            "{:<28} {:>14.0} {:>12.1} {:>18.0} {:>12.0}",
+            format!("{visitors} visitors"),
+            b.0,
+            b.1,
+            b.2,
+            b.3
+        );
+    }
+    println!(
+        "{many} / {} visitors: ingest {:.2}x, rolled up {:.2}x   (goal >= 0.80)",
+        args.visitors,
+        best[1].0 / best[0].0,
+        best[1].2 / best[0].2
+    );
+    Ok(())
 }
