@@ -603,9 +603,8 @@ async fn compare_visitors(args: &Args, many: usize, keys: &[String]) -> anyhow::
             let b = &mut best[k];
             b.0 = b.0.max(f.rate());
             b.1 = b.1.min(to_zero.as_secs_f64());
-            b.2 = b
-                .2
-                .max(f.events as f64 / (f.elapsed + to_zero).as_secs_f64());
+            b.2 =
+                b.2.max(f.events as f64 / (f.elapsed + to_zero).as_secs_f64());
             b.3 = b.3.max(d.peak_rss_mb);
         }
     }
