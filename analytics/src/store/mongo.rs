@@ -112,6 +112,11 @@ impl MongoStore {
             .map(|_| ())
     }
 
+    /// Whether the server is MongoDB (not FerretDB), once it has answered.
+    pub(super) fn is_mongodb(&self) -> bool {
+        self.ready.get().copied().unwrap_or(false)
+    }
+
     /// Whether rollup upserts carry their `applied` guard in the filter: yes on MongoDB, no
     /// on FerretDB v1, which scans the whole collection for any filter but a lone `_id`.
     pub(super) fn guarded(&self) -> bool {

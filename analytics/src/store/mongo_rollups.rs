@@ -586,12 +586,26 @@ impl MongoStore {
     }
 
     /// The documents of `coll` whose `_id` is one of `keys`, looked up [`KEYS_PER_FIND`] at
-    /// a time.
+    /// a time. FerretDB v1 serves a lone `_id` equality from its index but evaluates `$in`
+    /// over a scan of the whole collection, once per key listed (quadratic as state grows:
+    /// a million events took hours), so there each key is its own lookup, a few in flight.
     async fn find_by_ids<K: AsRef<str>>(
         &self,
         coll: &str,
         keys: &[K],
     ) -> Result<Vec<Document>, StoreError> {
+        if !self.is_mongodb() {
+            use futures_util::stream::{self, StreamExt};
+            let coll = self.db.collection::<Document>(coll);
+            let found: Vec<Option<Document>> = stream::iter(keys.iter().map(|k| {
+                let (coll, id) = (coll.clone(), k.as_ref().to_string());
+                async move { coll.find_one(doc! { "_id": id }).await }
+            }))
+            .buffered(16)
+            .try_collect()
+            .await?;
+            return Ok(found.into_iter().flatten().collect());
+        }
         let mut out = Vec::with_capacity(keys.len());
         for part in keys.chunks(KEYS_PER_FIND) {
             let ids: Vec<&str> = part.iter().map(AsRef::as_ref).collect();
