@@ -597,13 +597,15 @@ impl MongoStore {
         if !self.is_mongodb() {
             use futures_util::stream::{self, StreamExt};
             let coll = self.db.collection::<Document>(coll);
-            let found: Vec<Option<Document>> = stream::iter(keys.iter().map(|k| {
-                let (coll, id) = (coll.clone(), k.as_ref().to_string());
-                async move { coll.find_one(doc! { "_id": id }).await }
-            }))
-            .buffered(16)
-            .try_collect()
-            .await?;
+            let lookups: Vec<_> = keys
+                .iter()
+                .map(|k| {
+                    let (coll, id) = (coll.clone(), k.as_ref().to_string());
+                    Box::pin(async move { coll.find_one(doc! { "_id": id }).await })
+                })
+                .collect();
+            let found: Vec<Option<Document>> =
+                stream::iter(lookups).buffered(16).try_collect().await?;
             return Ok(found.into_iter().flatten().collect());
         }
         let mut out = Vec::with_capacity(keys.len());
