@@ -262,14 +262,6 @@ impl Hits {
         self.hits.retain(|h| admitted[h.visitor as usize]);
     }
 
-    pub fn len(&self) -> usize {
-        self.hits.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.hits.is_empty()
-    }
-
     /// Each visitor's hits in time order: a counting sort on the visitor numbers (stable, so
     /// the scan's order holds within a visitor). Indexes into `self.hits`, one run per visitor.
     fn by_visitor(&self) -> (Vec<u32>, Vec<usize>) {

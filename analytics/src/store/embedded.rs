@@ -217,10 +217,10 @@ impl EmbeddedStore {
                 .map(|i| since_ms + width * i as i64)
                 .chain([until_ms])
                 .collect();
+            let types = funnel.types();
             let scan = |w: &[i64]| -> Result<Hits, StoreError> {
                 let mut hits = Hits::default();
                 let (from, until) = (w[0], w[1]);
-                let types = funnel.types();
                 let mut ranges = types
                     .iter()
                     .map(|ty| table.range((ty.as_str(), from, "")..(ty.as_str(), until, "")))
@@ -248,19 +248,14 @@ impl EmbeddedStore {
                 Ok(hits)
             };
             let parts: Vec<Result<Hits, StoreError>> = std::thread::scope(|s| {
-                let threads: Vec<_> = bounds
-                    .windows(2)
-                    .skip(1)
-                    .map(|w| s.spawn(|| scan(w)))
-                    .collect();
-                let mut parts = vec![scan(&bounds[..2])];
-                for t in threads {
-                    parts.push(
+                let threads: Vec<_> = bounds.windows(2).map(|w| s.spawn(|| scan(w))).collect();
+                threads
+                    .into_iter()
+                    .map(|t| {
                         t.join()
-                            .unwrap_or_else(|_| Err(err("a funnel scan thread panicked"))),
-                    );
-                }
-                parts
+                            .unwrap_or_else(|_| Err(err("a funnel scan thread panicked")))
+                    })
+                    .collect()
             });
             let mut hits = Hits::default();
             for part in parts {
