@@ -45,12 +45,12 @@ impl Step {
         }
     }
 
-    fn matches(&self, event_type: &str, page_url: Option<&str>) -> bool {
+    fn matches(&self, event_type: &str, page_url: Option<&[u8]>) -> bool {
         event_type == self.event_type
             && self
                 .page_url
                 .as_ref()
-                .is_none_or(|p| page_url == Some(p.as_str()))
+                .is_none_or(|p| page_url == Some(p.as_bytes()))
     }
 }
 
@@ -144,8 +144,8 @@ impl Funnel {
         types
     }
 
-    /// The steps an event of this type and page matches: bit i for step i.
-    pub fn steps_of(&self, event_type: &str, page_url: Option<&str>) -> u16 {
+    /// The steps an event of this type and page (UTF-8) matches: bit i for step i.
+    pub fn steps_of(&self, event_type: &str, page_url: Option<&[u8]>) -> u16 {
         self.steps()
             .enumerate()
             .filter(|(_, s)| s.matches(event_type, page_url))
@@ -154,6 +154,41 @@ impl Funnel {
 
     pub fn is_empty(&self) -> bool {
         false
+    }
+
+    /// [`Funnel::steps_of`] for events of one type, the type compared once: a scan of that
+    /// type's events then compares only the pages of the steps narrowed to one.
+    pub fn matcher(&self, event_type: &str) -> Matcher {
+        let mut m = Matcher::default();
+        for (i, s) in self.steps().enumerate() {
+            if s.event_type != event_type {
+                continue;
+            }
+            match &s.page_url {
+                None => m.any |= 1 << i,
+                Some(p) => m.paged.push((1 << i, p.as_bytes().into())),
+            }
+        }
+        m
+    }
+}
+
+/// The steps an event of one type matches, by its page: see [`Funnel::matcher`].
+#[derive(Debug, Default)]
+pub struct Matcher {
+    /// The steps of this type whatever the page.
+    any: u16,
+    /// The steps of this type on one page: (bit, page URL).
+    paged: Vec<(u16, Box<[u8]>)>,
+}
+
+impl Matcher {
+    /// The steps an event on `page_url` (UTF-8) matches: bit i for step i.
+    pub fn steps(&self, page_url: Option<&[u8]>) -> u16 {
+        self.paged
+            .iter()
+            .filter(|(_, p)| page_url == Some(&p[..]))
+            .fold(self.any, |m, (bit, _)| m | bit)
     }
 }
 
@@ -182,27 +217,55 @@ pub struct FunnelResult {
     pub raw_data_since: Option<String>,
 }
 
-/// One step event as the walk sees it: when, whose (a number of [`Hits`]), and which steps it
-/// matches (bit i: step i).
+/// A step event's time and the steps it matches (bit i: step i), in one `i64`: the timestamp
+/// (ms) shifted left by 16 above the step bits. Timestamps are held within ±2^47 ms of the
+/// epoch (about 4 400 years; the collector accepts days around now).
 #[derive(Debug, Clone, Copy)]
+struct Moment(i64);
+
+impl Moment {
+    const LIMIT: i64 = 1 << 47;
+
+    fn new(timestamp: i64, steps: u16) -> Moment {
+        Moment((timestamp.clamp(-Moment::LIMIT, Moment::LIMIT - 1) << 16) | i64::from(steps))
+    }
+
+    fn timestamp(self) -> i64 {
+        self.0 >> 16
+    }
+
+    fn steps(self) -> u16 {
+        self.0 as u16
+    }
+}
+
+/// One step event as a scan finds it: a [`Moment`] and whose (a number of [`Hits`]). Packed
+/// to 12 bytes: a funnel at ten million events holds millions of them.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, packed(4))]
 struct Hit {
-    timestamp: i64,
+    moment: Moment,
     visitor: u32,
-    steps: u16,
 }
 
 /// The events a funnel walks, in (timestamp, event_id) order, reduced to [`Hit`]s: visitors
 /// numbered as first met, the step types and pages already matched. A store's scan fills it
-/// without building events.
+/// without building events. Held in chunks of [`CHUNK`] hits: growing never copies, no room
+/// is left over beyond the last chunk, and the sort frees each chunk once it is moved.
 #[derive(Debug, Default)]
 pub struct Hits {
-    numbers: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
-    hits: Vec<Hit>,
+    /// Visitor id (UTF-8) → number.
+    numbers: HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>,
+    chunks: Vec<Vec<Hit>>,
 }
 
+/// Hits per chunk of [`Hits`] (768 KiB); a few in unit tests, so that they cross chunks.
+const CHUNK: usize = if cfg!(test) { 3 } else { 1 << 16 };
+
 impl Hits {
-    /// Appends an event (they come in (timestamp, event_id) order) that matches `steps`.
-    pub fn push(&mut self, visitor: &str, timestamp: i64, steps: u16) {
+    /// Appends an event (they come in (timestamp, event_id) order) of `visitor` (the id's
+    /// UTF-8) that matches `steps`.
+    pub fn push(&mut self, visitor: &[u8], timestamp: i64, steps: u16) {
         let visitor = match self.numbers.get(visitor) {
             Some(&n) => n,
             None => {
@@ -211,16 +274,23 @@ impl Hits {
                 n
             }
         };
-        self.hits.push(Hit {
-            timestamp,
+        let hit = Hit {
+            moment: Moment::new(timestamp, steps),
             visitor,
-            steps,
-        });
+        };
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(hit),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(hit);
+                self.chunks.push(chunk);
+            }
+        }
     }
 
     /// Appends `later`'s hits (all after this one's), numbering its visitors as this one does.
-    pub fn append(&mut self, later: Hits) {
-        if self.hits.is_empty() && self.numbers.is_empty() {
+    pub fn append(&mut self, mut later: Hits) {
+        if self.chunks.is_empty() && self.numbers.is_empty() {
             *self = later;
             return;
         }
@@ -229,10 +299,10 @@ impl Hits {
             let next = self.numbers.len() as u32;
             renumber[n as usize] = *self.numbers.entry(v).or_insert(next);
         }
-        self.hits.extend(later.hits.into_iter().map(|h| Hit {
-            visitor: renumber[h.visitor as usize],
-            ..h
-        }));
+        for h in later.chunks.iter_mut().flatten() {
+            h.visitor = renumber[h.visitor as usize];
+        }
+        self.chunks.append(&mut later.chunks);
     }
 
     /// The hits of `events` (any order; those of no visitor or no step left out).
@@ -245,9 +315,10 @@ impl Hits {
         });
         let mut hits = Hits::default();
         for e in sorted {
-            let steps = funnel.steps_of(&e.event_type, e.page_url.as_deref());
+            let page = e.page_url.as_deref().map(str::as_bytes);
+            let steps = funnel.steps_of(&e.event_type, page);
             if let (Some(v), true) = (e.visitor.as_deref(), steps != 0) {
-                hits.push(v, e.timestamp, steps);
+                hits.push(v.as_bytes(), e.timestamp, steps);
             }
         }
         hits
@@ -257,58 +328,67 @@ impl Hits {
     pub fn retain_visitors(&mut self, admit: impl Fn(&str) -> bool) {
         let mut admitted = vec![false; self.numbers.len()];
         for (v, &n) in &self.numbers {
-            admitted[n as usize] = admit(v);
+            admitted[n as usize] = std::str::from_utf8(v).is_ok_and(&admit);
         }
-        self.hits.retain(|h| admitted[h.visitor as usize]);
+        for chunk in &mut self.chunks {
+            chunk.retain(|h| admitted[h.visitor as usize]);
+        }
     }
 
     /// Each visitor's hits in time order: a counting sort on the visitor numbers (stable, so
-    /// the scan's order holds within a visitor). Indexes into `self.hits`, one run per visitor.
-    fn by_visitor(&self) -> (Vec<u32>, Vec<usize>) {
-        let mut starts = vec![0usize; self.numbers.len() + 1];
-        for h in &self.hits {
+    /// the scan's order holds within a visitor). The hits' moments in that order, and where
+    /// each visitor's run starts (then the end). The visitor ids are dropped first and each
+    /// chunk once it is moved, so the hits are not held twice.
+    fn into_runs(self) -> (Vec<Moment>, Vec<usize>) {
+        let Hits { numbers, chunks } = self;
+        let mut starts = vec![0usize; numbers.len() + 1];
+        drop(numbers);
+        for h in chunks.iter().flatten() {
             starts[h.visitor as usize + 1] += 1;
         }
         for v in 1..starts.len() {
             starts[v] += starts[v - 1];
         }
         let mut next = starts.clone();
-        let mut order = vec![0u32; self.hits.len()];
-        for (i, h) in self.hits.iter().enumerate() {
-            let slot = &mut next[h.visitor as usize];
-            order[*slot] = i as u32;
-            *slot += 1;
+        let mut sorted = vec![Moment(0); starts.last().copied().unwrap_or(0)];
+        for chunk in chunks {
+            for h in chunk {
+                let slot = &mut next[h.visitor as usize];
+                sorted[*slot] = h.moment;
+                *slot += 1;
+            }
         }
-        (order, starts)
+        (sorted, starts)
     }
 }
 
 /// Per visitor: how deep they got, and when (ms after their start) they reached each step.
 fn walk(
     funnel: &Funnel,
-    hits: impl Iterator<Item = Hit>,
+    hits: &[Moment],
     start_from: i64,
     start_until: i64,
-) -> Vec<Option<i64>> {
+) -> [Option<i64>; MAX_STEPS] {
     let n = funnel.len();
     // reached[i]: the latest start time of a chain that has reached step i.
-    let mut reached: Vec<Option<i64>> = vec![None; n];
+    let mut reached = [None; MAX_STEPS];
     // first time (after its start) each step was reached.
-    let mut took: Vec<Option<i64>> = vec![None; n];
-    for h in hits {
+    let mut took = [None; MAX_STEPS];
+    for &h in hits {
+        let (timestamp, steps) = (h.timestamp(), h.steps());
         for i in (1..n).rev() {
-            if h.steps & (1 << i) == 0 {
+            if steps & (1 << i) == 0 {
                 continue;
             }
             if let Some(start) = reached[i - 1] {
-                if h.timestamp - start <= funnel.window_ms && reached[i].is_none_or(|r| start > r) {
+                if timestamp - start <= funnel.window_ms && reached[i].is_none_or(|r| start > r) {
                     reached[i] = Some(start);
-                    took[i].get_or_insert(h.timestamp - start);
+                    took[i].get_or_insert(timestamp - start);
                 }
             }
         }
-        if h.steps & 1 != 0 && (start_from..start_until).contains(&h.timestamp) {
-            reached[0] = Some(h.timestamp);
+        if steps & 1 != 0 && (start_from..start_until).contains(&timestamp) {
+            reached[0] = Some(timestamp);
             took[0] = Some(0);
         }
     }
@@ -317,19 +397,19 @@ fn walk(
 
 /// The funnel of `events` (the raw way: any events, any order).
 pub fn compute(funnel: &Funnel, p: Period, events: &[Event]) -> FunnelResult {
-    compute_hits(funnel, p, &Hits::of_events(funnel, events))
+    compute_hits(funnel, p, Hits::of_events(funnel, events))
 }
 
 /// The funnel of the step events in `hits`.
-pub fn compute_hits(funnel: &Funnel, p: Period, hits: &Hits) -> FunnelResult {
+pub fn compute_hits(funnel: &Funnel, p: Period, hits: Hits) -> FunnelResult {
     let (from, until) = (p.start_ms, p.end_ms);
     let n = funnel.len();
     let mut users = vec![0u64; n];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); n];
-    let (order, starts) = hits.by_visitor();
+    let (sorted, starts) = hits.into_runs();
     for run in starts.windows(2) {
-        let visitor = order[run[0]..run[1]].iter().map(|&i| hits.hits[i as usize]);
-        for (i, t) in walk(funnel, visitor, from, until).into_iter().enumerate() {
+        let took = walk(funnel, &sorted[run[0]..run[1]], from, until);
+        for (i, t) in took.into_iter().take(n).enumerate() {
             if let Some(ms) = t {
                 users[i] += 1;
                 times[i].push(ms as f64 / 1000.0);
@@ -445,7 +525,7 @@ pub async fn funnel_from(
         let visitors = admitted(store, origin, p, scope).await?;
         hits.retain_visitors(|v| visitors.contains(v));
     }
-    Ok(compute_hits(funnel, p, &hits))
+    Ok(compute_hits(funnel, p, hits))
 }
 
 #[cfg(test)]
@@ -603,7 +683,7 @@ mod tests {
         for cut in 0..=events.len() {
             let mut hits = Hits::of_events(&f, &events[..cut]);
             hits.append(Hits::of_events(&f, &events[cut..]));
-            assert_eq!(compute_hits(&f, p, &hits), whole, "cut at {cut}");
+            assert_eq!(compute_hits(&f, p, hits), whole, "cut at {cut}");
         }
         assert_eq!(
             whole
@@ -613,6 +693,31 @@ mod tests {
                 .collect::<Vec<_>>(),
             [3, 2, 1]
         );
+    }
+
+    #[test]
+    fn a_matcher_finds_the_steps_of_steps_of() {
+        let f = Funnel::parse("page_view,click@/a,page_view@/b,click,page_view@/b", 1_000).unwrap();
+        for ty in ["page_view", "click", "scroll"] {
+            let m = f.matcher(ty);
+            for page in [None, Some("/a"), Some("/b"), Some("/c")] {
+                let page = page.map(str::as_bytes);
+                assert_eq!(m.steps(page), f.steps_of(ty, page), "{ty} {page:?}");
+            }
+        }
+        assert_eq!(f.matcher("page_view").steps(Some(b"/b")), 0b10101);
+    }
+
+    #[test]
+    fn moments_keep_time_and_steps() {
+        for t in [T, 0, -1, -T, Moment::LIMIT - 1, -Moment::LIMIT] {
+            for steps in [0, 1, 0b1010, u16::MAX] {
+                let m = Moment::new(t, steps);
+                assert_eq!((m.timestamp(), m.steps()), (t, steps));
+            }
+        }
+        assert_eq!(Moment::new(i64::MAX, 1).timestamp(), Moment::LIMIT - 1);
+        assert!(Moment::new(T, 0).0 < Moment::new(T + 1, 0).0);
     }
 
     #[test]

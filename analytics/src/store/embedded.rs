@@ -128,10 +128,10 @@ impl EmbeddedStore {
                         .insert((e.timestamp, e.event_id.as_str()), bytes.as_slice())
                         .map_err(err)?;
                     let slim = Slim {
-                        site: Some(Cow::Borrowed(&e.site)),
-                        visitor: e.visitor.as_deref().map(Cow::Borrowed),
-                        page_url: e.page_url.as_deref().map(Cow::Borrowed),
-                        bot: e.bot.as_deref().map(Cow::Borrowed),
+                        site: Some(Cow::Borrowed(e.site.as_bytes())),
+                        visitor: e.visitor.as_deref().map(|s| Cow::Borrowed(s.as_bytes())),
+                        page_url: e.page_url.as_deref().map(|s| Cow::Borrowed(s.as_bytes())),
+                        bot: e.bot.as_deref().map(|s| Cow::Borrowed(s.as_bytes())),
                     }
                     .encode();
                     by_type
@@ -185,7 +185,7 @@ impl EmbeddedStore {
             for row in table.range((since_ms, "")..).map_err(err)? {
                 let (key, value) = row.map_err(err)?;
                 let who: Who = serde_json::from_slice(value.value()).map_err(err)?;
-                if !of_site(who.site.as_deref(), &site) {
+                if !of_site(who.site.as_deref().map(str::as_bytes), &site) {
                     continue;
                 }
                 out.push((key.value().0, who.visitor, who.bot.is_some()));
@@ -218,6 +218,7 @@ impl EmbeddedStore {
                 .chain([until_ms])
                 .collect();
             let types = funnel.types();
+            let matchers: Vec<_> = types.iter().map(|ty| funnel.matcher(ty)).collect();
             let scan = |w: &[i64]| -> Result<Hits, StoreError> {
                 let mut hits = Hits::default();
                 let (from, until) = (w[0], w[1]);
@@ -238,7 +239,7 @@ impl EmbeddedStore {
                     let slim = Slim::decode(value.value())?;
                     if of_site(slim.site.as_deref(), &site) && (include_bots || slim.bot.is_none())
                     {
-                        let steps = funnel.steps_of(&types[k], slim.page_url.as_deref());
+                        let steps = matchers[k].steps(slim.page_url.as_deref());
                         if let (Some(v), true) = (slim.visitor.as_deref(), steps != 0) {
                             hits.push(v, timestamp, steps);
                         }
@@ -348,11 +349,12 @@ fn earliest(heads: &[Option<Head>]) -> Option<usize> {
 /// An event's entry in [`BY_TYPE`], what a funnel reads of it. Stored as the byte `1`, then
 /// site, visitor, page URL and bot reason, each a little-endian u32 length (`u32::MAX`: none)
 /// and its UTF-8. Entries written before this format are JSON (a `{` first) and still read.
+/// Read as bytes: a funnel compares and hashes them, so the UTF-8 is not checked again.
 struct Slim<'a> {
-    site: Option<Cow<'a, str>>,
-    visitor: Option<Cow<'a, str>>,
-    page_url: Option<Cow<'a, str>>,
-    bot: Option<Cow<'a, str>>,
+    site: Option<Cow<'a, [u8]>>,
+    visitor: Option<Cow<'a, [u8]>>,
+    page_url: Option<Cow<'a, [u8]>>,
+    bot: Option<Cow<'a, [u8]>>,
 }
 
 impl<'a> Slim<'a> {
@@ -365,7 +367,7 @@ impl<'a> Slim<'a> {
             match f {
                 Some(s) => {
                     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                    out.extend_from_slice(s.as_bytes());
+                    out.extend_from_slice(s);
                 }
                 None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
             }
@@ -383,16 +385,17 @@ impl<'a> Slim<'a> {
         }
         if bytes.first() == Some(&b'{') {
             let j: Json = serde_json::from_slice(bytes).map_err(err)?;
+            let field = |f: Option<String>| f.map(|s| Cow::Owned(s.into_bytes()));
             return Ok(Slim {
-                site: j.site.map(Cow::Owned),
-                visitor: j.visitor.map(Cow::Owned),
-                page_url: j.page_url.map(Cow::Owned),
-                bot: j.bot.map(Cow::Owned),
+                site: field(j.site),
+                visitor: field(j.visitor),
+                page_url: field(j.page_url),
+                bot: field(j.bot),
             });
         }
         let bad = || err("a funnel index entry is malformed");
         let mut rest = bytes.strip_prefix(&[1]).ok_or_else(bad)?;
-        let mut field = || -> Result<Option<Cow<'a, str>>, StoreError> {
+        let mut field = || -> Result<Option<Cow<'a, [u8]>>, StoreError> {
             let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(bad)?;
             let len = u32::from_le_bytes(*len);
             if len == u32::MAX {
@@ -401,7 +404,7 @@ impl<'a> Slim<'a> {
             }
             let (s, tail) = tail.split_at_checked(len as usize).ok_or_else(bad)?;
             rest = tail;
-            Ok(Some(Cow::Borrowed(std::str::from_utf8(s).map_err(err)?)))
+            Ok(Some(Cow::Borrowed(s)))
         };
         Ok(Slim {
             site: field()?,
@@ -414,10 +417,10 @@ impl<'a> Slim<'a> {
 
 /// Whether an event stored with `stored` as its site (none or empty: stored before sites) is
 /// of `site`.
-fn of_site(stored: Option<&str>, site: &str) -> bool {
+fn of_site(stored: Option<&[u8]>, site: &str) -> bool {
     match stored {
-        None | Some("") => site == DEFAULT_SITE,
-        Some(s) => s == site,
+        None | Some(b"") => site == DEFAULT_SITE,
+        Some(s) => s == site.as_bytes(),
     }
 }
 
@@ -491,21 +494,21 @@ mod tests {
     #[test]
     fn funnel_entries_round_trip_and_old_json_entries_still_read() {
         let slim = Slim {
-            site: Some(Cow::Borrowed("shop")),
-            visitor: Some(Cow::Borrowed("u:ünï")),
+            site: Some(Cow::Borrowed(b"shop")),
+            visitor: Some(Cow::Borrowed("u:ünï".as_bytes())),
             page_url: None,
-            bot: Some(Cow::Borrowed("")),
+            bot: Some(Cow::Borrowed(b"")),
         };
         let bytes = slim.encode();
         let back = Slim::decode(&bytes).expect("decodes");
-        assert_eq!(back.site.as_deref(), Some("shop"));
-        assert_eq!(back.visitor.as_deref(), Some("u:ünï"));
+        assert_eq!(back.site.as_deref(), Some(&b"shop"[..]));
+        assert_eq!(back.visitor.as_deref(), Some("u:ünï".as_bytes()));
         assert_eq!(back.page_url, None);
-        assert_eq!(back.bot.as_deref(), Some(""));
+        assert_eq!(back.bot.as_deref(), Some(&b""[..]));
         let old = br#"{"site":"shop","visitor":"a:1","page_url":"/x"}"#;
         let back = Slim::decode(old).expect("decodes");
-        assert_eq!(back.visitor.as_deref(), Some("a:1"));
-        assert_eq!(back.page_url.as_deref(), Some("/x"));
+        assert_eq!(back.visitor.as_deref(), Some(&b"a:1"[..]));
+        assert_eq!(back.page_url.as_deref(), Some(&b"/x"[..]));
         assert_eq!(back.bot, None);
         for cut in 0..bytes.len() {
             assert!(Slim::decode(&bytes[..cut]).is_err(), "cut at {cut}");
