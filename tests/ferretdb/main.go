@@ -48,6 +48,7 @@ func main() {
 
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
+	go keepIDIndexes(ctx, *dataDir, 50*time.Millisecond, logger)
 
 	// MongoDBURI blocks until the listener is bound, so printing it announces readiness.
 	uriReady := make(chan string, 1)
