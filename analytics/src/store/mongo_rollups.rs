@@ -586,10 +586,10 @@ impl MongoStore {
     }
 
     /// The documents of `coll` whose `_id` is one of `keys`, looked up [`KEYS_PER_FIND`] at
-    /// a time. FerretDB v1 serves a lone `_id` equality from its index but an `$in` only by
-    /// scanning the whole collection (a 1 M-event benchmark had rolled up 50 000 events after
-    /// 40 minutes, its state collections growing), so there each key is its own lookup, a few
-    /// in flight.
+    /// a time. FerretDB v1 pushes only a lone `_id` equality down to SQLite (an index lookup
+    /// with the index our test server adds, see ARCHITECTURE.md) and runs an `$in` as a scan
+    /// of the whole collection, comparing each document with every key, so there each key is
+    /// its own lookup, a few in flight.
     async fn find_by_ids<K: AsRef<str>>(
         &self,
         coll: &str,
@@ -928,10 +928,10 @@ impl MongoStore {
         Ok(Step::Consumed(0))
     }
 
-    /// Events per chunk. FerretDB v1 scans the whole `events` collection for every read and
-    /// updates an existing document in time that grows with its collection, so there a chunk
-    /// is ten times larger: one scan for ten times the events, and the repeated keys of a
-    /// larger chunk merge into fewer upserts. MongoDB reads through the index.
+    /// Events per chunk. FerretDB v1 scans (and sorts) the whole `events` collection for every
+    /// read, so there a chunk is ten times larger: one scan for ten times the events, and the
+    /// repeated keys of a larger chunk merge into fewer upserts. MongoDB reads through the
+    /// index.
     fn read_limit(&self, cfg: &ConsumerConfig) -> usize {
         let chunk = cfg.chunk_events.max(1);
         if self.guarded() {
