@@ -496,22 +496,77 @@ const DAY_KEYED: &[&str] = &[
 use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;
 use base64::Engine as _;
 
+/// A rollup document's fields as stored in redb: the byte [`BINARY`], then each field in name
+/// order: its name (a u8 length and UTF-8), a tag and the value — `0` and an i64, `1` and a
+/// string, `2` and a bitmap's bytes (strings and bitmaps: a u32 length first; integers
+/// little-endian). Documents written before this format are JSON (`{` first, bitmaps in
+/// base64) and still read; the bitmaps' bytes are the same in both.
+const BINARY: u8 = 2;
+
 pub(super) fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, StoreError> {
-    let map: serde_json::Map<String, serde_json::Value> = fields
-        .iter()
-        .map(|(k, v)| {
-            let j = match v {
-                Value::Int(n) => serde_json::Value::from(*n),
-                Value::Str(s) => serde_json::Value::from(s.as_str()),
-                Value::Bits(b) => serde_json::json!({ "b": BASE64.encode(b) }),
-            };
-            (k.as_str().to_string(), j)
-        })
-        .collect();
-    serde_json::to_vec(&map).map_err(err)
+    let mut sorted: Vec<(&str, &Value)> = fields.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    sorted.sort_unstable_by_key(|(k, _)| *k);
+    let mut out = vec![BINARY];
+    let too_long = || err("a rollup field is too long to store");
+    for (name, value) in sorted {
+        out.push(u8::try_from(name.len()).map_err(|_| too_long())?);
+        out.extend_from_slice(name.as_bytes());
+        let (tag, bytes) = match value {
+            Value::Int(n) => {
+                out.push(0);
+                out.extend_from_slice(&n.to_le_bytes());
+                continue;
+            }
+            Value::Str(s) => (1, s.as_bytes()),
+            Value::Bits(b) => (2, b.as_slice()),
+        };
+        out.push(tag);
+        out.extend_from_slice(
+            &u32::try_from(bytes.len())
+                .map_err(|_| too_long())?
+                .to_le_bytes(),
+        );
+        out.extend_from_slice(bytes);
+    }
+    Ok(out)
 }
 
 pub(super) fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, StoreError> {
+    let Some(mut rest) = bytes.strip_prefix(&[BINARY]) else {
+        return decode_json_fields(bytes);
+    };
+    let bad = || err("a rollup document is malformed");
+    let mut take = |n: usize| -> Result<&[u8], StoreError> {
+        let (head, tail) = rest.split_at_checked(n).ok_or_else(bad)?;
+        rest = tail;
+        Ok(head)
+    };
+    let mut out = HashMap::new();
+    loop {
+        let Ok(&[len]) = take(1) else {
+            return Ok(out);
+        };
+        let name = std::str::from_utf8(take(usize::from(len))?).map_err(|_| bad())?;
+        let tag = take(1)?[0];
+        let value = if tag == 0 {
+            Value::Int(i64::from_le_bytes(take(8)?.try_into().map_err(|_| bad())?))
+        } else {
+            let len = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
+            let bytes = take(len as usize)?;
+            match tag {
+                1 => Value::Str(std::str::from_utf8(bytes).map_err(|_| bad())?.to_string()),
+                2 => Value::Bits(bytes.to_vec()),
+                _ => return Err(bad()),
+            }
+        };
+        // A field this version does not know (a newer writer's) is left out, as in JSON.
+        if let Some(field) = Field::parse(name) {
+            out.insert(field, value);
+        }
+    }
+}
+
+fn decode_json_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, StoreError> {
     let map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes).map_err(err)?;
     Ok(map
@@ -528,4 +583,40 @@ pub(super) fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, Store
             Some((Field::parse(&k)?, value))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip_and_old_json_documents_still_read() {
+        let fields: HashMap<Field, Value> = [
+            (Field::Day, Value::Str("2026-11-30".into())),
+            (Field::Views, Value::Int(-7)),
+            (Field::Visitors, Value::Bits(vec![0, 1, 2, 255])),
+        ]
+        .into();
+        let bytes = encode_fields(&fields).expect("encodes");
+        assert_eq!(bytes[0], BINARY);
+        assert_eq!(decode_fields(&bytes).expect("decodes"), fields);
+        // The same document whatever the map's order.
+        let mut pairs: Vec<(Field, Value)> = fields.clone().into_iter().collect();
+        pairs.reverse();
+        let again: HashMap<Field, Value> = pairs.into_iter().collect();
+        assert_eq!(encode_fields(&again).expect("encodes"), bytes);
+        let json = br#"{"day":"2026-11-30","views":-7,"visitors":{"b":"AAEC/w"}}"#;
+        assert_eq!(decode_fields(json).expect("decodes"), fields);
+        // A cut document is an error, or (cut between fields) the fields before the cut.
+        for cut in 1..bytes.len() {
+            if let Ok(part) = decode_fields(&bytes[..cut]) {
+                assert!(part.len() < fields.len(), "cut at {cut}");
+                assert!(
+                    part.iter().all(|(k, v)| fields.get(k) == Some(v)),
+                    "cut at {cut}"
+                );
+            }
+        }
+        assert!(decode_fields(&[BINARY, 1, 0xff, 0]).is_err());
+    }
 }
