@@ -349,7 +349,7 @@ mod tests {
             avg_time_on_page: None,
         });
         let r = retention::compute(p, &[], &[]);
-        let mut v = crate::engine::vitals::from_rollups(p, &[], 10);
+        let mut v = crate::engine::vitals::from_rollups(p, Vec::new(), 10);
         v.pages.push(crate::engine::vitals::Group {
             name: "/<script>x</script>".into(),
             page_views: 1,

@@ -339,14 +339,18 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn rollup_between(
+    /// Hands each document of [`Store::rollup_fold`] to `add` as it is read.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn rollup_fold<A: Send + 'static>(
         &self,
         rollup: &'static str,
         field: Field,
         site: &str,
         since: Day,
         until: Day,
-    ) -> Result<Vec<RollupDoc>, StoreError> {
+        mut acc: A,
+        add: fn(&mut A, RollupDoc),
+    ) -> Result<A, StoreError> {
         let db = self.db.clone();
         let (since, until) = (since.to_string(), until.to_string());
         let site = site.to_string();
@@ -356,10 +360,9 @@ impl EmbeddedStore {
             let name = table_name(rollup, st.generation);
             let t = match tx.open_table(table(&name)) {
                 Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(acc),
                 Err(e) => return Err(err(e)),
             };
-            let mut out = Vec::new();
             // Daily rollups are keyed `day|…`: read only the period's keys.
             let day_keyed = field == Field::Day
                 && DAY_KEYED
@@ -382,13 +385,11 @@ impl EmbeddedStore {
                 let within =
                     matches!(fields.get(&field), Some(Value::Str(d)) if *d >= since && *d <= until);
                 if within {
-                    out.push(RollupDoc {
-                        id: key.value().to_string(),
-                        fields,
-                    });
+                    let id = rollup::key_in_site(&site, key.value()).to_string();
+                    add(&mut acc, RollupDoc { id, fields });
                 }
             }
-            Ok(out)
+            Ok(acc)
         })
         .await
     }

@@ -354,19 +354,61 @@ impl Store {
         since: Day,
         until: Day,
     ) -> Result<Vec<RollupDoc>, StoreError> {
-        let mut docs = match self {
-            Store::Mongo(s) => s.rollup_between(rollup, field, site, since, until).await,
-            Store::Embedded(s) => s.rollup_between(rollup, field, site, since, until).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Vec::new()),
-        }?;
-        for d in &mut docs {
-            let inner = crate::rollup::key_in_site(site, &d.id);
-            if inner.len() != d.id.len() {
-                d.id = inner.to_string();
+        self.rollup_fold(rollup, field, site, since, until, Vec::new(), Vec::push)
+            .await
+    }
+
+    /// [`Store::rollup_between`] handing each document to `add` as it is read instead of
+    /// collecting them: a figure that sums over many documents holds only its sums.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn rollup_fold<A: Send + 'static>(
+        &self,
+        rollup: &'static str,
+        field: Field,
+        site: &str,
+        since: Day,
+        until: Day,
+        acc: A,
+        add: fn(&mut A, RollupDoc),
+    ) -> Result<A, StoreError> {
+        match self {
+            Store::Mongo(s) => {
+                s.rollup_fold(rollup, field, site, since, until, acc, add)
+                    .await
             }
+            Store::Embedded(s) => {
+                s.rollup_fold(rollup, field, site, since, until, acc, add)
+                    .await
+            }
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(acc),
         }
-        Ok(docs)
+    }
+
+    /// [`Store::rollup_fold`] as figures read it, for figures that only add counts up: the
+    /// documents of `scope`'s site, then, when `scope` includes bots, those of the bot twin
+    /// (a key of both comes twice, which adding up does not mind).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn rollup_sum<A: Send + 'static>(
+        &self,
+        rollup: &'static str,
+        field: Field,
+        since: Day,
+        until: Day,
+        scope: &Scope,
+        acc: A,
+        add: fn(&mut A, RollupDoc),
+    ) -> Result<A, StoreError> {
+        let site = scope.site.as_str();
+        let acc = self
+            .rollup_fold(rollup, field, site, since, until, acc, add)
+            .await?;
+        if !scope.include_bots {
+            return Ok(acc);
+        }
+        let twin = crate::rollup::bot_twin(rollup);
+        self.rollup_fold(twin, field, site, since, until, acc, add)
+            .await
     }
 
     /// [`Store::rollup_between`] as figures read it: `scope`'s site, the bot twin merged in

@@ -1050,17 +1050,21 @@ impl MongoStore {
         })
     }
 
-    pub async fn rollup_between(
+    /// Hands each document of [`Store::rollup_fold`] to `add` as the cursor reads it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn rollup_fold<A>(
         &self,
         rollup: &'static str,
         field: Field,
         site: &str,
         since: Day,
         until: Day,
-    ) -> Result<Vec<RollupDoc>, StoreError> {
+        mut acc: A,
+        add: fn(&mut A, RollupDoc),
+    ) -> Result<A, StoreError> {
         self.ready().await?;
         let Some(st) = self.read_state().await? else {
-            return Ok(Vec::new());
+            return Ok(acc);
         };
         let filter = doc! {
             Field::Site.as_str(): site,
@@ -1071,11 +1075,15 @@ impl MongoStore {
             .collection::<Document>(&gen_name(rollup, st.live.generation))
             .find(filter)
             .await?;
-        let mut out = Vec::new();
         while let Some(d) = cursor.try_next().await? {
-            out.push(rollup_doc(&d));
+            let mut doc = rollup_doc(&d);
+            let inner = rollup::key_in_site(site, &doc.id);
+            if inner.len() != doc.id.len() {
+                doc.id = inner.to_string();
+            }
+            add(&mut acc, doc);
         }
-        Ok(out)
+        Ok(acc)
     }
 
     /// Builds a new generation from the whole log while the live one keeps going, hands it to
