@@ -16,8 +16,11 @@ COPY --from=build /src/target/release/maidian-collector /src/target/release/maid
 COPY --from=build /src/sdk-wasm/dist /usr/share/maidian/sdk
 COPY --from=build /src/www /usr/share/maidian/www
 WORKDIR /var/lib/maidian
+# MALLOC_ARENA_MAX: glibc keeps what each thread's arena frees; two arenas bound the RSS
+# (README, "Memory").
 ENV MAIDIAN_LISTEN=0.0.0.0:5000 MAIDIAN_DATA_DIR=/var/lib/maidian/data \
-    MAIDIAN_SDK_DIR=/usr/share/maidian/sdk MAIDIAN_WWW_DIR=/usr/share/maidian/www
+    MAIDIAN_SDK_DIR=/usr/share/maidian/sdk MAIDIAN_WWW_DIR=/usr/share/maidian/www \
+    MALLOC_ARENA_MAX=2
 EXPOSE 5000
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["maidian-collector"]

@@ -8,4 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p maidian-bench
 source tests/ferretdb.sh
-./target/release/analytics-bench "$@"
+# As the collector is deployed (Dockerfile, deploy/maidian.service): two glibc malloc arenas.
+MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" ./target/release/analytics-bench "$@"

@@ -7,8 +7,6 @@
 //! the steps after it, so this finds the deepest step any chain reaches. An event advances a
 //! chain by at most one step, so a step repeated in the funnel needs a repeated event.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::{median, percent};
@@ -254,26 +252,77 @@ struct Hit {
 /// is left over beyond the last chunk, and the sort frees each chunk once it is moved.
 #[derive(Debug, Default)]
 pub struct Hits {
-    /// Visitor id (UTF-8) → number.
-    numbers: HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>,
+    numbers: Numbers,
     chunks: Vec<Vec<Hit>>,
 }
 
-/// Hits per chunk of [`Hits`] (768 KiB); a few in unit tests, so that they cross chunks.
-const CHUNK: usize = if cfg!(test) { 3 } else { 1 << 16 };
+/// Hits per chunk of [`Hits`]: 48 MiB of room, above glibc's largest threshold (32 MiB) for
+/// giving an allocation its own mapping, so that its unused room is never resident and freeing
+/// it gives it back at once. (Small chunks came from the scan threads' malloc arenas and stayed
+/// there: the collector's RSS grew with every 10 M funnel.) A few in unit tests, so that they
+/// cross chunks.
+const CHUNK: usize = if cfg!(test) { 3 } else { 1 << 22 };
+
+/// Visitor ids → numbers 0, 1, 2, … as first met. The ids' bytes lie end to end in one buffer
+/// and the table holds only numbers, so numbering 454 300 visitors makes a few large
+/// allocations instead of one per visitor (small ones stay in malloc's arenas once freed).
+#[derive(Debug, Default)]
+struct Numbers {
+    bytes: Vec<u8>,
+    /// Where visitor n's id lies in `bytes`: (start, end).
+    spans: Vec<(usize, usize)>,
+    /// Visitor numbers, found by their id's hash.
+    table: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Numbers {
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The number of visitor `id`, given the next one when first met.
+    fn number(&mut self, id: &[u8]) -> u32 {
+        use std::hash::BuildHasher;
+        let Numbers {
+            bytes,
+            spans,
+            table,
+            hasher,
+        } = self;
+        let hash = hasher.hash_one(id);
+        let found = table.find(hash, |&n| {
+            let (a, b) = spans[n as usize];
+            &bytes[a..b] == id
+        });
+        if let Some(&n) = found {
+            return n;
+        }
+        let n = spans.len() as u32;
+        table.insert_unique(hash, n, |&m| {
+            let (a, b) = spans[m as usize];
+            hasher.hash_one(&bytes[a..b])
+        });
+        spans.push((bytes.len(), bytes.len() + id.len()));
+        bytes.extend_from_slice(id);
+        n
+    }
+
+    /// The ids in number order.
+    fn ids(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans.iter().map(|&(a, b)| &self.bytes[a..b])
+    }
+}
 
 impl Hits {
     /// Appends an event (they come in (timestamp, event_id) order) of `visitor` (the id's
     /// UTF-8) that matches `steps`.
     pub fn push(&mut self, visitor: &[u8], timestamp: i64, steps: u16) {
-        let visitor = match self.numbers.get(visitor) {
-            Some(&n) => n,
-            None => {
-                let n = self.numbers.len() as u32;
-                self.numbers.insert(visitor.into(), n);
-                n
-            }
-        };
+        let visitor = self.numbers.number(visitor);
         let hit = Hit {
             moment: Moment::new(timestamp, steps),
             visitor,
@@ -294,11 +343,11 @@ impl Hits {
             *self = later;
             return;
         }
-        let mut renumber = vec![0u32; later.numbers.len()];
-        for (v, n) in later.numbers {
-            let next = self.numbers.len() as u32;
-            renumber[n as usize] = *self.numbers.entry(v).or_insert(next);
-        }
+        let renumber: Vec<u32> = later
+            .numbers
+            .ids()
+            .map(|v| self.numbers.number(v))
+            .collect();
         for h in later.chunks.iter_mut().flatten() {
             h.visitor = renumber[h.visitor as usize];
         }
@@ -326,10 +375,11 @@ impl Hits {
 
     /// Keeps the hits of the visitors `admit` accepts.
     pub fn retain_visitors(&mut self, admit: impl Fn(&str) -> bool) {
-        let mut admitted = vec![false; self.numbers.len()];
-        for (v, &n) in &self.numbers {
-            admitted[n as usize] = std::str::from_utf8(v).is_ok_and(&admit);
-        }
+        let admitted: Vec<bool> = self
+            .numbers
+            .ids()
+            .map(|v| std::str::from_utf8(v).is_ok_and(&admit))
+            .collect();
         for chunk in &mut self.chunks {
             chunk.retain(|h| admitted[h.visitor as usize]);
         }
