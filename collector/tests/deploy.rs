@@ -10,12 +10,14 @@ use std::path::Path;
 use maidian_collector::config::ENV_KEYS;
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// Variables the collector reads besides `config::ENV_KEYS` (main.rs and tracing).
+/// Variables the collector reads besides `config::ENV_KEYS` (main.rs and tracing), and glibc's
+/// `MALLOC_ARENA_MAX` (README, "Memory").
 const OTHER_ENV: &[&str] = &[
     "MAIDIAN_CONFIG",
     "MAIDIAN_STORE",
     "MAIDIAN_LOG_FORMAT",
     "RUST_LOG",
+    "MALLOC_ARENA_MAX",
 ];
 
 fn root() -> &'static Path {
@@ -117,6 +119,12 @@ fn systemd_unit_runs_the_collector_hardened() {
         let name = env.split('=').next().unwrap();
         assert!(known(name), "{name} is not read by the collector");
     }
+    assert!(get("Environment").contains(&"MALLOC_ARENA_MAX=2"));
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("MALLOC_ARENA_MAX=2"),
+        "the image bounds malloc's arenas"
+    );
     assert_eq!(get("KillSignal"), ["SIGTERM"]);
     for (k, v) in [
         ("NoNewPrivileges", "yes"),
