@@ -55,7 +55,9 @@ test('one web_vitals event per page view: LCP, CLS, FCP, TTFB, INP after a slow 
     assert.ok(first.lcp > 0 && first.fcp > 0 && first.ttfb > 0, JSON.stringify(first));
     assert.ok(first.lcp >= first.fcp, 'the late image is the largest paint');
     assert.ok(first.cls > 0, `the image moved the text: ${JSON.stringify(first)}`);
-    assert.ok(first.inp >= 250 && first.inp < 2000, `INP ${first.inp}`);
+    // At least the handler's 300 ms; the upper bound only refuses nonsense: on a loaded
+    // machine (a CI run beside a benchmark) the same click measured 7.9 s.
+    assert.ok(first.inp >= 250 && first.inp < 60_000, `INP ${first.inp}`);
     assert.equal(new URL(first.page_url).pathname, '/demo/vitals.html');
     assert.match(first.user_agent, /Chrome/, 'the device type comes from the request');
     // The SPA route: no paint or request of its own, its own interactions and shifts.
