@@ -71,7 +71,7 @@ func keepIDIndexes(ctx context.Context, dir string, every time.Duration, logger 
 // watched is one database file the keeper has open, with the schema version it last indexed.
 type watched struct {
 	db      *sql.DB
-	inode   uint64
+	file    os.FileInfo
 	version int64
 }
 
@@ -82,9 +82,8 @@ func watch(dbs map[string]*watched, f string) (*watched, error) {
 	if err != nil {
 		return nil, err
 	}
-	ino := inodeOf(st)
 	if w, ok := dbs[f]; ok {
-		if w.inode == ino {
+		if os.SameFile(w.file, st) {
 			return w, nil
 		}
 		w.db.Close()
@@ -95,7 +94,7 @@ func watch(dbs map[string]*watched, f string) (*watched, error) {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
-	w := &watched{db: db, inode: ino, version: -1}
+	w := &watched{db: db, file: st, version: -1}
 	dbs[f] = w
 	return w, nil
 }
