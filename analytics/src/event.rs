@@ -193,6 +193,17 @@ impl Day {
         secs * 1000
     }
 
+    /// The day's number (its Julian day number: consecutive days, consecutive numbers,
+    /// positive for every day a `Day` can hold), for bitmaps of days.
+    pub fn number(self) -> u32 {
+        u32::try_from(self.0.to_julian_day()).unwrap_or(0)
+    }
+
+    /// The day numbered `n` ([`Day::number`]).
+    pub fn from_number(n: u32) -> Option<Day> {
+        Date::from_julian_day(i32::try_from(n).ok()?).ok().map(Day)
+    }
+
     pub fn parse(s: &str) -> Option<Day> {
         let format = time::macros::format_description!("[year]-[month]-[day]");
         Date::parse(s, &format).ok().map(Day)

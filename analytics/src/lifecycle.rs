@@ -124,6 +124,11 @@ impl Erasure {
     pub fn of(delta: Delta) -> Erasure {
         let mut out = Erasure::default();
         for (name, changes) in delta.changes {
+            // Retention counters are taken back from the stored first-seen documents
+            // (`Delta::retention_taken_back`), exact also for days whose raw events expired.
+            if name == rollup::RETENTION || name == rollup::bot_twin(rollup::RETENTION) {
+                continue;
+            }
             for (key, change) in changes {
                 if is_personal(name) {
                     out.deletes.push((name, key));

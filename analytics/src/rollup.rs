@@ -65,6 +65,12 @@ pub const DAILY_BOT: &str = "rollup_daily_bot";
 /// Core Web Vitals histograms: page views by day, metric, device, page, bucket and rating
 /// (`crate::vitals`).
 pub const DAILY_VITALS: &str = "rollup_daily_vitals";
+/// Day-N retention counted as events arrive: visitors by the day they were first seen
+/// (`Field::Day`, the cohort) and a day they were active (`Field::ActiveDay`), `Field::Count`,
+/// keyed `cohort|day`. Settled against each visitor's first-seen document, which keeps the
+/// days they were active (see [`Delta::settle`]), so a retention figure reads a few hundred
+/// counters instead of every visitor's bit.
+pub const RETENTION: &str = "rollup_retention";
 
 /// Each rollup and its bot twin: the same documents, made of the events flagged as bots' only.
 /// Figures read the rollups; with bots included they read both and merge them
@@ -85,6 +91,7 @@ pub const TWINS: &[(&str, &str)] = &[
     (DAILY_REFERRER, BOT_DAILY_REFERRER),
     (DAILY_AGENT, BOT_DAILY_AGENT),
     (DAILY_VITALS, BOT_DAILY_VITALS),
+    (RETENTION, BOT_RETENTION),
 ];
 const BOT_DAILY_TYPE: &str = "rollup_bot_daily_type";
 const BOT_DAILY_USERS: &str = "rollup_bot_daily_users";
@@ -101,6 +108,7 @@ const BOT_DAILY_PAGE_TIME: &str = "rollup_bot_daily_page_time";
 const BOT_DAILY_REFERRER: &str = "rollup_bot_daily_referrer";
 const BOT_DAILY_AGENT: &str = "rollup_bot_daily_agent";
 const BOT_DAILY_VITALS: &str = "rollup_bot_daily_vitals";
+const BOT_RETENTION: &str = "rollup_bot_retention";
 
 pub const ALL: &[&str] = &[
     DAILY_TYPE,
@@ -119,6 +127,7 @@ pub const ALL: &[&str] = &[
     DAILY_AGENT,
     DAILY_BOT,
     DAILY_VITALS,
+    RETENTION,
     BOT_DAILY_TYPE,
     BOT_DAILY_USERS,
     BOT_DAILY_PAGE,
@@ -134,6 +143,7 @@ pub const ALL: &[&str] = &[
     BOT_DAILY_REFERRER,
     BOT_DAILY_AGENT,
     BOT_DAILY_VITALS,
+    BOT_RETENTION,
 ];
 
 /// Rollups whose documents hold a bitmap of visitor numbers (`Field::Visitors`), besides
@@ -245,6 +255,8 @@ pub enum Field {
     Source,
     Medium,
     Campaign,
+    ActiveDay,
+    Days,
 }
 
 impl Field {
@@ -277,6 +289,8 @@ impl Field {
         Field::Source,
         Field::Medium,
         Field::Campaign,
+        Field::ActiveDay,
+        Field::Days,
     ];
 
     /// The stored name (MongoDB field, embedded JSON key).
@@ -310,6 +324,8 @@ impl Field {
             Field::Source => "source",
             Field::Medium => "medium",
             Field::Campaign => "campaign",
+            Field::ActiveDay => "active_day",
+            Field::Days => "days",
         }
     }
 
@@ -488,6 +504,11 @@ pub fn is_empty(fields: &HashMap<Field, Value>) -> bool {
     measured
 }
 
+/// A [`RETENTION`] document's key within its site: `cohort|day`.
+fn key_of_cell(cohort: &str, day: &str) -> String {
+    key(&[cohort, day])
+}
+
 fn s(v: &str) -> Value {
     Value::Str(v.to_string())
 }
@@ -649,6 +670,7 @@ impl Delta {
     /// too.
     pub fn settle(self, numbers: &Numbers, known: &Known) -> Delta {
         self.first_days(numbers, known)
+            .retention_cells(known)
             .page_times(known)
             .sessions(known)
     }
@@ -893,6 +915,109 @@ impl Delta {
         self
     }
 
+    /// Adds the retention counters' changes, given `known` (see [`Delta::settle`]): each
+    /// visitor counts once in ([`RETENTION`]) (their first day, d) for every day d they were
+    /// active. Their first-seen document keeps those days (`Field::Days`, a bitmap of
+    /// [`Day::number`](crate::event::Day::number)s): a day new to it adds its counter; a
+    /// first day moving earlier (an earlier event arrived late) moves every counter of the
+    /// visitor to the new cohort. The union of the days is set on the first-seen document,
+    /// which the store writes after the counters, so a retry after an interruption settles
+    /// against the same days.
+    fn retention_cells(mut self, known: &Known) -> Delta {
+        use crate::event::Day;
+        for (state, target) in [
+            (FIRST_SEEN, RETENTION),
+            (bot_twin(FIRST_SEEN), bot_twin(RETENTION)),
+        ] {
+            let Some(changes) = self.changes.get_mut(state) else {
+                continue;
+            };
+            let mut cells: Vec<(String, Day, u32, i64)> = Vec::new();
+            for (key, c) in changes.iter_mut() {
+                let Some(i) = c.bits.iter().position(|(f, _)| *f == Field::Days) else {
+                    continue;
+                };
+                let fresh = c.bits.swap_remove(i).1.set;
+                let first = c.min.iter().find_map(|(f, v)| match (f, v) {
+                    (Field::FirstDay, Value::Str(d)) => Day::parse(d),
+                    _ => None,
+                });
+                let (Some(site), Some(first)) = (c.site().map(str::to_string), first) else {
+                    continue;
+                };
+                let stored = known.get(&(state, key.clone()));
+                let old_first = stored.and_then(|k| match k.get(&Field::FirstDay) {
+                    Some(Value::Str(d)) => Day::parse(d),
+                    _ => None,
+                });
+                let old_days = match stored.and_then(|k| k.get(&Field::Days)) {
+                    Some(Value::Bits(b)) => bitmap::decode(b),
+                    _ => Default::default(),
+                };
+                let new_first = old_first.map_or(first, |o| o.min(first));
+                let days = &old_days | &fresh;
+                if old_first == Some(new_first) {
+                    for d in &fresh - &old_days {
+                        cells.push((site.clone(), new_first, d, 1));
+                    }
+                } else {
+                    if let Some(o) = old_first {
+                        cells.extend(old_days.iter().map(|d| (site.clone(), o, d, -1)));
+                    }
+                    cells.extend(days.iter().map(|d| (site.clone(), new_first, d, 1)));
+                }
+                c.set.retain(|(f, _)| *f != Field::Days);
+                c.set
+                    .push((Field::Days, Value::Bits(bitmap::encode(&days))));
+            }
+            for (site, cohort, d, n) in cells {
+                let Some(day) = Day::from_number(d) else {
+                    continue;
+                };
+                let (cohort, day) = (cohort.to_string(), day.to_string());
+                let c = self.change(target, &site, key_of_cell(&cohort, &day));
+                c.add(Field::Count, n);
+                c.ident(Field::Day, s(&cohort));
+                c.ident(Field::ActiveDay, s(&day));
+            }
+        }
+        self
+    }
+
+    /// The retention counters a visitor's stored first-seen document (`fields`, in rollup
+    /// `state`: [`FIRST_SEEN`] or its twin, key `key`) stands for, taken back: what erasing
+    /// the visitor removes from [`RETENTION`] (or its twin). Read from the stored days, so it
+    /// is exact also when raw events of some of them expired.
+    pub fn retention_taken_back(
+        &mut self,
+        state: &'static str,
+        key: &str,
+        fields: &HashMap<Field, Value>,
+    ) {
+        use crate::event::Day;
+        let target = if state == FIRST_SEEN {
+            RETENTION
+        } else {
+            bot_twin(RETENTION)
+        };
+        let first = match fields.get(&Field::FirstDay) {
+            Some(Value::Str(d)) => Day::parse(d),
+            _ => None,
+        };
+        let (Some(first), Some(Value::Bits(days))) = (first, fields.get(&Field::Days)) else {
+            return;
+        };
+        let site = key.split('|').next().unwrap_or_default();
+        let cohort = first.to_string();
+        for d in bitmap::decode(days).iter().filter_map(Day::from_number) {
+            let day = d.to_string();
+            let c = self.change(target, site, key_of_cell(&cohort, &day));
+            c.add(Field::Count, -1);
+            c.ident(Field::Day, s(&cohort));
+            c.ident(Field::ActiveDay, s(&day));
+        }
+    }
+
     fn build<'a>(
         events: impl IntoIterator<Item = &'a Event>,
         day_of: impl Fn(&Event) -> crate::event::Day,
@@ -900,19 +1025,20 @@ impl Delta {
     ) -> Delta {
         let (mut people, mut bots) = (Delta::default(), Delta::default());
         for e in events {
-            let day = day_of(e).to_string();
+            let d = day_of(e);
+            let day = d.to_string();
             let n = e
                 .visitor
                 .as_deref()
                 .and_then(|v| numbers.get(&site_key(e.site_id(), v)).copied());
             match &e.bot {
-                None => people.add_event(e, &day, n),
+                None => people.add_event(e, &day, d.number(), n),
                 Some(reason) => {
                     let c = people.change(DAILY_BOT, e.site_id(), key(&[&day, reason]));
                     c.add(Field::Count, 1);
                     c.ident(Field::Day, s(&day));
                     c.ident(Field::Name, s(reason));
-                    bots.add_event(e, &day, n);
+                    bots.add_event(e, &day, d.number(), n);
                 }
             }
         }
@@ -923,8 +1049,8 @@ impl Delta {
         people
     }
 
-    /// One event's changes; `n` is its visitor's number.
-    fn add_event(&mut self, e: &Event, day: &str, n: Option<u32>) {
+    /// One event's changes on `day` (its number `day_no`); `n` is its visitor's number.
+    fn add_event(&mut self, e: &Event, day: &str, day_no: u32, n: Option<u32>) {
         let site = e.site_id();
         let c = self.change(DAILY_TYPE, site, key(&[day, &e.event_type]));
         c.add(Field::Count, 1);
@@ -938,6 +1064,8 @@ impl Delta {
             c.visitor(n);
             let c = self.change(FIRST_SEEN, site, v.clone());
             c.lower(Field::FirstDay, s(day));
+            // Settled into the stored days and the retention counters ([`Delta::settle`]).
+            c.bits_mut(Field::Days).set.insert(day_no);
         }
 
         if let Some(sid) = &e.session_id {
@@ -1324,6 +1452,100 @@ mod tests {
     }
 
     #[test]
+    fn retention_counters_follow_new_days_and_moving_first_days() {
+        let numbers: Numbers = [("default|u1".to_string(), 7)].into();
+        let on = |day: &str| ev("click", "u1", "s1", day, 100);
+        let settle = |events: &[&Event], known: &Known| {
+            Delta::build(events.iter().copied(), |e| e.day, &numbers).settle(&numbers, known)
+        };
+        let counters = |d: &Delta| -> Vec<(String, i64)> {
+            let mut v: Vec<(String, i64)> = d
+                .changes
+                .get(RETENTION)
+                .into_iter()
+                .flatten()
+                .map(|(k, c)| (k.clone(), c.inc.iter().map(|(_, n)| *n).sum()))
+                .collect();
+            v.sort();
+            v
+        };
+        let numbers_of = |days: &[&str]| -> Value {
+            let b: roaring::RoaringBitmap = days
+                .iter()
+                .map(|d| Day::parse(d).unwrap().number())
+                .collect();
+            Value::Bits(bitmap::encode(&b))
+        };
+        let days_set = |d: &Delta| {
+            d.changes[FIRST_SEEN]["default|u1"]
+                .set
+                .iter()
+                .find(|(f, _)| *f == Field::Days)
+                .map(|(_, v)| v.clone())
+        };
+        let fields = |first: &str, days: &[&str]| -> HashMap<Field, Value> {
+            [(Field::FirstDay, s(first)), (Field::Days, numbers_of(days))].into()
+        };
+        let stored = |first: &str, days: &[&str]| -> Known {
+            [((FIRST_SEEN, "default|u1".to_string()), fields(first, days))].into()
+        };
+        let cell = |c: &str, d: &str, n: i64| (format!("default|{c}|{d}"), n);
+
+        // New to the store, active on two days: both counted in the cohort of the first.
+        let (a, b) = (on("2026-11-03"), on("2026-11-05"));
+        let d = settle(&[&a, &b], &Known::new());
+        assert_eq!(
+            counters(&d),
+            [
+                cell("2026-11-03", "2026-11-03", 1),
+                cell("2026-11-03", "2026-11-05", 1)
+            ]
+        );
+        assert_eq!(
+            days_set(&d),
+            Some(numbers_of(&["2026-11-03", "2026-11-05"]))
+        );
+        // Known on those days: a day already counted adds nothing, a new one adds its counter.
+        let known = stored("2026-11-03", &["2026-11-03", "2026-11-05"]);
+        let c = on("2026-11-06");
+        let d = settle(&[&b, &c], &known);
+        assert_eq!(counters(&d), [cell("2026-11-03", "2026-11-06", 1)]);
+        assert_eq!(
+            days_set(&d),
+            Some(numbers_of(&["2026-11-03", "2026-11-05", "2026-11-06"]))
+        );
+        // An earlier event arrives late: every counter moves to the earlier cohort.
+        let late = on("2026-11-01");
+        let d = settle(&[&late], &known);
+        assert_eq!(
+            counters(&d),
+            [
+                cell("2026-11-01", "2026-11-01", 1),
+                cell("2026-11-01", "2026-11-03", 1),
+                cell("2026-11-01", "2026-11-05", 1),
+                cell("2026-11-03", "2026-11-03", -1),
+                cell("2026-11-03", "2026-11-05", -1),
+            ]
+        );
+        // No first-seen document is ever left holding the chunk's days as bits.
+        assert!(d.changes[FIRST_SEEN]["default|u1"].bits.is_empty());
+        // Erased: the stored days come out of their cohort.
+        let mut back = Delta::default();
+        back.retention_taken_back(
+            FIRST_SEEN,
+            "default|u1",
+            &fields("2026-11-03", &["2026-11-03", "2026-11-05"]),
+        );
+        assert_eq!(
+            counters(&back),
+            [
+                cell("2026-11-03", "2026-11-03", -1),
+                cell("2026-11-03", "2026-11-05", -1)
+            ]
+        );
+    }
+
+    #[test]
     fn time_on_page_moves_with_the_page_views_longest_duration() {
         let mut leave = ev("page_leave", "u1", "s1", "2026-11-02", 100);
         leave.page_view_id = Some("v1".into());
@@ -1398,6 +1620,7 @@ mod bot_routing {
                 "rollup_bot_daily_users",
                 "rollup_bot_first_day",
                 "rollup_bot_first_seen",
+                "rollup_bot_retention",
                 "rollup_daily_bot"
             ]
         );

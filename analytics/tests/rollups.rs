@@ -765,11 +765,32 @@ async fn forgetting_a_visitor_leaves_no_trace_and_figures_equal_a_rebuild() {
         assert!(store.visitor_events("alice-7f3").await.unwrap().is_empty());
         let left = events.len() as u64 - alice;
         assert_eq!(store.rollup_status().await.unwrap().events, left);
+        let (counted, from_bitmaps) = retention_both_ways(&store).await;
+        assert_eq!(counted, from_bitmaps, "{}", store.kind());
         // The rollups taken back equal rollups made from the remaining events alone.
         let after = snapshot(&store).await;
         assert_eq!(store.rebuild_rollups(&cfg, |_| {}).await.unwrap(), left);
         assert_eq!(snapshot(&store).await, after, "{}", store.kind());
     }
+}
+
+/// Retention computed from the stored bitmaps (first days, daily visitors), which an erasure
+/// clears bit by bit, against the retention counters the figure reads: they must agree.
+async fn retention_both_ways(store: &Store) -> (retention::Retention, retention::Retention) {
+    let p = Period::last_days(10, Day::from_millis(T0 + 5 * DAY).unwrap());
+    let scope = Scope::default();
+    let origin = Day::parse("1970-01-01").unwrap();
+    let first = store
+        .rollup_figures(rollup::FIRST_DAY, Field::Day, origin, p.until, &scope)
+        .await
+        .unwrap();
+    let daily = store
+        .rollup_figures(rollup::DAILY_USERS, Field::Day, p.since, p.until, &scope)
+        .await
+        .unwrap();
+    let counted = retention::retention(store, p, &scope).await.unwrap();
+    assert!(!counted.cohorts.is_empty());
+    (counted, retention::compute(p, &first, &daily))
 }
 
 #[tokio::test]
@@ -808,11 +829,14 @@ async fn retention_deletes_old_raw_events_and_keeps_their_figures() {
             "{refused:?}"
         );
         // An erasure after expiry still leaves no trace: what names the visitor goes, though
-        // her raw events of old days are gone.
+        // her raw events of old days are gone; her retention counters go exactly (taken
+        // from her stored days, not from raw events).
         store
             .forget(&cfg, "alice-7f3", std::time::Duration::from_secs(60), true)
             .await
             .unwrap();
+        let (counted, from_bitmaps) = retention_both_ways(&store).await;
+        assert_eq!(counted, from_bitmaps, "{}", store.kind());
         for needle in ["alice-7f3", "sess-alice"] {
             assert_eq!(
                 traces(&store, needle).await,

@@ -1,5 +1,8 @@
 //! Retention: visitors grouped by the day they were first seen; day-N retention is the share
-//! of a cohort active again N days later. Reads the first-seen and daily-visitor rollups.
+//! of a cohort active again N days later. Reads the retention counters (visitors by first day
+//! and active day, [`rollup::RETENTION`]); with bots included, the first-day and daily-visitor
+//! bitmaps (a visitor may be in both a people's and a bot's cohort, which counters cannot
+//! merge).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -74,6 +77,43 @@ pub fn compute(p: Period, first_days: &[RollupDoc], daily_users: &[RollupDoc]) -
     } else {
         count_by_intersection(&mut rows, &cohorts, &active);
     }
+    finish(p, rows)
+}
+
+/// Retention of period `p` from the retention counters of its cohorts: each document counts
+/// the visitors first seen on its `day` who were active on its `active_day`; a cohort's size
+/// is its day-0 counter (a visitor is active on their first day).
+pub fn from_counters(p: Period, counters: &[RollupDoc]) -> Retention {
+    let mut rows: BTreeMap<Day, Cohort> = BTreeMap::new();
+    for d in counters {
+        let (Some(cohort), Some(day)) = (
+            Day::parse(d.str(Field::Day)),
+            Day::parse(d.str(Field::ActiveDay)),
+        ) else {
+            continue;
+        };
+        if cohort < p.since || day < cohort || day > p.until {
+            continue;
+        }
+        let row = rows.entry(cohort).or_insert_with(|| Cohort {
+            cohort,
+            users: 0,
+            retained: vec![0; cohort.days_until(p.until) as usize + 1],
+        });
+        let n = u64::try_from(d.int(Field::Count)).unwrap_or(0);
+        let i = cohort.days_until(day) as usize;
+        if i == 0 {
+            row.users += n;
+        }
+        if let Some(slot) = row.retained.get_mut(i) {
+            *slot += n;
+        }
+    }
+    finish(p, rows.into_values().filter(|r| r.users > 0).collect())
+}
+
+/// The per-day rates of cohort rows.
+fn finish(p: Period, mut rows: Vec<Cohort>) -> Retention {
     rows.sort_by_key(|c| c.cohort);
     let retention_data = (0..p.days)
         .map(|n| {
@@ -170,6 +210,12 @@ pub async fn retention(
     p: Period,
     scope: &super::Scope,
 ) -> Result<Retention, StoreError> {
+    if !scope.include_bots {
+        let counters = store
+            .rollup_figures(rollup::RETENTION, Field::Day, p.since, p.until, scope)
+            .await?;
+        return Ok(from_counters(p, &counters));
+    }
     // Every first-day bitmap up to the period's end: each visitor is in one (two at most
     // with bots included), so this grows with visitors ever seen, a few bytes each.
     let origin = Day::parse("1970-01-01").unwrap_or(p.since);

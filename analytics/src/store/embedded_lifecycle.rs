@@ -144,13 +144,22 @@ impl EmbeddedStore {
             let delta = Delta::in_zones(rolled, &zones_in(&tx)?, &numbers).settled_alone(&numbers);
             let erasure = Erasure::of(delta);
             apply_delta(&tx, st.generation, &erasure.decrements)?;
+            // The retention counters of the first-seen documents that go, from their stored
+            // days (exact also for days whose raw events expired).
+            let mut counters = Delta::default();
             let mut entries = 0u64;
             for (name, key) in &erasure.deletes {
                 let tn = table_name(name, st.generation);
                 let mut t = tx.open_table(table(&tn)).map_err(err)?;
-                entries += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
+                let removed = t.remove(key.as_str()).map_err(err)?;
+                let Some(old) = removed else { continue };
+                entries += 1;
+                if first_seen(name) {
+                    counters.retention_taken_back(name, key, &decode_fields(old.value())?);
+                }
             }
-            entries += sweep_visitor(&tx, st.generation, &names)?;
+            entries += sweep_visitor(&tx, st.generation, &names, &mut counters)?;
+            apply_delta(&tx, st.generation, &counters)?;
             let mut removed = 0u64;
             for e in &events {
                 removed += u64::from(delete_event(&tx, e)?);
@@ -221,7 +230,19 @@ impl EmbeddedStore {
 }
 
 /// Deletes rollup documents naming one of `names`' ids, whatever events they came from.
-fn sweep_visitor(tx: &WriteTransaction, generation: i64, names: &Names) -> Result<u64, StoreError> {
+fn first_seen(rollup: &str) -> bool {
+    rollup == rollup::FIRST_SEEN || rollup == rollup::bot_twin(rollup::FIRST_SEEN)
+}
+
+/// Deletes what names one of `names` in the rollups of `generation`, also of days whose raw
+/// events expired; the retention counters of the first-seen documents it deletes go into
+/// `counters` (to be taken back).
+fn sweep_visitor(
+    tx: &WriteTransaction,
+    generation: i64,
+    names: &Names,
+    counters: &mut Delta,
+) -> Result<u64, StoreError> {
     let ids: HashSet<&str> = names.ids.iter().map(String::as_str).collect();
     let mut n = 0u64;
     for name in lifecycle::PERSONAL_BY_VISITOR {
@@ -297,7 +318,10 @@ fn sweep_visitor(tx: &WriteTransaction, generation: i64, names: &Names) -> Resul
         for site in &site_ids {
             for id in &ids {
                 let key = rollup::site_key(site, id);
-                n += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
+                if let Some(old) = t.remove(key.as_str()).map_err(err)? {
+                    counters.retention_taken_back(name, &key, &decode_fields(old.value())?);
+                    n += 1;
+                }
             }
         }
     }

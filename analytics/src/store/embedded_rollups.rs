@@ -42,9 +42,10 @@ pub(super) struct State {
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
 /// visitors are bitmaps since format 2; time on page and sessions are pre-summed by day
-/// since format 4. A file with older rollups has them dropped at open,
+/// since format 4; retention is counted by (first day, active day) since format 5. A file
+/// with older rollups has them dropped at open,
 /// and the consumer rolls the log up again.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 pub(super) fn table_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}@{generation}")
@@ -492,6 +493,7 @@ const DAY_KEYED: &[&str] = &[
     rollup::DAILY_AGENT,
     rollup::DAILY_BOT,
     rollup::DAILY_VITALS,
+    rollup::RETENTION,
 ];
 
 use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;

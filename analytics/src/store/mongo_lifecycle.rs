@@ -276,7 +276,18 @@ impl MongoStore {
             .await?;
         let delta = crate::rollup::Delta::in_zones(&rolled, &self.zones().await?, &numbers)
             .settled_alone(&numbers);
-        let erasure = Erasure::of(delta);
+        let mut erasure = Erasure::of(delta);
+        // The retention counters their first-seen documents stand for (read before the
+        // sweep below deletes them; a retry after it finds none, and the chunk's guard has
+        // already kept what it applied).
+        let keys = self.visitor_keys_of(&req.ids).await?;
+        for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
+            for d in self.find_by_ids(&gen_name(name, generation), &keys).await? {
+                let key = d.get_str("_id").unwrap_or_default().to_string();
+                let fields = super::mongo_rollups::fields_of(&d);
+                erasure.decrements.retention_taken_back(name, &key, &fields);
+            }
+        }
         self.apply_chunk(Some(cfg), generation, req.chunk, &erasure.decrements, true)
             .await?;
         // (`apply_chunk` deletes the shared documents the decrements empty: a rebuild would

@@ -62,6 +62,7 @@ const ROLLUP_DAY_FIELDS: &[(&str, Field)] = &[
     (rollup::DAILY_AGENT, Field::Day),
     (rollup::DAILY_BOT, Field::Day),
     (rollup::DAILY_VITALS, Field::Day),
+    (rollup::RETENTION, Field::Day),
 ];
 
 /// A position in the event log and the chunks applied up to it, for one generation.
@@ -136,10 +137,11 @@ pub(super) struct State {
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
 /// visitors are bitmaps since format 2; time on page and sessions are pre-summed by day
-/// since format 4. A database with
+/// since format 4; retention is counted by (first day, active day) since format 5. A
+/// database with
 /// older rollups gets a fresh generation rolled up from the start of the log (the old one is
 /// retired): figures fill up again as the consumer catches up.
-const FORMAT: i64 = 4;
+const FORMAT: i64 = 5;
 
 impl Cursor {
     pub(super) fn pos(&self) -> (i64, &str) {
@@ -590,7 +592,7 @@ impl MongoStore {
     /// with the index our test server adds, see ARCHITECTURE.md) and runs an `$in` as a scan
     /// of the whole collection, comparing each document with every key, so there each key is
     /// its own lookup, a few in flight.
-    async fn find_by_ids<K: AsRef<str>>(
+    pub(super) async fn find_by_ids<K: AsRef<str>>(
         &self,
         coll: &str,
         keys: &[K],
