@@ -14,8 +14,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = process.env.MAIDIAN_BENCH_SDK_DIR || path.join(root, 'sdk-wasm/dist');
 // 20 KiB until the privacy work of issue 8 (URL redaction in the SDK, no contenteditable text,
 // a 128-bit id seed, giving up on a day of 5xx) added 2.2 KB; 19 KiB since issue 10's work
-// (Core Web Vitals included), whose goal is 10 KiB.
-const BUDGET = 19 * 1024;
+// (Core Web Vitals included), whose goal is 10 KiB; 15 KiB since the hand-written loader.
+const BUDGET = 15 * 1024;
 const GOAL = 10 * 1024;
 const NAIVE = 37 * 1024; // the naive build of such an SDK, per the issue
 const CLICKS = 1000;
@@ -25,16 +25,15 @@ function gz(file) {
   return { file, raw: raw.length, gzip: gzipSync(raw, { level: 9 }).length };
 }
 
-// The script tag fetches the loader (wasm-bindgen's glue inside) and the wasm; the npm entry
-// brings the module glue beside its own code.
+// The script tag fetches the loader and the wasm; the npm entry is its module twin.
 const files = ['maidian_sdk_bg.wasm', 'tracking_sdk.js'].map(gz);
 const total = files.reduce((n, f) => n + f.gzip, 0);
-console.log('SDK size (script tag: wasm + loader with the wasm-bindgen glue inside), gzip -9');
+console.log('SDK size (script tag: wasm + loader), gzip -9');
 for (const f of files) console.log(`  ${f.file.padEnd(22)} ${String(f.raw).padStart(7)} B raw ${String(f.gzip).padStart(7)} B gzip`);
 console.log(`  ${'total'.padEnd(22)} ${' '.repeat(15)} ${String(total).padStart(7)} B gzip`);
 console.log(`  vs budget ${BUDGET / 1024} KiB: ${(total / BUDGET).toFixed(2)}x   vs goal 10 KiB: ${(total / GOAL).toFixed(2)}x   vs naive 37 KiB: ${(total / NAIVE).toFixed(2)}x`);
-const npm = ['index.js', 'maidian_sdk.js'].map(gz);
-console.log(`  npm entry instead of the loader: index.js ${npm[0].gzip} + glue maidian_sdk.js ${npm[1].gzip} + wasm = ${npm[0].gzip + npm[1].gzip + files[0].gzip} B gzip`);
+const npm = gz('index.js');
+console.log(`  npm entry instead of the loader: index.js ${npm.gzip} (loader inside) + wasm = ${npm.gzip + files[0].gzip} B gzip`);
 
 async function startCollector() {
   const data = mkdtempSync(path.join(os.tmpdir(), 'maidian-bench-'));

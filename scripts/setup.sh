@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing maidian needs beyond Rust, Go and Node.js (idempotent):
-# the wasm32 target, the SDK's pinned nightly (sdk-wasm/toolchain), wasm-bindgen-cli pinned to Cargo.lock's wasm-bindgen, the npm dev
+# the wasm32 target, the SDK's pinned nightly (sdk-wasm/toolchain), the npm dev
 # dependencies (binaryen's wasm-opt, playwright-core, the MongoDB driver); with --tests also
 # Debian's Chromium and the Go modules of the FerretDB test server.
 set -euo pipefail
@@ -13,12 +13,6 @@ rustup target add wasm32-unknown-unknown
 # The SDK's wasm is built with a pinned nightly that rebuilds core and alloc with
 # panic=immediate-abort (sdk-wasm/build.sh; BENCHMARKS.md, SDK size).
 rustup toolchain install "$(cat sdk-wasm/toolchain)" --profile minimal --component rust-src >/dev/null
-
-wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]; then
-  echo "installing wasm-bindgen-cli $wb_version"
-  cargo install -q wasm-bindgen-cli --version "$wb_version"
-fi
 
 tests=false
 [ "${1:-}" = "--tests" ] && tests=true

@@ -207,22 +207,19 @@ fn cached(file: warp::fs::File, max_age: &'static str) -> Response {
     warp::reply::with_header(file, "cache-control", max_age).into_response()
 }
 
-/// GET /tracking_sdk.js, /maidian_sdk.js, /maidian_sdk_bg.wasm and /sdk/…: the built SDK.
+/// GET /tracking_sdk.js, /maidian_sdk_bg.wasm and /sdk/…: the built SDK.
 /// The loader is cached briefly so a new release reaches pages soon; the rest for an hour.
 pub fn sdk(dir: PathBuf) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let loader = warp::path!("tracking_sdk.js")
         .and(warp::fs::file(dir.join("tracking_sdk.js")))
         .map(|f| cached(f, "public, max-age=300"));
-    let glue = warp::path!("maidian_sdk.js")
-        .and(warp::fs::file(dir.join("maidian_sdk.js")))
-        .map(|f| cached(f, "public, max-age=3600"));
     let wasm = warp::path!("maidian_sdk_bg.wasm")
         .and(warp::fs::file(dir.join("maidian_sdk_bg.wasm")))
         .map(|f| cached(f, "public, max-age=3600"));
     let all = warp::path("sdk")
         .and(warp::fs::dir(dir))
         .map(|f| cached(f, "public, max-age=300"));
-    warp::get().and(loader.or(glue).unify().or(wasm).unify().or(all).unify())
+    warp::get().and(loader.or(wasm).unify().or(all).unify())
 }
 
 /// The dashboard's policy: its own script and style files only, requests to this origin only,

@@ -18,7 +18,6 @@ test('npm pack contains exactly the SDK files', () => {
     'package.json',
     'sdk-wasm/dist/index.d.ts',
     'sdk-wasm/dist/index.js',
-    'sdk-wasm/dist/maidian_sdk.js',
     'sdk-wasm/dist/maidian_sdk_bg.wasm',
     'sdk-wasm/dist/tracking_sdk.js',
   ].sort());

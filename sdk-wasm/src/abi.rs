@@ -1,0 +1,213 @@
+//! The wasm's boundary with its hand-written loader (`sdk-wasm/js/wasm.js`): exports and
+//! imports of numbers and (pointer, length) pairs, instead of wasm-bindgen's generated glue
+//! and export shims (2.5 KB gzip of JS and about 300 B of wasm per export; BENCHMARKS.md, SDK
+//! size).
+//!
+//! The workspace's only `unsafe` code is here, for what a raw boundary needs and nothing
+//! else: the exported symbols (`no_mangle`), calls to the imported functions, taking back a
+//! string the loader wrote into memory it got from [`alloc`], and the tracker held in a
+//! static. Each has its reason beside it.
+//!
+//! Strings cross as UTF-8: into the wasm, the loader asks [`alloc`] for `n` bytes, writes
+//! the string there and passes (pointer, `n`); the callee owns them from then on. Out of the
+//! wasm, an import gets (pointer, length) of bytes it reads before returning. An import
+//! returning a string (`get`, `info`) writes it the same way into memory from [`alloc`], stores
+//! its length at the address it is given, and returns the pointer (0 for none).
+#![allow(unsafe_code)]
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
+use core::cell::UnsafeCell;
+
+use crate::host::Host;
+use crate::tracker::State;
+
+mod raw {
+    #[link(wasm_import_module = "h")]
+    extern "C" {
+        pub fn now() -> f64;
+        pub fn rand() -> f64;
+        pub fn get(key: *const u8, key_len: usize, len: *mut usize) -> *mut u8;
+        pub fn set(key: *const u8, key_len: usize, value: *const u8, value_len: usize, some: u32);
+        pub fn info(key: *const u8, key_len: usize, len: *mut usize) -> *mut u8;
+        pub fn send(url: *const u8, url_len: usize, body: *const u8, body_len: usize);
+        pub fn beacon(url: *const u8, url_len: usize, body: *const u8, body_len: usize) -> u32;
+        pub fn later(ms: u32);
+        pub fn log(msg: *const u8, msg_len: usize);
+        pub fn put(s: *const u8, len: usize);
+    }
+}
+
+// SAFETY (every call into `raw`): the loader's functions take only numbers, read `len` bytes
+// at each (pointer, length) pair given, which are live `&str`s for the call, and write at most
+// a `usize` at `len`, which points at a live local.
+
+pub fn now() -> f64 {
+    unsafe { raw::now() }
+}
+
+pub fn rand() -> f64 {
+    unsafe { raw::rand() }
+}
+
+pub fn get(key: &str) -> Option<String> {
+    let mut len = 0;
+    let p = unsafe { raw::get(key.as_ptr(), key.len(), &mut len) };
+    (!p.is_null()).then(|| take(p, len))
+}
+
+pub fn set(key: &str, value: Option<&str>) {
+    let v = value.unwrap_or_default();
+    unsafe {
+        raw::set(
+            key.as_ptr(),
+            key.len(),
+            v.as_ptr(),
+            v.len(),
+            u32::from(value.is_some()),
+        )
+    }
+}
+
+pub fn info(key: &str) -> String {
+    let mut len = 0;
+    let p = unsafe { raw::info(key.as_ptr(), key.len(), &mut len) };
+    if p.is_null() {
+        String::new()
+    } else {
+        take(p, len)
+    }
+}
+
+pub fn send(url: &str, body: &str) {
+    unsafe { raw::send(url.as_ptr(), url.len(), body.as_ptr(), body.len()) }
+}
+
+pub fn beacon(url: &str, body: &str) -> bool {
+    unsafe { raw::beacon(url.as_ptr(), url.len(), body.as_ptr(), body.len()) != 0 }
+}
+
+pub fn later(ms: u32) {
+    unsafe { raw::later(ms) }
+}
+
+pub fn log(msg: &str) {
+    unsafe { raw::log(msg.as_ptr(), msg.len()) }
+}
+
+/// `n` bytes for the loader to write a string into; given up here, taken back by [`take`].
+#[no_mangle]
+pub extern "C" fn alloc(n: usize) -> *mut u8 {
+    Box::into_raw(vec![0u8; n].into_boxed_slice()).cast::<u8>()
+}
+
+/// Gives back memory from [`alloc`]`(n)` that the loader did not hand over (it found the
+/// string was not ASCII and asks for the room its UTF-8 needs instead).
+#[no_mangle]
+pub extern "C" fn free(p: *mut u8, n: usize) {
+    drop(take_bytes(p, n));
+}
+
+/// The bytes at `p`, `n` long, in memory from [`alloc`]`(n)`: owned from here on.
+fn take_bytes(p: *mut u8, n: usize) -> Box<[u8]> {
+    // SAFETY: `p` is what `alloc(n)` returned (a boxed `[u8]` of length `n`, given up there)
+    // and the loader hands each allocation over once.
+    unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(p, n)) }
+}
+
+/// The string at `p`, `n` bytes long, in memory from [`alloc`]`(n)`: owned from here on.
+/// Bytes that are not UTF-8 (never, from the loader's `TextEncoder`) read as empty.
+fn take(p: *mut u8, n: usize) -> String {
+    String::from_utf8(take_bytes(p, n).into_vec()).unwrap_or_default()
+}
+
+/// The tracker, once `init` made it.
+struct Slot(UnsafeCell<Option<State<Host>>>);
+
+// SAFETY: the wasm runs on the page's one thread (no wasm threads, no shared memory).
+unsafe impl Sync for Slot {}
+
+static TRACKER: Slot = Slot(UnsafeCell::new(None));
+
+/// Runs `f` on the tracker; before `init`, returns the default.
+fn with<R: Default>(f: impl FnOnce(&mut State<Host>) -> R) -> R {
+    // SAFETY: one thread, and no export runs inside another: the imports never call back
+    // into the wasm except through `alloc`, which does not touch the tracker (the loader's
+    // host answers `send` and `later` from later tasks). So this is the only reference.
+    match unsafe { &mut *TRACKER.0.get() } {
+        Some(s) => f(s),
+        None => R::default(),
+    }
+}
+
+/// `new Tracker(host, debug, batchSize, respectDoNotTrack)`: the text options are asked
+/// through `info`.
+#[no_mangle]
+pub extern "C" fn init(debug: u32, batch_size: u32, respect_dnt: u32) {
+    let opts = crate::options(&Host, debug != 0, batch_size, respect_dnt != 0);
+    let state = State::new(Host, opts);
+    // SAFETY: as in `with`; nothing else holds a reference while an export runs.
+    unsafe { *TRACKER.0.get() = Some(state) };
+}
+
+/// [`crate::command`].
+#[no_mangle]
+pub extern "C" fn cmd(code: u32, flag: u32, p: *mut u8, n: usize) -> usize {
+    let data = take(p, n);
+    with(|s| crate::command(s, code, flag != 0, &data))
+}
+
+/// `trackEvent(type, data)`: `data` is `JSON.stringify(data)` without reserved keys.
+#[no_mangle]
+pub extern "C" fn event(tp: *mut u8, tn: usize, dp: *mut u8, dn: usize) {
+    let (event_type, data) = (take(tp, tn), take(dp, dn));
+    with(|s| {
+        s.record(&event_type, &|o| {
+            o.fields(&data);
+        })
+    });
+}
+
+/// `getSessionId()`: handed to the loader through `put`.
+#[no_mangle]
+pub extern "C" fn session() {
+    let id = with(|s| s.session_id());
+    unsafe { raw::put(id.as_ptr(), id.len()) }
+}
+
+/// The answer to `send` (`retry_after_ms` below 0: none); returns how many events were stored.
+#[no_mangle]
+pub extern "C" fn sent(status: u32, retry_after_ms: i32) -> usize {
+    let status = u16::try_from(status).unwrap_or(0);
+    with(|s| s.sent(status, u32::try_from(retry_after_ms).ok()))
+}
+
+/// A click (`id`, class, text, page x/y) or, with `form`, a form submit (`id`, name, action).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn element(
+    form: u32,
+    ip: *mut u8,
+    il: usize,
+    ap: *mut u8,
+    al: usize,
+    bp: *mut u8,
+    bl: usize,
+    x: i32,
+    y: i32,
+) {
+    let (id, a, b) = (take(ip, il), take(ap, al), take(bp, bl));
+    with(|s| {
+        if form != 0 {
+            s.submit(id, a, b);
+        } else {
+            s.click(id, a, b, x, y);
+        }
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn scrolled(scroll_y: f64, viewport_h: f64, doc_h: f64) {
+    with(|s| s.scrolled(scroll_y, viewport_h, doc_h));
+}
