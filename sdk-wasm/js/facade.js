@@ -39,7 +39,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
   }
 
   // The wasm's commands with at most a flag and one string, one export numbered in this order
-  // (`Tracker::cmd`).
+  // (`maidian_sdk::command`).
   var CMDS = ['initialView', 'flush', 'retry', 'getQueueLength', 'optOut', 'optIn', 'navigated',
     'restored', 'shown', 'hidden', 'trackPageView', 'setUserId'];
 
