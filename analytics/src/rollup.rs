@@ -1018,6 +1018,58 @@ impl Delta {
         }
     }
 
+    /// What format 5 adds to one site's format-4 rollups, derived from them (for a store
+    /// upgraded in place: its raw events may have expired, so it cannot roll them up again):
+    /// the retention counters, each the size of a first-day bitmap's intersection with a later
+    /// day's visitors, and each visitor's active days, the days whose visitor bitmap holds
+    /// their number. That is what the consumer would have made of the same events.
+    /// `first_days`, `daily_users`: the site's (day, bitmap) of [`FIRST_DAY`] and
+    /// [`DAILY_USERS`] (or their twins, with `twin`); `visitors`: the site's first-seen keys
+    /// (`site|visitor`) with their numbers.
+    pub fn upgraded_to_counters(
+        twin: bool,
+        site: &str,
+        first_days: &[(crate::event::Day, roaring::RoaringBitmap)],
+        daily_users: &[(crate::event::Day, roaring::RoaringBitmap)],
+        visitors: &[(String, u32)],
+    ) -> Delta {
+        let name = |r: &'static str| if twin { bot_twin(r) } else { r };
+        let mut out = Delta::default();
+        for (cohort, firsts) in first_days {
+            let c = cohort.to_string();
+            for (day, users) in daily_users.iter().filter(|(d, _)| d >= cohort) {
+                let n = firsts.intersection_len(users);
+                if n == 0 {
+                    continue;
+                }
+                let d = day.to_string();
+                let ch = out.change(name(RETENTION), site, key_of_cell(&c, &d));
+                ch.add(Field::Count, i64::try_from(n).unwrap_or(i64::MAX));
+                ch.ident(Field::Day, s(&c));
+                ch.ident(Field::ActiveDay, s(&d));
+            }
+        }
+        for (key, n) in visitors {
+            let days: roaring::RoaringBitmap = daily_users
+                .iter()
+                .filter(|(_, users)| users.contains(*n))
+                .map(|(d, _)| d.number())
+                .collect();
+            if days.is_empty() {
+                continue;
+            }
+            let c = out
+                .changes
+                .entry(name(FIRST_SEEN))
+                .or_default()
+                .entry(key.clone())
+                .or_default();
+            c.set
+                .push((Field::Days, Value::Bits(bitmap::encode(&days))));
+        }
+        out
+    }
+
     fn build<'a>(
         events: impl IntoIterator<Item = &'a Event>,
         day_of: impl Fn(&Event) -> crate::event::Day,

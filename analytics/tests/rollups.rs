@@ -774,6 +774,77 @@ async fn forgetting_a_visitor_leaves_no_trace_and_figures_equal_a_rebuild() {
     }
 }
 
+/// A store of the previous rollup format (4: no retention counters, no active days) is
+/// upgraded in place, from its bitmaps, to exactly what rolling the events up again gives:
+/// no raw event is read, so the figures of days whose raw events expired are kept.
+#[tokio::test]
+async fn format_4_rollups_are_upgraded_in_place_to_what_a_rebuild_gives() {
+    let events = dataset_with_alice();
+    for (store, dir) in stores().await {
+        let cfg = consumer_config();
+        store.insert(&events).await.unwrap();
+        consumer::catch_up(&store, &cfg).await.unwrap();
+        // The first two days' raw events expired: rolling up again would lose them.
+        while store.expire_raw(&cfg, T0 + 2 * DAY, 100).await.unwrap() > 0 {}
+        assert_eq!(store.raw_since().await.unwrap(), Some(T0 + 2 * DAY));
+        let made = snapshot(&store).await;
+        let store = match store {
+            Store::Mongo(m) => {
+                let client = mongodb::Client::with_uri_str(mongodb_uri().unwrap())
+                    .await
+                    .unwrap();
+                let db = client.database(&m.database_name());
+                type Doc = mongodb::bson::Document;
+                for name in [rollup::RETENTION, rollup::bot_twin(rollup::RETENTION)] {
+                    db.collection::<Doc>(&format!("{name}_g1"))
+                        .delete_many(mongodb::bson::doc! {})
+                        .await
+                        .unwrap();
+                }
+                for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
+                    db.collection::<Doc>(&format!("{name}_g1"))
+                        .update_many(
+                            mongodb::bson::doc! {},
+                            mongodb::bson::doc! { "$unset": { "days": "" } },
+                        )
+                        .await
+                        .unwrap();
+                }
+                db.collection::<Doc>("rollup_state")
+                    .update_one(
+                        mongodb::bson::doc! { "_id": "consumer" },
+                        mongodb::bson::doc! { "$set": { "format": 4_i64 } },
+                    )
+                    .await
+                    .unwrap();
+                let store = Store::Mongo(m);
+                assert_ne!(snapshot(&store).await, made);
+                // The consumer's next step upgrades.
+                assert_eq!(store.rollup_step(&cfg).await.unwrap(), Step::Consumed(0));
+                store
+            }
+            Store::Embedded(e) => {
+                e.downgrade_to_format_4().await.unwrap();
+                let store = Store::Embedded(e);
+                assert_ne!(snapshot(&store).await, made);
+                drop(store);
+                // Opening upgrades.
+                Store::open(&StoreConfig::Embedded {
+                    data_dir: dir.path().join("data"),
+                })
+                .await
+                .unwrap()
+            }
+            #[allow(unreachable_patterns)]
+            _ => continue,
+        };
+        assert_eq!(snapshot(&store).await, made, "{}", store.kind());
+        assert_eq!(store.rollup_step(&cfg).await.unwrap(), Step::Idle);
+        let (counted, from_bitmaps) = retention_both_ways(&store).await;
+        assert_eq!(counted, from_bitmaps, "{}", store.kind());
+    }
+}
+
 /// Retention computed from the stored bitmaps (first days, daily visitors), which an erasure
 /// clears bit by bit, against the retention counters the figure reads: they must agree.
 async fn retention_both_ways(store: &Store) -> (retention::Retention, retention::Retention) {

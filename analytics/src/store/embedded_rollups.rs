@@ -65,7 +65,14 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
         None => None,
     };
     if let Some(mut st) = old {
-        if st.format < FORMAT {
+        if st.format == 4 {
+            // Format 5 only adds what format 4's rollups determine: upgraded in place, so
+            // the figures of days whose raw events expired are kept.
+            drop(state);
+            upgrade_to_counters(tx, st.generation)?;
+            st.format = FORMAT;
+            write_state(tx, &st)?;
+        } else if st.format < FORMAT {
             drop_generation(tx, st.generation)?;
             (st.seq, st.events, st.format) = (0, 0, FORMAT);
             let bytes = serde_json::to_vec(&st).map_err(err)?;
@@ -257,6 +264,69 @@ pub(super) fn apply_delta(
     Ok(())
 }
 
+/// Format 4 → 5 in place: the retention counters and each visitor's active days, derived
+/// from the first-day and daily-visitor bitmaps ([`Delta::upgraded_to_counters`]), for the
+/// rollups and their bot twins.
+fn upgrade_to_counters(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
+    type BySite = HashMap<String, Vec<(Day, roaring::RoaringBitmap)>>;
+    let site_of = |key: &str| key.split('|').next().unwrap_or_default().to_string();
+    for twin in [false, true] {
+        let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
+        let bitmaps = |r: &'static str| -> Result<BySite, StoreError> {
+            let t = tx
+                .open_table(table(&table_name(name(r), generation)))
+                .map_err(err)?;
+            let mut out = BySite::new();
+            for row in t.iter().map_err(err)? {
+                let (key, value) = row.map_err(err)?;
+                let doc = RollupDoc {
+                    id: String::new(),
+                    fields: decode_fields(value.value())?,
+                };
+                if let Some(day) = Day::parse(doc.str(Field::Day)) {
+                    out.entry(site_of(key.value()))
+                        .or_default()
+                        .push((day, doc.bits(Field::Visitors)));
+                }
+            }
+            for days in out.values_mut() {
+                days.sort_by_key(|(d, _)| *d);
+            }
+            Ok(out)
+        };
+        let (firsts, users) = (bitmaps(rollup::FIRST_DAY)?, bitmaps(rollup::DAILY_USERS)?);
+        let keys: Vec<String> = {
+            let t = tx
+                .open_table(table(&table_name(name(rollup::FIRST_SEEN), generation)))
+                .map_err(err)?;
+            let mut keys = Vec::new();
+            for row in t.iter().map_err(err)? {
+                keys.push(row.map_err(err)?.0.value().to_string());
+            }
+            keys
+        };
+        let mut visitors: HashMap<String, Vec<(String, u32)>> = HashMap::new();
+        for (key, n) in numbers_of(tx, &keys, false)? {
+            visitors.entry(site_of(&key)).or_default().push((key, n));
+        }
+        let mut sites: Vec<&String> = firsts.keys().chain(visitors.keys()).collect();
+        sites.sort();
+        sites.dedup();
+        for site in sites {
+            let none = Vec::new();
+            let delta = Delta::upgraded_to_counters(
+                twin,
+                site,
+                firsts.get(site).unwrap_or(&none),
+                users.get(site).unwrap_or(&none),
+                visitors.get(site).map_or(&[][..], Vec::as_slice),
+            );
+            apply_delta(tx, generation, &delta)?;
+        }
+    }
+    Ok(())
+}
+
 fn drop_generation(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
     for name in rollup::ALL.iter().chain(rollup::RETIRED) {
         tx.delete_table(table(&table_name(name, generation)))
@@ -284,6 +354,39 @@ fn received_at(tx: &ReadTransaction, seq: u64) -> Result<Option<i64>, StoreError
 }
 
 impl EmbeddedStore {
+    /// Takes the live rollups back to format 4 (no retention counters, no active days in the
+    /// first-seen documents): for the test of the in-place upgrade at the next open.
+    #[doc(hidden)]
+    pub async fn downgrade_to_format_4(&self) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            let mut st = read_state(&tx.open_table(STATE).map_err(err)?)?;
+            for twin in [false, true] {
+                let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
+                let counters = table_name(name(rollup::RETENTION), st.generation);
+                tx.delete_table(table(&counters)).map_err(err)?;
+                let mut t = tx
+                    .open_table(table(&table_name(name(rollup::FIRST_SEEN), st.generation)))
+                    .map_err(err)?;
+                let mut rows = Vec::new();
+                for row in t.iter().map_err(err)? {
+                    let (key, value) = row.map_err(err)?;
+                    let mut fields = decode_fields(value.value())?;
+                    fields.remove(&Field::Days);
+                    rows.push((key.value().to_string(), encode_fields(&fields)?));
+                }
+                for (key, bytes) in rows {
+                    t.insert(key.as_str(), bytes.as_slice()).map_err(err)?;
+                }
+            }
+            st.format = 4;
+            write_state(&tx, &st)?;
+            tx.commit().map_err(err)
+        })
+        .await
+    }
+
     pub async fn rollup_step(&self, cfg: &ConsumerConfig) -> Result<Step, StoreError> {
         let db = self.db.clone();
         let limit = cfg.chunk_events.max(1);

@@ -817,6 +817,9 @@ impl MongoStore {
         }
         if st.format < FORMAT && st.next.is_none() && self.read_rebuild().await?.building.is_none()
         {
+            if st.format == 4 {
+                return self.upgrade_to_counters(cfg, &st).await;
+            }
             return self.restart_in_new_format(cfg, &st, now).await;
         }
         if let Some(p) = &st.live.pending {
@@ -901,6 +904,106 @@ impl MongoStore {
 
     /// Retires the live generation of an older format and starts a new one at the start of
     /// the log.
+    /// Format 4 → 5 in place: the retention counters and each visitor's active days, derived
+    /// from the live generation's first-day and daily-visitor bitmaps
+    /// ([`Delta::upgraded_to_counters`]), so the figures of days whose raw events expired are
+    /// kept. Every write sets a value (no increment), so an upgrade interrupted and run again
+    /// writes the same; counters carry the live chunk as `applied`, so the next chunks'
+    /// guards pass.
+    async fn upgrade_to_counters(
+        &self,
+        cfg: &ConsumerConfig,
+        st: &State,
+    ) -> Result<Step, StoreError> {
+        type BySite = std::collections::HashMap<String, Vec<(Day, roaring::RoaringBitmap)>>;
+        let generation = st.live.generation;
+        let mut renewed = Instant::now();
+        for twin in [false, true] {
+            let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
+            let mut bitmaps = Vec::new();
+            for r in [rollup::FIRST_DAY, rollup::DAILY_USERS] {
+                let mut out = BySite::new();
+                let coll = self
+                    .db
+                    .collection::<Document>(&gen_name(name(r), generation));
+                let mut cursor = coll.find(doc! {}).await?;
+                while let Some(d) = cursor.try_next().await? {
+                    let doc = rollup_doc(&d);
+                    if let Some(day) = Day::parse(doc.str(Field::Day)) {
+                        out.entry(doc.str(Field::Site).to_string())
+                            .or_default()
+                            .push((day, doc.bits(Field::Visitors)));
+                    }
+                }
+                for days in out.values_mut() {
+                    days.sort_by_key(|(d, _)| *d);
+                }
+                bitmaps.push(out);
+            }
+            let (users, firsts) = (
+                bitmaps.pop().unwrap_or_default(),
+                bitmaps.pop().unwrap_or_default(),
+            );
+            let seen = self
+                .db
+                .collection::<Document>(&gen_name(name(rollup::FIRST_SEEN), generation));
+            let mut cursor = seen.find(doc! {}).projection(doc! { "_id": 1 }).await?;
+            let mut keys = Vec::new();
+            while let Some(d) = cursor.try_next().await? {
+                keys.push(d.get_str("_id").unwrap_or_default().to_string());
+            }
+            let mut visitors: std::collections::HashMap<String, Vec<(String, u32)>> =
+                std::collections::HashMap::new();
+            for (key, n) in self.numbers_of(&keys, false).await? {
+                let site = key.split('|').next().unwrap_or_default().to_string();
+                visitors.entry(site).or_default().push((key, n));
+            }
+            let mut sites: Vec<&String> = firsts.keys().chain(visitors.keys()).collect();
+            sites.sort();
+            sites.dedup();
+            for site in sites {
+                let delta = Delta::upgraded_to_counters(
+                    twin,
+                    site,
+                    firsts.get(site).map_or(&[][..], Vec::as_slice),
+                    users.get(site).map_or(&[][..], Vec::as_slice),
+                    visitors.get(site).map_or(&[][..], Vec::as_slice),
+                );
+                for (r, changes) in &delta.changes {
+                    let statements: Vec<Document> = changes
+                        .iter()
+                        .map(|(key, c)| {
+                            let mut set: Document = c
+                                .set
+                                .iter()
+                                .map(|(f, v)| (f.as_str().to_string(), bson_of(v)))
+                                .collect();
+                            for (f, n) in &c.inc {
+                                set.insert(f.as_str(), *n);
+                            }
+                            if !c.inc.is_empty() {
+                                set.insert("applied", st.live.chunk);
+                            }
+                            doc! { "q": { "_id": key }, "u": { "$set": set }, "upsert": !c.inc.is_empty() }
+                        })
+                        .collect();
+                    let coll = gen_name(r, generation);
+                    for part in statements.chunks(ROLLUP_CHUNK) {
+                        if renewed.elapsed() > cfg.lease_ttl / 4 {
+                            self.renew(cfg).await?;
+                            renewed = Instant::now();
+                        }
+                        self.update_idempotent(&coll, part).await?;
+                    }
+                }
+            }
+        }
+        self.set_state(&cfg.owner, doc! { "format": FORMAT })
+            .await?;
+        tracing::info!(generation, "rollups upgraded in place to format {FORMAT}");
+        Ok(Step::Consumed(0))
+    }
+
     async fn restart_in_new_format(
         &self,
         cfg: &ConsumerConfig,
