@@ -53,7 +53,7 @@ function maidianWasm(url) {
     cmd: function (code, flag, data) { var d = put(data); return w.cmd(code, flag, d[0], d[1]); },
     trackEvent: function (type, data) { var t = put(type), d = put(data); w.event(t[0], t[1], d[0], d[1]); },
     getSessionId: function () { w.session(); return last; },
-    onSent: function (status, ms) { return w.sent(status, ms == null ? -1 : ms); },
+    onSent: function (status, ms) { return w.sent(status, ms == null ? -1 : Math.min(ms, 2147483647)); },
     element: function (form, id, a, b, x, y) {
       var i = put(id), p = put(a), q = put(b);
       w.element(form, i[0], i[1], p[0], p[1], q[0], q[1], x, y);

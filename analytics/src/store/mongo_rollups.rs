@@ -815,17 +815,19 @@ impl MongoStore {
                 return Ok(step);
             }
         }
-        if st.format < FORMAT && st.next.is_none() && self.read_rebuild().await?.building.is_none()
-        {
-            if st.format == 4 {
-                return self.upgrade_to_counters(cfg, &st).await;
-            }
+        // Formats before 4 are rolled up again from the log; 4 is upgraded in place (below).
+        if st.format < 4 && st.next.is_none() && self.read_rebuild().await?.building.is_none() {
             return self.restart_in_new_format(cfg, &st, now).await;
         }
         if let Some(p) = &st.live.pending {
             return Ok(Step::Consumed(
                 self.finish_pending(cfg, Which::Live, &st.live, p).await?,
             ));
+        }
+        // After an interrupted chunk is finished: the upgrade sets every counter and every
+        // visitor's days outright from the bitmaps, which then hold the whole chunk.
+        if st.format == 4 && st.next.is_none() && self.read_rebuild().await?.building.is_none() {
+            return self.upgrade_to_counters(cfg, &st).await;
         }
         if let Some(next) = &st.next {
             return self.step_next(cfg, &st, next).await;
