@@ -919,6 +919,8 @@ impl MongoStore {
     ) -> Result<Step, StoreError> {
         type BySite = std::collections::HashMap<String, Vec<(Day, roaring::RoaringBitmap)>>;
         let generation = st.live.generation;
+        // The counters' collections are new: indexed like every rollup's.
+        bounded(self.ensure_gen_indexes(generation)).await?;
         let mut renewed = Instant::now();
         for twin in [false, true] {
             let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
