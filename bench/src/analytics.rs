@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::Parser;
 use maidian_analytics::consumer::{self, ConsumerConfig};
-use maidian_analytics::engine::{funnel, retention, summary, vitals};
+use maidian_analytics::engine::{funnel, retention, stats, summary, vitals};
 use maidian_analytics::event::Day;
 use maidian_analytics::simulate::Simulation;
 use maidian_analytics::site::SiteInfo;
@@ -240,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
         funnel: (engine_funnel, f1),
         retention: (engine_retention, r1),
         vitals: (engine_vitals, v1),
+        stats: (engine_stats, t1),
     } = engine(&store, p, &f, runs).await?;
     if args.no_naive {
         println!("{:<28} {:>12}", "query (best of runs)", "engine s");
@@ -248,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
             ("funnel, 4 steps, 30 days", engine_funnel),
             ("retention, 30 days", engine_retention),
             ("web vitals, 30 days", engine_vitals),
+            ("stats (types, pages), 30 d", engine_stats),
         ] {
             println!("{name:<28} {:>12.4}", e.as_secs_f64());
         }
@@ -292,6 +294,16 @@ async fn main() -> anyhow::Result<()> {
         Ok(vitals::from_events(p, &events, 10))
     })
     .await?;
+    let (naive_stats, t2) = best(runs, || async {
+        let events = large_site(store.events_between(p.since, p.until).await?);
+        let docs = maidian_analytics::rollup::docs_of(&events);
+        let get = |r| docs.get(r).map_or(&[][..], Vec::as_slice);
+        Ok((
+            stats::event_types_of(get(maidian_analytics::rollup::DAILY_TYPE)),
+            stats::pages_of(get(maidian_analytics::rollup::DAILY_PAGE)),
+        ))
+    })
+    .await?;
     // How far the histogram p75s are from the exact ones of the raw values.
     let exact = vitals::exact_p75(&large_site(store.events_between(p.since, p.until).await?));
     let worst_error = v1
@@ -310,6 +322,7 @@ async fn main() -> anyhow::Result<()> {
         || f1.funnel_steps != f2.funnel_steps
         || r1.retention_data != r2.retention_data
         || v1 != v2
+        || t1 != t2
     {
         bail!("engine and naive answers differ");
     }
@@ -322,6 +335,7 @@ async fn main() -> anyhow::Result<()> {
         ("funnel, 4 steps, 30 days", engine_funnel, naive_funnel),
         ("retention, 30 days", engine_retention, naive_retention),
         ("web vitals, 30 days", engine_vitals, naive_vitals),
+        ("stats (types, pages), 30 d", engine_stats, naive_stats),
     ] {
         println!(
             "{name:<28} {:>12.4} {:>12.4} {:>8.1}x",
@@ -366,6 +380,7 @@ async fn main() -> anyhow::Result<()> {
             funnel: (one_funnel, f3),
             retention: (one_retention, r3),
             vitals: (_, v3),
+            stats: _,
         } = engine(&one, p, &f, runs).await?;
         if s3 != s1 || f3.funnel_steps != f1.funnel_steps || r3 != r1 || v3 != v1 {
             bail!("the large site's answers differ between the two stores");
@@ -399,7 +414,15 @@ struct Engine {
     funnel: (Duration, funnel::FunnelResult),
     retention: (Duration, retention::Retention),
     vitals: (Duration, vitals::Vitals),
+    /// The seed's statistics: events and distinct visitors by type, views and distinct
+    /// visitors by page.
+    stats: (Duration, Stats),
 }
+
+type Stats = (
+    Vec<maidian_analytics::stats::EventTypeStat>,
+    Vec<maidian_analytics::stats::PageStat>,
+);
 
 async fn engine(
     store: &Store,
@@ -423,6 +446,14 @@ async fn engine(
         .await?,
         vitals: best(runs, || async {
             Ok(vitals::vitals(store, p, scope, 10).await?)
+        })
+        .await?,
+        stats: best(runs, || async {
+            let (types, pages) = tokio::try_join!(
+                stats::event_types(store, p, scope),
+                stats::pages(store, p, scope)
+            )?;
+            Ok((types, pages))
         })
         .await?,
     })
