@@ -243,41 +243,35 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
     let (channels, campaigns) = sources(&i.daily_channel, &i.daily_campaign, top);
 
     // Views per page, and unique users: the union of the page's visitors over the days.
-    let mut pages: HashMap<&str, u64> = HashMap::new();
-    let mut pairs: HashMap<&str, Vec<RoaringBitmap>> = HashMap::new();
+    // Pages ranked by views first; only the pages shown get their visitors united (a site
+    // with thousands of pages unites ten of them).
+    let mut pages: HashMap<&str, (u64, Vec<&RollupDoc>)> = HashMap::new();
     for d in &i.daily_page {
-        *pages.entry(d.str(Field::PageUrl)).or_default() += u(d.int(Field::Views));
-        pairs
-            .entry(d.str(Field::PageUrl))
-            .or_default()
-            .push(d.bits(Field::Visitors));
+        let e = pages.entry(d.str(Field::PageUrl)).or_default();
+        e.0 += u(d.int(Field::Views));
+        e.1.push(d);
     }
-    let pairs: HashMap<&str, RoaringBitmap> =
-        pairs.into_iter().map(|(k, v)| (k, v.union())).collect();
     let mut times: HashMap<&str, (i64, u64)> = HashMap::new();
     for d in &i.daily_page_time {
         let e = times.entry(d.str(Field::PageUrl)).or_default();
         e.0 += d.int(Field::Duration);
         e.1 += u(d.int(Field::Count));
     }
-    let mut top_pages: Vec<PageRow> = pages
-        .iter()
-        .map(|(url, views)| PageRow {
+    let mut ranked: Vec<(&str, (u64, Vec<&RollupDoc>))> = pages.into_iter().collect();
+    ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
+    ranked.truncate(top);
+    let top_pages: Vec<PageRow> = ranked
+        .into_iter()
+        .map(|(url, (views, docs))| PageRow {
             page_url: url.to_string(),
-            views: *views,
-            unique_users: pairs.get(url).map_or(0, RoaringBitmap::len),
+            views,
+            unique_users: docs.iter().map(|d| d.bits(Field::Visitors)).union().len(),
             avg_time_on_page: times
                 .get(url)
                 .filter(|(_, n)| *n > 0)
                 .map(|(total, n)| seconds(*total as f64 / *n as f64)),
         })
         .collect();
-    top_pages.sort_by(|a, b| {
-        b.views
-            .cmp(&a.views)
-            .then_with(|| a.page_url.cmp(&b.page_url))
-    });
-    top_pages.truncate(top);
 
     let mut referrers: HashMap<String, u64> = HashMap::new();
     for d in &i.daily_referrer {
@@ -353,7 +347,8 @@ fn sources(
         t.0 += u(d.int(Field::Count));
         t.1.push(d.bits(Field::Visitors));
     }
-    let mut campaigns: HashMap<(String, String, String), Tally> = HashMap::new();
+    // Campaigns ranked by sessions first: only those shown get their visitors united.
+    let mut campaigns: HashMap<(String, String, String), (u64, Vec<&RollupDoc>)> = HashMap::new();
     for d in daily_campaign {
         let k = (
             d.str(Field::Source).to_string(),
@@ -362,7 +357,7 @@ fn sources(
         );
         let t = campaigns.entry(k).or_default();
         t.0 += u(d.int(Field::Count));
-        t.1.push(d.bits(Field::Visitors));
+        t.1.push(d);
     }
     let mut channels: Vec<ChannelRow> = channels
         .into_iter()
@@ -377,22 +372,21 @@ fn sources(
             .cmp(&a.sessions)
             .then_with(|| a.channel.cmp(&b.channel))
     });
-    let mut campaigns: Vec<CampaignRow> = campaigns
+    let mut ranked: Vec<_> = campaigns.into_iter().collect();
+    ranked.sort_by(|(a, (x, _)), (b, (y, _))| y.cmp(x).then_with(|| a.cmp(b)));
+    ranked.truncate(top);
+    let campaigns: Vec<CampaignRow> = ranked
         .into_iter()
-        .map(|((source, medium, campaign), (sessions, v))| CampaignRow {
-            source,
-            medium,
-            campaign,
-            visitors: v.union().len(),
-            sessions,
-        })
+        .map(
+            |((source, medium, campaign), (sessions, docs))| CampaignRow {
+                source,
+                medium,
+                campaign,
+                visitors: docs.iter().map(|d| d.bits(Field::Visitors)).union().len(),
+                sessions,
+            },
+        )
         .collect();
-    campaigns.sort_by(|a, b| {
-        b.sessions.cmp(&a.sessions).then_with(|| {
-            (&a.source, &a.medium, &a.campaign).cmp(&(&b.source, &b.medium, &b.campaign))
-        })
-    });
-    campaigns.truncate(top);
     (channels, campaigns)
 }
 
@@ -489,6 +483,56 @@ mod tests {
         assert_eq!(s.overview.active_users, 1);
         assert_eq!(s.overview.avg_session_duration, 120.0);
         assert_eq!(s.overview.bounce_rate, 0.0); // two page views
+    }
+
+    #[test]
+    fn only_the_top_pages_and_campaigns_are_listed_with_their_distinct_visitors() {
+        let t = 1_795_996_800_000; // 2026-11-30T00:00Z
+        let mut events = Vec::new();
+        // /a: 3 views by 2 visitors over two days; /b: 2 views by 2; /c: 1 view.
+        for (i, (user, page, day)) in [
+            ("u1", "/a", 0),
+            ("u1", "/a", 1),
+            ("u2", "/a", 1),
+            ("u1", "/b", 0),
+            ("u3", "/b", 1),
+            ("u4", "/c", 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut e = ev(
+                "page_view",
+                user,
+                &format!("s-{user}-{day}"),
+                page,
+                t + day * 86_400_000 + i as i64,
+            );
+            // Sessions of u1 and u2 landed from one campaign, u3's from another.
+            let campaign = match user {
+                "u1" | "u2" => Some("spring"),
+                "u3" => Some("autumn"),
+                _ => None,
+            };
+            e.utm_campaign = campaign.map(String::from);
+            e.source = campaign.map(|_| "news".to_string());
+            e.utm_medium = campaign.map(|_| "email".to_string());
+            events.push(e);
+        }
+        let p = Period::last_days(2, Day::from_millis(t + 86_400_000).unwrap());
+        let s = summarize(p, &Inputs::from_events(&events), 2);
+        let pages: Vec<(&str, u64, u64)> = s
+            .top_pages
+            .iter()
+            .map(|r| (r.page_url.as_str(), r.views, r.unique_users))
+            .collect();
+        assert_eq!(pages, [("/a", 3, 2), ("/b", 2, 2)]);
+        let campaigns: Vec<(&str, u64, u64)> = s
+            .campaigns
+            .iter()
+            .map(|r| (r.campaign.as_str(), r.sessions, r.visitors))
+            .collect();
+        assert_eq!(campaigns, [("spring", 3, 2), ("autumn", 1, 1)]);
     }
 
     #[test]
