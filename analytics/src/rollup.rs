@@ -1018,39 +1018,54 @@ impl Delta {
         }
     }
 
-    /// What format 5 adds to one site's format-4 rollups, derived from them (for a store
-    /// upgraded in place: its raw events may have expired, so it cannot roll them up again):
-    /// the retention counters, each the size of a first-day bitmap's intersection with a later
-    /// day's visitors, and each visitor's active days, the days whose visitor bitmap holds
-    /// their number. That is what the consumer would have made of the same events.
-    /// `first_days`, `daily_users`: the site's (day, bitmap) of [`FIRST_DAY`] and
-    /// [`DAILY_USERS`] (or their twins, with `twin`); `visitors`: the site's first-seen keys
+    /// What format 5 adds to format-4 rollups, derived from them (for a store upgraded in
+    /// place: its raw events may have expired, so it cannot roll them up again): the retention
+    /// counters, each the size of a first-day bitmap's intersection with a later day's
+    /// visitors of the same site, and each visitor's active days, the days whose visitor bitmap
+    /// of their site holds their number. That is what the consumer would have made of the same
+    /// events. `first_days`, `daily_users`: every (site, day, bitmap) of [`FIRST_DAY`] and
+    /// [`DAILY_USERS`] (or their twins, with `twin`); `visitors`: the first-seen keys
     /// (`site|visitor`) with their numbers.
     pub fn upgraded_to_counters(
         twin: bool,
-        site: &str,
-        first_days: &[(crate::event::Day, roaring::RoaringBitmap)],
-        daily_users: &[(crate::event::Day, roaring::RoaringBitmap)],
-        visitors: &[(String, u32)],
+        first_days: Vec<(String, crate::event::Day, roaring::RoaringBitmap)>,
+        daily_users: Vec<(String, crate::event::Day, roaring::RoaringBitmap)>,
+        visitors: &Numbers,
     ) -> Delta {
+        type BySite = HashMap<String, Vec<(crate::event::Day, roaring::RoaringBitmap)>>;
+        let by_site = |docs: Vec<(String, crate::event::Day, roaring::RoaringBitmap)>| {
+            let mut out = BySite::new();
+            for (site, day, bits) in docs {
+                out.entry(site).or_default().push((day, bits));
+            }
+            out
+        };
+        let (firsts, users) = (by_site(first_days), by_site(daily_users));
         let name = |r: &'static str| if twin { bot_twin(r) } else { r };
+        let none = Vec::new();
         let mut out = Delta::default();
-        for (cohort, firsts) in first_days {
-            let c = cohort.to_string();
-            for (day, users) in daily_users.iter().filter(|(d, _)| d >= cohort) {
-                let n = firsts.intersection_len(users);
-                if n == 0 {
-                    continue;
+        for (site, cohorts) in &firsts {
+            let users = users.get(site).unwrap_or(&none);
+            for (cohort, firsts) in cohorts {
+                let c = cohort.to_string();
+                for (day, users) in users.iter().filter(|(d, _)| d >= cohort) {
+                    let n = firsts.intersection_len(users);
+                    if n == 0 {
+                        continue;
+                    }
+                    let d = day.to_string();
+                    let ch = out.change(name(RETENTION), site, key_of_cell(&c, &d));
+                    ch.add(Field::Count, i64::try_from(n).unwrap_or(i64::MAX));
+                    ch.ident(Field::Day, s(&c));
+                    ch.ident(Field::ActiveDay, s(&d));
                 }
-                let d = day.to_string();
-                let ch = out.change(name(RETENTION), site, key_of_cell(&c, &d));
-                ch.add(Field::Count, i64::try_from(n).unwrap_or(i64::MAX));
-                ch.ident(Field::Day, s(&c));
-                ch.ident(Field::ActiveDay, s(&d));
             }
         }
         for (key, n) in visitors {
-            let days: roaring::RoaringBitmap = daily_users
+            let site = key.split('|').next().unwrap_or_default();
+            let days: roaring::RoaringBitmap = users
+                .get(site)
+                .unwrap_or(&none)
                 .iter()
                 .filter(|(_, users)| users.contains(*n))
                 .map(|(d, _)| d.number())

@@ -268,15 +268,13 @@ pub(super) fn apply_delta(
 /// from the first-day and daily-visitor bitmaps ([`Delta::upgraded_to_counters`]), for the
 /// rollups and their bot twins.
 fn upgrade_to_counters(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
-    type BySite = HashMap<String, Vec<(Day, roaring::RoaringBitmap)>>;
-    let site_of = |key: &str| key.split('|').next().unwrap_or_default().to_string();
     for twin in [false, true] {
         let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
-        let bitmaps = |r: &'static str| -> Result<BySite, StoreError> {
+        let bitmaps = |r: &'static str| -> Result<Vec<_>, StoreError> {
             let t = tx
                 .open_table(table(&table_name(name(r), generation)))
                 .map_err(err)?;
-            let mut out = BySite::new();
+            let mut out = Vec::new();
             for row in t.iter().map_err(err)? {
                 let (key, value) = row.map_err(err)?;
                 let doc = RollupDoc {
@@ -284,45 +282,24 @@ fn upgrade_to_counters(tx: &WriteTransaction, generation: i64) -> Result<(), Sto
                     fields: decode_fields(value.value())?,
                 };
                 if let Some(day) = Day::parse(doc.str(Field::Day)) {
-                    out.entry(site_of(key.value()))
-                        .or_default()
-                        .push((day, doc.bits(Field::Visitors)));
+                    let site = key.value().split('|').next().unwrap_or_default();
+                    out.push((site.to_string(), day, doc.bits(Field::Visitors)));
                 }
-            }
-            for days in out.values_mut() {
-                days.sort_by_key(|(d, _)| *d);
             }
             Ok(out)
         };
         let (firsts, users) = (bitmaps(rollup::FIRST_DAY)?, bitmaps(rollup::DAILY_USERS)?);
-        let keys: Vec<String> = {
-            let t = tx
-                .open_table(table(&table_name(name(rollup::FIRST_SEEN), generation)))
-                .map_err(err)?;
-            let mut keys = Vec::new();
-            for row in t.iter().map_err(err)? {
-                keys.push(row.map_err(err)?.0.value().to_string());
-            }
-            keys
-        };
-        let mut visitors: HashMap<String, Vec<(String, u32)>> = HashMap::new();
-        for (key, n) in numbers_of(tx, &keys, false)? {
-            visitors.entry(site_of(&key)).or_default().push((key, n));
+        let mut keys = Vec::new();
+        let t = tx
+            .open_table(table(&table_name(name(rollup::FIRST_SEEN), generation)))
+            .map_err(err)?;
+        for row in t.iter().map_err(err)? {
+            keys.push(row.map_err(err)?.0.value().to_string());
         }
-        let mut sites: Vec<&String> = firsts.keys().chain(visitors.keys()).collect();
-        sites.sort();
-        sites.dedup();
-        for site in sites {
-            let none = Vec::new();
-            let delta = Delta::upgraded_to_counters(
-                twin,
-                site,
-                firsts.get(site).unwrap_or(&none),
-                users.get(site).unwrap_or(&none),
-                visitors.get(site).map_or(&[][..], Vec::as_slice),
-            );
-            apply_delta(tx, generation, &delta)?;
-        }
+        drop(t);
+        let visitors = numbers_of(tx, &keys, false)?;
+        let delta = Delta::upgraded_to_counters(twin, firsts, users, &visitors);
+        apply_delta(tx, generation, &delta)?;
     }
     Ok(())
 }

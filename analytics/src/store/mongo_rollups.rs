@@ -904,8 +904,6 @@ impl MongoStore {
         Ok(Some(Step::Consumed(0)))
     }
 
-    /// Retires the live generation of an older format and starts a new one at the start of
-    /// the log.
     /// Format 4 → 5 in place: the retention counters and each visitor's active days, derived
     /// from the live generation's first-day and daily-visitor bitmaps
     /// ([`Delta::upgraded_to_counters`]), so the figures of days whose raw events expired are
@@ -917,7 +915,6 @@ impl MongoStore {
         cfg: &ConsumerConfig,
         st: &State,
     ) -> Result<Step, StoreError> {
-        type BySite = std::collections::HashMap<String, Vec<(Day, roaring::RoaringBitmap)>>;
         let generation = st.live.generation;
         // The counters' collections are new: indexed like every rollup's.
         bounded(self.ensure_gen_indexes(generation)).await?;
@@ -926,7 +923,7 @@ impl MongoStore {
             let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
             let mut bitmaps = Vec::new();
             for r in [rollup::FIRST_DAY, rollup::DAILY_USERS] {
-                let mut out = BySite::new();
+                let mut out = Vec::new();
                 let coll = self
                     .db
                     .collection::<Document>(&gen_name(name(r), generation));
@@ -934,13 +931,12 @@ impl MongoStore {
                 while let Some(d) = cursor.try_next().await? {
                     let doc = rollup_doc(&d);
                     if let Some(day) = Day::parse(doc.str(Field::Day)) {
-                        out.entry(doc.str(Field::Site).to_string())
-                            .or_default()
-                            .push((day, doc.bits(Field::Visitors)));
+                        out.push((
+                            doc.str(Field::Site).to_string(),
+                            day,
+                            doc.bits(Field::Visitors),
+                        ));
                     }
-                }
-                for days in out.values_mut() {
-                    days.sort_by_key(|(d, _)| *d);
                 }
                 bitmaps.push(out);
             }
@@ -956,25 +952,10 @@ impl MongoStore {
             while let Some(d) = cursor.try_next().await? {
                 keys.push(d.get_str("_id").unwrap_or_default().to_string());
             }
-            let mut visitors: std::collections::HashMap<String, Vec<(String, u32)>> =
-                std::collections::HashMap::new();
-            for (key, n) in self.numbers_of(&keys, false).await? {
-                let site = key.split('|').next().unwrap_or_default().to_string();
-                visitors.entry(site).or_default().push((key, n));
-            }
-            let mut sites: Vec<&String> = firsts.keys().chain(visitors.keys()).collect();
-            sites.sort();
-            sites.dedup();
-            for site in sites {
-                let delta = Delta::upgraded_to_counters(
-                    twin,
-                    site,
-                    firsts.get(site).map_or(&[][..], Vec::as_slice),
-                    users.get(site).map_or(&[][..], Vec::as_slice),
-                    visitors.get(site).map_or(&[][..], Vec::as_slice),
-                );
-                for (r, changes) in &delta.changes {
-                    let statements: Vec<Document> = changes
+            let visitors = self.numbers_of(&keys, false).await?;
+            let delta = Delta::upgraded_to_counters(twin, firsts, users, &visitors);
+            for (r, changes) in &delta.changes {
+                let statements: Vec<Document> = changes
                         .iter()
                         .map(|(key, c)| {
                             let mut set: Document = c
@@ -991,14 +972,13 @@ impl MongoStore {
                             doc! { "q": { "_id": key }, "u": { "$set": set }, "upsert": !c.inc.is_empty() }
                         })
                         .collect();
-                    let coll = gen_name(r, generation);
-                    for part in statements.chunks(ROLLUP_CHUNK) {
-                        if renewed.elapsed() > cfg.lease_ttl / 4 {
-                            self.renew(cfg).await?;
-                            renewed = Instant::now();
-                        }
-                        self.update_idempotent(&coll, part).await?;
+                let coll = gen_name(r, generation);
+                for part in statements.chunks(ROLLUP_CHUNK) {
+                    if renewed.elapsed() > cfg.lease_ttl / 4 {
+                        self.renew(cfg).await?;
+                        renewed = Instant::now();
                     }
+                    self.update_idempotent(&coll, part).await?;
                 }
             }
         }
@@ -1008,6 +988,8 @@ impl MongoStore {
         Ok(Step::Consumed(0))
     }
 
+    /// Retires the live generation of an older format and starts a new one at the start of
+    /// the log.
     async fn restart_in_new_format(
         &self,
         cfg: &ConsumerConfig,
