@@ -51,10 +51,18 @@ pub fn rand() -> f64 {
     unsafe { raw::rand() }
 }
 
-pub fn get(key: &str) -> Option<String> {
+/// A string an import returns for `key` (`raw::get` or `raw::info`): `None` for none.
+fn returned(
+    import: unsafe extern "C" fn(*const u8, usize, *mut usize) -> *mut u8,
+    key: &str,
+) -> Option<String> {
     let mut len = 0;
-    let p = unsafe { raw::get(key.as_ptr(), key.len(), &mut len) };
+    let p = unsafe { import(key.as_ptr(), key.len(), &mut len) };
     (!p.is_null()).then(|| take(p, len))
+}
+
+pub fn get(key: &str) -> Option<String> {
+    returned(raw::get, key)
 }
 
 pub fn set(key: &str, value: Option<&str>) {
@@ -71,13 +79,7 @@ pub fn set(key: &str, value: Option<&str>) {
 }
 
 pub fn info(key: &str) -> String {
-    let mut len = 0;
-    let p = unsafe { raw::info(key.as_ptr(), key.len(), &mut len) };
-    if p.is_null() {
-        String::new()
-    } else {
-        take(p, len)
-    }
+    returned(raw::info, key).unwrap_or_default()
 }
 
 pub fn send(url: &str, body: &str) {
