@@ -111,11 +111,16 @@ async fn fill(
     written += flush(&mut batch, true).await?;
     let write_time = started.elapsed();
     eprintln!();
+    let started = Instant::now();
+    let rolled = consumer::catch_up(store, &consumer_config()).await?;
+    Ok((written, visitors, write_time, rolled, started.elapsed()))
+}
+
+/// The benchmark's consumer: no safety lag (every event it wrote has committed).
+fn consumer_config() -> ConsumerConfig {
     let mut cfg = ConsumerConfig::new(consumer::owner_name("bench"));
     cfg.safety_lag = Duration::ZERO;
-    let started = Instant::now();
-    let rolled = consumer::catch_up(store, &cfg).await?;
-    Ok((written, visitors, write_time, rolled, started.elapsed()))
+    cfg
 }
 
 const FUNNEL: &str = "page_view,click,form_submit,purchase";
@@ -176,10 +181,8 @@ async fn main() -> anyhow::Result<()> {
                 );
                 // A store opened by a build with another rollup format has its rollups
                 // dropped at open: rolled up again here, before anything is timed.
-                let mut cfg = ConsumerConfig::new(consumer::owner_name("bench"));
-                cfg.safety_lag = Duration::ZERO;
                 let started = Instant::now();
-                let again = consumer::catch_up(&store, &cfg).await?;
+                let again = consumer::catch_up(&store, &consumer_config()).await?;
                 if again > 0 {
                     println!(
                     "(rolled {again} kept events up again in {:.1} s: rollups of another format)",
