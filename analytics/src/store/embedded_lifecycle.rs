@@ -144,22 +144,18 @@ impl EmbeddedStore {
             let delta = Delta::in_zones(rolled, &zones_in(&tx)?, &numbers).settled_alone(&numbers);
             let erasure = Erasure::of(delta);
             apply_delta(&tx, st.generation, &erasure.decrements)?;
-            // The retention counters of the first-seen documents that go, from their stored
-            // days (exact also for days whose raw events expired).
-            let mut counters = Delta::default();
             let mut entries = 0u64;
             for (name, key) in &erasure.deletes {
+                // First-seen documents are the sweep's: it removes every one of the ids and
+                // takes back the retention counters each stands for.
+                if *name == rollup::FIRST_SEEN || *name == rollup::bot_twin(rollup::FIRST_SEEN) {
+                    continue;
+                }
                 let tn = table_name(name, st.generation);
                 let mut t = tx.open_table(table(&tn)).map_err(err)?;
-                let removed = t.remove(key.as_str()).map_err(err)?;
-                let Some(old) = removed else { continue };
-                entries += 1;
-                if first_seen(name) {
-                    counters.retention_taken_back(name, key, &decode_fields(old.value())?);
-                }
+                entries += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
             }
-            entries += sweep_visitor(&tx, st.generation, &names, &mut counters)?;
-            apply_delta(&tx, st.generation, &counters)?;
+            entries += sweep_visitor(&tx, st.generation, &names)?;
             let mut removed = 0u64;
             for e in &events {
                 removed += u64::from(delete_event(&tx, e)?);
@@ -229,20 +225,10 @@ impl EmbeddedStore {
     }
 }
 
-/// Deletes rollup documents naming one of `names`' ids, whatever events they came from.
-fn first_seen(rollup: &str) -> bool {
-    rollup == rollup::FIRST_SEEN || rollup == rollup::bot_twin(rollup::FIRST_SEEN)
-}
-
-/// Deletes what names one of `names` in the rollups of `generation`, also of days whose raw
-/// events expired; the retention counters of the first-seen documents it deletes go into
-/// `counters` (to be taken back).
-fn sweep_visitor(
-    tx: &WriteTransaction,
-    generation: i64,
-    names: &Names,
-    counters: &mut Delta,
-) -> Result<u64, StoreError> {
+/// Deletes rollup documents naming one of `names`' ids, whatever events they came from (also
+/// of days whose raw events expired), and takes back the retention counters of the
+/// first-seen documents it deletes (from the days they kept).
+fn sweep_visitor(tx: &WriteTransaction, generation: i64, names: &Names) -> Result<u64, StoreError> {
     let ids: HashSet<&str> = names.ids.iter().map(String::as_str).collect();
     let mut n = 0u64;
     for name in lifecycle::PERSONAL_BY_VISITOR {
@@ -312,6 +298,7 @@ fn sweep_visitor(
     for key in numbers.keys() {
         dictionary.remove(key.as_str()).map_err(err)?;
     }
+    let mut counters = Delta::default();
     for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
         let tn = table_name(name, generation);
         let mut t = tx.open_table(table(&tn)).map_err(err)?;
@@ -325,6 +312,7 @@ fn sweep_visitor(
             }
         }
     }
+    apply_delta(tx, generation, &counters)?;
     Ok(n)
 }
 
