@@ -504,11 +504,6 @@ pub fn is_empty(fields: &HashMap<Field, Value>) -> bool {
     measured
 }
 
-/// A [`RETENTION`] document's key within its site: `cohort|day`.
-fn key_of_cell(cohort: &str, day: &str) -> String {
-    key(&[cohort, day])
-}
-
 fn s(v: &str) -> Value {
     Value::Str(v.to_string())
 }
@@ -974,11 +969,7 @@ impl Delta {
                 let Some(day) = Day::from_number(d) else {
                     continue;
                 };
-                let (cohort, day) = (cohort.to_string(), day.to_string());
-                let c = self.change(target, &site, key_of_cell(&cohort, &day));
-                c.add(Field::Count, n);
-                c.ident(Field::Day, s(&cohort));
-                c.ident(Field::ActiveDay, s(&day));
+                self.count_cell(target, &site, &cohort.to_string(), &day.to_string(), n);
             }
         }
         self
@@ -1010,12 +1001,17 @@ impl Delta {
         let site = key.split('|').next().unwrap_or_default();
         let cohort = first.to_string();
         for d in bitmap::decode(days).iter().filter_map(Day::from_number) {
-            let day = d.to_string();
-            let c = self.change(target, site, key_of_cell(&cohort, &day));
-            c.add(Field::Count, -1);
-            c.ident(Field::Day, s(&cohort));
-            c.ident(Field::ActiveDay, s(&day));
+            self.count_cell(target, site, &cohort, &d.to_string(), -1);
         }
+    }
+
+    /// Adds `n` to the [`RETENTION`] (or twin, `target`) counter of (`cohort`, `day`) of
+    /// `site`, keyed `cohort|day`.
+    fn count_cell(&mut self, target: &'static str, site: &str, cohort: &str, day: &str, n: i64) {
+        let c = self.change(target, site, key(&[cohort, day]));
+        c.add(Field::Count, n);
+        c.ident(Field::Day, s(cohort));
+        c.ident(Field::ActiveDay, s(day));
     }
 
     /// What format 5 adds to format-4 rollups, derived from them (for a store upgraded in
@@ -1053,11 +1049,8 @@ impl Delta {
                     if n == 0 {
                         continue;
                     }
-                    let d = day.to_string();
-                    let ch = out.change(name(RETENTION), site, key_of_cell(&c, &d));
-                    ch.add(Field::Count, i64::try_from(n).unwrap_or(i64::MAX));
-                    ch.ident(Field::Day, s(&c));
-                    ch.ident(Field::ActiveDay, s(&d));
+                    let n = i64::try_from(n).unwrap_or(i64::MAX);
+                    out.count_cell(name(RETENTION), site, &c, &day.to_string(), n);
                 }
             }
         }
