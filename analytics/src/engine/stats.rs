@@ -4,8 +4,6 @@
 
 use std::collections::HashMap;
 
-use roaring::{MultiOps, RoaringBitmap};
-
 use super::Scope;
 use crate::rollup::{self, Field};
 use crate::stats::{EventTypeStat, PageStat, Period};
@@ -13,15 +11,15 @@ use crate::store::{RollupDoc, Store, StoreError};
 
 /// (key, count, distinct visitors), most counted first, then by key.
 fn fold(docs: &[RollupDoc], key: Field, count: Field) -> Vec<(String, u64, u64)> {
-    let mut by_key: HashMap<&str, (u64, Vec<RoaringBitmap>)> = HashMap::new();
+    let mut by_key: HashMap<&str, (u64, Vec<&RollupDoc>)> = HashMap::new();
     for d in docs {
         let e = by_key.entry(d.str(key)).or_default();
         e.0 += u64::try_from(d.int(count)).unwrap_or(0);
-        e.1.push(d.bits(Field::Visitors));
+        e.1.push(d);
     }
     let mut rows: Vec<_> = by_key
         .into_iter()
-        .map(|(k, (n, visitors))| (k.to_string(), n, visitors.union().len()))
+        .map(|(k, (n, docs))| (k.to_string(), n, super::distinct_visitors(docs)))
         .collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     rows

@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use roaring::{MultiOps, RoaringBitmap};
+use roaring::MultiOps;
 use serde::{Deserialize, Serialize};
 
-use super::{percent, seconds, Scope};
+use super::{distinct_visitors, percent, seconds, Scope};
 use crate::event::PAGE_VIEW;
 use crate::rollup::{self, Field};
 use crate::stats::Period;
@@ -223,15 +223,13 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
             row.page_views += n;
         }
     }
-    // Unions of many bitmaps at once (roaring's `MultiOps`): several times faster than
-    // adding them one by one into a growing bitmap.
+    // Each day's bitmap decoded once: its size for the day, then all of them united.
     let mut users = Vec::with_capacity(i.daily_users.len());
     for d in &i.daily_users {
         let visitors = d.bits(Field::Visitors);
         day(&mut days, d.str(Field::Day)).users += visitors.len();
         users.push(visitors);
     }
-    let users = users.union();
     let (mut durations, mut bounces, mut sessions) = (0i64, 0u64, 0u64);
     for s in &i.daily_sessions {
         let n = u(s.int(Field::Count));
@@ -265,7 +263,7 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         .map(|(url, (views, docs))| PageRow {
             page_url: url.to_string(),
             views,
-            unique_users: docs.iter().map(|d| d.bits(Field::Visitors)).union().len(),
+            unique_users: distinct_visitors(docs),
             avg_time_on_page: times
                 .get(url)
                 .filter(|(_, n)| *n > 0)
@@ -309,7 +307,7 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         period: p,
         overview: Overview {
             total_events,
-            active_users: users.len(),
+            active_users: users.union().len(),
             sessions,
             page_views,
             avg_session_duration: if sessions == 0 {
@@ -340,15 +338,15 @@ fn sources(
     daily_campaign: &[RollupDoc],
     top: usize,
 ) -> (Vec<ChannelRow>, Vec<CampaignRow>) {
-    type Tally = (u64, Vec<RoaringBitmap>);
+    type Tally<'a> = (u64, Vec<&'a RollupDoc>);
     let mut channels: HashMap<String, Tally> = HashMap::new();
     for d in daily_channel {
         let t = channels.entry(d.str(Field::Name).to_string()).or_default();
         t.0 += u(d.int(Field::Count));
-        t.1.push(d.bits(Field::Visitors));
+        t.1.push(d);
     }
     // Campaigns ranked by sessions first: only those shown get their visitors united.
-    let mut campaigns: HashMap<(String, String, String), (u64, Vec<&RollupDoc>)> = HashMap::new();
+    let mut campaigns: HashMap<(String, String, String), Tally> = HashMap::new();
     for d in daily_campaign {
         let k = (
             d.str(Field::Source).to_string(),
@@ -363,7 +361,7 @@ fn sources(
         .into_iter()
         .map(|(channel, (sessions, v))| ChannelRow {
             channel,
-            visitors: v.union().len(),
+            visitors: distinct_visitors(v),
             sessions,
         })
         .collect();
@@ -382,7 +380,7 @@ fn sources(
                 source,
                 medium,
                 campaign,
-                visitors: docs.iter().map(|d| d.bits(Field::Visitors)).union().len(),
+                visitors: distinct_visitors(docs),
                 sessions,
             },
         )
