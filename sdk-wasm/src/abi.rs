@@ -20,7 +20,7 @@ use alloc::string::String;
 use alloc::vec;
 use core::cell::UnsafeCell;
 
-use crate::host::Host;
+use crate::host::{Env, Host};
 use crate::tracker::State;
 
 mod raw {
@@ -43,12 +43,44 @@ mod raw {
 // at each (pointer, length) pair given, which are live `&str`s for the call, and write at most
 // a `usize` at `len`, which points at a live local.
 
-pub fn now() -> f64 {
-    unsafe { raw::now() }
-}
+impl Env for Host {
+    fn now(&self) -> f64 {
+        unsafe { raw::now() }
+    }
 
-pub fn rand() -> f64 {
-    unsafe { raw::rand() }
+    fn rand(&self) -> f64 {
+        unsafe { raw::rand() }
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        returned(raw::get, key)
+    }
+
+    fn set(&self, key: &str, value: Option<String>) {
+        let v = value.as_deref().unwrap_or_default();
+        let some = u32::from(value.is_some());
+        unsafe { raw::set(key.as_ptr(), key.len(), v.as_ptr(), v.len(), some) }
+    }
+
+    fn info(&self, key: &str) -> String {
+        returned(raw::info, key).unwrap_or_default()
+    }
+
+    fn send(&self, url: &str, body: &str) {
+        unsafe { raw::send(url.as_ptr(), url.len(), body.as_ptr(), body.len()) }
+    }
+
+    fn beacon(&self, url: &str, body: &str) -> bool {
+        unsafe { raw::beacon(url.as_ptr(), url.len(), body.as_ptr(), body.len()) != 0 }
+    }
+
+    fn later(&self, ms: u32) {
+        unsafe { raw::later(ms) }
+    }
+
+    fn log(&self, msg: &str) {
+        unsafe { raw::log(msg.as_ptr(), msg.len()) }
+    }
 }
 
 /// A string an import returns for `key` (`raw::get` or `raw::info`): `None` for none.
@@ -59,43 +91,6 @@ fn returned(
     let mut len = 0;
     let p = unsafe { import(key.as_ptr(), key.len(), &mut len) };
     (!p.is_null()).then(|| take(p, len))
-}
-
-pub fn get(key: &str) -> Option<String> {
-    returned(raw::get, key)
-}
-
-pub fn set(key: &str, value: Option<&str>) {
-    let v = value.unwrap_or_default();
-    unsafe {
-        raw::set(
-            key.as_ptr(),
-            key.len(),
-            v.as_ptr(),
-            v.len(),
-            u32::from(value.is_some()),
-        )
-    }
-}
-
-pub fn info(key: &str) -> String {
-    returned(raw::info, key).unwrap_or_default()
-}
-
-pub fn send(url: &str, body: &str) {
-    unsafe { raw::send(url.as_ptr(), url.len(), body.as_ptr(), body.len()) }
-}
-
-pub fn beacon(url: &str, body: &str) -> bool {
-    unsafe { raw::beacon(url.as_ptr(), url.len(), body.as_ptr(), body.len()) != 0 }
-}
-
-pub fn later(ms: u32) {
-    unsafe { raw::later(ms) }
-}
-
-pub fn log(msg: &str) {
-    unsafe { raw::log(msg.as_ptr(), msg.len()) }
 }
 
 /// `n` bytes for the loader to write a string into; given up here, taken back by [`take`].

@@ -34,37 +34,6 @@ pub trait Env {
     fn log(&self, msg: &str);
 }
 
-/// The browser through the shim: the imports of [`crate::abi`].
+/// The browser through the shim: [`Env`] on the wasm's imports (`crate::abi`).
 #[cfg(target_arch = "wasm32")]
 pub struct Host;
-
-#[cfg(target_arch = "wasm32")]
-impl Env for Host {
-    fn now(&self) -> f64 {
-        crate::abi::now()
-    }
-    fn rand(&self) -> f64 {
-        crate::abi::rand()
-    }
-    fn get(&self, key: &str) -> Option<String> {
-        crate::abi::get(key)
-    }
-    fn set(&self, key: &str, value: Option<String>) {
-        crate::abi::set(key, value.as_deref())
-    }
-    fn info(&self, key: &str) -> String {
-        crate::abi::info(key)
-    }
-    fn send(&self, url: &str, body: &str) {
-        crate::abi::send(url, body)
-    }
-    fn beacon(&self, url: &str, body: &str) -> bool {
-        crate::abi::beacon(url, body)
-    }
-    fn later(&self, ms: u32) {
-        crate::abi::later(ms)
-    }
-    fn log(&self, msg: &str) {
-        crate::abi::log(msg)
-    }
-}
