@@ -26,6 +26,7 @@ pub mod engine;
 pub mod event;
 pub mod export;
 pub mod lifecycle;
+pub mod reach;
 pub mod report;
 pub mod rollup;
 pub mod simulate;

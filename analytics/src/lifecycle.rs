@@ -125,7 +125,7 @@ impl Erasure {
         let mut out = Erasure::default();
         for (name, changes) in delta.changes {
             // Retention counters are taken back from the stored first-seen documents
-            // (`Delta::retention_taken_back`), exact also for days whose raw events expired.
+            // (`Delta::counters_taken_back`), exact also for days whose raw events expired.
             if name == rollup::RETENTION || name == rollup::bot_twin(rollup::RETENTION) {
                 continue;
             }
@@ -134,8 +134,14 @@ impl Erasure {
                     out.deletes.push((name, key));
                     continue;
                 }
+                // Gap counters too are taken back from the first-seen documents.
                 let c = rollup::Change {
-                    inc: change.inc.iter().map(|(f, n)| (*f, -n)).collect(),
+                    inc: change
+                        .inc
+                        .iter()
+                        .filter(|(f, _)| !matches!(f, rollup::Field::Gap(_)))
+                        .map(|(f, n)| (*f, -n))
+                        .collect(),
                     min: Vec::new(),
                     set: change.set,
                     bits: change.bits.iter().map(|(f, b)| (*f, b.undo())).collect(),

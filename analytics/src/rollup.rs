@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use crate::bitmap::{self, Bits, Numbers};
 use crate::event::{Event, PAGE_LEAVE, PAGE_VIEW, WEB_VITALS};
+use crate::reach::{self, Reach};
 use crate::site::Zones;
 use crate::store::RollupDoc;
 use crate::vitals::{self, Metric};
@@ -198,7 +199,7 @@ pub fn merge_docs(a: Vec<RollupDoc>, b: Vec<RollupDoc>) -> Vec<RollupDoc> {
             Some(mine) => {
                 for (f, v) in doc.fields {
                     match (mine.fields.get_mut(&f), v) {
-                        (Some(Value::Int(x)), Value::Int(y)) if ADDITIVE.contains(&f) => *x += y,
+                        (Some(Value::Int(x)), Value::Int(y)) if f.additive() => *x += y,
                         (Some(Value::Bits(x)), Value::Bits(y)) => {
                             *x = bitmap::encode(&(bitmap::decode(x) | bitmap::decode(&y)));
                         }
@@ -257,6 +258,14 @@ pub enum Field {
     Campaign,
     ActiveDay,
     Days,
+    /// A visitor's days per page, event type, channel and campaign (first-seen documents,
+    /// [`Reach`]).
+    Reach,
+    /// Visitors of a daily document (a day's visitors, or of a page, type, channel or
+    /// campaign on a day) whose previous day there was this many days earlier; `Gap(0)`:
+    /// none within [`MAX_GAP`] days. What distinct visitors over a range are counted from
+    /// ([`reached`]).
+    Gap(u16),
 }
 
 impl Field {
@@ -291,6 +300,7 @@ impl Field {
         Field::Campaign,
         Field::ActiveDay,
         Field::Days,
+        Field::Reach,
     ];
 
     /// The stored name (MongoDB field, embedded JSON key).
@@ -326,12 +336,36 @@ impl Field {
             Field::Campaign => "campaign",
             Field::ActiveDay => "active_day",
             Field::Days => "days",
+            Field::Reach => "reach",
+            Field::Gap(g) => gap_name(g),
         }
     }
 
     pub fn parse(name: &str) -> Option<Field> {
+        if let Some(g) = name.strip_prefix('g').and_then(|n| n.parse::<u16>().ok()) {
+            return (g <= MAX_GAP && gap_name(g) == name).then_some(Field::Gap(g));
+        }
         Field::ALL.iter().copied().find(|f| f.as_str() == name)
     }
+
+    /// Whether the field counts (summed when documents are merged, [`ADDITIVE`] and gaps).
+    pub fn additive(self) -> bool {
+        matches!(self, Field::Gap(_)) || ADDITIVE.contains(&self)
+    }
+}
+
+/// The longest gap between two days of a visitor that a [`Field::Gap`] tells apart: the
+/// longest period a figure covers (366 days), so that any period's distinct visitors are
+/// counted exactly.
+pub const MAX_GAP: u16 = 366;
+
+/// The stored name of `Gap(g)`: `g0` … `g366`.
+fn gap_name(g: u16) -> &'static str {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| (0..=MAX_GAP).map(|g| format!("g{g}")).collect())
+        .get(usize::from(g))
+        .map_or("g", String::as_str)
 }
 
 /// The key of a rollup document made of several values: joined by `|`, with `\` and `|`
@@ -486,13 +520,13 @@ pub fn is_empty(fields: &HashMap<Field, Value>) -> bool {
     let mut measured = false;
     for (f, v) in fields {
         match v {
-            Value::Bits(b) => {
+            Value::Bits(b) if *f != Field::Reach => {
                 measured = true;
                 if !bitmap::decode(b).is_empty() {
                     return false;
                 }
             }
-            Value::Int(n) if ADDITIVE.contains(f) => {
+            Value::Int(n) if f.additive() => {
                 measured = true;
                 if *n > 0 {
                     return false;
@@ -680,13 +714,41 @@ impl Delta {
     /// The channel-visitor documents (rollup, `_id`) this delta changes: what
     /// [`Delta::settle_channels`] needs to know as stored.
     pub fn channel_keys(&self) -> Vec<(&'static str, String)> {
-        self.keys_in(&[CHANNEL_VISITOR])
+        let mut keys = self.keys_in(&[CHANNEL_VISITOR]);
+        // The first-seen documents of their visitors too, for the reach
+        // ([`Delta::reach_cells`]), unless the state had them read already.
+        let seen = self.changes.get(FIRST_SEEN);
+        let mut more: Vec<String> = self
+            .changes
+            .get(CHANNEL_VISITOR)
+            .into_iter()
+            .flat_map(HashMap::values)
+            .filter_map(|c| {
+                let visitor = c.set.iter().find_map(|(f, v)| match (f, v) {
+                    (Field::Visitor, Value::Str(v)) => Some(v),
+                    _ => None,
+                })?;
+                let k = site_key(c.site()?, visitor);
+                (!seen.is_some_and(|s| s.contains_key(&k))).then_some(k)
+            })
+            .collect();
+        more.sort_unstable();
+        more.dedup();
+        keys.extend(more.into_iter().map(|k| (FIRST_SEEN, k)));
+        keys
     }
 
     /// Sets a visitor's bit in a channel's (or campaign's) bitmap when their count of
     /// sessions there rises from zero, and clears it when it falls to zero, given `known`
-    /// (the channel-visitor documents of [`Delta::channel_keys`] as stored).
-    pub fn settle_channels(mut self, numbers: &Numbers, known: &Known) -> Delta {
+    /// (the documents of [`Delta::channel_keys`] as stored, and the state documents
+    /// [`Delta::settle`] was given); then counts the gaps of every bitmap change
+    /// ([`Delta::reach_cells`]).
+    pub fn settle_channels(self, numbers: &Numbers, known: &Known) -> Delta {
+        self.channel_flips(numbers, known)
+            .reach_cells(numbers, known)
+    }
+
+    fn channel_flips(mut self, numbers: &Numbers, known: &Known) -> Delta {
         for (state, channel, campaign) in [
             (CHANNEL_VISITOR, DAILY_CHANNEL, DAILY_CAMPAIGN),
             (
@@ -928,6 +990,7 @@ impl Delta {
                 continue;
             };
             let mut cells: Vec<(String, Day, u32, i64)> = Vec::new();
+            let mut gap_cells = Vec::new();
             for (key, c) in changes.iter_mut() {
                 let Some(i) = c.bits.iter().position(|(f, _)| *f == Field::Days) else {
                     continue;
@@ -951,6 +1014,11 @@ impl Delta {
                 };
                 let new_first = old_first.map_or(first, |o| o.min(first));
                 let days = &old_days | &fresh;
+                if state == FIRST_SEEN {
+                    for (d, g, n) in reach::gap_changes(&old_days, &days) {
+                        gap_cells.push((site.clone(), d, g, n));
+                    }
+                }
                 if old_first == Some(new_first) {
                     for d in &fresh - &old_days {
                         cells.push((site.clone(), new_first, d, 1));
@@ -971,15 +1039,117 @@ impl Delta {
                 };
                 self.count_cell(target, &site, &cohort.to_string(), &day.to_string(), n);
             }
+            for (site, d, g, n) in gap_cells {
+                self.gap_cell(DAILY_USERS, &site, d, None, g, n);
+            }
         }
         self
     }
 
-    /// The retention counters a visitor's stored first-seen document (`fields`, in rollup
-    /// `state`: [`FIRST_SEEN`] or its twin, key `key`) stands for, taken back: what erasing
-    /// the visitor removes from [`RETENTION`] (or its twin). Read from the stored days, so it
-    /// is exact also when raw events of some of them expired.
-    pub fn retention_taken_back(
+    /// Adds `n` to the visitors counted at gap `g` in the document of `rollup` (a daily one:
+    /// [`DAILY_USERS`] or one of [`reach::REACHED`]) of day number `day`, keyed `day` or
+    /// `day|suffix`.
+    fn gap_cell(
+        &mut self,
+        rollup: &'static str,
+        site: &str,
+        day: u32,
+        suffix: Option<&str>,
+        g: u16,
+        n: i64,
+    ) {
+        let Some(day) = crate::event::Day::from_number(day) else {
+            return;
+        };
+        let day = day.to_string();
+        let k = match suffix {
+            Some(rest) => format!("{day}|{rest}"),
+            None => day.clone(),
+        };
+        let c = self.change(rollup, site, k);
+        c.add(Field::Gap(g), n);
+        c.ident(Field::Day, s(&day));
+    }
+
+    /// Adds the gap counters of the pages, event types, channels and campaigns
+    /// ([`reach::REACHED`]), given `known` (the first-seen documents of the visitors
+    /// concerned, as stored): a visitor number this delta sets in or clears from one of
+    /// their daily bitmaps adds or removes that day in the visitor's [`Reach`], and the
+    /// gaps there change with it. The new reach is set on the first-seen document, which the
+    /// store writes after the counters (as the retention's days).
+    fn reach_cells(mut self, numbers: &Numbers, known: &Known) -> Delta {
+        let visitor_of: HashMap<(&str, u32), &str> = numbers
+            .iter()
+            .map(|(k, n)| ((k.split('|').next().unwrap_or_default(), *n), k.as_str()))
+            .collect();
+        let mut moves: HashMap<&str, Vec<(u8, String, u32, bool)>> = HashMap::new();
+        for (code, rollup) in (0u8..).zip(reach::REACHED) {
+            for (id, c) in self.changes.get(rollup).into_iter().flatten() {
+                let Some((_, bits)) = c.bits.iter().find(|(f, _)| *f == Field::Visitors) else {
+                    continue;
+                };
+                let Some(site) = c.site() else { continue };
+                let Some((day, suffix)) = key_in_site(site, id).split_once('|') else {
+                    continue;
+                };
+                let Some(day) = crate::event::Day::parse(day) else {
+                    continue;
+                };
+                for (numbers, on) in [(&bits.set, true), (&bits.clear, false)] {
+                    for n in numbers {
+                        if let Some(v) = visitor_of.get(&(site, n)) {
+                            let op = (code, suffix.to_string(), day.number(), on);
+                            moves.entry(v).or_default().push(op);
+                        }
+                    }
+                }
+            }
+        }
+        for (visitor, ops) in moves {
+            let old = match known
+                .get(&(FIRST_SEEN, visitor.to_string()))
+                .and_then(|k| k.get(&Field::Reach))
+            {
+                Some(Value::Bits(b)) => Reach::decode(b),
+                _ => Reach::default(),
+            };
+            let mut new = old.clone();
+            for (code, suffix, day, on) in &ops {
+                new.mark(*code, suffix, *day, *on);
+            }
+            if new == old {
+                continue;
+            }
+            let site = visitor.split('|').next().unwrap_or_default();
+            let mut touched: Vec<(u8, &str)> = ops.iter().map(|o| (o.0, o.1.as_str())).collect();
+            touched.sort_unstable();
+            touched.dedup();
+            for (code, suffix) in touched {
+                let (before, after) = (old.days(code, suffix), new.days(code, suffix));
+                for (d, g, n) in reach::gap_changes(&before, &after) {
+                    let rollup = reach::REACHED[usize::from(code)];
+                    self.gap_cell(rollup, site, d, Some(suffix), g, n);
+                }
+            }
+            let c = self
+                .changes
+                .entry(FIRST_SEEN)
+                .or_default()
+                .entry(visitor.to_string())
+                .or_default();
+            c.ident(Field::Site, s(site));
+            c.set.retain(|(f, _)| *f != Field::Reach);
+            c.set.push((Field::Reach, Value::Bits(new.encode())));
+        }
+        self
+    }
+
+    /// The counters a visitor's stored first-seen document (`fields`, in rollup `state`:
+    /// [`FIRST_SEEN`] or its twin, key `key`) stands for, taken back: what erasing the
+    /// visitor removes from [`RETENTION`] (or its twin) and, for people, from the gap
+    /// counters ([`reach`]). Read from the stored days, so it is exact also when raw events
+    /// of some of them expired.
+    pub fn counters_taken_back(
         &mut self,
         state: &'static str,
         key: &str,
@@ -1000,8 +1170,25 @@ impl Delta {
         };
         let site = key.split('|').next().unwrap_or_default();
         let cohort = first.to_string();
-        for d in bitmap::decode(days).iter().filter_map(Day::from_number) {
+        let days = bitmap::decode(days);
+        for d in days.iter().filter_map(Day::from_number) {
             self.count_cell(target, site, &cohort, &d.to_string(), -1);
+        }
+        if state != FIRST_SEEN {
+            return;
+        }
+        // The gap counters of their days, and of their days per page, type, channel and
+        // campaign.
+        for (d, g) in reach::gaps(&days) {
+            self.gap_cell(DAILY_USERS, site, d, None, g, -1);
+        }
+        if let Some(Value::Bits(b)) = fields.get(&Field::Reach) {
+            for (code, suffix, days) in Reach::decode(b).entries() {
+                for (d, g) in reach::gaps(days) {
+                    let rollup = reach::REACHED[usize::from(code)];
+                    self.gap_cell(rollup, site, d, Some(suffix), g, -1);
+                }
+            }
         }
     }
 
@@ -1074,6 +1261,76 @@ impl Delta {
                 .or_default();
             c.set
                 .push((Field::Days, Value::Bits(bitmap::encode(&days))));
+        }
+        out
+    }
+
+    /// What format 6 adds to format-5 rollups, derived from them (as
+    /// [`Delta::upgraded_to_counters`]): the gap counters of people's daily documents with
+    /// visitors ([`DAILY_USERS`] and [`reach::REACHED`]) and each visitor's [`Reach`], from
+    /// the days whose bitmaps hold their number. `docs`: every (rollup, site, key without the
+    /// site, bitmap) of those rollups; `visitors`: the first-seen keys (`site|visitor`) with
+    /// their numbers.
+    pub fn upgraded_to_gaps(
+        mut docs: Vec<(&'static str, String, String, roaring::RoaringBitmap)>,
+        visitors: &Numbers,
+    ) -> Delta {
+        let who: HashMap<(&str, u32), &str> = visitors
+            .iter()
+            .map(|(k, n)| ((k.split('|').next().unwrap_or_default(), *n), k.as_str()))
+            .collect();
+        let split = |rollup: &str, id: &str| -> Option<(u32, String)> {
+            let (day, suffix) = match id.split_once('|') {
+                Some((d, rest)) if rollup != DAILY_USERS => (d, rest.to_string()),
+                _ => (id, String::new()),
+            };
+            Some((crate::event::Day::parse(day)?.number(), suffix))
+        };
+        // One key (rollup, site, suffix) at a time: its visitors' days, then their gaps.
+        let mut keyed: Vec<_> = docs
+            .drain(..)
+            .filter_map(|(r, site, id, bits)| {
+                let (day, suffix) = split(r, &id)?;
+                Some(((r, site, suffix), day, bits))
+            })
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut out = Delta::default();
+        let mut reaches: HashMap<&str, Reach> = HashMap::new();
+        for group in keyed.chunk_by(|a, b| a.0 == b.0) {
+            let (rollup, site, suffix) = &group[0].0;
+            let mut days: HashMap<u32, roaring::RoaringBitmap> = HashMap::new();
+            for (_, day, bits) in group {
+                for n in bits {
+                    days.entry(n).or_default().insert(*day);
+                }
+            }
+            let mut cells: HashMap<(u32, u16), i64> = HashMap::new();
+            let code = reach::REACHED.iter().position(|r| r == rollup);
+            for (n, days) in days {
+                for cell in reach::gaps(&days) {
+                    *cells.entry(cell).or_default() += 1;
+                }
+                if let (Some(code), Some(v)) = (code, who.get(&(site.as_str(), n))) {
+                    let r = reaches.entry(v).or_default();
+                    for d in &days {
+                        r.mark(code as u8, suffix, d, true);
+                    }
+                }
+            }
+            let suffix = (*rollup != DAILY_USERS).then_some(suffix.as_str());
+            for ((d, g), n) in cells {
+                out.gap_cell(rollup, site, d, suffix, g, n);
+            }
+        }
+        for (v, r) in reaches {
+            let c = out
+                .changes
+                .entry(FIRST_SEEN)
+                .or_default()
+                .entry(v.to_string())
+                .or_default();
+            c.set.push((Field::Reach, Value::Bits(r.encode())));
         }
         out
     }
@@ -1422,11 +1679,18 @@ mod tests {
         let types = &d.changes[DAILY_TYPE];
         assert_eq!(
             types["default|2026-11-02|page_view"].inc,
-            vec![(Field::Count, 2)]
+            // u1's first page_view day: no day before it.
+            vec![(Field::Count, 2), (Field::Gap(0), 1)]
         );
         assert_eq!(
             types["default|2026-11-01|click"].inc,
-            vec![(Field::Count, 1)]
+            vec![(Field::Count, 1), (Field::Gap(0), 1)]
+        );
+        // A day's visitors count gaps back to the visitor's day before: u1 was there the
+        // day before.
+        assert_eq!(
+            d.changes[DAILY_USERS]["default|2026-11-02"].inc,
+            vec![(Field::Gap(1), 1)]
         );
         assert_eq!(
             d.changes[FIRST_SEEN]["default|u1"].min,
@@ -1591,7 +1855,7 @@ mod tests {
         assert!(d.changes[FIRST_SEEN]["default|u1"].bits.is_empty());
         // Erased: the stored days come out of their cohort.
         let mut back = Delta::default();
-        back.retention_taken_back(
+        back.counters_taken_back(
             FIRST_SEEN,
             "default|u1",
             &fields("2026-11-03", &["2026-11-03", "2026-11-05"]),

@@ -7,6 +7,7 @@
 use maidian_analytics::consumer::{self, ConsumerConfig, Step};
 use maidian_analytics::engine::{funnel, retention, summary, vitals, Scope};
 use maidian_analytics::event::{Day, Event};
+use maidian_analytics::reach;
 use maidian_analytics::rollup::{self, Field};
 use maidian_analytics::stats::Period;
 use maidian_analytics::store::{MongoConfig, RollupDoc, Store, StoreConfig};
@@ -774,9 +775,10 @@ async fn forgetting_a_visitor_leaves_no_trace_and_figures_equal_a_rebuild() {
     }
 }
 
-/// A store of the previous rollup format (4: no retention counters, no active days) is
-/// upgraded in place, from its bitmaps, to exactly what rolling the events up again gives:
-/// no raw event is read, so the figures of days whose raw events expired are kept.
+/// A store of an earlier rollup format (4: no retention counters, no active days; 5: no gap
+/// counters, no reach) is upgraded in place, from its bitmaps, to exactly what rolling the
+/// events up again gives: no raw event is read, so the figures of days whose raw events
+/// expired are kept.
 #[tokio::test]
 async fn format_4_rollups_are_upgraded_in_place_to_what_a_rebuild_gives() {
     let events = dataset_with_alice();
@@ -805,7 +807,21 @@ async fn format_4_rollups_are_upgraded_in_place_to_what_a_rebuild_gives() {
                     db.collection::<Doc>(&format!("{name}_g1"))
                         .update_many(
                             mongodb::bson::doc! {},
-                            mongodb::bson::doc! { "$unset": { "days": "" } },
+                            mongodb::bson::doc! { "$unset": { "days": "", "reach": "" } },
+                        )
+                        .await
+                        .unwrap();
+                }
+                let gaps: Doc = (0..=rollup::MAX_GAP)
+                    .map(|g| (Field::Gap(g).as_str().to_string(), "".into()))
+                    .collect();
+                for name in
+                    std::iter::once(rollup::DAILY_USERS).chain(reach::REACHED.iter().copied())
+                {
+                    db.collection::<Doc>(&format!("{name}_g1"))
+                        .update_many(
+                            mongodb::bson::doc! {},
+                            mongodb::bson::doc! { "$unset": gaps.clone() },
                         )
                         .await
                         .unwrap();
@@ -819,7 +835,9 @@ async fn format_4_rollups_are_upgraded_in_place_to_what_a_rebuild_gives() {
                     .unwrap();
                 let store = Store::Mongo(m);
                 assert_ne!(snapshot(&store).await, made);
-                // The consumer's next step upgrades.
+                // The consumer's next steps upgrade: to format 5, then to 6.
+                assert_eq!(store.rollup_step(&cfg).await.unwrap(), Step::Consumed(0));
+                assert_ne!(snapshot(&store).await, made);
                 assert_eq!(store.rollup_step(&cfg).await.unwrap(), Step::Consumed(0));
                 store
             }

@@ -3,7 +3,7 @@
 //! retention timed from the engine, side by side with the naive way (read every raw event of
 //! the period and compute from that). Run through `bench/analytics.sh`.
 
-use maidian_analytics::engine::Scope;
+use maidian_analytics::engine::{Scope, Visitors};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -302,8 +302,8 @@ async fn main() -> anyhow::Result<()> {
         let docs = maidian_analytics::rollup::docs_of(&events);
         let get = |r| docs.get(r).map_or(&[][..], Vec::as_slice);
         Ok((
-            stats::event_types_of(get(maidian_analytics::rollup::DAILY_TYPE)),
-            stats::pages_of(get(maidian_analytics::rollup::DAILY_PAGE)),
+            stats::event_types_of(get(maidian_analytics::rollup::DAILY_TYPE), Visitors::United),
+            stats::pages_of(get(maidian_analytics::rollup::DAILY_PAGE), Visitors::United),
         ))
     })
     .await?;

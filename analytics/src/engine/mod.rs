@@ -43,6 +43,46 @@ impl Scope {
     }
 }
 
+/// How a figure finds the distinct visitors of its period in daily documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Visitors {
+    /// From the gap counters of people's documents ([`crate::reach`]), read without their
+    /// bitmaps; the period starts on this day.
+    Counted(crate::event::Day),
+    /// By uniting the documents' bitmaps: with bots included, people's and bots' documents
+    /// are merged, and their counters cannot be.
+    #[default]
+    United,
+}
+
+impl Visitors {
+    /// How `scope`'s figures of period `p` count visitors.
+    pub fn of(p: &crate::stats::Period, scope: &Scope) -> Visitors {
+        let days = p.until.number().saturating_sub(p.since.number());
+        if scope.include_bots || days >= u32::from(crate::rollup::MAX_GAP) {
+            Visitors::United
+        } else {
+            Visitors::Counted(p.since)
+        }
+    }
+
+    /// Distinct visitors of `docs` (daily documents of one key) over the period.
+    pub fn distinct<'a>(self, docs: impl IntoIterator<Item = &'a crate::store::RollupDoc>) -> u64 {
+        match self {
+            Visitors::Counted(since) => crate::reach::reached(docs, since),
+            Visitors::United => distinct_visitors(docs),
+        }
+    }
+
+    /// Visitors of one daily document.
+    pub fn of_day(self, doc: &crate::store::RollupDoc) -> u64 {
+        match self {
+            Visitors::Counted(_) => crate::reach::visitors_of(doc),
+            Visitors::United => doc.bits(crate::rollup::Field::Visitors).len(),
+        }
+    }
+}
+
 /// Distinct visitors of `docs` (rollup documents with a visitor bitmap): the size of their
 /// union, taken in one call (roaring's `MultiOps`, several times faster than adding the
 /// bitmaps one by one into a growing one).

@@ -1,16 +1,16 @@
 //! The `/api/stats/events` and `/api/stats/pages` figures: every event type (every page) of a
 //! period with its events (views) and distinct visitors, from the day × type and day × page
-//! rollups: counts summed, visitor bitmaps united over the days.
+//! rollups: counts summed, distinct visitors over the days ([`Visitors`]).
 
 use std::collections::HashMap;
 
-use super::Scope;
+use super::{Scope, Visitors};
 use crate::rollup::{self, Field};
 use crate::stats::{EventTypeStat, PageStat, Period};
 use crate::store::{RollupDoc, Store, StoreError};
 
 /// (key, count, distinct visitors), most counted first, then by key.
-fn fold(docs: &[RollupDoc], key: Field, count: Field) -> Vec<(String, u64, u64)> {
+fn fold(docs: &[RollupDoc], key: Field, count: Field, v: Visitors) -> Vec<(String, u64, u64)> {
     let mut by_key: HashMap<&str, (u64, Vec<&RollupDoc>)> = HashMap::new();
     for d in docs {
         let e = by_key.entry(d.str(key)).or_default();
@@ -19,15 +19,15 @@ fn fold(docs: &[RollupDoc], key: Field, count: Field) -> Vec<(String, u64, u64)>
     }
     let mut rows: Vec<_> = by_key
         .into_iter()
-        .map(|(k, (n, docs))| (k.to_string(), n, super::distinct_visitors(docs)))
+        .map(|(k, (n, docs))| (k.to_string(), n, v.distinct(docs)))
         .collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     rows
 }
 
 /// Event types from `rollup::DAILY_TYPE` documents.
-pub fn event_types_of(docs: &[RollupDoc]) -> Vec<EventTypeStat> {
-    fold(docs, Field::EventType, Field::Count)
+pub fn event_types_of(docs: &[RollupDoc], v: Visitors) -> Vec<EventTypeStat> {
+    fold(docs, Field::EventType, Field::Count, v)
         .into_iter()
         .map(|(event_type, count, unique_users)| EventTypeStat {
             event_type,
@@ -38,8 +38,8 @@ pub fn event_types_of(docs: &[RollupDoc]) -> Vec<EventTypeStat> {
 }
 
 /// Pages from `rollup::DAILY_PAGE` documents.
-pub fn pages_of(docs: &[RollupDoc]) -> Vec<PageStat> {
-    fold(docs, Field::PageUrl, Field::Views)
+pub fn pages_of(docs: &[RollupDoc], v: Visitors) -> Vec<PageStat> {
+    fold(docs, Field::PageUrl, Field::Views, v)
         .into_iter()
         .map(|(page_url, views, unique_users)| PageStat {
             page_url,
@@ -54,17 +54,13 @@ pub async fn event_types(
     p: Period,
     scope: &Scope,
 ) -> Result<Vec<EventTypeStat>, StoreError> {
-    let docs = store
-        .rollup_figures(rollup::DAILY_TYPE, Field::Day, p.since, p.until, scope)
-        .await?;
-    Ok(event_types_of(&docs))
+    let docs = store.rollup_counted(rollup::DAILY_TYPE, &p, scope).await?;
+    Ok(event_types_of(&docs, Visitors::of(&p, scope)))
 }
 
 pub async fn pages(store: &Store, p: Period, scope: &Scope) -> Result<Vec<PageStat>, StoreError> {
-    let docs = store
-        .rollup_figures(rollup::DAILY_PAGE, Field::Day, p.since, p.until, scope)
-        .await?;
-    Ok(pages_of(&docs))
+    let docs = store.rollup_counted(rollup::DAILY_PAGE, &p, scope).await?;
+    Ok(pages_of(&docs, Visitors::of(&p, scope)))
 }
 
 #[cfg(test)]
@@ -100,23 +96,26 @@ mod tests {
             e.event_id = format!("e{i}");
         }
         let docs = rollup::docs_of(&events);
-        let types: Vec<_> = event_types_of(&docs[rollup::DAILY_TYPE])
-            .into_iter()
-            .map(|r| (r.event_type, r.count, r.unique_users))
-            .collect();
-        assert_eq!(
-            types,
-            [
-                ("click".to_string(), 3, 2),
-                ("page_view".to_string(), 3, 2),
-                ("scroll".to_string(), 1, 1)
-            ]
-        );
-        let pages: Vec<_> = pages_of(&docs[rollup::DAILY_PAGE])
-            .into_iter()
-            .map(|r| (r.page_url, r.views, r.unique_users))
-            .collect();
-        assert_eq!(pages, [("/b".to_string(), 2, 2), ("/a".to_string(), 1, 1)]);
-        assert!(pages_of(&[]).is_empty());
+        // The bitmaps united and the gap counters count alike.
+        for v in [Visitors::United, Visitors::Counted(events[0].day)] {
+            let types: Vec<_> = event_types_of(&docs[rollup::DAILY_TYPE], v)
+                .into_iter()
+                .map(|r| (r.event_type, r.count, r.unique_users))
+                .collect();
+            assert_eq!(
+                types,
+                [
+                    ("click".to_string(), 3, 2),
+                    ("page_view".to_string(), 3, 2),
+                    ("scroll".to_string(), 1, 1)
+                ]
+            );
+            let pages: Vec<_> = pages_of(&docs[rollup::DAILY_PAGE], v)
+                .into_iter()
+                .map(|r| (r.page_url, r.views, r.unique_users))
+                .collect();
+            assert_eq!(pages, [("/b".to_string(), 2, 2), ("/a".to_string(), 1, 1)]);
+        }
+        assert!(pages_of(&[], Visitors::United).is_empty());
     }
 }

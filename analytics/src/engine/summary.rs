@@ -7,10 +7,9 @@
 
 use std::collections::HashMap;
 
-use roaring::MultiOps;
 use serde::{Deserialize, Serialize};
 
-use super::{distinct_visitors, percent, seconds, Scope};
+use super::{percent, seconds, Scope, Visitors};
 use crate::event::PAGE_VIEW;
 use crate::rollup::{self, Field};
 use crate::stats::Period;
@@ -107,11 +106,16 @@ pub struct Inputs {
     pub daily_referrer: Vec<RollupDoc>,
     pub daily_agent: Vec<RollupDoc>,
     pub daily_bot: Vec<RollupDoc>,
+    /// How the documents' distinct visitors are found.
+    pub visitors: Visitors,
 }
 
 pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, StoreError> {
     // Boxed: ten read futures inline make a future too large for a worker's stack in debug
     // builds.
+    // Those with visitors counted (from gap counters, without bitmaps, unless bots are
+    // included), the others as figures read them.
+    let counted = |rollup| Box::pin(store.rollup_counted(rollup, &p, scope));
     let get = |rollup| Box::pin(store.rollup_figures(rollup, Field::Day, p.since, p.until, scope));
     let (
         daily_type,
@@ -125,12 +129,12 @@ pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, St
         daily_agent,
         daily_bot,
     ) = tokio::try_join!(
-        get(rollup::DAILY_TYPE),
-        get(rollup::DAILY_USERS),
-        get(rollup::DAILY_PAGE),
+        counted(rollup::DAILY_TYPE),
+        counted(rollup::DAILY_USERS),
+        counted(rollup::DAILY_PAGE),
         get(rollup::DAILY_SESSIONS),
-        get(rollup::DAILY_CHANNEL),
-        get(rollup::DAILY_CAMPAIGN),
+        counted(rollup::DAILY_CHANNEL),
+        counted(rollup::DAILY_CAMPAIGN),
         get(rollup::DAILY_PAGE_TIME),
         get(rollup::DAILY_REFERRER),
         get(rollup::DAILY_AGENT),
@@ -153,6 +157,7 @@ pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, St
         daily_referrer,
         daily_agent,
         daily_bot,
+        visitors: Visitors::of(&p, scope),
     })
 }
 
@@ -172,6 +177,8 @@ impl Inputs {
             daily_referrer: get(rollup::DAILY_REFERRER),
             daily_agent: get(rollup::DAILY_AGENT),
             daily_bot: get(rollup::DAILY_BOT),
+            // The bitmaps: a different way to the same figures than the store's counters.
+            visitors: Visitors::United,
         }
     }
 }
@@ -223,12 +230,9 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
             row.page_views += n;
         }
     }
-    // Each day's bitmap decoded once: its size for the day, then all of them united.
-    let mut users = Vec::with_capacity(i.daily_users.len());
+    let v = i.visitors;
     for d in &i.daily_users {
-        let visitors = d.bits(Field::Visitors);
-        day(&mut days, d.str(Field::Day)).users += visitors.len();
-        users.push(visitors);
+        day(&mut days, d.str(Field::Day)).users += v.of_day(d);
     }
     let (mut durations, mut bounces, mut sessions) = (0i64, 0u64, 0u64);
     for s in &i.daily_sessions {
@@ -238,11 +242,11 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         durations += s.int(Field::Duration);
         bounces += u(s.int(Field::Bounces));
     }
-    let (channels, campaigns) = sources(&i.daily_channel, &i.daily_campaign, top);
+    let (channels, campaigns) = sources(&i.daily_channel, &i.daily_campaign, top, v);
 
-    // Views per page, and unique users: the union of the page's visitors over the days.
-    // Pages ranked by views first; only the pages shown get their visitors united (a site
-    // with thousands of pages unites ten of them).
+    // Views per page, and unique users: the page's distinct visitors over the days. Pages
+    // ranked by views first; only the pages shown get their visitors counted (a site with
+    // thousands of pages counts ten of them).
     let mut pages: HashMap<&str, (u64, Vec<&RollupDoc>)> = HashMap::new();
     for d in &i.daily_page {
         let e = pages.entry(d.str(Field::PageUrl)).or_default();
@@ -263,7 +267,7 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         .map(|(url, (views, docs))| PageRow {
             page_url: url.to_string(),
             views,
-            unique_users: distinct_visitors(docs),
+            unique_users: v.distinct(docs),
             avg_time_on_page: times
                 .get(url)
                 .filter(|(_, n)| *n > 0)
@@ -307,7 +311,7 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         period: p,
         overview: Overview {
             total_events,
-            active_users: users.union().len(),
+            active_users: v.distinct(&i.daily_users),
             sessions,
             page_views,
             avg_session_duration: if sessions == 0 {
@@ -332,11 +336,12 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
 
 /// Sessions and distinct visitors per channel and per tagged campaign, from the sessions'
 /// landing page views (a session without a page view is `Unassigned`): sums of the daily
-/// counts and unions of the daily visitor bitmaps.
+/// counts, and the distinct visitors of the daily documents (`v`).
 fn sources(
     daily_channel: &[RollupDoc],
     daily_campaign: &[RollupDoc],
     top: usize,
+    v: Visitors,
 ) -> (Vec<ChannelRow>, Vec<CampaignRow>) {
     type Tally<'a> = (u64, Vec<&'a RollupDoc>);
     let mut channels: HashMap<String, Tally> = HashMap::new();
@@ -345,7 +350,7 @@ fn sources(
         t.0 += u(d.int(Field::Count));
         t.1.push(d);
     }
-    // Campaigns ranked by sessions first: only those shown get their visitors united.
+    // Campaigns ranked by sessions first: only those shown get their visitors counted.
     let mut campaigns: HashMap<(String, String, String), Tally> = HashMap::new();
     for d in daily_campaign {
         let k = (
@@ -359,9 +364,9 @@ fn sources(
     }
     let mut channels: Vec<ChannelRow> = channels
         .into_iter()
-        .map(|(channel, (sessions, v))| ChannelRow {
+        .map(|(channel, (sessions, docs))| ChannelRow {
             channel,
-            visitors: distinct_visitors(v),
+            visitors: v.distinct(docs),
             sessions,
         })
         .collect();
@@ -380,7 +385,7 @@ fn sources(
                 source,
                 medium,
                 campaign,
-                visitors: distinct_visitors(docs),
+                visitors: v.distinct(docs),
                 sessions,
             },
         )

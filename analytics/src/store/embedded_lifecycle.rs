@@ -306,7 +306,7 @@ fn sweep_visitor(tx: &WriteTransaction, generation: i64, names: &Names) -> Resul
             for id in &ids {
                 let key = rollup::site_key(site, id);
                 if let Some(old) = t.remove(key.as_str()).map_err(err)? {
-                    counters.retention_taken_back(name, &key, &decode_fields(old.value())?);
+                    counters.counters_taken_back(name, &key, &decode_fields(old.value())?);
                     n += 1;
                 }
             }

@@ -42,10 +42,11 @@ pub(super) struct State {
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
 /// visitors are bitmaps since format 2; time on page and sessions are pre-summed by day
-/// since format 4; retention is counted by (first day, active day) since format 5. A file
-/// with older rollups has them dropped at open,
-/// and the consumer rolls the log up again.
-const FORMAT: u32 = 5;
+/// since format 4; retention is counted by (first day, active day) since format 5; distinct
+/// visitors are counted by gap (`crate::reach`) since format 6. A file with rollups older
+/// than format 4 has them dropped at open, and the consumer rolls the log up again; formats 4
+/// and 5 are upgraded in place.
+const FORMAT: u32 = 6;
 
 pub(super) fn table_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}@{generation}")
@@ -65,11 +66,14 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
         None => None,
     };
     if let Some(mut st) = old {
-        if st.format == 4 {
-            // Format 5 only adds what format 4's rollups determine: upgraded in place, so
-            // the figures of days whose raw events expired are kept.
+        if st.format == 4 || st.format == 5 {
+            // Formats 5 and 6 only add what the rollups before them determine: upgraded in
+            // place, so the figures of days whose raw events expired are kept.
             drop(state);
-            upgrade_to_counters(tx, st.generation)?;
+            if st.format == 4 {
+                upgrade_to_counters(tx, st.generation)?;
+            }
+            upgrade_to_gaps(tx, st.generation)?;
             st.format = FORMAT;
             write_state(tx, &st)?;
         } else if st.format < FORMAT {
@@ -199,7 +203,8 @@ pub(super) fn delta_of(
     let known = known_state(tx, generation, delta.state_keys())?;
     numbers.extend(numbers_of(tx, &rollup::session_visitors(&known), false)?);
     let delta = delta.settle(&numbers, &known);
-    let known = known_state(tx, generation, delta.channel_keys())?;
+    let mut known = known;
+    known.extend(known_state(tx, generation, delta.channel_keys())?);
     Ok(delta.settle_channels(&numbers, &known))
 }
 
@@ -239,6 +244,8 @@ pub(super) fn apply_delta(
             let existed = stored.is_some();
             let mut fields = stored.unwrap_or_default();
             change.apply_counts(&mut fields);
+            // A gap counter back at zero goes (a rebuild would not have it).
+            fields.retain(|f, v| !matches!(f, Field::Gap(_)) || *v != Value::Int(0));
             // A key's `site|` prefix says its site (MongoDB needs the field to filter by):
             // not storing it spares every read decoding it.
             for (f, v) in change.set.iter().filter(|(f, _)| *f != Field::Site) {
@@ -304,6 +311,43 @@ fn upgrade_to_counters(tx: &WriteTransaction, generation: i64) -> Result<(), Sto
     Ok(())
 }
 
+/// Format 5 → 6 in place: the gap counters of people's daily documents with visitors and
+/// each visitor's reach, derived from the bitmaps ([`Delta::upgraded_to_gaps`]).
+fn upgrade_to_gaps(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
+    let mut docs = Vec::new();
+    for r in std::iter::once(rollup::DAILY_USERS).chain(crate::reach::REACHED.iter().copied()) {
+        let t = tx
+            .open_table(table(&table_name(r, generation)))
+            .map_err(err)?;
+        for row in t.iter().map_err(err)? {
+            let (key, value) = row.map_err(err)?;
+            let Some((site, id)) = key.value().split_once('|') else {
+                continue;
+            };
+            let doc = RollupDoc {
+                id: String::new(),
+                fields: decode_fields(value.value())?,
+            };
+            docs.push((
+                r,
+                site.to_string(),
+                id.to_string(),
+                doc.bits(Field::Visitors),
+            ));
+        }
+    }
+    let mut keys = Vec::new();
+    let t = tx
+        .open_table(table(&table_name(rollup::FIRST_SEEN, generation)))
+        .map_err(err)?;
+    for row in t.iter().map_err(err)? {
+        keys.push(row.map_err(err)?.0.value().to_string());
+    }
+    drop(t);
+    let visitors = numbers_of(tx, &keys, false)?;
+    apply_delta(tx, generation, &Delta::upgraded_to_gaps(docs, &visitors))
+}
+
 fn drop_generation(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
     for name in rollup::ALL.iter().chain(rollup::RETIRED) {
         tx.delete_table(table(&table_name(name, generation)))
@@ -331,8 +375,9 @@ fn received_at(tx: &ReadTransaction, seq: u64) -> Result<Option<i64>, StoreError
 }
 
 impl EmbeddedStore {
-    /// Takes the live rollups back to format 4 (no retention counters, no active days in the
-    /// first-seen documents): for the test of the in-place upgrade at the next open.
+    /// Takes the live rollups back to format 4 (no retention counters, no gap counters, no
+    /// active days or reach in the first-seen documents): for the test of the in-place
+    /// upgrades at the next open.
     #[doc(hidden)]
     pub async fn downgrade_to_format_4(&self) -> Result<(), StoreError> {
         let db = self.db.clone();
@@ -351,6 +396,24 @@ impl EmbeddedStore {
                     let (key, value) = row.map_err(err)?;
                     let mut fields = decode_fields(value.value())?;
                     fields.remove(&Field::Days);
+                    fields.remove(&Field::Reach);
+                    rows.push((key.value().to_string(), encode_fields(&fields)?));
+                }
+                for (key, bytes) in rows {
+                    t.insert(key.as_str(), bytes.as_slice()).map_err(err)?;
+                }
+            }
+            for r in
+                std::iter::once(rollup::DAILY_USERS).chain(crate::reach::REACHED.iter().copied())
+            {
+                let mut t = tx
+                    .open_table(table(&table_name(r, st.generation)))
+                    .map_err(err)?;
+                let mut rows = Vec::new();
+                for row in t.iter().map_err(err)? {
+                    let (key, value) = row.map_err(err)?;
+                    let mut fields = decode_fields(value.value())?;
+                    fields.retain(|f, _| !matches!(f, Field::Gap(_)));
                     rows.push((key.value().to_string(), encode_fields(&fields)?));
                 }
                 for (key, bytes) in rows {
@@ -421,20 +484,16 @@ impl EmbeddedStore {
     }
 
     /// Hands each document of [`Store::rollup_fold`] to `add` as it is read.
-    #[allow(clippy::too_many_arguments)]
     pub async fn rollup_fold<A: Send + 'static>(
         &self,
-        rollup: &'static str,
-        field: Field,
-        site: &str,
-        since: Day,
-        until: Day,
+        range: &super::Range<'_>,
         mut acc: A,
         add: fn(&mut A, RollupDoc),
     ) -> Result<A, StoreError> {
         let db = self.db.clone();
-        let (since, until) = (since.to_string(), until.to_string());
-        let site = site.to_string();
+        let (since, until) = (range.since.to_string(), range.until.to_string());
+        let (rollup, field, bitmaps) = (range.rollup, range.field, range.bitmaps);
+        let site = range.site.to_string();
         blocking(move || {
             let tx = db.begin_read().map_err(err)?;
             let st = read_state(&tx.open_table(STATE).map_err(err)?)?;
@@ -462,7 +521,7 @@ impl EmbeddedStore {
             let rows = t.range(lo.as_str()..hi.as_str()).map_err(err)?;
             for row in rows {
                 let (key, value) = row.map_err(err)?;
-                let fields = decode_fields(value.value())?;
+                let fields = decode_fields_with(value.value(), bitmaps)?;
                 let within =
                     matches!(fields.get(&field), Some(Value::Str(d)) if *d >= since && *d <= until);
                 if within {
@@ -615,8 +674,18 @@ pub(super) fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, S
 }
 
 pub(super) fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, StoreError> {
+    decode_fields_with(bytes, true)
+}
+
+/// [`decode_fields`], without the visitor bitmap unless `bitmaps` (its bytes are not
+/// copied).
+fn decode_fields_with(bytes: &[u8], bitmaps: bool) -> Result<HashMap<Field, Value>, StoreError> {
     let Some(mut rest) = bytes.strip_prefix(&[BINARY]) else {
-        return decode_json_fields(bytes);
+        let mut fields = decode_json_fields(bytes)?;
+        if !bitmaps {
+            fields.remove(&Field::Visitors);
+        }
+        return Ok(fields);
     };
     let bad = || err("a rollup document is malformed");
     let mut take = |n: usize| -> Result<&[u8], StoreError> {
@@ -636,6 +705,9 @@ pub(super) fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, Store
         } else {
             let len = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
             let bytes = take(len as usize)?;
+            if tag == 2 && !bitmaps && name == Field::Visitors.as_str() {
+                continue;
+            }
             match tag {
                 1 => Value::Str(std::str::from_utf8(bytes).map_err(|_| bad())?.to_string()),
                 2 => Value::Bits(bytes.to_vec()),

@@ -27,6 +27,33 @@ use crate::engine::Scope;
 use crate::event::{Day, Event};
 use crate::lifecycle::Forgotten;
 use crate::rollup::{Field, Value};
+
+/// Rollup documents to read: those of `site` in `rollup` (current generation) whose `field`
+/// (a `YYYY-MM-DD` day) is within `since..=until`, with ids without their site prefix;
+/// without their visitor bitmaps unless `bitmaps`.
+#[derive(Debug, Clone)]
+pub struct Range<'a> {
+    pub rollup: &'static str,
+    pub field: Field,
+    pub site: &'a str,
+    pub since: Day,
+    pub until: Day,
+    pub bitmaps: bool,
+}
+
+impl<'a> Range<'a> {
+    /// The documents with their bitmaps.
+    pub fn new(rollup: &'static str, field: Field, site: &'a str, since: Day, until: Day) -> Self {
+        Range {
+            rollup,
+            field,
+            site,
+            since,
+            until,
+            bitmaps: true,
+        }
+    }
+}
 use crate::site::SiteInfo;
 
 /// How to reach the store; built by the collector's config or the CLI's flags.
@@ -354,32 +381,21 @@ impl Store {
         since: Day,
         until: Day,
     ) -> Result<Vec<RollupDoc>, StoreError> {
-        self.rollup_fold(rollup, field, site, since, until, Vec::new(), Vec::push)
-            .await
+        let range = Range::new(rollup, field, site, since, until);
+        self.rollup_fold(&range, Vec::new(), Vec::push).await
     }
 
-    /// [`Store::rollup_between`] handing each document to `add` as it is read instead of
-    /// collecting them: a figure that sums over many documents holds only its sums.
-    #[allow(clippy::too_many_arguments)]
+    /// The documents of `range` handed to `add` as they are read instead of collected: a
+    /// figure that sums over many documents holds only its sums.
     pub async fn rollup_fold<A: Send + 'static>(
         &self,
-        rollup: &'static str,
-        field: Field,
-        site: &str,
-        since: Day,
-        until: Day,
+        range: &Range<'_>,
         acc: A,
         add: fn(&mut A, RollupDoc),
     ) -> Result<A, StoreError> {
         match self {
-            Store::Mongo(s) => {
-                s.rollup_fold(rollup, field, site, since, until, acc, add)
-                    .await
-            }
-            Store::Embedded(s) => {
-                s.rollup_fold(rollup, field, site, since, until, acc, add)
-                    .await
-            }
+            Store::Mongo(s) => s.rollup_fold(range, acc, add).await,
+            Store::Embedded(s) => s.rollup_fold(range, acc, add).await,
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(acc),
         }
@@ -399,16 +415,13 @@ impl Store {
         acc: A,
         add: fn(&mut A, RollupDoc),
     ) -> Result<A, StoreError> {
-        let site = scope.site.as_str();
-        let acc = self
-            .rollup_fold(rollup, field, site, since, until, acc, add)
-            .await?;
+        let mut range = Range::new(rollup, field, &scope.site, since, until);
+        let acc = self.rollup_fold(&range, acc, add).await?;
         if !scope.include_bots {
             return Ok(acc);
         }
-        let twin = crate::rollup::bot_twin(rollup);
-        self.rollup_fold(twin, field, site, since, until, acc, add)
-            .await
+        range.rollup = crate::rollup::bot_twin(rollup);
+        self.rollup_fold(&range, acc, add).await
     }
 
     /// [`Store::rollup_between`] as figures read it: `scope`'s site, the bot twin merged in
@@ -430,6 +443,28 @@ impl Store {
         let (people, bots) =
             tokio::try_join!(people, self.rollup_between(twin, field, site, since, until))?;
         Ok(crate::rollup::merge_docs(people, bots))
+    }
+
+    /// The daily documents of `rollup` in `since..=until` as figures counting distinct
+    /// visitors read them: without bots, people's documents without their visitor bitmaps
+    /// (the gap counters count them, [`crate::reach`]); with bots, as
+    /// [`Store::rollup_figures`] (bitmaps united, as people's and bots' counters cannot be).
+    /// Which of the two [`crate::engine::Visitors::of`] says.
+    pub async fn rollup_counted(
+        &self,
+        rollup: &'static str,
+        p: &crate::stats::Period,
+        scope: &Scope,
+    ) -> Result<Vec<RollupDoc>, StoreError> {
+        let (since, until) = (p.since, p.until);
+        if crate::engine::Visitors::of(p, scope) == crate::engine::Visitors::United {
+            return self
+                .rollup_figures(rollup, Field::Day, since, until, scope)
+                .await;
+        }
+        let mut range = Range::new(rollup, Field::Day, &scope.site, since, until);
+        range.bitmaps = false;
+        self.rollup_fold(&range, Vec::new(), Vec::push).await
     }
 
     /// Recomputes every rollup from the raw events into a new generation beside the live

@@ -285,7 +285,7 @@ impl MongoStore {
             for d in self.find_by_ids(&gen_name(name, generation), &keys).await? {
                 let key = d.get_str("_id").unwrap_or_default().to_string();
                 let fields = super::mongo_rollups::fields_of(&d);
-                erasure.decrements.retention_taken_back(name, &key, &fields);
+                erasure.decrements.counters_taken_back(name, &key, &fields);
             }
         }
         self.apply_chunk(Some(cfg), generation, req.chunk, &erasure.decrements, true)
@@ -404,6 +404,10 @@ impl MongoStore {
     async fn visitor_keys_of(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         let mut sites: Vec<String> = self.sites().await?.into_iter().map(|s| s.id).collect();
         sites.push(crate::site::DEFAULT_SITE.to_string());
+        // Once each: a first-seen document read twice would have its counters taken back
+        // twice.
+        sites.sort_unstable();
+        sites.dedup();
         Ok(sites
             .iter()
             .flat_map(|s| ids.iter().map(move |id| rollup::site_key(s, id)))

@@ -141,7 +141,7 @@ pub(super) struct State {
 /// database with
 /// older rollups gets a fresh generation rolled up from the start of the log (the old one is
 /// retired): figures fill up again as the consumer catches up.
-const FORMAT: i64 = 5;
+const FORMAT: i64 = 6;
 
 impl Cursor {
     pub(super) fn pos(&self) -> (i64, &str) {
@@ -645,7 +645,8 @@ impl MongoStore {
                 .await?,
         );
         let delta = delta.settle(&numbers, &known);
-        let known = self.known(generation, delta.channel_keys()).await?;
+        let mut known = known;
+        known.extend(self.known(generation, delta.channel_keys()).await?);
         Ok(delta.settle_channels(&numbers, &known))
     }
 
@@ -824,10 +825,17 @@ impl MongoStore {
                 self.finish_pending(cfg, Which::Live, &st.live, p).await?,
             ));
         }
-        // After an interrupted chunk is finished: the upgrade sets every counter and every
+        // After an interrupted chunk is finished: the upgrades set every counter and every
         // visitor's days outright from the bitmaps, which then hold the whole chunk.
-        if st.format == 4 && st.next.is_none() && self.read_rebuild().await?.building.is_none() {
-            return self.upgrade_to_counters(cfg, &st).await;
+        if (st.format == 4 || st.format == 5)
+            && st.next.is_none()
+            && self.read_rebuild().await?.building.is_none()
+        {
+            return if st.format == 4 {
+                self.upgrade_to_counters(cfg, &st).await
+            } else {
+                self.upgrade_to_gaps(cfg, &st).await
+            };
         }
         if let Some(next) = &st.next {
             return self.step_next(cfg, &st, next).await;
@@ -954,38 +962,86 @@ impl MongoStore {
             }
             let visitors = self.numbers_of(&keys, false).await?;
             let delta = Delta::upgraded_to_counters(twin, firsts, users, &visitors);
-            for (r, changes) in &delta.changes {
-                let statements: Vec<Document> = changes
-                        .iter()
-                        .map(|(key, c)| {
-                            let mut set: Document = c
-                                .set
-                                .iter()
-                                .map(|(f, v)| (f.as_str().to_string(), bson_of(v)))
-                                .collect();
-                            for (f, n) in &c.inc {
-                                set.insert(f.as_str(), *n);
-                            }
-                            if !c.inc.is_empty() {
-                                set.insert("applied", st.live.chunk);
-                            }
-                            doc! { "q": { "_id": key }, "u": { "$set": set }, "upsert": !c.inc.is_empty() }
-                        })
-                        .collect();
-                let coll = gen_name(r, generation);
-                for part in statements.chunks(ROLLUP_CHUNK) {
-                    if renewed.elapsed() > cfg.lease_ttl / 4 {
-                        self.renew(cfg).await?;
-                        renewed = Instant::now();
-                    }
-                    self.update_idempotent(&coll, part).await?;
-                }
+            self.write_upgrade(cfg, st, &delta, &mut renewed).await?;
+        }
+        self.set_state(&cfg.owner, doc! { "format": 5_i64 }).await?;
+        tracing::info!(generation, "rollups upgraded in place to format 5");
+        Ok(Step::Consumed(0))
+    }
+
+    /// Format 5 → 6 in place: the gap counters of people's daily documents with visitors and
+    /// each visitor's reach, derived from the live generation's bitmaps
+    /// ([`Delta::upgraded_to_gaps`]); written as [`Self::upgrade_to_counters`] writes.
+    async fn upgrade_to_gaps(&self, cfg: &ConsumerConfig, st: &State) -> Result<Step, StoreError> {
+        let generation = st.live.generation;
+        let mut renewed = Instant::now();
+        let mut docs = Vec::new();
+        for r in std::iter::once(rollup::DAILY_USERS).chain(crate::reach::REACHED.iter().copied()) {
+            let coll = self.db.collection::<Document>(&gen_name(r, generation));
+            let mut cursor = coll.find(doc! {}).await?;
+            while let Some(d) = cursor.try_next().await? {
+                let doc = rollup_doc(&d);
+                let site = doc.str(Field::Site).to_string();
+                let id = rollup::key_in_site(&site, &doc.id).to_string();
+                docs.push((r, site, id, doc.bits(Field::Visitors)));
             }
         }
+        let seen = self
+            .db
+            .collection::<Document>(&gen_name(rollup::FIRST_SEEN, generation));
+        let mut cursor = seen.find(doc! {}).projection(doc! { "_id": 1 }).await?;
+        let mut keys = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            keys.push(d.get_str("_id").unwrap_or_default().to_string());
+        }
+        let visitors = self.numbers_of(&keys, false).await?;
+        let delta = Delta::upgraded_to_gaps(docs, &visitors);
+        self.write_upgrade(cfg, st, &delta, &mut renewed).await?;
         self.set_state(&cfg.owner, doc! { "format": FORMAT })
             .await?;
         tracing::info!(generation, "rollups upgraded in place to format {FORMAT}");
         Ok(Step::Consumed(0))
+    }
+
+    /// Writes an upgrade's `delta` to the live generation with `$set`s only: counts as the
+    /// values they add up to (the documents held none), so an upgrade interrupted and run
+    /// again writes the same; counted documents carry the live chunk as `applied`, so the
+    /// next chunks' guards pass.
+    async fn write_upgrade(
+        &self,
+        cfg: &ConsumerConfig,
+        st: &State,
+        delta: &Delta,
+        renewed: &mut Instant,
+    ) -> Result<(), StoreError> {
+        for (r, changes) in &delta.changes {
+            let statements: Vec<Document> = changes
+                .iter()
+                .map(|(key, c)| {
+                    let mut set: Document = c
+                        .set
+                        .iter()
+                        .map(|(f, v)| (f.as_str().to_string(), bson_of(v)))
+                        .collect();
+                    for (f, n) in &c.inc {
+                        set.insert(f.as_str(), *n);
+                    }
+                    if !c.inc.is_empty() {
+                        set.insert("applied", st.live.chunk);
+                    }
+                    doc! { "q": { "_id": key }, "u": { "$set": set }, "upsert": !c.inc.is_empty() }
+                })
+                .collect();
+            let coll = gen_name(r, st.live.generation);
+            for part in statements.chunks(ROLLUP_CHUNK) {
+                if renewed.elapsed() > cfg.lease_ttl / 4 {
+                    self.renew(cfg).await?;
+                    *renewed = Instant::now();
+                }
+                self.update_idempotent(&coll, part).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Retires the live generation of an older format and starts a new one at the start of
@@ -1142,14 +1198,9 @@ impl MongoStore {
     }
 
     /// Hands each document of [`Store::rollup_fold`] to `add` as the cursor reads it.
-    #[allow(clippy::too_many_arguments)]
     pub async fn rollup_fold<A>(
         &self,
-        rollup: &'static str,
-        field: Field,
-        site: &str,
-        since: Day,
-        until: Day,
+        range: &super::Range<'_>,
         mut acc: A,
         add: fn(&mut A, RollupDoc),
     ) -> Result<A, StoreError> {
@@ -1157,15 +1208,21 @@ impl MongoStore {
         let Some(st) = self.read_state().await? else {
             return Ok(acc);
         };
+        let site = range.site;
         let filter = doc! {
             Field::Site.as_str(): site,
-            field.as_str(): { "$gte": since.to_string(), "$lte": until.to_string() },
+            range.field.as_str(): { "$gte": range.since.to_string(), "$lte": range.until.to_string() },
         };
-        let mut cursor = self
+        let coll = self
             .db
-            .collection::<Document>(&gen_name(rollup, st.live.generation))
-            .find(filter)
-            .await?;
+            .collection::<Document>(&gen_name(range.rollup, st.live.generation));
+        let find = coll.find(filter);
+        let mut cursor = if range.bitmaps {
+            find.await?
+        } else {
+            find.projection(doc! { Field::Visitors.as_str(): 0 })
+                .await?
+        };
         while let Some(d) = cursor.try_next().await? {
             let mut doc = rollup_doc(&d);
             let inner = rollup::key_in_site(site, &doc.id);
@@ -1435,6 +1492,11 @@ fn rollup_doc(d: &Document) -> RollupDoc {
             Bson::Binary(b) => Value::Bits(b.bytes.clone()),
             _ => continue,
         };
+        // A gap counter back at zero (`$inc` cannot remove it) is as good as none, which
+        // is what the embedded store and a rebuild hold.
+        if matches!(field, Field::Gap(_)) && value == Value::Int(0) {
+            continue;
+        }
         out.fields.insert(field, value);
     }
     out
