@@ -356,6 +356,26 @@ fn drop_generation(tx: &WriteTransaction, generation: i64) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Rewrites every document of table `name` with `change` applied to its fields.
+fn rewrite_docs(
+    tx: &WriteTransaction,
+    name: &str,
+    change: impl Fn(&mut HashMap<Field, Value>),
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(table(name)).map_err(err)?;
+    let mut rows = Vec::new();
+    for row in t.iter().map_err(err)? {
+        let (key, value) = row.map_err(err)?;
+        let mut fields = decode_fields(value.value())?;
+        change(&mut fields);
+        rows.push((key.value().to_string(), encode_fields(&fields)?));
+    }
+    for (key, bytes) in rows {
+        t.insert(key.as_str(), bytes.as_slice()).map_err(err)?;
+    }
+    Ok(())
+}
+
 /// `received_at` of the event logged as `seq`.
 fn received_at(tx: &ReadTransaction, seq: u64) -> Result<Option<i64>, StoreError> {
     #[derive(Deserialize)]
@@ -384,41 +404,22 @@ impl EmbeddedStore {
         blocking(move || {
             let tx = db.begin_write().map_err(err)?;
             let mut st = read_state(&tx.open_table(STATE).map_err(err)?)?;
+            let g = st.generation;
             for twin in [false, true] {
                 let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
-                let counters = table_name(name(rollup::RETENTION), st.generation);
+                let counters = table_name(name(rollup::RETENTION), g);
                 tx.delete_table(table(&counters)).map_err(err)?;
-                let mut t = tx
-                    .open_table(table(&table_name(name(rollup::FIRST_SEEN), st.generation)))
-                    .map_err(err)?;
-                let mut rows = Vec::new();
-                for row in t.iter().map_err(err)? {
-                    let (key, value) = row.map_err(err)?;
-                    let mut fields = decode_fields(value.value())?;
+                rewrite_docs(&tx, &table_name(name(rollup::FIRST_SEEN), g), |fields| {
                     fields.remove(&Field::Days);
                     fields.remove(&Field::Reach);
-                    rows.push((key.value().to_string(), encode_fields(&fields)?));
-                }
-                for (key, bytes) in rows {
-                    t.insert(key.as_str(), bytes.as_slice()).map_err(err)?;
-                }
+                })?;
             }
             for r in
                 std::iter::once(rollup::DAILY_USERS).chain(crate::reach::REACHED.iter().copied())
             {
-                let mut t = tx
-                    .open_table(table(&table_name(r, st.generation)))
-                    .map_err(err)?;
-                let mut rows = Vec::new();
-                for row in t.iter().map_err(err)? {
-                    let (key, value) = row.map_err(err)?;
-                    let mut fields = decode_fields(value.value())?;
+                rewrite_docs(&tx, &table_name(r, g), |fields| {
                     fields.retain(|f, _| !matches!(f, Field::Gap(_)));
-                    rows.push((key.value().to_string(), encode_fields(&fields)?));
-                }
-                for (key, bytes) in rows {
-                    t.insert(key.as_str(), bytes.as_slice()).map_err(err)?;
-                }
+                })?;
             }
             st.format = 4;
             write_state(&tx, &st)?;

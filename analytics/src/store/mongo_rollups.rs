@@ -952,15 +952,9 @@ impl MongoStore {
                 bitmaps.pop().unwrap_or_default(),
                 bitmaps.pop().unwrap_or_default(),
             );
-            let seen = self
-                .db
-                .collection::<Document>(&gen_name(name(rollup::FIRST_SEEN), generation));
-            let mut cursor = seen.find(doc! {}).projection(doc! { "_id": 1 }).await?;
-            let mut keys = Vec::new();
-            while let Some(d) = cursor.try_next().await? {
-                keys.push(d.get_str("_id").unwrap_or_default().to_string());
-            }
-            let visitors = self.numbers_of(&keys, false).await?;
+            let visitors = self
+                .first_seen_numbers(name(rollup::FIRST_SEEN), generation)
+                .await?;
             let delta = Delta::upgraded_to_counters(twin, firsts, users, &visitors);
             self.write_upgrade(cfg, st, &delta, &mut renewed).await?;
         }
@@ -986,21 +980,31 @@ impl MongoStore {
                 docs.push((r, site, id, doc.bits(Field::Visitors)));
             }
         }
-        let seen = self
-            .db
-            .collection::<Document>(&gen_name(rollup::FIRST_SEEN, generation));
-        let mut cursor = seen.find(doc! {}).projection(doc! { "_id": 1 }).await?;
-        let mut keys = Vec::new();
-        while let Some(d) = cursor.try_next().await? {
-            keys.push(d.get_str("_id").unwrap_or_default().to_string());
-        }
-        let visitors = self.numbers_of(&keys, false).await?;
+        let visitors = self
+            .first_seen_numbers(rollup::FIRST_SEEN, generation)
+            .await?;
         let delta = Delta::upgraded_to_gaps(docs, &visitors);
         self.write_upgrade(cfg, st, &delta, &mut renewed).await?;
         self.set_state(&cfg.owner, doc! { "format": FORMAT })
             .await?;
         tracing::info!(generation, "rollups upgraded in place to format {FORMAT}");
         Ok(Step::Consumed(0))
+    }
+
+    /// The numbers of the visitors of first-seen rollup `name` (or its twin) of `generation`,
+    /// keyed by their documents' `_id`s (`site|visitor`).
+    async fn first_seen_numbers(
+        &self,
+        name: &'static str,
+        generation: i64,
+    ) -> Result<Numbers, StoreError> {
+        let seen = self.db.collection::<Document>(&gen_name(name, generation));
+        let mut cursor = seen.find(doc! {}).projection(doc! { "_id": 1 }).await?;
+        let mut keys = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            keys.push(d.get_str("_id").unwrap_or_default().to_string());
+        }
+        self.numbers_of(&keys, false).await
     }
 
     /// Writes an upgrade's `delta` to the live generation with `$set`s only: counts as the
