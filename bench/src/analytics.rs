@@ -268,6 +268,18 @@ async fn main() -> anyhow::Result<()> {
             f1.funnel_steps.iter().map(|s| s.users).collect::<Vec<_>>(),
             v1.page_views
         );
+        // Without a raw scan, the counted distinct visitors are still checked against the
+        // unions of the stored bitmaps: a different way to the same figures.
+        if (
+            engine_summary_united(&store, p).await?,
+            engine_stats_united(&store, p).await?,
+        ) != (s1, t1)
+        {
+            bail!("counted distinct visitors differ from the unions of the bitmaps");
+        }
+        println!(
+            "distinct visitors counted equal the unions of the stored bitmaps (summary, stats)"
+        );
         print_storage(&store, written).await?;
         println!(
             "peak RSS of this process (store, generator, engine): {}",
@@ -465,6 +477,32 @@ async fn engine(
         })
         .await?,
     })
+}
+
+/// The summary from the stored rollups with every distinct-visitor figure a union of bitmaps.
+async fn engine_summary_united(store: &Store, p: Period) -> anyhow::Result<summary::Summary> {
+    use maidian_analytics::rollup::{self, Field};
+    let scope = &Scope::default();
+    let mut inputs = summary::fetch(store, p, scope).await?;
+    let get = |r| store.rollup_figures(r, Field::Day, p.since, p.until, scope);
+    inputs.daily_type = get(rollup::DAILY_TYPE).await?;
+    inputs.daily_users = get(rollup::DAILY_USERS).await?;
+    inputs.daily_page = get(rollup::DAILY_PAGE).await?;
+    inputs.daily_channel = get(rollup::DAILY_CHANNEL).await?;
+    inputs.daily_campaign = get(rollup::DAILY_CAMPAIGN).await?;
+    inputs.visitors = Visitors::United;
+    Ok(summary::summarize(p, &inputs, 10))
+}
+
+/// The stats from the stored rollups, distinct visitors a union of bitmaps.
+async fn engine_stats_united(store: &Store, p: Period) -> anyhow::Result<Stats> {
+    use maidian_analytics::rollup::{self, Field};
+    let scope = &Scope::default();
+    let get = |r| store.rollup_figures(r, Field::Day, p.since, p.until, scope);
+    Ok((
+        stats::event_types_of(&get(rollup::DAILY_TYPE).await?, Visitors::United),
+        stats::pages_of(&get(rollup::DAILY_PAGE).await?, Visitors::United),
+    ))
 }
 
 /// The events of the large site (`default`) only.
