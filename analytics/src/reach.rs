@@ -209,6 +209,66 @@ mod tests {
         }
     }
 
+    /// Every period of a few days, for the day's visitors and each page and type: the
+    /// counted distinct visitors equal the union of the bitmaps.
+    #[test]
+    fn counted_visitors_equal_unions_over_every_period() {
+        use crate::engine::Visitors;
+        use crate::event::Event;
+        use crate::rollup::{docs_of, DAILY_USERS};
+        let first = Day::parse("2026-11-01").unwrap();
+        let mut events = Vec::new();
+        for v in 0..7u32 {
+            for d in 0..12u32 {
+                // Visitors come back at different rhythms, to pages and types by turns.
+                if (d * (v + 1) + v) % (v % 4 + 2) != 0 {
+                    continue;
+                }
+                let day = Day::from_number(first.number() + d).unwrap();
+                let mut e = Event {
+                    event_id: format!("{v}-{d}"),
+                    event_type: ["page_view", "click"][(d % 2) as usize].into(),
+                    user_id: Some(format!("u{v}")),
+                    page_url: Some(format!("/p{}", (v + d) % 3)),
+                    timestamp: day.start_millis() + 1000,
+                    day,
+                    ..Event::default()
+                };
+                e.derive_visitor();
+                events.push(e);
+            }
+        }
+        let docs = docs_of(&events);
+        for rollup in std::iter::once(DAILY_USERS).chain(REACHED.iter().copied()) {
+            let docs = docs.get(rollup).map_or(&[][..], Vec::as_slice);
+            let keys: std::collections::BTreeSet<&str> = docs
+                .iter()
+                .map(|d| d.id.split_once('|').map_or("", |(_, k)| k))
+                .collect();
+            for key in keys {
+                for a in 0..12 {
+                    for b in a..12 {
+                        let (a, b) = (first.number() + a, first.number() + b);
+                        let within: Vec<&RollupDoc> = docs
+                            .iter()
+                            .filter(|d| d.id.split_once('|').map_or("", |(_, k)| k) == key)
+                            .filter(|d| {
+                                let n = Day::parse(d.str(Field::Day)).unwrap().number();
+                                a <= n && n <= b
+                            })
+                            .collect();
+                        let since = Day::from_number(a).unwrap();
+                        assert_eq!(
+                            Visitors::Counted(since).distinct(within.iter().copied()),
+                            Visitors::United.distinct(within.iter().copied()),
+                            "{rollup} {key} {a}..={b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn gaps_and_their_changes() {
         let days = |d: &[u32]| d.iter().copied().collect::<RoaringBitmap>();
