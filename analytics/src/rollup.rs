@@ -1131,17 +1131,23 @@ impl Delta {
                     self.gap_cell(rollup, site, d, Some(suffix), g, n);
                 }
             }
-            let c = self
-                .changes
-                .entry(FIRST_SEEN)
-                .or_default()
-                .entry(visitor.to_string())
-                .or_default();
-            c.ident(Field::Site, s(site));
-            c.set.retain(|(f, _)| *f != Field::Reach);
-            c.set.push((Field::Reach, Value::Bits(new.encode())));
+            self.set_reach(visitor, &new);
         }
         self
+    }
+
+    /// Sets `reach` on the first-seen document `key` (`site|visitor`).
+    fn set_reach(&mut self, key: &str, reach: &Reach) {
+        let site = key.split('|').next().unwrap_or_default();
+        let c = self
+            .changes
+            .entry(FIRST_SEEN)
+            .or_default()
+            .entry(key.to_string())
+            .or_default();
+        c.ident(Field::Site, s(site));
+        c.set.retain(|(f, _)| *f != Field::Reach);
+        c.set.push((Field::Reach, Value::Bits(reach.encode())));
     }
 
     /// The counters a visitor's stored first-seen document (`fields`, in rollup `state`:
@@ -1324,13 +1330,7 @@ impl Delta {
             }
         }
         for (v, r) in reaches {
-            let c = out
-                .changes
-                .entry(FIRST_SEEN)
-                .or_default()
-                .entry(v.to_string())
-                .or_default();
-            c.set.push((Field::Reach, Value::Bits(r.encode())));
+            out.set_reach(v, &r);
         }
         out
     }
