@@ -264,7 +264,7 @@ pub enum Field {
     /// Visitors of a daily document (a day's visitors, or of a page, type, channel or
     /// campaign on a day) whose previous day there was this many days earlier; `Gap(0)`:
     /// none within [`MAX_GAP`] days. What distinct visitors over a range are counted from
-    /// ([`reached`]).
+    /// ([`crate::reach::reached`]).
     Gap(u16),
 }
 
