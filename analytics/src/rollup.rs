@@ -1870,6 +1870,92 @@ mod tests {
     }
 
     #[test]
+    fn page_gaps_follow_a_day_added_between_and_come_back_on_erasure() {
+        let numbers: Numbers = [("default|u1".to_string(), 7)].into();
+        let view = |day: &str| ev("page_view", "u1", "s1", day, 100);
+        let settle = |events: &[&Event], known: &Known| {
+            Delta::build(events.iter().copied(), |e| e.day, &numbers)
+                .settle(&numbers, known)
+                .settle_channels(&numbers, known)
+        };
+        let gaps = |d: &Delta| -> Vec<(String, u16, i64)> {
+            let mut v: Vec<_> = d
+                .changes
+                .get(DAILY_PAGE)
+                .into_iter()
+                .flatten()
+                .flat_map(|(k, c)| {
+                    c.inc.iter().filter_map(move |(f, n)| match f {
+                        Field::Gap(g) => Some((k[8..18].to_string(), *g, *n)),
+                        _ => None,
+                    })
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let reach_of = |d: &Delta| -> Value {
+            d.changes[FIRST_SEEN]["default|u1"]
+                .set
+                .iter()
+                .find(|(f, _)| *f == Field::Reach)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let g = |day: &str, gap: u16, n: i64| (day.to_string(), gap, n);
+
+        // New: the first day has no day before it, the next one is 4 days later.
+        let (a, b) = (view("2026-11-03"), view("2026-11-07"));
+        let first = settle(&[&a, &b], &Known::new());
+        assert_eq!(gaps(&first), [g("2026-11-03", 0, 1), g("2026-11-07", 4, 1)]);
+        // A day arriving between them splits the gap of the day after it.
+        let known: Known = [(
+            (FIRST_SEEN, "default|u1".to_string()),
+            [
+                (Field::FirstDay, s("2026-11-03")),
+                (Field::Reach, reach_of(&first)),
+            ]
+            .into(),
+        )]
+        .into();
+        let late = view("2026-11-05");
+        let second = settle(&[&late], &known);
+        assert_eq!(
+            gaps(&second),
+            [
+                g("2026-11-05", 2, 1),
+                g("2026-11-07", 2, 1),
+                g("2026-11-07", 4, -1)
+            ]
+        );
+        // A day already there changes nothing.
+        assert_eq!(gaps(&settle(&[&a], &known)), []);
+        // Erased: every counter the stored reach stands for comes back.
+        let mut back = Delta::default();
+        back.counters_taken_back(
+            FIRST_SEEN,
+            "default|u1",
+            &[
+                (Field::FirstDay, s("2026-11-03")),
+                (
+                    Field::Days,
+                    Value::Bits(bitmap::encode(&Default::default())),
+                ),
+                (Field::Reach, reach_of(&second)),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            gaps(&back),
+            [
+                g("2026-11-03", 0, -1),
+                g("2026-11-05", 2, -1),
+                g("2026-11-07", 2, -1)
+            ]
+        );
+    }
+
+    #[test]
     fn time_on_page_moves_with_the_page_views_longest_duration() {
         let mut leave = ev("page_leave", "u1", "s1", "2026-11-02", 100);
         leave.page_view_id = Some("v1".into());
