@@ -1078,10 +1078,7 @@ impl Delta {
     /// gaps there change with it. The new reach is set on the first-seen document, which the
     /// store writes after the counters (as the retention's days).
     fn reach_cells(mut self, numbers: &Numbers, known: &Known) -> Delta {
-        let visitor_of: HashMap<(&str, u32), &str> = numbers
-            .iter()
-            .map(|(k, n)| ((k.split('|').next().unwrap_or_default(), *n), k.as_str()))
-            .collect();
+        let visitor_of = by_number(numbers);
         let mut moves: HashMap<&str, Vec<(u8, String, u32, bool)>> = HashMap::new();
         for (code, rollup) in (0u8..).zip(reach::REACHED) {
             for (id, c) in self.changes.get(rollup).into_iter().flatten() {
@@ -1281,10 +1278,7 @@ impl Delta {
         mut docs: Vec<(&'static str, String, String, roaring::RoaringBitmap)>,
         visitors: &Numbers,
     ) -> Delta {
-        let who: HashMap<(&str, u32), &str> = visitors
-            .iter()
-            .map(|(k, n)| ((k.split('|').next().unwrap_or_default(), *n), k.as_str()))
-            .collect();
+        let who = by_number(visitors);
         let split = |rollup: &str, id: &str| -> Option<(u32, String)> {
             let (day, suffix) = match id.split_once('|') {
                 Some((d, rest)) if rollup != DAILY_USERS => (d, rest.to_string()),
@@ -1485,6 +1479,14 @@ impl Delta {
             }
         }
     }
+}
+
+/// `numbers` the other way round: (site, number) → the visitor's `site|visitor` key.
+fn by_number(numbers: &Numbers) -> HashMap<(&str, u32), &str> {
+    numbers
+        .iter()
+        .map(|(k, n)| ((k.split('|').next().unwrap_or_default(), *n), k.as_str()))
+        .collect()
 }
 
 /// The `site|visitor` keys of the visitors of the stored sessions in `known`: their numbers

@@ -278,33 +278,13 @@ fn upgrade_to_counters(tx: &WriteTransaction, generation: i64) -> Result<(), Sto
     for twin in [false, true] {
         let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
         let bitmaps = |r: &'static str| -> Result<Vec<_>, StoreError> {
-            let t = tx
-                .open_table(table(&table_name(name(r), generation)))
-                .map_err(err)?;
-            let mut out = Vec::new();
-            for row in t.iter().map_err(err)? {
-                let (key, value) = row.map_err(err)?;
-                let doc = RollupDoc {
-                    id: String::new(),
-                    fields: decode_fields(value.value())?,
-                };
-                if let Some(day) = Day::parse(doc.str(Field::Day)) {
-                    let site = key.value().split('|').next().unwrap_or_default();
-                    out.push((site.to_string(), day, doc.bits(Field::Visitors)));
-                }
-            }
-            Ok(out)
+            Ok(visitor_bitmaps(tx, name(r), generation)?
+                .into_iter()
+                .filter_map(|(site, id, bits)| Some((site, Day::parse(&id)?, bits)))
+                .collect())
         };
         let (firsts, users) = (bitmaps(rollup::FIRST_DAY)?, bitmaps(rollup::DAILY_USERS)?);
-        let mut keys = Vec::new();
-        let t = tx
-            .open_table(table(&table_name(name(rollup::FIRST_SEEN), generation)))
-            .map_err(err)?;
-        for row in t.iter().map_err(err)? {
-            keys.push(row.map_err(err)?.0.value().to_string());
-        }
-        drop(t);
-        let visitors = numbers_of(tx, &keys, false)?;
+        let visitors = first_seen_numbers(tx, name(rollup::FIRST_SEEN), generation)?;
         let delta = Delta::upgraded_to_counters(twin, firsts, users, &visitors);
         apply_delta(tx, generation, &delta)?;
     }
@@ -316,36 +296,55 @@ fn upgrade_to_counters(tx: &WriteTransaction, generation: i64) -> Result<(), Sto
 fn upgrade_to_gaps(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
     let mut docs = Vec::new();
     for r in std::iter::once(rollup::DAILY_USERS).chain(crate::reach::REACHED.iter().copied()) {
-        let t = tx
-            .open_table(table(&table_name(r, generation)))
-            .map_err(err)?;
-        for row in t.iter().map_err(err)? {
-            let (key, value) = row.map_err(err)?;
-            let Some((site, id)) = key.value().split_once('|') else {
-                continue;
-            };
-            let doc = RollupDoc {
-                id: String::new(),
-                fields: decode_fields(value.value())?,
-            };
-            docs.push((
-                r,
-                site.to_string(),
-                id.to_string(),
-                doc.bits(Field::Visitors),
-            ));
+        for (site, id, bits) in visitor_bitmaps(tx, r, generation)? {
+            docs.push((r, site, id, bits));
         }
     }
+    let visitors = first_seen_numbers(tx, rollup::FIRST_SEEN, generation)?;
+    apply_delta(tx, generation, &Delta::upgraded_to_gaps(docs, &visitors))
+}
+
+/// Every document of rollup `name` of `generation` as (site, key without the site, visitor
+/// bitmap), for the in-place upgrades.
+fn visitor_bitmaps(
+    tx: &WriteTransaction,
+    name: &str,
+    generation: i64,
+) -> Result<Vec<(String, String, roaring::RoaringBitmap)>, StoreError> {
+    let t = tx
+        .open_table(table(&table_name(name, generation)))
+        .map_err(err)?;
+    let mut out = Vec::new();
+    for row in t.iter().map_err(err)? {
+        let (key, value) = row.map_err(err)?;
+        let Some((site, id)) = key.value().split_once('|') else {
+            continue;
+        };
+        let doc = RollupDoc {
+            id: String::new(),
+            fields: decode_fields(value.value())?,
+        };
+        out.push((site.to_string(), id.to_string(), doc.bits(Field::Visitors)));
+    }
+    Ok(out)
+}
+
+/// The numbers of the visitors of first-seen rollup `name` (or its twin) of `generation`,
+/// keyed by their documents' keys (`site|visitor`).
+fn first_seen_numbers(
+    tx: &WriteTransaction,
+    name: &str,
+    generation: i64,
+) -> Result<Numbers, StoreError> {
     let mut keys = Vec::new();
     let t = tx
-        .open_table(table(&table_name(rollup::FIRST_SEEN, generation)))
+        .open_table(table(&table_name(name, generation)))
         .map_err(err)?;
     for row in t.iter().map_err(err)? {
         keys.push(row.map_err(err)?.0.value().to_string());
     }
     drop(t);
-    let visitors = numbers_of(tx, &keys, false)?;
-    apply_delta(tx, generation, &Delta::upgraded_to_gaps(docs, &visitors))
+    numbers_of(tx, &keys, false)
 }
 
 fn drop_generation(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {

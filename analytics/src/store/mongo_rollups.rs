@@ -931,22 +931,11 @@ impl MongoStore {
             let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
             let mut bitmaps = Vec::new();
             for r in [rollup::FIRST_DAY, rollup::DAILY_USERS] {
-                let mut out = Vec::new();
-                let coll = self
-                    .db
-                    .collection::<Document>(&gen_name(name(r), generation));
-                let mut cursor = coll.find(doc! {}).await?;
-                while let Some(d) = cursor.try_next().await? {
-                    let doc = rollup_doc(&d);
-                    if let Some(day) = Day::parse(doc.str(Field::Day)) {
-                        out.push((
-                            doc.str(Field::Site).to_string(),
-                            day,
-                            doc.bits(Field::Visitors),
-                        ));
-                    }
-                }
-                bitmaps.push(out);
+                let docs = self.visitor_bitmaps(name(r), generation).await?;
+                let by_day = docs
+                    .into_iter()
+                    .filter_map(|(site, id, bits)| Some((site, Day::parse(&id)?, bits)));
+                bitmaps.push(by_day.collect::<Vec<_>>());
             }
             let (users, firsts) = (
                 bitmaps.pop().unwrap_or_default(),
@@ -971,13 +960,8 @@ impl MongoStore {
         let mut renewed = Instant::now();
         let mut docs = Vec::new();
         for r in std::iter::once(rollup::DAILY_USERS).chain(crate::reach::REACHED.iter().copied()) {
-            let coll = self.db.collection::<Document>(&gen_name(r, generation));
-            let mut cursor = coll.find(doc! {}).await?;
-            while let Some(d) = cursor.try_next().await? {
-                let doc = rollup_doc(&d);
-                let site = doc.str(Field::Site).to_string();
-                let id = rollup::key_in_site(&site, &doc.id).to_string();
-                docs.push((r, site, id, doc.bits(Field::Visitors)));
+            for (site, id, bits) in self.visitor_bitmaps(r, generation).await? {
+                docs.push((r, site, id, bits));
             }
         }
         let visitors = self
@@ -989,6 +973,25 @@ impl MongoStore {
             .await?;
         tracing::info!(generation, "rollups upgraded in place to format {FORMAT}");
         Ok(Step::Consumed(0))
+    }
+
+    /// Every document of rollup `name` of `generation` as (site, key without the site,
+    /// visitor bitmap), for the in-place upgrades.
+    async fn visitor_bitmaps(
+        &self,
+        name: &str,
+        generation: i64,
+    ) -> Result<Vec<(String, String, roaring::RoaringBitmap)>, StoreError> {
+        let coll = self.db.collection::<Document>(&gen_name(name, generation));
+        let mut cursor = coll.find(doc! {}).await?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            let doc = rollup_doc(&d);
+            let site = doc.str(Field::Site).to_string();
+            let id = rollup::key_in_site(&site, &doc.id).to_string();
+            out.push((site, id, doc.bits(Field::Visitors)));
+        }
+        Ok(out)
     }
 
     /// The numbers of the visitors of first-seen rollup `name` (or its twin) of `generation`,
