@@ -27,6 +27,7 @@ use crate::engine::Scope;
 use crate::event::{Day, Event};
 use crate::lifecycle::Forgotten;
 use crate::rollup::{Field, Value};
+use crate::site::SiteInfo;
 
 /// Rollup documents to read: those of `site` in `rollup` (current generation) whose `field`
 /// (a `YYYY-MM-DD` day) is within `since..=until`, with ids without their site prefix;
@@ -54,7 +55,6 @@ impl<'a> Range<'a> {
         }
     }
 }
-use crate::site::SiteInfo;
 
 /// How to reach the store; built by the collector's config or the CLI's flags.
 #[derive(Debug, Clone)]
