@@ -270,11 +270,7 @@ async fn main() -> anyhow::Result<()> {
         );
         // Without a raw scan, the counted distinct visitors are still checked against the
         // unions of the stored bitmaps: a different way to the same figures.
-        if (
-            engine_summary_united(&store, p).await?,
-            engine_stats_united(&store, p).await?,
-        ) != (s1, t1)
-        {
+        if engine_united(&store, p).await? != (s1, t1) {
             bail!("counted distinct visitors differ from the unions of the bitmaps");
         }
         println!(
@@ -479,8 +475,9 @@ async fn engine(
     })
 }
 
-/// The summary from the stored rollups with every distinct-visitor figure a union of bitmaps.
-async fn engine_summary_united(store: &Store, p: Period) -> anyhow::Result<summary::Summary> {
+/// The summary and the stats from the stored rollups with every distinct-visitor figure a
+/// union of bitmaps (each rollup read once, with its bitmaps, for both).
+async fn engine_united(store: &Store, p: Period) -> anyhow::Result<(summary::Summary, Stats)> {
     use maidian_analytics::rollup::{self, Field};
     let scope = &Scope::default();
     let mut inputs = summary::fetch(store, p, scope).await?;
@@ -491,18 +488,11 @@ async fn engine_summary_united(store: &Store, p: Period) -> anyhow::Result<summa
     inputs.daily_channel = get(rollup::DAILY_CHANNEL).await?;
     inputs.daily_campaign = get(rollup::DAILY_CAMPAIGN).await?;
     inputs.visitors = Visitors::United;
-    Ok(summary::summarize(p, &inputs, 10))
-}
-
-/// The stats from the stored rollups, distinct visitors a union of bitmaps.
-async fn engine_stats_united(store: &Store, p: Period) -> anyhow::Result<Stats> {
-    use maidian_analytics::rollup::{self, Field};
-    let scope = &Scope::default();
-    let get = |r| store.rollup_figures(r, Field::Day, p.since, p.until, scope);
-    Ok((
-        stats::event_types_of(&get(rollup::DAILY_TYPE).await?, Visitors::United),
-        stats::pages_of(&get(rollup::DAILY_PAGE).await?, Visitors::United),
-    ))
+    let stats = (
+        stats::event_types_of(&inputs.daily_type, Visitors::United),
+        stats::pages_of(&inputs.daily_page, Visitors::United),
+    );
+    Ok((summary::summarize(p, &inputs, 10), stats))
 }
 
 /// The events of the large site (`default`) only.
