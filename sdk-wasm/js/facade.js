@@ -65,8 +65,8 @@ function makeMaidian(loadModule, defaultApiUrl) {
     list.forEach(function (w) { w(stored); });
   }
 
-  // initTracking's text options, as the tracker asks for them (`host.info`).
-  var init = {};
+  // initTracking's text options, as the tracker asks for them (`host.info` 0 to 4).
+  var init = [];
   var storage = null;
   try { storage = window.localStorage; } catch (e) { /* blocked: run without persistence */ }
 
@@ -74,36 +74,37 @@ function makeMaidian(loadModule, defaultApiUrl) {
     now: function () { return Date.now(); },
     rand: function () { return Math.random(); },
     get: function (k) {
-      try { return storage ? storage.getItem(k) : null; } catch (e) { return null; }
+      try { return storage ? storage.getItem('maidian:' + k) : null; } catch (e) { return null; }
     },
     set: function (k, v) {
       try {
+        k = 'maidian:' + k;
         if (storage) { if (v == null) storage.removeItem(k); else storage.setItem(k, v); }
       } catch (e) { /* full or blocked */ }
     },
+    // What the tracker asks, by number (`maidian_sdk::host::info`).
     info: function (k) {
-      if (Object.prototype.hasOwnProperty.call(init, k)) return init[k];
       switch (k) {
-        case 'href': return location.href;
-        case 'title': return document.title;
-        case 'referrer': return document.referrer;
-        case 'ua': return navigator.userAgent;
-        case 'screen': return screen.width + 'x' + screen.height;
-        case 'viewport': return innerWidth + 'x' + innerHeight;
-        case 'hidden': return document.visibilityState === 'hidden' ? '1' : '';
-        case 'dnt': return navigator.doNotTrack === '1' ? '1' : '';
-        case 'webdriver': return navigator.webdriver ? '1' : '';
-        case 'seed':
+        case 5: return location.href;
+        case 6: return document.title;
+        case 7: return document.referrer;
+        case 8: return navigator.userAgent;
+        case 9: return screen.width + 'x' + screen.height;
+        case 10: return innerWidth + 'x' + innerHeight;
+        case 11:
+          var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
+          return nav && nav.loadEventEnd > 0 ? String(Math.round(nav.loadEventEnd - nav.startTime)) : '';
+        case 12: return document.visibilityState === 'hidden' ? '1' : '';
+        case 13: return navigator.doNotTrack === '1' ? '1' : '';
+        case 14: return navigator.webdriver ? '1' : '';
+        case 15:
           try {
             var a = crypto.getRandomValues(new Uint32Array(4)), h = '';
             for (var i = 0; i < 4; i++) h += ('0000000' + a[i].toString(16)).slice(-8);
             return h;
           } catch (e) { return ''; }
-        case 'loadTime':
-          var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
-          return nav && nav.loadEventEnd > 0 ? String(Math.round(nav.loadEventEnd - nav.startTime)) : '';
       }
-      return '';
+      return init[k];
     },
     send: function (url, body) {
       inFlight = true;
@@ -312,11 +313,8 @@ function makeMaidian(loadModule, defaultApiUrl) {
         autoTrack();
       }
       loadModule().then(function (module) {
-        init = {
-          apiUrl: str(options.apiUrl) || defaultApiUrl, apiKey: str(options.apiKey) || '',
-          userId: str(options.userId) || '', sessionId: str(options.sessionId) || '',
-          redact: options.redact === false ? '-' : Array.isArray(options.redact) ? options.redact.join(',') : ''
-        };
+        init = [str(options.apiUrl) || defaultApiUrl, options.apiKey, options.userId, options.sessionId,
+          options.redact === false ? '-' : Array.isArray(options.redact) ? options.redact.join(',') : ''];
         real = new module.Tracker(host, debug, options.batchSize | 0, !!options.respectDoNotTrack);
         var queued = calls;
         calls = [];

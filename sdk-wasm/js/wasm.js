@@ -38,7 +38,7 @@ function maidianWasm(url) {
     rand: function () { return host.rand(); },
     get: function (k, n, at) { return give(host.get(str(k, n)), at); },
     set: function (k, n, v, m, some) { host.set(str(k, n), some ? str(v, m) : null); },
-    info: function (k, n, at) { return give(host.info(str(k, n)), at); },
+    info: function (k, at) { return give(host.info(k), at); },
     send: function (u, n, b, m) { host.send(str(u, n), str(b, m)); },
     beacon: function (u, n, b, m) { return host.beacon(str(u, n), str(b, m)) ? 1 : 0; },
     later: function (ms) { host.later(ms); },

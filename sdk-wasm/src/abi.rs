@@ -9,15 +9,16 @@
 //! static. Each has its reason beside it.
 //!
 //! Strings cross as UTF-8: into the wasm, the loader asks [`alloc`] for `n` bytes, writes
-//! the string there and passes (pointer, `n`); the callee owns them from then on. Out of the
+//! the string there and passes (pointer, `n`); the callee owns them from then on (as a
+//! `Vec<u8>`: the tracker works on bytes, so nothing is validated or converted). Out of the
 //! wasm, an import gets (pointer, length) of bytes it reads before returning. An import
 //! returning a string (`get`, `info`) writes it the same way into memory from [`alloc`], stores
 //! its length at the address it is given, and returns the pointer (0 for none).
 #![allow(unsafe_code)]
 
 use alloc::boxed::Box;
-use alloc::string::String;
 use alloc::vec;
+use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
 use crate::host::{Env, Host};
@@ -30,7 +31,7 @@ mod raw {
         pub fn rand() -> f64;
         pub fn get(key: *const u8, key_len: usize, len: *mut usize) -> *mut u8;
         pub fn set(key: *const u8, key_len: usize, value: *const u8, value_len: usize, some: u32);
-        pub fn info(key: *const u8, key_len: usize, len: *mut usize) -> *mut u8;
+        pub fn info(what: u32, len: *mut usize) -> *mut u8;
         pub fn send(url: *const u8, url_len: usize, body: *const u8, body_len: usize);
         pub fn beacon(url: *const u8, url_len: usize, body: *const u8, body_len: usize) -> u32;
         pub fn later(ms: u32);
@@ -52,25 +53,33 @@ impl Env for Host {
         unsafe { raw::rand() }
     }
 
-    fn get(&self, key: &str) -> Option<String> {
-        returned(raw::get, key)
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let mut len = 0;
+        let p = unsafe { raw::get(key.as_ptr(), key.len(), &mut len) };
+        (!p.is_null()).then(|| take(p, len))
     }
 
-    fn set(&self, key: &str, value: Option<String>) {
-        let v = value.as_deref().unwrap_or_default();
+    fn set(&self, key: &str, value: Option<&[u8]>) {
+        let v = value.unwrap_or_default();
         let some = u32::from(value.is_some());
         unsafe { raw::set(key.as_ptr(), key.len(), v.as_ptr(), v.len(), some) }
     }
 
-    fn info(&self, key: &str) -> String {
-        returned(raw::info, key).unwrap_or_default()
+    fn info(&self, what: u32) -> Vec<u8> {
+        let mut len = 0;
+        let p = unsafe { raw::info(what, &mut len) };
+        if p.is_null() {
+            Vec::new()
+        } else {
+            take(p, len)
+        }
     }
 
-    fn send(&self, url: &str, body: &str) {
+    fn send(&self, url: &[u8], body: &[u8]) {
         unsafe { raw::send(url.as_ptr(), url.len(), body.as_ptr(), body.len()) }
     }
 
-    fn beacon(&self, url: &str, body: &str) -> bool {
+    fn beacon(&self, url: &[u8], body: &[u8]) -> bool {
         unsafe { raw::beacon(url.as_ptr(), url.len(), body.as_ptr(), body.len()) != 0 }
     }
 
@@ -78,19 +87,9 @@ impl Env for Host {
         unsafe { raw::later(ms) }
     }
 
-    fn log(&self, msg: &str) {
+    fn log(&self, msg: &[u8]) {
         unsafe { raw::log(msg.as_ptr(), msg.len()) }
     }
-}
-
-/// A string an import returns for `key` (`raw::get` or `raw::info`): `None` for none.
-fn returned(
-    import: unsafe extern "C" fn(*const u8, usize, *mut usize) -> *mut u8,
-    key: &str,
-) -> Option<String> {
-    let mut len = 0;
-    let p = unsafe { import(key.as_ptr(), key.len(), &mut len) };
-    (!p.is_null()).then(|| take(p, len))
 }
 
 /// `n` bytes for the loader to write a string into; given up here, taken back by [`take`].
@@ -103,22 +102,14 @@ pub extern "C" fn alloc(n: usize) -> *mut u8 {
 /// string was not ASCII and asks for the room its UTF-8 needs instead).
 #[no_mangle]
 pub extern "C" fn free(p: *mut u8, n: usize) {
-    drop(take_bytes(p, n));
+    drop(take(p, n));
 }
 
 /// The bytes at `p`, `n` long, in memory from [`alloc`]`(n)`: owned from here on.
-fn take_bytes(p: *mut u8, n: usize) -> Box<[u8]> {
+fn take(p: *mut u8, n: usize) -> Vec<u8> {
     // SAFETY: `p` is what `alloc(n)` returned (a boxed `[u8]` of length `n`, given up there)
     // and the loader hands each allocation over once.
-    unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(p, n)) }
-}
-
-/// The string at `p`, `n` bytes long, in memory from [`alloc`]`(n)`: owned from here on.
-fn take(p: *mut u8, n: usize) -> String {
-    // SAFETY: the loader writes UTF-8 only: ASCII code by code, anything else through
-    // `TextEncoder`, which always encodes UTF-8 (lone surrogates as U+FFFD). Not checking
-    // again spares core's UTF-8 validation (666 B of wasm).
-    unsafe { String::from_utf8_unchecked(take_bytes(p, n).into_vec()) }
+    unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(p, n)) }.into_vec()
 }
 
 /// The tracker, once `init` made it.
@@ -162,17 +153,20 @@ pub extern "C" fn cmd(code: u32, flag: u32, p: *mut u8, n: usize) -> usize {
 pub extern "C" fn event(tp: *mut u8, tn: usize, dp: *mut u8, dn: usize) {
     let (event_type, data) = (take(tp, tn), take(dp, dn));
     with(|s| {
-        s.record(&event_type, &|o| {
+        if let Some(mut o) = s.event(&event_type) {
             o.fields(&data);
-        })
+            s.commit(o);
+        }
     });
 }
 
 /// `getSessionId()`: handed to the loader through `put`.
 #[no_mangle]
 pub extern "C" fn session() {
-    let id = with(|s| s.session_id());
-    unsafe { raw::put(id.as_ptr(), id.len()) }
+    with(|s| {
+        let id = s.session_id();
+        unsafe { raw::put(id.as_ptr(), id.len()) }
+    });
 }
 
 /// The answer to `send` (`retry_after_ms` below 0: none); returns how many events were stored.
@@ -197,13 +191,7 @@ pub extern "C" fn element(
     y: i32,
 ) {
     let (id, a, b) = (take(ip, il), take(ap, al), take(bp, bl));
-    with(|s| {
-        if form != 0 {
-            s.submit(id, a, b);
-        } else {
-            s.click(id, a, b, x, y);
-        }
-    });
+    with(|s| s.element(form != 0, &id, &a, &b, x, y));
 }
 
 #[no_mangle]

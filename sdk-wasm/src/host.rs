@@ -5,33 +5,58 @@
 //!
 //! The tracker is generic over [`Env`], so that native unit tests can stand in for the browser.
 
-use alloc::string::String;
+use alloc::vec::Vec;
 
-/// What the tracker needs from its surroundings; see [`Host`] for each function.
+/// What [`Env::info`] is asked, by number (the shim's `host.info` answers in this order):
+/// `initTracking`'s text options, empty when not given (`API_URL` with its default; `REDACT`:
+/// `-` for off, else extra names, comma-separated), then facts about the page.
+pub mod info {
+    pub const API_URL: u32 = 0;
+    pub const API_KEY: u32 = 1;
+    pub const USER_ID: u32 = 2;
+    pub const SESSION_ID: u32 = 3;
+    pub const REDACT: u32 = 4;
+    /// `location.href`.
+    pub const HREF: u32 = 5;
+    pub const TITLE: u32 = 6;
+    pub const REFERRER: u32 = 7;
+    pub const UA: u32 = 8;
+    /// `1920x1080`.
+    pub const SCREEN: u32 = 9;
+    pub const VIEWPORT: u32 = 10;
+    /// The page's load time in ms, or empty.
+    pub const LOAD_TIME: u32 = 11;
+    /// `1` when the page is hidden, else empty.
+    pub const HIDDEN: u32 = 12;
+    /// `1` when Do Not Track is on, else empty.
+    pub const DNT: u32 = 13;
+    /// `1` when `navigator.webdriver`, else empty.
+    pub const WEBDRIVER: u32 = 14;
+    /// 32 hex digits from `crypto.getRandomValues`, or empty.
+    pub const SEED: u32 = 15;
+}
+
+/// What the tracker needs from its surroundings. Text crosses as UTF-8 bytes.
 pub trait Env {
     /// `Date.now()`.
     fn now(&self) -> f64;
     /// `Math.random()`.
     fn rand(&self) -> f64;
-    /// `localStorage.getItem(key)`.
-    fn get(&self, key: &str) -> Option<String>;
-    /// `localStorage.setItem(key, value)`, or `removeItem` for `None`.
-    fn set(&self, key: &str, value: Option<String>);
-    /// `initTracking`'s text options, empty when not given: `apiUrl` (with its default),
-    /// `apiKey`, `userId`, `sessionId`, `redact` (`-`: off; else extra names, comma-separated).
-    /// Facts about the page: `href`, `title`, `referrer`, `ua`, `screen`, `viewport`,
-    /// `loadTime` (ms, or empty), `hidden` (`1` or empty), `dnt` (`1` or empty), `webdriver`
-    /// (`1` or empty), `seed` (32 hex digits from `crypto.getRandomValues`, or empty).
-    fn info(&self, key: &str) -> String;
+    /// `localStorage.getItem("maidian:" + key)`.
+    fn get(&self, key: &str) -> Option<Vec<u8>>;
+    /// `localStorage.setItem("maidian:" + key, value)`, or `removeItem` for `None`.
+    fn set(&self, key: &str, value: Option<&[u8]>);
+    /// One of the [`info`] texts.
+    fn info(&self, what: u32) -> Vec<u8>;
     /// `fetch(url, {method: "POST", body, keepalive: true})`; the answer comes back through
     /// the `sent` export.
-    fn send(&self, url: &str, body: &str);
+    fn send(&self, url: &[u8], body: &[u8]);
     /// `navigator.sendBeacon(url, body)`.
-    fn beacon(&self, url: &str, body: &str) -> bool;
+    fn beacon(&self, url: &[u8], body: &[u8]) -> bool;
     /// Calls the `retry` command after `ms` (one pending timer at a time).
     fn later(&self, ms: u32);
     /// `console.log` in debug mode.
-    fn log(&self, msg: &str);
+    fn log(&self, msg: &[u8]);
 }
 
 /// The browser through the shim: [`Env`] on the wasm's imports (`crate::abi`).

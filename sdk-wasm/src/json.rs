@@ -2,135 +2,105 @@
 //! and float formatting would cost more bytes of wasm than the whole SDK is allowed. Numbers
 //! are integers only; anything richer comes from `JSON.stringify` in the browser.
 
-use alloc::string::String;
+use alloc::vec::Vec;
 
-pub struct Obj {
-    out: String,
-    first: bool,
-}
+/// An event being written: `{"event_id":"…"` first, so that every later field starts with a
+/// comma and no writer keeps state; [`finish`](Event::finish) closes it.
+pub struct Event(pub Vec<u8>);
 
-impl Default for Obj {
-    fn default() -> Self {
-        Obj::new()
-    }
-}
-
-impl Obj {
-    pub fn new() -> Obj {
-        let mut out = String::with_capacity(256);
-        out.push('{');
-        Obj { out, first: true }
+impl Event {
+    /// An object whose first field is `event_id` (a UUID, nothing to escape).
+    pub fn new(event_id: &[u8]) -> Event {
+        let mut o = Vec::with_capacity(512);
+        o.extend_from_slice(b"{\"event_id\":\"");
+        o.extend_from_slice(event_id);
+        o.push(b'"');
+        Event(o)
     }
 
     fn key(&mut self, k: &str) {
-        if !self.first {
-            self.out.push(',');
-        }
-        self.first = false;
-        escape_into(&mut self.out, k);
-        self.out.push(':');
+        self.0.extend_from_slice(b",\"");
+        self.0.extend_from_slice(k.as_bytes());
+        self.0.extend_from_slice(b"\":");
     }
 
-    pub fn str(&mut self, k: &str, v: &str) -> &mut Obj {
-        self.key(k);
-        escape_into(&mut self.out, v);
-        self
-    }
-
-    /// Writes the field only when there is a non-empty value.
-    pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Obj {
-        if let Some(v) = v.filter(|v| !v.is_empty()) {
-            self.str(k, v);
+    /// A text field; none when `v` is empty (the shim says "not given" with an empty string).
+    pub fn str(&mut self, k: &str, v: &[u8]) -> &mut Event {
+        if !v.is_empty() {
+            self.key(k);
+            escape_into(&mut self.0, v);
         }
         self
     }
 
-    pub fn int(&mut self, k: &str, v: i64) -> &mut Obj {
+    pub fn int(&mut self, k: &str, v: i64) -> &mut Event {
         self.key(k);
-        push_int(&mut self.out, v);
+        push_int(&mut self.0, v);
         self
     }
 
-    /// Writes already-serialized JSON as the value.
-    pub fn raw(&mut self, k: &str, json: &str) -> &mut Obj {
+    /// A field holding JSON as it is (`custom_data`).
+    pub fn raw(&mut self, k: &str, json: &[u8]) -> &mut Event {
         self.key(k);
-        self.out.push_str(json);
+        self.0.extend_from_slice(json);
         self
     }
 
-    /// Appends the members of a JSON object given as text (`{"a":1,"b":2}`), as the shim's
-    /// `JSON.stringify` of `trackEvent` data; anything that is not an object is ignored.
-    pub fn fields(&mut self, object_json: &str) -> &mut Obj {
-        // JSON white space is ASCII: no Unicode tables needed.
-        let inner = object_json
-            .trim_ascii()
-            .strip_prefix('{')
-            .and_then(|s| s.strip_suffix('}'))
-            .map(str::trim_ascii)
-            .unwrap_or("");
-        if !inner.is_empty() {
-            if !self.first {
-                self.out.push(',');
+    /// The fields of a JSON object from `JSON.stringify` in the shim (`{"a":1}`), added at
+    /// this level; anything but a non-empty object adds nothing.
+    pub fn fields(&mut self, object_json: &[u8]) -> &mut Event {
+        if let [b'{', inner @ .., b'}'] = object_json {
+            if !inner.is_empty() {
+                self.0.push(b',');
+                self.0.extend_from_slice(inner);
             }
-            self.first = false;
-            self.out.push_str(inner);
         }
         self
     }
 
-    pub fn finish(mut self) -> String {
-        self.out.push('}');
-        self.out
+    pub fn finish(mut self) -> Vec<u8> {
+        self.0.push(b'}');
+        self.0
     }
 }
 
-/// Appends `s` as a JSON string literal.
-pub fn escape_into(out: &mut String, s: &str) {
+/// Appends `s` (UTF-8) as a JSON string: quotes and backslashes escaped, control bytes as
+/// `\u00XX`; every other byte as it is.
+pub fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let n = c as u32;
-                out.push_str("\\u");
-                for shift in [12, 8, 4, 0] {
-                    out.push(HEX[((n >> shift) & 0xf) as usize] as char);
-                }
-            }
-            c => out.push(c),
+    out.push(b'"');
+    for &c in s {
+        if c == b'"' || c == b'\\' {
+            out.push(b'\\');
+        } else if c < 0x20 {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(c >> 4)]);
+            out.push(HEX[usize::from(c & 15)]);
+            continue;
         }
+        out.push(c);
     }
-    out.push('"');
+    out.push(b'"');
 }
 
-/// A decimal integer (optional `-`, then digits only), without core's generic `parse`.
-pub fn parse_int(s: &str) -> Option<i64> {
-    let (neg, digits) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    if digits.is_empty() {
+/// A non-negative integer written by [`push_int`] (or the shim), or `None`.
+pub fn parse_int(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
         return None;
     }
-    let mut n: i64 = 0;
-    for b in digits.bytes() {
+    let mut n: u64 = 0;
+    for b in s {
         if !b.is_ascii_digit() {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
     }
-    Some(if neg { -n } else { n })
+    Some(n)
 }
 
-/// Appends a decimal integer without `core::fmt`.
-pub fn push_int(out: &mut String, v: i64) {
+pub fn push_int(out: &mut Vec<u8>, v: i64) {
     if v < 0 {
-        out.push('-');
+        out.push(b'-');
     }
     let mut n = v.unsigned_abs();
     let mut buf = [0u8; 20];
@@ -143,43 +113,46 @@ pub fn push_int(out: &mut String, v: i64) {
             break;
         }
     }
-    for &b in &buf[i..] {
-        out.push(b as char);
-    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn text(o: Event) -> String {
+        String::from_utf8(o.finish()).unwrap()
+    }
+
     #[test]
     fn writes_valid_json() {
-        let mut o = Obj::new();
-        o.str("a", "q\"uote\\ \n 中文 \u{1}")
-            .opt_str("skip", None)
-            .opt_str("empty", Some(""))
+        let mut o = Event::new(b"e");
+        o.str("a", "q\"uote\\ \n 中文 \u{1}".as_bytes())
+            .str("empty", b"")
             .int("n", -1_700_000_000_123)
             .int("z", 0)
-            .raw("c", "{\"x\":[1,2]}")
-            .fields(" {\"d\":true} ")
-            .fields("[1]")
-            .fields("{}");
+            .raw("c", b"{\"x\":[1,2]}")
+            .fields(b"{\"d\":true}")
+            .fields(b"[1]")
+            .fields(b"{}")
+            .fields(b"");
         assert_eq!(
-            o.finish(),
-            r#"{"a":"q\"uote\\ \n 中文 \u0001","n":-1700000000123,"z":0,"c":{"x":[1,2]},"d":true}"#
+            text(o),
+            r#"{"event_id":"e","a":"q\"uote\\ \u000a 中文 \u0001","n":-1700000000123,"z":0,"c":{"x":[1,2]},"d":true}"#
         );
     }
 
     #[test]
     fn parses_what_push_int_writes_and_nothing_else() {
-        for n in [0, 7, -42, 1_795_996_800_000, i64::MAX, i64::MIN + 1] {
-            let mut s = String::new();
+        for n in [0, 7, 1_795_996_800_000, i64::MAX] {
+            let mut s = Vec::new();
             push_int(&mut s, n);
-            assert_eq!(parse_int(&s), Some(n), "{s}");
+            assert_eq!(parse_int(&s), Some(n as u64));
         }
         for bad in [
             "",
             "-",
+            "-1",
             "1.5",
             " 1",
             "1e3",
@@ -187,34 +160,32 @@ mod tests {
             "99999999999999999999",
             "+1",
         ] {
-            assert_eq!(parse_int(bad), None, "{bad}");
+            assert_eq!(parse_int(bad.as_bytes()), None, "{bad}");
         }
     }
 
     proptest::proptest! {
-        /// Whatever the strings and numbers, the writer's output parses back to exactly them.
         #[test]
         fn any_fields_round_trip(
-            fields in proptest::collection::vec(("\\PC{0,12}|.{0,12}", ".{0,40}", proptest::prelude::any::<i64>()), 0..8),
+            fields in proptest::collection::vec(("[a-z_]{0,12}", "\\PC{1,20}|.{1,40}", proptest::prelude::any::<i64>()), 0..8),
             extra in proptest::collection::btree_map("[a-z]{1,6}", proptest::prelude::any::<i32>(), 0..4),
         ) {
-            let mut o = Obj::new();
+            let mut o = Event::new(b"id");
             let mut want = serde_json::Map::new();
+            want.insert("event_id".into(), "id".into());
             for (i, (k, v, n)) in fields.iter().enumerate() {
-                // Keys made unique so that the expected map is well defined.
                 let sk = format!("s{i}{k}");
                 let nk = format!("n{i}{k}");
-                o.str(&sk, v).int(&nk, *n);
+                o.str(&sk, v.as_bytes()).int(&nk, *n);
                 want.insert(sk, serde_json::Value::from(v.as_str()));
                 want.insert(nk, serde_json::Value::from(*n));
             }
             let extra_json = serde_json::to_string(&extra).unwrap();
-            o.fields(&extra_json);
+            o.fields(extra_json.as_bytes());
             for (k, v) in &extra {
                 want.insert(k.clone(), serde_json::Value::from(*v));
             }
-            let text = o.finish();
-            let back: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+            let back: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text(o)).unwrap();
             proptest::prop_assert_eq!(back, want);
         }
     }

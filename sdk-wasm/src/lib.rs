@@ -36,12 +36,12 @@ pub fn options(
     batch_size: u32,
     respect_dnt: bool,
 ) -> tracker::Options {
-    let opt = |key: &str| tracker::non_empty(host.info(key));
+    use host::info;
     tracker::Options {
-        api_url: host.info("apiUrl"),
-        api_key: opt("apiKey"),
-        user_id: opt("userId"),
-        session_id: opt("sessionId"),
+        api_url: host.info(info::API_URL),
+        api_key: host.info(info::API_KEY),
+        user_id: host.info(info::USER_ID),
+        session_id: host.info(info::SESSION_ID),
         debug,
         batch_size: if batch_size == 0 {
             20
@@ -49,7 +49,7 @@ pub fn options(
             batch_size.min(500) as usize
         },
         respect_dnt,
-        redact: tracker::Options::redact_list(opt("redact").as_deref()),
+        redact: tracker::Options::redact_list(&host.info(info::REDACT)),
     }
 }
 
@@ -65,7 +65,7 @@ pub fn command<H: host::Env>(
     s: &mut tracker::State<H>,
     code: u32,
     flag: bool,
-    data: &str,
+    data: &[u8],
 ) -> usize {
     match code {
         0 => s.initial_view(),
@@ -78,8 +78,8 @@ pub fn command<H: host::Env>(
         7 => s.restored(),
         8 => s.shown(),
         9 => s.hidden(data),
-        10 => s.page_view(None, None, data),
-        11 => s.set_user(tracker::non_empty(data.into())),
+        10 => s.page_view(b"", None, data),
+        11 => s.set_user(data),
         _ => {}
     }
     0

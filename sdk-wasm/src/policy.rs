@@ -2,7 +2,6 @@
 //! answer means for a batch, how long to back off, when a session expires, which scroll
 //! milestones a new depth crosses.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 /// What to do with a batch after an answer.
@@ -53,15 +52,6 @@ pub fn backoff_ms(attempt: u32, random01: f64, retry_after_ms: Option<u32>) -> u
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is ignored).
-pub fn parse_retry_after(value: &str) -> Option<u32> {
-    value
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .map(|s| s.saturating_mul(1000))
-}
-
 pub const SESSION_TIMEOUT_MS: f64 = 30.0 * 60.0 * 1000.0;
 
 /// Whether a stored session is still current at `now`.
@@ -74,24 +64,20 @@ pub const MILESTONES: [u8; 4] = [25, 50, 75, 100];
 /// Scroll milestones reached on one page view.
 #[derive(Debug, Default, Clone)]
 pub struct Scroll {
-    reached: u8,
+    /// How many quarters of the page were reached so far (0..=4).
+    quarters: u8,
     pub max_depth: u8,
 }
 
 impl Scroll {
-    /// Records `depth` (0..=100) and returns the milestones it crosses for the first time.
-    pub fn update(&mut self, depth: u8) -> Vec<u8> {
+    /// Records `depth` (0..=100) and returns the milestones it crosses for the first time, as
+    /// quarters: `q` is the milestone `25 * (q + 1)` %.
+    pub fn update(&mut self, depth: u8) -> core::ops::Range<u8> {
         let depth = depth.min(100);
         self.max_depth = self.max_depth.max(depth);
-        let mut crossed = Vec::new();
-        for (i, m) in MILESTONES.iter().enumerate() {
-            let bit = 1 << i;
-            if depth >= *m && self.reached & bit == 0 {
-                self.reached |= bit;
-                crossed.push(*m);
-            }
-        }
-        crossed
+        let from = self.quarters;
+        self.quarters = from.max(depth / 25);
+        from..self.quarters
     }
 }
 
@@ -105,25 +91,29 @@ pub fn depth_percent(scroll_y: f64, viewport_h: f64, doc_h: f64) -> u8 {
     seen.clamp(0.0, 100.0) as u8
 }
 
-/// Collapses white space and cuts to `max` characters (element text of clicks).
-pub fn clean_text(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    let mut count = 0;
-    for word in s.split_whitespace() {
-        if count > 0 {
-            if count >= max {
+/// Collapses white space (ASCII) and cuts to at most `max` characters, never inside one
+/// (element text of clicks; UTF-8 in and out).
+pub fn clean_text(s: &[u8], max: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut count, mut space) = (0, false);
+    for &c in s {
+        if c <= b' ' {
+            space = !out.is_empty();
+            continue;
+        }
+        // A character starts at every byte but UTF-8's continuation bytes.
+        if c & 0xc0 != 0x80 {
+            if count + usize::from(space) >= max {
                 break;
             }
-            out.push(' ');
-            count += 1;
-        }
-        for c in word.chars() {
-            if count >= max {
-                break;
+            if space {
+                out.push(b' ');
+                count += 1;
+                space = false;
             }
-            out.push(c);
             count += 1;
         }
+        out.push(c);
     }
     out
 }
@@ -151,8 +141,6 @@ mod tests {
         assert_eq!(backoff_ms(3, 0.5, None), 6000);
         assert_eq!(backoff_ms(30, 1.0, None), BACKOFF_MAX_MS);
         assert_eq!(backoff_ms(0, 0.0, Some(7000)), 7000);
-        assert_eq!(parse_retry_after(" 12 "), Some(12_000));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 
     #[test]
@@ -166,10 +154,11 @@ mod tests {
     #[test]
     fn scroll_milestones_fire_once_each() {
         let mut s = Scroll::default();
-        assert_eq!(s.update(10), Vec::<u8>::new());
-        assert_eq!(s.update(60), vec![25, 50]);
-        assert_eq!(s.update(55), Vec::<u8>::new());
-        assert_eq!(s.update(100), vec![75, 100]);
+        let mut milestones = |d| s.update(d).map(|q| 25 * (q + 1)).collect::<Vec<_>>();
+        assert_eq!(milestones(10), Vec::<u8>::new());
+        assert_eq!(milestones(60), vec![25, 50]);
+        assert_eq!(milestones(55), Vec::<u8>::new());
+        assert_eq!(milestones(100), vec![75, 100]);
         assert_eq!(s.max_depth, 100);
         assert_eq!(depth_percent(0.0, 800.0, 3200.0), 25);
         assert_eq!(depth_percent(0.0, 800.0, 600.0), 100);
@@ -177,8 +166,10 @@ mod tests {
 
     #[test]
     fn text_is_collapsed_and_cut() {
-        assert_eq!(clean_text("  Buy \n\n  now ", 100), "Buy now");
-        assert_eq!(clean_text("abcdef", 4), "abcd");
-        assert_eq!(clean_text(&"x ".repeat(200), 100).chars().count(), 100);
+        let t = |s: &str, max| String::from_utf8(clean_text(s.as_bytes(), max)).unwrap();
+        assert_eq!(t("  Buy \n\n  now ", 100), "Buy now");
+        assert_eq!(t("abcdef", 4), "abcd");
+        assert_eq!(t("中文字 x", 2), "中文");
+        assert_eq!(t(&"x ".repeat(200), 100), "x ".repeat(50).trim_end());
     }
 }

@@ -1,17 +1,18 @@
 //! The event queue: serialized events waiting to be sent, capped in count and bytes (the oldest
-//! are dropped first, and counted), split into request bodies under a byte limit.
+//! are dropped first, and counted), split into request bodies under a byte limit. Events are
+//! kept one per line in a single buffer, which is also their localStorage form: no list of
+//! strings, and nothing to join or split when saving.
 
-use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::json::{escape_into, push_int};
 use crate::redact::find;
 
-/// Oldest first, in a plain `Vec` (a `VecDeque` costs more wasm than its front removals save
-/// on a queue of at most a thousand short strings).
+/// Serialized events, oldest first, separated by `\n` (an event's JSON never holds a raw
+/// newline: the tracker escapes control bytes and the rest comes from `JSON.stringify`).
 pub struct Queue {
-    items: Vec<String>,
-    bytes: usize,
+    lines: Vec<u8>,
+    len: usize,
     max_items: usize,
     max_bytes: usize,
     /// Events dropped because the queue was full, since the last report.
@@ -21,8 +22,8 @@ pub struct Queue {
 impl Queue {
     pub fn new(max_items: usize, max_bytes: usize) -> Queue {
         Queue {
-            items: Vec::new(),
-            bytes: 0,
+            lines: Vec::new(),
+            len: 0,
             max_items,
             max_bytes,
             dropped: 0,
@@ -30,115 +31,112 @@ impl Queue {
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
     }
 
-    pub fn push(&mut self, event: String) {
-        self.bytes += event.len();
-        self.items.push(event);
+    /// The events, one per line: the localStorage form.
+    pub fn lines(&self) -> &[u8] {
+        &self.lines
+    }
+
+    pub fn push(&mut self, event: &[u8]) {
+        if self.len > 0 {
+            self.lines.push(b'\n');
+        }
+        self.lines.extend_from_slice(event);
+        self.len += 1;
         self.enforce_caps();
     }
 
-    /// Drops the oldest events until the caps hold again, counting them.
+    /// Drops the oldest events while over either cap.
     fn enforce_caps(&mut self) {
-        let mut drop = 0;
-        while drop < self.items.len()
-            && (self.items.len() - drop > self.max_items || self.bytes > self.max_bytes)
-        {
-            self.bytes -= self.items[drop].len();
-            drop += 1;
-        }
-        if drop > 0 {
-            self.items = self.items.split_off(drop);
-            self.dropped += drop as u32;
+        while self.len > 0 && (self.len > self.max_items || self.lines.len() > self.max_bytes) {
+            self.cut(find(&self.lines, b'\n').map_or(self.lines.len(), |i| i + 1));
+            self.len -= 1;
+            self.dropped += 1;
         }
     }
 
-    /// Takes up to `max_items` events from the front whose bodies fit `max_body` bytes
-    /// (always at least one, so an oversize event is still tried once).
-    pub fn take(&mut self, max_items: usize, max_body: usize) -> Vec<String> {
-        let mut n = 0;
-        let mut size = ENVELOPE;
-        for next in self.items.iter().take(max_items) {
-            if n > 0 && size + next.len() + 1 > max_body {
+    /// Removes the first `n` bytes.
+    fn cut(&mut self, n: usize) {
+        self.lines.copy_within(n.., 0);
+        self.lines.truncate(self.lines.len() - n);
+    }
+
+    /// Takes the oldest events for one request: at most `max_items`, and while the body stays
+    /// under `max_body` bytes (always at least one event, however large).
+    pub fn take(&mut self, max_items: usize, max_body: usize) -> Queue {
+        let (mut n, mut end, mut size) = (0, 0, ENVELOPE);
+        while n < self.len && n < max_items {
+            let from = if n == 0 { 0 } else { end + 1 };
+            let next = from + find(&self.lines[from..], b'\n').unwrap_or(self.lines.len() - from);
+            size += next - from + 1;
+            if n > 0 && size > max_body {
                 break;
             }
-            size += next.len() + 1;
-            self.bytes -= next.len();
-            n += 1;
+            (n, end) = (n + 1, next);
         }
-        let rest = self.items.split_off(n);
-        let out = core::mem::replace(&mut self.items, rest);
-        // Room for as many again, in one allocation rather than a growth step per event.
-        self.items.reserve(out.len());
-        out
+        let mut batch = Queue::new(self.max_items, self.max_bytes);
+        batch.lines = self.lines[..end].to_vec();
+        batch.len = n;
+        self.cut((end + 1).min(self.lines.len()));
+        self.len -= n;
+        batch
     }
 
-    /// Puts a batch that could not be sent back in front, oldest first.
-    pub fn put_back(&mut self, batch: Vec<String>) {
-        self.bytes += batch.iter().map(String::len).sum::<usize>();
-        let mut items = batch;
-        items.append(&mut self.items);
-        self.items = items;
-        // New events win over old unsent ones.
+    /// Puts a batch back at the front, in its order.
+    pub fn put_back(&mut self, mut batch: Queue) {
+        if !self.is_empty() {
+            batch.lines.push(b'\n');
+            batch.lines.extend_from_slice(&self.lines);
+        }
+        self.lines = batch.lines;
+        self.len += batch.len;
         self.enforce_caps();
     }
 
-    /// One line per event, for localStorage (a JSON string never holds a raw newline).
-    pub fn to_storage(&self) -> String {
-        let mut s = String::with_capacity(self.bytes + self.items.len());
-        for (i, e) in self.items.iter().enumerate() {
-            if i > 0 {
-                s.push('\n');
+    /// Adds the events of a localStorage form (or another queue's [`lines`](Queue::lines)),
+    /// skipping lines that are not JSON objects.
+    pub fn load(&mut self, lines: &[u8]) {
+        for line in lines.split(|c| *c == b'\n') {
+            if line.first() == Some(&b'{') {
+                self.push(line);
             }
-            s.push_str(e);
-        }
-        s
-    }
-
-    pub fn load_storage(&mut self, s: &str) {
-        let mut rest = s;
-        while !rest.is_empty() {
-            let end = find(rest.as_bytes(), b'\n').unwrap_or(rest.len());
-            let line = rest.get(..end).unwrap_or("");
-            if line.starts_with('{') {
-                self.push(line.to_string());
-            }
-            rest = rest.get(end + 1..).unwrap_or("");
         }
     }
 }
 
-/// Bytes of a batch body besides its events (key, sent_at, brackets), a safe upper bound.
+/// Room kept for the envelope around the events of a body.
 const ENVELOPE: usize = 256;
 
-/// `{"api_key":…,"sent_at":…,"events":[…]}`, with `"webdriver":true` first when the browser
-/// is driven by automation (the collector then flags every event as a bot's).
-pub fn body(api_key: Option<&str>, sent_at: i64, events: &[String], webdriver: bool) -> String {
-    let mut s = String::with_capacity(ENVELOPE + events.iter().map(|e| e.len() + 1).sum::<usize>());
-    s.push('{');
+/// The request body for `events` (one per line): `{"api_key":…,"sent_at":…,"events":[…]}`,
+/// with `"webdriver":true` when the browser is driven by automation.
+pub fn body(api_key: &[u8], sent_at: i64, events: &[u8], webdriver: bool) -> Vec<u8> {
+    let mut s = Vec::with_capacity(ENVELOPE + events.len());
+    s.push(b'{');
     if webdriver {
-        s.push_str("\"webdriver\":true,");
+        s.extend_from_slice(b"\"webdriver\":true,");
     }
-    if let Some(k) = api_key.filter(|k| !k.is_empty()) {
-        s.push_str("\"api_key\":");
-        escape_into(&mut s, k);
-        s.push(',');
+    if !api_key.is_empty() {
+        s.extend_from_slice(b"\"api_key\":");
+        escape_into(&mut s, api_key);
+        s.push(b',');
     }
-    s.push_str("\"sent_at\":");
+    s.extend_from_slice(b"\"sent_at\":");
     push_int(&mut s, sent_at);
-    s.push_str(",\"events\":[");
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
+    s.extend_from_slice(b",\"events\":[");
+    let at = s.len();
+    s.extend_from_slice(events);
+    for c in &mut s[at..] {
+        if *c == b'\n' {
+            *c = b',';
         }
-        s.push_str(e);
     }
-    s.push_str("]}");
+    s.extend_from_slice(b"]}");
     s
 }
 
@@ -150,54 +148,75 @@ mod tests {
         format!("{{\"n\":{n}}}")
     }
 
+    fn lines(q: &Queue) -> Vec<String> {
+        let s = std::str::from_utf8(q.lines()).unwrap();
+        if s.is_empty() {
+            vec![]
+        } else {
+            s.split('\n').map(String::from).collect()
+        }
+    }
+
     #[test]
     fn caps_drop_the_oldest_and_count_them() {
         let mut q = Queue::new(3, 1_000);
         for n in 0..5 {
-            q.push(ev(n));
+            q.push(ev(n).as_bytes());
         }
         assert_eq!((q.len(), q.dropped), (3, 2));
-        assert_eq!(q.take(10, 10_000), vec![ev(2), ev(3), ev(4)]);
+        let all = q.take(10, 10_000);
+        assert_eq!(lines(&all), vec![ev(2), ev(3), ev(4)]);
+        assert_eq!((all.len(), q.len(), q.lines().len()), (3, 0, 0));
 
         let mut by_bytes = Queue::new(100, 20);
         for n in 0..4 {
-            by_bytes.push(ev(n)); // 7 bytes each
+            by_bytes.push(ev(n).as_bytes()); // 7 bytes each, and a newline between
         }
         assert_eq!((by_bytes.len(), by_bytes.dropped), (2, 2));
+        assert_eq!(lines(&by_bytes), vec![ev(2), ev(3)]);
     }
 
     #[test]
     fn take_respects_count_and_body_size_and_put_back_keeps_order() {
         let mut q = Queue::new(100, 100_000);
         for n in 0..10 {
-            q.push(ev(n));
+            q.push(ev(n).as_bytes());
         }
         let a = q.take(4, 100_000);
         assert_eq!(a.len(), 4);
         let b = q.take(100, ENVELOPE + 3 * 8);
-        assert_eq!(b, vec![ev(4), ev(5), ev(6)]);
+        assert_eq!(lines(&b), vec![ev(4), ev(5), ev(6)]);
+        assert_eq!(q.len(), 3);
         q.put_back(b);
         q.put_back(a);
-        assert_eq!(q.take(100, 100_000), (0..10).map(ev).collect::<Vec<_>>());
+        let all = q.take(100, 100_000);
+        assert_eq!(lines(&all), (0..10).map(ev).collect::<Vec<_>>());
+        let mut big = Queue::new(10, 100_000);
+        big.push(&[b'{'; 500]);
+        big.push(b"{}");
+        assert_eq!(big.take(10, 100).len(), 1, "one event, however large");
+        assert_eq!(lines(&big), vec!["{}"]);
     }
 
     #[test]
     fn storage_round_trip_and_body() {
         let mut q = Queue::new(10, 10_000);
-        q.push(ev(1));
-        q.push("{\"t\":\"a\\nb\"}".into());
+        q.push(ev(1).as_bytes());
+        q.push(b"{\"t\":\"a\\nb\"}");
         let mut back = Queue::new(10, 10_000);
-        back.load_storage(&q.to_storage());
+        back.load(b"junk\n");
+        back.load(q.lines());
+        assert_eq!(back.len(), 2);
         let items = back.take(10, 10_000);
-        assert_eq!(items, vec![ev(1), "{\"t\":\"a\\nb\"}".to_string()]);
+        assert_eq!(lines(&items), vec![ev(1), "{\"t\":\"a\\nb\"}".to_string()]);
         assert_eq!(
-            body(Some("k"), 5, &items, false),
-            "{\"api_key\":\"k\",\"sent_at\":5,\"events\":[{\"n\":1},{\"t\":\"a\\nb\"}]}"
+            body(b"k", 5, items.lines(), false),
+            b"{\"api_key\":\"k\",\"sent_at\":5,\"events\":[{\"n\":1},{\"t\":\"a\\nb\"}]}"
         );
-        assert_eq!(body(None, 5, &[], false), "{\"sent_at\":5,\"events\":[]}");
+        assert_eq!(body(b"", 5, b"", false), b"{\"sent_at\":5,\"events\":[]}");
         assert_eq!(
-            body(None, 5, &[], true),
-            "{\"webdriver\":true,\"sent_at\":5,\"events\":[]}"
+            body(b"", 5, b"", true),
+            b"{\"webdriver\":true,\"sent_at\":5,\"events\":[]}"
         );
     }
 }

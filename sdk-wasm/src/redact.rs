@@ -8,6 +8,7 @@
 //! file (the collector through `#[path]`), so a URL is redacted the same way on both sides.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// What replaces a redacted value.
 pub const REDACTED: &str = "[redacted]";
@@ -21,7 +22,7 @@ sid,email,e_mail,mail,phone,tel,mobile,ssn,otp,pin,jwt,signature,sig,credential,
 /// Whether `name` (a raw, possibly percent-encoded parameter name) is on `deny` (names
 /// separated by commas). Byte by byte and without allocation: none of the string-search code
 /// that would weigh on the SDK's size.
-fn denied(name: &[u8], deny: &str) -> bool {
+fn denied(name: &[u8], deny: &[u8]) -> bool {
     let mut norm = [0u8; 32];
     let (mut n, mut i) = (0, 0);
     while i < name.len() {
@@ -42,25 +43,30 @@ fn denied(name: &[u8], deny: &str) -> bool {
         n += 1;
         i += 1;
     }
-    deny.as_bytes()
-        .split(|c| *c == b',')
-        .any(|d| d.eq_ignore_ascii_case(&norm[..n]))
+    let mut from = 0;
+    for j in 0..=deny.len() {
+        if deny.get(j).is_none_or(|c| *c == b',') {
+            if deny[from..j].eq_ignore_ascii_case(&norm[..n]) {
+                return true;
+            }
+            from = j + 1;
+        }
+    }
+    false
 }
 
-/// An e-mail address, plain or with its `@` percent-encoded (`%40`).
+/// An e-mail address, plain or with its `@` percent-encoded (`%40`): something before the
+/// `@`, then a host that does not start with a dot and holds one.
 fn looks_like_email(v: &[u8]) -> bool {
-    let at = (0..v.len()).find_map(|i| match v[i] {
-        b'@' => Some((i, i + 1)),
-        b'%' if v.get(i + 1) == Some(&b'4') && v.get(i + 2) == Some(&b'0') => Some((i, i + 3)),
-        _ => None,
-    });
-    match at {
-        Some((user_end, host)) => {
-            let host = v.get(host..).unwrap_or(&[]);
-            user_end > 0 && host.first().is_some_and(|c| *c != b'.') && find(host, b'.').is_some()
-        }
-        None => false,
+    for i in 1..v.len() {
+        let host = match v[i] {
+            b'@' => &v[i + 1..],
+            b'%' if v[i + 1..].starts_with(b"40") => &v[i + 3..],
+            _ => continue,
+        };
+        return host.first().is_some_and(|c| *c != b'.') && find(host, b'.').is_some();
     }
+    false
 }
 
 /// The first position of byte `c`: a plain loop, where `str::split` and `find` with a `char`
@@ -69,43 +75,54 @@ pub fn find(b: &[u8], c: u8) -> Option<usize> {
     b.iter().position(|x| *x == c)
 }
 
-/// `url` with sensitive query and fragment values replaced by [`REDACTED`]; `None` when nothing
-/// needed redacting. `deny` names the parameters, separated by commas.
-pub fn url(url: &str, deny: &str) -> Option<String> {
-    let b = url.as_bytes();
-    let hash = find(b, b'#').unwrap_or(b.len());
-    // The runs of `k=v&k=v` pairs: the query, and in the fragment what follows its `?`
-    // (`#/route?a=b`, hash routing) or the whole fragment when it holds `=` (`#a=b&c=d`).
-    let query = find(&b[..hash], b'?').map(|q| (q + 1, hash));
-    let fragment = b.get(hash + 1..).and_then(|f| match find(f, b'?') {
-        Some(q) => Some((hash + 2 + q, b.len())),
-        None if find(f, b'=').is_some() => Some((hash + 1, b.len())),
-        None => None,
-    });
-    // `str::get`, not indexing: an indexing panic would bring its formatting into the SDK.
-    // Every cut is next to an ASCII byte, so each `get` succeeds.
-    let mut out = String::new();
-    let mut copied = 0;
-    for (start, end) in [query, fragment].into_iter().flatten() {
-        let mut i = start;
-        while i < end {
-            let j = i + find(&b[i..end], b'&').unwrap_or(end - i);
-            if let Some(eq) = find(&b[i..j], b'=') {
-                let (k, v) = (&b[i..i + eq], &b[i + eq + 1..j]);
+/// `url` with sensitive query and fragment values replaced by [`REDACTED`], in one pass. The
+/// runs of `k=v&k=v` pairs are the query, and in the fragment what follows its `?`
+/// (`#/route?a=b`, hash routing) or the whole fragment when it holds `=` (`#a=b&c=d`). `deny`
+/// names the parameters, separated by commas.
+pub fn clean(url: &[u8], deny: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(url.len() + 16);
+    // In a run of pairs; past the `#`; where the current pair starts in `url` and in `out`.
+    let (mut pairs, mut fragment, mut from, mut out_from) = (false, false, 0, 0);
+    for i in 0..=url.len() {
+        let c = url.get(i).copied();
+        let ends_pair = match c {
+            None => true,
+            Some(b'&') => true,
+            Some(b'#') => !fragment,
+            _ => false,
+        };
+        if pairs && ends_pair {
+            let pair = &url[from..i];
+            if let Some(eq) = find(pair, b'=') {
+                let (k, v) = (&pair[..eq], &pair[eq + 1..]);
                 if !v.is_empty() && (denied(k, deny) || looks_like_email(v)) {
-                    out.push_str(url.get(copied..i + eq + 1).unwrap_or_default());
-                    out.push_str(REDACTED);
-                    copied = j;
+                    out.truncate(out_from + eq + 1);
+                    out.extend_from_slice(REDACTED.as_bytes());
                 }
             }
-            i = j + 1;
         }
+        let Some(c) = c else { break };
+        out.push(c);
+        if c == b'#' && !fragment {
+            fragment = true;
+            let rest = &url[i + 1..];
+            pairs = find(rest, b'?').is_none() && find(rest, b'=').is_some();
+        } else if c == b'?' && !pairs {
+            pairs = true;
+        } else if c != b'&' {
+            continue;
+        }
+        (from, out_from) = (i + 1, out.len());
     }
-    if copied == 0 {
-        return None;
-    }
-    out.push_str(url.get(copied..).unwrap_or_default());
-    Some(out)
+    out
+}
+
+/// [`clean`] on text: `None` when nothing needed redacting (the collector's form).
+pub fn url(url: &str, deny: &str) -> Option<String> {
+    let out = clean(url.as_bytes(), deny.as_bytes());
+    (out != url.as_bytes())
+        .then(|| String::from_utf8(out).ok())
+        .flatten()
 }
 
 #[cfg(test)]

@@ -1,24 +1,25 @@
 //! The tracker's state and behaviour: identity, sessions, page views, the queue and delivery.
 //! The JS shim forwards DOM events here as plain values; everything about what gets recorded,
-//! when it is sent and what happens on failure is decided here.
+//! when it is sent and what happens on failure is decided here. Text is UTF-8 bytes
+//! throughout (`Vec<u8>`): nothing here needs `str`'s character machinery.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::host::Env;
-use crate::json::{parse_int, push_int, Obj};
+use crate::host::{info, Env};
+use crate::json::{parse_int, push_int, Event};
 use crate::policy::{self, Scroll, Verdict};
 use crate::queue::{self, Queue};
 use crate::redact;
 
-const KEY_ANON: &str = "maidian:aid";
-const KEY_USER: &str = "maidian:uid";
-const KEY_SESSION: &str = "maidian:sid";
-const KEY_ACTIVE: &str = "maidian:sat";
-const KEY_QUEUE: &str = "maidian:queue";
-const KEY_OPT_OUT: &str = "maidian:optout";
+/// localStorage keys, after the shim's `maidian:` prefix.
+const KEY_ANON: &str = "aid";
+const KEY_USER: &str = "uid";
+const KEY_SESSION: &str = "sid";
+const KEY_ACTIVE: &str = "sat";
+const KEY_QUEUE: &str = "queue";
+const KEY_OPT_OUT: &str = "optout";
 /// 5xx answers to the queue's head so far and when the first came: `count,first_ms`.
-const KEY_STRIKES: &str = "maidian:strikes";
+const KEY_STRIKES: &str = "strikes";
 
 /// Under the 64 KiB that browsers allow a beacon or keepalive fetch.
 const MAX_BODY: usize = 60_000;
@@ -27,36 +28,40 @@ const MAX_QUEUE_BYTES: usize = 512 * 1024;
 /// How often, at most, the session's last activity is written to localStorage.
 const ACTIVITY_WRITE_MS: f64 = 5_000.0;
 
-/// `initTracking`'s options, read by the shim.
+/// `initTracking`'s options, read by the shim; empty text: not given.
 pub struct Options {
-    pub api_url: String,
-    pub api_key: Option<String>,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
+    pub api_url: Vec<u8>,
+    pub api_key: Vec<u8>,
+    pub user_id: Vec<u8>,
+    pub session_id: Vec<u8>,
     pub debug: bool,
     pub batch_size: usize,
     pub respect_dnt: bool,
     /// Query parameters whose values are redacted from URLs, comma-separated; empty:
     /// redaction off.
-    pub redact: String,
+    pub redact: Vec<u8>,
 }
 
 impl Options {
     /// The redaction list from the `redact` option: `-` turns redaction off, other names
     /// (comma separated) are added to [`redact::DEFAULT_PARAMS`].
-    pub fn redact_list(option: Option<&str>) -> String {
-        match option {
-            Some("-") => String::new(),
-            Some(extra) if !extra.is_empty() => String::from(redact::DEFAULT_PARAMS) + "," + extra,
-            _ => redact::DEFAULT_PARAMS.into(),
+    pub fn redact_list(option: &[u8]) -> Vec<u8> {
+        let mut list = Vec::new();
+        if option != b"-" {
+            list.extend_from_slice(redact::DEFAULT_PARAMS.as_bytes());
+            if !option.is_empty() {
+                list.push(b',');
+                list.extend_from_slice(option);
+            }
         }
+        list
     }
 }
 
 /// The page view being watched.
 struct Page {
-    view_id: String,
-    url: String,
+    view_id: Vec<u8>,
+    url: Vec<u8>,
     visible_ms: f64,
     visible_since: Option<f64>,
     scroll: Scroll,
@@ -69,18 +74,18 @@ struct Page {
 pub struct State<H: Env> {
     host: H,
     opts: Options,
-    endpoint: String,
+    endpoint: Vec<u8>,
     queue: Queue,
-    in_flight: Option<Vec<String>>,
+    in_flight: Option<Queue>,
     /// Handed to `sendBeacon`, so possibly never delivered: kept in localStorage and resent
     /// on the next page load (the collector deduplicates by `event_id`).
-    beaconed: Vec<String>,
+    beaconed: Queue,
     attempt: u32,
     backing_off: bool,
     rng: Rng,
-    anonymous_id: String,
-    user_id: Option<String>,
-    session_id: String,
+    anonymous_id: Vec<u8>,
+    user_id: Vec<u8>,
+    session_id: Vec<u8>,
     /// When the session's last activity was written to localStorage (throttled).
     activity_saved: f64,
     page: Option<Page>,
@@ -90,9 +95,8 @@ pub struct State<H: Env> {
     webdriver: bool,
 }
 
-/// `s`, or `None` when empty (the shim says "not given" with an empty string).
-pub(crate) fn non_empty(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
+fn new_queue() -> Queue {
+    Queue::new(MAX_QUEUE_EVENTS, MAX_QUEUE_BYTES)
 }
 
 impl<H: Env> State<H> {
@@ -100,141 +104,143 @@ impl<H: Env> State<H> {
         let mut rng = Rng::seeded(&host);
         let anonymous_id = host.get(KEY_ANON).unwrap_or_else(|| {
             let id = rng.uuid4();
-            host.set(KEY_ANON, Some(id.clone()));
+            host.set(KEY_ANON, Some(&id));
             id
         });
-        if let Some(u) = &opts.user_id {
-            host.set(KEY_USER, Some(u.clone()));
-        }
-        let user_id = opts.user_id.clone().or_else(|| host.get(KEY_USER));
-        let off = host.get(KEY_OPT_OUT).is_some() || (opts.respect_dnt && host.info("dnt") == "1");
-        let webdriver = host.info("webdriver") == "1";
-        let mut queue = Queue::new(MAX_QUEUE_EVENTS, MAX_QUEUE_BYTES);
-        if let Some(saved) = host.get(KEY_QUEUE) {
-            queue.load_storage(&saved);
-        }
+        let user_id = if opts.user_id.is_empty() {
+            host.get(KEY_USER).unwrap_or_default()
+        } else {
+            host.set(KEY_USER, Some(&opts.user_id));
+            opts.user_id.clone()
+        };
+        let off =
+            host.get(KEY_OPT_OUT).is_some() || (opts.respect_dnt && host.info(info::DNT) == b"1");
+        let webdriver = host.info(info::WEBDRIVER) == b"1";
+        let mut queue = new_queue();
+        queue.load(&host.get(KEY_QUEUE).unwrap_or_default());
         // The key goes in the query too, so the collector checks it before reading a body.
         let mut endpoint = opts.api_url.clone();
-        while endpoint.ends_with('/') {
-            endpoint.truncate(endpoint.len() - 1);
+        while endpoint.last() == Some(&b'/') {
+            endpoint.pop();
         }
-        endpoint.push_str("/track/batch");
-        if let Some(k) = &opts.api_key {
-            endpoint.push_str("?api_key=");
-            percent_encode_into(&mut endpoint, k);
+        endpoint.extend_from_slice(b"/track/batch");
+        if !opts.api_key.is_empty() {
+            endpoint.extend_from_slice(b"?api_key=");
+            percent_encode_into(&mut endpoint, &opts.api_key);
         }
         let mut state = State {
             host,
             endpoint,
             queue,
             in_flight: None,
-            beaconed: Vec::new(),
+            beaconed: new_queue(),
             attempt: 0,
             backing_off: false,
             rng,
             anonymous_id,
             user_id,
-            session_id: String::new(),
+            session_id: opts.session_id.clone(),
             activity_saved: f64::NEG_INFINITY,
             page: None,
             off,
             webdriver,
             opts,
         };
-        state.session_id = state.current_session(state.host.now());
+        state.touch_session(state.host.now());
         if state.off {
             state.debug("tracking is off (opted out or Do Not Track)");
         }
         state
     }
 
-    /// `info(key)` (a URL) without its sensitive query and fragment values.
-    fn url_info(&self, key: &str) -> String {
-        clean_url(self.host.info(key), &self.opts.redact)
+    /// `info(what)` (a URL) without its sensitive query and fragment values.
+    fn url_info(&self, what: u32) -> Vec<u8> {
+        clean_url(self.host.info(what), &self.opts.redact)
     }
 
     fn debug(&self, msg: &str) {
         if self.opts.debug {
-            self.host.log(msg);
+            self.host.log(msg.as_bytes());
         }
     }
 
-    /// The session id for an event at `now`: the given one, or the stored one while it is
-    /// fresh, else a new one. Stored, so every tab of the site shares it. Within a few seconds
-    /// of the last check the session cannot have expired, so storage is not touched then.
-    fn current_session(&mut self, now: f64) -> String {
-        if let Some(fixed) = &self.opts.session_id {
-            return fixed.clone();
-        }
-        if now - self.activity_saved < ACTIVITY_WRITE_MS && !self.session_id.is_empty() {
-            return self.session_id.clone();
+    /// Brings the session id up to `now`: the given one stays; else the stored one while it
+    /// is fresh, or a new one. Stored, so every tab of the site shares it. Within a few
+    /// seconds of the last check the session cannot have expired, so storage is not touched.
+    fn touch_session(&mut self, now: f64) {
+        if !self.opts.session_id.is_empty()
+            || (now - self.activity_saved < ACTIVITY_WRITE_MS && !self.session_id.is_empty())
+        {
+            return;
         }
         let last = self
             .host
             .get(KEY_ACTIVE)
             .and_then(|s| parse_int(&s))
             .map(|ms| ms as f64);
-        let id = match self.host.get(KEY_SESSION) {
+        self.session_id = match self.host.get(KEY_SESSION) {
             Some(id) if policy::session_alive(last, now) => id,
             _ => {
                 let id = self.rng.uuid4();
-                self.host.set(KEY_SESSION, Some(id.clone()));
+                self.host.set(KEY_SESSION, Some(&id));
                 id
             }
         };
-        let mut stamp = String::new();
+        let mut stamp = Vec::new();
         push_int(&mut stamp, now as i64);
-        self.host.set(KEY_ACTIVE, Some(stamp));
+        self.host.set(KEY_ACTIVE, Some(&stamp));
         self.activity_saved = now;
-        id
     }
 
-    pub fn session_id(&self) -> String {
-        self.session_id.clone()
+    pub fn session_id(&self) -> &[u8] {
+        &self.session_id
     }
 
     pub fn queue_len(&self) -> usize {
-        self.queue.len() + self.in_flight.as_ref().map_or(0, Vec::len)
+        self.queue.len() + self.in_flight.as_ref().map_or(0, Queue::len)
     }
 
-    pub fn set_user(&mut self, id: Option<String>) {
-        self.host.set(KEY_USER, id.clone());
-        self.user_id = id;
+    /// `setUserId`: empty for none.
+    pub fn set_user(&mut self, id: &[u8]) {
+        self.host.set(KEY_USER, (!id.is_empty()).then_some(id));
+        self.user_id = id.to_vec();
     }
 
     pub fn set_off(&mut self, off: bool) {
         self.off = off;
+        self.host.set(KEY_OPT_OUT, off.then_some(b"1"));
         if off {
-            self.host.set(KEY_OPT_OUT, Some("1".into()));
-            self.queue = Queue::new(MAX_QUEUE_EVENTS, MAX_QUEUE_BYTES);
+            self.queue = new_queue();
             self.host.set(KEY_QUEUE, None);
-        } else {
-            self.host.set(KEY_OPT_OUT, None);
         }
     }
 
-    /// Queues an event with the common fields; `fill` adds the type's own.
-    pub fn record(&mut self, event_type: &str, fill: &dyn Fn(&mut Obj)) {
+    /// Starts an event with the common fields, for the caller to add the type's own and
+    /// [`commit`](State::commit); `None` while tracking is off.
+    pub fn event(&mut self, event_type: &[u8]) -> Option<Event> {
         if self.off {
-            return;
+            return None;
         }
         let now = self.host.now();
-        self.session_id = self.current_session(now);
-        let mut o = Obj::new();
-        let event_id = self.rng.uuid4();
-        o.str("event_id", &event_id)
-            .str("event_type", event_type)
+        self.touch_session(now);
+        let mut o = Event::new(&self.rng.uuid4());
+        // Before the first page view (it waits for `load`), ask the page for its URL.
+        let url = match &self.page {
+            Some(p) => p.url.clone(),
+            None => self.url_info(info::HREF),
+        };
+        o.str("event_type", event_type)
             .int("timestamp", now as i64)
             .str("session_id", &self.session_id)
             .str("anonymous_id", &self.anonymous_id)
-            .opt_str("user_id", self.user_id.as_deref());
-        match &self.page {
-            Some(p) => o.str("page_url", &p.url),
-            // Before the first page view (it waits for `load`), ask the page.
-            None => o.opt_str("page_url", Some(&self.url_info("href"))),
-        };
-        fill(&mut o);
-        self.queue.push(o.finish());
+            .str("user_id", &self.user_id)
+            .str("page_url", &url);
+        Some(o)
+    }
+
+    /// Queues an event from [`event`](State::event); sends a batch once there are enough.
+    pub fn commit(&mut self, o: Event) {
+        self.queue.push(&o.finish());
         if self.queue.dropped > 0 {
             self.debug("queue full: dropped the oldest events");
             self.queue.dropped = 0;
@@ -244,128 +250,148 @@ impl<H: Env> State<H> {
         }
     }
 
-    /// Starts a page view of the current URL. `referrer` is the previous page on SPA routes.
-    pub fn page_view(&mut self, referrer: Option<String>, load_time: Option<i64>, data: &str) {
+    /// Starts a page view of the current URL. `referrer` is the previous page on SPA routes;
+    /// `data` the fields of `trackPageView(data)` as a JSON object.
+    pub fn page_view(&mut self, referrer: &[u8], load_time: Option<u64>, data: &[u8]) {
         let now = self.host.now();
         let view_id = self.rng.uuid4();
-        let hidden = self.host.info("hidden") == "1";
-        let url = self.url_info("href");
+        let hidden = self.host.info(info::HIDDEN) == b"1";
         self.page = Some(Page {
             view_id: view_id.clone(),
-            url,
+            url: self.url_info(info::HREF),
             visible_ms: 0.0,
             visible_since: (!hidden).then_some(now),
             scroll: Scroll::default(),
             left: false,
             vitals_sent: false,
         });
+        let Some(mut o) = self.event(b"page_view") else {
+            return;
+        };
         let h = &self.host;
-        let (title, ua, screen, viewport) = (
-            h.info("title"),
-            h.info("ua"),
-            h.info("screen"),
-            h.info("viewport"),
-        );
-        self.record("page_view", &|o| {
-            // The page view's own id is the one its page_leave names.
-            o.str("page_view_id", &view_id)
-                .opt_str("page_title", Some(&title))
-                .opt_str("referrer", referrer.as_deref())
-                .opt_str("user_agent", Some(&ua))
-                .opt_str("screen_resolution", Some(&screen))
-                .opt_str("viewport_size", Some(&viewport));
-            if let Some(ms) = load_time {
-                o.int("load_time", ms);
-            }
-            o.fields(data);
-        });
+        // The page view's own id is the one its page_leave names.
+        o.str("page_view_id", &view_id)
+            .str("page_title", &h.info(info::TITLE))
+            .str("referrer", referrer)
+            .str("user_agent", &h.info(info::UA))
+            .str("screen_resolution", &h.info(info::SCREEN))
+            .str("viewport_size", &h.info(info::VIEWPORT));
+        if let Some(ms) = load_time {
+            o.int("load_time", ms as i64);
+        }
+        o.fields(data);
+        self.commit(o);
     }
 
     /// The first page view, once the page has loaded (so its load time is known).
     pub fn initial_view(&mut self) {
-        let referrer = non_empty(self.url_info("referrer"));
-        let load = parse_int(&self.host.info("loadTime"));
-        self.page_view(referrer, load, "");
+        let referrer = self.url_info(info::REFERRER);
+        let load = parse_int(&self.host.info(info::LOAD_TIME));
+        self.page_view(&referrer, load, b"");
+    }
+
+    /// An event of the current page view: `page_view_id` and then `fill`'s fields, unless
+    /// `done` (which page says it went out already) or no page view started yet.
+    fn page_event(
+        &mut self,
+        event_type: &[u8],
+        done: fn(&mut Page) -> &mut bool,
+        fill: impl FnOnce(&mut Event, &mut Page),
+    ) {
+        let Some(page) = self.page.as_mut() else {
+            return;
+        };
+        let sent = done(page);
+        if *sent {
+            return;
+        }
+        *sent = true;
+        let view_id = page.view_id.clone();
+        let Some(mut o) = self.event(event_type) else {
+            return;
+        };
+        o.str("page_view_id", &view_id);
+        if let Some(page) = self.page.as_mut() {
+            fill(&mut o, page);
+        }
+        self.commit(o);
     }
 
     /// The page's visible time and deepest scroll, once per time it is hidden or left.
     fn page_leave(&mut self) {
         let now = self.host.now();
-        let Some(page) = self.page.as_mut() else {
-            return;
-        };
-        if page.left {
-            return;
-        }
-        page.left = true;
-        let duration = (page.visible_ms + page.visible_since.map_or(0.0, |t| now - t)) as i64;
-        let view_id = page.view_id.clone();
-        let depth = i64::from(page.scroll.max_depth);
-        self.record("page_leave", &|o| {
-            o.str("page_view_id", &view_id)
-                .int("duration", duration)
-                .int("scroll_depth", depth);
-        });
+        self.page_event(
+            b"page_leave",
+            |p| &mut p.left,
+            |o, p| {
+                let visible = p.visible_ms + p.visible_since.map_or(0.0, |t| now - t);
+                o.int("duration", visible as i64)
+                    .int("scroll_depth", i64::from(p.scroll.max_depth));
+            },
+        );
     }
 
     /// The page view's Core Web Vitals as it ends, once: `data` is the shim's JSON object of
     /// what the browser measured (`{"lcp":1234,"cls":0.05,…}`), empty when nothing was.
-    fn vitals(&mut self, data: &str) {
-        let Some(page) = self.page.as_mut() else {
-            return;
-        };
-        if page.vitals_sent || data.len() < 3 {
-            return;
+    fn vitals(&mut self, data: &[u8]) {
+        if data.len() > 2 {
+            self.page_event(
+                b"web_vitals",
+                |p| &mut p.vitals_sent,
+                |o, _| {
+                    o.fields(data);
+                },
+            );
         }
-        page.vitals_sent = true;
-        let view_id = page.view_id.clone();
-        self.record("web_vitals", &|o| {
-            o.str("page_view_id", &view_id).fields(data);
-        });
     }
 
     /// An SPA route change or history move: one page view per new URL, never two. `vitals`
     /// are the ending page view's. Says whether a new page view started.
-    pub fn navigated(&mut self, vitals: &str) -> bool {
-        let url = self.url_info("href");
+    pub fn navigated(&mut self, vitals: &[u8]) -> bool {
+        let url = self.url_info(info::HREF);
         let previous = match &self.page {
             Some(p) if p.url == url => return false,
-            Some(p) => Some(p.url.clone()),
-            None => None,
+            Some(p) => p.url.clone(),
+            None => Vec::new(),
         };
         self.vitals(vitals);
         self.page_leave();
-        self.page_view(previous, None, "");
+        self.page_view(&previous, None, b"");
         true
     }
 
     /// A page restored from the back/forward cache is a new view of the same URL.
     pub fn restored(&mut self) {
         self.shown();
-        let referrer = non_empty(self.url_info("referrer"));
-        self.page_view(referrer, None, "");
+        let referrer = self.url_info(info::REFERRER);
+        self.page_view(&referrer, None, b"");
     }
 
-    pub fn click(&mut self, id: String, class: String, text: String, x: i32, y: i32) {
-        let text = policy::clean_text(&text, 100);
-        self.record("click", &|o| {
-            o.opt_str("element_id", Some(&id))
-                .opt_str("element_class", Some(&class))
-                .opt_str("element_text", Some(&text))
+    /// A click (`a`: the element's class, `b`: its text) or, with `form`, a form submit
+    /// (`a`: its name, `b`: its action URL).
+    pub fn element(&mut self, form: bool, id: &[u8], a: &[u8], b: &[u8], x: i32, y: i32) {
+        if form {
+            let mut data = Event(Vec::new());
+            data.str("form_name", a)
+                .str("form_action", &clean_url(b.to_vec(), &self.opts.redact));
+            // Every field was written after a comma: the first one becomes the brace.
+            let mut custom = data.finish();
+            custom[0] = b'{';
+            if let Some(mut o) = self.event(b"form_submit") {
+                o.str("element_id", id);
+                if custom.len() > 1 {
+                    o.raw("custom_data", &custom);
+                }
+                self.commit(o);
+            }
+        } else if let Some(mut o) = self.event(b"click") {
+            o.str("element_id", id)
+                .str("element_class", a)
+                .str("element_text", &policy::clean_text(b, 100))
                 .int("x_position", i64::from(x))
                 .int("y_position", i64::from(y));
-        });
-    }
-
-    pub fn submit(&mut self, id: String, name: String, action: String) {
-        let action = clean_url(action, &self.opts.redact);
-        let mut data = Obj::new();
-        data.opt_str("form_name", Some(&name))
-            .opt_str("form_action", Some(&action));
-        let data = data.finish();
-        self.record("form_submit", &|o| {
-            o.opt_str("element_id", Some(&id)).raw("custom_data", &data);
-        });
+            self.commit(o);
+        }
     }
 
     pub fn scrolled(&mut self, scroll_y: f64, viewport_h: f64, doc_h: f64) {
@@ -373,10 +399,11 @@ impl<H: Env> State<H> {
         let Some(page) = self.page.as_mut() else {
             return;
         };
-        for m in page.scroll.update(depth) {
-            self.record("scroll", &|o| {
-                o.int("scroll_depth", i64::from(m));
-            });
+        for q in page.scroll.update(depth) {
+            if let Some(mut o) = self.event(b"scroll") {
+                o.int("scroll_depth", i64::from(25 * (q + 1)));
+                self.commit(o);
+            }
         }
     }
 
@@ -390,7 +417,7 @@ impl<H: Env> State<H> {
 
     /// The page is hidden or being left: record its vitals (the first time) and the leave,
     /// then hand everything to beacons.
-    pub fn hidden(&mut self, vitals: &str) {
+    pub fn hidden(&mut self, vitals: &[u8]) {
         self.vitals(vitals);
         self.page_leave();
         let now = self.host.now();
@@ -402,11 +429,11 @@ impl<H: Env> State<H> {
         self.beacon_all();
     }
 
-    fn body(&self, events: &[String]) -> String {
+    fn body(&self, events: &Queue) -> Vec<u8> {
         queue::body(
-            self.opts.api_key.as_deref(),
+            &self.opts.api_key,
             self.host.now() as i64,
-            events,
+            events.lines(),
             self.webdriver,
         )
     }
@@ -415,19 +442,17 @@ impl<H: Env> State<H> {
     /// back to the queue for `fetch`. Everything unconfirmed, beacons included, is saved for
     /// the next page load; resending is safe because the collector deduplicates by `event_id`.
     fn beacon_all(&mut self) {
-        let mut refused = Vec::new();
+        let mut refused = new_queue();
         while !self.queue.is_empty() {
             let batch = self.queue.take(500, MAX_BODY);
             if self.host.beacon(&self.endpoint, &self.body(&batch)) {
-                self.beaconed.extend(batch);
+                self.beaconed.load(batch.lines());
             } else {
-                refused.push(batch);
+                refused.load(batch.lines());
             }
         }
         let any_refused = !refused.is_empty();
-        for batch in refused.into_iter().rev() {
-            self.queue.put_back(batch);
-        }
+        self.queue.put_back(refused);
         self.persist();
         if any_refused {
             self.debug("beacon refused; falling back to fetch");
@@ -437,13 +462,14 @@ impl<H: Env> State<H> {
 
     /// Saves unconfirmed events (beaconed, in flight and queued) to localStorage.
     fn persist(&self) {
-        let mut all = Queue::new(MAX_QUEUE_EVENTS, MAX_QUEUE_BYTES);
-        for e in self.beaconed.iter().chain(self.in_flight.iter().flatten()) {
-            all.push(e.clone());
+        let mut all = new_queue();
+        all.load(self.beaconed.lines());
+        if let Some(f) = &self.in_flight {
+            all.load(f.lines());
         }
-        all.load_storage(&self.queue.to_storage());
+        all.load(self.queue.lines());
         self.host
-            .set(KEY_QUEUE, (!all.is_empty()).then(|| all.to_storage()));
+            .set(KEY_QUEUE, (!all.is_empty()).then_some(all.lines()));
     }
 
     /// Sends the next batch with `fetch`; `force` skips a pending backoff (`forceFlush`).
@@ -454,20 +480,19 @@ impl<H: Env> State<H> {
         }
         self.backing_off = false;
         let batch = self.queue.take(self.opts.batch_size, MAX_BODY);
-        if batch.is_empty() {
-            return 0;
-        }
-        let body = self.body(&batch);
         let count = batch.len();
-        self.in_flight = Some(batch);
-        self.host.send(&self.endpoint, &body);
+        if count > 0 {
+            self.host.send(&self.endpoint, &self.body(&batch));
+            self.in_flight = Some(batch);
+        }
         count
     }
 
     /// The answer to the batch in flight (status 0: no answer). Returns how many events the
     /// collector stored (or had already).
     pub fn sent(&mut self, status: u16, retry_after_ms: Option<u32>) -> usize {
-        let batch = self.in_flight.take().unwrap_or_default();
+        let batch = self.in_flight.take().unwrap_or_else(new_queue);
+        let count = batch.len();
         let mut verdict = policy::verdict(status);
         if (500..=599).contains(&status) && self.strike() {
             verdict = Verdict::Drop;
@@ -479,12 +504,14 @@ impl<H: Env> State<H> {
             Verdict::Done => self.attempt = 0,
             Verdict::Drop => {
                 self.attempt = 0;
-                let mut m = String::from("collector refused a batch, dropped; HTTP ");
-                push_int(&mut m, i64::from(status));
-                self.debug(&m);
+                if self.opts.debug {
+                    let mut m = Vec::from(&b"collector refused a batch, dropped; HTTP "[..]);
+                    push_int(&mut m, i64::from(status));
+                    self.host.log(&m);
+                }
             }
             Verdict::Retry => {
-                self.queue.put_back(batch.clone());
+                self.queue.put_back(batch);
                 let delay = policy::backoff_ms(self.attempt, self.host.rand(), retry_after_ms);
                 self.attempt += 1;
                 self.backing_off = true;
@@ -497,7 +524,7 @@ impl<H: Env> State<H> {
             self.flush(false);
         }
         if verdict == Verdict::Done {
-            batch.len()
+            count
         } else {
             0
         }
@@ -508,21 +535,23 @@ impl<H: Env> State<H> {
     fn strike(&mut self) -> bool {
         let now = self.host.now();
         let saved = self.host.get(KEY_STRIKES).unwrap_or_default();
-        let parts = redact::find(saved.as_bytes(), b',')
-            .and_then(|i| Some((parse_int(saved.get(..i)?)?, parse_int(saved.get(i + 1..)?)?)));
-        let (count, first) = match parts {
-            Some((c, f)) => (c + 1, f as f64),
-            None => (1, now),
+        let (count, first) = match redact::find(&saved, b',') {
+            Some(i) => (parse_int(&saved[..i]), parse_int(&saved[i + 1..])),
+            None => (None, None),
+        };
+        let (count, first) = match (count, first) {
+            (Some(c), Some(f)) => (c + 1, f as f64),
+            _ => (1, now),
         };
         if policy::give_up(count as u32, first, now) {
             self.host.set(KEY_STRIKES, None);
             return true;
         }
-        let mut v = String::new();
-        push_int(&mut v, count);
-        v.push(',');
+        let mut v = Vec::new();
+        push_int(&mut v, count as i64);
+        v.push(b',');
         push_int(&mut v, first as i64);
-        self.host.set(KEY_STRIKES, Some(v));
+        self.host.set(KEY_STRIKES, Some(&v));
         false
     }
 
@@ -534,23 +563,21 @@ impl<H: Env> State<H> {
 }
 
 /// `url` without its sensitive values (see [`redact`]); unchanged when `deny` is empty.
-fn clean_url(url: String, deny: &str) -> String {
+fn clean_url(url: Vec<u8>, deny: &[u8]) -> Vec<u8> {
     if deny.is_empty() {
         return url;
     }
-    redact::url(&url, deny).unwrap_or(url)
+    redact::clean(&url, deny)
 }
 
 /// Appends `s` percent-encoded (everything but RFC 3986's unreserved characters).
-fn percent_encode_into(out: &mut String, s: &str) {
+fn percent_encode_into(out: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in s.bytes() {
+    for &b in s {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
+            out.push(b);
         } else {
-            out.push('%');
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 15)] as char);
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
     }
 }
@@ -563,10 +590,10 @@ pub struct Rng([u64; 2]);
 
 impl Rng {
     pub fn seeded(host: &impl Env) -> Rng {
-        let seed = host.info("seed");
+        let seed = host.info(info::SEED);
         let mut s = [0u64; 2];
         let mut ok = seed.len() == 32;
-        for (i, c) in seed.bytes().enumerate().take(32) {
+        for (i, c) in seed.iter().enumerate().take(32) {
             let v = match c {
                 b'0'..=b'9' => c - b'0',
                 b'a'..=b'f' => c - b'a' + 10,
@@ -598,13 +625,13 @@ impl Rng {
     }
 
     /// A random (version 4) UUID.
-    pub fn uuid4(&mut self) -> String {
+    pub fn uuid4(&mut self) -> Vec<u8> {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let bits = [self.next_u64(), self.next_u64()];
-        let mut out = String::with_capacity(36);
+        let mut out = Vec::with_capacity(36);
         for i in 0..32 {
             if matches!(i, 8 | 12 | 16 | 20) {
-                out.push('-');
+                out.push(b'-');
             }
             let r = (bits[i / 16] >> ((i % 16) * 4)) as usize & 15;
             let nibble = match i {
@@ -612,7 +639,7 @@ impl Rng {
                 16 => 8 | (r & 3),
                 _ => r,
             };
-            out.push(HEX[nibble] as char);
+            out.push(HEX[nibble]);
         }
         out
     }
@@ -650,39 +677,49 @@ mod tests {
         fn rand(&self) -> f64 {
             0.5
         }
-        fn get(&self, key: &str) -> Option<String> {
-            self.0.storage.borrow().get(key).cloned()
+        fn get(&self, key: &str) -> Option<Vec<u8>> {
+            self.0
+                .storage
+                .borrow()
+                .get(key)
+                .map(|v| v.clone().into_bytes())
         }
-        fn set(&self, key: &str, value: Option<String>) {
+        fn set(&self, key: &str, value: Option<&[u8]>) {
             let mut s = self.0.storage.borrow_mut();
             match value {
-                Some(v) => s.insert(key.into(), v),
+                Some(v) => s.insert(key.into(), String::from_utf8(v.to_vec()).unwrap()),
                 None => s.remove(key),
             };
         }
-        fn info(&self, key: &str) -> String {
-            match key {
-                "href" => self.0.href.borrow().clone(),
-                "seed" => self.0.seed.borrow().clone(),
-                "hidden" if self.0.hidden.get() => "1".into(),
-                "title" => "T".into(),
-                _ => String::new(),
+        fn info(&self, what: u32) -> Vec<u8> {
+            match what {
+                info::HREF => self.0.href.borrow().clone().into_bytes(),
+                info::SEED => self.0.seed.borrow().clone().into_bytes(),
+                info::HIDDEN if self.0.hidden.get() => b"1".to_vec(),
+                info::TITLE => b"T".to_vec(),
+                _ => Vec::new(),
             }
         }
-        fn send(&self, _url: &str, body: &str) {
-            self.0.sent.borrow_mut().push(body.into());
+        fn send(&self, _url: &[u8], body: &[u8]) {
+            self.0
+                .sent
+                .borrow_mut()
+                .push(String::from_utf8(body.to_vec()).unwrap());
         }
-        fn beacon(&self, _url: &str, body: &str) -> bool {
+        fn beacon(&self, _url: &[u8], body: &[u8]) -> bool {
             if self.0.refuse_beacons.get() {
                 return false;
             }
-            self.0.beacons.borrow_mut().push(body.into());
+            self.0
+                .beacons
+                .borrow_mut()
+                .push(String::from_utf8(body.to_vec()).unwrap());
             true
         }
         fn later(&self, ms: u32) {
             self.0.timers.borrow_mut().push(ms);
         }
-        fn log(&self, _msg: &str) {}
+        fn log(&self, _msg: &[u8]) {}
     }
 
     impl Fake {
@@ -694,14 +731,14 @@ mod tests {
 
     fn opts(batch_size: usize) -> Options {
         Options {
-            api_url: "/api".into(),
-            api_key: Some("k".into()),
-            user_id: None,
-            session_id: None,
+            api_url: b"/api".to_vec(),
+            api_key: b"k".to_vec(),
+            user_id: Vec::new(),
+            session_id: Vec::new(),
             debug: false,
             batch_size,
             respect_dnt: false,
-            redact: Options::redact_list(None),
+            redact: Options::redact_list(b""),
         }
     }
 
@@ -724,7 +761,7 @@ mod tests {
     }
 
     fn click(t: &mut State<Fake>) {
-        t.click("b".into(), String::new(), "Buy".into(), 1, 2);
+        t.element(false, b"b", b"", b"Buy", 1, 2);
     }
 
     #[test]
@@ -771,7 +808,7 @@ mod tests {
         let env = Fake::default();
         env.at(0.0, "/");
         let mut t = State::new(env.clone(), opts(100));
-        let first = t.session_id();
+        let first = t.session_id().to_vec();
         env.at(10.0 * 60_000.0, "/");
         click(&mut t);
         assert_eq!(t.session_id(), first);
@@ -787,20 +824,20 @@ mod tests {
         let mut t = State::new(env.clone(), opts(100));
         t.initial_view();
         env.at(5_000.0, "https://s.example/a");
-        assert!(t.navigated(r#"{"lcp":1200,"fcp":800,"ttfb":90,"cls":0.05}"#));
+        assert!(t.navigated(br#"{"lcp":1200,"fcp":800,"ttfb":90,"cls":0.05}"#));
         assert!(
-            !t.navigated(r#"{"cls":0.5}"#),
+            !t.navigated(br#"{"cls":0.5}"#),
             "same URL: the page view goes on"
         );
         env.0.hidden.set(true);
-        t.hidden(r#"{"cls":0.01,"inp":180}"#);
-        t.hidden(r#"{"cls":0.02,"inp":180}"#); // pagehide: sent already
+        t.hidden(br#"{"cls":0.01,"inp":180}"#);
+        t.hidden(br#"{"cls":0.02,"inp":180}"#); // pagehide: sent already
         env.0.hidden.set(false);
         t.shown();
-        t.hidden(r#"{"cls":0.03}"#); // hidden again: still one per page view
+        t.hidden(br#"{"cls":0.03}"#); // hidden again: still one per page view
         env.at(9_000.0, "https://s.example/b");
-        t.navigated("");
-        t.hidden(""); // nothing measured: no event
+        t.navigated(b"");
+        t.hidden(b""); // nothing measured: no event
         let sent = events(&env.0.beacons.borrow());
         let vitals: Vec<&serde_json::Value> = sent
             .iter()
@@ -829,19 +866,19 @@ mod tests {
         env.at(0.0, "https://s.example/");
         let mut t = State::new(env.clone(), opts(100));
         t.initial_view();
-        t.navigated(""); // same URL (replaceState): nothing
+        t.navigated(b""); // same URL (replaceState): nothing
         env.at(5_000.0, "https://s.example/products");
-        t.navigated("");
-        t.navigated("");
+        t.navigated(b"");
+        t.navigated(b"");
         env.at(8_000.0, "https://s.example/products");
         env.0.hidden.set(true);
-        t.hidden("");
-        t.hidden(""); // pagehide after visibilitychange: no second leave
+        t.hidden(b"");
+        t.hidden(b""); // pagehide after visibilitychange: no second leave
         env.0.hidden.set(false);
         env.at(20_000.0, "https://s.example/products");
         t.shown();
         env.at(21_000.0, "https://s.example/products");
-        t.hidden("");
+        t.hidden(b"");
         let sent = events(&env.0.beacons.borrow());
         assert_eq!(
             types(&sent),
@@ -869,7 +906,7 @@ mod tests {
         click(&mut t);
         click(&mut t); // a fetch is now in flight, unanswered
         click(&mut t);
-        t.hidden(""); // the third goes by beacon
+        t.hidden(b""); // the third goes by beacon
         let beaconed = events(&env.0.beacons.borrow());
         assert_eq!(beaconed.len(), 1);
         let in_flight = events(&env.0.sent.borrow());
@@ -900,7 +937,7 @@ mod tests {
         env.0.refuse_beacons.set(true);
         let mut t = State::new(env.clone(), opts(100));
         click(&mut t);
-        t.hidden("");
+        t.hidden(b"");
         assert_eq!(types(&events(&env.0.sent.borrow())), ["click"]);
     }
 
@@ -928,8 +965,8 @@ mod tests {
         let b = rng.uuid4();
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "4");
-        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+        assert_eq!(a[14], b'4');
+        assert!(matches!(a[19], b'8' | b'9' | b'a' | b'b'));
     }
 
     #[test]
@@ -969,12 +1006,15 @@ mod tests {
             "https://s.example/reset?token=abc&utm_source=m#access_token=z",
         );
         let mut t = State::new(env.clone(), opts(1));
-        assert_eq!(t.endpoint, "/api/track/batch?api_key=k");
+        assert_eq!(t.endpoint, b"/api/track/batch?api_key=k");
         t.initial_view();
-        t.submit(
-            "f".into(),
-            "n".into(),
-            "https://s.example/go?email=a@b.example&x=1".into(),
+        t.element(
+            true,
+            b"f",
+            b"n",
+            b"https://s.example/go?email=a@b.example&x=1",
+            0,
+            0,
         );
         let sent = events(&env.0.sent.borrow());
         assert_eq!(
@@ -988,11 +1028,11 @@ mod tests {
             "https://s.example/go?email=[redacted]&x=1"
         );
         let mut off = opts(1);
-        off.redact = Options::redact_list(Some("-"));
+        off.redact = Options::redact_list(b"-");
         let env = Fake::default();
         env.at(2_000_000.0, "https://s.example/?token=abc");
         let mut t = State::new(env.clone(), off);
-        t.navigated("");
+        t.navigated(b"");
         let sent = events(&env.0.sent.borrow());
         assert_eq!(
             sent.last().unwrap()["page_url"],
