@@ -16,9 +16,8 @@
 //! its length at the address it is given, and returns the pointer (0 for none).
 #![allow(unsafe_code)]
 
-use alloc::boxed::Box;
-use alloc::vec;
 use alloc::vec::Vec;
+use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 
 use crate::host::{Env, Host};
@@ -95,7 +94,8 @@ impl Env for Host {
 /// `n` bytes for the loader to write a string into; given up here, taken back by [`take`].
 #[no_mangle]
 pub extern "C" fn alloc(n: usize) -> *mut u8 {
-    Box::into_raw(vec![0u8; n].into_boxed_slice()).cast::<u8>()
+    // SAFETY: a layout of at least one byte, as `take` rebuilds it.
+    unsafe { alloc::alloc::alloc(Layout::from_size_align_unchecked(n.max(1), 1)) }
 }
 
 /// Gives back memory from [`alloc`]`(n)` that the loader did not hand over (it found the
@@ -107,9 +107,93 @@ pub extern "C" fn free(p: *mut u8, n: usize) {
 
 /// The bytes at `p`, `n` long, in memory from [`alloc`]`(n)`: owned from here on.
 fn take(p: *mut u8, n: usize) -> Vec<u8> {
-    // SAFETY: `p` is what `alloc(n)` returned (a boxed `[u8]` of length `n`, given up there)
-    // and the loader hands each allocation over once.
-    unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(p, n)) }.into_vec()
+    // SAFETY: `p` is what `alloc(n)` returned: `max(n, 1)` bytes from the global allocator
+    // with alignment 1, the layout of a `Vec<u8>` of that capacity; the loader wrote `n` of
+    // them and hands each allocation over once.
+    unsafe { Vec::from_raw_parts(p, n, n.max(1)) }
+}
+
+/// The wasm's allocator, in a few dozen bytes where dlmalloc takes a quarter of the SDK and
+/// a general free-list allocator a few hundred: blocks of 2^k bytes (16 B at least), a free
+/// list per size class, new blocks cut from pages the memory grows by. A block freed is reused
+/// by the next request of its class, so a long-lived page that keeps recording reuses the
+/// same blocks instead of growing; a `Vec` growing within its class keeps its block.
+struct Heap(UnsafeCell<Blocks>);
+
+struct Blocks {
+    /// Each class's free blocks, linked through their first word.
+    free: [*mut u8; 32],
+    /// Where the unused part of the grown memory starts and ends.
+    next: usize,
+    end: usize,
+}
+
+// SAFETY: as `Slot` below: one thread, and no allocation runs inside another.
+unsafe impl Sync for Heap {}
+
+#[global_allocator]
+static HEAP: Heap = Heap(UnsafeCell::new(Blocks {
+    free: [core::ptr::null_mut(); 32],
+    next: 0,
+    end: 0,
+}));
+
+/// The size class of `size` bytes: blocks of `1 << class` bytes hold it.
+fn class(size: usize) -> usize {
+    (usize::BITS - (size.max(16) - 1).leading_zeros()) as usize
+}
+
+// SAFETY (the whole impl): blocks are handed out once until freed; every block of class `c`
+// is `1 << c` bytes at a multiple of 16 (pages are 64 KiB, and blocks are cut from them in
+// sizes that are multiples of 16), enough for every alignment the tracker asks (at most 8).
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > 1 << 30 {
+            return core::ptr::null_mut();
+        }
+        let b = unsafe { &mut *self.0.get() };
+        let c = class(layout.size());
+        let p = b.free[c];
+        if !p.is_null() {
+            b.free[c] = unsafe { *p.cast::<*mut u8>() };
+            return p;
+        }
+        let size = 1 << c;
+        if b.end - b.next < size {
+            let pages = (size >> 16) + 1;
+            let first = core::arch::wasm32::memory_grow(0, pages);
+            if first == usize::MAX {
+                return core::ptr::null_mut();
+            }
+            if b.end != first << 16 {
+                b.next = first << 16;
+            }
+            b.end = (first + pages) << 16;
+        }
+        b.next += size;
+        (b.next - size) as *mut u8
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        let b = unsafe { &mut *self.0.get() };
+        let c = class(layout.size());
+        unsafe { *p.cast::<*mut u8>() = b.free[c] };
+        b.free[c] = p;
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        if class(size) == class(layout.size()) {
+            return p;
+        }
+        let q = unsafe { self.alloc(Layout::from_size_align_unchecked(size, layout.align())) };
+        if !q.is_null() {
+            unsafe {
+                core::ptr::copy_nonoverlapping(p, q, layout.size().min(size));
+                self.dealloc(p, layout);
+            }
+        }
+        q
+    }
 }
 
 /// The tracker, once `init` made it.

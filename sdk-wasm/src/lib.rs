@@ -85,13 +85,6 @@ pub fn command<H: host::Env>(
     0
 }
 
-// dlmalloc, Rust's default on wasm, is a quarter of the SDK's size; this free-list allocator
-// is a few hundred bytes and plenty for a tracker's short strings.
-#[cfg(target_arch = "wasm32")]
-#[global_allocator]
-static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
-    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
-
 /// A panic in the wasm traps (the shim catches the exception and turns tracking off): no
 /// message is formatted, so no formatting code is linked.
 #[cfg(all(target_arch = "wasm32", not(test)))]
