@@ -23,7 +23,7 @@ if [ ! -x "$wasm_opt" ]; then
   exit 1
 fi
 "$wasm_opt" -Oz --converge --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
-  --enable-sign-ext --enable-multivalue --enable-mutable-globals --strip-debug --strip-producers \
+  --enable-sign-ext --enable-multivalue --enable-mutable-globals --strip-debug --strip-producers --strip-target-features \
   "$wasm" -o "$out/maidian_sdk_bg.wasm"
 
 # The JS entry points: the loader (wasm.js) and facade.js in front of each, then minified

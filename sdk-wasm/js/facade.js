@@ -65,14 +65,17 @@ function makeMaidian(loadModule, defaultApiUrl) {
     list.forEach(function (w) { w(stored); });
   }
 
-  // initTracking's text options, as the tracker asks for them (`host.info` 0 to 4).
+  // initTracking's text options, as the tracker asks for them (`host.info` 0 to 4): the
+  // endpoint, the key, user and session ids, the redaction list.
   var init = [];
   var storage = null;
   try { storage = window.localStorage; } catch (e) { /* blocked: run without persistence */ }
 
   var host = {
     now: function () { return Date.now(); },
-    rand: function () { return Math.random(); },
+    rand: function () {
+      try { return crypto.getRandomValues(new Uint32Array(1))[0] / 4294967296; } catch (e) { return Math.random(); }
+    },
     get: function (k) {
       try { return storage ? storage.getItem('maidian:' + k) : null; } catch (e) { return null; }
     },
@@ -97,12 +100,6 @@ function makeMaidian(loadModule, defaultApiUrl) {
         case 12: return document.visibilityState === 'hidden' ? '1' : '';
         case 13: return navigator.doNotTrack === '1' ? '1' : '';
         case 14: return navigator.webdriver ? '1' : '';
-        case 15:
-          try {
-            var a = crypto.getRandomValues(new Uint32Array(4)), h = '';
-            for (var i = 0; i < 4; i++) h += ('0000000' + a[i].toString(16)).slice(-8);
-            return h;
-          } catch (e) { return ''; }
       }
       return init[k];
     },
@@ -313,7 +310,11 @@ function makeMaidian(loadModule, defaultApiUrl) {
         autoTrack();
       }
       loadModule().then(function (module) {
-        init = [str(options.apiUrl) || defaultApiUrl, options.apiKey, options.userId, options.sessionId,
+        var key = str(options.apiKey);
+        // Where batches go; the key in the query too, so the collector checks it before
+        // reading a body.
+        init = [(str(options.apiUrl) || defaultApiUrl).replace(/\/+$/, '') + '/track/batch' +
+          (key ? '?api_key=' + encodeURIComponent(key) : ''), key, options.userId, options.sessionId,
           options.redact === false ? '-' : Array.isArray(options.redact) ? options.redact.join(',') : ''];
         real = new module.Tracker(host, debug, options.batchSize | 0, !!options.respectDoNotTrack);
         var queued = calls;

@@ -8,10 +8,12 @@
 use alloc::vec::Vec;
 
 /// What [`Env::info`] is asked, by number (the shim's `host.info` answers in this order):
-/// `initTracking`'s text options, empty when not given (`API_URL` with its default; `REDACT`:
-/// `-` for off, else extra names, comma-separated), then facts about the page.
+/// `initTracking`'s text options, empty when not given (`REDACT`: `-` for off, else extra
+/// names, comma-separated), then facts about the page.
 pub mod info {
-    pub const API_URL: u32 = 0;
+    /// Where batches go: `apiUrl` (or its default) + `/track/batch`, then `?api_key=` and
+    /// the key percent-encoded when there is one.
+    pub const ENDPOINT: u32 = 0;
     pub const API_KEY: u32 = 1;
     pub const USER_ID: u32 = 2;
     pub const SESSION_ID: u32 = 3;
@@ -32,15 +34,13 @@ pub mod info {
     pub const DNT: u32 = 13;
     /// `1` when `navigator.webdriver`, else empty.
     pub const WEBDRIVER: u32 = 14;
-    /// 32 hex digits from `crypto.getRandomValues`, or empty.
-    pub const SEED: u32 = 15;
 }
 
 /// What the tracker needs from its surroundings. Text crosses as UTF-8 bytes.
 pub trait Env {
     /// `Date.now()`.
     fn now(&self) -> f64;
-    /// `Math.random()`.
+    /// A random number in [0, 1) from `crypto.getRandomValues` (`Math.random()` without it).
     fn rand(&self) -> f64;
     /// `localStorage.getItem("maidian:" + key)`.
     fn get(&self, key: &str) -> Option<Vec<u8>>;

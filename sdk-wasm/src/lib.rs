@@ -38,7 +38,7 @@ pub fn options(
 ) -> tracker::Options {
     use host::info;
     tracker::Options {
-        api_url: host.info(info::API_URL),
+        endpoint: host.info(info::ENDPOINT),
         api_key: host.info(info::API_KEY),
         user_id: host.info(info::USER_ID),
         session_id: host.info(info::SESSION_ID),

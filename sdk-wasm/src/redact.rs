@@ -43,16 +43,7 @@ fn denied(name: &[u8], deny: &[u8]) -> bool {
         n += 1;
         i += 1;
     }
-    let mut from = 0;
-    for j in 0..=deny.len() {
-        if deny.get(j).is_none_or(|c| *c == b',') {
-            if deny[from..j].eq_ignore_ascii_case(&norm[..n]) {
-                return true;
-            }
-            from = j + 1;
-        }
-    }
-    false
+    deny.split(|c| *c == b',').any(|d| d.eq_ignore_ascii_case(&norm[..n]))
 }
 
 /// An e-mail address, plain or with its `@` percent-encoded (`%40`): something before the

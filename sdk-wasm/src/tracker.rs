@@ -30,7 +30,9 @@ const ACTIVITY_WRITE_MS: f64 = 5_000.0;
 
 /// `initTracking`'s options, read by the shim; empty text: not given.
 pub struct Options {
-    pub api_url: Vec<u8>,
+    /// Where batches go: `apiUrl` + `/track/batch`, the key in the query too (so the
+    /// collector checks it before reading a body).
+    pub endpoint: Vec<u8>,
     pub api_key: Vec<u8>,
     pub user_id: Vec<u8>,
     pub session_id: Vec<u8>,
@@ -118,19 +120,9 @@ impl<H: Env> State<H> {
         let webdriver = host.info(info::WEBDRIVER) == b"1";
         let mut queue = new_queue();
         queue.load(&host.get(KEY_QUEUE).unwrap_or_default());
-        // The key goes in the query too, so the collector checks it before reading a body.
-        let mut endpoint = opts.api_url.clone();
-        while endpoint.last() == Some(&b'/') {
-            endpoint.pop();
-        }
-        endpoint.extend_from_slice(b"/track/batch");
-        if !opts.api_key.is_empty() {
-            endpoint.extend_from_slice(b"?api_key=");
-            percent_encode_into(&mut endpoint, &opts.api_key);
-        }
         let mut state = State {
             host,
-            endpoint,
+            endpoint: opts.endpoint.clone(),
             queue,
             in_flight: None,
             beaconed: new_queue(),
@@ -148,7 +140,7 @@ impl<H: Env> State<H> {
         };
         state.touch_session(state.host.now());
         if state.off {
-            state.debug("tracking is off (opted out or Do Not Track)");
+            state.debug("off: opted out or Do Not Track");
         }
         state
     }
@@ -242,7 +234,7 @@ impl<H: Env> State<H> {
     pub fn commit(&mut self, o: Event) {
         self.queue.push(&o.finish());
         if self.queue.dropped > 0 {
-            self.debug("queue full: dropped the oldest events");
+            self.debug("queue full, oldest events dropped");
             self.queue.dropped = 0;
         }
         if self.queue.len() >= self.opts.batch_size {
@@ -455,7 +447,7 @@ impl<H: Env> State<H> {
         self.queue.put_back(refused);
         self.persist();
         if any_refused {
-            self.debug("beacon refused; falling back to fetch");
+            self.debug("beacon refused, using fetch");
             self.flush(true);
         }
     }
@@ -496,7 +488,7 @@ impl<H: Env> State<H> {
         let mut verdict = policy::verdict(status);
         if (500..=599).contains(&status) && self.strike() {
             verdict = Verdict::Drop;
-            self.debug("collector failed this batch for over a day of retries; dropped");
+            self.debug("batch dropped after a day of 5xx");
         } else if verdict != Verdict::Retry {
             self.host.set(KEY_STRIKES, None);
         }
@@ -505,7 +497,7 @@ impl<H: Env> State<H> {
             Verdict::Drop => {
                 self.attempt = 0;
                 if self.opts.debug {
-                    let mut m = Vec::from(&b"collector refused a batch, dropped; HTTP "[..]);
+                    let mut m = Vec::from(&b"batch refused, dropped: HTTP "[..]);
                     push_int(&mut m, i64::from(status));
                     self.host.log(&m);
                 }
@@ -516,7 +508,7 @@ impl<H: Env> State<H> {
                 self.attempt += 1;
                 self.backing_off = true;
                 self.host.later(delay);
-                self.debug("send failed; will retry");
+                self.debug("send failed, will retry");
             }
         }
         self.persist();
@@ -570,48 +562,19 @@ fn clean_url(url: Vec<u8>, deny: &[u8]) -> Vec<u8> {
     redact::clean(&url, deny)
 }
 
-/// Appends `s` percent-encoded (everything but RFC 3986's unreserved characters).
-fn percent_encode_into(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
-}
-
-/// xoroshiro128++, seeded once per page with 128 bits from `crypto.getRandomValues` (the
-/// host's `seed` info, 32 hex digits): ids stay unique across billions of page loads, and one
-/// call into JS per id would cost more than the event itself. `Math.random` and the clock
-/// stand in only where the host has no `crypto`.
+/// xoroshiro128++, seeded once per page with 128 bits from four calls of the host's `rand`
+/// (32 random bits each from `crypto.getRandomValues`): ids stay unique across billions of
+/// page loads, and one call into JS per id would cost more than the event itself.
+/// `Math.random` stands in only where the host has no `crypto`.
 pub struct Rng([u64; 2]);
 
 impl Rng {
     pub fn seeded(host: &impl Env) -> Rng {
-        let seed = host.info(info::SEED);
-        let mut s = [0u64; 2];
-        let mut ok = seed.len() == 32;
-        for (i, c) in seed.iter().enumerate().take(32) {
-            let v = match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                _ => {
-                    ok = false;
-                    0
-                }
-            };
-            s[i / 16] = s[i / 16] << 4 | u64::from(v);
-        }
-        let (a, b) = match ok {
-            true => (s[0], s[1]),
-            false => (
-                (host.rand() * 9_007_199_254_740_992.0) as u64
-                    ^ (host.now() as u64).rotate_left(53),
-                (host.rand() * 9_007_199_254_740_992.0) as u64,
-            ),
+        let half = || {
+            let r = || (host.rand() * 4_294_967_296.0) as u64;
+            r() << 32 | r()
         };
+        let (a, b) = (half(), half());
         // The state must never be all zero; any other keeps all 128 bits of the seed.
         Rng([a, if a == 0 && b == 0 { 1 } else { b }])
     }
@@ -659,7 +622,8 @@ mod tests {
         now: Cell<f64>,
         storage: RefCell<HashMap<String, String>>,
         href: RefCell<String>,
-        seed: RefCell<String>,
+        /// What `rand` returns, in order (0.5 once used up).
+        rands: RefCell<Vec<f64>>,
         hidden: Cell<bool>,
         sent: RefCell<Vec<String>>,
         beacons: RefCell<Vec<String>>,
@@ -675,7 +639,8 @@ mod tests {
             self.0.now.get()
         }
         fn rand(&self) -> f64 {
-            0.5
+            let mut r = self.0.rands.borrow_mut();
+            if r.is_empty() { 0.5 } else { r.remove(0) }
         }
         fn get(&self, key: &str) -> Option<Vec<u8>> {
             self.0
@@ -694,7 +659,6 @@ mod tests {
         fn info(&self, what: u32) -> Vec<u8> {
             match what {
                 info::HREF => self.0.href.borrow().clone().into_bytes(),
-                info::SEED => self.0.seed.borrow().clone().into_bytes(),
                 info::HIDDEN if self.0.hidden.get() => b"1".to_vec(),
                 info::TITLE => b"T".to_vec(),
                 _ => Vec::new(),
@@ -731,7 +695,7 @@ mod tests {
 
     fn opts(batch_size: usize) -> Options {
         Options {
-            api_url: b"/api".to_vec(),
+            endpoint: b"/api/track/batch?api_key=k".to_vec(),
             api_key: b"k".to_vec(),
             user_id: Vec::new(),
             session_id: Vec::new(),
@@ -1006,7 +970,6 @@ mod tests {
             "https://s.example/reset?token=abc&utm_source=m#access_token=z",
         );
         let mut t = State::new(env.clone(), opts(1));
-        assert_eq!(t.endpoint, b"/api/track/batch?api_key=k");
         t.initial_view();
         t.element(
             true,
@@ -1042,23 +1005,19 @@ mod tests {
 
     #[test]
     fn ids_come_from_the_128_bit_seed() {
-        let ids = |seed: &str| {
+        let ids = |rands: [f64; 4]| {
             let env = Fake::default();
-            *env.0.seed.borrow_mut() = seed.into();
+            *env.0.rands.borrow_mut() = rands.to_vec();
             let mut r = Rng::seeded(&env);
             (r.uuid4(), r.uuid4())
         };
-        let a = ids("00000000000000010000000000000002");
-        assert_eq!(a, ids("00000000000000010000000000000002"));
-        assert_ne!(
-            a,
-            ids("00000000000000010000000000000004"),
-            "the low half matters"
-        );
-        assert_ne!(
-            a,
-            ids("00000000000000020000000000000002"),
-            "the high half matters"
-        );
+        let bit = 1.0 / 4_294_967_296.0;
+        let a = ids([0.0, bit, 0.0, 2.0 * bit]);
+        assert_eq!(a, ids([0.0, bit, 0.0, 2.0 * bit]));
+        for (i, what) in ["the first word", "the second", "the third", "the fourth"].iter().enumerate() {
+            let mut other = [0.0, bit, 0.0, 2.0 * bit];
+            other[i] += 4.0 * bit;
+            assert_ne!(a, ids(other), "{what} matters");
+        }
     }
 }
