@@ -4,8 +4,8 @@ var maidianBase = (function () {
   var s = document.currentScript;
   return s && s.src ? s.src.replace(/[^/]*([?#].*)?$/, '') : '/';
 })();
-var maidianApi = makeMaidian(function () {
-  return maidianWasm(maidianBase + 'maidian_sdk_bg.wasm');
+var maidianApi = makeMaidian(function (imports) {
+  return maidianWasm(maidianBase + 'maidian_sdk_bg.wasm', imports);
 }, maidianBase + 'api');
 if (!window.initTracking) {
   window.initTracking = maidianApi.initTracking;

@@ -1,15 +1,17 @@
 // The SDK's public face, shared by the script-tag loader and the npm module (sdk-wasm/build.sh
 // puts this file in front of each). It defines initTracking/getTracking synchronously, queues
 // calls until the wasm tracker is ready and replays them in order, forwards DOM events to it
-// as plain values, and lends it a `host` for storage, time and network. Nothing here may throw
-// into the host page: when wasm cannot load (CSP, old browser), tracking quietly turns off and
-// debug mode says why, once.
+// as plain values, and provides the browser functions it imports (`sdk-wasm/src/host.rs`).
+// Nothing here may throw into the host page: when wasm cannot load (CSP, old browser),
+// tracking quietly turns off and debug mode says why, once.
 function makeMaidian(loadModule, defaultApiUrl) {
   var RESERVED = ['event_id', 'event_type', 'timestamp', 'session_id', 'anonymous_id', 'api_key', 'sent_at'];
   var INTERESTING = 'a,button,input,select,textarea,label,summary,[role=button],[data-maidian]';
   var IGNORE = '[data-maidian-ignore]';
   var facade = null;
-  var real = null;
+  // The wasm's exports and its string helpers (wasm.js), once loaded.
+  var w = null;
+  var mem;
   var failed = false;
   var calls = [];
   var debug = false;
@@ -17,6 +19,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
   var waiters = [];
   var retryTimer = 0;
   var viewPending = true;
+  var session = '';
   var resolveReady;
   var ready = new Promise(function (r) { resolveReady = r; });
 
@@ -24,24 +27,21 @@ function makeMaidian(loadModule, defaultApiUrl) {
     if (debug && typeof console !== 'undefined') console.warn('[maidian] ' + message, error || '');
   }
 
-  function call(name, args) {
-    if (real) {
-      try {
-        var c = CMDS.indexOf(name);
-        return c < 0 ? real[name].apply(real, args) : real.cmd(c, !!args[0], args[1] || '');
-      } catch (e) {
-        warn(name + ' failed', e);
-        return undefined;
-      }
+  // Runs `f` on the wasm now, or once it is ready (in call order); its result when run now.
+  function run(f) {
+    if (w) {
+      try { return f(); } catch (e) { warn('call failed', e); return undefined; }
     }
-    if (!failed) calls.push([name, args]);
+    if (!failed) calls.push(f);
     return undefined;
   }
 
-  // The wasm's commands with at most a flag and one string, one export numbered in this order
-  // (`maidian_sdk::command`).
-  var CMDS = ['initialView', 'flush', 'retry', 'getQueueLength', 'optOut', 'optIn', 'navigated',
-    'restored', 'shown', 'hidden', 'trackPageView', 'setUserId'];
+  // One of the wasm's commands with at most a flag and one string (`maidian_sdk::command`):
+  // 0 first page view, 1 flush, 2 retry, 3 queue length, 4 opt out, 5 opt in, 6 navigated,
+  // 7 restored, 8 shown, 9 hidden, 10 trackPageView, 11 setUserId.
+  function cmd(code, flag, data) {
+    return run(function () { var d = mem.put(data); return w.cmd(code, flag ? 1 : 0, d[0], d[1]); });
+  }
 
   function guard(fn) {
     return function (e) {
@@ -59,10 +59,10 @@ function makeMaidian(loadModule, defaultApiUrl) {
 
   function answered(status, retryAfterMs) {
     inFlight = false;
-    var stored = call('onSent', [status, retryAfterMs]) || 0;
+    var stored = run(function () { return w.sent(status, retryAfterMs >= 0 ? Math.min(retryAfterMs, 2147483647) : -1); }) || 0;
     var list = waiters;
     waiters = [];
-    list.forEach(function (w) { w(stored); });
+    list.forEach(function (f) { f(stored); });
   }
 
   // initTracking's text options, as the tracker asks for them (`host.info` 0 to 4): the
@@ -71,53 +71,57 @@ function makeMaidian(loadModule, defaultApiUrl) {
   var storage = null;
   try { storage = window.localStorage; } catch (e) { /* blocked: run without persistence */ }
 
-  var host = {
+  // What the tracker asks, by number (`maidian_sdk::host::info`).
+  function info(k) {
+    switch (k) {
+      case 5: return location.href;
+      case 6: return document.title;
+      case 7: return document.referrer;
+      case 8: return navigator.userAgent;
+      case 9: return screen.width + 'x' + screen.height;
+      case 10: return innerWidth + 'x' + innerHeight;
+      case 11:
+        var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
+        return nav && nav.loadEventEnd > 0 ? String(Math.round(nav.loadEventEnd - nav.startTime)) : '';
+      case 12: return document.visibilityState === 'hidden' ? '1' : '';
+      case 13: return navigator.doNotTrack === '1' ? '1' : '';
+      case 14: return navigator.webdriver ? '1' : '';
+    }
+    return init[k];
+  }
+
+  // The browser functions the wasm imports (module `h`; `sdk-wasm/src/abi.rs`). Storage keys
+  // get the `maidian:` prefix here; without storage (blocked) `get` finds nothing.
+  var imports = {
     now: function () { return Date.now(); },
     rand: function () {
       try { return crypto.getRandomValues(new Uint32Array(1))[0] / 4294967296; } catch (e) { return Math.random(); }
     },
-    get: function (k) {
-      try { return storage ? storage.getItem('maidian:' + k) : null; } catch (e) { return null; }
+    get: function (k, n, at) {
+      try { return mem.give(storage.getItem('maidian:' + mem.str(k, n)), at); } catch (e) { return 0; }
     },
-    set: function (k, v) {
+    set: function (k, n, v, m, some) {
       try {
-        k = 'maidian:' + k;
-        if (storage) { if (v == null) storage.removeItem(k); else storage.setItem(k, v); }
+        k = 'maidian:' + mem.str(k, n);
+        if (some) storage.setItem(k, mem.str(v, m)); else storage.removeItem(k);
       } catch (e) { /* full or blocked */ }
     },
-    // What the tracker asks, by number (`maidian_sdk::host::info`).
-    info: function (k) {
-      switch (k) {
-        case 5: return location.href;
-        case 6: return document.title;
-        case 7: return document.referrer;
-        case 8: return navigator.userAgent;
-        case 9: return screen.width + 'x' + screen.height;
-        case 10: return innerWidth + 'x' + innerHeight;
-        case 11:
-          var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
-          return nav && nav.loadEventEnd > 0 ? String(Math.round(nav.loadEventEnd - nav.startTime)) : '';
-        case 12: return document.visibilityState === 'hidden' ? '1' : '';
-        case 13: return navigator.doNotTrack === '1' ? '1' : '';
-        case 14: return navigator.webdriver ? '1' : '';
-      }
-      return init[k];
-    },
-    send: function (url, body) {
+    info: function (k, at) { return mem.give(info(k), at); },
+    send: function (u, n, b, m) {
       inFlight = true;
-      fetch(url, { method: 'POST', body: body, keepalive: true, credentials: 'omit' }).then(function (r) {
-        var after = parseInt(r.headers.get('retry-after'), 10);
-        answered(r.status, after >= 0 ? after * 1000 : undefined);
+      fetch(mem.str(u, n), { method: 'POST', body: mem.str(b, m), keepalive: true, credentials: 'omit' }).then(function (r) {
+        answered(r.status, parseInt(r.headers.get('retry-after'), 10) * 1000);
       }, function () { answered(0); });
     },
-    beacon: function (url, body) {
-      try { return navigator.sendBeacon(url, body); } catch (e) { return false; }
+    beacon: function (u, n, b, m) {
+      try { return navigator.sendBeacon(mem.str(u, n), mem.str(b, m)) ? 1 : 0; } catch (e) { return 0; }
     },
     later: function (ms) {
       clearTimeout(retryTimer);
-      retryTimer = setTimeout(function () { call('retry', []); }, ms);
+      retryTimer = setTimeout(function () { cmd(2); }, ms);
     },
-    log: function (m) { if (typeof console !== 'undefined') console.log('[maidian] ' + m); }
+    log: function (m, n) { if (typeof console !== 'undefined') console.log('[maidian] ' + mem.str(m, n)); },
+    put: function (p, n) { session = mem.str(p, n); }
   };
 
   // Core Web Vitals of the current page view, as Google's web-vitals library defines them
@@ -208,7 +212,15 @@ function makeMaidian(loadModule, defaultApiUrl) {
   // The first page view waits for `load` so that its load time is known, unless the page is
   // hidden or navigates first.
   function firstView() {
-    if (viewPending) { viewPending = false; call('initialView', []); }
+    if (viewPending) { viewPending = false; cmd(0); }
+  }
+
+  // A click (`a` class, `b` text) or, with `form`, a submit (`a` name, `b` action).
+  function element(form, id, a, b, x, y) {
+    run(function () {
+      var i = mem.put(id), p = mem.put(a), q = mem.put(b);
+      w.element(form, i[0], i[1], p[0], p[1], q[0], q[1], x, y);
+    });
   }
 
   function autoTrack() {
@@ -227,12 +239,12 @@ function makeMaidian(loadModule, defaultApiUrl) {
         el.querySelector('[contenteditable]:not([contenteditable="false"])')
         ? '' : el.textContent || '';
       if (text.length > 5000) text = '';
-      call('element', [false, el.id || '', el.getAttribute('class') || '', text, Math.round(e.pageX) || 0, Math.round(e.pageY) || 0]);
+      element(0, el.id, el.getAttribute('class'), text, Math.round(e.pageX) || 0, Math.round(e.pageY) || 0);
     }), true);
     d.addEventListener('submit', guard(function (e) {
       var f = e.target;
       if (!f || !f.closest || f.closest(IGNORE)) return;
-      call('element', [true, f.id || '', f.getAttribute('name') || '', typeof f.action === 'string' ? f.action : '', 0, 0]);
+      element(1, f.id, f.getAttribute('name'), typeof f.action === 'string' ? f.action : '', 0, 0);
     }), true);
     var scrollQueued = false;
     addEventListener('scroll', guard(function () {
@@ -240,24 +252,25 @@ function makeMaidian(loadModule, defaultApiUrl) {
       scrollQueued = true;
       requestAnimationFrame(function () {
         scrollQueued = false;
-        call('scrolled', [scrollY, innerHeight, d.documentElement.scrollHeight]);
+        var y = scrollY, v = innerHeight, h = d.documentElement.scrollHeight;
+        run(function () { w.scrolled(y, v, h); });
       });
     }), { passive: true });
     function hide(e) {
       lcpFinal = true;
       hiddenAt = Math.min(hiddenAt, e.timeStamp);
       firstView();
-      call('hidden', [false, vitals()]);
+      cmd(9, 0, vitals());
     }
     d.addEventListener('visibilitychange', guard(function (e) {
-      if (d.visibilityState === 'hidden') hide(e); else call('shown', []);
+      if (d.visibilityState === 'hidden') hide(e); else cmd(8);
     }));
     addEventListener('pagehide', guard(hide));
     addEventListener('pageshow', guard(function (e) {
-      if (e.persisted) { hiddenAt = Infinity; newView(e.timeStamp); call('restored', []); }
+      if (e.persisted) { hiddenAt = Infinity; newView(e.timeStamp); cmd(7); }
     }));
     // A new page view (or one not known yet, before the wasm is ready) measures afresh.
-    var navigated = guard(function () { firstView(); if (call('navigated', [false, vitals()]) !== 0) newView(); });
+    var navigated = guard(function () { firstView(); if (cmd(6, 0, vitals()) !== 0) newView(); });
     addEventListener('popstate', navigated);
     addEventListener('hashchange', navigated);
     ['pushState', 'replaceState'].forEach(function (method) {
@@ -282,16 +295,21 @@ function makeMaidian(loadModule, defaultApiUrl) {
     var str = function (v) { return v == null ? undefined : String(v); };
     facade = {
       ready: ready,
-      trackEvent: function (type, data) { call('trackEvent', [String(type), fields(data)]); },
-      trackPageView: function (data) { firstView(); call('trackPageView', [false, fields(data)]); },
-      setUserId: function (id) { call('setUserId', [false, str(id)]); },
-      getSessionId: function () { return real ? call('getSessionId', []) : str(options.sessionId) || null; },
+      trackEvent: function (type, data) {
+        var t = String(type), d = fields(data);
+        run(function () { var a = mem.put(t), b = mem.put(d); w.event(a[0], a[1], b[0], b[1]); });
+      },
+      trackPageView: function (data) { firstView(); cmd(10, 0, fields(data)); },
+      setUserId: function (id) { cmd(11, 0, id); },
+      getSessionId: function () {
+        return w ? run(function () { w.session(); return session; }) : str(options.sessionId) || null;
+      },
       forceFlush: function () {
         return ready.then(function () {
-          if (!real) return 0;
+          if (!w) return 0;
           var total = 0;
           function step() {
-            if (!call('flush', [true]) && !inFlight) return total;
+            if (!cmd(1, 1) && !inFlight) return total;
             return new Promise(function (r) { waiters.push(r); }).then(function (stored) {
               total += stored;
               return stored ? step() : total;
@@ -300,30 +318,33 @@ function makeMaidian(loadModule, defaultApiUrl) {
           return step();
         });
       },
-      getQueueLength: function () { return real ? call('getQueueLength', []) : calls.length; },
-      optOut: function () { call('optOut', []); },
-      optIn: function () { call('optIn', []); }
+      getQueueLength: function () { return w ? cmd(3) : calls.length; },
+      optOut: function () { cmd(4); },
+      optIn: function () { cmd(5); }
     };
     try {
       if (options.autoTrack !== false) {
         if (options.webVitals !== false) watchVitals();
         autoTrack();
       }
-      loadModule().then(function (module) {
+      loadModule(imports).then(function (exports) {
         var key = str(options.apiKey);
         // Where batches go; the key in the query too, so the collector checks it before
         // reading a body.
         init = [(str(options.apiUrl) || defaultApiUrl).replace(/\/+$/, '') + '/track/batch' +
           (key ? '?api_key=' + encodeURIComponent(key) : ''), key, options.userId, options.sessionId,
           options.redact === false ? '-' : Array.isArray(options.redact) ? options.redact.join(',') : ''];
-        real = new module.Tracker(host, debug, options.batchSize | 0, !!options.respectDoNotTrack);
+        mem = maidianMemory(exports);
+        w = exports;
+        w.init(debug, options.batchSize | 0, !!options.respectDoNotTrack);
         var queued = calls;
         calls = [];
-        queued.forEach(function (c) { call(c[0], c[1]); });
-        setInterval(function () { call('flush', [false]); }, Math.max(100, options.flushInterval || 10000));
+        queued.forEach(run);
+        setInterval(function () { cmd(1); }, Math.max(100, options.flushInterval || 10000));
         resolveReady(facade);
       }).catch(function (e) {
         failed = true;
+        w = null;
         calls = [];
         warn('tracking disabled: the WebAssembly module could not load', e);
         resolveReady(facade);

@@ -43,7 +43,8 @@ fn denied(name: &[u8], deny: &[u8]) -> bool {
         n += 1;
         i += 1;
     }
-    deny.split(|c| *c == b',').any(|d| d.eq_ignore_ascii_case(&norm[..n]))
+    deny.split(|c| *c == b',')
+        .any(|d| d.eq_ignore_ascii_case(&norm[..n]))
 }
 
 /// An e-mail address, plain or with its `@` percent-encoded (`%40`): something before the

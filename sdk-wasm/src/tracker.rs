@@ -640,7 +640,11 @@ mod tests {
         }
         fn rand(&self) -> f64 {
             let mut r = self.0.rands.borrow_mut();
-            if r.is_empty() { 0.5 } else { r.remove(0) }
+            if r.is_empty() {
+                0.5
+            } else {
+                r.remove(0)
+            }
         }
         fn get(&self, key: &str) -> Option<Vec<u8>> {
             self.0
@@ -1014,7 +1018,10 @@ mod tests {
         let bit = 1.0 / 4_294_967_296.0;
         let a = ids([0.0, bit, 0.0, 2.0 * bit]);
         assert_eq!(a, ids([0.0, bit, 0.0, 2.0 * bit]));
-        for (i, what) in ["the first word", "the second", "the third", "the fourth"].iter().enumerate() {
+        for (i, what) in ["the first word", "the second", "the third", "the fourth"]
+            .iter()
+            .enumerate()
+        {
             let mut other = [0.0, bit, 0.0, 2.0 * bit];
             other[i] += 4.0 * bit;
             assert_ne!(a, ids(other), "{what} matters");
