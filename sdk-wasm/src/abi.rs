@@ -10,13 +10,13 @@
 //!
 //! Strings cross as UTF-8: into the wasm, the loader asks [`alloc`] for `n` bytes, writes
 //! the string there and passes (pointer, `n`); the callee owns them from then on (as a
-//! `Vec<u8>`: the tracker works on bytes, so nothing is validated or converted). Out of the
+//! `Buf`: the tracker works on bytes, so nothing is validated or converted). Out of the
 //! wasm, an import gets (pointer, length) of bytes it reads before returning. An import
 //! returning a string (`get`, `info`) writes it the same way into memory from [`alloc`], stores
 //! its length at the address it is given, and returns the pointer (0 for none).
 #![allow(unsafe_code)]
 
-use alloc::vec::Vec;
+use crate::buf::Buf;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 
@@ -52,7 +52,7 @@ impl Env for Host {
         unsafe { raw::rand() }
     }
 
-    fn get(&self, key: &str) -> Option<Vec<u8>> {
+    fn get(&self, key: &str) -> Option<Buf> {
         let mut len = 0;
         let p = unsafe { raw::get(key.as_ptr(), key.len(), &mut len) };
         (!p.is_null()).then(|| take(p, len))
@@ -64,11 +64,11 @@ impl Env for Host {
         unsafe { raw::set(key.as_ptr(), key.len(), v.as_ptr(), v.len(), some) }
     }
 
-    fn info(&self, what: u32) -> Vec<u8> {
+    fn info(&self, what: u32) -> Buf {
         let mut len = 0;
         let p = unsafe { raw::info(what, &mut len) };
         if p.is_null() {
-            Vec::new()
+            Buf::new()
         } else {
             take(p, len)
         }
@@ -106,18 +106,17 @@ pub extern "C" fn free(p: *mut u8, n: usize) {
 }
 
 /// The bytes at `p`, `n` long, in memory from [`alloc`]`(n)`: owned from here on.
-fn take(p: *mut u8, n: usize) -> Vec<u8> {
+fn take(p: *mut u8, n: usize) -> Buf {
     // SAFETY: `p` is what `alloc(n)` returned: `max(n, 1)` bytes from the global allocator
-    // with alignment 1, the layout of a `Vec<u8>` of that capacity; the loader wrote `n` of
-    // them and hands each allocation over once.
-    unsafe { Vec::from_raw_parts(p, n, n.max(1)) }
+    // with alignment 1; the loader wrote `n` of them and hands each allocation over once.
+    unsafe { Buf::from_raw(p, n, n.max(1)) }
 }
 
 /// The wasm's allocator, in a few dozen bytes where dlmalloc takes a quarter of the SDK and
 /// a general free-list allocator a few hundred: blocks of 2^k bytes (16 B at least), a free
 /// list per size class, new blocks cut from pages the memory grows by. A block freed is reused
 /// by the next request of its class, so a long-lived page that keeps recording reuses the
-/// same blocks instead of growing; a `Vec` growing within its class keeps its block.
+/// same blocks instead of growing; a buffer growing within its class keeps its block.
 struct Heap(UnsafeCell<Blocks>);
 
 struct Blocks {

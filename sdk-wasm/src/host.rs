@@ -5,7 +5,7 @@
 //!
 //! The tracker is generic over [`Env`], so that native unit tests can stand in for the browser.
 
-use alloc::vec::Vec;
+use crate::buf::Buf;
 
 /// What [`Env::info`] is asked, by number (the shim's `host.info` answers in this order):
 /// `initTracking`'s text options, empty when not given (`REDACT`: `-` for off, else extra
@@ -43,11 +43,11 @@ pub trait Env {
     /// A random number in [0, 1) from `crypto.getRandomValues` (`Math.random()` without it).
     fn rand(&self) -> f64;
     /// `localStorage.getItem("maidian:" + key)`.
-    fn get(&self, key: &str) -> Option<Vec<u8>>;
+    fn get(&self, key: &str) -> Option<Buf>;
     /// `localStorage.setItem("maidian:" + key, value)`, or `removeItem` for `None`.
     fn set(&self, key: &str, value: Option<&[u8]>);
     /// One of the [`info`] texts.
-    fn info(&self, what: u32) -> Vec<u8>;
+    fn info(&self, what: u32) -> Buf;
     /// `fetch(url, {method: "POST", body, keepalive: true})`; the answer comes back through
     /// the `sent` export.
     fn send(&self, url: &[u8], body: &[u8]);

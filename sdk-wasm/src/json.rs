@@ -2,26 +2,26 @@
 //! and float formatting would cost more bytes of wasm than the whole SDK is allowed. Numbers
 //! are integers only; anything richer comes from `JSON.stringify` in the browser.
 
-use alloc::vec::Vec;
+use crate::buf::Buf;
 
 /// An event being written: `{"event_id":"…"` first, so that every later field starts with a
 /// comma and no writer keeps state; [`finish`](Event::finish) closes it.
-pub struct Event(pub Vec<u8>);
+pub struct Event(pub Buf);
 
 impl Event {
     /// An object whose first field is `event_id` (a UUID, nothing to escape).
     pub fn new(event_id: &[u8]) -> Event {
-        let mut o = Vec::with_capacity(512);
-        o.extend_from_slice(b"{\"event_id\":\"");
-        o.extend_from_slice(event_id);
+        let mut o = Buf::with_capacity(512);
+        o.put(b"{\"event_id\":\"");
+        o.put(event_id);
         o.push(b'"');
         Event(o)
     }
 
     fn key(&mut self, k: &str) {
-        self.0.extend_from_slice(b",\"");
-        self.0.extend_from_slice(k.as_bytes());
-        self.0.extend_from_slice(b"\":");
+        self.0.put(b",\"");
+        self.0.put(k.as_bytes());
+        self.0.put(b"\":");
     }
 
     /// A text field; none when `v` is empty (the shim says "not given" with an empty string).
@@ -42,7 +42,7 @@ impl Event {
     /// A field holding JSON as it is (`custom_data`).
     pub fn raw(&mut self, k: &str, json: &[u8]) -> &mut Event {
         self.key(k);
-        self.0.extend_from_slice(json);
+        self.0.put(json);
         self
     }
 
@@ -52,13 +52,13 @@ impl Event {
         if let [b'{', inner @ .., b'}'] = object_json {
             if !inner.is_empty() {
                 self.0.push(b',');
-                self.0.extend_from_slice(inner);
+                self.0.put(inner);
             }
         }
         self
     }
 
-    pub fn finish(mut self) -> Vec<u8> {
+    pub fn finish(mut self) -> Buf {
         self.0.push(b'}');
         self.0
     }
@@ -66,14 +66,14 @@ impl Event {
 
 /// Appends `s` (UTF-8) as a JSON string: quotes and backslashes escaped, control bytes as
 /// `\u00XX`; every other byte as it is.
-pub fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+pub fn escape_into(out: &mut Buf, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     for &c in s {
         if c == b'"' || c == b'\\' {
             out.push(b'\\');
         } else if c < 0x20 {
-            out.extend_from_slice(b"\\u00");
+            out.put(b"\\u00");
             out.push(HEX[usize::from(c >> 4)]);
             out.push(HEX[usize::from(c & 15)]);
             continue;
@@ -98,7 +98,7 @@ pub fn parse_int(s: &[u8]) -> Option<u64> {
     Some(n)
 }
 
-pub fn push_int(out: &mut Vec<u8>, v: i64) {
+pub fn push_int(out: &mut Buf, v: i64) {
     if v < 0 {
         out.push(b'-');
     }
@@ -113,7 +113,7 @@ pub fn push_int(out: &mut Vec<u8>, v: i64) {
             break;
         }
     }
-    out.extend_from_slice(&buf[i..]);
+    out.put(&buf[i..]);
 }
 
 #[cfg(test)]
@@ -121,7 +121,7 @@ mod tests {
     use super::*;
 
     fn text(o: Event) -> String {
-        String::from_utf8(o.finish()).unwrap()
+        String::from_utf8(o.finish().to_vec()).unwrap()
     }
 
     #[test]
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn parses_what_push_int_writes_and_nothing_else() {
         for n in [0, 7, 1_795_996_800_000, i64::MAX] {
-            let mut s = Vec::new();
+            let mut s = Buf::new();
             push_int(&mut s, n);
             assert_eq!(parse_int(&s), Some(n as u64));
         }

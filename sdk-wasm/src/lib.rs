@@ -18,6 +18,7 @@
 
 extern crate alloc;
 
+pub mod buf;
 pub mod host;
 pub mod json;
 pub mod policy;

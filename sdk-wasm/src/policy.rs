@@ -2,7 +2,7 @@
 //! answer means for a batch, how long to back off, when a session expires, which scroll
 //! milestones a new depth crosses.
 
-use alloc::vec::Vec;
+use crate::buf::Buf;
 
 /// What to do with a batch after an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +93,8 @@ pub fn depth_percent(scroll_y: f64, viewport_h: f64, doc_h: f64) -> u8 {
 
 /// Collapses white space (ASCII) and cuts to at most `max` characters, never inside one
 /// (element text of clicks; UTF-8 in and out).
-pub fn clean_text(s: &[u8], max: usize) -> Vec<u8> {
-    let mut out = Vec::new();
+pub fn clean_text(s: &[u8], max: usize) -> Buf {
+    let mut out = Buf::new();
     let (mut count, mut space) = (0, false);
     for &c in s {
         if c <= b' ' {
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn text_is_collapsed_and_cut() {
-        let t = |s: &str, max| String::from_utf8(clean_text(s.as_bytes(), max)).unwrap();
+        let t = |s: &str, max| String::from_utf8(clean_text(s.as_bytes(), max).to_vec()).unwrap();
         assert_eq!(t("  Buy \n\n  now ", 100), "Buy now");
         assert_eq!(t("abcdef", 4), "abcd");
         assert_eq!(t("中文字 x", 2), "中文");

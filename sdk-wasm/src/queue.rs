@@ -3,7 +3,7 @@
 //! kept one per line in a single buffer, which is also their localStorage form: no list of
 //! strings, and nothing to join or split when saving.
 
-use alloc::vec::Vec;
+use crate::buf::Buf;
 
 use crate::json::{escape_into, push_int};
 use crate::redact::find;
@@ -11,7 +11,7 @@ use crate::redact::find;
 /// Serialized events, oldest first, separated by `\n` (an event's JSON never holds a raw
 /// newline: the tracker escapes control bytes and the rest comes from `JSON.stringify`).
 pub struct Queue {
-    lines: Vec<u8>,
+    lines: Buf,
     len: usize,
     max_items: usize,
     max_bytes: usize,
@@ -22,7 +22,7 @@ pub struct Queue {
 impl Queue {
     pub fn new(max_items: usize, max_bytes: usize) -> Queue {
         Queue {
-            lines: Vec::new(),
+            lines: Buf::new(),
             len: 0,
             max_items,
             max_bytes,
@@ -47,7 +47,7 @@ impl Queue {
         if self.len > 0 {
             self.lines.push(b'\n');
         }
-        self.lines.extend_from_slice(event);
+        self.lines.put(event);
         self.len += 1;
         self.enforce_caps();
     }
@@ -81,7 +81,7 @@ impl Queue {
             (n, end) = (n + 1, next);
         }
         let mut batch = Queue::new(self.max_items, self.max_bytes);
-        batch.lines = self.lines[..end].to_vec();
+        batch.lines = Buf::of(&self.lines[..end]);
         batch.len = n;
         self.cut((end + 1).min(self.lines.len()));
         self.len -= n;
@@ -92,7 +92,7 @@ impl Queue {
     pub fn put_back(&mut self, mut batch: Queue) {
         if !self.is_empty() {
             batch.lines.push(b'\n');
-            batch.lines.extend_from_slice(&self.lines);
+            batch.lines.put(&self.lines);
         }
         self.lines = batch.lines;
         self.len += batch.len;
@@ -115,28 +115,28 @@ const ENVELOPE: usize = 256;
 
 /// The request body for `events` (one per line): `{"api_key":…,"sent_at":…,"events":[…]}`,
 /// with `"webdriver":true` when the browser is driven by automation.
-pub fn body(api_key: &[u8], sent_at: i64, events: &[u8], webdriver: bool) -> Vec<u8> {
-    let mut s = Vec::with_capacity(ENVELOPE + events.len());
+pub fn body(api_key: &[u8], sent_at: i64, events: &[u8], webdriver: bool) -> Buf {
+    let mut s = Buf::with_capacity(ENVELOPE + events.len());
     s.push(b'{');
     if webdriver {
-        s.extend_from_slice(b"\"webdriver\":true,");
+        s.put(b"\"webdriver\":true,");
     }
     if !api_key.is_empty() {
-        s.extend_from_slice(b"\"api_key\":");
+        s.put(b"\"api_key\":");
         escape_into(&mut s, api_key);
         s.push(b',');
     }
-    s.extend_from_slice(b"\"sent_at\":");
+    s.put(b"\"sent_at\":");
     push_int(&mut s, sent_at);
-    s.extend_from_slice(b",\"events\":[");
+    s.put(b",\"events\":[");
     let at = s.len();
-    s.extend_from_slice(events);
+    s.put(events);
     for c in &mut s[at..] {
         if *c == b'\n' {
             *c = b',';
         }
     }
-    s.extend_from_slice(b"]}");
+    s.put(b"]}");
     s
 }
 
@@ -210,12 +210,12 @@ mod tests {
         let items = back.take(10, 10_000);
         assert_eq!(lines(&items), vec![ev(1), "{\"t\":\"a\\nb\"}".to_string()]);
         assert_eq!(
-            body(b"k", 5, items.lines(), false),
+            &*body(b"k", 5, items.lines(), false),
             b"{\"api_key\":\"k\",\"sent_at\":5,\"events\":[{\"n\":1},{\"t\":\"a\\nb\"}]}"
         );
-        assert_eq!(body(b"", 5, b"", false), b"{\"sent_at\":5,\"events\":[]}");
+        assert_eq!(&*body(b"", 5, b"", false), b"{\"sent_at\":5,\"events\":[]}");
         assert_eq!(
-            body(b"", 5, b"", true),
+            &*body(b"", 5, b"", true),
             b"{\"webdriver\":true,\"sent_at\":5,\"events\":[]}"
         );
     }

@@ -71,8 +71,7 @@ pub fn find(b: &[u8], c: u8) -> Option<usize> {
 /// runs of `k=v&k=v` pairs are the query, and in the fragment what follows its `?`
 /// (`#/route?a=b`, hash routing) or the whole fragment when it holds `=` (`#a=b&c=d`). `deny`
 /// names the parameters, separated by commas.
-pub fn clean(url: &[u8], deny: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(url.len() + 16);
+pub fn clean<O: Out>(url: &[u8], deny: &[u8], out: &mut O) {
     // In a run of pairs; past the `#`; where the current pair starts in `url` and in `out`.
     let (mut pairs, mut fragment, mut from, mut out_from) = (false, false, 0, 0);
     for i in 0..=url.len() {
@@ -88,13 +87,13 @@ pub fn clean(url: &[u8], deny: &[u8]) -> Vec<u8> {
             if let Some(eq) = find(pair, b'=') {
                 let (k, v) = (&pair[..eq], &pair[eq + 1..]);
                 if !v.is_empty() && (denied(k, deny) || looks_like_email(v)) {
-                    out.truncate(out_from + eq + 1);
-                    out.extend_from_slice(REDACTED.as_bytes());
+                    out.cut(out_from + eq + 1);
+                    out.put(REDACTED.as_bytes());
                 }
             }
         }
         let Some(c) = c else { break };
-        out.push(c);
+        out.put(&[c]);
         if c == b'#' && !fragment {
             fragment = true;
             let rest = &url[i + 1..];
@@ -104,14 +103,37 @@ pub fn clean(url: &[u8], deny: &[u8]) -> Vec<u8> {
         } else if c != b'&' {
             continue;
         }
-        (from, out_from) = (i + 1, out.len());
+        (from, out_from) = (i + 1, out.size());
     }
-    out
+}
+
+/// Where [`clean`] writes: a growable byte buffer (a `Vec` here, the SDK's own `Buf` in the
+/// wasm, which has no `Vec` code).
+pub trait Out {
+    fn put(&mut self, bytes: &[u8]);
+    fn size(&self) -> usize;
+    /// Keeps the first `n` bytes.
+    fn cut(&mut self, n: usize);
+}
+
+impl Out for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+
+    fn size(&self) -> usize {
+        self.len()
+    }
+
+    fn cut(&mut self, n: usize) {
+        self.truncate(n);
+    }
 }
 
 /// [`clean`] on text: `None` when nothing needed redacting (the collector's form).
 pub fn url(url: &str, deny: &str) -> Option<String> {
-    let out = clean(url.as_bytes(), deny.as_bytes());
+    let mut out = Vec::with_capacity(url.len() + 16);
+    clean(url.as_bytes(), deny.as_bytes(), &mut out);
     (out != url.as_bytes())
         .then(|| String::from_utf8(out).ok())
         .flatten()

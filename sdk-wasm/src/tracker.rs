@@ -1,9 +1,9 @@
 //! The tracker's state and behaviour: identity, sessions, page views, the queue and delivery.
 //! The JS shim forwards DOM events here as plain values; everything about what gets recorded,
 //! when it is sent and what happens on failure is decided here. Text is UTF-8 bytes
-//! throughout (`Vec<u8>`): nothing here needs `str`'s character machinery.
+//! throughout (`Buf`): nothing here needs `str`'s character machinery.
 
-use alloc::vec::Vec;
+use crate::buf::Buf;
 
 use crate::host::{info, Env};
 use crate::json::{parse_int, push_int, Event};
@@ -32,28 +32,28 @@ const ACTIVITY_WRITE_MS: f64 = 5_000.0;
 pub struct Options {
     /// Where batches go: `apiUrl` + `/track/batch`, the key in the query too (so the
     /// collector checks it before reading a body).
-    pub endpoint: Vec<u8>,
-    pub api_key: Vec<u8>,
-    pub user_id: Vec<u8>,
-    pub session_id: Vec<u8>,
+    pub endpoint: Buf,
+    pub api_key: Buf,
+    pub user_id: Buf,
+    pub session_id: Buf,
     pub debug: bool,
     pub batch_size: usize,
     pub respect_dnt: bool,
     /// Query parameters whose values are redacted from URLs, comma-separated; empty:
     /// redaction off.
-    pub redact: Vec<u8>,
+    pub redact: Buf,
 }
 
 impl Options {
     /// The redaction list from the `redact` option: `-` turns redaction off, other names
     /// (comma separated) are added to [`redact::DEFAULT_PARAMS`].
-    pub fn redact_list(option: &[u8]) -> Vec<u8> {
-        let mut list = Vec::new();
+    pub fn redact_list(option: &[u8]) -> Buf {
+        let mut list = Buf::new();
         if option != b"-" {
-            list.extend_from_slice(redact::DEFAULT_PARAMS.as_bytes());
+            list.put(redact::DEFAULT_PARAMS.as_bytes());
             if !option.is_empty() {
                 list.push(b',');
-                list.extend_from_slice(option);
+                list.put(option);
             }
         }
         list
@@ -62,8 +62,8 @@ impl Options {
 
 /// The page view being watched.
 struct Page {
-    view_id: Vec<u8>,
-    url: Vec<u8>,
+    view_id: Buf,
+    url: Buf,
     visible_ms: f64,
     visible_since: Option<f64>,
     scroll: Scroll,
@@ -76,7 +76,7 @@ struct Page {
 pub struct State<H: Env> {
     host: H,
     opts: Options,
-    endpoint: Vec<u8>,
+    endpoint: Buf,
     queue: Queue,
     in_flight: Option<Queue>,
     /// Handed to `sendBeacon`, so possibly never delivered: kept in localStorage and resent
@@ -85,9 +85,9 @@ pub struct State<H: Env> {
     attempt: u32,
     backing_off: bool,
     rng: Rng,
-    anonymous_id: Vec<u8>,
-    user_id: Vec<u8>,
-    session_id: Vec<u8>,
+    anonymous_id: Buf,
+    user_id: Buf,
+    session_id: Buf,
     /// When the session's last activity was written to localStorage (throttled).
     activity_saved: f64,
     page: Option<Page>,
@@ -116,8 +116,8 @@ impl<H: Env> State<H> {
             opts.user_id.clone()
         };
         let off =
-            host.get(KEY_OPT_OUT).is_some() || (opts.respect_dnt && host.info(info::DNT) == b"1");
-        let webdriver = host.info(info::WEBDRIVER) == b"1";
+            host.get(KEY_OPT_OUT).is_some() || (opts.respect_dnt && *host.info(info::DNT) == *b"1");
+        let webdriver = *host.info(info::WEBDRIVER) == *b"1";
         let mut queue = new_queue();
         queue.load(&host.get(KEY_QUEUE).unwrap_or_default());
         let mut state = State {
@@ -146,7 +146,7 @@ impl<H: Env> State<H> {
     }
 
     /// `info(what)` (a URL) without its sensitive query and fragment values.
-    fn url_info(&self, what: u32) -> Vec<u8> {
+    fn url_info(&self, what: u32) -> Buf {
         clean_url(self.host.info(what), &self.opts.redact)
     }
 
@@ -178,7 +178,7 @@ impl<H: Env> State<H> {
                 id
             }
         };
-        let mut stamp = Vec::new();
+        let mut stamp = Buf::new();
         push_int(&mut stamp, now as i64);
         self.host.set(KEY_ACTIVE, Some(&stamp));
         self.activity_saved = now;
@@ -195,7 +195,7 @@ impl<H: Env> State<H> {
     /// `setUserId`: empty for none.
     pub fn set_user(&mut self, id: &[u8]) {
         self.host.set(KEY_USER, (!id.is_empty()).then_some(id));
-        self.user_id = id.to_vec();
+        self.user_id = Buf::of(&id);
     }
 
     pub fn set_off(&mut self, off: bool) {
@@ -247,7 +247,7 @@ impl<H: Env> State<H> {
     pub fn page_view(&mut self, referrer: &[u8], load_time: Option<u64>, data: &[u8]) {
         let now = self.host.now();
         let view_id = self.rng.uuid4();
-        let hidden = self.host.info(info::HIDDEN) == b"1";
+        let hidden = *self.host.info(info::HIDDEN) == *b"1";
         self.page = Some(Page {
             view_id: view_id.clone(),
             url: self.url_info(info::HREF),
@@ -344,7 +344,7 @@ impl<H: Env> State<H> {
         let previous = match &self.page {
             Some(p) if p.url == url => return false,
             Some(p) => p.url.clone(),
-            None => Vec::new(),
+            None => Buf::new(),
         };
         self.vitals(vitals);
         self.page_leave();
@@ -363,9 +363,9 @@ impl<H: Env> State<H> {
     /// (`a`: its name, `b`: its action URL).
     pub fn element(&mut self, form: bool, id: &[u8], a: &[u8], b: &[u8], x: i32, y: i32) {
         if form {
-            let mut data = Event(Vec::new());
+            let mut data = Event(Buf::new());
             data.str("form_name", a)
-                .str("form_action", &clean_url(b.to_vec(), &self.opts.redact));
+                .str("form_action", &clean_url(Buf::of(&b), &self.opts.redact));
             // Every field was written after a comma: the first one becomes the brace.
             let mut custom = data.finish();
             custom[0] = b'{';
@@ -421,7 +421,7 @@ impl<H: Env> State<H> {
         self.beacon_all();
     }
 
-    fn body(&self, events: &Queue) -> Vec<u8> {
+    fn body(&self, events: &Queue) -> Buf {
         queue::body(
             &self.opts.api_key,
             self.host.now() as i64,
@@ -497,7 +497,7 @@ impl<H: Env> State<H> {
             Verdict::Drop => {
                 self.attempt = 0;
                 if self.opts.debug {
-                    let mut m = Vec::from(&b"batch refused, dropped: HTTP "[..]);
+                    let mut m = Buf::of(b"batch refused, dropped: HTTP ");
                     push_int(&mut m, i64::from(status));
                     self.host.log(&m);
                 }
@@ -539,7 +539,7 @@ impl<H: Env> State<H> {
             self.host.set(KEY_STRIKES, None);
             return true;
         }
-        let mut v = Vec::new();
+        let mut v = Buf::new();
         push_int(&mut v, count as i64);
         v.push(b',');
         push_int(&mut v, first as i64);
@@ -555,11 +555,13 @@ impl<H: Env> State<H> {
 }
 
 /// `url` without its sensitive values (see [`redact`]); unchanged when `deny` is empty.
-fn clean_url(url: Vec<u8>, deny: &[u8]) -> Vec<u8> {
+fn clean_url(url: Buf, deny: &[u8]) -> Buf {
     if deny.is_empty() {
         return url;
     }
-    redact::clean(&url, deny)
+    let mut out = Buf::with_capacity(url.len() + 16);
+    redact::clean(&url, deny, &mut out);
+    out
 }
 
 /// xoroshiro128++, seeded once per page with 128 bits from four calls of the host's `rand`
@@ -588,10 +590,10 @@ impl Rng {
     }
 
     /// A random (version 4) UUID.
-    pub fn uuid4(&mut self) -> Vec<u8> {
+    pub fn uuid4(&mut self) -> Buf {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let bits = [self.next_u64(), self.next_u64()];
-        let mut out = Vec::with_capacity(36);
+        let mut out = Buf::with_capacity(36);
         for i in 0..32 {
             if matches!(i, 8 | 12 | 16 | 20) {
                 out.push(b'-');
@@ -646,12 +648,12 @@ mod tests {
                 r.remove(0)
             }
         }
-        fn get(&self, key: &str) -> Option<Vec<u8>> {
+        fn get(&self, key: &str) -> Option<Buf> {
             self.0
                 .storage
                 .borrow()
                 .get(key)
-                .map(|v| v.clone().into_bytes())
+                .map(|v| Buf::of(v.as_bytes()))
         }
         fn set(&self, key: &str, value: Option<&[u8]>) {
             let mut s = self.0.storage.borrow_mut();
@@ -660,12 +662,12 @@ mod tests {
                 None => s.remove(key),
             };
         }
-        fn info(&self, what: u32) -> Vec<u8> {
+        fn info(&self, what: u32) -> Buf {
             match what {
-                info::HREF => self.0.href.borrow().clone().into_bytes(),
-                info::HIDDEN if self.0.hidden.get() => b"1".to_vec(),
-                info::TITLE => b"T".to_vec(),
-                _ => Vec::new(),
+                info::HREF => Buf::of(self.0.href.borrow().as_bytes()),
+                info::HIDDEN if self.0.hidden.get() => Buf::of(b"1"),
+                info::TITLE => Buf::of(b"T"),
+                _ => Buf::new(),
             }
         }
         fn send(&self, _url: &[u8], body: &[u8]) {
@@ -699,10 +701,10 @@ mod tests {
 
     fn opts(batch_size: usize) -> Options {
         Options {
-            endpoint: b"/api/track/batch?api_key=k".to_vec(),
-            api_key: b"k".to_vec(),
-            user_id: Vec::new(),
-            session_id: Vec::new(),
+            endpoint: Buf::of(b"/api/track/batch?api_key=k"),
+            api_key: Buf::of(b"k"),
+            user_id: Buf::new(),
+            session_id: Buf::new(),
             debug: false,
             batch_size,
             respect_dnt: false,
