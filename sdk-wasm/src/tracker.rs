@@ -60,7 +60,8 @@ impl Options {
     }
 }
 
-/// The page view being watched.
+/// The page view being watched (none yet while `view_id` is empty).
+#[derive(Default)]
 struct Page {
     view_id: Buf,
     url: Buf,
@@ -90,7 +91,7 @@ pub struct State<H: Env> {
     session_id: Buf,
     /// When the session's last activity was written to localStorage (throttled).
     activity_saved: f64,
-    page: Option<Page>,
+    page: Page,
     /// Tracking is off: opted out or Do Not Track.
     off: bool,
     /// `navigator.webdriver`: the browser is driven by automation (said in every batch).
@@ -133,7 +134,7 @@ impl<H: Env> State<H> {
             user_id,
             session_id: opts.session_id.clone(),
             activity_saved: f64::NEG_INFINITY,
-            page: None,
+            page: Page::default(),
             off,
             webdriver,
             opts,
@@ -217,9 +218,9 @@ impl<H: Env> State<H> {
         self.touch_session(now);
         let mut o = Event::new(&self.rng.uuid4());
         // Before the first page view (it waits for `load`), ask the page for its URL.
-        let url = match &self.page {
-            Some(p) => p.url.clone(),
-            None => self.url_info(info::HREF),
+        let url = match self.page.view_id.is_empty() {
+            false => self.page.url.clone(),
+            true => self.url_info(info::HREF),
         };
         o.str("event_type", event_type)
             .int("timestamp", now as i64)
@@ -248,7 +249,7 @@ impl<H: Env> State<H> {
         let now = self.host.now();
         let view_id = self.rng.uuid4();
         let hidden = *self.host.info(info::HIDDEN) == *b"1";
-        self.page = Some(Page {
+        self.page = Page {
             view_id: view_id.clone(),
             url: self.url_info(info::HREF),
             visible_ms: 0.0,
@@ -256,7 +257,7 @@ impl<H: Env> State<H> {
             scroll: Scroll::default(),
             left: false,
             vitals_sent: false,
-        });
+        };
         let Some(mut o) = self.event(b"page_view") else {
             return;
         };
@@ -290,22 +291,20 @@ impl<H: Env> State<H> {
         done: fn(&mut Page) -> &mut bool,
         fill: impl FnOnce(&mut Event, &mut Page),
     ) {
-        let Some(page) = self.page.as_mut() else {
+        if self.page.view_id.is_empty() {
             return;
-        };
-        let sent = done(page);
+        }
+        let sent = done(&mut self.page);
         if *sent {
             return;
         }
         *sent = true;
-        let view_id = page.view_id.clone();
+        let view_id = self.page.view_id.clone();
         let Some(mut o) = self.event(event_type) else {
             return;
         };
         o.str("page_view_id", &view_id);
-        if let Some(page) = self.page.as_mut() {
-            fill(&mut o, page);
-        }
+        fill(&mut o, &mut self.page);
         self.commit(o);
     }
 
@@ -341,11 +340,11 @@ impl<H: Env> State<H> {
     /// are the ending page view's. Says whether a new page view started.
     pub fn navigated(&mut self, vitals: &[u8]) -> bool {
         let url = self.url_info(info::HREF);
-        let previous = match &self.page {
-            Some(p) if p.url == url => return false,
-            Some(p) => p.url.clone(),
-            None => Buf::new(),
-        };
+        // The page view before (none yet: an empty URL).
+        if self.page.url == url {
+            return false;
+        }
+        let previous = self.page.url.clone();
         self.vitals(vitals);
         self.page_leave();
         self.page_view(&previous, None, b"");
@@ -388,10 +387,10 @@ impl<H: Env> State<H> {
 
     pub fn scrolled(&mut self, scroll_y: f64, viewport_h: f64, doc_h: f64) {
         let depth = policy::depth_percent(scroll_y, viewport_h, doc_h);
-        let Some(page) = self.page.as_mut() else {
+        if self.page.view_id.is_empty() {
             return;
-        };
-        for q in page.scroll.update(depth) {
+        }
+        for q in self.page.scroll.update(depth) {
             if let Some(mut o) = self.event(b"scroll") {
                 o.int("scroll_depth", i64::from(25 * (q + 1)));
                 self.commit(o);
@@ -401,10 +400,8 @@ impl<H: Env> State<H> {
 
     pub fn shown(&mut self) {
         let now = self.host.now();
-        if let Some(p) = self.page.as_mut() {
-            p.visible_since.get_or_insert(now);
-            p.left = false;
-        }
+        self.page.visible_since.get_or_insert(now);
+        self.page.left = false;
     }
 
     /// The page is hidden or being left: record its vitals (the first time) and the leave,
@@ -413,10 +410,8 @@ impl<H: Env> State<H> {
         self.vitals(vitals);
         self.page_leave();
         let now = self.host.now();
-        if let Some(p) = self.page.as_mut() {
-            if let Some(t) = p.visible_since.take() {
-                p.visible_ms += now - t;
-            }
+        if let Some(t) = self.page.visible_since.take() {
+            self.page.visible_ms += now - t;
         }
         self.beacon_all();
     }
