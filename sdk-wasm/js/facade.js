@@ -65,8 +65,8 @@ function makeMaidian(loadModule, defaultApiUrl) {
     list.forEach(function (f) { f(stored); });
   }
 
-  // initTracking's text options, as the tracker asks for them (`host.info` 0 to 4): the
-  // endpoint, the key, user and session ids, the redaction list.
+  // initTracking's text options, as the tracker asks for them (`host.info` 0 to 3): the
+  // endpoint, user and session ids, the redaction list.
   var init = [];
   var storage = null;
   try { storage = window.localStorage; } catch (e) { /* blocked: run without persistence */ }
@@ -74,18 +74,18 @@ function makeMaidian(loadModule, defaultApiUrl) {
   // What the tracker asks, by number (`maidian_sdk::host::info`).
   function info(k) {
     switch (k) {
-      case 5: return location.href;
-      case 6: return document.title;
-      case 7: return document.referrer;
-      case 8: return navigator.userAgent;
-      case 9: return screen.width + 'x' + screen.height;
-      case 10: return innerWidth + 'x' + innerHeight;
-      case 11:
+      case 4: return location.href;
+      case 5: return document.title;
+      case 6: return document.referrer;
+      case 7: return navigator.userAgent;
+      case 8: return screen.width + 'x' + screen.height;
+      case 9: return innerWidth + 'x' + innerHeight;
+      case 10:
         var nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
         return nav && nav.loadEventEnd > 0 ? String(Math.round(nav.loadEventEnd - nav.startTime)) : '';
-      case 12: return document.visibilityState === 'hidden' ? '1' : '';
-      case 13: return navigator.doNotTrack === '1' ? '1' : '';
-      case 14: return navigator.webdriver ? '1' : '';
+      case 11: return document.visibilityState === 'hidden' ? '1' : '';
+      case 12: return navigator.doNotTrack === '1' ? '1' : '';
+      case 13: return navigator.webdriver ? '1' : '';
     }
     return init[k];
   }
@@ -151,15 +151,15 @@ function makeMaidian(loadModule, defaultApiUrl) {
     }
   }
 
-  // The page view's measured vitals as JSON ('' when none), entries not yet delivered to the
+  // The page view's measured vitals as JSON (`{}` when none), entries not yet delivered to the
   // observers included (an interaction's entry comes after its next paint).
   function vitals() {
     observers.forEach(function (o) { try { o[0].takeRecords().forEach(o[1]); } catch (e) { /* ignore */ } });
-    var out = {}, any = false;
+    var out = {};
     ['lcp', 'fcp', 'ttfb', 'inp', 'cls'].forEach(function (k) {
-      if (vit[k] >= 0) { out[k] = k === 'cls' ? Math.round(vit[k] * 1e4) / 1e4 : Math.round(vit[k]); any = true; }
+      if (vit[k] >= 0) out[k] = k === 'cls' ? Math.round(vit[k] * 1e4) / 1e4 : Math.round(vit[k]);
     });
-    return any ? JSON.stringify(out) : '';
+    return JSON.stringify(out);
   }
 
   function observe(type, fn, opts) {
@@ -287,7 +287,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
 
   function initTracking(options) {
     if (facade) {
-      warn('initTracking was already called; keeping the first tracker');
+      warn('initTracking called twice: keeping the first tracker');
       return facade;
     }
     options = options || {};
@@ -332,7 +332,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
         // Where batches go; the key in the query too, so the collector checks it before
         // reading a body.
         init = [(str(options.apiUrl) || defaultApiUrl).replace(/\/+$/, '') + '/track/batch' +
-          (key ? '?api_key=' + encodeURIComponent(key) : ''), key, options.userId, options.sessionId,
+          (key ? '?api_key=' + encodeURIComponent(key) : ''), options.userId, options.sessionId,
           options.redact === false ? '-' : Array.isArray(options.redact) ? options.redact.join(',') : ''];
         mem = maidianMemory(exports);
         w = exports;
@@ -346,7 +346,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
         failed = true;
         w = null;
         calls = [];
-        warn('tracking disabled: the WebAssembly module could not load', e);
+        warn('tracking disabled: the wasm did not load', e);
         resolveReady(facade);
       });
     } catch (e) {

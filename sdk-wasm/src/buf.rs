@@ -34,12 +34,6 @@ impl Buf {
         }
     }
 
-    pub fn with_capacity(n: usize) -> Buf {
-        let mut b = Buf::new();
-        b.reserve(n);
-        b
-    }
-
     /// A copy of `s`.
     pub fn of(s: &[u8]) -> Buf {
         let mut b = Buf::new();
@@ -91,7 +85,9 @@ impl Buf {
         self.reserve(s.len());
         // SAFETY: room for `s.len()` bytes after `len` was just made; `s` cannot lie inside
         // the room not yet written.
-        unsafe { core::ptr::copy_nonoverlapping(s.as_ptr(), self.ptr.as_ptr().add(self.len), s.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(s.as_ptr(), self.ptr.as_ptr().add(self.len), s.len())
+        };
         self.len += s.len();
     }
 
@@ -189,6 +185,5 @@ mod tests {
         assert_eq!(c.len(), 1004);
         b[0] = 9;
         assert_eq!(b, Buf::of(&[9, 1, 2]));
-        assert_eq!(Buf::with_capacity(100), Buf::new());
     }
 }

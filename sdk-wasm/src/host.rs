@@ -14,26 +14,25 @@ pub mod info {
     /// Where batches go: `apiUrl` (or its default) + `/track/batch`, then `?api_key=` and
     /// the key percent-encoded when there is one.
     pub const ENDPOINT: u32 = 0;
-    pub const API_KEY: u32 = 1;
-    pub const USER_ID: u32 = 2;
-    pub const SESSION_ID: u32 = 3;
-    pub const REDACT: u32 = 4;
+    pub const USER_ID: u32 = 1;
+    pub const SESSION_ID: u32 = 2;
+    pub const REDACT: u32 = 3;
     /// `location.href`.
-    pub const HREF: u32 = 5;
-    pub const TITLE: u32 = 6;
-    pub const REFERRER: u32 = 7;
-    pub const UA: u32 = 8;
+    pub const HREF: u32 = 4;
+    pub const TITLE: u32 = 5;
+    pub const REFERRER: u32 = 6;
+    pub const UA: u32 = 7;
     /// `1920x1080`.
-    pub const SCREEN: u32 = 9;
-    pub const VIEWPORT: u32 = 10;
+    pub const SCREEN: u32 = 8;
+    pub const VIEWPORT: u32 = 9;
     /// The page's load time in ms, or empty.
-    pub const LOAD_TIME: u32 = 11;
+    pub const LOAD_TIME: u32 = 10;
     /// `1` when the page is hidden, else empty.
-    pub const HIDDEN: u32 = 12;
+    pub const HIDDEN: u32 = 11;
     /// `1` when Do Not Track is on, else empty.
-    pub const DNT: u32 = 13;
+    pub const DNT: u32 = 12;
     /// `1` when `navigator.webdriver`, else empty.
-    pub const WEBDRIVER: u32 = 14;
+    pub const WEBDRIVER: u32 = 13;
 }
 
 /// What the tracker needs from its surroundings. Text crosses as UTF-8 bytes.

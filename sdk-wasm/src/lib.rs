@@ -40,7 +40,6 @@ pub fn options(
     use host::info;
     tracker::Options {
         endpoint: host.info(info::ENDPOINT),
-        api_key: host.info(info::API_KEY),
         user_id: host.info(info::USER_ID),
         session_id: host.info(info::SESSION_ID),
         debug,
@@ -60,8 +59,8 @@ pub fn options(
 /// the request carries), 2 retry, 3 queue length (returned), 4 opt out, 5 opt in,
 /// 6 navigated (returns 1 when a new page view started), 7 restored from the
 /// back/forward cache, 8 shown, 9 hidden, 10 `trackPageView(data)`, 11 `setUserId(id)`.
-/// `data`: for 6 and 9, the ending page view's Core Web Vitals as a JSON object (empty when
-/// none were measured); for 10, `JSON.stringify(data)`; for 11, the id (empty: none).
+/// `data`: for 6 and 9, the ending page view's Core Web Vitals as a JSON object (`{}` or
+/// empty when none were measured); for 10, `JSON.stringify(data)`; for 11, the id (empty: none).
 pub fn command<H: host::Env>(
     s: &mut tracker::State<H>,
     code: u32,

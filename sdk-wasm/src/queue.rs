@@ -5,7 +5,7 @@
 
 use crate::buf::Buf;
 
-use crate::json::{escape_into, push_int};
+use crate::json::push_int;
 use crate::redact::find;
 
 /// Serialized events, oldest first, separated by `\n` (an event's JSON never holds a raw
@@ -110,21 +110,17 @@ impl Queue {
     }
 }
 
-/// Room kept for the envelope around the events of a body.
+/// Room counted for the envelope around the events of a body.
 const ENVELOPE: usize = 256;
 
-/// The request body for `events` (one per line): `{"api_key":…,"sent_at":…,"events":[…]}`,
+/// The request body for `events` (one per line): `{"sent_at":…,"events":[…]}` (the key rides
+/// in the endpoint's query),
 /// with `"webdriver":true` when the browser is driven by automation.
-pub fn body(api_key: &[u8], sent_at: i64, events: &[u8], webdriver: bool) -> Buf {
-    let mut s = Buf::with_capacity(ENVELOPE + events.len());
+pub fn body(sent_at: i64, events: &[u8], webdriver: bool) -> Buf {
+    let mut s = Buf::new();
     s.push(b'{');
     if webdriver {
         s.put(b"\"webdriver\":true,");
-    }
-    if !api_key.is_empty() {
-        s.put(b"\"api_key\":");
-        escape_into(&mut s, api_key);
-        s.push(b',');
     }
     s.put(b"\"sent_at\":");
     push_int(&mut s, sent_at);
@@ -210,12 +206,12 @@ mod tests {
         let items = back.take(10, 10_000);
         assert_eq!(lines(&items), vec![ev(1), "{\"t\":\"a\\nb\"}".to_string()]);
         assert_eq!(
-            &*body(b"k", 5, items.lines(), false),
-            b"{\"api_key\":\"k\",\"sent_at\":5,\"events\":[{\"n\":1},{\"t\":\"a\\nb\"}]}"
+            &*body(5, items.lines(), false),
+            b"{\"sent_at\":5,\"events\":[{\"n\":1},{\"t\":\"a\\nb\"}]}"
         );
-        assert_eq!(&*body(b"", 5, b"", false), b"{\"sent_at\":5,\"events\":[]}");
+        assert_eq!(&*body(5, b"", false), b"{\"sent_at\":5,\"events\":[]}");
         assert_eq!(
-            &*body(b"", 5, b"", true),
+            &*body(5, b"", true),
             b"{\"webdriver\":true,\"sent_at\":5,\"events\":[]}"
         );
     }

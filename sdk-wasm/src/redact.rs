@@ -27,7 +27,11 @@ fn denied(name: &[u8], deny: &[u8]) -> bool {
     let (mut n, mut i) = (0, 0);
     while i < name.len() {
         let mut c = name[i].to_ascii_lowercase();
-        if c == b'%' && name[i + 1..].get(..2).is_some_and(|h| h.eq_ignore_ascii_case(b"5f")) {
+        if c == b'%'
+            && name[i + 1..]
+                .get(..2)
+                .is_some_and(|h| h.eq_ignore_ascii_case(b"5f"))
+        {
             i += 2;
             c = b'_';
         } else if c == b'-' {

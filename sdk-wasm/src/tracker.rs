@@ -33,7 +33,6 @@ pub struct Options {
     /// Where batches go: `apiUrl` + `/track/batch`, the key in the query too (so the
     /// collector checks it before reading a body).
     pub endpoint: Buf,
-    pub api_key: Buf,
     pub user_id: Buf,
     pub session_id: Buf,
     pub debug: bool,
@@ -79,7 +78,8 @@ pub struct State<H: Env> {
     opts: Options,
     endpoint: Buf,
     queue: Queue,
-    in_flight: Option<Queue>,
+    /// The batch `fetch` is sending (empty: none).
+    in_flight: Queue,
     /// Handed to `sendBeacon`, so possibly never delivered: kept in localStorage and resent
     /// on the next page load (the collector deduplicates by `event_id`).
     beaconed: Queue,
@@ -125,7 +125,7 @@ impl<H: Env> State<H> {
             host,
             endpoint: opts.endpoint.clone(),
             queue,
-            in_flight: None,
+            in_flight: new_queue(),
             beaconed: new_queue(),
             attempt: 0,
             backing_off: false,
@@ -141,7 +141,7 @@ impl<H: Env> State<H> {
         };
         state.touch_session(state.host.now());
         if state.off {
-            state.debug("off: opted out or Do Not Track");
+            state.debug("off: opt-out or DNT");
         }
         state
     }
@@ -190,7 +190,7 @@ impl<H: Env> State<H> {
     }
 
     pub fn queue_len(&self) -> usize {
-        self.queue.len() + self.in_flight.as_ref().map_or(0, Queue::len)
+        self.queue.len() + self.in_flight.len()
     }
 
     /// `setUserId`: empty for none.
@@ -235,7 +235,7 @@ impl<H: Env> State<H> {
     pub fn commit(&mut self, o: Event) {
         self.queue.push(&o.finish());
         if self.queue.dropped > 0 {
-            self.debug("queue full, oldest events dropped");
+            self.debug("queue full, oldest dropped");
             self.queue.dropped = 0;
         }
         if self.queue.len() >= self.opts.batch_size {
@@ -417,12 +417,7 @@ impl<H: Env> State<H> {
     }
 
     fn body(&self, events: &Queue) -> Buf {
-        queue::body(
-            &self.opts.api_key,
-            self.host.now() as i64,
-            events.lines(),
-            self.webdriver,
-        )
+        queue::body(self.host.now() as i64, events.lines(), self.webdriver)
     }
 
     /// Sends the queue with `sendBeacon` in bodies under 64 KiB. What a beacon refuses goes
@@ -442,7 +437,6 @@ impl<H: Env> State<H> {
         self.queue.put_back(refused);
         self.persist();
         if any_refused {
-            self.debug("beacon refused, using fetch");
             self.flush(true);
         }
     }
@@ -451,9 +445,7 @@ impl<H: Env> State<H> {
     fn persist(&self) {
         let mut all = new_queue();
         all.load(self.beaconed.lines());
-        if let Some(f) = &self.in_flight {
-            all.load(f.lines());
-        }
+        all.load(self.in_flight.lines());
         all.load(self.queue.lines());
         self.host
             .set(KEY_QUEUE, (!all.is_empty()).then_some(all.lines()));
@@ -462,7 +454,7 @@ impl<H: Env> State<H> {
     /// Sends the next batch with `fetch`; `force` skips a pending backoff (`forceFlush`).
     /// Returns how many events the request carries (0: nothing started).
     pub fn flush(&mut self, force: bool) -> usize {
-        if self.in_flight.is_some() || self.off || (self.backing_off && !force) {
+        if !self.in_flight.is_empty() || self.off || (self.backing_off && !force) {
             return 0;
         }
         self.backing_off = false;
@@ -470,7 +462,7 @@ impl<H: Env> State<H> {
         let count = batch.len();
         if count > 0 {
             self.host.send(&self.endpoint, &self.body(&batch));
-            self.in_flight = Some(batch);
+            self.in_flight = batch;
         }
         count
     }
@@ -478,7 +470,7 @@ impl<H: Env> State<H> {
     /// The answer to the batch in flight (status 0: no answer). Returns how many events the
     /// collector stored (or had already).
     pub fn sent(&mut self, status: u16, retry_after_ms: Option<u32>) -> usize {
-        let batch = self.in_flight.take().unwrap_or_else(new_queue);
+        let batch = core::mem::replace(&mut self.in_flight, new_queue());
         let count = batch.len();
         let mut verdict = policy::verdict(status);
         if (500..=599).contains(&status) && self.strike() {
@@ -492,7 +484,7 @@ impl<H: Env> State<H> {
             Verdict::Drop => {
                 self.attempt = 0;
                 if self.opts.debug {
-                    let mut m = Buf::of(b"batch refused, dropped: HTTP ");
+                    let mut m = Buf::of(b"batch dropped: HTTP ");
                     push_int(&mut m, i64::from(status));
                     self.host.log(&m);
                 }
@@ -554,7 +546,7 @@ fn clean_url(url: Buf, deny: &[u8]) -> Buf {
     if deny.is_empty() {
         return url;
     }
-    let mut out = Buf::with_capacity(url.len() + 16);
+    let mut out = Buf::new();
     redact::clean(&url, deny, &mut out);
     out
 }
@@ -587,19 +579,18 @@ impl Rng {
     /// A random (version 4) UUID.
     pub fn uuid4(&mut self) -> Buf {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let bits = [self.next_u64(), self.next_u64()];
-        let mut out = Buf::with_capacity(36);
+        // Hex digit 12 is the version (4), digit 16 the variant (8 to b): digits are written
+        // from the low nibble of each half up.
+        let bits = [
+            self.next_u64() & !(0xf << 48) | 4 << 48,
+            self.next_u64() & !0xc | 8,
+        ];
+        let mut out = Buf::new();
         for i in 0..32 {
             if matches!(i, 8 | 12 | 16 | 20) {
                 out.push(b'-');
             }
-            let r = (bits[i / 16] >> ((i % 16) * 4)) as usize & 15;
-            let nibble = match i {
-                12 => 4,
-                16 => 8 | (r & 3),
-                _ => r,
-            };
-            out.push(HEX[nibble]);
+            out.push(HEX[(bits[i / 16] >> ((i % 16) * 4)) as usize & 15]);
         }
         out
     }
@@ -697,7 +688,6 @@ mod tests {
     fn opts(batch_size: usize) -> Options {
         Options {
             endpoint: Buf::of(b"/api/track/batch?api_key=k"),
-            api_key: Buf::of(b"k"),
             user_id: Buf::new(),
             session_id: Buf::new(),
             debug: false,
@@ -712,7 +702,6 @@ mod tests {
             .iter()
             .flat_map(|b| {
                 let v: Value = serde_json::from_str(b).unwrap();
-                assert_eq!(v["api_key"], "k");
                 v["events"].as_array().unwrap().clone()
             })
             .collect()
