@@ -14,8 +14,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = process.env.MAIDIAN_BENCH_SDK_DIR || path.join(root, 'sdk-wasm/dist');
 // 20 KiB until the privacy work of issue 8 (URL redaction in the SDK, no contenteditable text,
 // a 128-bit id seed, giving up on a day of 5xx) added 2.2 KB; 19 KiB since issue 10's work
-// (Core Web Vitals included), whose goal is 10 KiB; 15 KiB since the hand-written loader.
-const BUDGET = 15 * 1024;
+// (Core Web Vitals included), whose goal is 10 KiB; 15 KiB since the hand-written loader;
+// 10 KiB, the goal, since the tracker works on bytes in its own buffer and allocator.
+const BUDGET = 10 * 1024;
 const GOAL = 10 * 1024;
 const NAIVE = 37 * 1024; // the naive build of such an SDK, per the issue
 const CLICKS = 1000;

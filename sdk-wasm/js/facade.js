@@ -9,9 +9,11 @@ function makeMaidian(loadModule, defaultApiUrl) {
   var INTERESTING = 'a,button,input,select,textarea,label,summary,[role=button],[data-maidian]';
   var IGNORE = '[data-maidian-ignore]';
   var facade = null;
-  // The wasm's exports and its string helpers (wasm.js), once loaded.
+  // The wasm's exports, once loaded, by one-letter names (`sdk-wasm/src/abi.rs`): a alloc,
+  // f free, i init, c cmd, e event, s session, r sent, k element, y scrolled.
   var w = null;
-  var mem;
+  // The memory's view and the UTF-8 coders, made once the wasm loaded (old browsers lack them).
+  var view, enc, dec;
   var failed = false;
   var calls = [];
   var debug = false;
@@ -22,6 +24,39 @@ function makeMaidian(loadModule, defaultApiUrl) {
   var session = '';
   var resolveReady;
   var ready = new Promise(function (r) { resolveReady = r; });
+
+  // Strings cross the wasm's boundary as (pointer, length) of UTF-8 in its memory
+  // (`sdk-wasm/src/abi.rs`). The memory's bytes, viewed again only when it grew (a grown
+  // memory detaches old views):
+  function bytes() {
+    if (!view || view.buffer !== w.memory.buffer) view = new Uint8Array(w.memory.buffer);
+    return view;
+  }
+  function str(p, n) { return dec.decode(bytes().subarray(p, p + n)); }
+  // A string copied into memory from the wasm's `alloc` (the callee owns it): [pointer,
+  // length]. ASCII, most of what a click carries, is copied code by code (no encoder call).
+  function put(s) {
+    s = s == null ? '' : String(s);
+    var n = s.length, p = w.a(n), m = bytes(), i = 0, c;
+    for (; i < n; i++) {
+      c = s.charCodeAt(i);
+      if (c > 127) break;
+      m[p + i] = c;
+    }
+    if (i === n) return [p, n];
+    var b = enc.encode(s);
+    w.f(p, n);
+    p = w.a(b.length);
+    bytes().set(b, p);
+    return [p, b.length];
+  }
+  // A string an import returns: its length stored at `at`, its pointer returned (0: none).
+  function give(s, at) {
+    if (s == null) return 0;
+    var a = put(s);
+    new DataView(w.memory.buffer).setUint32(at, a[1], true);
+    return a[0];
+  }
 
   function warn(message, error) {
     if (debug) console.warn('[maidian] ' + message, error || '');
@@ -40,7 +75,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
   // 0 first page view, 1 flush, 2 retry, 3 queue length, 4 opt out, 5 opt in, 6 navigated,
   // 7 restored, 8 shown, 9 hidden, 10 trackPageView, 11 setUserId.
   function cmd(code, flag, data) {
-    return run(function () { var d = mem.put(data); return w.cmd(code, flag ? 1 : 0, d[0], d[1]); });
+    return run(function () { var d = put(data); return w.c(code, flag ? 1 : 0, d[0], d[1]); });
   }
 
   function guard(fn) {
@@ -59,7 +94,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
 
   function answered(status, retryAfterMs) {
     inFlight = false;
-    var stored = run(function () { return w.sent(status, retryAfterMs >= 0 ? Math.min(retryAfterMs, 2147483647) : -1); }) || 0;
+    var stored = run(function () { return w.r(status, retryAfterMs >= 0 ? Math.min(retryAfterMs, 2147483647) : -1); }) || 0;
     var list = waiters;
     waiters = [];
     list.forEach(function (f) { f(stored); });
@@ -90,38 +125,39 @@ function makeMaidian(loadModule, defaultApiUrl) {
     return init[k];
   }
 
-  // The browser functions the wasm imports (module `h`; `sdk-wasm/src/abi.rs`). Storage keys
-  // get the `maidian:` prefix here; without storage (blocked) `get` finds nothing.
+  // The browser functions the wasm imports (module `h`; `sdk-wasm/src/abi.rs`), by one-letter
+  // names: now, rand, get, set, info, send (fetch), beacon, later, log, put. Storage keys get
+  // the `maidian:` prefix here; without storage (blocked) `get` finds nothing.
   var imports = {
-    now: function () { return Date.now(); },
-    rand: function () {
+    n: function () { return Date.now(); },
+    r: function () {
       try { return crypto.getRandomValues(new Uint32Array(1))[0] / 4294967296; } catch (e) { return Math.random(); }
     },
-    get: function (k, n, at) {
-      try { return mem.give(storage.getItem('maidian:' + mem.str(k, n)), at); } catch (e) { return 0; }
+    g: function (k, n, at) {
+      try { return give(storage.getItem('maidian:' + str(k, n)), at); } catch (e) { return 0; }
     },
-    set: function (k, n, v, m, some) {
+    s: function (k, n, v, m, some) {
       try {
-        k = 'maidian:' + mem.str(k, n);
-        if (some) storage.setItem(k, mem.str(v, m)); else storage.removeItem(k);
+        k = 'maidian:' + str(k, n);
+        if (some) storage.setItem(k, str(v, m)); else storage.removeItem(k);
       } catch (e) { /* full or blocked */ }
     },
-    info: function (k, at) { return mem.give(info(k), at); },
-    send: function (u, n, b, m) {
+    i: function (k, at) { return give(info(k), at); },
+    f: function (u, n, b, m) {
       inFlight = true;
-      fetch(mem.str(u, n), { method: 'POST', body: mem.str(b, m), keepalive: true, credentials: 'omit' }).then(function (r) {
+      fetch(str(u, n), { method: 'POST', body: str(b, m), keepalive: true, credentials: 'omit' }).then(function (r) {
         answered(r.status, parseInt(r.headers.get('retry-after'), 10) * 1000);
       }, function () { answered(0); });
     },
-    beacon: function (u, n, b, m) {
-      try { return navigator.sendBeacon(mem.str(u, n), mem.str(b, m)) ? 1 : 0; } catch (e) { return 0; }
+    b: function (u, n, b, m) {
+      try { return navigator.sendBeacon(str(u, n), str(b, m)) ? 1 : 0; } catch (e) { return 0; }
     },
-    later: function (ms) {
+    l: function (ms) {
       clearTimeout(retryTimer);
       retryTimer = setTimeout(function () { cmd(2); }, ms);
     },
-    log: function (m, n) { console.log('[maidian] ' + mem.str(m, n)); },
-    put: function (p, n) { session = mem.str(p, n); }
+    o: function (m, n) { console.log('[maidian] ' + str(m, n)); },
+    p: function (p, n) { session = str(p, n); }
   };
 
   // Core Web Vitals of the current page view, as Google's web-vitals library defines them
@@ -218,8 +254,8 @@ function makeMaidian(loadModule, defaultApiUrl) {
   // A click (`a` class, `b` text) or, with `form`, a submit (`a` name, `b` action).
   function element(form, id, a, b, x, y) {
     run(function () {
-      var i = mem.put(id), p = mem.put(a), q = mem.put(b);
-      w.element(form, i[0], i[1], p[0], p[1], q[0], q[1], x, y);
+      var i = put(id), p = put(a), q = put(b);
+      w.k(form, i[0], i[1], p[0], p[1], q[0], q[1], x, y);
     });
   }
 
@@ -253,7 +289,7 @@ function makeMaidian(loadModule, defaultApiUrl) {
       requestAnimationFrame(function () {
         scrollQueued = false;
         var y = scrollY, v = innerHeight, h = d.documentElement.scrollHeight;
-        run(function () { w.scrolled(y, v, h); });
+        run(function () { w.y(y, v, h); });
       });
     }), { passive: true });
     function hide(e) {
@@ -292,17 +328,17 @@ function makeMaidian(loadModule, defaultApiUrl) {
     }
     options = options || {};
     debug = !!options.debug;
-    var str = function (v) { return v == null ? undefined : String(v); };
+    var text = function (v) { return v == null ? undefined : String(v); };
     facade = {
       ready: ready,
       trackEvent: function (type, data) {
         var t = String(type), d = fields(data);
-        run(function () { var a = mem.put(t), b = mem.put(d); w.event(a[0], a[1], b[0], b[1]); });
+        run(function () { var a = put(t), b = put(d); w.e(a[0], a[1], b[0], b[1]); });
       },
       trackPageView: function (data) { firstView(); cmd(10, 0, fields(data)); },
       setUserId: function (id) { cmd(11, 0, id); },
       getSessionId: function () {
-        return w ? run(function () { w.session(); return session; }) : str(options.sessionId) || null;
+        return w ? run(function () { w.s(); return session; }) : text(options.sessionId) || null;
       },
       forceFlush: function () {
         return ready.then(function () {
@@ -328,15 +364,16 @@ function makeMaidian(loadModule, defaultApiUrl) {
         autoTrack();
       }
       loadModule(imports).then(function (exports) {
-        var key = str(options.apiKey);
+        var key = text(options.apiKey);
         // Where batches go; the key in the query too, so the collector checks it before
         // reading a body.
-        init = [(str(options.apiUrl) || defaultApiUrl).replace(/\/+$/, '') + '/track/batch' +
+        init = [(text(options.apiUrl) || defaultApiUrl).replace(/\/+$/, '') + '/track/batch' +
           (key ? '?api_key=' + encodeURIComponent(key) : ''), options.userId, options.sessionId,
           options.redact === false ? '-' : Array.isArray(options.redact) ? options.redact.join(',') : ''];
-        mem = maidianMemory(exports);
+        enc = new TextEncoder();
+        dec = new TextDecoder();
         w = exports;
-        w.init(debug, options.batchSize | 0, !!options.respectDoNotTrack);
+        w.i(debug, options.batchSize | 0, !!options.respectDoNotTrack);
         var queued = calls;
         calls = [];
         queued.forEach(run);

@@ -4,9 +4,15 @@
 //! size).
 //!
 //! The workspace's only `unsafe` code is here, for what a raw boundary needs and nothing
-//! else: the exported symbols (`no_mangle`), calls to the imported functions, taking back a
+//! else: the exported symbols (`export_name`), calls to the imported functions, taking back a
 //! string the loader wrote into memory it got from [`alloc`], and the tracker held in a
 //! static. Each has its reason beside it.
+//!
+//! Exports and imports go by one-letter names (each name is bytes in both the wasm and the
+//! shim): exports `a` [`alloc`], `f` [`free`], `i` [`init`], `c` [`cmd`], `e` [`event`],
+//! `s` [`session`], `r` [`sent`], `k` [`element`], `y` [`scrolled`] (and `memory`); imports
+//! `n` now, `r` rand, `g` get, `s` set, `i` info, `f` send (fetch), `b` beacon, `l` later,
+//! `o` log, `p` put.
 //!
 //! Strings cross as UTF-8: into the wasm, the loader asks [`alloc`] for `n` bytes, writes
 //! the string there and passes (pointer, `n`); the callee owns them from then on (as a
@@ -23,18 +29,30 @@ use core::cell::UnsafeCell;
 use crate::host::{Env, Host};
 use crate::tracker::State;
 
+/// The imports, each under a one-letter name (the names are bytes of the wasm and of the
+/// shim's import object; `js/facade.js` lists them the same way).
 mod raw {
     #[link(wasm_import_module = "h")]
     extern "C" {
+        #[link_name = "n"]
         pub fn now() -> f64;
+        #[link_name = "r"]
         pub fn rand() -> f64;
+        #[link_name = "g"]
         pub fn get(key: *const u8, key_len: usize, len: *mut usize) -> *mut u8;
+        #[link_name = "s"]
         pub fn set(key: *const u8, key_len: usize, value: *const u8, value_len: usize, some: u32);
+        #[link_name = "i"]
         pub fn info(what: u32, len: *mut usize) -> *mut u8;
+        #[link_name = "f"]
         pub fn send(url: *const u8, url_len: usize, body: *const u8, body_len: usize);
+        #[link_name = "b"]
         pub fn beacon(url: *const u8, url_len: usize, body: *const u8, body_len: usize) -> u32;
+        #[link_name = "l"]
         pub fn later(ms: u32);
+        #[link_name = "o"]
         pub fn log(msg: *const u8, msg_len: usize);
+        #[link_name = "p"]
         pub fn put(s: *const u8, len: usize);
     }
 }
@@ -92,7 +110,7 @@ impl Env for Host {
 }
 
 /// `n` bytes for the loader to write a string into; given up here, taken back by [`take`].
-#[no_mangle]
+#[export_name = "a"]
 pub extern "C" fn alloc(n: usize) -> *mut u8 {
     // SAFETY: a layout of at least one byte, as `take` rebuilds it.
     unsafe { alloc::alloc::alloc(Layout::from_size_align_unchecked(n.max(1), 1)) }
@@ -100,7 +118,7 @@ pub extern "C" fn alloc(n: usize) -> *mut u8 {
 
 /// Gives back memory from [`alloc`]`(n)` that the loader did not hand over (it found the
 /// string was not ASCII and asks for the room its UTF-8 needs instead).
-#[no_mangle]
+#[export_name = "f"]
 pub extern "C" fn free(p: *mut u8, n: usize) {
     drop(take(p, n));
 }
@@ -216,7 +234,7 @@ fn with<R: Default>(f: impl FnOnce(&mut State<Host>) -> R) -> R {
 
 /// `new Tracker(host, debug, batchSize, respectDoNotTrack)`: the text options are asked
 /// through `info`.
-#[no_mangle]
+#[export_name = "i"]
 pub extern "C" fn init(debug: u32, batch_size: u32, respect_dnt: u32) {
     let opts = crate::options(&Host, debug != 0, batch_size, respect_dnt != 0);
     let state = State::new(Host, opts);
@@ -225,14 +243,14 @@ pub extern "C" fn init(debug: u32, batch_size: u32, respect_dnt: u32) {
 }
 
 /// [`crate::command`].
-#[no_mangle]
+#[export_name = "c"]
 pub extern "C" fn cmd(code: u32, flag: u32, p: *mut u8, n: usize) -> usize {
     let data = take(p, n);
     with(|s| crate::command(s, code, flag != 0, &data))
 }
 
 /// `trackEvent(type, data)`: `data` is `JSON.stringify(data)` without reserved keys.
-#[no_mangle]
+#[export_name = "e"]
 pub extern "C" fn event(tp: *mut u8, tn: usize, dp: *mut u8, dn: usize) {
     let (event_type, data) = (take(tp, tn), take(dp, dn));
     with(|s| {
@@ -244,7 +262,7 @@ pub extern "C" fn event(tp: *mut u8, tn: usize, dp: *mut u8, dn: usize) {
 }
 
 /// `getSessionId()`: handed to the loader through `put`.
-#[no_mangle]
+#[export_name = "s"]
 pub extern "C" fn session() {
     with(|s| {
         let id = s.session_id();
@@ -253,14 +271,14 @@ pub extern "C" fn session() {
 }
 
 /// The answer to `send` (`retry_after_ms` below 0: none); returns how many events were stored.
-#[no_mangle]
+#[export_name = "r"]
 pub extern "C" fn sent(status: u32, retry_after_ms: i32) -> usize {
     let status = u16::try_from(status).unwrap_or(0);
     with(|s| s.sent(status, u32::try_from(retry_after_ms).ok()))
 }
 
 /// A click (`id`, class, text, page x/y) or, with `form`, a form submit (`id`, name, action).
-#[no_mangle]
+#[export_name = "k"]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn element(
     form: u32,
@@ -277,7 +295,7 @@ pub extern "C" fn element(
     with(|s| s.element(form != 0, &id, &a, &b, x, y));
 }
 
-#[no_mangle]
+#[export_name = "y"]
 pub extern "C" fn scrolled(scroll_y: f64, viewport_h: f64, doc_h: f64) {
     with(|s| s.scrolled(scroll_y, viewport_h, doc_h));
 }

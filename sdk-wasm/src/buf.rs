@@ -63,7 +63,8 @@ impl Buf {
         if need <= self.cap {
             return;
         }
-        let cap = need.max(self.cap * 2).max(16);
+        // From 256 bytes: an event's JSON fits in one or two steps.
+        let cap = need.max(self.cap * 2).max(256);
         if cap > isize::MAX as usize {
             handle_alloc_error(bytes(0));
         }
