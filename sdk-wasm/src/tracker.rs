@@ -196,7 +196,7 @@ impl<H: Env> State<H> {
     /// `setUserId`: empty for none.
     pub fn set_user(&mut self, id: &[u8]) {
         self.host.set(KEY_USER, (!id.is_empty()).then_some(id));
-        self.user_id = Buf::of(&id);
+        self.user_id = Buf::of(id);
     }
 
     pub fn set_off(&mut self, off: bool) {
@@ -364,7 +364,7 @@ impl<H: Env> State<H> {
         if form {
             let mut data = Event(Buf::new());
             data.str("form_name", a)
-                .str("form_action", &clean_url(Buf::of(&b), &self.opts.redact));
+                .str("form_action", &clean_url(Buf::of(b), &self.opts.redact));
             // Every field was written after a comma: the first one becomes the brace.
             let mut custom = data.finish();
             custom[0] = b'{';
