@@ -218,16 +218,19 @@ impl<H: Env> State<H> {
         self.touch_session(now);
         let mut o = Event::new(&self.rng.uuid4());
         // Before the first page view (it waits for `load`), ask the page for its URL.
-        let url = match self.page.view_id.is_empty() {
-            false => self.page.url.clone(),
-            true => self.url_info(info::HREF),
+        let asked;
+        let url = if self.page.view_id.is_empty() {
+            asked = self.url_info(info::HREF);
+            &asked
+        } else {
+            &self.page.url
         };
         o.str("event_type", event_type)
             .int("timestamp", now as i64)
             .str("session_id", &self.session_id)
             .str("anonymous_id", &self.anonymous_id)
             .str("user_id", &self.user_id)
-            .str("page_url", &url);
+            .str("page_url", url);
         Some(o)
     }
 
@@ -247,23 +250,19 @@ impl<H: Env> State<H> {
     /// `data` the fields of `trackPageView(data)` as a JSON object.
     pub fn page_view(&mut self, referrer: &[u8], load_time: Option<u64>, data: &[u8]) {
         let now = self.host.now();
-        let view_id = self.rng.uuid4();
         let hidden = *self.host.info(info::HIDDEN) == *b"1";
         self.page = Page {
-            view_id: view_id.clone(),
+            view_id: self.rng.uuid4(),
             url: self.url_info(info::HREF),
-            visible_ms: 0.0,
             visible_since: (!hidden).then_some(now),
-            scroll: Scroll::default(),
-            left: false,
-            vitals_sent: false,
+            ..Page::default()
         };
         let Some(mut o) = self.event(b"page_view") else {
             return;
         };
         let h = &self.host;
         // The page view's own id is the one its page_leave names.
-        o.str("page_view_id", &view_id)
+        o.str("page_view_id", &self.page.view_id)
             .str("page_title", &h.info(info::TITLE))
             .str("referrer", referrer)
             .str("user_agent", &h.info(info::UA))
@@ -299,11 +298,10 @@ impl<H: Env> State<H> {
             return;
         }
         *sent = true;
-        let view_id = self.page.view_id.clone();
         let Some(mut o) = self.event(event_type) else {
             return;
         };
-        o.str("page_view_id", &view_id);
+        o.str("page_view_id", &self.page.view_id);
         fill(&mut o, &mut self.page);
         self.commit(o);
     }
