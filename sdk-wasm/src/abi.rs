@@ -1,12 +1,12 @@
-//! The wasm's boundary with its hand-written loader (`sdk-wasm/js/wasm.js`): exports and
+//! The wasm's boundary with the hand-written shim (`sdk-wasm/js/facade.js`): exports and
 //! imports of numbers and (pointer, length) pairs, instead of wasm-bindgen's generated glue
 //! and export shims (2.5 KB gzip of JS and about 300 B of wasm per export; BENCHMARKS.md, SDK
-//! size).
+//! size); and the wasm's allocator.
 //!
-//! The workspace's only `unsafe` code is here, for what a raw boundary needs and nothing
-//! else: the exported symbols (`export_name`), calls to the imported functions, taking back a
-//! string the loader wrote into memory it got from [`alloc`], and the tracker held in a
-//! static. Each has its reason beside it.
+//! With `buf.rs`, the workspace's only `unsafe` code, for what a raw boundary needs and
+//! nothing else: the exported symbols (`export_name`), calls to the imported functions, taking
+//! back a string the shim wrote into memory it got from [`alloc`], the allocator, and the
+//! tracker held in a static. Each has its reason beside it.
 //!
 //! Exports and imports go by one-letter names (each name is bytes in both the wasm and the
 //! shim): exports `a` [`alloc`], `f` [`free`], `i` [`init`], `c` [`cmd`], `e` [`event`],
@@ -14,7 +14,7 @@
 //! `n` now, `r` rand, `g` get, `s` set, `i` info, `f` send (fetch), `b` beacon, `l` later,
 //! `o` log, `p` put.
 //!
-//! Strings cross as UTF-8: into the wasm, the loader asks [`alloc`] for `n` bytes, writes
+//! Strings cross as UTF-8: into the wasm, the shim asks [`alloc`] for `n` bytes, writes
 //! the string there and passes (pointer, `n`); the callee owns them from then on (as a
 //! `Buf`: the tracker works on bytes, so nothing is validated or converted). Out of the
 //! wasm, an import gets (pointer, length) of bytes it reads before returning. An import
@@ -22,10 +22,10 @@
 //! its length at the address it is given, and returns the pointer (0 for none).
 #![allow(unsafe_code)]
 
-use crate::buf::Buf;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 
+use crate::buf::Buf;
 use crate::host::{Env, Host};
 use crate::tracker::State;
 
@@ -57,9 +57,9 @@ mod raw {
     }
 }
 
-// SAFETY (every call into `raw`): the loader's functions take only numbers, read `len` bytes
-// at each (pointer, length) pair given, which are live `&str`s for the call, and write at most
-// a `usize` at `len`, which points at a live local.
+// SAFETY (every call into `raw`): the shim's functions take only numbers, read `len` bytes
+// at each (pointer, length) pair given, which are live byte slices for the call, and write at
+// most a `usize` at `len`, which points at a live local.
 
 impl Env for Host {
     fn now(&self) -> f64 {
@@ -73,7 +73,7 @@ impl Env for Host {
     fn get(&self, key: &str) -> Option<Buf> {
         let mut len = 0;
         let p = unsafe { raw::get(key.as_ptr(), key.len(), &mut len) };
-        (!p.is_null()).then(|| take(p, len))
+        returned(p, len)
     }
 
     fn set(&self, key: &str, value: Option<&[u8]>) {
@@ -85,11 +85,7 @@ impl Env for Host {
     fn info(&self, what: u32) -> Buf {
         let mut len = 0;
         let p = unsafe { raw::info(what, &mut len) };
-        if p.is_null() {
-            Buf::new()
-        } else {
-            take(p, len)
-        }
+        returned(p, len).unwrap_or_default()
     }
 
     fn send(&self, url: &[u8], body: &[u8]) {
@@ -109,14 +105,19 @@ impl Env for Host {
     }
 }
 
-/// `n` bytes for the loader to write a string into; given up here, taken back by [`take`].
+/// A string an import returned: its pointer (null for none) and the length it stored.
+fn returned(p: *mut u8, len: usize) -> Option<Buf> {
+    (!p.is_null()).then(|| take(p, len))
+}
+
+/// `n` bytes for the shim to write a string into; given up here, taken back by [`take`].
 #[export_name = "a"]
 pub extern "C" fn alloc(n: usize) -> *mut u8 {
     // SAFETY: a layout of at least one byte, as `take` rebuilds it.
     unsafe { alloc::alloc::alloc(Layout::from_size_align_unchecked(n.max(1), 1)) }
 }
 
-/// Gives back memory from [`alloc`]`(n)` that the loader did not hand over (it found the
+/// Gives back memory from [`alloc`]`(n)` that the shim did not hand over (it found the
 /// string was not ASCII and asks for the room its UTF-8 needs instead).
 #[export_name = "f"]
 pub extern "C" fn free(p: *mut u8, n: usize) {
@@ -126,7 +127,7 @@ pub extern "C" fn free(p: *mut u8, n: usize) {
 /// The bytes at `p`, `n` long, in memory from [`alloc`]`(n)`: owned from here on.
 fn take(p: *mut u8, n: usize) -> Buf {
     // SAFETY: `p` is what `alloc(n)` returned: `max(n, 1)` bytes from the global allocator
-    // with alignment 1; the loader wrote `n` of them and hands each allocation over once.
+    // with alignment 1; the shim wrote `n` of them and hands each allocation over once.
     unsafe { Buf::from_raw(p, n, n.max(1)) }
 }
 
@@ -224,15 +225,15 @@ static TRACKER: Slot = Slot(UnsafeCell::new(None));
 /// Runs `f` on the tracker; before `init`, returns the default.
 fn with<R: Default>(f: impl FnOnce(&mut State<Host>) -> R) -> R {
     // SAFETY: one thread, and no export runs inside another: the imports never call back
-    // into the wasm except through `alloc`, which does not touch the tracker (the loader's
-    // host answers `send` and `later` from later tasks). So this is the only reference.
+    // into the wasm except through `alloc`, which does not touch the tracker (the shim
+    // answers `send` and `later` from later tasks). So this is the only reference.
     match unsafe { &mut *TRACKER.0.get() } {
         Some(s) => f(s),
         None => R::default(),
     }
 }
 
-/// `new Tracker(host, debug, batchSize, respectDoNotTrack)`: the text options are asked
+/// `initTracking`'s flags and batch size, once the wasm loaded: the text options are asked
 /// through `info`.
 #[export_name = "i"]
 pub extern "C" fn init(debug: u32, batch_size: u32, respect_dnt: u32) {
@@ -261,7 +262,7 @@ pub extern "C" fn event(tp: *mut u8, tn: usize, dp: *mut u8, dn: usize) {
     });
 }
 
-/// `getSessionId()`: handed to the loader through `put`.
+/// `getSessionId()`: handed to the shim through `put`.
 #[export_name = "s"]
 pub extern "C" fn session() {
     with(|s| {

@@ -1,13 +1,13 @@
 //! The browser, as the JS shim hands it to the tracker: a few functions imported by the wasm
-//! (module `h`), implemented by the shim's `host` object (`sdk-wasm/js/facade.js`) through the
-//! hand-written loader (`sdk-wasm/js/wasm.js`). Going through these instead of web-sys or
-//! wasm-bindgen keeps the wasm and its JS small. No function may throw: the shim catches.
+//! (module `h`), implemented by the shim (`sdk-wasm/js/facade.js`, its `imports`). Going
+//! through these instead of web-sys or wasm-bindgen keeps the wasm and its JS small. No
+//! function may throw: the shim catches.
 //!
 //! The tracker is generic over [`Env`], so that native unit tests can stand in for the browser.
 
 use crate::buf::Buf;
 
-/// What [`Env::info`] is asked, by number (the shim's `host.info` answers in this order):
+/// What [`Env::info`] is asked, by number (the shim's `info` answers in this order):
 /// `initTracking`'s text options, empty when not given (`REDACT`: `-` for off, else extra
 /// names, comma-separated), then facts about the page.
 pub mod info {

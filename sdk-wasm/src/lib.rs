@@ -1,13 +1,14 @@
 //! maidian's browser SDK, compiled to WebAssembly and driven by a small JS shim
 //! (`sdk-wasm/js/`), which defines `initTracking`/`getTracking` at once, forwards DOM events
-//! here as plain values and lends the tracker a [`host::Host`] for storage, time and network.
+//! here as plain values and provides the browser functions the wasm imports ([`host`]).
 //!
 //! # Layout
 //! - [`tracker`]: state and behaviour (identity, sessions, page views, queue, delivery).
 //! - [`queue`], [`policy`], [`json`], [`redact`]: pure logic, unit-tested natively.
+//! - [`buf`]: the byte buffer all text lives in.
 //! - [`host`]: the few browser calls the tracker makes, implemented by the shim.
-//! - `abi` (wasm only): the raw exports and imports the hand-written loader
-//!   (`js/wasm.js`) calls and provides; the crate's only `unsafe` code.
+//! - `abi` (wasm only): the raw exports and imports the shim (`js/facade.js`) calls and
+//!   provides, and the allocator; with [`buf`], the crate's only `unsafe` code.
 //!
 //! Nothing here may throw into the host page. The SDK depends on no server crate; its JSON is
 //! written by hand (see [`json`]) to stay small.
@@ -29,7 +30,7 @@ pub mod tracker;
 #[cfg(target_arch = "wasm32")]
 mod abi;
 
-/// The tracker's options from `initTracking`: the text ones asked through `host.info` (a
+/// The tracker's options from `initTracking`: the text ones asked through `info` (a
 /// string parameter each would cost code on both sides); `batch_size` 0 means the default.
 pub fn options(
     host: &impl host::Env,

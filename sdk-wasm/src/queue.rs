@@ -4,7 +4,6 @@
 //! strings, and nothing to join or split when saving.
 
 use crate::buf::Buf;
-
 use crate::json::push_int;
 use crate::redact::find;
 

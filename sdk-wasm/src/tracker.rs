@@ -4,7 +4,6 @@
 //! throughout (`Buf`): nothing here needs `str`'s character machinery.
 
 use crate::buf::Buf;
-
 use crate::host::{info, Env};
 use crate::json::{parse_int, push_int, Event};
 use crate::policy::{self, Scroll, Verdict};
