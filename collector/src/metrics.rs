@@ -15,7 +15,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use maidian_analytics::store::{within, Store};
+use maidian_analytics::store::{Store, StoreError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -35,6 +35,11 @@ pub struct RouteStatus {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
     pub route: &'static str,
 }
@@ -42,6 +47,19 @@ pub struct RouteLabel {
 fn seconds_histogram() -> Histogram {
     // 0.5 ms .. ~16 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// How long a store probe (`/api/health`, a metrics scrape) may take in all.
+pub const PROBE_LIMIT: Duration = Duration::from_secs(2);
+
+/// What a store probe found.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    /// The store answered a ping.
+    pub up: bool,
+    /// How far the rollups trail the stored events; `None` when the store could not tell in
+    /// time.
+    pub lag: Option<f64>,
 }
 
 /// Every metric of the collector.
@@ -62,6 +80,8 @@ pub struct Metrics {
     pub writer_queue: Gauge,
     rollup_lag: Gauge<f64, AtomicU64>,
     store_up: Gauge,
+    /// Store probes (health, scrapes) that failed, by why: `timeout` or `error`.
+    store_probe_failures: Family<ReasonLabel, Counter>,
     resident_memory: Gauge,
     cpu_seconds: Gauge<f64, AtomicU64>,
     open_fds: Gauge,
@@ -89,6 +109,7 @@ impl Metrics {
             writer_queue: Gauge::default(),
             rollup_lag: Gauge::default(),
             store_up: Gauge::default(),
+            store_probe_failures: Family::default(),
             resident_memory: Gauge::default(),
             cpu_seconds: Gauge::default(),
             open_fds: Gauge::default(),
@@ -147,6 +168,11 @@ impl Metrics {
             "1 when the store answers a ping, else 0",
             m.store_up.clone(),
         );
+        registry.register(
+            "maidian_store_probe_failures",
+            "Store probes (health checks, scrapes) that failed, by reason (timeout, error)",
+            m.store_probe_failures.clone(),
+        );
         // Process metrics keep their conventional names.
         registry.register_with_unit(
             "process_resident_memory",
@@ -191,17 +217,46 @@ impl Metrics {
             .inc_by(n);
     }
 
+    /// Asks the store whether it answers and how far its rollups trail, both within
+    /// [`PROBE_LIMIT`] in all (a MongoDB that is down would otherwise hold the caller for the
+    /// driver's whole server selection timeout), and records the answer: `maidian_store_up`,
+    /// the lag, and a failure's reason. The failure's detail (the driver's text, which names
+    /// the database's host) goes to the log only.
+    pub async fn probe(&self, store: &Store) -> Probe {
+        let deadline = tokio::time::Instant::now() + PROBE_LIMIT;
+        let (ping, status) = tokio::join!(
+            tokio::time::timeout_at(deadline, store.ping()),
+            tokio::time::timeout_at(deadline, store.rollup_status()),
+        );
+        let ping = ping.unwrap_or(Err(StoreError::Timeout(PROBE_LIMIT)));
+        let up = match ping {
+            Ok(()) => true,
+            Err(e) => {
+                let reason = match e {
+                    StoreError::Timeout(_) => "timeout",
+                    _ => "error",
+                };
+                tracing::warn!(error = %e, reason, "store probe: the store does not answer");
+                self.store_probe_failures
+                    .get_or_create(&ReasonLabel { reason })
+                    .inc();
+                false
+            }
+        };
+        self.store_up.set(i64::from(up));
+        let lag = match status {
+            Ok(Ok(s)) if up => Some(s.lag_seconds),
+            _ => None,
+        };
+        if let Some(lag) = lag {
+            self.rollup_lag.set(lag);
+        }
+        Probe { up, lag }
+    }
+
     /// The text exposition, with the store's and the process's figures read now.
     pub async fn render(&self, store: &Store) -> String {
-        // Bounded like /api/health's.
-        let limit = crate::handlers::PING_LIMIT;
-        let up = within(limit, store.ping()).await.is_ok();
-        self.store_up.set(i64::from(up));
-        if up {
-            if let Ok(s) = within(limit, store.rollup_status()).await {
-                self.rollup_lag.set(s.lag_seconds);
-            }
-        }
+        self.probe(store).await;
         self.read_process();
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
