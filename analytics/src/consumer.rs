@@ -45,7 +45,8 @@ pub struct ConsumerConfig {
     pub chunk_events: usize,
     /// Pause between steps when there is nothing to do.
     pub idle_poll: Duration,
-    /// Raw-event retention, run between steps by the lease holder; `None` keeps raw events.
+    /// Raw-event retention, run between steps by the lease holder every `every` however busy
+    /// it is; `None` keeps raw events.
     pub retention: Option<Retention>,
 }
 
@@ -137,7 +138,10 @@ pub async fn run(store: &Store, cfg: ConsumerConfig, shutdown: impl Future<Outpu
     let mut expire_at = tokio::time::Instant::now();
     loop {
         let step = store.rollup_step(&cfg).await;
-        if let (Ok(Step::Idle), Some(r)) = (&step, cfg.retention) {
+        // Retention keeps its own timer whatever the load: between two chunks when the
+        // consumer is busy, not only once it is idle (a site with steady traffic never is).
+        let owner = matches!(step, Ok(Step::Idle | Step::Consumed(_)));
+        if let (true, Some(r)) = (owner, cfg.retention) {
             if tokio::time::Instant::now() >= expire_at {
                 expire_at = expire(store, &cfg, r).await;
             }

@@ -2,6 +2,7 @@
 //! with a cap on the inflated size, `application/json` or `text/plain` (beacons), one object.
 
 use std::io::Read;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -10,26 +11,54 @@ use warp::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use warp::http::HeaderMap;
 
 use crate::config::Limits;
+use crate::decode::{BodyCharge, ChargeRefused};
 use crate::error::ApiError;
 
-/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
-pub async fn read_limited<S, B>(mut stream: S, limit: usize) -> Result<Bytes, ApiError>
+/// Reads the whole body, refusing it as soon as it passes `limit` bytes, charging every chunk
+/// to `charge` as it arrives. The first chunk must come within `first_byte` (a head that
+/// announces a body and sends none is cut off early); the caller bounds the whole read.
+pub async fn read_limited<S, B>(
+    mut stream: S,
+    limit: usize,
+    charge: &mut BodyCharge,
+    first_byte: Duration,
+) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
     let mut buf = BytesMut::new();
-    while let Some(chunk) = stream.next().await {
+    let first = match tokio::time::timeout(first_byte, stream.next()).await {
+        Ok(first) => first,
+        Err(_) => {
+            return Err(ApiError::BodyNotStarted {
+                ms: u64::try_from(first_byte.as_millis()).unwrap_or(u64::MAX),
+            })
+        }
+    };
+    let mut next = first;
+    while let Some(chunk) = next {
         let mut chunk = chunk.map_err(|e| ApiError::BodyRead(e.to_string()))?;
         if buf.len() + chunk.remaining() > limit {
             return Err(ApiError::BodyTooLarge { limit });
         }
+        charge
+            .add(chunk.remaining())
+            .await
+            .map_err(|refused| match refused {
+                ChargeRefused::ClientFull => ApiError::TooManyRequests {
+                    message: "this client has too many request bodies in flight; retry shortly",
+                    retry_after_secs: 1,
+                },
+                ChargeRefused::Closed => ApiError::Unavailable,
+            })?;
         while chunk.has_remaining() {
             let part = chunk.chunk();
             buf.extend_from_slice(part);
             let n = part.len();
             chunk.advance(n);
         }
+        next = stream.next().await;
     }
     Ok(buf.freeze())
 }

@@ -178,6 +178,11 @@ pub struct ApiSection {
     pub sdk_dir: PathBuf,
     /// Demo pages and the dashboard, served at `/demo/`.
     pub www_dir: PathBuf,
+    /// Addresses or CIDR blocks of the reverse proxies in front of the collector
+    /// (`["10.0.0.0/8", "::1"]`). Only from these is `X-Forwarded-For` (or `Forwarded`)
+    /// believed: the client is then the rightmost forwarded address that is not one of them.
+    /// Empty: the client is always the connection's peer.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl std::fmt::Debug for ApiSection {
@@ -193,6 +198,7 @@ impl std::fmt::Debug for ApiSection {
             .field("cors_origins", &self.cors_origins)
             .field("sdk_dir", &self.sdk_dir)
             .field("www_dir", &self.www_dir)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -209,6 +215,7 @@ impl Default for ApiSection {
             cors_origins: Vec::new(),
             sdk_dir: PathBuf::from("sdk-wasm/dist"),
             www_dir: PathBuf::from("www"),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -262,9 +269,18 @@ pub struct Limits {
     pub max_connections: usize,
     /// Threads that decode bodies (off the async workers); 0 = one per CPU core.
     pub decode_concurrency: usize,
-    /// Bytes of request bodies being read or waiting to be decoded, over all requests; a
-    /// request waits (within its body timeout) for its share.
+    /// Bytes of request bodies being read or waiting to be decoded, over all requests,
+    /// charged as they arrive; a request waits (within its body timeout) for its share.
     pub max_body_bytes_in_flight: usize,
+    /// The same for one client address (its share of the above); past it the client's next
+    /// body is answered 429 with `Retry-After`.
+    pub max_body_bytes_in_flight_per_client: usize,
+    /// A request body's first byte must arrive within this long (ms) of its headers, else 408:
+    /// a head that announces a body and sends none is cut off early.
+    pub body_first_byte_ms: u64,
+    /// Most open connections from one client address (trusted proxies excepted); past it a
+    /// new connection is answered 429 and closed.
+    pub max_connections_per_client: usize,
     /// After SIGTERM, how long (ms) in-flight requests may take before their connections are
     /// closed and the collector exits.
     pub drain_timeout_ms: u64,
@@ -287,6 +303,9 @@ impl Default for Limits {
             max_connections: 4_096,
             decode_concurrency: 0,
             max_body_bytes_in_flight: 64 << 20,
+            max_body_bytes_in_flight_per_client: 8 << 20,
+            body_first_byte_ms: 2_000,
+            max_connections_per_client: 256,
             drain_timeout_ms: 10_000,
         }
     }
@@ -505,6 +524,14 @@ impl Config {
                 "MAIDIAN_BODY_TIMEOUT_MS" => self.limits.body_timeout_ms = parse(key, &v)?,
                 "MAIDIAN_IDLE_TIMEOUT_MS" => self.limits.idle_timeout_ms = parse(key, &v)?,
                 "MAIDIAN_MAX_CONNECTIONS" => self.limits.max_connections = parse(key, &v)?,
+                "MAIDIAN_MAX_CONNECTIONS_PER_CLIENT" => {
+                    self.limits.max_connections_per_client = parse(key, &v)?
+                }
+                "MAIDIAN_MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT" => {
+                    self.limits.max_body_bytes_in_flight_per_client = parse(key, &v)?
+                }
+                "MAIDIAN_BODY_FIRST_BYTE_MS" => self.limits.body_first_byte_ms = parse(key, &v)?,
+                "MAIDIAN_TRUSTED_PROXIES" => self.tracking_api.trusted_proxies = list(&v),
                 "MAIDIAN_DRAIN_TIMEOUT_MS" => self.limits.drain_timeout_ms = parse(key, &v)?,
                 "MAIDIAN_REDACT_URLS" => self.privacy.redact_urls = parse(key, &v)?,
                 "MAIDIAN_REDACT_PARAMS" => self.privacy.redact_params = list(&v),
@@ -548,6 +575,8 @@ impl Config {
             ));
         }
         self.validate_sites()?;
+        crate::peer::TrustedProxies::parse(&api.trusted_proxies)
+            .map_err(|m| invalid("tracking_api.trusted_proxies", m))?;
         if let Some(uri) = &self.mongodb.uri {
             if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
                 return Err(invalid(
@@ -584,6 +613,14 @@ impl Config {
                 "limits.max_body_bytes_in_flight",
                 self.limits.max_body_bytes_in_flight,
             ),
+            (
+                "limits.max_body_bytes_in_flight_per_client",
+                self.limits.max_body_bytes_in_flight_per_client,
+            ),
+            (
+                "limits.max_connections_per_client",
+                self.limits.max_connections_per_client,
+            ),
             ("writer.max_batch_events", self.writer.max_batch_events),
             ("writer.concurrency", self.writer.concurrency),
             ("rollups.chunk_events", self.rollups.chunk_events),
@@ -596,6 +633,7 @@ impl Config {
         for (key, v) in [
             ("limits.header_timeout_ms", self.limits.header_timeout_ms),
             ("limits.body_timeout_ms", self.limits.body_timeout_ms),
+            ("limits.body_first_byte_ms", self.limits.body_first_byte_ms),
             ("limits.idle_timeout_ms", self.limits.idle_timeout_ms),
             ("limits.drain_timeout_ms", self.limits.drain_timeout_ms),
         ] {
@@ -625,6 +663,25 @@ impl Config {
             return Err(invalid("rollups.lease_ttl_ms", "must be at least 1000"));
         }
         Ok(())
+    }
+
+    /// The config names of the keys set shorter than [`STRONG_KEY_CHARS`]: easy to guess (a
+    /// write key ships in pages anyway, but a short one is still a typo-like mistake to flag).
+    pub fn short_keys(&self) -> Vec<String> {
+        let api = &self.tracking_api;
+        let mut keys: Vec<(String, &str)> = vec![
+            ("tracking_api.api_key".into(), &api.api_key),
+            ("tracking_api.read_key".into(), &api.read_key),
+            ("tracking_api.admin_key".into(), &api.admin_key),
+        ];
+        for (i, site) in self.sites.iter().enumerate() {
+            keys.push((format!("sites[{i}].write_key"), &site.write_key));
+            keys.push((format!("sites[{i}].read_key"), &site.read_key));
+        }
+        keys.into_iter()
+            .filter(|(_, k)| !k.is_empty() && k.chars().count() < STRONG_KEY_CHARS)
+            .map(|(name, _)| name)
+            .collect()
     }
 
     /// Site ids, time zones, origins, and keys: every key distinct from every other.
@@ -703,6 +760,9 @@ impl Config {
     }
 }
 
+/// Keys shorter than this are warned about at start-up.
+pub const STRONG_KEY_CHARS: usize = 16;
+
 /// Every environment variable the collector reads.
 pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_LISTEN",
@@ -729,6 +789,10 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_BODY_TIMEOUT_MS",
     "MAIDIAN_IDLE_TIMEOUT_MS",
     "MAIDIAN_MAX_CONNECTIONS",
+    "MAIDIAN_MAX_CONNECTIONS_PER_CLIENT",
+    "MAIDIAN_MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT",
+    "MAIDIAN_BODY_FIRST_BYTE_MS",
+    "MAIDIAN_TRUSTED_PROXIES",
     "MAIDIAN_DRAIN_TIMEOUT_MS",
     "MAIDIAN_DECODE_CONCURRENCY",
     "MAIDIAN_REDACT_URLS",

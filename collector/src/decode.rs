@@ -6,12 +6,16 @@
 //! arena that keeps what it freed; under a flood of bodies that is tens of megabytes of
 //! memory that is never given back. Two threads keep two arenas.
 //!
-//! Bodies waiting to be read are bounded too: a request reserves its body's size (its
-//! `content-length`, else the largest body allowed) from [`BodyBudget`] before reading it.
+//! Bodies being read or waiting to be decoded are bounded too, over all requests and per
+//! client, charged to [`BodyBudget`] as their bytes arrive.
 
 use std::sync::{mpsc, Arc, Mutex};
 
+use std::net::IpAddr;
+
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::peer::{Held, PerClient};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -63,31 +67,106 @@ impl DecodePool {
     }
 }
 
-/// Bytes of request bodies being read or waiting to be decoded, in KiB, across all requests.
+/// Bytes of request bodies being read or waiting to be decoded, in KiB, across all requests,
+/// and per client. Both are charged as bytes arrive ([`BodyCharge::add`]), never for bytes a
+/// client only announced: a `Content-Length` without a body costs nothing.
 pub struct BodyBudget {
     kib: Arc<Semaphore>,
     total_kib: u32,
+    per_client: PerClient,
 }
 
-/// `bytes` in KiB, rounded up, at least 1.
+/// `bytes` in KiB, rounded up.
 fn kib(bytes: usize) -> u32 {
-    u32::try_from(bytes.div_ceil(1024))
-        .unwrap_or(u32::MAX)
-        .max(1)
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 impl BodyBudget {
-    pub fn new(bytes: usize) -> BodyBudget {
-        let total_kib = kib(bytes);
+    /// `total` bytes over all requests, `per_client` bytes for one client address.
+    pub fn new(total: usize, per_client: usize) -> BodyBudget {
+        let total_kib = kib(total).max(1);
         BodyBudget {
             kib: Arc::new(Semaphore::new(total_kib as usize)),
             total_kib,
+            per_client: PerClient::new(per_client),
         }
     }
 
-    /// Waits until `bytes` (capped at the whole budget) can be held; the permit frees them.
-    pub async fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let wanted = kib(bytes).min(self.total_kib);
-        self.kib.clone().acquire_many_owned(wanted).await.ok()
+    /// An empty charge for one body from `client`.
+    pub fn charge(&self, client: IpAddr) -> BodyCharge {
+        BodyCharge {
+            kib: self.kib.clone(),
+            total_kib: self.total_kib,
+            client,
+            per_client: self.per_client.clone(),
+            bytes: 0,
+            permit: None,
+            held: None,
+        }
+    }
+
+    /// Body bytes `client` holds now.
+    pub fn held_by(&self, client: IpAddr) -> usize {
+        self.per_client.holding(&client)
+    }
+}
+
+/// One body's share of the [`BodyBudget`], grown as its bytes arrive and given back on drop
+/// (after the body is decoded).
+pub struct BodyCharge {
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+    client: IpAddr,
+    per_client: PerClient,
+    bytes: usize,
+    permit: Option<OwnedSemaphorePermit>,
+    held: Option<Held>,
+}
+
+/// Why a body could not be charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeRefused {
+    /// The client holds its whole per-client share already.
+    ClientFull,
+    /// The budget is closed (the process is stopping).
+    Closed,
+}
+
+impl BodyCharge {
+    /// Charges `n` more bytes: refused at once when the client's share is full, else waits
+    /// for the global budget (which bounds memory while many clients send at once).
+    pub async fn add(&mut self, n: usize) -> Result<(), ChargeRefused> {
+        if n == 0 {
+            return Ok(());
+        }
+        let grown = match &mut self.held {
+            Some(h) => h.grow(n),
+            None => match self.per_client.take(self.client, n) {
+                Some(h) => {
+                    self.held = Some(h);
+                    true
+                }
+                None => false,
+            },
+        };
+        if !grown {
+            return Err(ChargeRefused::ClientFull);
+        }
+        let before = kib(self.bytes).min(self.total_kib);
+        self.bytes = self.bytes.saturating_add(n);
+        let wanted = kib(self.bytes).min(self.total_kib) - before;
+        if wanted > 0 {
+            let more = self
+                .kib
+                .clone()
+                .acquire_many_owned(wanted)
+                .await
+                .map_err(|_| ChargeRefused::Closed)?;
+            match &mut self.permit {
+                Some(p) => p.merge(more),
+                None => self.permit = Some(more),
+            }
+        }
+        Ok(())
     }
 }

@@ -55,6 +55,13 @@ pub enum ApiError {
     TooManyValues { limit: usize },
     #[error("request body did not arrive within {ms} ms of its headers")]
     BodyTimeout { ms: u64 },
+    #[error("request body did not start within {ms} ms of its headers")]
+    BodyNotStarted { ms: u64 },
+    #[error("{message}")]
+    TooManyRequests {
+        message: &'static str,
+        retry_after_secs: u32,
+    },
     #[error("request body must be a JSON object")]
     NotAnObject,
     #[error("{0}")]
@@ -88,7 +95,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            BodyTimeout { .. } | BodyNotStarted { .. } => StatusCode::REQUEST_TIMEOUT,
+            TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             BodyTooLarge { .. }
             | InflatedTooLarge { .. }
             | BatchTooLarge { .. }
@@ -124,7 +132,8 @@ impl ApiError {
             BadJson(_) => "invalid_json",
             NotAnObject => "invalid_body",
             TooManyValues { .. } => "too_many_values",
-            BodyTimeout { .. } => "body_timeout",
+            BodyTimeout { .. } | BodyNotStarted { .. } => "body_timeout",
+            TooManyRequests { .. } => "too_many_requests",
             Unauthorized(_) => "unauthorized",
             Forbidden(_) => "forbidden",
             InvalidEvent(i) => i.code,
@@ -167,7 +176,18 @@ impl Reply for ApiError {
             },
             rejected,
         };
-        warp::reply::with_status(warp::reply::json(&body), self.status()).into_response()
+        let mut res =
+            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            res.headers_mut().insert(
+                "retry-after",
+                warp::http::HeaderValue::from(retry_after_secs),
+            );
+        }
+        res
     }
 }
 

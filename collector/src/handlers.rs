@@ -17,9 +17,10 @@ use warp::Reply;
 use crate::auth;
 use crate::body;
 use crate::config::Config;
-use crate::decode::{BodyBudget, DecodePool};
+use crate::decode::{BodyBudget, BodyCharge, DecodePool};
 use crate::error::{ApiError, Rejected};
 use crate::metrics::Metrics;
+use crate::peer::TrustedProxies;
 use crate::sites::{Site, Sites};
 use crate::validate::{self, Context};
 use crate::writer::Writer;
@@ -31,8 +32,11 @@ pub struct App {
     pub writer: Writer,
     /// The threads that inflate and parse bodies (`limits.decode_concurrency`).
     pub decoder: DecodePool,
-    /// Bytes of bodies read or waiting to be decoded (`limits.max_body_bytes_in_flight`).
+    /// Bytes of bodies read or waiting to be decoded (`limits.max_body_bytes_in_flight`, and
+    /// per client).
     pub bodies: BodyBudget,
+    /// `tracking_api.trusted_proxies`, parsed once.
+    pub trusted: TrustedProxies,
     /// `privacy.deny_list()`, computed once.
     pub redact: Option<String>,
     /// The sites and their keys.
@@ -48,7 +52,13 @@ impl App {
         };
         App {
             decoder: DecodePool::new(threads),
-            bodies: BodyBudget::new(config.limits.max_body_bytes_in_flight),
+            bodies: BodyBudget::new(
+                config.limits.max_body_bytes_in_flight,
+                config.limits.max_body_bytes_in_flight_per_client,
+            ),
+            // Checked by `Config::validate`; an invalid list trusts nobody.
+            trusted: TrustedProxies::parse(&config.tracking_api.trusted_proxies)
+                .unwrap_or_default(),
             redact: config.privacy.deny_list(),
             sites: Sites::from_config(&config),
             metrics,
@@ -69,7 +79,7 @@ pub struct Ingest {
     /// body was read; else the body's `api_key` chooses.
     pub site: Option<usize>,
     /// The body's share of [`App::bodies`], held until it is decoded.
-    pub reserved: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub reserved: BodyCharge,
 }
 
 #[derive(Debug, Default, Deserialize)]

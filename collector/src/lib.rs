@@ -6,7 +6,8 @@
 //! - [`routes`]: one `Filter` per route; [`handlers`]: one async fn per route.
 //! - [`body`]: body size caps, gzip, content types; [`decode`]: the threads bodies decode on; [`validate`]: wire JSON → domain `Event`.
 //! - [`sites`]: the sites and whose key is which; [`auth`]: keys of requests → sites; [`error`]: `ApiError` → status + JSON.
-//! - [`server`]: hyper with header, idle and drain timeouts and a connection cap.
+//! - [`server`]: hyper with header, idle and drain timeouts and connection caps (in all and per client).
+//! - [`peer`]: the client's address (trusted proxies), and what one client may hold at once.
 //! - [`writer`]: groups concurrent requests into large unordered inserts, each bounded in time.
 //!
 //! [`serve`] also runs the rollup consumer (`maidian_analytics::consumer`) as a task: it holds
@@ -22,6 +23,7 @@ pub mod decode;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod peer;
 // The SDK's `redact.rs` (below) names `alloc` paths: the SDK's wasm has no std.
 extern crate alloc;
 
@@ -59,6 +61,13 @@ pub async fn serve(
     if let Some(days) = config.retention.raw_days {
         let age = &mut config.limits.max_event_age_days;
         *age = (*age).min(days);
+    }
+    for key in config.short_keys() {
+        tracing::warn!(
+            key = %key,
+            min_chars = config::STRONG_KEY_CHARS,
+            "a key is shorter than 16 characters and easy to guess; choose a longer random one"
+        );
     }
     let metrics = Arc::new(metrics::Metrics::new());
     let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer, metrics.clone());
@@ -103,6 +112,8 @@ pub async fn serve(
         header_timeout: Duration::from_millis(config.limits.header_timeout_ms),
         idle_timeout: Duration::from_millis(config.limits.idle_timeout_ms),
         max_connections: config.limits.max_connections,
+        max_per_client: config.limits.max_connections_per_client,
+        trusted: app.trusted.clone(),
         drain_timeout: Duration::from_millis(config.limits.drain_timeout_ms),
     };
     // The server's filters hold the only `App`, and with it every `Writer`.

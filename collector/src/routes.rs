@@ -1,11 +1,13 @@
 //! One function per route returning a `Filter`, and [`routes`] that joins them with CORS and
 //! the JSON error mapping.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use warp::filters::BoxedFilter;
+use warp::http::HeaderMap;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -14,6 +16,7 @@ use crate::body;
 use crate::config::ApiSection;
 use crate::error::{self, ApiError};
 use crate::handlers::{self, AnalyticsQuery, App, DaysQuery, Ingest, IngestQuery};
+use crate::peer::Peer;
 
 fn with_app(
     app: Arc<App>,
@@ -21,37 +24,50 @@ fn with_app(
     warp::any().map(move || app.clone())
 }
 
+/// The client's address: the connection's peer, or what a trusted proxy forwarded.
+fn client(
+    app: Arc<App>,
+) -> impl Filter<Extract = (IpAddr,), Error = std::convert::Infallible> + Clone {
+    warp::ext::optional::<Peer>()
+        .and(warp::header::headers_cloned())
+        .map(move |peer: Option<Peer>, headers: HeaderMap| {
+            // No peer only in in-process tests (`warp::test`), which have no connection.
+            let peer = peer.map_or(IpAddr::from([127, 0, 0, 1]), |p| p.0.ip());
+            app.trusted.client(peer, &headers)
+        })
+}
+
 /// Query string, headers and the body, read only when the header or query key (if any) is
-/// right and its size fits the bodies-in-flight budget, up to `max_body_bytes`, within
-/// `body_timeout_ms` of the headers. A refused, oversize,
-/// slow or broken body becomes an error the handler answers, so the JSON error shape holds.
+/// right, up to `max_body_bytes`, its first byte within `body_first_byte_ms` and all of it
+/// within `body_timeout_ms` of the headers, each chunk charged to the bodies-in-flight budget
+/// (all clients', and the client's own) as it arrives. A refused, oversize, slow or broken
+/// body becomes an error the handler answers, so the JSON error shape holds.
 fn ingest(app: Arc<App>) -> impl Filter<Extract = (Ingest,), Error = Rejection> + Clone {
     let query = warp::query::<IngestQuery>()
         .or(warp::any().map(IngestQuery::default))
         .unify();
     query
         .and(warp::header::headers_cloned())
+        .and(client(app.clone()))
         .and(warp::body::stream())
-        .then(move |query: IngestQuery, headers, stream| {
+        .then(move |query: IngestQuery, headers, client, stream| {
             let app = app.clone();
             async move {
                 let limits = &app.config.limits;
                 let early = auth::write_site_early(&app.sites, &headers, query.api_key.as_deref());
                 let site = early.as_ref().ok().copied().flatten();
-                let mut reserved = None;
+                let mut charge = app.bodies.charge(client);
                 let body = match early {
                     Err(e) => Err(e),
                     Ok(_) => {
                         let ms = limits.body_timeout_ms;
-                        let expected = headers
-                            .get(warp::http::header::CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse::<usize>().ok())
-                            .map_or(limits.max_body_bytes, |n| n.min(limits.max_body_bytes));
-                        let read = async {
-                            reserved = app.bodies.reserve(expected).await;
-                            body::read_limited(Box::pin(stream), limits.max_body_bytes).await
-                        };
+                        let first = Duration::from_millis(limits.body_first_byte_ms);
+                        let read = body::read_limited(
+                            Box::pin(stream),
+                            limits.max_body_bytes,
+                            &mut charge,
+                            first,
+                        );
                         match tokio::time::timeout(Duration::from_millis(ms), read).await {
                             Ok(body) => body,
                             Err(_) => Err(ApiError::BodyTimeout { ms }),
@@ -63,7 +79,7 @@ fn ingest(app: Arc<App>) -> impl Filter<Extract = (Ingest,), Error = Rejection> 
                     headers,
                     body,
                     site,
-                    reserved,
+                    reserved: charge,
                 }
             }
         })

@@ -11,6 +11,9 @@
 //!   ([`IdleIo`]), such as a client that stops reading its answer;
 //! - `max_connections`: past this many open connections the server stops accepting (new ones
 //!   wait in the kernel's backlog) until one closes;
+//! - `max_per_client`: past this many open connections from one address (trusted proxies
+//!   excepted, they carry many clients) a new one is answered 429 and closed, so one host
+//!   cannot hold every slot;
 //! - `drain_timeout`: after the shutdown signal, in-flight requests get this long to finish, then
 //!   the connections left are closed.
 //!
@@ -31,14 +34,22 @@ use tokio::task::JoinSet;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use crate::peer::{Peer, PerClient, TrustedProxies};
+
 /// What bounds connections; from `[limits]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnLimits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub max_per_client: usize,
+    /// Peers whose connections are not counted per client.
+    pub trusted: TrustedProxies,
     pub drain_timeout: Duration,
 }
+
+/// The body a connection past its address's cap gets before it is closed.
+const TOO_MANY_CONNECTIONS: &str = r#"{"error":{"code":"too_many_connections","message":"too many open connections from this client; retry shortly"}}"#;
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then drains within
 /// `limits.drain_timeout` and returns once every connection task has ended.
@@ -49,6 +60,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_client = PerClient::new(limits.max_per_client);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut conns = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -73,9 +85,9 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -85,14 +97,28 @@ pub async fn run(
         };
         full_logged = false;
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(warp::service(routes.clone()));
+        let share = match limits.trusted.trusts(peer.ip()) {
+            true => None,
+            false => match per_client.take(peer.ip(), 1) {
+                Some(share) => Some(share),
+                None => {
+                    tracing::debug!("per-client connection cap reached; connection refused");
+                    conns.spawn(refuse(stream, slot));
+                    continue;
+                }
+            },
+        };
+        let svc = TowerToHyperService::new(WithPeer {
+            inner: warp::service(routes.clone()),
+            peer: Peer(peer),
+        });
         let io = IdleIo::new(TokioIo::new(stream), limits.idle_timeout);
         let conn = graceful.watch(http.serve_connection(io, svc));
         conns.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, share));
         });
     }
     drop(listener);
@@ -109,6 +135,48 @@ pub async fn run(
         conns.abort_all();
     }
     while conns.join_next().await.is_some() {}
+}
+
+/// Answers a connection past its address's cap with a 429 and closes it, within a second.
+async fn refuse(mut stream: tokio::net::TcpStream, slot: tokio::sync::OwnedSemaphorePermit) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let answer = format!(
+            "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+             retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{}",
+            TOO_MANY_CONNECTIONS.len(),
+            TOO_MANY_CONNECTIONS
+        );
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+    drop(slot);
+}
+
+/// The warp service with the connection's peer address put into every request.
+#[derive(Clone)]
+struct WithPeer<S> {
+    inner: S,
+    peer: Peer,
+}
+
+impl<S, B> tower_service::Service<hyper::Request<B>> for WithPeer<S>
+where
+    S: tower_service::Service<hyper::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: hyper::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.peer);
+        self.inner.call(req)
+    }
 }
 
 /// Connection errors surface on accept and mean nothing; anything else (out of file

@@ -126,9 +126,12 @@ impl Sites {
         self.keyless.is_some()
     }
 
-    /// The site a write key sends to (`None`: no key was sent). A key of no site goes to the
-    /// keyless default site when there is one (as the seed accepted any key then); else 401.
+    /// The site a write key sends to (`None` or an empty key: no key was sent). No key goes
+    /// to the keyless default site when there is one; a key that is no site's write key is
+    /// 401 always (a keyless collector still has a read key, so a pasted read key or a removed
+    /// site's key is a mistake to show, not events to file under `default`).
     pub fn writer(&self, key: Option<&str>) -> Result<usize, ApiError> {
+        let key = key.filter(|k| !k.is_empty());
         let named = key.and_then(|k| {
             self.sites
                 .iter()
@@ -136,11 +139,11 @@ impl Sites {
         });
         match (named, self.keyless, key) {
             (Some(i), _, _) => Ok(i),
-            (None, Some(i), _) => Ok(i),
+            (None, Some(i), None) => Ok(i),
             (None, None, None) => Err(ApiError::Unauthorized(
                 "missing write key: send X-API-Key, ?api_key= or an api_key body field",
             )),
-            (None, None, Some(_)) => Err(ApiError::Unauthorized("wrong write key")),
+            (None, _, Some(_)) => Err(ApiError::Unauthorized("wrong write key")),
         }
     }
 
@@ -322,7 +325,13 @@ mod tests {
         let keyless = Sites::from_config(&config("[tracking_api]\nread_key = \"rk\"\n"));
         assert!(keyless.keyless());
         assert_eq!(keyless.writer(None).unwrap(), 0);
-        assert_eq!(keyless.writer(Some("anything")).unwrap(), 0);
+        // A key of no site is refused even here: it is a mistake (a read key pasted into a
+        // page, a removed site's key), not events to file under `default`.
+        assert!(matches!(
+            keyless.writer(Some("anything")),
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert_eq!(keyless.writer(Some("")).unwrap(), 0);
         let r = keyless.reader("rk").unwrap();
         assert_eq!(keyless.readable(r, None).unwrap().id, "default");
     }

@@ -51,6 +51,8 @@ async fn stalled_uploads_slow_headers_and_idle_connections_are_cut_off() {
         ("MAIDIAN_HEADER_TIMEOUT_MS", "1000"),
         ("MAIDIAN_BODY_TIMEOUT_MS", "1000"),
         ("MAIDIAN_IDLE_TIMEOUT_MS", "1500"),
+        // Every stalled upload comes from this one host: lift its share of the connections.
+        ("MAIDIAN_MAX_CONNECTIONS_PER_CLIENT", "1000"),
     ])
     .await;
     let addr = env.collector.addr;
