@@ -281,6 +281,9 @@ pub struct Limits {
     /// Most open connections from one client address (trusted proxies excepted); past it a
     /// new connection is answered 429 and closed.
     pub max_connections_per_client: usize,
+    /// Heavy reads (funnel, HTML report, CSV export, visitor export) one read key may have in
+    /// flight; past it 429 with `Retry-After`.
+    pub max_heavy_reads_per_key: usize,
     /// After SIGTERM, how long (ms) in-flight requests may take before their connections are
     /// closed and the collector exits.
     pub drain_timeout_ms: u64,
@@ -306,6 +309,7 @@ impl Default for Limits {
             max_body_bytes_in_flight_per_client: 8 << 20,
             body_first_byte_ms: 2_000,
             max_connections_per_client: 256,
+            max_heavy_reads_per_key: 4,
             drain_timeout_ms: 10_000,
         }
     }
@@ -530,6 +534,9 @@ impl Config {
                 "MAIDIAN_MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT" => {
                     self.limits.max_body_bytes_in_flight_per_client = parse(key, &v)?
                 }
+                "MAIDIAN_MAX_HEAVY_READS_PER_KEY" => {
+                    self.limits.max_heavy_reads_per_key = parse(key, &v)?
+                }
                 "MAIDIAN_BODY_FIRST_BYTE_MS" => self.limits.body_first_byte_ms = parse(key, &v)?,
                 "MAIDIAN_TRUSTED_PROXIES" => self.tracking_api.trusted_proxies = list(&v),
                 "MAIDIAN_DRAIN_TIMEOUT_MS" => self.limits.drain_timeout_ms = parse(key, &v)?,
@@ -620,6 +627,10 @@ impl Config {
             (
                 "limits.max_connections_per_client",
                 self.limits.max_connections_per_client,
+            ),
+            (
+                "limits.max_heavy_reads_per_key",
+                self.limits.max_heavy_reads_per_key,
             ),
             ("writer.max_batch_events", self.writer.max_batch_events),
             ("writer.concurrency", self.writer.concurrency),
@@ -792,6 +803,7 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_MAX_CONNECTIONS_PER_CLIENT",
     "MAIDIAN_MAX_BODY_BYTES_IN_FLIGHT_PER_CLIENT",
     "MAIDIAN_BODY_FIRST_BYTE_MS",
+    "MAIDIAN_MAX_HEAVY_READS_PER_KEY",
     "MAIDIAN_TRUSTED_PROXIES",
     "MAIDIAN_DRAIN_TIMEOUT_MS",
     "MAIDIAN_DECODE_CONCURRENCY",

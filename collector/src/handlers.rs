@@ -20,8 +20,8 @@ use crate::config::Config;
 use crate::decode::{BodyBudget, BodyCharge, DecodePool};
 use crate::error::{ApiError, Rejected};
 use crate::metrics::Metrics;
-use crate::peer::TrustedProxies;
-use crate::sites::{Site, Sites};
+use crate::peer::{Held, PerKey, TrustedProxies};
+use crate::sites::{Reader, Site, Sites};
 use crate::validate::{self, Context};
 use crate::writer::Writer;
 
@@ -37,6 +37,9 @@ pub struct App {
     pub bodies: BodyBudget,
     /// `tracking_api.trusted_proxies`, parsed once.
     pub trusted: TrustedProxies,
+    /// Heavy reads (funnel, report, exports) in flight per read key
+    /// (`limits.max_heavy_reads_per_key`).
+    pub heavy: PerKey<Reader>,
     /// `privacy.deny_list()`, computed once.
     pub redact: Option<String>,
     /// The sites and their keys.
@@ -59,6 +62,7 @@ impl App {
             // Checked by `Config::validate`; an invalid list trusts nobody.
             trusted: TrustedProxies::parse(&config.tracking_api.trusted_proxies)
                 .unwrap_or_default(),
+            heavy: PerKey::new(config.limits.max_heavy_reads_per_key),
             redact: config.privacy.deny_list(),
             sites: Sites::from_config(&config),
             metrics,
@@ -414,6 +418,18 @@ fn period_of(days: Option<&str>, zone: &Zone) -> Result<Period, ApiError> {
     Ok(Period::recent(days, zone))
 }
 
+/// A share of the request's read key's heavy reads (funnel, report, exports: each scans raw
+/// events or many rollups), held until the answer is sent; past the share, 429 with
+/// `Retry-After`, so one key cannot keep the store busy for everyone.
+fn heavy_read(app: &App, headers: &HeaderMap) -> Result<Held<Reader>, ApiError> {
+    let reader = auth::reader(&app.sites, headers)?;
+    app.heavy.take(reader, 1).ok_or(ApiError::TooManyRequests {
+        message:
+            "too many heavy reads (funnel, report, export) in flight for this key; retry shortly",
+        retry_after_secs: 2,
+    })
+}
+
 fn store_failed(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "stats query failed");
     ApiError::Unavailable
@@ -540,6 +556,7 @@ async fn analytics_inner(
                 .map_err(store_failed)?,
         ),
         "funnel" => {
+            let _heavy = heavy_read(app, headers)?;
             let f = funnel_of(q, "")?;
             let origin = funnel::Origin {
                 channel: q.channel.clone().filter(|c| !c.is_empty()),
@@ -613,6 +630,7 @@ async fn export_visitor(
     visitor: &str,
 ) -> Result<Response, ApiError> {
     let site = auth::check_read(&app.sites, headers, q.read.site.as_deref())?;
+    let _heavy = heavy_read(app, headers)?;
     let csv = maidian_analytics::export::visitor_csv(&app.store, &site.id, visitor, cells_of(q)?)
         .await
         .map_err(store_failed)?;
@@ -679,6 +697,7 @@ async fn export_csv_inner(
         (r.period, r.site.id.clone())
     };
     let cells = cells_of(q)?;
+    let heavy = heavy_read(&app, headers)?;
     let gone = raw_gone(&app.store, &p).await?;
     let name = format!(
         "attachment; filename=\"events-{}-{}-{}.csv\"",
@@ -710,8 +729,10 @@ async fn export_csv_inner(
             }
         }
     });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    // The body holds the key's heavy-read share until its last byte is sent or the client
+    // goes away (the scan task may finish earlier, its pages queued).
+    let body = futures_util::stream::unfold((rx, heavy), |(mut rx, heavy)| async move {
+        rx.recv().await.map(|item| (item, (rx, heavy)))
     });
     let reply = warp::reply::stream(body);
     let reply = warp::reply::with_header(reply, "content-type", "text/csv; charset=utf-8");
@@ -739,6 +760,7 @@ async fn report_inner(
 ) -> Result<Response, ApiError> {
     use maidian_analytics::report;
     let r = q.read.reading(app, headers)?;
+    let _heavy = heavy_read(app, headers)?;
     let f = funnel_of(q, report::DEFAULT_FUNNEL)?;
     let html = report::build(&app.store, r.period, Some(&f), &r.scope)
         .await

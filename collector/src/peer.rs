@@ -255,3 +255,81 @@ impl<K: Hash + Eq + Clone> Drop for Held<K> {
         self.owner.give_back(&self.key, self.n);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or_else(|_| panic!("{s}"))
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                warp::http::HeaderName::from_bytes(k.as_bytes()).unwrap_or_else(|_| panic!()),
+                warp::http::HeaderValue::from_str(v).unwrap_or_else(|_| panic!()),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn cidr_blocks_parse_and_match() {
+        let net: Cidr = "10.1.0.0/16".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(net.contains(ip("10.1.200.3")));
+        assert!(!net.contains(ip("10.2.0.1")));
+        // An IPv4 peer seen through an IPv6 socket.
+        assert!(net.contains(ip("::ffff:10.1.0.9")));
+        let odd: Cidr = "192.168.1.128/25".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(odd.contains(ip("192.168.1.200")) && !odd.contains(ip("192.168.1.100")));
+        let one: Cidr = "::1".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(one.contains(ip("::1")) && !one.contains(ip("::2")));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(all.contains(ip("8.8.8.8")));
+        for bad in ["10.0.0.0/33", "nope", "1.2.3/8", "::/129", ""] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_forwarded_address() {
+        let proxies =
+            TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap_or_else(|e| panic!("{e}"));
+        let chain = headers(&[("x-forwarded-for", "1.1.1.1, 2.2.2.2, 10.0.0.5")]);
+        // From a trusted proxy: the last address that is not one of ours.
+        assert_eq!(proxies.client(ip("10.0.0.1"), &chain), ip("2.2.2.2"));
+        // From anyone else the header is ignored.
+        assert_eq!(proxies.client(ip("5.5.5.5"), &chain), ip("5.5.5.5"));
+        // Several headers are one chain; ports and brackets are dropped.
+        let split = headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "[2001:db8::1]:443"),
+        ]);
+        assert_eq!(proxies.client(ip("10.0.0.1"), &split), ip("2001:db8::1"));
+        // `Forwarded` when there is no X-Forwarded-For.
+        let fwd = headers(&[("forwarded", "for=3.3.3.3;proto=https, for=\"10.0.0.7:80\"")]);
+        assert_eq!(proxies.client(ip("10.0.0.1"), &fwd), ip("3.3.3.3"));
+        // Nothing usable forwarded: the proxy itself.
+        let junk = headers(&[("x-forwarded-for", "unknown")]);
+        assert_eq!(proxies.client(ip("10.0.0.1"), &junk), ip("10.0.0.1"));
+        // No proxies configured: always the peer.
+        let none = TrustedProxies::default();
+        assert_eq!(none.client(ip("10.0.0.1"), &chain), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn shares_are_capped_per_key_and_given_back() {
+        let per: PerKey<&str> = PerKey::new(10);
+        let mut a = per.take("a", 6).unwrap_or_else(|| panic!());
+        assert!(per.take("a", 5).is_none());
+        assert!(per.take("b", 10).is_some());
+        assert!(a.grow(4));
+        assert!(!a.grow(1));
+        assert_eq!(per.holding(&"a"), 10);
+        drop(a);
+        assert_eq!(per.holding(&"a"), 0);
+        assert!(per.take("a", 10).is_some());
+    }
+}

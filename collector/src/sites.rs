@@ -47,7 +47,7 @@ impl Site {
 }
 
 /// Who a read key is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reader {
     /// The admin key: every site.
     Admin,

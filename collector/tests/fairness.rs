@@ -250,3 +250,109 @@ async fn unknown_keys_are_refused_and_short_keys_are_named() {
         "a key's value was logged"
     );
 }
+
+/// A read key has a bounded number of heavy reads (funnel, report, exports) in flight: two
+/// exports whose client stops reading hold both shares, so a third export and a funnel are
+/// answered 429 with `Retry-After`, while another key and the light figures are served; once
+/// the two clients go away the key is served again.
+#[tokio::test]
+async fn heavy_reads_are_bounded_per_key() {
+    let data = tempfile::tempdir().unwrap();
+    let admin = "admin-key-0123456789abcdef";
+    let env: std::collections::HashMap<String, String> = [
+        ("MAIDIAN_DATA_DIR", data.path().to_str().unwrap()),
+        ("MAIDIAN_API_KEY", WRITE_KEY),
+        ("MAIDIAN_READ_KEY", common::READ_KEY),
+        ("MAIDIAN_ADMIN_KEY", admin),
+        ("MAIDIAN_MAX_HEAVY_READS_PER_KEY", "2"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let collector = maidian_testkit::Collector::start(common::binary(), &env)
+        .await
+        .unwrap();
+    let addr = collector.addr;
+    // About 20 MB of CSV: more than the sockets between the two ends can hold.
+    let filler = "x".repeat(10_000);
+    for _ in 0..25 {
+        let events: Vec<_> = (0..80)
+            .map(|_| {
+                json!({"event_id": uuid(), "event_type": "custom", "timestamp": now_ms(),
+                       "custom_data": {"note": filler}})
+            })
+            .collect();
+        let res = http::send(
+            addr,
+            &Request::new("POST", "/api/track/batch")
+                .header("content-type", "application/json")
+                .header("x-api-key", WRITE_KEY)
+                .body(json!({ "events": events }).to_string()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status, 200, "{}", res.text());
+    }
+    let get = |path: &str, key: &str| {
+        let req = Request::new("GET", path)
+            .header("x-api-key", key)
+            .header("connection", "close");
+        async move { http::send(addr, &req).await }
+    };
+
+    let export_head = format!(
+        "GET /api/export/events.csv?days=1 HTTP/1.1\r\nhost: x\r\nx-api-key: {}\r\n\r\n",
+        common::READ_KEY
+    );
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(export_head.as_bytes()).await.unwrap();
+        let mut first = [0u8; 12];
+        s.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        slow.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let third = get("/api/export/events.csv?days=1", common::READ_KEY)
+        .await
+        .unwrap();
+    assert_eq!(third.status, 429, "a third export of the key was served");
+    assert_eq!(third.header("retry-after"), Some("2"));
+    assert_eq!(third.json().unwrap()["error"]["code"], "too_many_requests");
+    let funnel = get(
+        "/api/analytics/funnel?steps=page_view,custom",
+        common::READ_KEY,
+    )
+    .await
+    .unwrap();
+    assert_eq!(funnel.status, 429, "{}", funnel.text());
+    // Light figures of the same key, and heavy ones of another key, are served.
+    let summary = get("/api/analytics/summary", common::READ_KEY)
+        .await
+        .unwrap();
+    assert_eq!(summary.status, 200);
+    let other = get("/api/analytics/funnel?steps=page_view,custom", admin)
+        .await
+        .unwrap();
+    assert_eq!(other.status, 200, "{}", other.text());
+
+    drop(slow);
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let res = get(
+            "/api/analytics/funnel?steps=page_view,custom",
+            common::READ_KEY,
+        )
+        .await
+        .unwrap();
+        if res.status == 200 {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "the key's heavy reads were never given back");
+    collector.terminate().await.unwrap();
+}
