@@ -326,6 +326,10 @@ pub struct PrivacySection {
     /// default list names tokens, passwords, keys, session ids, e-mail and phone. Values that
     /// look like an e-mail address are redacted whatever their name.
     pub redact_params: Vec<String>,
+    /// Query parameters a stored page URL keeps (`["q", "lang"]`; `["*"]` keeps every one).
+    /// A page is its URL without query string and fragment: campaign tags and click ids have
+    /// fed the source and channel already, and every other parameter would mint a new page.
+    pub page_params: Vec<String>,
 }
 
 impl PrivacySection {
@@ -347,6 +351,7 @@ impl Default for PrivacySection {
                 .split(',')
                 .map(String::from)
                 .collect(),
+            page_params: Vec::new(),
         }
     }
 }
@@ -542,6 +547,7 @@ impl Config {
                 "MAIDIAN_DRAIN_TIMEOUT_MS" => self.limits.drain_timeout_ms = parse(key, &v)?,
                 "MAIDIAN_REDACT_URLS" => self.privacy.redact_urls = parse(key, &v)?,
                 "MAIDIAN_REDACT_PARAMS" => self.privacy.redact_params = list(&v),
+                "MAIDIAN_PAGE_PARAMS" => self.privacy.page_params = list(&v),
                 "MAIDIAN_DECODE_CONCURRENCY" => self.limits.decode_concurrency = parse(key, &v)?,
                 "MAIDIAN_WRITER_CONCURRENCY" => self.writer.concurrency = parse(key, &v)?,
                 "MAIDIAN_WRITER_MAX_BATCH_EVENTS" => self.writer.max_batch_events = parse(key, &v)?,
@@ -809,6 +815,7 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_DECODE_CONCURRENCY",
     "MAIDIAN_REDACT_URLS",
     "MAIDIAN_REDACT_PARAMS",
+    "MAIDIAN_PAGE_PARAMS",
     "MAIDIAN_WRITER_CONCURRENCY",
     "MAIDIAN_WRITER_MAX_BATCH_EVENTS",
     "MAIDIAN_WRITER_LINGER_MS",

@@ -185,6 +185,7 @@ fn context<'a>(
         site: &site.id,
         zone: &site.zone,
         redact: app.redact.as_deref(),
+        page_params: &app.config.privacy.page_params,
         received_at,
         skew_ms,
         request_agent,

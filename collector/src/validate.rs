@@ -22,6 +22,8 @@ pub struct Context<'a> {
     pub zone: &'a Zone,
     /// Names of the URL parameters to redact (`PrivacySection::deny_list`); `None`: keep URLs.
     pub redact: Option<&'a str>,
+    /// Query parameters a stored `page_url` keeps (`[privacy] page_params`; `*`: all of them).
+    pub page_params: &'a [String],
     /// Arrival time at the collector, ms since the epoch.
     pub received_at: i64,
     /// `received_at - sent_at` when the client said when it sent the request (Segment's and
@@ -134,6 +136,12 @@ pub fn event(
     }
     let webdriver = webdriver(obj)? || cx.webdriver;
     classify_origin(&mut e, webdriver, cx.request_agent);
+    // After its campaign tags and click ids fed the source: a page is its URL without them.
+    if let Some(u) = e.page_url.as_mut() {
+        if let Some(page) = page_of(u, cx.page_params) {
+            *u = page;
+        }
+    }
     e.derive_visitor();
     if e.event_type == PAGE_VIEW && e.page_url.is_none() {
         return Err(Invalid::new("missing_field", "a page_view needs page_url"));
@@ -208,6 +216,46 @@ fn classify_origin(e: &mut Event, webdriver: bool, request_agent: Option<&str>) 
         e.utm_content,
     ) = (s, m, c, t, ct);
     e.click_id = landing.click_id.map(String::from);
+}
+
+/// A page URL as a page: without its query string, except the parameters `keep` names
+/// (case-insensitive; `*` keeps every one), and without its fragment unless the fragment is a
+/// hash-router route (`#/…` or `#!/…`, which the SDK counts as page views). `None` when the
+/// URL is already a page. Every query string would otherwise make a new page: ad and
+/// tracking parameters (`gclid`, `fbclid`, `r=`…) mint pages without bound.
+pub fn page_of(url: &str, keep: &[String]) -> Option<String> {
+    let (before, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let (base, query) = match before.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (before, None),
+    };
+    let route = fragment.filter(|f| f.starts_with('/') || f.starts_with("!/"));
+    if query.is_none() && fragment == route {
+        return None;
+    }
+    let all = keep.iter().any(|k| k == "*");
+    let kept: Vec<&str> = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or("");
+            !name.is_empty() && (all || keep.iter().any(|k| k.eq_ignore_ascii_case(name)))
+        })
+        .collect();
+    let mut page = String::with_capacity(url.len());
+    page.push_str(base);
+    if !kept.is_empty() {
+        page.push('?');
+        page.push_str(&kept.join("&"));
+    }
+    if let Some(r) = route {
+        page.push('#');
+        page.push_str(r);
+    }
+    Some(page)
 }
 
 /// The URLs of an event without their sensitive query and fragment values.
@@ -443,12 +491,61 @@ mod tests {
             site: "default",
             zone: &zone,
             redact: Some(crate::redact::DEFAULT_PARAMS),
+            page_params: &[],
             received_at: NOW,
             skew_ms,
             request_agent: None,
             webdriver: false,
         };
         event(v.as_object().unwrap(), &cx, None)
+    }
+
+    #[test]
+    fn a_page_is_its_url_without_query_and_fragment() {
+        let keep = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: &[(&str, &[&str], Option<&str>)] = &[
+            (
+                "https://a.example/landing?r=1&gclid=x",
+                &[],
+                Some("https://a.example/landing"),
+            ),
+            (
+                "https://a.example/p#section-2",
+                &[],
+                Some("https://a.example/p"),
+            ),
+            ("https://a.example/p", &[], None),
+            // Hash-router routes are pages of their own.
+            ("https://a.example/#/pricing?x=1", &[], None),
+            (
+                "https://a.example/?utm_source=x#!/about",
+                &[],
+                Some("https://a.example/#!/about"),
+            ),
+            // Chosen parameters stay, in their order, by name whatever the case.
+            (
+                "https://a.example/s?q=shoes&page=2&LANG=de",
+                &["q", "lang"],
+                Some("https://a.example/s?q=shoes&LANG=de"),
+            ),
+            (
+                "https://a.example/s?q=a&b=c#top",
+                &["*"],
+                Some("https://a.example/s?q=a&b=c"),
+            ),
+            ("https://a.example/s?", &[], Some("https://a.example/s")),
+        ];
+        for (url, k, want) in cases {
+            assert_eq!(page_of(url, &keep(k)).as_deref(), *want, "{url}");
+        }
+        // Campaign tags still feed the source before the page drops them.
+        let e = run(
+            json!({"event_type": "page_view", "page_url": "https://a.example/l?utm_source=news&fbclid=z#x"}),
+            0,
+        )
+        .unwrap();
+        assert_eq!(e.page_url.as_deref(), Some("https://a.example/l"));
+        assert_eq!(e.utm_source.as_deref(), Some("news"));
     }
 
     #[test]

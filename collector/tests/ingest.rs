@@ -520,3 +520,44 @@ async fn page_views_are_tagged_with_their_source_and_bots_are_flagged_not_droppe
     assert!(csv.contains(",weibo,Paid Social,"), "{csv}");
     assert!(csv.contains(",user_agent,,,,,\r\n"), "{csv}");
 }
+
+/// 1 500 views of one landing page with ad and tracking parameters are one page, not 1 500
+/// page rows; `[privacy] page_params` keeps the parameters chosen (a search page's `q`).
+#[tokio::test]
+async fn query_strings_do_not_mint_pages() {
+    let env = start(&[("MAIDIAN_PAGE_PARAMS", "q")]).await;
+    for batch in 0..3 {
+        let events: Vec<_> = (0..500)
+            .map(|i| {
+                let n = batch * 500 + i;
+                json!({"event_type": "page_view", "user_id": format!("u{}", n % 50),
+                       "page_url": format!("https://shop.example/landing?r={n}&gclid=g{n}#ad-{n}")})
+            })
+            .collect();
+        let res = env
+            .post("/api/track/batch", &json!({ "events": events }))
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text());
+    }
+    let searches = json!({"events": [
+        {"event_type": "page_view", "user_id": "s", "page_url": "https://shop.example/search?q=shoes&sort=new"},
+        {"event_type": "page_view", "user_id": "s", "page_url": "https://shop.example/search?sort=old&q=shoes"},
+        {"event_type": "page_view", "user_id": "s", "page_url": "https://shop.example/search?q=hats"},
+    ]});
+    let res = env.post("/api/track/batch", &searches).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    env.wait_for_rollups(1, 1503).await;
+    let pages = env.get("/api/stats/pages?days=1").await.json().unwrap();
+    assert_eq!(
+        pages["pages"],
+        json!([
+            {"page_url": "https://shop.example/landing", "views": 1500, "unique_users": 50},
+            {"page_url": "https://shop.example/search?q=shoes", "views": 2, "unique_users": 1},
+            {"page_url": "https://shop.example/search?q=hats", "views": 1, "unique_users": 1},
+        ])
+    );
+    let stored = env.stored().await;
+    assert!(stored
+        .iter()
+        .all(|d| !d.get_str("page_url").unwrap_or("").contains("gclid")));
+}

@@ -61,6 +61,7 @@ fn validate_obj(o: &Map<String, Value>) -> Result<maidian_analytics::event::Even
         site: "default",
         zone: &zone,
         redact: redact.as_deref(),
+        page_params: &[],
         received_at: NOW,
         skew_ms: 0,
         request_agent: None,
