@@ -173,10 +173,8 @@ pub async fn visitor_csv(
     cells: Cells,
 ) -> Result<String, crate::store::StoreError> {
     let mut csv = header();
-    for e in store.visitor_events(visitor).await? {
-        if e.site_id() == site {
-            csv.push_str(&row(&e, cells));
-        }
+    for e in store.visitor_events(site, visitor).await? {
+        csv.push_str(&row(&e, cells));
     }
     Ok(csv)
 }

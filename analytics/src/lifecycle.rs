@@ -1,11 +1,14 @@
 //! The data lifecycle: raw events expire after `[retention] raw_days` (rollups stay), and a
 //! visitor's data can be handed out (access) or erased (forget).
 //!
-//! **Whose data.** A visitor is named by an id: a user id, an anonymous id or a session id.
-//! Their events are every event that names that id in `user_id`, `anonymous_id`, `visitor`
-//! or `session_id`, and, again, every event naming any id those events carry (a user's
-//! anonymous id, their sessions), until nothing new turns up ([`Names`]). So an erasure
-//! leaves no stored event that shares a session or an identity with an erased one.
+//! **Whose data.** A visitor is named by an id of one site: a user id, an anonymous id or a
+//! session id. Their events are every event of the site that names that id in `user_id`,
+//! `anonymous_id`, `visitor` or `session_id`, and, again, every event naming any id those
+//! events carry (a user's anonymous id, their sessions), until nothing new turns up
+//! ([`Closure`]), except that a link never crosses to another user's events: ids are sent by
+//! anyone holding the public write key, so a forged `{"user_id": victim, "anonymous_id":
+//! mine}` must not hand the victim's events to whoever asks for `mine`. Placeholder ids
+//! (`"null"`, `"guest"`, …) link nobody.
 //!
 //! **Erasing from rollups.** The rollups of the erased events that were already rolled up are
 //! recomputed as a [`Delta`] and taken back ([`Erasure`]): documents that belong to one
@@ -25,8 +28,59 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 use crate::rollup::{self, Delta, Field};
 
-/// Most rounds of following linked ids before giving up (a visitor links to a handful).
-pub const MAX_ROUNDS: usize = 16;
+/// Most rounds of following linked ids before the request is refused (each round looks up
+/// only the ids the previous one found, so a long chain costs what its events cost).
+pub const MAX_ROUNDS: usize = 256;
+
+/// Most events one access or erasure request may cover; past it the request is refused
+/// (and, on MongoDB, marked failed) instead of holding the consumer up.
+pub const MAX_EVENTS: usize = 1_000_000;
+
+/// Ids that many unrelated visitors share by accident (an SDK that stored `"null"`, a shared
+/// `"guest"` login): they link nobody to anybody, and cannot be asked for. Compared trimmed
+/// and case-insensitive.
+pub const PLACEHOLDER_IDS: &[&str] = &[
+    "",
+    "null",
+    "undefined",
+    "none",
+    "nil",
+    "nan",
+    "0",
+    "-1",
+    "-",
+    "false",
+    "true",
+    "anonymous",
+    "anon",
+    "guest",
+    "unknown",
+    "n/a",
+    "na",
+    "default",
+    "user",
+    "visitor",
+    "[object object]",
+];
+
+/// Whether `id` is one of the [`PLACEHOLDER_IDS`].
+pub fn is_placeholder(id: &str) -> bool {
+    let id = id.trim();
+    PLACEHOLDER_IDS.iter().any(|p| p.eq_ignore_ascii_case(id))
+}
+
+/// Why a request's closure could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClosureError {
+    #[error("{0:?} is a placeholder id that many visitors share; it names nobody")]
+    Placeholder(String),
+    #[error(
+        "the visitor's ids keep linking to more after {MAX_ROUNDS} rounds; nothing was erased"
+    )]
+    TooManyRounds,
+    #[error("the visitor's ids link to more than {MAX_EVENTS} events; nothing was erased")]
+    TooLarge,
+}
 
 /// The ids naming one visitor.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,26 +100,125 @@ impl Names {
         Self::fields(e).any(|v| self.ids.contains(v))
     }
 
-    /// The identifying fields of an event that are set.
+    /// The identifying fields of an event that are set and are no placeholder.
     pub fn fields(e: &Event) -> impl Iterator<Item = &str> {
         [&e.user_id, &e.anonymous_id, &e.visitor, &e.session_id]
             .into_iter()
             .flatten()
             .map(String::as_str)
-            .filter(|v| !v.is_empty())
+            .filter(|v| !is_placeholder(v))
+    }
+}
+
+/// The events of one visitor in one site, found round by round: the events naming the asked
+/// id, then those naming the ids they carry, until nothing new turns up. Written once for
+/// both stores, which only look events up ([`Closure::frontier`] → [`Closure::add`]).
+///
+/// What links, and what does not (anyone with the public write key can send any ids, so a
+/// link must never hand one person's events to another):
+/// - only events of the request's site;
+/// - an event carrying a user id other than the one asked for is left out and followed no
+///   further, unless it names the asked id itself (then it is the asker's own event: it is
+///   in, but its user id is not followed): asking by an anonymous id or a session never
+///   reaches any user's other events, and two users behind one anonymous id (a family
+///   computer) never reach each other's;
+/// - placeholder ids ([`PLACEHOLDER_IDS`]) link nobody.
+#[derive(Debug, Clone)]
+pub struct Closure {
+    site: String,
+    asked: String,
+    names: Names,
+    frontier: Vec<String>,
+    events: std::collections::BTreeMap<String, Event>,
+    rounds: usize,
+}
+
+impl Closure {
+    /// The closure of `asked` in `site`; a placeholder id is refused.
+    pub fn new(site: &str, asked: &str) -> Result<Closure, ClosureError> {
+        if is_placeholder(asked) {
+            return Err(ClosureError::Placeholder(asked.to_string()));
+        }
+        Ok(Closure {
+            site: site.to_string(),
+            asked: asked.to_string(),
+            names: Names::of(asked),
+            frontier: vec![asked.to_string()],
+            events: Default::default(),
+            rounds: 0,
+        })
     }
 
-    /// Adds the ids `events` carry; true when one was new.
-    pub fn grow<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) -> bool {
-        let before = self.ids.len();
-        for e in events {
-            for v in Self::fields(e) {
-                if !self.ids.contains(v) {
-                    self.ids.insert(v.to_string());
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// The ids to look up next (events of the site naming one of them in `user_id`,
+    /// `anonymous_id`, `visitor` or `session_id`); empty once the closure is complete.
+    pub fn frontier(&self) -> &[String] {
+        &self.frontier
+    }
+
+    /// Whether `e` belongs to the visitor, given that it names one of the ids found so far.
+    fn admits(&self, e: &Event) -> bool {
+        if e.site_id() != self.site || !self.names.names(e) {
+            return false;
+        }
+        match e.user_id.as_deref().filter(|u| !is_placeholder(u)) {
+            None => true,
+            Some(u) if u == self.asked => true,
+            Some(_) => [&e.anonymous_id, &e.session_id]
+                .into_iter()
+                .flatten()
+                .any(|v| *v == self.asked),
+        }
+    }
+
+    /// The ids an admitted event links to: its anonymous id and session, and its visitor
+    /// unless that is a user id other than the asked one.
+    fn links(&self, e: &Event) -> Vec<String> {
+        let user = e.user_id.as_deref();
+        [&e.anonymous_id, &e.session_id, &e.visitor]
+            .into_iter()
+            .flatten()
+            .filter(|v| !is_placeholder(v))
+            .filter(|v| user != Some(v.as_str()) || **v == self.asked)
+            .cloned()
+            .collect()
+    }
+
+    /// Takes the events a lookup of [`Closure::frontier`] found (any may repeat earlier
+    /// ones) and sets the next frontier.
+    pub fn add(&mut self, found: Vec<Event>) -> Result<(), ClosureError> {
+        self.rounds += 1;
+        let mut next = BTreeSet::new();
+        for e in found {
+            if self.events.contains_key(&e.event_id) || !self.admits(&e) {
+                continue;
+            }
+            for id in self.links(&e) {
+                if !self.names.ids.contains(&id) {
+                    next.insert(id);
                 }
             }
+            self.events.insert(e.event_id.clone(), e);
+            if self.events.len() > MAX_EVENTS {
+                return Err(ClosureError::TooLarge);
+            }
         }
-        self.ids.len() > before
+        self.names.ids.extend(next.iter().cloned());
+        self.frontier = next.into_iter().collect();
+        if !self.frontier.is_empty() && self.rounds >= MAX_ROUNDS {
+            return Err(ClosureError::TooManyRounds);
+        }
+        Ok(())
+    }
+
+    /// The ids and the events, in time order.
+    pub fn finish(self) -> (Names, Vec<Event>) {
+        let mut events: Vec<Event> = self.events.into_values().collect();
+        events.sort_by(|a, b| (a.timestamp, &a.event_id).cmp(&(b.timestamp, &b.event_id)));
+        (self.names, events)
     }
 }
 
@@ -78,6 +231,26 @@ pub struct Forgotten {
     pub rollup_entries_removed: u64,
     /// Ids that named the visitor, all gone now (the one asked for and the linked ones).
     pub ids: u64,
+}
+
+/// What an erasure would do, without doing it (`dry_run`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DryRun {
+    pub dry_run: bool,
+    /// The ids that name the visitor: the one asked for and the linked ones.
+    pub ids: Vec<String>,
+    /// Raw events that would be deleted.
+    pub events: u64,
+}
+
+impl DryRun {
+    pub fn of(names: &Names, events: &[Event]) -> DryRun {
+        DryRun {
+            dry_run: true,
+            ids: names.ids.iter().cloned().collect(),
+            events: events.len() as u64,
+        }
+    }
 }
 
 /// Rollups whose documents belong to one visitor, session or page view.
@@ -214,17 +387,115 @@ mod tests {
         e
     }
 
+    /// The closure of `asked` in `site` over `stored`, looked up as a store does.
+    fn closure(stored: &[Event], site: &str, asked: &str) -> Result<Vec<String>, ClosureError> {
+        let mut c = Closure::new(site, asked)?;
+        while !c.frontier().is_empty() {
+            let ids: BTreeSet<&String> = c.frontier().iter().collect();
+            let found = stored
+                .iter()
+                .filter(|e| e.site_id() == site)
+                .filter(|e| Names::fields(e).any(|v| ids.iter().any(|i| *i == v)))
+                .cloned()
+                .collect();
+            c.add(found)?;
+        }
+        let (_, events) = c.finish();
+        let mut ids: Vec<String> = events.into_iter().map(|e| e.event_id).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     #[test]
     fn names_follow_linked_ids() {
         let login = ev(Some("u1"), "a1", "s1", "click");
         let before = ev(None, "a1", "s0", "page_view");
         let other = ev(None, "a2", "s2", "page_view");
-        let mut n = Names::of("u1");
-        assert!(n.names(&login) && !n.names(&before));
-        assert!(n.grow([&login]));
-        assert!(n.names(&before) && !n.names(&other));
-        assert!(n.grow([&before]));
-        assert!(!n.grow([&login, &before]));
+        let stored = [login.clone(), before.clone(), other];
+        let mut want = vec![login.event_id.clone(), before.event_id.clone()];
+        want.sort();
+        assert_eq!(closure(&stored, "default", "u1").unwrap(), want);
+        // From the anonymous id: the same events (the login names it itself).
+        assert_eq!(closure(&stored, "default", "a1").unwrap(), want);
+    }
+
+    #[test]
+    fn links_never_cross_to_another_users_events_or_site() {
+        // A forged event: the attacker's anonymous id beside the victim's user id.
+        let forged = ev(Some("victim@corp.example"), "att-1", "s-att", "page_view");
+        let victim_own = ev(Some("victim@corp.example"), "v-anon", "s-v", "purchase");
+        let attacker = ev(None, "att-1", "s-att2", "click");
+        // Two users of one family computer.
+        let mum = ev(Some("mum"), "family-pc", "s-m", "page_view");
+        let kid = ev(Some("kid"), "family-pc", "s-k", "page_view");
+        let pc = ev(None, "family-pc", "s-pc", "page_view");
+        // The victim in another site.
+        let mut elsewhere = ev(Some("victim@corp.example"), "att-1", "s-x", "page_view");
+        elsewhere.site = "shop".into();
+        elsewhere.event_id = "elsewhere".into();
+        let stored = [
+            forged.clone(),
+            victim_own.clone(),
+            attacker.clone(),
+            mum.clone(),
+            kid.clone(),
+            pc.clone(),
+            elsewhere,
+        ];
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        // Asking by the attacker's id never reaches the victim's other events.
+        assert_eq!(
+            closure(&stored, "default", "att-1").unwrap(),
+            sorted(vec![forged.event_id.clone(), attacker.event_id.clone()])
+        );
+        // Asking by the victim: their events, the forged one, and the anonymous events
+        // linked to it; never another site's.
+        assert_eq!(
+            closure(&stored, "default", "victim@corp.example").unwrap(),
+            sorted(vec![
+                forged.event_id.clone(),
+                victim_own.event_id.clone(),
+                attacker.event_id.clone()
+            ])
+        );
+        // One user of a shared computer never reaches the other's events.
+        assert_eq!(
+            closure(&stored, "default", "mum").unwrap(),
+            sorted(vec![mum.event_id.clone(), pc.event_id.clone()])
+        );
+        assert_eq!(
+            closure(&stored, "shop", "att-1").unwrap(),
+            vec!["elsewhere".to_string()]
+        );
+    }
+
+    #[test]
+    fn placeholders_link_nobody_and_long_chains_are_refused() {
+        let a = ev(Some("u1"), "null", "undefined", "click");
+        let b = ev(Some("u2"), "null", "undefined", "click");
+        let c = ev(None, "null", "s-c", "click");
+        let stored = [a.clone(), b, c];
+        assert_eq!(closure(&stored, "default", "u1").unwrap(), vec![a.event_id]);
+        for p in ["null", " Undefined ", "guest", "", "0"] {
+            assert!(matches!(
+                closure(&stored, "default", p),
+                Err(ClosureError::Placeholder(_))
+            ));
+        }
+        // A chain: anonymous id a_i, session a_{i+1}.
+        let chain = |n: usize| -> Vec<Event> {
+            (0..n)
+                .map(|i| ev(None, &format!("a{i}"), &format!("a{}", i + 1), "click"))
+                .collect()
+        };
+        assert_eq!(closure(&chain(20), "default", "a0").unwrap().len(), 20);
+        assert_eq!(
+            closure(&chain(MAX_ROUNDS + 5), "default", "a0"),
+            Err(ClosureError::TooManyRounds)
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use maidian_analytics::engine::{funnel, retention, summary, vitals, Scope};
 use maidian_analytics::event::{Day, Event};
 use maidian_analytics::reach;
 use maidian_analytics::rollup::{self, Field};
+use maidian_analytics::site::DEFAULT_SITE;
 use maidian_analytics::stats::Period;
 use maidian_analytics::store::{MongoConfig, RollupDoc, Store, StoreConfig};
 use maidian_testkit::{fresh_db_name, mongodb_uri};
@@ -745,11 +746,20 @@ async fn forgetting_a_visitor_leaves_no_trace_and_figures_equal_a_rebuild() {
         consumer::catch_up(&store, &cfg).await.unwrap();
         store.insert(tail).await.unwrap();
         assert!(!traces(&store, "alice-7f3").await.is_empty());
-        let access = store.visitor_events("anon-alice-7f3").await.unwrap();
+        let access = store
+            .visitor_events(DEFAULT_SITE, "anon-alice-7f3")
+            .await
+            .unwrap();
         assert_eq!(access.len() as u64, alice, "{}", store.kind());
 
         let done = store
-            .forget(&cfg, "alice-7f3", std::time::Duration::from_secs(60), true)
+            .forget(
+                &cfg,
+                DEFAULT_SITE,
+                "alice-7f3",
+                std::time::Duration::from_secs(60),
+                true,
+            )
             .await
             .unwrap();
         assert_eq!(done.events_removed, alice, "{}", store.kind());
@@ -763,7 +773,11 @@ async fn forgetting_a_visitor_leaves_no_trace_and_figures_equal_a_rebuild() {
                 store.kind()
             );
         }
-        assert!(store.visitor_events("alice-7f3").await.unwrap().is_empty());
+        assert!(store
+            .visitor_events(DEFAULT_SITE, "alice-7f3")
+            .await
+            .unwrap()
+            .is_empty());
         let left = events.len() as u64 - alice;
         assert_eq!(store.rollup_status().await.unwrap().events, left);
         let (counted, from_bitmaps) = retention_both_ways(&store).await;
@@ -921,7 +935,13 @@ async fn retention_deletes_old_raw_events_and_keeps_their_figures() {
         // her raw events of old days are gone; her retention counters go exactly (taken
         // from her stored days, not from raw events).
         store
-            .forget(&cfg, "alice-7f3", std::time::Duration::from_secs(60), true)
+            .forget(
+                &cfg,
+                DEFAULT_SITE,
+                "alice-7f3",
+                std::time::Duration::from_secs(60),
+                true,
+            )
             .await
             .unwrap();
         let (counted, from_bitmaps) = retention_both_ways(&store).await;

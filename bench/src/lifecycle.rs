@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use maidian_analytics::consumer::{self, ConsumerConfig};
 use maidian_analytics::simulate::Simulation;
+use maidian_analytics::site::DEFAULT_SITE;
 use maidian_analytics::store::{MongoConfig, Store, StoreConfig};
 use maidian_testkit::{fresh_db_name, mongodb_uri};
 
@@ -71,14 +72,14 @@ async fn run(store: Store, events: usize, args: &Args) -> anyhow::Result<Figures
 
     let started = Instant::now();
     for id in &ids {
-        store.visitor_events(id).await?;
+        store.visitor_events(DEFAULT_SITE, id).await?;
     }
     let access = started.elapsed() / ids.len().max(1) as u32;
     let (mut forget, mut forgotten) = (Duration::ZERO, 0);
     for id in &ids {
         let t = Instant::now();
         let done = store
-            .forget(&cfg, id, Duration::from_secs(600), true)
+            .forget(&cfg, DEFAULT_SITE, id, Duration::from_secs(600), true)
             .await?;
         forget += t.elapsed();
         forgotten += done.events_removed;

@@ -83,6 +83,9 @@ pub enum ApiError {
     /// The store took the request but did not finish it in time (it goes on).
     #[error("{0}")]
     Busy(String),
+    /// A well-formed request that cannot be carried out (an erasure too large).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -97,6 +100,7 @@ impl ApiError {
         match self {
             BodyTimeout { .. } | BodyNotStarted { .. } => StatusCode::REQUEST_TIMEOUT,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             BodyTooLarge { .. }
             | InflatedTooLarge { .. }
             | BatchTooLarge { .. }
@@ -134,6 +138,7 @@ impl ApiError {
             TooManyValues { .. } => "too_many_values",
             BodyTimeout { .. } | BodyNotStarted { .. } => "body_timeout",
             TooManyRequests { .. } => "too_many_requests",
+            Unprocessable { code, .. } => code,
             Unauthorized(_) => "unauthorized",
             Forbidden(_) => "forbidden",
             InvalidEvent(i) => i.code,

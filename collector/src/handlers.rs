@@ -640,21 +640,28 @@ async fn export_visitor(
     Ok(warp::reply::with_header(reply, "content-disposition", name).into_response())
 }
 
-/// POST /api/privacy/forget `{"visitor": ID}` (admin key only): erases everything held
-/// about the visitor; answers what was removed.
+/// POST /api/privacy/forget `{"visitor": ID, "dry_run": false}` (admin key only), the site
+/// as `?site=` or `"site"` when there are several: erases everything held about the visitor
+/// in that site and answers what was removed; `dry_run` answers the linked ids and the events
+/// that would go, erasing nothing.
 pub async fn forget(
     app: Arc<App>,
     headers: HeaderMap,
+    q: ReadQuery,
     body: bytes::Bytes,
 ) -> Result<Response, std::convert::Infallible> {
-    Ok(respond(forget_inner(&app, &headers, &body).await))
+    Ok(respond(forget_inner(&app, &headers, &q, &body).await))
 }
 
-async fn forget_inner(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
-    if !matches!(
-        auth::reader(&app.sites, headers)?,
-        crate::sites::Reader::Admin
-    ) {
+async fn forget_inner(
+    app: &App,
+    headers: &HeaderMap,
+    q: &ReadQuery,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    use maidian_analytics::lifecycle::{ClosureError, DryRun};
+    use maidian_analytics::store::StoreError;
+    if !matches!(auth::reader(&app.sites, headers)?, Reader::Admin) {
         return Err(ApiError::Forbidden(
             "erasure needs the admin key ([tracking_api] admin_key)",
         ));
@@ -669,20 +676,58 @@ async fn forget_inner(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<Res
             })
         }
     };
-    let cfg = app.config.rollups.consumer(
-        maidian_analytics::consumer::owner_name("maidian-erasure"),
-        &crate::config::RetentionSection::default(),
-    );
-    let done = app
-        .store
-        .forget(&cfg, &visitor, std::time::Duration::from_secs(30), false)
-        .await
-        .map_err(|e| match e {
-            maidian_analytics::store::StoreError::Busy(m) => ApiError::Busy(m),
-            e => store_failed(e),
-        })?;
-    let mut answer = serde_json::to_value(&done).map_err(store_failed)?;
+    let dry_run = match v.get("dry_run") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(bad("dry_run", "must be true or false")),
+    };
+    let asked = q.site.as_deref().or(v.get("site").and_then(Value::as_str));
+    let site = app.sites.readable(Reader::Admin, asked)?;
+    let refused = |e: StoreError| {
+        match e {
+        StoreError::Busy(m) => ApiError::Busy(m),
+        StoreError::Closure(ClosureError::Placeholder(_)) => bad(
+            "visitor",
+            "is a placeholder id (null, undefined, guest, ...) that many visitors share; it names nobody",
+        ),
+        StoreError::Closure(why) => ApiError::Unprocessable {
+            code: "erasure_refused",
+            message: why.to_string(),
+        },
+        StoreError::Refused(why) => ApiError::Unprocessable {
+            code: "erasure_refused",
+            message: why,
+        },
+        e => store_failed(e),
+    }
+    };
+    let mut answer = if dry_run {
+        let (names, events) = app
+            .store
+            .visitor_closure(&site.id, &visitor)
+            .await
+            .map_err(refused)?;
+        serde_json::to_value(DryRun::of(&names, &events)).map_err(store_failed)?
+    } else {
+        let cfg = app.config.rollups.consumer(
+            maidian_analytics::consumer::owner_name("maidian-erasure"),
+            &crate::config::RetentionSection::default(),
+        );
+        let done = app
+            .store
+            .forget(
+                &cfg,
+                &site.id,
+                &visitor,
+                std::time::Duration::from_secs(30),
+                false,
+            )
+            .await
+            .map_err(refused)?;
+        serde_json::to_value(&done).map_err(store_failed)?
+    };
     answer["visitor"] = Value::String(visitor);
+    answer["site"] = Value::String(site.id.clone());
     Ok(reply::json(&answer).into_response())
 }
 

@@ -204,6 +204,11 @@ pub fn forget(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::post())
         .and(with_app(app))
         .and(warp::header::headers_cloned())
+        .and(
+            warp::query::<crate::handlers::ReadQuery>()
+                .or(warp::any().map(crate::handlers::ReadQuery::default))
+                .unify(),
+        )
         .and(warp::body::content_length_limit(4096))
         .and(warp::body::bytes())
         .and_then(handlers::forget)

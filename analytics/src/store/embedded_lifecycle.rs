@@ -23,52 +23,55 @@ use roaring::RoaringBitmap;
 /// The identifying fields of a stored event, decoded without the rest.
 #[derive(Deserialize)]
 struct Ids {
+    #[serde(default)]
+    site: String,
     user_id: Option<String>,
     anonymous_id: Option<String>,
     visitor: Option<String>,
     session_id: Option<String>,
 }
 
-/// Every stored event naming one of `names`' ids, in time order.
+/// Every stored event of `site` naming one of `ids` (one scan of the events).
 fn events_naming(
     table: &impl ReadableTable<(i64, &'static str), &'static [u8]>,
-    names: &Names,
+    site: &str,
+    ids: &HashSet<&str>,
 ) -> Result<Vec<Event>, StoreError> {
     let mut out = Vec::new();
     for row in table.iter().map_err(err)? {
         let (_, value) = row.map_err(err)?;
-        let ids: Ids = serde_json::from_slice(value.value()).map_err(err)?;
+        let found: Ids = serde_json::from_slice(value.value()).map_err(err)?;
+        let in_site = match found.site.as_str() {
+            "" => site == crate::site::DEFAULT_SITE,
+            s => s == site,
+        };
         let named = [
-            &ids.user_id,
-            &ids.anonymous_id,
-            &ids.visitor,
-            &ids.session_id,
+            &found.user_id,
+            &found.anonymous_id,
+            &found.visitor,
+            &found.session_id,
         ]
         .into_iter()
         .flatten()
-        .any(|v| names.ids.contains(v));
-        if named {
+        .any(|v| ids.contains(v.as_str()));
+        if in_site && named {
             out.push(serde_json::from_slice(value.value()).map_err(err)?);
         }
     }
     Ok(out)
 }
 
-/// The visitor's events and every id linked to them (see [`Names`]).
-fn closure(
+/// Looks the closure's frontier up until it is complete (see [`lifecycle::Closure`]).
+fn complete(
     table: &impl ReadableTable<(i64, &'static str), &'static [u8]>,
-    id: &str,
-) -> Result<(Names, Vec<Event>), StoreError> {
-    let mut names = Names::of(id);
-    for _ in 0..=lifecycle::MAX_ROUNDS {
-        let events = events_naming(table, &names)?;
-        if !names.grow(&events) {
-            return Ok((names, events));
-        }
+    c: &mut lifecycle::Closure,
+) -> Result<(), StoreError> {
+    while !c.frontier().is_empty() {
+        let ids: HashSet<&str> = c.frontier().iter().map(String::as_str).collect();
+        let found = events_naming(table, c.site(), &ids)?;
+        c.add(found)?;
     }
-    Err(StoreError::Busy(
-        "the visitor's ids keep linking to more; erasure stopped".into(),
-    ))
+    Ok(())
 }
 
 /// Keys of `(timestamp, event_id)` logged after `seq` (not rolled up yet), with their numbers.
@@ -108,25 +111,62 @@ fn names_visitor(fields: &HashMap<Field, Value>, ids: &HashSet<&str>) -> bool {
 }
 
 impl EmbeddedStore {
-    /// Every stored event (any site) of visitor `id` and the ids linked to them.
-    pub async fn visitor_events(&self, id: String) -> Result<Vec<Event>, StoreError> {
+    /// The events of visitor `id` of `site` and the ids linked to them, found in a read
+    /// transaction (ingest and rollups go on meanwhile).
+    pub async fn closure(
+        &self,
+        site: String,
+        id: String,
+    ) -> Result<(Names, Vec<Event>), StoreError> {
         let db = self.db.clone();
         blocking(move || {
-            // A read transaction: the scans do not hold ingest up.
             let tx = db.begin_read().map_err(err)?;
-            let (_, events) = closure(&tx.open_table(EVENTS).map_err(err)?, &id)?;
-            Ok(events)
+            let mut c = lifecycle::Closure::new(&site, &id)?;
+            complete(&tx.open_table(EVENTS).map_err(err)?, &mut c)?;
+            Ok(c.finish())
         })
         .await
     }
 
-    /// Erases visitor `id` in one transaction (see [`crate::lifecycle`]).
-    pub async fn forget(&self, id: String) -> Result<Forgotten, StoreError> {
+    /// Erases visitor `id` of `site` (see [`crate::lifecycle`]). The visitor's events are
+    /// found in a read transaction, which holds nobody up however many events are stored;
+    /// the write transaction then only folds in the events logged since (and follows any
+    /// ids they link) before it deletes and takes back.
+    pub async fn forget(&self, site: String, id: String) -> Result<Forgotten, StoreError> {
+        let db = self.db.clone();
+        let (closure, head) = blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            let mut c = lifecycle::Closure::new(&site, &id)?;
+            complete(&tx.open_table(EVENTS).map_err(err)?, &mut c)?;
+            let head = tx
+                .open_table(LOG)
+                .map_err(err)?
+                .last()
+                .map_err(err)?
+                .map_or(0, |(k, _)| k.value());
+            Ok((c, head))
+        })
+        .await?;
         let db = self.db.clone();
         blocking(move || {
             let tx = db.begin_write().map_err(err)?;
             let mut st = read_state(&tx)?;
-            let (names, events) = closure(&tx.open_table(EVENTS).map_err(err)?, &id)?;
+            let mut c = closure;
+            {
+                let table = tx.open_table(EVENTS).map_err(err)?;
+                let log = tx.open_table(LOG).map_err(err)?;
+                let mut newer = Vec::new();
+                for row in log.range(head + 1..).map_err(err)? {
+                    let (_, key) = row.map_err(err)?;
+                    let (ts, event_id) = key.value();
+                    if let Some(v) = table.get((ts, event_id)).map_err(err)? {
+                        newer.push(serde_json::from_slice::<Event>(v.value()).map_err(err)?);
+                    }
+                }
+                c.add(newer)?;
+                complete(&table, &mut c)?;
+            }
+            let (names, events) = c.finish();
             let tail = unrolled(&tx, st.seq)?;
             let (mut rolled, mut unlogged) = (Vec::new(), Vec::new());
             for e in &events {

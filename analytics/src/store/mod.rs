@@ -148,6 +148,12 @@ pub enum StoreError {
     LeaseLost,
     #[error("{0}")]
     Busy(String),
+    /// An access or erasure request that cannot be carried out (see `lifecycle::Closure`).
+    #[error(transparent)]
+    Closure(#[from] crate::lifecycle::ClosureError),
+    /// A queued request that the lease holder marked failed, with its reason.
+    #[error("{0}")]
+    Refused(String),
     /// The embedded file is open in another process (a running collector): it admits one.
     #[error("{} is in use by another process (a running collector?)", .0.display())]
     Locked(PathBuf),
@@ -559,29 +565,40 @@ impl Store {
 
 /// The data lifecycle (see [`crate::lifecycle`]).
 impl Store {
-    /// Every stored event (any site) of visitor `id` and of the ids linked to it.
-    pub async fn visitor_events(&self, id: &str) -> Result<Vec<Event>, StoreError> {
+    /// The ids linked to visitor `id` of `site` and their events (see
+    /// [`crate::lifecycle::Closure`]): an access request's answer, an erasure's dry run.
+    pub async fn visitor_closure(
+        &self,
+        site: &str,
+        id: &str,
+    ) -> Result<(crate::lifecycle::Names, Vec<Event>), StoreError> {
         match self {
-            Store::Mongo(s) => s.visitor_events(id).await,
-            Store::Embedded(s) => s.visitor_events(id.to_string()).await,
+            Store::Mongo(s) => s.closure(site, id).await,
+            Store::Embedded(s) => s.closure(site.to_string(), id.to_string()).await,
             #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Vec::new()),
+            Store::Sink(_) => Ok(Default::default()),
         }
     }
 
-    /// Erases visitor `id`: raw events, rollup entries, adjusted counts. On MongoDB the
-    /// consumer's lease holder does it and this waits up to `wait` (stepping the consumer
+    /// Every stored event of visitor `id` of `site` and of the ids linked to it.
+    pub async fn visitor_events(&self, site: &str, id: &str) -> Result<Vec<Event>, StoreError> {
+        Ok(self.visitor_closure(site, id).await?.1)
+    }
+
+    /// Erases visitor `id` of `site`: raw events, rollup entries, adjusted counts. On MongoDB
+    /// the consumer's lease holder does it and this waits up to `wait` (stepping the consumer
     /// itself with `step`, when no collector may be running).
     pub async fn forget(
         &self,
         cfg: &ConsumerConfig,
+        site: &str,
         id: &str,
         wait: Duration,
         step: bool,
     ) -> Result<Forgotten, StoreError> {
         match self {
-            Store::Mongo(s) => s.forget(cfg, id, wait, step).await,
-            Store::Embedded(s) => s.forget(id.to_string()).await,
+            Store::Mongo(s) => s.forget(cfg, site, id, wait, step).await,
+            Store::Embedded(s) => s.forget(site.to_string(), id.to_string()).await,
             #[cfg(feature = "bench-sink")]
             Store::Sink(_) => Ok(Forgotten::default()),
         }

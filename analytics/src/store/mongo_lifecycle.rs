@@ -28,6 +28,23 @@ use crate::rollup::{self, Field, Value};
 use roaring::RoaringBitmap;
 
 const PRIVACY: &str = "privacy_requests";
+/// The plans of erasure requests, in pieces of at most [`EVENTS_PER_PIECE`] events: a plan
+/// is as large as the visitor's events, far more than one document may hold.
+const PLANS: &str = "privacy_plans";
+const EVENTS_PER_PIECE: usize = 2_000;
+
+/// One piece of a planned erasure.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PlanPiece {
+    /// `request id:n`.
+    #[serde(rename = "_id")]
+    id: String,
+    request: String,
+    /// The events to delete.
+    events: Vec<String>,
+    /// The rollup fields of those already rolled up.
+    rolled: Vec<Document>,
+}
 /// Ids per `$in` of one delete.
 const IDS_PER_DELETE: usize = 500;
 
@@ -36,15 +53,21 @@ struct ForgetRequest {
     #[serde(rename = "_id")]
     id: String,
     requested_at: i64,
+    /// The site the visitor is erased from.
+    #[serde(default)]
+    site: String,
+    /// The id asked for.
+    #[serde(default)]
+    asked: String,
+    /// Why the request could not be carried out (it is then done, with nothing erased).
+    #[serde(default)]
+    failed: Option<String>,
+    /// Planned: how many pieces of the plan are in `privacy_plans`.
+    #[serde(default)]
+    pieces: u64,
     /// The ids naming the visitor; cleared when done.
     #[serde(default)]
     ids: Vec<String>,
-    /// Planned: the events to delete.
-    #[serde(default)]
-    events: Vec<String>,
-    /// Planned: the rollup fields of those already rolled up.
-    #[serde(default)]
-    rolled: Vec<Document>,
     /// Planned: the chunk (of `generation`) that takes their rollups back; 0 before planning.
     #[serde(default)]
     chunk: i64,
@@ -102,50 +125,55 @@ impl MongoStore {
         self.db.collection(PRIVACY)
     }
 
-    /// Every stored event (any site) naming one of `names`' ids.
-    pub async fn events_naming(&self, names: &Names) -> Result<Vec<Event>, StoreError> {
-        let ids: Vec<&str> = names.ids.iter().map(String::as_str).collect();
-        let filter = doc! { "$or": [
-            { "user_id": { "$in": &ids } },
-            { "anonymous_id": { "$in": &ids } },
-            { "visitor": { "$in": &ids } },
-            { "session_id": { "$in": &ids } },
-        ] };
-        self.events_where(filter).await
-    }
-
-    /// The events naming `names` and every id linked to them, and those ids.
-    async fn closure(&self, mut names: Names) -> Result<(Names, Vec<Event>), StoreError> {
-        for _ in 0..=lifecycle::MAX_ROUNDS {
-            let events = self.events_naming(&names).await?;
-            if !names.grow(&events) {
-                return Ok((names, events));
-            }
+    /// The events of `site` naming one of `ids` (a bounded `$in` at a time).
+    async fn events_naming(&self, site: &str, ids: &[String]) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for part in ids.chunks(IDS_PER_DELETE) {
+            let filter = doc! {
+                "site": super::mongo::site_match(site),
+                "$or": [
+                    { "user_id": { "$in": part } },
+                    { "anonymous_id": { "$in": part } },
+                    { "visitor": { "$in": part } },
+                    { "session_id": { "$in": part } },
+                ],
+            };
+            out.extend(self.events_where(filter).await?);
         }
-        Err(StoreError::Busy(
-            "the visitor's ids keep linking to more; erasure stopped".into(),
-        ))
+        Ok(out)
     }
 
-    /// Every stored event (any site) of visitor `id` and the ids linked to them.
-    pub async fn visitor_events(&self, id: &str) -> Result<Vec<Event>, StoreError> {
-        Ok(self.closure(Names::of(id)).await?.1)
+    /// The events of visitor `id` in `site` and the ids linked to them (see
+    /// [`lifecycle::Closure`]); each round looks up only the ids the previous one found.
+    pub async fn closure(&self, site: &str, id: &str) -> Result<(Names, Vec<Event>), StoreError> {
+        let mut c = lifecycle::Closure::new(site, id)?;
+        while !c.frontier().is_empty() {
+            let found = self.events_naming(site, c.frontier()).await?;
+            c.add(found)?;
+        }
+        Ok(c.finish())
     }
 
-    /// Erases visitor `id` (see [`crate::lifecycle`]): queues the request and waits up to
-    /// `wait` for the lease holder to carry it out. With `step`, this process runs consumer
-    /// steps itself (the CLI: no collector may be running).
+    /// Erases visitor `id` of `site` (see [`crate::lifecycle`]): queues the request and
+    /// waits up to `wait` for the lease holder to carry it out. With `step`, this process
+    /// runs consumer steps itself (the CLI: no collector may be running). A request that
+    /// cannot be carried out is marked failed by the lease holder, and answered as an error.
     pub async fn forget(
         &self,
         cfg: &ConsumerConfig,
+        site: &str,
         id: &str,
         wait: Duration,
         step: bool,
     ) -> Result<Forgotten, StoreError> {
         self.ready().await?;
+        // Refused before anything is queued.
+        lifecycle::Closure::new(site, id)?;
         let req = ForgetRequest {
             id: format!("{}:{}", cfg.owner, now_ms()),
             requested_at: now_ms(),
+            site: site.to_string(),
+            asked: id.to_string(),
             ids: vec![id.to_string()],
             ..ForgetRequest::default()
         };
@@ -170,6 +198,9 @@ impl MongoStore {
                     self.privacy().delete_one(doc! { "_id": &key }).await?;
                     if step {
                         self.release_lease(&cfg.owner).await?;
+                    }
+                    if let Some(why) = r.failed {
+                        return Err(StoreError::Refused(why));
                     }
                     return Ok(r.result.unwrap_or_default());
                 }
@@ -219,22 +250,64 @@ impl MongoStore {
         st: &State,
         req: &ForgetRequest,
     ) -> Result<(), StoreError> {
-        let names = Names {
-            ids: req.ids.iter().cloned().collect(),
+        // Requests queued before sites and the asked id were recorded name the default site.
+        let site = match req.site.as_str() {
+            "" => crate::site::DEFAULT_SITE,
+            s => s,
         };
-        let (names, events) = self.closure(names).await?;
+        let asked = match (req.asked.as_str(), req.ids.first()) {
+            ("", Some(first)) => first.as_str(),
+            (a, _) => a,
+        };
+        let (names, events) = match self.closure(site, asked).await {
+            Ok(found) => found,
+            // A request that can never be carried out is marked failed, so it neither
+            // blocks the consumer nor the requests behind it.
+            Err(StoreError::Closure(why)) => {
+                tracing::warn!(request = %req.id, reason = %why, "erasure request failed");
+                self.privacy()
+                    .update_one(
+                        doc! { "_id": &req.id },
+                        doc! { "$set": { "done": true, "failed": why.to_string() } },
+                    )
+                    .await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let pos = st.live.pos();
-        let rolled: Vec<Document> = events
-            .iter()
-            .filter(|e| (e.received_at, e.event_id.as_str()) <= pos)
-            .map(rolled_doc)
-            .collect();
+        // The plan, in pieces (a re-plan after a crash replaces the pieces of before).
+        self.db
+            .collection::<Document>(PLANS)
+            .delete_many(doc! { "request": &req.id })
+            .await?;
+        let mut pieces = 0u64;
+        let mut rolled_count = 0i64;
+        for part in events.chunks(EVENTS_PER_PIECE) {
+            let rolled: Vec<Document> = part
+                .iter()
+                .filter(|e| (e.received_at, e.event_id.as_str()) <= pos)
+                .map(rolled_doc)
+                .collect();
+            rolled_count += rolled.len() as i64;
+            let piece = PlanPiece {
+                id: format!("{}:{pieces}", req.id),
+                request: req.id.clone(),
+                events: part.iter().map(|e| e.event_id.clone()).collect(),
+                rolled,
+            };
+            self.db
+                .collection::<Document>(PLANS)
+                .insert_one(bson::to_document(&piece).map_err(corrupt)?)
+                .await?;
+            pieces += 1;
+        }
         // The chunk number first: later chunks number past it, so its guard never blocks
         // theirs (a crash before the request records it only skips a number).
         let chunk = st.live.chunk + 1;
         let mut live = st.live.clone();
         live.chunk = chunk;
-        live.events -= rolled.len() as i64;
+        live.events -= rolled_count;
         self.set_state(
             &cfg.owner,
             doc! { "live": bson::to_bson(&live).map_err(corrupt)? },
@@ -245,14 +318,33 @@ impl MongoStore {
                 doc! { "_id": &req.id },
                 doc! { "$set": {
                     "ids": names.ids.iter().cloned().collect::<Vec<_>>(),
-                    "events": events.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>(),
-                    "rolled": rolled,
+                    "pieces": pieces as i64,
                     "chunk": chunk,
                     "generation": st.live.generation,
                 } },
             )
             .await?;
         Ok(())
+    }
+
+    /// The planned pieces of request `id`, in order.
+    async fn plan_pieces(&self, id: &str) -> Result<Vec<PlanPiece>, StoreError> {
+        let mut cursor = self
+            .db
+            .collection::<Document>(PLANS)
+            .find(doc! { "request": id })
+            .await?;
+        let mut pieces = Vec::new();
+        while let Some(d) = cursor.try_next().await? {
+            pieces.push(bson::from_document::<PlanPiece>(d).map_err(corrupt)?);
+        }
+        pieces.sort_by_key(|p| {
+            p.id.rsplit(':')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        });
+        Ok(pieces)
     }
 
     async fn apply_forget(
@@ -262,11 +354,23 @@ impl MongoStore {
         req: ForgetRequest,
     ) -> Result<(), StoreError> {
         let generation = st.live.generation;
+        let pieces = self.plan_pieces(&req.id).await?;
+        if pieces.len() as u64 != req.pieces {
+            return Err(StoreError::Corrupt(format!(
+                "erasure request {}: {} plan pieces of {}",
+                req.id,
+                pieces.len(),
+                req.pieces
+            )));
+        }
         // Raw events first: from here on nothing can roll them up again.
-        let removed = delete_in(&self.events, "_id", &req.events, None).await?;
-        let rolled = req
-            .rolled
+        let mut removed = 0;
+        for p in &pieces {
+            removed += delete_in(&self.events, "_id", &p.events, None).await?;
+        }
+        let rolled = pieces
             .iter()
+            .flat_map(|p| &p.rolled)
             .map(doc_to_event)
             .collect::<Result<Vec<_>, _>>()?;
         // The delta they were rolled up with, taken back: counters down, their numbers out
@@ -323,9 +427,13 @@ impl MongoStore {
                 doc! { "_id": &req.id },
                 doc! {
                     "$set": { "done": true, "result": bson::to_bson(&result).map_err(corrupt)? },
-                    "$unset": { "ids": "", "events": "", "rolled": "" },
+                    "$unset": { "ids": "" },
                 },
             )
+            .await?;
+        self.db
+            .collection::<Document>(PLANS)
+            .delete_many(doc! { "request": &req.id })
             .await?;
         tracing::info!(
             events = removed,

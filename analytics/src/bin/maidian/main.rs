@@ -198,6 +198,9 @@ enum Command {
     Forget {
         #[arg(long)]
         visitor: String,
+        /// Only say which ids and how many events would be erased; erase nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print JSON instead of a sentence.
         #[arg(long)]
         json: bool,
@@ -484,9 +487,24 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
             }
             export_command(store, &info.id, p, output, cells).await
         }
-        Command::Forget { visitor, json } => {
+        Command::Forget {
+            visitor,
+            dry_run: true,
+            json,
+        } => {
+            let (names, events) = store.visitor_closure(&info.id, &visitor).await?;
+            let plan = lifecycle::DryRun::of(&names, &events);
+            print_forgotten(json, &visitor, &serde_json::to_value(&plan)?)
+        }
+        Command::Forget { visitor, json, .. } => {
             let done = store
-                .forget(&consumer, &visitor, Duration::from_secs(120), true)
+                .forget(
+                    &consumer,
+                    &info.id,
+                    &visitor,
+                    Duration::from_secs(120),
+                    true,
+                )
                 .await?;
             print_forgotten(json, &visitor, &serde_json::to_value(&done)?)
         }
@@ -598,8 +616,12 @@ async fn remote_command(command: Command, r: &Remote) -> anyhow::Result<()> {
             let csv = r.get("/api/export/events.csv", &q).await?;
             write_csv(&csv, output.as_deref())
         }
-        Command::Forget { visitor, json } => {
-            let body = serde_json::json!({ "visitor": visitor });
+        Command::Forget {
+            visitor,
+            dry_run,
+            json,
+        } => {
+            let body = serde_json::json!({ "visitor": visitor, "dry_run": dry_run });
             let done = r.post_json("/api/privacy/forget", &body).await?;
             print_forgotten(json, &visitor, &done)
         }
@@ -628,6 +650,12 @@ fn print_forgotten(json: bool, visitor: &str, done: &serde_json::Value) -> anyho
         let mut doc = done.clone();
         doc["visitor"] = visitor.into();
         println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if done["dry_run"] == true {
+        println!(
+            "would erase {visitor}: {} events ({} linked ids); nothing erased",
+            done["events"],
+            done["ids"].as_array().map_or(0, Vec::len)
+        );
     } else {
         println!(
             "erased {visitor}: {} events and {} rollup entries removed ({} linked ids)",

@@ -1,0 +1,276 @@
+//! Erasure and access that no request can turn against the service or another visitor,
+//! through the real binary on FerretDB and on the embedded store: a long chain of linked ids
+//! is erased at once, a request that cannot be carried out is refused with its reason and
+//! never holds the rollups up, a forged link never hands one person's events to another,
+//! placeholder ids link nobody, and a dry run erases nothing.
+
+#![allow(clippy::unwrap_used)] // Test helpers: a failed setup should stop the test loudly.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{now_ms, uuid, READ_KEY, WRITE_KEY};
+use maidian_testkit::http::{self, Request, Response};
+use maidian_testkit::Collector;
+use serde_json::{json, Value};
+
+const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// A collector on FerretDB (a fresh database) or on the embedded store (a fresh directory).
+struct Running {
+    collector: Collector,
+    _dir: Option<tempfile::TempDir>,
+    kind: &'static str,
+}
+
+async fn both_stores() -> Vec<Running> {
+    let mut out = Vec::new();
+    for kind in ["mongodb", "embedded"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = maidian_testkit::fresh_db_name("erasure");
+        let uri = maidian_testkit::mongodb_uri().unwrap();
+        let mut env: HashMap<String, String> = [
+            ("MAIDIAN_API_KEY", WRITE_KEY),
+            ("MAIDIAN_READ_KEY", READ_KEY),
+            ("MAIDIAN_ADMIN_KEY", ADMIN_KEY),
+        ]
+        .iter()
+        .chain(common::QUICK_ROLLUPS)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        if kind == "mongodb" {
+            env.insert("MAIDIAN_MONGODB_URI".into(), uri);
+            env.insert("MAIDIAN_DATABASE".into(), db);
+        } else {
+            env.insert(
+                "MAIDIAN_DATA_DIR".into(),
+                dir.path().to_str().unwrap().into(),
+            );
+        }
+        let collector = Collector::start(common::binary(), &env).await.unwrap();
+        out.push(Running {
+            collector,
+            _dir: Some(dir),
+            kind,
+        });
+    }
+    out
+}
+
+impl Running {
+    async fn send(&self, req: Request) -> Response {
+        http::send(self.collector.addr, &req).await.unwrap()
+    }
+
+    async fn track(&self, events: Vec<Value>) {
+        for part in events.chunks(500) {
+            let res = self
+                .send(
+                    Request::new("POST", "/api/track/batch")
+                        .header("content-type", "application/json")
+                        .header("x-api-key", WRITE_KEY)
+                        .body(json!({ "events": part }).to_string()),
+                )
+                .await;
+            assert_eq!(res.status, 200, "{}: {}", self.kind, res.text());
+        }
+    }
+
+    async fn forget(&self, body: Value) -> Response {
+        self.send(
+            Request::new("POST", "/api/privacy/forget")
+                .header("content-type", "application/json")
+                .header("x-api-key", ADMIN_KEY)
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    /// The event ids of an access request (the visitor's CSV export).
+    async fn access(&self, visitor: &str) -> Vec<String> {
+        let res = self
+            .send(
+                Request::new("GET", &format!("/api/export/events.csv?visitor={visitor}"))
+                    .header("x-api-key", READ_KEY),
+            )
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        let mut ids: Vec<String> = res
+            .text()
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').next().map(String::from))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Waits until the summary counts `events` events, all rolled up.
+    async fn rolled_up(&self, events: u64) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..300 {
+            let health = self
+                .send(Request::new("GET", "/api/health"))
+                .await
+                .json()
+                .unwrap();
+            let s = self
+                .send(
+                    Request::new("GET", "/api/analytics/summary?days=1")
+                        .header("x-api-key", READ_KEY),
+                )
+                .await
+                .json()
+                .unwrap();
+            if s["overview"]["total_events"] == events && health["rollup_lag_seconds"] == 0.0 {
+                return s;
+            }
+            last = s;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{}: rollups never settled at {events}: {last}", self.kind);
+    }
+}
+
+fn event(user: Option<&str>, anon: &str, session: &str) -> (String, Value) {
+    let id = uuid();
+    let e = json!({"event_id": id, "event_type": "click", "user_id": user,
+                   "anonymous_id": anon, "session_id": session,
+                   "page_url": "https://a.example/p", "timestamp": now_ms()});
+    (id, e)
+}
+
+/// A chain of `n` events: anonymous id `{p}{i}`, session `{p}{i+1}`.
+fn chain(prefix: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| event(None, &format!("{prefix}{i}"), &format!("{prefix}{}", i + 1)).1)
+        .collect()
+}
+
+fn load(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            event(
+                Some(&format!("load-{i}")),
+                &format!("la-{i}"),
+                &format!("ls-{i}"),
+            )
+            .1
+        })
+        .collect()
+}
+
+/// A 20-link chain used to need more than the 16 rounds allowed: the request failed, stayed
+/// the oldest, and the consumer retried it forever (no rollup moved again). Now it is erased
+/// at once; a chain longer than any request may follow is refused with its reason (422),
+/// and events sent afterwards are rolled up either way.
+#[tokio::test]
+async fn long_chains_are_erased_or_refused_and_never_freeze_the_rollups() {
+    for run in both_stores().await {
+        run.track(chain("a", 20)).await;
+        run.rolled_up(20).await;
+        let started = std::time::Instant::now();
+        let res = tokio::time::timeout(
+            Duration::from_secs(20),
+            run.forget(json!({"visitor": "a0"})),
+        )
+        .await
+        .expect("the erasure of a 20-link chain did not answer");
+        assert_eq!(res.status, 200, "{}: {}", run.kind, res.text());
+        let done = res.json().unwrap();
+        assert_eq!(done["events_removed"], 20, "{}: {done}", run.kind);
+        assert_eq!(done["ids"], 21, "{}: {done}", run.kind);
+        eprintln!(
+            "figure: {}: erasure of a 20-link chain {} ms",
+            run.kind,
+            started.elapsed().as_millis()
+        );
+        run.track(load(50)).await;
+        run.rolled_up(50).await;
+
+        // Longer than any request may follow: refused, nothing erased, rollups go on.
+        let long = maidian_analytics::lifecycle::MAX_ROUNDS + 5;
+        run.track(chain("b", long)).await;
+        run.rolled_up(50 + long as u64).await;
+        let res = run.forget(json!({"visitor": "b0"})).await;
+        assert_eq!(res.status, 422, "{}: {}", run.kind, res.text());
+        let err = res.json().unwrap();
+        assert_eq!(err["error"]["code"], "erasure_refused");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nothing was erased"),
+            "{err}"
+        );
+        run.track(load(50)).await;
+        run.rolled_up(100 + long as u64).await;
+        run.collector.terminate().await.unwrap();
+    }
+}
+
+/// Anyone with the public write key can send `{"user_id": victim, "anonymous_id": att-1}`:
+/// an access request for `att-1` returned the victim's other events, and erasing `att-1`
+/// deleted them. Now links never cross to another user's events, placeholder ids link
+/// nobody, and a dry run says what would go without erasing.
+#[tokio::test]
+async fn forged_links_and_placeholders_reach_nobody_else() {
+    for run in both_stores().await {
+        let (victim_own, e1) = event(Some("victim@corp.example"), "v-anon", "v-session");
+        let (forged, e2) = event(Some("victim@corp.example"), "att-1", "att-session");
+        let (attacker, e3) = event(None, "att-1", "att-session-2");
+        // Two users behind the anonymous id an SDK stored as "null".
+        let (mum, e4) = event(Some("mum"), "null", "undefined");
+        let (kid, e5) = event(Some("kid"), "null", "undefined");
+        run.track(vec![e1, e2, e3, e4, e5]).await;
+        run.rolled_up(5).await;
+
+        let mut want = vec![forged.clone(), attacker.clone()];
+        want.sort();
+        assert_eq!(run.access("att-1").await, want, "{}", run.kind);
+        assert_eq!(run.access("mum").await, vec![mum.clone()], "{}", run.kind);
+
+        // A dry run answers the ids and counts and erases nothing.
+        let res = run
+            .forget(json!({"visitor": "att-1", "dry_run": true}))
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        let plan = res.json().unwrap();
+        assert_eq!(plan["dry_run"], true);
+        assert_eq!(plan["events"], 2, "{plan}");
+        let ids: Vec<&str> = plan["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            ids.contains(&"att-1") && !ids.contains(&"victim@corp.example"),
+            "{plan}"
+        );
+        run.rolled_up(5).await;
+
+        let res = run.forget(json!({"visitor": "att-1"})).await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert_eq!(res.json().unwrap()["events_removed"], 2);
+        assert_eq!(
+            run.access("victim@corp.example").await,
+            vec![victim_own.clone()],
+            "{}: the victim's own event survives",
+            run.kind
+        );
+        let res = run.forget(json!({"visitor": "mum"})).await;
+        assert_eq!(res.json().unwrap()["events_removed"], 1);
+        assert_eq!(run.access("kid").await, vec![kid.clone()], "{}", run.kind);
+
+        for placeholder in ["null", "undefined", "guest", " "] {
+            let res = run.forget(json!({"visitor": placeholder})).await;
+            assert_eq!(res.status, 400, "{placeholder:?}: {}", res.text());
+            assert_eq!(res.json().unwrap()["error"]["code"], "invalid_parameter");
+        }
+        run.rolled_up(2).await;
+        run.collector.terminate().await.unwrap();
+    }
+}
