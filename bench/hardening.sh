@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Hostile clients, side by side: the collector of this tree and, if a git revision is given, the
-# collector of that revision (built in a worktree under target/), each on its own embedded store
-# on loopback. Prints, per build: peak RSS, CPU and health latency under 3 x 100 parallel gzip
-# bombs (4 KB that inflate to 4 MiB), the time to close 300 stalled uploads, and the time to
-# exit on SIGTERM with an upload stalled. Usage: bash bench/hardening.sh [baseline-rev]
+# collector of that revision (built in a worktree under target/), each on its own store on
+# loopback. Prints, per build: peak RSS, CPU and health latency under 3 x 100 parallel gzip
+# bombs (4 KB that inflate to 4 MiB), the time to close 300 stalled uploads, the time to exit on
+# SIGTERM with an upload stalled, real batch latency while 0, 80 and 500 heads announce 1 MiB
+# bodies and send none, health latency while FerretDB is cut off, and the erasure of a 20-link
+# chain and of a visitor with 50 000 events (embedded and FerretDB) with ingest latency meanwhile.
+# Usage: bash bench/hardening.sh [baseline-rev]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p maidian-collector
+source tests/ferretdb.sh
 if [ -n "${1:-}" ]; then
   wt="target/baseline-src"
   [ -d "$wt" ] || git worktree add -f "$wt" "$1" -q

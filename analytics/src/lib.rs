@@ -13,7 +13,8 @@
 //!   the lists in `data/`.
 //! - [`vitals`]: Core Web Vitals metrics, thresholds and the histogram buckets rollups keep.
 //! - [`export`] (CSV) and [`report`] (self-contained HTML).
-//! - [`client`]: a minimal HTTP/1.1 client for a maidian collector (`maidian simulate`).
+//! - [`client`]: the CLI's HTTP client for a collector (hyper over TCP or rustls TLS, bounded in
+//!   time and size; `maidian --url`, `maidian simulate`).
 //!
 //! This crate never imports warp and knows no JSON request shape: the collector turns wire input
 //! into [`Event`](event::Event)s before anything here sees it.

@@ -56,12 +56,15 @@ fn validate_obj(o: &Map<String, Value>) -> Result<maidian_analytics::event::Even
     let limits = Limits::default();
     let redact = PrivacySection::default().deny_list();
     let zone = maidian_analytics::site::Zone::utc();
+    // Every query parameter kept: events come out as they went in (pages without their
+    // query strings are `validate`'s unit test).
+    let keep_all = ["*".to_string()];
     let cx = Context {
         limits: &limits,
         site: "default",
         zone: &zone,
         redact: redact.as_deref(),
-        page_params: &[],
+        page_params: &keep_all,
         received_at: NOW,
         skew_ms: 0,
         request_agent: None,

@@ -1,12 +1,11 @@
 //! Helpers for maidian's tests and benchmarks, never for production code.
 //!
-//! - [`http`]: the small HTTP/1.1 client of `maidian_analytics::client`, re-exported.
+//! - [`http`]: a raw HTTP/1.1 client (keep-alive, raw bytes) for talking to the collector.
 //! - [`Collector`]: the real `maidian-collector` binary as a child process on a free port.
 //! - [`mongodb_uri`] and [`fresh_db_name`]: the test database and a database per test.
 //! - [`proxy`]: a TCP proxy in front of the database that loses replies or cuts connections.
 
-pub use maidian_analytics::client as http;
-
+pub mod http;
 pub mod proxy;
 
 use std::collections::HashMap;

@@ -82,9 +82,14 @@ struct StoreArgs {
 
 #[derive(Args)]
 struct RemoteArgs {
-    /// Ask the collector at this URL (`http://host:port`) instead of reading the store.
+    /// Ask the collector at this URL (`https://host[:port]`, or `http://` on a trusted
+    /// network) instead of reading the store.
     #[arg(long, env = "MAIDIAN_URL", global = true)]
     url: Option<String>,
+    /// CA certificates (PEM) that an `https://` collector's certificate must chain to, instead
+    /// of the web PKI's roots (a private CA, a self-signed certificate).
+    #[arg(long, env = "MAIDIAN_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
     /// The read key (or admin key) to ask the collector with.
     #[arg(long, env = "MAIDIAN_READ_KEY", global = true, hide_env_values = true)]
     read_key: Option<String>,
@@ -324,7 +329,8 @@ enum Source {
 async fn open_source(cli: &Cli) -> anyhow::Result<Source> {
     let key = cli.remote.read_key.clone();
     if let Some(url) = cli.remote.url.as_deref().filter(|u| !u.is_empty()) {
-        return Ok(Source::Remote(Remote::new(url, key).await?));
+        let ca = cli.remote.ca_cert.as_deref();
+        return Ok(Source::Remote(Remote::new(url, key, ca)?));
     }
     match Store::open(&cli.store.config()).await {
         Ok(store) => Ok(Source::Store(store)),
@@ -345,7 +351,7 @@ async fn open_source(cli: &Cli) -> anyhow::Result<Source> {
                 path.display(),
                 config.display()
             );
-            Ok(Source::Remote(Remote::new(&url, Some(key)).await?))
+            Ok(Source::Remote(Remote::new(&url, Some(key), None)?))
         }
         Err(e) => Err(e.into()),
     }

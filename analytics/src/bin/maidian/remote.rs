@@ -2,45 +2,39 @@
 //! the embedded store is locked by the collector that `maidian.toml` describes. Every reading
 //! command maps to the HTTP endpoint that answers the same document.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
-use maidian_analytics::client::{self, Request, Response};
+use maidian_analytics::client::{self, Client};
 use serde::Deserialize;
 
 /// A collector to ask: where, with which key, for which site and bots.
 pub struct Remote {
     pub url: String,
-    addr: SocketAddr,
+    client: Client,
     key: String,
     /// `site=` and `include_bots=` query parameters every request carries.
     common: Vec<(&'static str, String)>,
 }
 
 impl Remote {
-    /// `url` is `http://host:port` (a path after it is ignored); `key` a read (or admin) key.
-    pub async fn new(url: &str, key: Option<String>) -> anyhow::Result<Remote> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("--url must start with http:// (got {url:?})"))?;
-        let authority = rest.split('/').next().unwrap_or_default();
-        let authority = if authority.contains(':') {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-        let addr = tokio::net::lookup_host(&authority)
-            .await
-            .with_context(|| format!("cannot resolve {authority}"))?
-            .next()
-            .ok_or_else(|| anyhow!("{authority} has no address"))?;
+    /// `url` is `https://host[:port]` or `http://host[:port]` (a path after it is ignored);
+    /// `key` a read (or admin) key; `ca_file` the CA certificates (PEM) an `https://`
+    /// collector's certificate must chain to, instead of the web PKI's roots.
+    pub fn new(url: &str, key: Option<String>, ca_file: Option<&Path>) -> anyhow::Result<Remote> {
+        let client = Client::new(url, ca_file, client::Limits::default())
+            .map_err(|e| anyhow!("--url: {e}"))?;
         let key = key.filter(|k| !k.is_empty()).ok_or_else(|| {
             anyhow!("asking {url} needs a read key: --read-key or MAIDIAN_READ_KEY")
         })?;
+        if !client.endpoint().tls && !is_loopback(&client.endpoint().host) {
+            eprintln!(
+                "maidian: warning: {url} is plain http: the key crosses the network in clear text; use https://"
+            );
+        }
         Ok(Remote {
-            url: format!("http://{authority}"),
-            addr,
+            url: client.endpoint().url(),
+            client,
             key,
             common: Vec::new(),
         })
@@ -104,33 +98,47 @@ impl Remote {
             target.push('=');
             target.push_str(&encode(v));
         }
-        let mut req = Request::new(method, &target)
-            .header("x-api-key", &self.key)
-            .header("connection", "close");
+        let mut headers = vec![("x-api-key", self.key.as_str())];
         if !body.is_empty() {
-            req = req.header("content-type", "application/json").body(body);
+            headers.push(("content-type", "application/json"));
         }
-        let resp = client::send(self.addr, &req)
+        let resp = self
+            .client
+            .send(method, &target, &headers, body)
             .await
             .with_context(|| format!("cannot reach the collector at {}", self.url))?;
         if (200..300).contains(&resp.status) {
-            return Ok(resp.body);
+            return Ok(resp.body.to_vec());
         }
         bail!(
             "the collector at {} answered {}: {}",
             self.url,
             resp.status,
-            message(&resp)
+            message(&resp.body)
         )
     }
 }
 
+/// Whether `host` is this machine (a key sent there in clear text stays on it).
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The `error.message` of an API error answer, or its first line.
-fn message(resp: &Response) -> String {
-    resp.json()
+fn message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(String::from))
-        .unwrap_or_else(|| resp.text().lines().next().unwrap_or("").to_string())
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(body)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters stay).

@@ -1,10 +1,9 @@
 //! `maidian simulate`: realistic visitors sent through a collector's HTTP API in batches.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
-use maidian_analytics::client::{Conn, Request};
+use anyhow::bail;
+use maidian_analytics::client::{Client, Limits};
 use maidian_analytics::event::Event;
 use maidian_analytics::simulate::Simulation;
 use serde_json::{json, Map, Value};
@@ -69,22 +68,6 @@ fn wire(e: &Event) -> Value {
     Value::Object(m)
 }
 
-async fn resolve(url: &str) -> anyhow::Result<SocketAddr> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        bail!("--url must start with http:// (the simulator speaks plain HTTP)");
-    };
-    let host = rest.split('/').next().unwrap_or(rest);
-    let host = if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:80")
-    };
-    let mut addrs = tokio::net::lookup_host(host.as_str()).await?;
-    addrs
-        .next()
-        .with_context(|| format!("cannot resolve {host}"))
-}
-
 /// Totals of a run, from the collector's answers.
 #[derive(Default)]
 pub struct Totals {
@@ -94,7 +77,8 @@ pub struct Totals {
 }
 
 pub async fn run(o: Options) -> anyhow::Result<Totals> {
-    let addr = resolve(&o.url).await?;
+    let client =
+        Client::new(&o.url, None, Limits::default()).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
     let sim = Arc::new(Mutex::new((Simulation::new(o.seed, now, o.days), 0u64)));
     let totals = Arc::new(Mutex::new(Totals::default()));
@@ -103,9 +87,9 @@ pub async fn run(o: Options) -> anyhow::Result<Totals> {
     for _ in 0..o.concurrency.max(1) {
         let (sim, totals, progress) = (sim.clone(), totals.clone(), progress.clone());
         let key = o.api_key.clone();
+        let client = client.clone();
         let (users, batch) = (o.users, o.batch.max(1));
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(addr).await?;
             loop {
                 // Take whole visitors until a batch is full, so sessions stay together.
                 let mut events = Vec::new();
@@ -128,14 +112,22 @@ pub async fn run(o: Options) -> anyhow::Result<Totals> {
                     if let Some(k) = &key {
                         body["api_key"] = json!(k);
                     }
-                    let req = Request::new("POST", "/api/track/batch")
-                        .header("content-type", "text/plain")
-                        .body(body.to_string());
-                    let res = conn.send(&req).await?;
+                    let res = client
+                        .send(
+                            "POST",
+                            "/api/track/batch",
+                            &[("content-type", "text/plain")],
+                            body.to_string().into_bytes(),
+                        )
+                        .await?;
                     if res.status != 200 {
-                        bail!("collector answered {}: {}", res.status, res.text());
+                        bail!(
+                            "collector answered {}: {}",
+                            res.status,
+                            String::from_utf8_lossy(&res.body)
+                        );
                     }
-                    let answer = res.json()?;
+                    let answer: Value = serde_json::from_slice(&res.body)?;
                     let mut t = totals.lock().await;
                     t.sent += chunk.len() as u64;
                     t.stored += answer["stored"].as_u64().unwrap_or(0);
