@@ -110,6 +110,10 @@ pub struct DaysQuery {
     pub raw: Option<String>,
     /// CSV export: every event held about this visitor (all days) instead of a period.
     pub visitor: Option<String>,
+    /// Page lists: rows per answer (1..=1000, 100 by default).
+    pub limit: Option<String>,
+    /// Page lists: which page of `limit` rows (from 1).
+    pub page: Option<String>,
 }
 
 /// Query of `/api/analytics/*`: the period, plus what one figure needs.
@@ -469,15 +473,35 @@ pub async fn stats_pages(
         async {
             let r = q.read.reading(&app, &headers)?;
             let p = r.period;
+            let whole = |name, v: Option<&str>, default, max| match v {
+                None | Some("") => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| bad(name, "must be a whole number from 1 (limit: to 1000)")),
+            };
+            let limit = whole(
+                "limit",
+                q.limit.as_deref(),
+                engine::stats::DEFAULT_ROWS,
+                engine::stats::MAX_ROWS,
+            )?;
+            let page = whole("page", q.page.as_deref(), 1, usize::MAX)?;
             let rows = engine::stats::pages(&app.store, p, &r.scope)
                 .await
                 .map_err(store_failed)?;
             let total: u64 = rows.iter().map(|r| r.views).sum();
+            let (rows, paging) = engine::stats::paginate(rows, limit, page);
             Ok(reply::json(&json!({
                 "site": r.site.id,
                 "period": p,
                 "event_type": PAGE_VIEW,
                 "total_page_views": total,
+                "total_rows": paging.total_rows,
+                "limit": paging.limit,
+                "page": paging.page,
                 "pages": rows,
             }))
             .into_response())

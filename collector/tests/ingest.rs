@@ -556,6 +556,22 @@ async fn query_strings_do_not_mint_pages() {
             {"page_url": "https://shop.example/search?q=hats", "views": 1, "unique_users": 1},
         ])
     );
+    assert_eq!(
+        (&pages["total_rows"], &pages["limit"], &pages["page"]),
+        (&json!(3), &json!(100), &json!(1))
+    );
+    // Page lists come in pages.
+    let second = env
+        .get("/api/stats/pages?days=1&limit=1&page=2")
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(second["pages"], json!([pages["pages"][1]]));
+    assert_eq!(second["total_page_views"], 1503);
+    for bad in ["limit=0", "limit=1001", "page=0", "limit=x"] {
+        let res = env.get(&format!("/api/stats/pages?{bad}")).await;
+        assert_eq!(res.status, 400, "{bad}: {}", res.text());
+    }
     let stored = env.stored().await;
     assert!(stored
         .iter()

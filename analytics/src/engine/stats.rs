@@ -58,6 +58,35 @@ pub async fn event_types(
     Ok(event_types_of(&docs, Visitors::of(&p, scope)))
 }
 
+/// Rows of a page list when none is asked for, and the most one page may hold.
+pub const DEFAULT_ROWS: usize = 100;
+pub const MAX_ROWS: usize = 1_000;
+
+/// Which rows of a ranked list an answer holds: `limit` rows from row `(page - 1) * limit`,
+/// out of `total_rows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Paging {
+    pub total_rows: usize,
+    pub limit: usize,
+    pub page: usize,
+}
+
+/// Page `page` (from 1) of `limit` rows of `rows`, and where it stands.
+pub fn paginate<T>(rows: Vec<T>, limit: usize, page: usize) -> (Vec<T>, Paging) {
+    let total_rows = rows.len();
+    let (limit, page) = (limit.clamp(1, MAX_ROWS), page.max(1));
+    let skip = (page - 1).saturating_mul(limit);
+    let rows = rows.into_iter().skip(skip).take(limit).collect();
+    (
+        rows,
+        Paging {
+            total_rows,
+            limit,
+            page,
+        },
+    )
+}
+
 pub async fn pages(store: &Store, p: Period, scope: &Scope) -> Result<Vec<PageStat>, StoreError> {
     let docs = store.rollup_counted(rollup::DAILY_PAGE, &p, scope).await?;
     Ok(pages_of(&docs, Visitors::of(&p, scope)))
@@ -79,6 +108,17 @@ mod tests {
         };
         e.derive_visitor();
         e
+    }
+
+    #[test]
+    fn lists_are_paged() {
+        let rows: Vec<u32> = (0..250).collect();
+        let (first, p) = paginate(rows.clone(), DEFAULT_ROWS, 1);
+        assert_eq!((first.len(), first[0], p.total_rows), (100, 0, 250));
+        let (last, p) = paginate(rows.clone(), 100, 3);
+        assert_eq!((last, p.page), ((200..250).collect::<Vec<_>>(), 3));
+        assert!(paginate(rows.clone(), 100, 4).0.is_empty());
+        assert_eq!(paginate(rows, 5_000, 1).1.limit, MAX_ROWS);
     }
 
     #[test]

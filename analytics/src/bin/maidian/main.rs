@@ -267,7 +267,29 @@ enum StatsKind {
     /// Events by type, with unique users.
     Events(PeriodArgs),
     /// Page views by page, with unique users.
-    Pages(PeriodArgs),
+    Pages(PagesArgs),
+}
+
+#[derive(Args, Clone, Copy)]
+struct PagesArgs {
+    #[command(flatten)]
+    period: PeriodArgs,
+    /// Rows per answer (1 to 1000).
+    #[arg(long, default_value_t = maidian_analytics::engine::stats::DEFAULT_ROWS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    limit: usize,
+    /// Which page of `--limit` rows (from 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    page: usize,
+}
+
+impl StatsKind {
+    fn period(&self) -> PeriodArgs {
+        match self {
+            StatsKind::Events(p) => *p,
+            StatsKind::Pages(a) => a.period,
+        }
+    }
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -549,12 +571,16 @@ async fn remote_command(command: Command, r: &Remote) -> anyhow::Result<()> {
             output(json, &rows, || print_sites(&rows))
         }
         Command::Stats { what } => {
-            let (StatsKind::Events(args) | StatsKind::Pages(args)) = what;
+            let mut q = vec![days(what.period().days)];
             let path = match what {
                 StatsKind::Events(_) => "/api/stats/events",
-                StatsKind::Pages(_) => "/api/stats/pages",
+                StatsKind::Pages(a) => {
+                    q.push(("limit", a.limit.to_string()));
+                    q.push(("page", a.page.to_string()));
+                    "/api/stats/pages"
+                }
             };
-            let v = r.get_json(path, &[days(args.days)]).await?;
+            let v = r.get_json(path, &q).await?;
             print_stats(what, &v)
         }
         Command::Summary { period, top } => {
@@ -1033,8 +1059,7 @@ async fn stats_command(
     scope: &Scope,
     zone: &Zone,
 ) -> anyhow::Result<()> {
-    let (StatsKind::Events(args) | StatsKind::Pages(args)) = what;
-    let p = args.period(zone);
+    let p = what.period().period(zone);
     let mut v = serde_json::json!({ "site": scope.site, "period": p });
     match what {
         StatsKind::Events(_) => {
@@ -1042,9 +1067,14 @@ async fn stats_command(
             v["total_events"] = rows.iter().map(|r| r.count).sum::<u64>().into();
             v["events"] = serde_json::to_value(&rows)?;
         }
-        StatsKind::Pages(_) => {
+        StatsKind::Pages(a) => {
             let rows = engine::stats::pages(store, p, scope).await?;
+            v["event_type"] = maidian_analytics::event::PAGE_VIEW.into();
             v["total_page_views"] = rows.iter().map(|r| r.views).sum::<u64>().into();
+            let (rows, paging) = engine::stats::paginate(rows, a.limit, a.page);
+            v["total_rows"] = paging.total_rows.into();
+            v["limit"] = paging.limit.into();
+            v["page"] = paging.page.into();
             v["pages"] = serde_json::to_value(&rows)?;
         }
     }
@@ -1053,8 +1083,7 @@ async fn stats_command(
 
 /// Prints a stats document (`/api/stats/events` or `/pages`) as JSON or as a table.
 fn print_stats(what: StatsKind, v: &serde_json::Value) -> anyhow::Result<()> {
-    let (StatsKind::Events(args) | StatsKind::Pages(args)) = what;
-    if args.json {
+    if what.period().json {
         println!("{}", serde_json::to_string_pretty(v)?);
         return Ok(());
     }
