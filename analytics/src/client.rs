@@ -186,26 +186,16 @@ impl Client {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Answer, ClientError> {
+        let request = self.request(method, target, headers, body)?;
         let authority = self.endpoint.authority();
         let seconds = self.limits.exchange.as_secs();
-        match tokio::time::timeout(
-            self.limits.exchange,
-            self.exchange(method, target, headers, body),
-        )
-        .await
-        {
+        match tokio::time::timeout(self.limits.exchange, self.exchange(request)).await {
             Ok(answer) => answer,
             Err(_) => Err(ClientError::Timeout { authority, seconds }),
         }
     }
 
-    async fn exchange(
-        &self,
-        method: &str,
-        target: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> Result<Answer, ClientError> {
+    async fn exchange(&self, request: hyper::Request<Full<Bytes>>) -> Result<Answer, ClientError> {
         let authority = self.endpoint.authority();
         let connect_secs = self.limits.connect.as_secs();
         let timed_out = || ClientError::Timeout {
@@ -223,7 +213,6 @@ impl Client {
             message: e.to_string(),
         })?;
         let _ = tcp.set_nodelay(true);
-        let request = self.request(method, target, headers, body)?;
         match &self.tls {
             None => self.over(TokioIo::new(tcp), request).await,
             Some(tls) => {

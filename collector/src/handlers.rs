@@ -664,6 +664,11 @@ async fn export_visitor(
     Ok(warp::reply::with_header(reply, "content-disposition", name).into_response())
 }
 
+/// How long an erasure call waits for the lease holder before it answers 503 `busy` (the
+/// request stays queued and completes): well under `limits.idle_timeout_ms` (30 s by
+/// default), which would otherwise close the waiting connection without an answer.
+const FORGET_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// POST /api/privacy/forget `{"visitor": ID, "dry_run": false}` (admin key only), the site
 /// as `?site=` or `"site"` when there are several: erases everything held about the visitor
 /// in that site and answers what was removed; `dry_run` answers the linked ids and the events
@@ -739,13 +744,7 @@ async fn forget_inner(
         );
         let done = app
             .store
-            .forget(
-                &cfg,
-                &site.id,
-                &visitor,
-                std::time::Duration::from_secs(30),
-                false,
-            )
+            .forget(&cfg, &site.id, &visitor, FORGET_WAIT, false)
             .await
             .map_err(refused)?;
         serde_json::to_value(&done).map_err(store_failed)?

@@ -10,20 +10,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{now_ms, start, uuid, WRITE_KEY};
+use common::{now_ms, read_to_close, start, uuid, WRITE_KEY};
 use maidian_testkit::http::{self, Request};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Reads until the server closes the connection (or `limit` passes); returns what came.
-async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<String> {
-    let mut buf = Vec::new();
-    match tokio::time::timeout(limit, stream.read_to_end(&mut buf)).await {
-        Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
-        Err(_) => None,
-    }
-}
 
 fn one_event() -> serde_json::Value {
     json!({"events": [{

@@ -54,6 +54,23 @@ fn cli(env: &Env, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The test's database as a store, to put events in straight (as stored before a setting).
+async fn store_of(env: &Env) -> maidian_analytics::store::Store {
+    maidian_analytics::store::Store::open(&maidian_analytics::store::StoreConfig::Mongo(
+        maidian_analytics::store::MongoConfig {
+            uri: Some(maidian_testkit::mongodb_uri().unwrap()),
+            host: String::new(),
+            port: 0,
+            username: None,
+            password: None,
+            database: env.db_name.clone(),
+            timeout: std::time::Duration::from_secs(10),
+        },
+    ))
+    .await
+    .unwrap()
+}
+
 async fn forget(env: &Env, key: Option<&str>, body: &str) -> maidian_testkit::http::Response {
     let mut req = Request::new("POST", "/api/privacy/forget")
         .header("content-type", "application/json")
@@ -185,19 +202,7 @@ async fn retention_deletes_old_raw_events_and_keeps_their_figures() {
     .await;
     // Stored before the retention existed (straight into the database): 3 events 10 days
     // old, 2 of yesterday.
-    let store = maidian_analytics::store::Store::open(
-        &maidian_analytics::store::StoreConfig::Mongo(maidian_analytics::store::MongoConfig {
-            uri: Some(maidian_testkit::mongodb_uri().unwrap()),
-            host: String::new(),
-            port: 0,
-            username: None,
-            password: None,
-            database: env.db_name.clone(),
-            timeout: std::time::Duration::from_secs(10),
-        }),
-    )
-    .await
-    .unwrap();
+    let store = store_of(&env).await;
     let now = now_ms();
     let mut old = Vec::new();
     for (i, age) in [10 * DAY, 10 * DAY - 1000, 10 * DAY - 2000, DAY, DAY - 1000]
@@ -289,19 +294,7 @@ async fn retention_runs_under_steady_load() {
         ("MAIDIAN_ROLLUP_CHUNK_EVENTS", "1"),
     ])
     .await;
-    let store = maidian_analytics::store::Store::open(
-        &maidian_analytics::store::StoreConfig::Mongo(maidian_analytics::store::MongoConfig {
-            uri: Some(maidian_testkit::mongodb_uri().unwrap()),
-            host: String::new(),
-            port: 0,
-            username: None,
-            password: None,
-            database: env.db_name.clone(),
-            timeout: std::time::Duration::from_secs(10),
-        }),
-    )
-    .await
-    .unwrap();
+    let store = store_of(&env).await;
     let now = now_ms();
     let old: Vec<_> = (0..3)
         .map(|i| {

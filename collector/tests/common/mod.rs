@@ -146,3 +146,16 @@ pub fn now_ms() -> i64 {
 pub fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// Reads until the server closes the connection (or `limit` passes); returns what came.
+pub async fn read_to_close(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut buf)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
+        Err(_) => None,
+    }
+}
