@@ -137,7 +137,12 @@ pub async fn run(store: &Store, cfg: ConsumerConfig, shutdown: impl Future<Outpu
     let mut owned = false;
     let mut expire_at = tokio::time::Instant::now();
     loop {
-        let step = store.rollup_step(&cfg).await;
+        // A step (a chunk, an erasure) is crash-safe at any point, so shutdown need not wait
+        // for a long one: it is dropped, and the next lease holder takes it up again.
+        let step = tokio::select! {
+            _ = &mut shutdown => break,
+            step = store.rollup_step(&cfg) => step,
+        };
         // Retention keeps its own timer whatever the load: between two chunks when the
         // consumer is busy, not only once it is idle (a site with steady traffic never is).
         let owner = matches!(step, Ok(Step::Idle | Step::Consumed(_)));
