@@ -131,6 +131,12 @@ impl Event {
     }
 }
 
+/// The id an event is stored under when another site already stored its `event_id`:
+/// `site:event_id`. Dedupe is per site, so the same client id in two sites is two events.
+pub fn site_scoped_id(site: &str, event_id: &str) -> String {
+    format!("{site}:{event_id}")
+}
+
 /// A UTC calendar day, stored as `YYYY-MM-DD` so that string order is time order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

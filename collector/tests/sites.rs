@@ -377,3 +377,53 @@ async fn two_sites_on_mongodb() {
 async fn two_sites_on_the_embedded_store() {
     two_sites_with_their_own_keys_days_and_figures(Kind::Embedded).await;
 }
+
+/// Dedupe is per site: the same `event_id` sent with another site's key is another event
+/// (stored, answered as stored, counted by that site), so the answer never tells whether an id
+/// exists in another site; a resend to either site is still deduplicated. It used to be
+/// answered `deduplicated` and dropped.
+async fn the_same_event_id_in_two_sites_is_two_events(kind: Kind) {
+    let s = start(kind).await;
+    let now = common::now_ms();
+    let id = uuid();
+    let one = |page: &str| {
+        let mut e = event("click", "u-dedupe", page, now);
+        e["event_id"] = json!(id);
+        json!({ "events": [e] })
+    };
+    let blog = s.post("wk-blog", &one(BLOG_PAGE), None).await;
+    assert_eq!(blog.json().unwrap()["stored"], 1, "{}", blog.text());
+    let shop = s
+        .post("wk-shop", &one(SHOP_PAGE), Some("https://shop.example"))
+        .await;
+    let answer = shop.json().unwrap();
+    assert_eq!(
+        (&answer["stored"], &answer["deduplicated"]),
+        (&json!(1), &json!(0)),
+        "{answer}"
+    );
+    // Resends, to either site: deduplicated.
+    for (key, page, origin) in [
+        ("wk-blog", BLOG_PAGE, None),
+        ("wk-shop", SHOP_PAGE, Some("https://shop.example")),
+    ] {
+        let again = s.post(key, &one(page), origin).await.json().unwrap();
+        assert_eq!(
+            (&again["stored"], &again["deduplicated"]),
+            (&json!(0), &json!(1)),
+            "{key}: {again}"
+        );
+    }
+    s.settled("rk-blog", 1).await;
+    s.settled("rk-shop", 1).await;
+}
+
+#[tokio::test]
+async fn dedupe_is_per_site_on_mongodb() {
+    the_same_event_id_in_two_sites_is_two_events(Kind::Mongo).await;
+}
+
+#[tokio::test]
+async fn dedupe_is_per_site_on_the_embedded_store() {
+    the_same_event_id_in_two_sites_is_two_events(Kind::Embedded).await;
+}

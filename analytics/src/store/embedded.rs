@@ -166,6 +166,40 @@ impl EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// The site each of the stored events `ids` belongs to.
+    pub async fn sites_of_ids(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        #[derive(Deserialize)]
+        struct Site {
+            #[serde(default)]
+            site: String,
+        }
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(err)?;
+            let known = tx.open_table(IDS).map_err(err)?;
+            let events = tx.open_table(EVENTS).map_err(err)?;
+            let mut out = std::collections::HashMap::new();
+            for id in ids {
+                let Some(ts) = known.get(id.as_str()).map_err(err)?.map(|v| v.value()) else {
+                    continue;
+                };
+                if let Some(v) = events.get((ts, id.as_str())).map_err(err)? {
+                    let s: Site = serde_json::from_slice(v.value()).map_err(err)?;
+                    let site = match s.site.as_str() {
+                        "" => DEFAULT_SITE.to_string(),
+                        other => other.to_string(),
+                    };
+                    out.insert(id, site);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub async fn activity_since(
         &self,
         site: String,

@@ -260,6 +260,50 @@ impl Store {
 
     /// Stores each event at most once; see [`InsertReport`].
     pub async fn insert(&self, events: &[Event]) -> Result<InsertReport, StoreError> {
+        let mut report = self.insert_once(events).await?;
+        // Dedupe is per site: an id already stored by *another* site is another event (a
+        // coincidence, or a probe), stored under the id scoped to its site, and answered as
+        // stored, so the answer never tells whether an id exists in another site.
+        if report.duplicates.is_empty() {
+            return Ok(report);
+        }
+        let ids: Vec<String> = report
+            .duplicates
+            .iter()
+            .filter_map(|&i| events.get(i).map(|e| e.event_id.clone()))
+            .collect();
+        let owners = self.sites_of_ids(&ids).await?;
+        let (mut again, mut positions) = (Vec::new(), Vec::new());
+        report.duplicates.retain(|&i| {
+            let Some(e) = events.get(i) else { return true };
+            match owners.get(&e.event_id) {
+                Some(owner) if owner != e.site_id() => {
+                    let mut scoped = e.clone();
+                    scoped.event_id = crate::event::site_scoped_id(e.site_id(), &e.event_id);
+                    again.push(scoped);
+                    positions.push(i);
+                    false
+                }
+                _ => true,
+            }
+        });
+        if again.is_empty() {
+            return Ok(report);
+        }
+        let second = self.insert_once(&again).await?;
+        report.inserted += second.inserted;
+        report
+            .duplicates
+            .extend(second.duplicates.iter().filter_map(|&j| positions.get(j)));
+        report
+            .failed
+            .extend(second.failed.iter().filter_map(|&j| positions.get(j)));
+        report.duplicates.sort_unstable();
+        report.failed.sort_unstable();
+        Ok(report)
+    }
+
+    async fn insert_once(&self, events: &[Event]) -> Result<InsertReport, StoreError> {
         if events.is_empty() {
             return Ok(InsertReport::default());
         }
@@ -268,6 +312,19 @@ impl Store {
             Store::Embedded(s) => s.insert(events.to_vec()).await,
             #[cfg(feature = "bench-sink")]
             Store::Sink(s) => Ok(s.insert(events)),
+        }
+    }
+
+    /// The site each of the stored events `ids` belongs to (absent: not stored).
+    async fn sites_of_ids(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        match self {
+            Store::Mongo(s) => s.sites_of_ids(ids).await,
+            Store::Embedded(s) => s.sites_of_ids(ids.to_vec()).await,
+            #[cfg(feature = "bench-sink")]
+            Store::Sink(_) => Ok(Default::default()),
         }
     }
 

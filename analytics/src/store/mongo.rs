@@ -4,6 +4,8 @@
 //! and `aggregate` with `$match`/`$group($sum)`. Folding groups into figures happens in Rust.
 //! Rollups and their consumer are in `mongo_rollups`.
 
+use std::collections::HashMap;
+
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::error::ErrorKind;
@@ -290,6 +292,26 @@ impl MongoStore {
                 _ => Err(err.into()),
             },
         }
+    }
+
+    /// The site each of the stored events `ids` belongs to.
+    pub async fn sites_of_ids(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut cursor = self
+            .events
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(doc! { "site": 1 })
+            .await?;
+        let mut out = HashMap::new();
+        while let Some(d) = cursor.try_next().await? {
+            if let Some(id) = opt_str(&d, "_id") {
+                let site = opt_str(&d, "site").unwrap_or_else(|| DEFAULT_SITE.to_string());
+                out.insert(id, site);
+            }
+        }
+        Ok(out)
     }
 
     pub async fn events_between(&self, since: Day, until: Day) -> Result<Vec<Event>, StoreError> {
