@@ -104,11 +104,6 @@ impl BodyBudget {
             held: None,
         }
     }
-
-    /// Body bytes `client` holds now.
-    pub fn held_by(&self, client: IpAddr) -> usize {
-        self.per_client.holding(&client)
-    }
 }
 
 /// One body's share of the [`BodyBudget`], grown as its bytes arrive and given back on drop
