@@ -174,8 +174,8 @@ pub async fn within<T>(
 pub struct InsertReport {
     /// Events newly stored.
     pub inserted: usize,
-    /// Indexes (ascending) of events whose `event_id` was already stored (or repeated within
-    /// the batch).
+    /// Indexes (ascending) of events whose `event_id` was already stored for their site (or
+    /// repeated within the batch).
     pub duplicates: Vec<usize>,
     /// Indexes (ascending) of events the store refused for another reason; the caller must not
     /// report them as stored.
@@ -258,7 +258,7 @@ impl Store {
         }
     }
 
-    /// Stores each event at most once; see [`InsertReport`].
+    /// Stores each event at most once per site; see [`InsertReport`].
     pub async fn insert(&self, events: &[Event]) -> Result<InsertReport, StoreError> {
         let mut report = self.insert_once(events).await?;
         // Dedupe is per site: an id already stored by *another* site is another event (a
