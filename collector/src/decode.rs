@@ -97,11 +97,9 @@ impl BodyBudget {
         BodyCharge {
             kib: self.kib.clone(),
             total_kib: self.total_kib,
-            client,
-            per_client: self.per_client.clone(),
             bytes: 0,
             permit: None,
-            held: None,
+            held: self.per_client.share(client),
         }
     }
 }
@@ -111,11 +109,10 @@ impl BodyBudget {
 pub struct BodyCharge {
     kib: Arc<Semaphore>,
     total_kib: u32,
-    client: IpAddr,
-    per_client: PerClient,
     bytes: usize,
     permit: Option<OwnedSemaphorePermit>,
-    held: Option<Held>,
+    /// The client's share.
+    held: Held,
 }
 
 /// Why a body could not be charged.
@@ -134,17 +131,7 @@ impl BodyCharge {
         if n == 0 {
             return Ok(());
         }
-        let grown = match &mut self.held {
-            Some(h) => h.grow(n),
-            None => match self.per_client.take(self.client, n) {
-                Some(h) => {
-                    self.held = Some(h);
-                    true
-                }
-                None => false,
-            },
-        };
-        if !grown {
+        if !self.held.grow(n) {
             return Err(ChargeRefused::ClientFull);
         }
         let before = kib(self.bytes).min(self.total_kib);

@@ -408,19 +408,32 @@ impl ReadQuery {
 
 /// `days` = 1..=366, 7 when absent: that many days of `zone`, today included.
 fn period_of(days: Option<&str>, zone: &Zone) -> Result<Period, ApiError> {
-    let days = match days {
-        None | Some("") => 7,
-        Some(s) => match s.trim().parse::<u32>() {
-            Ok(n) if (1..=366).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadParam {
-                    name: "days",
-                    message: "must be a whole number from 1 to 366".into(),
-                })
-            }
-        },
-    };
-    Ok(Period::recent(days, zone))
+    let days = whole_number(
+        "days",
+        days.map(str::trim),
+        7,
+        366,
+        "must be a whole number from 1 to 366",
+    )?;
+    Ok(Period::recent(days as u32, zone))
+}
+
+/// A query parameter that is a whole number from 1 to `max`; `default` when absent or empty.
+fn whole_number(
+    name: &'static str,
+    value: Option<&str>,
+    default: usize,
+    max: usize,
+    message: &'static str,
+) -> Result<usize, ApiError> {
+    match value {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| bad(name, message)),
+    }
 }
 
 /// A share of the request's read key's heavy reads (funnel, report, exports: each scans raw
@@ -473,22 +486,20 @@ pub async fn stats_pages(
         async {
             let r = q.read.reading(&app, &headers)?;
             let p = r.period;
-            let whole = |name, v: Option<&str>, default, max| match v {
-                None | Some("") => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| bad(name, "must be a whole number from 1 (limit: to 1000)")),
-            };
-            let limit = whole(
+            let limit = whole_number(
                 "limit",
                 q.limit.as_deref(),
                 engine::stats::DEFAULT_ROWS,
                 engine::stats::MAX_ROWS,
+                "must be a whole number from 1 to 1000",
             )?;
-            let page = whole("page", q.page.as_deref(), 1, usize::MAX)?;
+            let page = whole_number(
+                "page",
+                q.page.as_deref(),
+                1,
+                usize::MAX,
+                "must be a whole number from 1",
+            )?;
             let rows = engine::stats::pages(&app.store, p, &r.scope)
                 .await
                 .map_err(store_failed)?;
@@ -559,13 +570,9 @@ async fn analytics_inner(
     let r = q.read.reading(app, headers)?;
     let (p, scope) = (r.period, &r.scope);
     let store = &app.store;
-    let top = || match q.top.as_deref() {
-        None | Some("") => Ok(10),
-        Some(t) => t
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| bad("top", "must be a whole number from 1 to 100")),
+    let top = || {
+        let message = "must be a whole number from 1 to 100";
+        whole_number("top", q.top.as_deref(), 10, 100, message)
     };
     // Each figure's future is boxed: inline, their sum overflows a worker's stack in debug
     // builds.

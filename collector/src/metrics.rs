@@ -15,7 +15,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use maidian_analytics::store::{Store, StoreError};
+use maidian_analytics::store::{within, Store, StoreError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -224,12 +224,11 @@ impl Metrics {
     /// the lag, and a failure's reason. The failure's detail (the driver's text, which names
     /// the database's host) goes to the log only.
     pub async fn probe(&self, store: &Store) -> Probe {
-        let deadline = tokio::time::Instant::now() + PROBE_LIMIT;
+        // Side by side, so both end within the one limit.
         let (ping, status) = tokio::join!(
-            tokio::time::timeout_at(deadline, store.ping()),
-            tokio::time::timeout_at(deadline, store.rollup_status()),
+            within(PROBE_LIMIT, store.ping()),
+            within(PROBE_LIMIT, store.rollup_status()),
         );
-        let ping = ping.unwrap_or(Err(StoreError::Timeout(PROBE_LIMIT)));
         let up = match ping {
             Ok(()) => true,
             Err(e) => {
@@ -246,7 +245,7 @@ impl Metrics {
         };
         self.store_up.set(i64::from(up));
         let lag = match status {
-            Ok(Ok(s)) if up => Some(s.lag_seconds),
+            Ok(s) if up => Some(s.lag_seconds),
             _ => None,
         };
         if let Some(lag) = lag {

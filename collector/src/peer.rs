@@ -207,6 +207,15 @@ impl<K: Hash + Eq + Clone> PerKey<K> {
         })
     }
 
+    /// An empty share of `key`, to [`Held::grow`] later.
+    pub fn share(&self, key: K) -> Held<K> {
+        Held {
+            owner: self.clone(),
+            key,
+            n: 0,
+        }
+    }
+
     /// What `key` holds now.
     pub fn holding(&self, key: &K) -> usize {
         let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);

@@ -43,10 +43,7 @@ fn client(
 /// (all clients', and the client's own) as it arrives. A refused, oversize, slow or broken
 /// body becomes an error the handler answers, so the JSON error shape holds.
 fn ingest(app: Arc<App>) -> impl Filter<Extract = (Ingest,), Error = Rejection> + Clone {
-    let query = warp::query::<IngestQuery>()
-        .or(warp::any().map(IngestQuery::default))
-        .unify();
-    query
+    query_or_default::<IngestQuery>()
         .and(warp::header::headers_cloned())
         .and(client(app.clone()))
         .and(warp::body::stream())
@@ -85,17 +82,12 @@ fn ingest(app: Arc<App>) -> impl Filter<Extract = (Ingest,), Error = Rejection> 
         })
 }
 
-fn days_query() -> impl Filter<Extract = (DaysQuery,), Error = std::convert::Infallible> + Clone {
-    warp::query::<DaysQuery>()
-        .or(warp::any().map(DaysQuery::default))
-        .unify()
-}
-
-fn analytics_query(
-) -> impl Filter<Extract = (AnalyticsQuery,), Error = std::convert::Infallible> + Clone {
-    warp::query::<AnalyticsQuery>()
-        .or(warp::any().map(AnalyticsQuery::default))
-        .unify()
+/// The query string as `Q`, or `Q`'s default when there is none or it does not parse.
+fn query_or_default<Q>() -> impl Filter<Extract = (Q,), Error = std::convert::Infallible> + Clone
+where
+    Q: serde::de::DeserializeOwned + Default + Send + 'static,
+{
+    warp::query::<Q>().or(warp::any().map(Q::default)).unify()
 }
 
 /// GET /api/health
@@ -145,7 +137,7 @@ pub fn stats_events(
         .and(warp::get())
         .and(with_app(app))
         .and(warp::header::headers_cloned())
-        .and(days_query())
+        .and(query_or_default::<DaysQuery>())
         .and_then(handlers::stats_events)
 }
 
@@ -155,7 +147,7 @@ pub fn stats_pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = 
         .and(warp::get())
         .and(with_app(app))
         .and(warp::header::headers_cloned())
-        .and(days_query())
+        .and(query_or_default::<DaysQuery>())
         .and_then(handlers::stats_pages)
 }
 
@@ -175,7 +167,7 @@ pub fn analytics(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Re
         .and(warp::get())
         .and(with_app(app))
         .and(warp::header::headers_cloned())
-        .and(analytics_query())
+        .and(query_or_default::<AnalyticsQuery>())
         .and_then(|figure, app, headers, q| handlers::analytics(app, figure, headers, q))
 }
 
@@ -194,7 +186,7 @@ pub fn export_csv(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::get())
         .and(with_app(app))
         .and(warp::header::headers_cloned())
-        .and(days_query())
+        .and(query_or_default::<DaysQuery>())
         .and_then(handlers::export_csv)
 }
 
@@ -204,11 +196,7 @@ pub fn forget(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::post())
         .and(with_app(app))
         .and(warp::header::headers_cloned())
-        .and(
-            warp::query::<crate::handlers::ReadQuery>()
-                .or(warp::any().map(crate::handlers::ReadQuery::default))
-                .unify(),
-        )
+        .and(query_or_default::<crate::handlers::ReadQuery>())
         .and(warp::body::content_length_limit(4096))
         .and(warp::body::bytes())
         .and_then(handlers::forget)
@@ -220,7 +208,7 @@ pub fn report(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::get())
         .and(with_app(app))
         .and(warp::header::headers_cloned())
-        .and(analytics_query())
+        .and(query_or_default::<AnalyticsQuery>())
         .and_then(handlers::report)
 }
 

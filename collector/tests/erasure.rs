@@ -109,28 +109,7 @@ impl Running {
 
     /// Waits until the summary counts `events` events, all rolled up.
     async fn rolled_up(&self, events: u64) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..300 {
-            let health = self
-                .send(Request::new("GET", "/api/health"))
-                .await
-                .json()
-                .unwrap();
-            let s = self
-                .send(
-                    Request::new("GET", "/api/analytics/summary?days=1")
-                        .header("x-api-key", READ_KEY),
-                )
-                .await
-                .json()
-                .unwrap();
-            if s["overview"]["total_events"] == events && health["rollup_lag_seconds"] == 0.0 {
-                return s;
-            }
-            last = s;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{}: rollups never settled at {events}: {last}", self.kind);
+        common::settled(self.collector.addr, READ_KEY, 1, events).await
     }
 }
 

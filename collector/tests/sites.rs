@@ -103,21 +103,7 @@ impl Sites {
 
     /// Waits until the rollups hold `events` events of the site `key` reads.
     async fn settled(&self, key: &str, events: u64) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..300 {
-            let s = self.json(key, "/api/analytics/summary?days=7").await;
-            let health = self
-                .send(Request::new("GET", "/api/health"))
-                .await
-                .json()
-                .unwrap();
-            if s["overview"]["total_events"] == events && health["rollup_lag_seconds"] == 0.0 {
-                return s;
-            }
-            last = s;
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("rollups never settled at {events} events: {last}");
+        common::settled(self.collector.addr, key, 7, events).await
     }
 }
 

@@ -74,6 +74,17 @@ fn complete(
     Ok(())
 }
 
+/// The complete closure of `id` in `site` as `tx` sees the events.
+fn closure_in(
+    tx: &redb::ReadTransaction,
+    site: &str,
+    id: &str,
+) -> Result<lifecycle::Closure, StoreError> {
+    let mut c = lifecycle::Closure::new(site, id)?;
+    complete(&tx.open_table(EVENTS).map_err(err)?, &mut c)?;
+    Ok(c)
+}
+
 /// Keys of `(timestamp, event_id)` logged after `seq` (not rolled up yet), with their numbers.
 fn unrolled(tx: &WriteTransaction, seq: u64) -> Result<HashMap<(i64, String), u64>, StoreError> {
     let log = tx.open_table(LOG).map_err(err)?;
@@ -121,9 +132,7 @@ impl EmbeddedStore {
         let db = self.db.clone();
         blocking(move || {
             let tx = db.begin_read().map_err(err)?;
-            let mut c = lifecycle::Closure::new(&site, &id)?;
-            complete(&tx.open_table(EVENTS).map_err(err)?, &mut c)?;
-            Ok(c.finish())
+            Ok(closure_in(&tx, &site, &id)?.finish())
         })
         .await
     }
@@ -136,8 +145,7 @@ impl EmbeddedStore {
         let db = self.db.clone();
         let (closure, head) = blocking(move || {
             let tx = db.begin_read().map_err(err)?;
-            let mut c = lifecycle::Closure::new(&site, &id)?;
-            complete(&tx.open_table(EVENTS).map_err(err)?, &mut c)?;
+            let c = closure_in(&tx, &site, &id)?;
             let head = tx
                 .open_table(LOG)
                 .map_err(err)?

@@ -329,7 +329,7 @@ impl MongoStore {
         Ok(())
     }
 
-    /// The planned pieces of request `id`, in order.
+    /// The planned pieces of request `id` (in any order: deletes and take-backs commute).
     async fn plan_pieces(&self, id: &str) -> Result<Vec<PlanPiece>, StoreError> {
         let mut cursor = self
             .db
@@ -340,12 +340,6 @@ impl MongoStore {
         while let Some(d) = cursor.try_next().await? {
             pieces.push(bson::from_document::<PlanPiece>(d).map_err(corrupt)?);
         }
-        pieces.sort_by_key(|p| {
-            p.id.rsplit(':')
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0)
-        });
         Ok(pieces)
     }
 

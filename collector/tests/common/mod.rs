@@ -89,22 +89,7 @@ impl Env {
     /// Polls until the rollup consumer has caught up (`rollup_lag_seconds` 0 in health) and
     /// the summary counts `events` events.
     pub async fn wait_for_rollups(&self, days: u32, events: u64) -> serde_json::Value {
-        let path = format!("/api/analytics/summary?days={days}");
-        let mut last = serde_json::Value::Null;
-        for _ in 0..300 {
-            let health = self
-                .send(Request::new("GET", "/api/health"))
-                .await
-                .json()
-                .unwrap();
-            let s = self.get(&path).await.json().unwrap();
-            if s["overview"]["total_events"] == events && health["rollup_lag_seconds"] == 0.0 {
-                return s;
-            }
-            last = s;
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("rollups never settled at {events} events: {last}");
+        settled(self.collector.addr, READ_KEY, days, events).await
     }
 
     pub async fn stored(&self) -> Vec<Document> {
@@ -158,4 +143,32 @@ pub async fn read_to_close(
         Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
         Err(_) => None,
     }
+}
+
+/// Polls the collector at `addr` until its rollup consumer has caught up
+/// (`rollup_lag_seconds` 0 in health) and the summary of the last `days` days that `key`
+/// reads counts `events` events; returns that summary.
+pub async fn settled(
+    addr: std::net::SocketAddr,
+    key: &str,
+    days: u32,
+    events: u64,
+) -> serde_json::Value {
+    let summary = Request::new("GET", &format!("/api/analytics/summary?days={days}"))
+        .header("x-api-key", key);
+    let mut last = serde_json::Value::Null;
+    for _ in 0..300 {
+        let health = http::send(addr, &Request::new("GET", "/api/health"))
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        let s = http::send(addr, &summary).await.unwrap().json().unwrap();
+        if s["overview"]["total_events"] == events && health["rollup_lag_seconds"] == 0.0 {
+            return s;
+        }
+        last = s;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("rollups never settled at {events} events: {last}");
 }
