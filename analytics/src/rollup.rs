@@ -655,16 +655,19 @@ impl Delta {
         Delta::build(events, |e| e.day, &numbers).settled_alone(&numbers)
     }
 
-    /// The changes of `events` on each event's site's days by `zones` (what the consumer and
-    /// rebuilds apply, so a changed time zone takes effect with a rebuild), visitors numbered
-    /// by `numbers` (the store's dictionary). The first-day bitmaps are not in it yet: they
-    /// depend on what is stored, see [`Delta::first_days`].
+    /// The changes of `events` to a generation of rollups begun at `begun` (ms), each on its
+    /// site's day by `zones` ([`Zones::rolled_day`]: what the consumer and rebuilds apply and
+    /// erasure takes back), visitors numbered by `numbers` (the store's dictionary). The
+    /// first-day bitmaps are not in it yet: they depend on what is stored, see
+    /// [`Delta::first_days`].
     pub fn in_zones<'a>(
         events: impl IntoIterator<Item = &'a Event>,
         zones: &Zones,
+        begun: i64,
         numbers: &Numbers,
     ) -> Delta {
-        Delta::build(events, |e| zones.day_of(e.site_id(), e.timestamp), numbers)
+        let day = |e: &Event| zones.rolled_day(e.site_id(), e.timestamp, e.received_at, begun);
+        Delta::build(events, day, numbers)
     }
 
     /// The state documents (rollup, `_id`) this delta changes: what [`Delta::settle`]
@@ -1647,9 +1650,10 @@ mod tests {
             id: "shop".into(),
             name: "Shop".into(),
             timezone: "Asia/Shanghai".into(),
+            earlier: Vec::new(),
         }]);
         let numbers = bitmap::local_numbers([&utc, &shop]);
-        let d = Delta::in_zones([&utc, &shop], &zones, &numbers);
+        let d = Delta::in_zones([&utc, &shop], &zones, 0, &numbers);
         let types = &d.changes[DAILY_TYPE];
         assert_eq!(types.len(), 2);
         assert_eq!(

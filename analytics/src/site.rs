@@ -6,6 +6,13 @@
 //! counts an event at 00:30 local time on that local day. The store keeps a registry of the
 //! sites (id, name, time zone), written by the collector at start-up, so the rollup consumer
 //! and the CLI see the same days as the collector.
+//!
+//! A site's zone can change (a restart with another `timezone`). The registry keeps the zones
+//! it had before ([`EarlierZone`]), and an event is rolled up on its day in the zone in effect
+//! when it was received, or when its generation of rollups began if that is later (a rebuild
+//! counts the whole log in the zone of its day): [`Zones::rolled_day`]. Erasure takes counts
+//! back by the same rule, so they come off the days they were added to, whatever the consumer
+//! or a restart did in between.
 
 use std::collections::HashMap;
 
@@ -32,6 +39,17 @@ pub struct SiteInfo {
     pub name: String,
     /// IANA time zone name (`UTC`, `Asia/Shanghai`, …).
     pub timezone: String,
+    /// The zones the site had before `timezone`, oldest first (kept by the registry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<EarlierZone>,
+}
+
+/// A zone a site had until a restart changed it: events received before `until` (ms) count
+/// in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierZone {
+    pub timezone: String,
+    pub until: i64,
 }
 
 impl SiteInfo {
@@ -41,7 +59,25 @@ impl SiteInfo {
             id: DEFAULT_SITE.into(),
             name: "Default".into(),
             timezone: "UTC".into(),
+            earlier: Vec::new(),
         }
+    }
+
+    /// This site as the registry keeps it once written over `old` (its entry, if any) at
+    /// `now`: the zones it had before carried on, and `old`'s zone added to them when it
+    /// differs.
+    pub fn over(&self, old: Option<&SiteInfo>, now: i64) -> SiteInfo {
+        let mut out = self.clone();
+        let Some(old) = old else { return out };
+        out.earlier = old.earlier.clone();
+        if old.timezone != self.timezone {
+            let after = out.earlier.last().map_or(i64::MIN, |e| e.until);
+            out.earlier.push(EarlierZone {
+                timezone: old.timezone.clone(),
+                until: now.max(after),
+            });
+        }
+        out
     }
 }
 
@@ -120,34 +156,75 @@ impl Zone {
     }
 }
 
-/// The time zones of the known sites; a site not in the registry counts in UTC.
+/// The time zones of the known sites, with the zones they had before; a site not in the
+/// registry counts in UTC.
 #[derive(Debug, Clone, Default)]
-pub struct Zones(HashMap<String, Zone>);
+pub struct Zones(HashMap<String, Line>);
+
+/// One site's zones: `earlier` (in force until each instant, oldest first), then `now`.
+#[derive(Debug, Clone, Default)]
+struct Line {
+    now: Zone,
+    earlier: Vec<(i64, Zone)>,
+}
+
+impl Line {
+    fn at(&self, ms: i64) -> &Zone {
+        self.earlier
+            .iter()
+            .find(|(until, _)| ms < *until)
+            .map_or(&self.now, |(_, z)| z)
+    }
+}
 
 impl Zones {
     /// From the registry; a name that is not in the database falls back to UTC (the collector
     /// refuses such names at start-up, so this only guards a hand-edited registry).
     pub fn of(sites: &[SiteInfo]) -> Zones {
+        let zone = |name: &str| Zone::named(name).unwrap_or_default();
         Zones(
             sites
                 .iter()
-                .map(|s| (s.id.clone(), Zone::named(&s.timezone).unwrap_or_default()))
+                .map(|s| {
+                    let line = Line {
+                        now: zone(&s.timezone),
+                        earlier: s
+                            .earlier
+                            .iter()
+                            .map(|e| (e.until, zone(&e.timezone)))
+                            .collect(),
+                    };
+                    (s.id.clone(), line)
+                })
                 .collect(),
         )
     }
 
+    /// The site's zone now.
     pub fn get(&self, site: &str) -> Zone {
-        self.0.get(site).cloned().unwrap_or_default()
+        self.0.get(site).map(|l| l.now.clone()).unwrap_or_default()
     }
 
-    /// The local day of `ms` on `site`.
+    /// The local day of `ms` on `site`, in its zone now.
     pub fn day_of(&self, site: &str, ms: i64) -> Day {
-        let day = match self.0.get(site) {
-            Some(z) => z.day_of(ms),
-            None => Day::from_millis(ms),
-        };
-        day.unwrap_or_default()
+        day_in(self.0.get(site).map(|l| &l.now), ms)
     }
+
+    /// The day an event of `site` at `ms`, received at `received_at`, is rolled up on in a
+    /// generation of rollups begun at `begun`: in the zone in effect at the later of the two.
+    pub fn rolled_day(&self, site: &str, ms: i64, received_at: i64, begun: i64) -> Day {
+        let at = received_at.max(begun);
+        day_in(self.0.get(site).map(|l| l.at(at)), ms)
+    }
+}
+
+/// The day of `ms` in `zone` (UTC for a site not in the registry).
+fn day_in(zone: Option<&Zone>, ms: i64) -> Day {
+    let day = match zone {
+        Some(z) => z.day_of(ms),
+        None => Day::from_millis(ms),
+    };
+    day.unwrap_or_default()
 }
 
 /// The site a reader asked for (`asked`), or the only one there is: `None` asked with several
@@ -233,6 +310,7 @@ mod tests {
                 id: "shop".into(),
                 name: "Shop".into(),
                 timezone: "Asia/Shanghai".into(),
+                earlier: Vec::new(),
             },
         ];
         assert_eq!(pick(&two, Some("shop")).unwrap().timezone, "Asia/Shanghai");
@@ -240,6 +318,51 @@ mod tests {
         assert!(pick(&two, Some("blog"))
             .unwrap_err()
             .contains("unknown site"));
+    }
+
+    #[test]
+    fn a_changed_zone_is_remembered_and_rolls_by_when_events_arrived() {
+        let site = |tz: &str| SiteInfo {
+            id: "shop".into(),
+            name: "Shop".into(),
+            timezone: tz.into(),
+            earlier: Vec::new(),
+        };
+        let utc = site("UTC").over(None, 100);
+        assert!(utc.earlier.is_empty());
+        assert_eq!(
+            site("UTC").over(Some(&utc), 200),
+            utc,
+            "unchanged: no history"
+        );
+        let sh = site("Asia/Shanghai").over(Some(&utc), 1_000);
+        assert_eq!(
+            sh.earlier,
+            vec![EarlierZone {
+                timezone: "UTC".into(),
+                until: 1_000
+            }]
+        );
+        // Back to UTC: both earlier zones kept, in order, never going back in time.
+        let back = site("UTC").over(Some(&sh), 900);
+        assert_eq!(back.earlier.len(), 2);
+        assert_eq!(back.earlier[1].until, 1_000);
+        assert_eq!(site("UTC").over(Some(&back), 5_000).earlier, back.earlier);
+
+        // 2026-11-29T16:30:00Z: the 29th in UTC, the 30th in Shanghai.
+        let ms = 1_795_969_800_000;
+        let zones = Zones::of(&[site("Asia/Shanghai").over(Some(&utc), ms + 10)]);
+        let (d29, d30) = ("2026-11-29", "2026-11-30");
+        assert_eq!(zones.day_of("shop", ms).to_string(), d30, "today's zone");
+        assert_eq!(zones.rolled_day("shop", ms, ms, 0).to_string(), d29);
+        assert_eq!(zones.rolled_day("shop", ms, ms + 10, 0).to_string(), d30);
+        // A generation begun after the change counts everything in the new zone.
+        assert_eq!(zones.rolled_day("shop", ms, ms, ms + 20).to_string(), d30);
+        assert_eq!(
+            zones.rolled_day("blog", ms, ms, 0).to_string(),
+            d29,
+            "unknown: UTC"
+        );
     }
 
     #[test]

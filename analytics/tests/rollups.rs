@@ -573,6 +573,7 @@ async fn sites_are_apart_and_count_their_own_days_on_both_stores() {
             id: "shop".into(),
             name: "Shop".into(),
             timezone: "Asia/Shanghai".into(),
+            earlier: Vec::new(),
         },
     ];
     let blog_p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());

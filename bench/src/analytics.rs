@@ -62,6 +62,7 @@ async fn fill(
             id: format!("site{k}"),
             name: format!("Site {k}"),
             timezone: if k % 2 == 1 { "Asia/Shanghai" } else { "UTC" }.into(),
+            earlier: Vec::new(),
         });
     }
     store.register_sites(&sites).await?;

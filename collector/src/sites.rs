@@ -32,6 +32,7 @@ impl Site {
             id: self.id.clone(),
             name: self.name.clone(),
             timezone: self.timezone.clone(),
+            earlier: Vec::new(),
         }
     }
 
@@ -256,7 +257,7 @@ async fn register_once(store: &Store, infos: &[SiteInfo]) -> Result<(), StoreErr
         {
             tracing::warn!(
                 site = %s.id, from = %old.timezone, to = %s.timezone,
-                "time zone changed: new events count in the new zone; run `maidian rollups rebuild` so past days do too"
+                "time zone changed: events received from now on count in the new zone; run `maidian rollups rebuild` so past days do too"
             );
         }
     }

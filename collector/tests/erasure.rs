@@ -30,25 +30,7 @@ async fn both_stores() -> Vec<Running> {
     for kind in ["mongodb", "embedded"] {
         let dir = tempfile::tempdir().unwrap();
         let db = maidian_testkit::fresh_db_name("erasure");
-        let uri = maidian_testkit::mongodb_uri().unwrap();
-        let mut env: HashMap<String, String> = [
-            ("MAIDIAN_API_KEY", WRITE_KEY),
-            ("MAIDIAN_READ_KEY", READ_KEY),
-            ("MAIDIAN_ADMIN_KEY", ADMIN_KEY),
-        ]
-        .iter()
-        .chain(common::QUICK_ROLLUPS)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        if kind == "mongodb" {
-            env.insert("MAIDIAN_MONGODB_URI".into(), uri);
-            env.insert("MAIDIAN_DATABASE".into(), db);
-        } else {
-            env.insert(
-                "MAIDIAN_DATA_DIR".into(),
-                dir.path().to_str().unwrap().into(),
-            );
-        }
+        let env = env_of(kind, dir.path(), &db, &[]);
         let collector = Collector::start(common::binary(), &env).await.unwrap();
         out.push(Running {
             collector,
@@ -57,6 +39,35 @@ async fn both_stores() -> Vec<Running> {
         });
     }
     out
+}
+
+/// The environment of a collector on store `kind`: database `db` or directory `dir`.
+fn env_of(
+    kind: &str,
+    dir: &std::path::Path,
+    db: &str,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("MAIDIAN_API_KEY", WRITE_KEY),
+        ("MAIDIAN_READ_KEY", READ_KEY),
+        ("MAIDIAN_ADMIN_KEY", ADMIN_KEY),
+    ]
+    .iter()
+    .chain(common::QUICK_ROLLUPS)
+    .chain(extra)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if kind == "mongodb" {
+        env.insert(
+            "MAIDIAN_MONGODB_URI".into(),
+            maidian_testkit::mongodb_uri().unwrap(),
+        );
+        env.insert("MAIDIAN_DATABASE".into(), db.into());
+    } else {
+        env.insert("MAIDIAN_DATA_DIR".into(), dir.to_str().unwrap().into());
+    }
+    env
 }
 
 impl Running {
@@ -251,5 +262,70 @@ async fn forged_links_and_placeholders_reach_nobody_else() {
         }
         run.rolled_up(2).await;
         run.collector.terminate().await.unwrap();
+    }
+}
+
+/// A site's zone changed (UTC, then Asia/Shanghai after a restart): the events counted before
+/// the change stay on their UTC days, and erasing one of them takes its counts back from
+/// that day. It used to take them from the day in today's zone, leaving the old day counted
+/// and the new one short.
+#[tokio::test]
+async fn erasure_after_a_zone_change_takes_counts_from_the_days_they_were_counted_on() {
+    use maidian_analytics::site::Zone;
+    let sh = Zone::named("Asia/Shanghai").unwrap();
+    // 00:30 in Shanghai two days ago: 16:30 UTC on the day before that.
+    let at = sh.start_millis(sh.today().window_start(3)) + 30 * 60_000;
+    let (utc_day, sh_day) = (
+        Zone::utc().day_of(at).unwrap().to_string(),
+        sh.day_of(at).unwrap().to_string(),
+    );
+    assert_ne!(utc_day, sh_day);
+    let visit = |user: &str| {
+        json!({"event_id": uuid(), "event_type": "page_view", "user_id": user,
+               "session_id": format!("{user}-s"), "page_url": "https://a.example/p",
+               "timestamp": at})
+    };
+    for kind in ["mongodb", "embedded"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = maidian_testkit::fresh_db_name("zones");
+        let env = |tz: &str| env_of(kind, dir.path(), &db, &[("MAIDIAN_TIMEZONE", tz)]);
+        let run = Running {
+            collector: Collector::start(common::binary(), &env("UTC"))
+                .await
+                .unwrap(),
+            _dir: None,
+            kind,
+        };
+        run.track(vec![visit("gone"), visit("kept")]).await;
+        common::settled(run.collector.addr, READ_KEY, 7, 2).await;
+        run.collector.terminate().await.unwrap();
+
+        let run = Running {
+            collector: Collector::start(common::binary(), &env("Asia/Shanghai"))
+                .await
+                .unwrap(),
+            _dir: None,
+            kind,
+        };
+        run.track(vec![visit("later")]).await;
+        common::settled(run.collector.addr, READ_KEY, 7, 3).await;
+        let res = run.forget(json!({"visitor": "gone"})).await;
+        assert_eq!(res.status, 200, "{kind}: {}", res.text());
+        let summary = common::settled(run.collector.addr, READ_KEY, 7, 2).await;
+        let daily: HashMap<String, u64> = summary["daily"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["day"].as_str().unwrap().to_string(),
+                    d["events"].as_u64().unwrap(),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let want: HashMap<String, u64> = [(utc_day.clone(), 1), (sh_day.clone(), 1)].into();
+        assert_eq!(daily, want, "{kind}: {summary}");
+        assert_eq!(summary["overview"]["active_users"], 2, "{kind}: {summary}");
     }
 }

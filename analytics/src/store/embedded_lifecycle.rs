@@ -189,7 +189,8 @@ impl EmbeddedStore {
             // numbers out of every bitmap (documents left empty go, as a rebuild would not
             // have them).
             let numbers = numbers_of(&tx, &bitmap::visitor_keys(rolled.iter().copied()), false)?;
-            let delta = Delta::in_zones(rolled, &zones_in(&tx)?, &numbers).settled_alone(&numbers);
+            let delta = Delta::in_zones(rolled, &zones_in(&tx)?, st.zones_at, &numbers)
+                .settled_alone(&numbers);
             let erasure = Erasure::of(delta);
             apply_delta(&tx, st.generation, &erasure.decrements)?;
             let mut entries = 0u64;

@@ -38,6 +38,10 @@ pub(super) struct State {
     /// Raw events older than this (ms) were deleted by retention (`[retention] raw_days`).
     #[serde(default)]
     pub(super) expired_before: i64,
+    /// When the generation began: events received earlier count in the zones of that moment
+    /// (`crate::site::Zones::rolled_day`). 0 for the first generation.
+    #[serde(default)]
+    pub(super) zones_at: i64,
 }
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
@@ -78,7 +82,7 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
             write_state(tx, &st)?;
         } else if st.format < FORMAT {
             drop_generation(tx, st.generation)?;
-            (st.seq, st.events, st.format) = (0, 0, FORMAT);
+            (st.seq, st.events, st.format, st.zones_at) = (0, 0, FORMAT, now_ms());
             let bytes = serde_json::to_vec(&st).map_err(err)?;
             state.insert(CONSUMER, bytes.as_slice()).map_err(err)?;
         }
@@ -191,15 +195,16 @@ pub(super) fn numbers_of(
     Ok(out)
 }
 
-/// The delta that rolling `events` up into `generation` applies: visitors numbered (new
-/// ones given numbers), first days settled against the generation's first-seen documents.
+/// The delta that rolling `events` up into `generation` (begun at `begun`) applies: visitors
+/// numbered (new ones given numbers), first days settled against the generation's first-seen
+/// documents.
 pub(super) fn delta_of(
     tx: &WriteTransaction,
-    generation: i64,
+    (generation, begun): (i64, i64),
     events: &[Event],
 ) -> Result<Delta, StoreError> {
     let mut numbers = numbers_of(tx, &bitmap::visitor_keys(events), true)?;
-    let delta = Delta::in_zones(events, &zones_in(tx)?, &numbers);
+    let delta = Delta::in_zones(events, &zones_in(tx)?, begun, &numbers);
     let known = known_state(tx, generation, delta.state_keys())?;
     numbers.extend(numbers_of(tx, &rollup::session_visitors(&known), false)?);
     let delta = delta.settle(&numbers, &known);
@@ -437,7 +442,7 @@ impl EmbeddedStore {
             if last == st.seq {
                 return Ok(Step::Idle);
             }
-            let delta = delta_of(&tx, st.generation, &events)?;
+            let delta = delta_of(&tx, (st.generation, st.zones_at), &events)?;
             apply_delta(&tx, st.generation, &delta)?;
             st.seq = last;
             st.events += events.len() as u64;
@@ -556,6 +561,8 @@ impl EmbeddedStore {
             Ok(generation)
         })
         .await?;
+        // The whole log counts in the zones of now (see `crate::site`).
+        let begun = now_ms();
         let limit = cfg.chunk_events.max(1);
         let (mut seq, mut total) = (0u64, 0u64);
         loop {
@@ -563,7 +570,7 @@ impl EmbeddedStore {
             let (n, last) = blocking(move || {
                 let tx = db.begin_write().map_err(err)?;
                 let (events, last) = read_log(&tx, seq, limit)?;
-                let delta = delta_of(&tx, generation, &events)?;
+                let delta = delta_of(&tx, (generation, begun), &events)?;
                 apply_delta(&tx, generation, &delta)?;
                 tx.commit().map_err(err)?;
                 Ok((events.len() as u64, last))
@@ -584,12 +591,13 @@ impl EmbeddedStore {
                 if last == seq {
                     break;
                 }
-                let delta = delta_of(&tx, generation, &events)?;
+                let delta = delta_of(&tx, (generation, begun), &events)?;
                 apply_delta(&tx, generation, &delta)?;
                 (seq, total) = (last, total + events.len() as u64);
             }
             let old = st.generation;
             st.generation = generation;
+            st.zones_at = begun;
             st.seq = seq;
             st.events = total;
             write_state(&tx, &st)?;

@@ -342,10 +342,11 @@ impl Store {
     /// returns the registry as it was before.
     pub async fn register_sites(&self, sites: &[SiteInfo]) -> Result<Vec<SiteInfo>, StoreError> {
         let before = self.sites().await?;
+        let now = crate::consumer::now_ms();
         let changed: Vec<SiteInfo> = sites
             .iter()
+            .map(|s| s.over(before.iter().find(|o| o.id == s.id), now))
             .filter(|s| !before.contains(s))
-            .cloned()
             .collect();
         if !changed.is_empty() {
             match self {

@@ -348,6 +348,10 @@ impl MongoStore {
                 id: opt_str(&d, "_id").unwrap_or_default(),
                 name: opt_str(&d, "name").unwrap_or_default(),
                 timezone: opt_str(&d, "timezone").unwrap_or_else(|| "UTC".into()),
+                earlier: match d.get("earlier") {
+                    Some(b) => mongodb::bson::from_bson(b.clone()).map_err(registry_err)?,
+                    None => Vec::new(),
+                },
             });
         }
         Ok(out)
@@ -360,7 +364,11 @@ impl MongoStore {
         for s in sites {
             coll.update_one(
                 doc! { "_id": &s.id },
-                doc! { "$set": { "name": &s.name, "timezone": &s.timezone } },
+                doc! { "$set": {
+                    "name": &s.name,
+                    "timezone": &s.timezone,
+                    "earlier": mongodb::bson::to_bson(&s.earlier).map_err(registry_err)?,
+                } },
             )
             .upsert(true)
             .await?;
@@ -370,6 +378,10 @@ impl MongoStore {
 }
 
 const SITES: &str = "sites";
+
+fn registry_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("site registry: {e}"))
+}
 
 /// Matches the events of `site`; the default site's include those stored before sites
 /// existed (no `site` field).

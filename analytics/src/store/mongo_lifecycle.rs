@@ -374,7 +374,8 @@ impl MongoStore {
         let numbers = self
             .numbers_of(&crate::bitmap::visitor_keys(&rolled), false)
             .await?;
-        let delta = crate::rollup::Delta::in_zones(&rolled, &self.zones().await?, &numbers)
+        let zones = self.zones().await?;
+        let delta = crate::rollup::Delta::in_zones(&rolled, &zones, st.live.zones_at, &numbers)
             .settled_alone(&numbers);
         let mut erasure = Erasure::of(delta);
         // The retention counters their first-seen documents stand for (read before the

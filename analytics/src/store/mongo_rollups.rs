@@ -79,6 +79,10 @@ pub(super) struct Cursor {
     /// A chunk being applied: its number and last event. A retry applies exactly it.
     #[serde(default)]
     pub(super) pending: Option<Pending>,
+    /// When the generation began: events received earlier count in the zones of that moment
+    /// (`crate::site::Zones::rolled_day`). 0 for the first generation.
+    #[serde(default)]
+    pub(super) zones_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +161,7 @@ impl Cursor {
             chunk,
             events: self.events + n as i64,
             pending: None,
+            zones_at: self.zones_at,
         }
     }
 }
@@ -626,19 +631,20 @@ impl MongoStore {
         Ok(out)
     }
 
-    /// The delta that rolling `events` up into `generation` applies: visitors numbered (new
-    /// ones given numbers), first days settled against the generation's first-seen
-    /// documents as they stand.
+    /// The delta that rolling `events` up into the generation of `cur` applies: visitors
+    /// numbered (new ones given numbers), first days settled against the generation's
+    /// first-seen documents as they stand.
     pub(super) async fn delta_of(
         &self,
-        generation: i64,
+        cur: &Cursor,
         events: &[Event],
         zones: &Zones,
     ) -> Result<Delta, StoreError> {
+        let generation = cur.generation;
         let mut numbers = self
             .numbers_of(&crate::bitmap::visitor_keys(events), true)
             .await?;
-        let delta = Delta::in_zones(events, zones, &numbers);
+        let delta = Delta::in_zones(events, zones, cur.zones_at, &numbers);
         let known = self.known(generation, delta.state_keys()).await?;
         numbers.extend(
             self.numbers_of(&rollup::session_visitors(&known), false)
@@ -770,9 +776,7 @@ impl MongoStore {
         resumed: bool,
         clear_to: Option<i64>,
     ) -> Result<(), StoreError> {
-        let delta = self
-            .delta_of(cur.generation, events, &self.zones().await?)
-            .await?;
+        let delta = self.delta_of(cur, events, &self.zones().await?).await?;
         self.apply_chunk(Some(cfg), cur.generation, p.chunk, &delta, resumed)
             .await?;
         let done = cur.advanced(p.chunk, p.to_t, &p.to_id, events.len());
@@ -1068,6 +1072,7 @@ impl MongoStore {
         });
         let live = Cursor {
             generation,
+            zones_at: now,
             ..Cursor::default()
         };
         self.set_state(
@@ -1306,11 +1311,12 @@ impl MongoStore {
         bounded(self.drop_orphans(&keep)).await?;
         bounded(self.ensure_gen_indexes(generation)).await?;
 
+        // The whole log counts in the zones of now (see `crate::site`).
         let mut cur = Cursor {
             generation,
+            zones_at: now_ms(),
             ..Cursor::default()
         };
-        let zones = self.zones().await?;
         // Chase the live cursor a few passes, each to where it stood when the pass began; the
         // consumer catches up the rest (pausing the live generation for that little while).
         for _pass in 0..3 {
@@ -1326,7 +1332,7 @@ impl MongoStore {
                     .await?;
                 let Some(last) = events.last() else { break };
                 let chunk = cur.chunk + 1;
-                let delta = self.delta_of(generation, &events, &zones).await?;
+                let delta = self.delta_of(&cur, &events, &self.zones().await?).await?;
                 self.apply_chunk(None, generation, chunk, &delta, false)
                     .await?;
                 cur = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
