@@ -48,7 +48,14 @@ pub struct ConsumerConfig {
     /// Raw-event retention, run between steps by the lease holder every `every` however busy
     /// it is; `None` keeps raw events.
     pub retention: Option<Retention>,
+    /// Distinct pages a site's day keeps rows of its own for; the views, times and vitals
+    /// of the pages beyond are counted under `(other)` (`rollup::Delta::cap_pages`). Every
+    /// consumer and rebuild of a store must use the same value.
+    pub max_pages_per_day: usize,
 }
+
+/// The default [`ConsumerConfig::max_pages_per_day`].
+pub const MAX_PAGES_PER_DAY: usize = 10_000;
 
 /// `[retention]`: raw events older than `raw_days` are deleted, `chunk` at a time, looked for
 /// every `every` (continuously while a pass finds full chunks). Rollups are kept.
@@ -69,6 +76,7 @@ impl ConsumerConfig {
             chunk_events: 5_000,
             idle_poll: Duration::from_millis(250),
             retention: None,
+            max_pages_per_day: MAX_PAGES_PER_DAY,
         }
     }
 }

@@ -14,7 +14,7 @@
 //! several values go through [`key`], which escapes the separator so that no two different
 //! tuples share a key.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::bitmap::{self, Bits, Numbers};
 use crate::event::{Event, PAGE_LEAVE, PAGE_VIEW, WEB_VITALS};
@@ -72,6 +72,15 @@ pub const DAILY_VITALS: &str = "rollup_daily_vitals";
 /// days they were active (see [`Delta::settle`]), so a retention figure reads a few hundred
 /// counters instead of every visitor's bit.
 pub const RETENTION: &str = "rollup_retention";
+/// The pages of each day that have rows of their own, keyed `day|page` (`Field::Count` 1):
+/// the first [`ConsumerConfig::max_pages_per_day`](crate::consumer::ConsumerConfig) distinct
+/// pages a site's events name on a day, in log order; later ones are counted under
+/// [`OTHER_PAGE`] in every figure by page (see [`Delta::cap_pages`]). Figures never read it.
+pub const PAGE_INDEX: &str = "rollup_page_index";
+
+/// The page that the views, times and vitals of a day's pages beyond the cap are counted
+/// under.
+pub const OTHER_PAGE: &str = "(other)";
 
 /// Each rollup and its bot twin: the same documents, made of the events flagged as bots' only.
 /// Figures read the rollups; with bots included they read both and merge them
@@ -93,6 +102,7 @@ pub const TWINS: &[(&str, &str)] = &[
     (DAILY_AGENT, BOT_DAILY_AGENT),
     (DAILY_VITALS, BOT_DAILY_VITALS),
     (RETENTION, BOT_RETENTION),
+    (PAGE_INDEX, BOT_PAGE_INDEX),
 ];
 const BOT_DAILY_TYPE: &str = "rollup_bot_daily_type";
 const BOT_DAILY_USERS: &str = "rollup_bot_daily_users";
@@ -110,6 +120,7 @@ const BOT_DAILY_REFERRER: &str = "rollup_bot_daily_referrer";
 const BOT_DAILY_AGENT: &str = "rollup_bot_daily_agent";
 const BOT_DAILY_VITALS: &str = "rollup_bot_daily_vitals";
 const BOT_RETENTION: &str = "rollup_bot_retention";
+const BOT_PAGE_INDEX: &str = "rollup_bot_page_index";
 
 pub const ALL: &[&str] = &[
     DAILY_TYPE,
@@ -129,6 +140,7 @@ pub const ALL: &[&str] = &[
     DAILY_BOT,
     DAILY_VITALS,
     RETENTION,
+    PAGE_INDEX,
     BOT_DAILY_TYPE,
     BOT_DAILY_USERS,
     BOT_DAILY_PAGE,
@@ -145,6 +157,7 @@ pub const ALL: &[&str] = &[
     BOT_DAILY_AGENT,
     BOT_DAILY_VITALS,
     BOT_RETENTION,
+    BOT_PAGE_INDEX,
 ];
 
 /// Rollups whose documents hold a bitmap of visitor numbers (`Field::Visitors`), besides
@@ -440,7 +453,45 @@ pub fn apply_level(rollup: &str) -> u8 {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Delta {
     pub changes: HashMap<&'static str, HashMap<String, Change>>,
+    /// The pages the events named, in log order: the order pages are admitted in
+    /// ([`Delta::cap_pages`]).
+    named: Vec<PageDay>,
 }
+
+/// A page of a site's day, in the people's page index or the bots' ([`PAGE_INDEX`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageDay {
+    pub index: &'static str,
+    pub site: String,
+    pub day: String,
+    pub page: String,
+}
+
+/// A page's entry in a page index and the rows (rollup, `_id`) an erasure touches of it
+/// ([`Delta::page_entries`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageEntry {
+    pub index: &'static str,
+    pub entry: String,
+    pub rows: Vec<(&'static str, String)>,
+}
+
+/// A site's day in the people's page index or the bots' ([`PAGE_INDEX`]).
+pub type IndexDay = (&'static str, String, String);
+
+/// The pages each day touched by a delta had rows of their own for before it
+/// ([`Delta::index_days`]), as the store read them from [`PAGE_INDEX`].
+pub type Admitted = HashMap<IndexDay, HashSet<String>>;
+
+/// Rollups with a page in their key, each with its twin and its index.
+const BY_PAGE: &[(&str, &str)] = &[
+    (DAILY_PAGE, PAGE_INDEX),
+    (DAILY_PAGE_TIME, PAGE_INDEX),
+    (DAILY_VITALS, PAGE_INDEX),
+    (BOT_DAILY_PAGE, BOT_PAGE_INDEX),
+    (BOT_DAILY_PAGE_TIME, BOT_PAGE_INDEX),
+    (BOT_DAILY_VITALS, BOT_PAGE_INDEX),
+];
 
 impl Change {
     fn add(&mut self, field: Field, n: i64) {
@@ -465,6 +516,31 @@ impl Change {
         if !self.set.iter().any(|(f, _)| *f == field) {
             self.set.push((field, value));
         }
+    }
+
+    /// Folds `other` (a change of the same rollup) into this one: counts added, minimums
+    /// lowered, bitmaps combined, identities this one lacks taken.
+    fn absorb(&mut self, other: Change) {
+        for (f, n) in other.inc {
+            self.add(f, n);
+        }
+        for (f, v) in other.min {
+            self.lower(f, v);
+        }
+        for (f, v) in other.set {
+            self.ident(f, v);
+        }
+        for (f, b) in other.bits {
+            self.bits_mut(f).then(&b);
+        }
+    }
+
+    /// The text identity `field`.
+    fn text(&self, field: Field) -> Option<&str> {
+        self.set.iter().find_map(|(f, v)| match v {
+            Value::Str(s) if *f == field => Some(s.as_str()),
+            _ => None,
+        })
     }
 
     fn bits_mut(&mut self, field: Field) -> &mut Bits {
@@ -540,6 +616,26 @@ pub fn is_empty(fields: &HashMap<Field, Value>) -> bool {
 
 fn s(v: &str) -> Value {
     Value::Str(v.to_string())
+}
+
+/// The key of `c` (a change of by-page rollup `rollup`) with its page [`OTHER_PAGE`].
+fn folded_key(rollup: &str, c: &Change) -> Option<String> {
+    let day = c.text(Field::Day)?;
+    if rollup != DAILY_VITALS && rollup != BOT_DAILY_VITALS {
+        return Some(key(&[day, OTHER_PAGE]));
+    }
+    let bucket = c.set.iter().find_map(|(f, v)| match v {
+        Value::Int(b) if *f == Field::Bucket => Some(b.to_string()),
+        _ => None,
+    })?;
+    Some(key(&[
+        day,
+        c.text(Field::Metric)?,
+        c.text(Field::Device)?,
+        OTHER_PAGE,
+        &bucket,
+        c.text(Field::Rating)?,
+    ]))
 }
 
 /// A page view's origin as one string whose least value is the earliest view's:
@@ -670,6 +766,141 @@ impl Delta {
         Delta::build(events, day, numbers)
     }
 
+    /// The days (index, site, day) of the pages this delta counts: those whose entries in
+    /// [`PAGE_INDEX`] [`Delta::cap_pages`] needs to know as stored.
+    pub fn index_days(&self) -> Vec<IndexDay> {
+        let mut out: HashSet<IndexDay> = self
+            .named
+            .iter()
+            .map(|p| (p.index, p.site.clone(), p.day.clone()))
+            .collect();
+        for (rollup, index) in BY_PAGE {
+            for c in self
+                .changes
+                .get(rollup)
+                .into_iter()
+                .flat_map(HashMap::values)
+            {
+                if let (Some(site), Some(day)) = (c.site(), c.text(Field::Day)) {
+                    out.insert((index, site.to_string(), day.to_string()));
+                }
+            }
+        }
+        let mut out: Vec<IndexDay> = out.into_iter().collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Caps the distinct pages of each site's day at `cap`: the pages named, in log order,
+    /// get an entry in [`PAGE_INDEX`] (rows of their own) while their day has fewer than
+    /// `cap`; the views, times and vitals of every page without an entry (in `admitted`, as
+    /// stored before this delta, or given here) go under [`OTHER_PAGE`]. The admitted pages
+    /// are the first `cap` a day's events name whatever the chunks, so a rebuild admits the
+    /// same. With `cap` `None` nothing is admitted: an erasure takes counts back from where
+    /// they were counted.
+    pub fn cap_pages(mut self, admitted: &Admitted, cap: Option<usize>) -> Delta {
+        let mut now: Admitted = HashMap::new();
+        if let Some(cap) = cap {
+            let named = std::mem::take(&mut self.named);
+            for p in &named {
+                let day = (p.index, p.site.clone(), p.day.clone());
+                let before = admitted.get(&day);
+                if before.is_some_and(|b| b.contains(&p.page)) {
+                    continue;
+                }
+                let mine = now.entry(day).or_default();
+                if mine.contains(&p.page) || before.map_or(0, HashSet::len) + mine.len() >= cap {
+                    continue;
+                }
+                mine.insert(p.page.clone());
+                let c = self.change(p.index, &p.site, key(&[&p.day, &p.page]));
+                c.add(Field::Count, 1);
+                c.ident(Field::Day, s(&p.day));
+                c.ident(Field::PageUrl, s(&p.page));
+            }
+            self.named = named;
+        }
+        let has = |index: &'static str, site: &str, day: &str, page: &str| {
+            let k = (index, site.to_string(), day.to_string());
+            [admitted.get(&k), now.get(&k)]
+                .into_iter()
+                .flatten()
+                .any(|pages| pages.contains(page))
+        };
+        for (rollup, index) in BY_PAGE {
+            let Some(changes) = self.changes.get_mut(rollup) else {
+                continue;
+            };
+            let folded: Vec<String> = changes
+                .iter()
+                .filter(
+                    |(_, c)| match (c.site(), c.text(Field::Day), c.text(Field::PageUrl)) {
+                        (Some(site), Some(day), Some(page)) => {
+                            page != OTHER_PAGE && !has(index, site, day, page)
+                        }
+                        _ => false,
+                    },
+                )
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in folded {
+                let Some(c) = changes.remove(&k) else {
+                    continue;
+                };
+                let (Some(site), Some(to)) = (c.site().map(String::from), folded_key(rollup, &c))
+                else {
+                    changes.insert(k, c);
+                    continue;
+                };
+                let t = changes.entry(site_key(&site, &to)).or_default();
+                t.ident(Field::Site, s(&site));
+                t.ident(Field::PageUrl, s(OTHER_PAGE));
+                t.absorb(c);
+            }
+        }
+        self
+    }
+
+    /// For an erasure's delta: the index entries of the pages its events named that had rows
+    /// of their own (in `admitted`), each with the rows (rollup, `_id`) of that page that may
+    /// hold them. An entry whose rows are all gone once the erasure is applied goes too, as
+    /// a rebuild without those events would not have it.
+    pub fn page_entries(&self, admitted: &Admitted) -> Vec<PageEntry> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for p in &self.named {
+            let day = (p.index, p.site.clone(), p.day.clone());
+            if !admitted.get(&day).is_some_and(|a| a.contains(&p.page)) || !seen.insert(p) {
+                continue;
+            }
+            let own = key(&[&p.day, &p.page]);
+            let mut rows = Vec::new();
+            for (rollup, _) in BY_PAGE.iter().filter(|(_, i)| *i == p.index) {
+                if *rollup != DAILY_VITALS && *rollup != BOT_DAILY_VITALS {
+                    // Views and times are keyed by the page: whoever else had them.
+                    rows.push((*rollup, site_key(&p.site, &own)));
+                    continue;
+                }
+                // Vitals are keyed by their buckets too: those the erased events were in (a
+                // page with vitals of others has their views too).
+                for (k, c) in self.changes.get(rollup).into_iter().flatten() {
+                    let same = c.site() == Some(p.site.as_str())
+                        && c.text(Field::Day) == Some(p.day.as_str())
+                        && c.text(Field::PageUrl) == Some(p.page.as_str());
+                    if same {
+                        rows.push((*rollup, k.clone()));
+                    }
+                }
+            }
+            out.push(PageEntry {
+                index: p.index,
+                entry: site_key(&p.site, &own),
+                rows,
+            });
+        }
+        out
+    }
+
     /// The state documents (rollup, `_id`) this delta changes: what [`Delta::settle`]
     /// needs to know as stored.
     pub fn state_keys(&self) -> Vec<(&'static str, String)> {
@@ -711,6 +942,15 @@ impl Delta {
     /// exactly them, or what an erasure of exactly them takes back).
     pub fn settled_alone(self, numbers: &Numbers) -> Delta {
         self.settle(numbers, &Known::new())
+            .settle_channels(numbers, &Known::new())
+    }
+
+    /// [`Delta::settled_alone`] with each page counted where `admitted` says it was (its own
+    /// rows or `(other)`, [`Delta::cap_pages`]): what an erasure of exactly these events
+    /// takes back.
+    pub fn settled_alone_in(self, numbers: &Numbers, admitted: &Admitted) -> Delta {
+        self.settle(numbers, &Known::new())
+            .cap_pages(admitted, None)
             .settle_channels(numbers, &Known::new())
     }
 
@@ -1360,6 +1600,10 @@ impl Delta {
         for (rollup, changes) in bots.changes {
             people.changes.insert(bot_twin(rollup), changes);
         }
+        people.named.extend(bots.named.into_iter().map(|p| PageDay {
+            index: bot_twin(p.index),
+            ..p
+        }));
         people
     }
 
@@ -1410,6 +1654,7 @@ impl Delta {
 
         if e.event_type == PAGE_LEAVE {
             if let (Some(view), Some(duration)) = (&e.page_view_id, e.duration) {
+                self.name_page(site, day, e);
                 let c = self.change(PAGE_TIME, site, view.clone());
                 c.lower(Field::NegDuration, Value::Int(-(duration as i64)));
                 c.lower(Field::Day, s(day));
@@ -1420,6 +1665,9 @@ impl Delta {
 
     /// One histogram entry per measured metric: (day, metric, device, page, bucket, rating).
     fn vitals(&mut self, e: &Event, site: &str, day: &str) {
+        if Metric::ALL.iter().any(|m| e.vital(*m).is_some()) {
+            self.name_page(site, day, e);
+        }
         let device = agent_of(e.user_agent.as_deref().unwrap_or("")).2;
         let page = e.page_url.as_deref().unwrap_or("");
         for m in Metric::ALL {
@@ -1442,7 +1690,18 @@ impl Delta {
         }
     }
 
+    /// Notes that `e` names its page on `day` (see [`Delta::cap_pages`]).
+    fn name_page(&mut self, site: &str, day: &str, e: &Event) {
+        self.named.push(PageDay {
+            index: PAGE_INDEX,
+            site: site.to_string(),
+            day: day.to_string(),
+            page: e.page_url.clone().unwrap_or_default(),
+        });
+    }
+
     fn page_view(&mut self, e: &Event, site: &str, day: &str, n: Option<u32>) {
+        self.name_page(site, day, e);
         // The earliest page view of a session (and of a visitor) says where it came from.
         let landing = Value::Str(landing(e));
         if let Some(sid) = &e.session_id {
@@ -1637,6 +1896,86 @@ mod tests {
         };
         e.derive_visitor();
         e
+    }
+
+    /// What a store does with a chunk's delta: caps its pages against the entries stored,
+    /// then stores the entries it adds.
+    fn capped(events: &[Event], index: &mut Admitted, cap: usize) -> Delta {
+        let numbers = bitmap::local_numbers(events.iter());
+        let d = Delta::build(events.iter(), |e| e.day, &numbers)
+            .settle(&numbers, &Known::new())
+            .cap_pages(index, Some(cap));
+        for c in d
+            .changes
+            .get(PAGE_INDEX)
+            .into_iter()
+            .flat_map(HashMap::values)
+        {
+            let (site, day, page) = (c.site(), c.text(Field::Day), c.text(Field::PageUrl));
+            let k = (PAGE_INDEX, site.unwrap().into(), day.unwrap().into());
+            index.entry(k).or_default().insert(page.unwrap().into());
+        }
+        d
+    }
+
+    #[test]
+    fn pages_beyond_the_cap_fold_into_other_whatever_the_chunks() {
+        let mut events = Vec::new();
+        for (i, page) in ["a", "b", "a", "c", "d", "b", "e"].iter().enumerate() {
+            let mut e = ev("page_view", &format!("u{i}"), "s", "2026-12-01", i as i64);
+            e.page_url = Some(format!("https://shop.example/{page}"));
+            events.push(e);
+        }
+        let mut vital = events[4].clone();
+        (vital.event_type, vital.event_id) = (WEB_VITALS.into(), "v".into());
+        vital.set_vital(Metric::Lcp, Some(1200.0));
+        events.push(vital);
+        let views = |d: &Delta| -> Vec<(String, i64)> {
+            let mut out: Vec<(String, i64)> = d.changes[DAILY_PAGE]
+                .values()
+                .map(|c| {
+                    let views = c.inc.iter().find(|(f, _)| *f == Field::Views).unwrap().1;
+                    (c.text(Field::PageUrl).unwrap().to_string(), views)
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        let page = |p: &str| format!("https://shop.example/{p}");
+        let whole = capped(&events, &mut Admitted::new(), 3);
+        assert_eq!(
+            views(&whole),
+            vec![
+                (OTHER_PAGE.to_string(), 2),
+                (page("a"), 2),
+                (page("b"), 2),
+                (page("c"), 1)
+            ]
+        );
+        assert_eq!(whole.changes[PAGE_INDEX].len(), 3);
+        // The vitals of page d went under (other) too, keyed like any other vitals row.
+        let vitals: Vec<&String> = whole.changes[DAILY_VITALS].keys().collect();
+        assert_eq!(vitals.len(), 1);
+        assert!(vitals[0].contains("|(other)|"), "{vitals:?}");
+        // In two chunks: the same pages admitted, the same rows.
+        let mut index = Admitted::new();
+        let first = capped(&events[..4], &mut index, 3);
+        let second = capped(&events[4..], &mut index, 3);
+        let mut split = views(&first);
+        split.extend(views(&second));
+        let mut merged: HashMap<String, i64> = HashMap::new();
+        for (p, n) in split {
+            *merged.entry(p).or_default() += n;
+        }
+        let mut merged: Vec<(String, i64)> = merged.into_iter().collect();
+        merged.sort();
+        assert_eq!(merged, views(&whole));
+        // An erasure counts nothing into the index and takes back from where views were.
+        let numbers = bitmap::local_numbers(events[4..5].iter());
+        let gone = Delta::build(events[4..5].iter(), |e| e.day, &numbers)
+            .settled_alone_in(&numbers, &index);
+        assert!(!gone.changes.contains_key(PAGE_INDEX));
+        assert_eq!(views(&gone), vec![(OTHER_PAGE.to_string(), 1)]);
     }
 
     #[test]

@@ -398,6 +398,10 @@ pub struct RollupsSection {
     pub chunk_events: usize,
     /// Pause between checks when there is nothing to roll up (ms).
     pub poll_ms: u64,
+    /// Distinct pages a site's day keeps rows of its own for; the views, times and vitals of
+    /// the pages beyond are counted under `(other)`. Every collector of a store (and
+    /// `maidian rollups rebuild`) must use the same value.
+    pub max_pages_per_day: usize,
 }
 
 impl Default for RollupsSection {
@@ -407,6 +411,7 @@ impl Default for RollupsSection {
             lease_ttl_ms: 10_000,
             chunk_events: 5_000,
             poll_ms: 250,
+            max_pages_per_day: maidian_analytics::consumer::MAX_PAGES_PER_DAY,
         }
     }
 }
@@ -431,6 +436,7 @@ impl RollupsSection {
                     every: Duration::from_millis(retention.check_ms),
                     chunk: retention.chunk_events.max(1),
                 }),
+            max_pages_per_day: self.max_pages_per_day,
         }
     }
 }
@@ -559,6 +565,9 @@ impl Config {
                 "MAIDIAN_ROLLUP_LEASE_TTL_MS" => self.rollups.lease_ttl_ms = parse(key, &v)?,
                 "MAIDIAN_ROLLUP_CHUNK_EVENTS" => self.rollups.chunk_events = parse(key, &v)?,
                 "MAIDIAN_ROLLUP_POLL_MS" => self.rollups.poll_ms = parse(key, &v)?,
+                "MAIDIAN_ROLLUP_MAX_PAGES_PER_DAY" => {
+                    self.rollups.max_pages_per_day = parse(key, &v)?
+                }
                 "MAIDIAN_RETENTION_RAW_DAYS" => {
                     self.retention.raw_days = match v.trim() {
                         "" => None,
@@ -678,6 +687,9 @@ impl Config {
         }
         if self.rollups.lease_ttl_ms < 1_000 {
             return Err(invalid("rollups.lease_ttl_ms", "must be at least 1000"));
+        }
+        if self.rollups.max_pages_per_day == 0 {
+            return Err(invalid("rollups.max_pages_per_day", "must be at least 1"));
         }
         Ok(())
     }
@@ -824,6 +836,7 @@ pub const ENV_KEYS: &[&str] = &[
     "MAIDIAN_ROLLUP_LEASE_TTL_MS",
     "MAIDIAN_ROLLUP_CHUNK_EVENTS",
     "MAIDIAN_ROLLUP_POLL_MS",
+    "MAIDIAN_ROLLUP_MAX_PAGES_PER_DAY",
     "MAIDIAN_RETENTION_RAW_DAYS",
     "MAIDIAN_RETENTION_CHECK_MS",
 ];

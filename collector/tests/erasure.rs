@@ -329,3 +329,90 @@ async fn erasure_after_a_zone_change_takes_counts_from_the_days_they_were_counte
         assert_eq!(summary["overview"]["active_users"], 2, "{kind}: {summary}");
     }
 }
+
+/// A site's day keeps rows of its own for its first `max_pages_per_day` distinct pages; the
+/// views (and times) of later ones are counted under `(other)`, on both stores, and an
+/// erasure takes a visitor's views back from where they were counted.
+#[tokio::test]
+async fn pages_beyond_the_daily_cap_are_counted_under_other() {
+    for kind in ["mongodb", "embedded"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = maidian_testkit::fresh_db_name("pagecap");
+        let env = env_of(
+            kind,
+            dir.path(),
+            &db,
+            &[("MAIDIAN_ROLLUP_MAX_PAGES_PER_DAY", "3")],
+        );
+        let run = Running {
+            collector: Collector::start(common::binary(), &env).await.unwrap(),
+            _dir: None,
+            kind,
+        };
+        let view = |user: &str, page: &str, id: &str| {
+            json!({"event_id": id, "event_type": "page_view", "user_id": user,
+                   "session_id": format!("{user}-s"), "timestamp": now_ms(),
+                   "page_url": format!("https://a.example/{page}")})
+        };
+        let mut events: Vec<Value> = (1..=5)
+            .map(|i| view(&format!("u{i}"), &format!("p{i}"), &uuid()))
+            .collect();
+        let again = uuid();
+        events.push(view("u4", "p4", &again));
+        events.push(
+            json!({"event_type": "page_leave", "user_id": "u4", "session_id": "u4-s",
+            "page_url": "https://a.example/p4", "page_view_id": again, "duration": 3000,
+            "timestamp": now_ms()}),
+        );
+        run.track(events).await;
+        let pages = |s: &Value| -> HashMap<String, (u64, u64)> {
+            s["top_pages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    let url = p["page_url"].as_str().unwrap();
+                    let url = url.strip_prefix("https://a.example/").unwrap_or(url);
+                    let n = |k: &str| p[k].as_u64().unwrap();
+                    (url.to_string(), (n("views"), n("unique_users")))
+                })
+                .collect()
+        };
+        // Which three pages keep rows depends on the log's order (MongoDB: time, then id).
+        let s = run.rolled_up(7).await;
+        let first = pages(&s);
+        let own: Vec<&String> = first.keys().filter(|p| *p != "(other)").collect();
+        assert_eq!(own.len(), 3, "{kind}: {s}");
+        let views: u64 = first.values().map(|v| v.0).sum();
+        assert_eq!(views, 6, "{kind}: {s}");
+        let other = first["(other)"];
+        assert!(other.0 >= 2, "{kind}: {s}");
+        let p4 = if own.iter().any(|p| *p == "p4") {
+            "https://a.example/p4"
+        } else {
+            "(other)"
+        };
+        let row = s["top_pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["page_url"] == p4)
+            .unwrap();
+        assert_eq!(row["avg_time_on_page"], 3.0, "{kind}: {s}");
+
+        // Erasing a visitor whose one page was folded takes the view back from (other).
+        let folded = (1..=5)
+            .find(|i| *i != 4 && !first.contains_key(&format!("p{i}")))
+            .unwrap();
+        let res = run.forget(json!({"visitor": format!("u{folded}")})).await;
+        assert_eq!(res.status, 200, "{kind}: {}", res.text());
+        let s = run.rolled_up(6).await;
+        let mut want = first.clone();
+        want.insert("(other)".into(), (other.0 - 1, other.1 - 1));
+        assert_eq!(pages(&s), want, "{kind}: {s}");
+        // The day is full: a new page is counted under (other) too.
+        run.track(vec![view("u6", "p6", &uuid())]).await;
+        let s = run.rolled_up(7).await;
+        assert_eq!(pages(&s), first, "{kind}: {s}");
+    }
+}

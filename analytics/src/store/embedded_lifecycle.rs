@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::embedded::{blocking, err, EmbeddedStore, BY_TYPE, EVENTS, IDS, LOG, SITES};
 use super::embedded_rollups::{
-    apply_delta, decode_fields, encode_fields, numbers_of, state_of as read_state, table,
-    table_name, write_state, zones_in, NUMBERS,
+    apply_delta, decode_fields, encode_fields, numbers_of, page_index, state_of as read_state,
+    table, table_name, write_state, zones_in, NUMBERS,
 };
 use super::StoreError;
 use crate::bitmap;
@@ -121,6 +121,34 @@ fn names_visitor(fields: &HashMap<Field, Value>, ids: &HashSet<&str>) -> bool {
     matches!(fields.get(&Field::Visitor), Some(Value::Str(v)) if ids.contains(v.as_str()))
 }
 
+/// The page-index entries of `pages` whose rows the erasure left none of.
+fn drop_page_entries(
+    tx: &WriteTransaction,
+    generation: i64,
+    pages: &[rollup::PageEntry],
+) -> Result<(), StoreError> {
+    'entries: for p in pages {
+        for (name, key) in &p.rows {
+            let tn = table_name(name, generation);
+            if tx
+                .open_table(table(&tn))
+                .map_err(err)?
+                .get(key.as_str())
+                .map_err(err)?
+                .is_some()
+            {
+                continue 'entries;
+            }
+        }
+        let tn = table_name(p.index, generation);
+        tx.open_table(table(&tn))
+            .map_err(err)?
+            .remove(p.entry.as_str())
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 impl EmbeddedStore {
     /// The events of visitor `id` of `site` and the ids linked to them, found in a read
     /// transaction (ingest and rollups go on meanwhile).
@@ -189,8 +217,10 @@ impl EmbeddedStore {
             // numbers out of every bitmap (documents left empty go, as a rebuild would not
             // have them).
             let numbers = numbers_of(&tx, &bitmap::visitor_keys(rolled.iter().copied()), false)?;
-            let delta = Delta::in_zones(rolled, &zones_in(&tx)?, st.zones_at, &numbers)
-                .settled_alone(&numbers);
+            let delta = Delta::in_zones(rolled, &zones_in(&tx)?, st.zones_at, &numbers);
+            let admitted = page_index(&tx, st.generation, &delta.index_days())?;
+            let delta = delta.settled_alone_in(&numbers, &admitted);
+            let pages = delta.page_entries(&admitted);
             let erasure = Erasure::of(delta);
             apply_delta(&tx, st.generation, &erasure.decrements)?;
             let mut entries = 0u64;
@@ -205,6 +235,7 @@ impl EmbeddedStore {
                 entries += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
             }
             entries += sweep_visitor(&tx, st.generation, &names)?;
+            drop_page_entries(&tx, st.generation, &pages)?;
             let mut removed = 0u64;
             for e in &events {
                 removed += u64::from(delete_event(&tx, e)?);

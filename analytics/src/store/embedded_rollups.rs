@@ -201,6 +201,7 @@ pub(super) fn numbers_of(
 pub(super) fn delta_of(
     tx: &WriteTransaction,
     (generation, begun): (i64, i64),
+    cap: usize,
     events: &[Event],
 ) -> Result<Delta, StoreError> {
     let mut numbers = numbers_of(tx, &bitmap::visitor_keys(events), true)?;
@@ -208,9 +209,36 @@ pub(super) fn delta_of(
     let known = known_state(tx, generation, delta.state_keys())?;
     numbers.extend(numbers_of(tx, &rollup::session_visitors(&known), false)?);
     let delta = delta.settle(&numbers, &known);
+    // Pages folded before anything derives from their keys (each visitor's reach).
+    let admitted = page_index(tx, generation, &delta.index_days())?;
+    let delta = delta.cap_pages(&admitted, Some(cap));
     let mut known = known;
     known.extend(known_state(tx, generation, delta.channel_keys())?);
     Ok(delta.settle_channels(&numbers, &known))
+}
+
+/// The pages with rows of their own on `days` in `generation`'s page index
+/// ([`rollup::PAGE_INDEX`]).
+pub(super) fn page_index(
+    tx: &WriteTransaction,
+    generation: i64,
+    days: &[rollup::IndexDay],
+) -> Result<rollup::Admitted, StoreError> {
+    let mut out = rollup::Admitted::new();
+    for (index, site, day) in days {
+        let tn = table_name(index, generation);
+        let t = tx.open_table(table(&tn)).map_err(err)?;
+        let from = rollup::site_key(site, &format!("{day}|"));
+        let to = rollup::site_key(site, &format!("{day}}}"));
+        let pages = out.entry((*index, site.clone(), day.clone())).or_default();
+        for row in t.range(from.as_str()..to.as_str()).map_err(err)? {
+            let (_, v) = row.map_err(err)?;
+            if let Some(Value::Str(page)) = decode_fields(v.value())?.remove(&Field::PageUrl) {
+                pages.insert(page);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The stored documents `keys` of `generation` that exist.
@@ -434,7 +462,7 @@ impl EmbeddedStore {
 
     pub async fn rollup_step(&self, cfg: &ConsumerConfig) -> Result<Step, StoreError> {
         let db = self.db.clone();
-        let limit = cfg.chunk_events.max(1);
+        let (limit, cap) = (cfg.chunk_events.max(1), cfg.max_pages_per_day);
         blocking(move || {
             let tx = db.begin_write().map_err(err)?;
             let mut st = read_state(&tx.open_table(STATE).map_err(err)?)?;
@@ -442,7 +470,7 @@ impl EmbeddedStore {
             if last == st.seq {
                 return Ok(Step::Idle);
             }
-            let delta = delta_of(&tx, (st.generation, st.zones_at), &events)?;
+            let delta = delta_of(&tx, (st.generation, st.zones_at), cap, &events)?;
             apply_delta(&tx, st.generation, &delta)?;
             st.seq = last;
             st.events += events.len() as u64;
@@ -563,6 +591,7 @@ impl EmbeddedStore {
         .await?;
         // The whole log counts in the zones of now (see `crate::site`).
         let begun = now_ms();
+        let cap = cfg.max_pages_per_day;
         let limit = cfg.chunk_events.max(1);
         let (mut seq, mut total) = (0u64, 0u64);
         loop {
@@ -570,7 +599,7 @@ impl EmbeddedStore {
             let (n, last) = blocking(move || {
                 let tx = db.begin_write().map_err(err)?;
                 let (events, last) = read_log(&tx, seq, limit)?;
-                let delta = delta_of(&tx, (generation, begun), &events)?;
+                let delta = delta_of(&tx, (generation, begun), cap, &events)?;
                 apply_delta(&tx, generation, &delta)?;
                 tx.commit().map_err(err)?;
                 Ok((events.len() as u64, last))
@@ -591,7 +620,7 @@ impl EmbeddedStore {
                 if last == seq {
                     break;
                 }
-                let delta = delta_of(&tx, (generation, begun), &events)?;
+                let delta = delta_of(&tx, (generation, begun), cap, &events)?;
                 apply_delta(&tx, generation, &delta)?;
                 (seq, total) = (last, total + events.len() as u64);
             }

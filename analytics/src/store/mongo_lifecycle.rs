@@ -375,8 +375,12 @@ impl MongoStore {
             .numbers_of(&crate::bitmap::visitor_keys(&rolled), false)
             .await?;
         let zones = self.zones().await?;
-        let delta = crate::rollup::Delta::in_zones(&rolled, &zones, st.live.zones_at, &numbers)
-            .settled_alone(&numbers);
+        let delta = crate::rollup::Delta::in_zones(&rolled, &zones, st.live.zones_at, &numbers);
+        let admitted = self
+            .page_index(generation, None, &delta.index_days())
+            .await?;
+        let delta = delta.settled_alone_in(&numbers, &admitted);
+        let pages = delta.page_entries(&admitted);
         let mut erasure = Erasure::of(delta);
         // The retention counters their first-seen documents stand for (read before the
         // sweep below deletes them; a retry after it finds none, and the chunk's guard has
@@ -411,6 +415,7 @@ impl MongoStore {
                 entries = n;
             }
         }
+        self.drop_page_entries(generation, &pages).await?;
         // The numbers are retired: never given again (the counters only grow).
         let keys = self.visitor_keys_of(&req.ids).await?;
         delete_in(&self.db.collection(NUMBERS), "_id", &keys, None).await?;
@@ -437,6 +442,26 @@ impl MongoStore {
             rollup_entries = entries,
             "erased a visitor's data"
         );
+        Ok(())
+    }
+
+    /// The page-index entries of `pages` whose rows the erasure left none of.
+    async fn drop_page_entries(
+        &self,
+        generation: i64,
+        pages: &[rollup::PageEntry],
+    ) -> Result<(), StoreError> {
+        'entries: for p in pages {
+            for (name, key) in &p.rows {
+                let coll = self.rollup(name, generation);
+                if coll.find_one(doc! { "_id": key }).await?.is_some() {
+                    continue 'entries;
+                }
+            }
+            self.rollup(p.index, generation)
+                .delete_one(doc! { "_id": &p.entry })
+                .await?;
+        }
         Ok(())
     }
 

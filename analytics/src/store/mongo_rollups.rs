@@ -634,9 +634,12 @@ impl MongoStore {
     /// The delta that rolling `events` up into the generation of `cur` applies: visitors
     /// numbered (new ones given numbers), first days settled against the generation's
     /// first-seen documents as they stand.
+    /// Pages beyond `cap` a day are counted under `(other)` ([`Delta::cap_pages`]), against
+    /// the page index as it stood before chunk `chunk`.
     pub(super) async fn delta_of(
         &self,
-        cur: &Cursor,
+        (cur, chunk): (&Cursor, i64),
+        cap: usize,
         events: &[Event],
         zones: &Zones,
     ) -> Result<Delta, StoreError> {
@@ -651,9 +654,51 @@ impl MongoStore {
                 .await?,
         );
         let delta = delta.settle(&numbers, &known);
+        // Pages folded before anything derives from their keys (each visitor's reach).
+        let admitted = self
+            .page_index(generation, Some(chunk), &delta.index_days())
+            .await?;
+        let delta = delta.cap_pages(&admitted, Some(cap));
         let mut known = known;
         known.extend(self.known(generation, delta.channel_keys()).await?);
         Ok(delta.settle_channels(&numbers, &known))
+    }
+
+    /// The pages with rows of their own on `days` in `generation`'s page index
+    /// ([`rollup::PAGE_INDEX`]), leaving out those entered by chunk `before` or later (a chunk
+    /// finished after an interruption decides as it did the first time).
+    pub(super) async fn page_index(
+        &self,
+        generation: i64,
+        before: Option<i64>,
+        days: &[rollup::IndexDay],
+    ) -> Result<rollup::Admitted, StoreError> {
+        let mut out = rollup::Admitted::new();
+        for (index, site, day) in days {
+            let from = rollup::site_key(site, &format!("{day}|"));
+            let to = rollup::site_key(site, &format!("{day}}}"));
+            let mut cursor = self
+                .db
+                .collection::<Document>(&gen_name(index, generation))
+                .find(doc! { "_id": { "$gte": from, "$lt": to } })
+                .projection(doc! { "page_url": 1, "applied": 1 })
+                .await?;
+            let pages = out.entry((*index, site.clone(), day.clone())).or_default();
+            while let Some(d) = cursor.try_next().await? {
+                let applied = match d.get("applied") {
+                    Some(Bson::Int64(n)) => *n,
+                    Some(Bson::Int32(n)) => i64::from(*n),
+                    _ => 0,
+                };
+                if before.is_some_and(|c| applied >= c) {
+                    continue;
+                }
+                if let Ok(page) = d.get_str("page_url") {
+                    pages.insert(page.to_string());
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The stored documents `keys` of `generation` that exist.
@@ -776,7 +821,14 @@ impl MongoStore {
         resumed: bool,
         clear_to: Option<i64>,
     ) -> Result<(), StoreError> {
-        let delta = self.delta_of(cur, events, &self.zones().await?).await?;
+        let delta = self
+            .delta_of(
+                (cur, p.chunk),
+                cfg.max_pages_per_day,
+                events,
+                &self.zones().await?,
+            )
+            .await?;
         self.apply_chunk(Some(cfg), cur.generation, p.chunk, &delta, resumed)
             .await?;
         let done = cur.advanced(p.chunk, p.to_t, &p.to_id, events.len());
@@ -1332,7 +1384,10 @@ impl MongoStore {
                     .await?;
                 let Some(last) = events.last() else { break };
                 let chunk = cur.chunk + 1;
-                let delta = self.delta_of(&cur, &events, &self.zones().await?).await?;
+                let zones = self.zones().await?;
+                let delta = self
+                    .delta_of((&cur, chunk), cfg.max_pages_per_day, &events, &zones)
+                    .await?;
                 self.apply_chunk(None, generation, chunk, &delta, false)
                     .await?;
                 cur = cur.advanced(chunk, last.received_at, &last.event_id, events.len());

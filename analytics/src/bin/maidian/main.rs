@@ -78,6 +78,15 @@ struct StoreArgs {
         global = true
     )]
     safety_lag_ms: u64,
+    /// The collectors' cap on distinct pages a site's day keeps rows for
+    /// (`[rollups] max_pages_per_day`): a rebuild must use the same.
+    #[arg(
+        long,
+        env = "MAIDIAN_ROLLUP_MAX_PAGES_PER_DAY",
+        default_value_t = consumer::MAX_PAGES_PER_DAY,
+        global = true
+    )]
+    max_pages_per_day: usize,
 }
 
 #[derive(Args)]
@@ -325,6 +334,7 @@ impl StoreArgs {
     fn consumer(&self) -> ConsumerConfig {
         let mut c = ConsumerConfig::new(consumer::owner_name("maidian-cli"));
         c.safety_lag = Duration::from_millis(self.safety_lag_ms);
+        c.max_pages_per_day = self.max_pages_per_day.max(1);
         c
     }
 }
