@@ -483,6 +483,11 @@ pub type IndexDay = (&'static str, String, String);
 /// ([`Delta::index_days`]), as the store read them from [`PAGE_INDEX`].
 pub type Admitted = HashMap<IndexDay, HashSet<String>>;
 
+/// The rollups with a page in their key and their twins (for the upgrade to the page index).
+pub fn by_page_rollups() -> impl Iterator<Item = &'static str> {
+    BY_PAGE.iter().map(|(r, _)| *r)
+}
+
 /// Rollups with a page in their key, each with its twin and its index.
 const BY_PAGE: &[(&str, &str)] = &[
     (DAILY_PAGE, PAGE_INDEX),
@@ -1507,6 +1512,27 @@ impl Delta {
                 .or_default();
             c.set
                 .push((Field::Days, Value::Bits(bitmap::encode(&days))));
+        }
+        out
+    }
+
+    /// Format 6 → 7 in place: the page index ([`PAGE_INDEX`] and its twin) of rollups from
+    /// before it: every page a by-page document names has its entry. `docs`: every (rollup,
+    /// site, day, page) of the by-page rollups and their twins.
+    pub fn upgraded_to_page_index(
+        docs: impl IntoIterator<Item = (&'static str, String, String, String)>,
+    ) -> Delta {
+        let mut out = Delta::default();
+        for (rollup, site, day, page) in docs {
+            let Some((_, index)) = BY_PAGE.iter().find(|(r, _)| *r == rollup) else {
+                continue;
+            };
+            let c = out.change(index, &site, key(&[&day, &page]));
+            if c.inc.is_empty() {
+                c.add(Field::Count, 1);
+            }
+            c.ident(Field::Day, s(&day));
+            c.ident(Field::PageUrl, s(&page));
         }
         out
     }

@@ -812,7 +812,10 @@ async fn format_4_rollups_are_upgraded_in_place_to_what_a_rebuild_gives() {
                     .unwrap();
                 let db = client.database(&m.database_name());
                 type Doc = mongodb::bson::Document;
-                for name in [rollup::RETENTION, rollup::bot_twin(rollup::RETENTION)] {
+                for name in [rollup::RETENTION, rollup::PAGE_INDEX]
+                    .into_iter()
+                    .flat_map(|r| [r, rollup::bot_twin(r)])
+                {
                     db.collection::<Doc>(&format!("{name}_g1"))
                         .delete_many(mongodb::bson::doc! {})
                         .await
@@ -850,9 +853,11 @@ async fn format_4_rollups_are_upgraded_in_place_to_what_a_rebuild_gives() {
                     .unwrap();
                 let store = Store::Mongo(m);
                 assert_ne!(snapshot(&store).await, made);
-                // The consumer's next steps upgrade: to format 5, then to 6.
-                assert_eq!(store.rollup_step(&cfg).await.unwrap(), Step::Consumed(0));
-                assert_ne!(snapshot(&store).await, made);
+                // The consumer's next steps upgrade: to format 5, then to 6, then to 7.
+                for _ in 0..2 {
+                    assert_eq!(store.rollup_step(&cfg).await.unwrap(), Step::Consumed(0));
+                    assert_ne!(snapshot(&store).await, made);
+                }
                 assert_eq!(store.rollup_step(&cfg).await.unwrap(), Step::Consumed(0));
                 store
             }

@@ -47,10 +47,11 @@ pub(super) struct State {
 /// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
 /// visitors are bitmaps since format 2; time on page and sessions are pre-summed by day
 /// since format 4; retention is counted by (first day, active day) since format 5; distinct
-/// visitors are counted by gap (`crate::reach`) since format 6. A file with rollups older
-/// than format 4 has them dropped at open, and the consumer rolls the log up again; formats 4
-/// and 5 are upgraded in place.
-const FORMAT: u32 = 6;
+/// visitors are counted by gap (`crate::reach`) since format 6; the page index
+/// (`rollup::PAGE_INDEX`) caps a day's pages since format 7. A file with rollups older than
+/// format 4 has them dropped at open, and the consumer rolls the log up again; formats 4 to 6
+/// are upgraded in place.
+const FORMAT: u32 = 7;
 
 pub(super) fn table_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}@{generation}")
@@ -70,14 +71,17 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
         None => None,
     };
     if let Some(mut st) = old {
-        if st.format == 4 || st.format == 5 {
-            // Formats 5 and 6 only add what the rollups before them determine: upgraded in
+        if (4..FORMAT).contains(&st.format) {
+            // Formats 5, 6 and 7 only add what the rollups before them determine: upgraded in
             // place, so the figures of days whose raw events expired are kept.
             drop(state);
             if st.format == 4 {
                 upgrade_to_counters(tx, st.generation)?;
             }
-            upgrade_to_gaps(tx, st.generation)?;
+            if st.format <= 5 {
+                upgrade_to_gaps(tx, st.generation)?;
+            }
+            upgrade_to_page_index(tx, st.generation)?;
             st.format = FORMAT;
             write_state(tx, &st)?;
         } else if st.format < FORMAT {
@@ -337,6 +341,30 @@ fn upgrade_to_gaps(tx: &WriteTransaction, generation: i64) -> Result<(), StoreEr
     apply_delta(tx, generation, &Delta::upgraded_to_gaps(docs, &visitors))
 }
 
+/// Format 6 → 7 in place: the page index, from the pages the by-page rollups name
+/// ([`Delta::upgraded_to_page_index`]).
+fn upgrade_to_page_index(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
+    let mut docs = Vec::new();
+    for r in rollup::by_page_rollups() {
+        let t = tx
+            .open_table(table(&table_name(r, generation)))
+            .map_err(err)?;
+        for row in t.iter().map_err(err)? {
+            let (key, value) = row.map_err(err)?;
+            let Some((site, _)) = key.value().split_once('|') else {
+                continue;
+            };
+            let mut f = decode_fields(value.value())?;
+            if let (Some(Value::Str(day)), Some(Value::Str(page))) =
+                (f.remove(&Field::Day), f.remove(&Field::PageUrl))
+            {
+                docs.push((r, site.to_string(), day, page));
+            }
+        }
+    }
+    apply_delta(tx, generation, &Delta::upgraded_to_page_index(docs))
+}
+
 /// Every document of rollup `name` of `generation` as (site, key without the site, visitor
 /// bitmap), for the in-place upgrades.
 fn visitor_bitmaps(
@@ -428,7 +456,7 @@ fn received_at(tx: &ReadTransaction, seq: u64) -> Result<Option<i64>, StoreError
 
 impl EmbeddedStore {
     /// Takes the live rollups back to format 4 (no retention counters, no gap counters, no
-    /// active days or reach in the first-seen documents): for the test of the in-place
+    /// page index, no active days or reach in the first-seen documents): for the test of the in-place
     /// upgrades at the next open.
     #[doc(hidden)]
     pub async fn downgrade_to_format_4(&self) -> Result<(), StoreError> {
@@ -439,8 +467,10 @@ impl EmbeddedStore {
             let g = st.generation;
             for twin in [false, true] {
                 let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
-                let counters = table_name(name(rollup::RETENTION), g);
-                tx.delete_table(table(&counters)).map_err(err)?;
+                for gone in [rollup::RETENTION, rollup::PAGE_INDEX] {
+                    tx.delete_table(table(&table_name(name(gone), g)))
+                        .map_err(err)?;
+                }
                 rewrite_docs(&tx, &table_name(name(rollup::FIRST_SEEN), g), |fields| {
                     fields.remove(&Field::Days);
                     fields.remove(&Field::Reach);

@@ -141,11 +141,12 @@ pub(super) struct State {
 
 /// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
 /// visitors are bitmaps since format 2; time on page and sessions are pre-summed by day
-/// since format 4; retention is counted by (first day, active day) since format 5. A
-/// database with
-/// older rollups gets a fresh generation rolled up from the start of the log (the old one is
-/// retired): figures fill up again as the consumer catches up.
-const FORMAT: i64 = 6;
+/// since format 4; retention is counted by (first day, active day) since format 5; distinct
+/// visitors are counted by gap since format 6; the page index caps a day's pages since format
+/// 7. Formats 4 to 6 are upgraded in place; a database with older rollups gets a fresh
+/// generation rolled up from the start of the log (the old one is retired): figures fill up
+/// again as the consumer catches up.
+const FORMAT: i64 = 7;
 
 impl Cursor {
     pub(super) fn pos(&self) -> (i64, &str) {
@@ -883,14 +884,14 @@ impl MongoStore {
         }
         // After an interrupted chunk is finished: the upgrades set every counter and every
         // visitor's days outright from the bitmaps, which then hold the whole chunk.
-        if (st.format == 4 || st.format == 5)
+        if (4..FORMAT).contains(&st.format)
             && st.next.is_none()
             && self.read_rebuild().await?.building.is_none()
         {
-            return if st.format == 4 {
-                self.upgrade_to_counters(cfg, &st).await
-            } else {
-                self.upgrade_to_gaps(cfg, &st).await
+            return match st.format {
+                4 => self.upgrade_to_counters(cfg, &st).await,
+                5 => self.upgrade_to_gaps(cfg, &st).await,
+                _ => self.upgrade_to_page_index(cfg, &st).await,
             };
         }
         if let Some(next) = &st.next {
@@ -1025,6 +1026,38 @@ impl MongoStore {
             .await?;
         let delta = Delta::upgraded_to_gaps(docs, &visitors);
         self.write_upgrade(cfg, st, &delta, &mut renewed).await?;
+        self.set_state(&cfg.owner, doc! { "format": 6_i64 }).await?;
+        tracing::info!(generation, "rollups upgraded in place to format 6");
+        Ok(Step::Consumed(0))
+    }
+
+    /// Format 6 → 7 in place: the page index, from the pages the by-page rollups name
+    /// ([`Delta::upgraded_to_page_index`]).
+    async fn upgrade_to_page_index(
+        &self,
+        cfg: &ConsumerConfig,
+        st: &State,
+    ) -> Result<Step, StoreError> {
+        let generation = st.live.generation;
+        let mut docs = Vec::new();
+        for r in rollup::by_page_rollups() {
+            let mut cursor = self
+                .db
+                .collection::<Document>(&gen_name(r, generation))
+                .find(doc! {})
+                .projection(doc! { "site": 1, "day": 1, "page_url": 1 })
+                .await?;
+            while let Some(d) = cursor.try_next().await? {
+                if let (Ok(site), Ok(day), Ok(page)) =
+                    (d.get_str("site"), d.get_str("day"), d.get_str("page_url"))
+                {
+                    docs.push((r, site.to_string(), day.to_string(), page.to_string()));
+                }
+            }
+        }
+        let delta = Delta::upgraded_to_page_index(docs);
+        self.write_upgrade(cfg, st, &delta, &mut Instant::now())
+            .await?;
         self.set_state(&cfg.owner, doc! { "format": FORMAT })
             .await?;
         tracing::info!(generation, "rollups upgraded in place to format {FORMAT}");
