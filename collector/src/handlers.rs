@@ -662,12 +662,26 @@ async fn export_visitor(
     visitor: &str,
 ) -> Result<Response, ApiError> {
     let site = auth::check_read(&app.sites, headers, q.read.site.as_deref())?;
-    let _heavy = heavy_read(app, headers)?;
-    let csv = maidian_analytics::export::visitor_csv(&app.store, &site.id, visitor, cells_of(q)?)
+    use maidian_analytics::export;
+    let cells = cells_of(q)?;
+    let heavy = heavy_read(app, headers)?;
+    let events = app
+        .store
+        .visitor_events(&site.id, visitor)
         .await
         .map_err(store_failed)?;
+    // Streamed a thousand rows at a time: the file is never whole in memory. The body holds
+    // the key's heavy-read share until its last byte is sent or the client goes away.
+    let (mut events, mut head) = (events.into_iter(), Some(export::header()));
+    let body = futures_util::stream::iter(std::iter::from_fn(move || {
+        let _share = &heavy;
+        let mut chunk = head.take().unwrap_or_default();
+        chunk.extend(events.by_ref().take(1_000).map(|e| export::row(&e, cells)));
+        (!chunk.is_empty()).then(|| Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)))
+    }));
     let name = format!("attachment; filename=\"visitor-{}.csv\"", site.id);
-    let reply = warp::reply::with_header(csv, "content-type", "text/csv; charset=utf-8");
+    let reply = warp::reply::stream(body);
+    let reply = warp::reply::with_header(reply, "content-type", "text/csv; charset=utf-8");
     Ok(warp::reply::with_header(reply, "content-disposition", name).into_response())
 }
 
