@@ -153,6 +153,11 @@ impl Closure {
         &self.site
     }
 
+    /// The ids found so far.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
     /// The ids to look up next (events of the site naming one of them in `user_id`,
     /// `anonymous_id`, `visitor` or `session_id`); empty once the closure is complete.
     pub fn frontier(&self) -> &[String] {

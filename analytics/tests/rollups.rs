@@ -790,6 +790,46 @@ async fn forgetting_a_visitor_leaves_no_trace_and_figures_equal_a_rebuild() {
     }
 }
 
+/// An embedded erasure deletes its events a piece at a time after the transaction that
+/// takes their rollups back: one stopped in between (a crash) finishes at the next open, and
+/// the figures equal a rebuild's.
+#[tokio::test]
+async fn an_embedded_erasure_stopped_part_way_finishes_at_the_next_open() {
+    let events = dataset_with_alice();
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig::Embedded {
+        data_dir: dir.path().join("data"),
+    };
+    let cfg = consumer_config();
+    let store = Store::open(&config).await.unwrap();
+    store.insert(&events).await.unwrap();
+    consumer::catch_up(&store, &cfg).await.unwrap();
+    let Store::Embedded(e) = store else {
+        unreachable!()
+    };
+    let done = e
+        .forget_filing(DEFAULT_SITE.into(), "alice-7f3".into())
+        .await
+        .unwrap();
+    assert_eq!(done.events_removed, 0);
+    let store = Store::Embedded(e);
+    assert_eq!(
+        store
+            .visitor_events(DEFAULT_SITE, "alice-7f3")
+            .await
+            .unwrap()
+            .len(),
+        8
+    );
+    drop(store);
+    let store = Store::open(&config).await.unwrap();
+    assert_eq!(traces(&store, "alice-7f3").await, Vec::<String>::new());
+    let left = events.len() as u64 - 8;
+    let after = snapshot(&store).await;
+    assert_eq!(store.rebuild_rollups(&cfg, |_| {}).await.unwrap(), left);
+    assert_eq!(snapshot(&store).await, after);
+}
+
 /// A store of an earlier rollup format (4: no retention counters, no active days; 5: no gap
 /// counters, no reach) is upgraded in place, from its bitmaps, to exactly what rolling the
 /// events up again gives: no raw event is read, so the figures of days whose raw events

@@ -64,7 +64,11 @@ impl EmbeddedStore {
             tx.open_table(LOG).map_err(err)?;
             tx.open_table(SITES).map_err(err)?;
             super::embedded_rollups::init(&tx)?;
+            tx.open_table(super::embedded_lifecycle::ERASING)
+                .map_err(err)?;
             tx.commit().map_err(err)?;
+            // An erasure interrupted after its rollups were taken back: its events go now.
+            super::embedded_lifecycle::finish_erasing(&db)?;
             Ok(EmbeddedStore { db: Arc::new(db) })
         })
         .await

@@ -1,11 +1,15 @@
 //! The data lifecycle on the embedded store (see [`crate::lifecycle`]). redb has one writer
-//! at a time, so an erasure is one write transaction — the visitor's events found, their
-//! rollups taken back, the documents naming them and the events deleted — that no rollup
-//! chunk can interleave with; expiry deletes one bounded chunk per transaction.
+//! at a time, so an erasure keeps its write transactions short, whatever the store holds:
+//! the visitor's events and the rollup documents naming them are found in a read
+//! transaction (nobody waits), then one write transaction folds in what was logged since,
+//! takes their rollups back, deletes the documents found and files the events in
+//! [`ERASING`]; the events themselves go [`PIECE`] at a time, a transaction each, ingest
+//! and rollups going on in between (a crash part way finishes at the next open). Expiry
+//! deletes one bounded chunk per transaction.
 
 use std::collections::{HashMap, HashSet};
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Deserialize;
 
 use super::embedded::{blocking, err, EmbeddedStore, BY_TYPE, EVENTS, IDS, LOG, SITES};
@@ -19,6 +23,12 @@ use crate::event::Event;
 use crate::lifecycle::{self, Erasure, Forgotten, Names};
 use crate::rollup::{self, Delta, Field, Value};
 use roaring::RoaringBitmap;
+
+/// Events an erasure has taken back from the rollups and not deleted yet, by key.
+pub(super) const ERASING: TableDefinition<(i64, &str), ()> = TableDefinition::new("erasing");
+
+/// Events deleted per transaction once their erasure is committed.
+const PIECE: usize = 2_000;
 
 /// The identifying fields of a stored event, decoded without the rest.
 #[derive(Deserialize)]
@@ -165,13 +175,30 @@ impl EmbeddedStore {
         .await
     }
 
-    /// Erases visitor `id` of `site` (see [`crate::lifecycle`]). The visitor's events are
-    /// found in a read transaction, which holds nobody up however many events are stored;
-    /// the write transaction then only folds in the events logged since (and follows any
-    /// ids they link) before it deletes and takes back.
+    /// Erases visitor `id` of `site` (see [`crate::lifecycle`]). The visitor's events and
+    /// the rollup documents naming them are found in a read transaction, which holds nobody
+    /// up however much is stored; one write transaction then folds in the events logged
+    /// since (following any ids they link), takes their rollups back, deletes those
+    /// documents and files the events in [`ERASING`]; the events go [`PIECE`] at a time.
     pub async fn forget(&self, site: String, id: String) -> Result<Forgotten, StoreError> {
+        let mut forgotten = self.forget_filing(site, id).await?;
+        // A transaction a piece: ingest and rollups go on in between.
+        loop {
+            let db = self.db.clone();
+            let (filed, removed) = blocking(move || erase_piece(&db)).await?;
+            forgotten.events_removed += removed;
+            if filed == 0 {
+                return Ok(forgotten);
+            }
+        }
+    }
+
+    /// [`EmbeddedStore::forget`] up to its events filed in [`ERASING`], not deleted yet (what
+    /// a crash part way leaves; public for that test).
+    #[doc(hidden)]
+    pub async fn forget_filing(&self, site: String, id: String) -> Result<Forgotten, StoreError> {
         let db = self.db.clone();
-        let (closure, head) = blocking(move || {
+        let (closure, head, plan) = blocking(move || {
             let tx = db.begin_read().map_err(err)?;
             let c = closure_in(&tx, &site, &id)?;
             let head = tx
@@ -180,7 +207,12 @@ impl EmbeddedStore {
                 .last()
                 .map_err(err)?
                 .map_or(0, |(k, _)| k.value());
-            Ok((c, head))
+            let generation = super::embedded_rollups::read_state(
+                &tx.open_table(super::embedded_rollups::STATE).map_err(err)?,
+            )?
+            .generation;
+            let plan = sweep_plan(&tx, generation, c.names())?;
+            Ok((c, head, plan))
         })
         .await?;
         let db = self.db.clone();
@@ -203,6 +235,13 @@ impl EmbeddedStore {
                 complete(&table, &mut c)?;
             }
             let (names, events) = c.finish();
+            // Ids the events logged since linked (or a generation switched): looked for
+            // again, in a snapshot of what this transaction started from.
+            let plan = if names == plan.names && st.generation == plan.generation {
+                plan
+            } else {
+                sweep_plan(&db.begin_read().map_err(err)?, st.generation, &names)?
+            };
             let tail = unrolled(&tx, st.seq)?;
             let (mut rolled, mut unlogged) = (Vec::new(), Vec::new());
             for e in &events {
@@ -234,21 +273,25 @@ impl EmbeddedStore {
                 let mut t = tx.open_table(table(&tn)).map_err(err)?;
                 entries += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
             }
-            entries += sweep_visitor(&tx, st.generation, &names)?;
+            entries += sweep_visitor(&tx, &plan)?;
             drop_page_entries(&tx, st.generation, &pages)?;
-            let mut removed = 0u64;
-            for e in &events {
-                removed += u64::from(delete_event(&tx, e)?);
-            }
             // Not rolled up yet: out of the log too, so the consumer never looks for them.
             let mut log = tx.open_table(LOG).map_err(err)?;
             for seq in unlogged {
                 log.remove(seq).map_err(err)?;
             }
             drop(log);
+            // Out of every figure now; deleted a piece at a time below.
+            let mut filed = tx.open_table(ERASING).map_err(err)?;
+            for e in &events {
+                filed
+                    .insert((e.timestamp, e.event_id.as_str()), ())
+                    .map_err(err)?;
+            }
+            drop(filed);
             tx.commit().map_err(err)?;
             Ok(Forgotten {
-                events_removed: removed,
+                events_removed: 0,
                 rollup_entries_removed: entries,
                 ids: names.ids.len() as u64,
             })
@@ -305,84 +348,162 @@ impl EmbeddedStore {
     }
 }
 
-/// Deletes rollup documents naming one of `names`' ids, whatever events they came from (also
-/// of days whose raw events expired), and takes back the retention counters of the
-/// first-seen documents it deletes (from the days they kept).
-fn sweep_visitor(tx: &WriteTransaction, generation: i64, names: &Names) -> Result<u64, StoreError> {
+/// The rollup documents naming a visitor's ids, found in a read transaction so that the
+/// write transaction of an erasure looks nothing up by scanning: those that belong to one of
+/// the ids (`visitor`), and those whose bitmaps hold one of their numbers.
+struct SweepPlan {
+    generation: i64,
+    names: Names,
+    /// (table, key) of documents naming one of the ids in `visitor`.
+    personal: Vec<(String, String)>,
+    /// (table, key) of documents whose visitor bitmap holds one of the numbers.
+    bitmaps: Vec<(String, String)>,
+    /// The ids' dictionary keys (`site|id`) with their numbers.
+    numbers: bitmap::Numbers,
+}
+
+/// Finds what [`sweep_visitor`] changes for `names` in `generation` (every table scanned, in
+/// a read transaction that holds nobody up).
+fn sweep_plan(
+    tx: &ReadTransaction,
+    generation: i64,
+    names: &Names,
+) -> Result<SweepPlan, StoreError> {
     let ids: HashSet<&str> = names.ids.iter().map(String::as_str).collect();
-    let mut n = 0u64;
+    let mut personal = Vec::new();
     for name in lifecycle::PERSONAL_BY_VISITOR {
         for name in [*name, rollup::bot_twin(name)] {
             let tn = table_name(name, generation);
-            let mut t = tx.open_table(table(&tn)).map_err(err)?;
-            let mut doomed = Vec::new();
+            let Ok(t) = tx.open_table(table(&tn)) else {
+                continue;
+            };
             for row in t.iter().map_err(err)? {
                 let (key, value) = row.map_err(err)?;
                 if names_visitor(&decode_fields(value.value())?, &ids) {
-                    doomed.push(key.value().to_string());
+                    personal.push((tn.clone(), key.value().to_string()));
                 }
-            }
-            for key in doomed {
-                n += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
             }
         }
     }
-    let sites = super::embedded::read_sites(&tx.open_table(SITES).map_err(err)?)?;
-    let mut site_ids: Vec<String> = sites.into_iter().map(|s| s.id).collect();
-    site_ids.push(crate::site::DEFAULT_SITE.to_string());
-    // Their numbers out of every bitmap (also of days whose raw events expired), then out
-    // of the dictionary: the numbers are retired.
-    let keys: Vec<String> = site_ids
-        .iter()
-        .flat_map(|s| ids.iter().map(move |id| rollup::site_key(s, id)))
-        .collect();
-    let numbers = numbers_of(tx, &keys, false)?;
-    let mut by_site: HashMap<&str, RoaringBitmap> = HashMap::new();
-    for (key, n) in &numbers {
-        by_site
-            .entry(key.split('|').next().unwrap_or_default())
-            .or_default()
-            .insert(*n);
+    let dictionary = tx.open_table(NUMBERS).map_err(err)?;
+    let mut numbers = bitmap::Numbers::new();
+    for site in site_ids(&tx.open_table(SITES).map_err(err)?)? {
+        for id in &ids {
+            let key = rollup::site_key(&site, id);
+            if let Some(n) = dictionary.get(key.as_str()).map_err(err)? {
+                numbers.insert(key, n.value());
+            }
+        }
     }
+    let by_site = numbers_by_site(&numbers);
+    let mut bitmaps = Vec::new();
     for name in rollup::WITH_VISITORS {
         for name in [*name, rollup::bot_twin(name)] {
             let tn = table_name(name, generation);
-            let mut t = tx.open_table(table(&tn)).map_err(err)?;
+            let Ok(t) = tx.open_table(table(&tn)) else {
+                continue;
+            };
             for (site, gone) in &by_site {
                 let (lo, hi) = (format!("{site}|"), format!("{site}|\u{10ffff}"));
-                let mut changed = Vec::new();
                 for row in t.range(lo.as_str()..hi.as_str()).map_err(err)? {
                     let (key, value) = row.map_err(err)?;
-                    let mut fields = decode_fields(value.value())?;
-                    if let Some(Value::Bits(b)) = fields.get(&Field::Visitors) {
-                        let bits = bitmap::decode(b);
-                        if !bits.is_disjoint(gone) {
-                            let kept = bitmap::encode(&(&bits - gone));
-                            fields.insert(Field::Visitors, Value::Bits(kept));
-                            changed.push((key.value().to_string(), fields));
+                    if let Some(Value::Bits(b)) =
+                        decode_fields(value.value())?.get(&Field::Visitors)
+                    {
+                        if !bitmap::decode(b).is_disjoint(gone) {
+                            bitmaps.push((tn.clone(), key.value().to_string()));
                         }
-                    }
-                }
-                for (key, fields) in changed {
-                    if rollup::is_empty(&fields) {
-                        n += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
-                    } else {
-                        t.insert(key.as_str(), encode_fields(&fields)?.as_slice())
-                            .map_err(err)?;
                     }
                 }
             }
         }
     }
+    Ok(SweepPlan {
+        generation,
+        names: names.clone(),
+        personal,
+        bitmaps,
+        numbers,
+    })
+}
+
+/// The registered sites' ids and the default site's.
+fn site_ids(
+    sites: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<String>, StoreError> {
+    let mut ids: Vec<String> = super::embedded::read_sites(sites)?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    ids.push(crate::site::DEFAULT_SITE.to_string());
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The numbers of dictionary keys (`site|id`), by site.
+fn numbers_by_site(numbers: &bitmap::Numbers) -> HashMap<String, RoaringBitmap> {
+    let mut by_site: HashMap<String, RoaringBitmap> = HashMap::new();
+    for (key, n) in numbers {
+        let site = key.split('|').next().unwrap_or_default();
+        by_site.entry(site.to_string()).or_default().insert(*n);
+    }
+    by_site
+}
+
+/// Deletes the rollup documents of `plan` (each read again: what the plan found may have
+/// moved on since), clears the numbers from the bitmaps it found, retires the numbers, and
+/// takes back the retention counters of the first-seen documents it deletes (from the days
+/// they kept). Also the documents of days whose raw events expired.
+fn sweep_visitor(tx: &WriteTransaction, plan: &SweepPlan) -> Result<u64, StoreError> {
+    let ids: HashSet<&str> = plan.names.ids.iter().map(String::as_str).collect();
+    let mut n = 0u64;
+    for (tn, key) in &plan.personal {
+        let mut t = tx.open_table(table(tn)).map_err(err)?;
+        let named = match t.get(key.as_str()).map_err(err)? {
+            Some(v) => names_visitor(&decode_fields(v.value())?, &ids),
+            None => false,
+        };
+        if named {
+            n += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
+        }
+    }
+    let by_site = numbers_by_site(&plan.numbers);
+    for (tn, key) in &plan.bitmaps {
+        let mut t = tx.open_table(table(tn)).map_err(err)?;
+        let site = key.split('|').next().unwrap_or_default();
+        let Some(gone) = by_site.get(site) else {
+            continue;
+        };
+        let Some(mut fields) = t
+            .get(key.as_str())
+            .map_err(err)?
+            .map(|v| decode_fields(v.value()))
+            .transpose()?
+        else {
+            continue;
+        };
+        if let Some(Value::Bits(b)) = fields.get(&Field::Visitors) {
+            let kept = bitmap::encode(&(&bitmap::decode(b) - gone));
+            fields.insert(Field::Visitors, Value::Bits(kept));
+        }
+        if rollup::is_empty(&fields) {
+            n += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
+        } else {
+            t.insert(key.as_str(), encode_fields(&fields)?.as_slice())
+                .map_err(err)?;
+        }
+    }
     let mut dictionary = tx.open_table(NUMBERS).map_err(err)?;
-    for key in numbers.keys() {
+    for key in plan.numbers.keys() {
         dictionary.remove(key.as_str()).map_err(err)?;
     }
+    let sites = site_ids(&tx.open_table(SITES).map_err(err)?)?;
     let mut counters = Delta::default();
     for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
-        let tn = table_name(name, generation);
+        let tn = table_name(name, plan.generation);
         let mut t = tx.open_table(table(&tn)).map_err(err)?;
-        for site in &site_ids {
+        for site in &sites {
             for id in &ids {
                 let key = rollup::site_key(site, id);
                 if let Some(old) = t.remove(key.as_str()).map_err(err)? {
@@ -392,8 +513,67 @@ fn sweep_visitor(tx: &WriteTransaction, generation: i64, names: &Names) -> Resul
             }
         }
     }
-    apply_delta(tx, generation, &counters)?;
+    apply_delta(tx, plan.generation, &counters)?;
     Ok(n)
+}
+
+/// Deletes up to [`PIECE`] of the events filed in [`ERASING`], in one transaction; returns
+/// how many were filed and how many of those were still stored (retention may have been
+/// first).
+fn erase_piece(db: &redb::Database) -> Result<(usize, u64), StoreError> {
+    #[derive(Deserialize)]
+    struct Kind {
+        event_type: String,
+    }
+    let tx = db.begin_write().map_err(err)?;
+    let mut removed = 0u64;
+    let keys: Vec<(i64, String)> = {
+        let t = tx.open_table(ERASING).map_err(err)?;
+        let mut keys = Vec::new();
+        for row in t.iter().map_err(err)?.take(PIECE) {
+            let (k, _) = row.map_err(err)?;
+            let (ts, id) = k.value();
+            keys.push((ts, id.to_string()));
+        }
+        keys
+    };
+    for (ts, id) in &keys {
+        let kind = {
+            let events = tx.open_table(EVENTS).map_err(err)?;
+            let found = events.get((*ts, id.as_str())).map_err(err)?;
+            found
+                .map(|v| serde_json::from_slice::<Kind>(v.value()))
+                .transpose()
+                .map_err(err)?
+        };
+        if let Some(kind) = kind {
+            let e = Event {
+                event_id: id.clone(),
+                event_type: kind.event_type,
+                timestamp: *ts,
+                ..Event::default()
+            };
+            removed += u64::from(delete_event(&tx, &e)?);
+        }
+        tx.open_table(ERASING)
+            .map_err(err)?
+            .remove((*ts, id.as_str()))
+            .map_err(err)?;
+    }
+    tx.commit().map_err(err)?;
+    Ok((keys.len(), removed))
+}
+
+/// Finishes the erasures whose events are still filed (after a crash part way): at open.
+pub(super) fn finish_erasing(db: &redb::Database) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    loop {
+        let (filed, n) = erase_piece(db)?;
+        removed += n;
+        if filed == 0 {
+            return Ok(removed);
+        }
+    }
 }
 
 impl EmbeddedStore {
@@ -437,6 +617,11 @@ impl EmbeddedStore {
                     "visitor_numbers" => {
                         for row in tx.open_table(NUMBERS).map_err(err)?.iter().map_err(err)? {
                             found |= has(row.map_err(err)?.0.value());
+                        }
+                    }
+                    "erasing" => {
+                        for row in tx.open_table(ERASING).map_err(err)?.iter().map_err(err)? {
+                            found |= has(row.map_err(err)?.0.value().1);
                         }
                     }
                     // Keyed by site id, holding a number.
