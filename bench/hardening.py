@@ -349,8 +349,11 @@ async def erasure(binary, label, store):
 
 async def main():
     binary, label = sys.argv[1], sys.argv[2]
+    stores = ["embedded"] + (["FerretDB"] if FERRET else [])
+    if os.environ.get("HARDENING_STORES"):
+        stores = [s for s in stores if s in os.environ["HARDENING_STORES"].split(",")]
     if os.environ.get("HARDENING_ONLY") == "erasure":
-        for store in ["embedded"] + (["FerretDB"] if FERRET else []):
+        for store in stores:
             await erasure(binary, label, store)
         return
     await bombs(binary, label)
@@ -359,7 +362,7 @@ async def main():
         await empty_heads(binary, label, n)
     if FERRET:
         await outage(binary, label)
-    for store in ["embedded"] + (["FerretDB"] if FERRET else []):
+    for store in stores:
         await erasure(binary, label, store)
 
 

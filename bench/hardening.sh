@@ -6,7 +6,8 @@
 # SIGTERM with an upload stalled, real batch latency while 0, 80 and 500 heads announce 1 MiB
 # bodies and send none, health latency while FerretDB is cut off, and the erasure of a 20-link
 # chain and of a visitor with 50 000 events (embedded and FerretDB) with ingest latency meanwhile.
-# Usage: bash bench/hardening.sh [baseline-rev]; HARDENING_ONLY=erasure runs the erasure scenarios only.
+# Usage: bash bench/hardening.sh [baseline-rev]; HARDENING_ONLY=erasure runs the erasure scenarios
+# only; HARDENING_STORES=embedded (or FerretDB) picks the stores of the erasure scenarios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p maidian-collector
