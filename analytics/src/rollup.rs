@@ -523,23 +523,6 @@ impl Change {
         }
     }
 
-    /// Folds `other` (a change of the same rollup) into this one: counts added, minimums
-    /// lowered, bitmaps combined, identities this one lacks taken.
-    fn absorb(&mut self, other: Change) {
-        for (f, n) in other.inc {
-            self.add(f, n);
-        }
-        for (f, v) in other.min {
-            self.lower(f, v);
-        }
-        for (f, v) in other.set {
-            self.ident(f, v);
-        }
-        for (f, b) in other.bits {
-            self.bits_mut(f).then(&b);
-        }
-    }
-
     /// The text identity `field`.
     fn text(&self, field: Field) -> Option<&str> {
         self.set.iter().find_map(|(f, v)| match v {
@@ -695,7 +678,9 @@ pub fn agent_of(ua: &str) -> (String, String, String) {
 }
 
 impl Change {
-    /// Folds `other` (a later change of the same key) into this one.
+    /// Folds `other` (a later change of the same key, or of a page folded into this one's
+    /// `(other)`) into this one: counts added, minimums lowered, bitmaps combined, identities
+    /// this one lacks taken.
     fn merge(&mut self, other: Change) {
         for (f, n) in other.inc {
             self.add(f, n);
@@ -860,7 +845,7 @@ impl Delta {
                 let t = changes.entry(site_key(&site, &to)).or_default();
                 t.ident(Field::Site, s(&site));
                 t.ident(Field::PageUrl, s(OTHER_PAGE));
-                t.absorb(c);
+                t.merge(c);
             }
         }
         self
