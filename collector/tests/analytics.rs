@@ -208,10 +208,15 @@ async fn simulate_sends_realistic_visitors_and_a_resend_is_deduplicated() {
     ];
     let first = String::from_utf8(run_cli(&env, &args)).unwrap();
     let sent: u64 = first.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(
-        first.contains(&format!("{sent} stored, 0 deduplicated")),
-        "{first}"
-    );
+    // "… N stored, M deduplicated": a batch answered 503 (the test database slower than the
+    // test's 1 s insert timeout) may have been stored all the same, and its retry is then
+    // deduplicated; nothing is lost or stored twice either way.
+    let counts: Vec<u64> = first
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (stored, deduplicated) = (counts[counts.len() - 2], counts[counts.len() - 1]);
+    assert_eq!(stored + deduplicated, sent, "{first}");
     let second = String::from_utf8(run_cli(&env, &args)).unwrap();
     assert!(
         second.contains(&format!("0 stored, {sent} deduplicated")),

@@ -112,14 +112,24 @@ pub async fn run(o: Options) -> anyhow::Result<Totals> {
                     if let Some(k) = &key {
                         body["api_key"] = json!(k);
                     }
-                    let res = client
-                        .send(
-                            "POST",
-                            "/api/track/batch",
-                            &[("content-type", "text/plain")],
-                            body.to_string().into_bytes(),
-                        )
-                        .await?;
+                    // 503 (the store was slow) and 429 are answered "retry": as the SDK does,
+                    // a few times with a growing pause; the retry is deduplicated.
+                    let mut attempt = 0;
+                    let res = loop {
+                        let res = client
+                            .send(
+                                "POST",
+                                "/api/track/batch",
+                                &[("content-type", "text/plain")],
+                                body.to_string().into_bytes(),
+                            )
+                            .await?;
+                        if !matches!(res.status, 429 | 503) || attempt == 4 {
+                            break res;
+                        }
+                        attempt += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+                    };
                     if res.status != 200 {
                         bail!(
                             "collector answered {}: {}",
