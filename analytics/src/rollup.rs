@@ -23,6 +23,13 @@ use crate::site::Zones;
 use crate::store::RollupDoc;
 use crate::vitals::{self, Metric};
 
+/// The rollup format both stores write: rollup documents are keyed `site|…` and carry their
+/// site since format 1; distinct visitors are bitmaps since format 2; time on page and
+/// sessions are pre-summed by day since format 4; retention is counted by (first day, active
+/// day) since format 5; distinct visitors are counted by gap (`crate::reach`) since format 6;
+/// the page index ([`PAGE_INDEX`]) caps a day's pages since format 7.
+pub const FORMAT: u32 = 7;
+
 /// Rollup collection names (MongoDB) and table names (embedded).
 pub const DAILY_TYPE: &str = "rollup_daily_type";
 /// Distinct visitors by day: one bitmap of visitor numbers per day (`Field::Visitors`).

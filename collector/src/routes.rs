@@ -202,7 +202,8 @@ pub fn forget(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and_then(handlers::forget)
 }
 
-/// GET /api/report?days=N
+/// GET /api/report?days=N, with [`REPORT_CSP`] and the hardening headers (on an error's
+/// JSON too: they cost nothing there).
 pub fn report(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "report")
         .and(warp::get())
@@ -210,6 +211,7 @@ pub fn report(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::header::headers_cloned())
         .and(query_or_default::<AnalyticsQuery>())
         .and_then(handlers::report)
+        .map(|res: Response| hardened(res, REPORT_CSP))
 }
 
 fn cached(file: warp::fs::File, max_age: &'static str) -> Response {

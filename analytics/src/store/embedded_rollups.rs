@@ -44,14 +44,10 @@ pub(super) struct State {
     pub(super) zones_at: i64,
 }
 
-/// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
-/// visitors are bitmaps since format 2; time on page and sessions are pre-summed by day
-/// since format 4; retention is counted by (first day, active day) since format 5; distinct
-/// visitors are counted by gap (`crate::reach`) since format 6; the page index
-/// (`rollup::PAGE_INDEX`) caps a day's pages since format 7. A file with rollups older than
-/// format 4 has them dropped at open, and the consumer rolls the log up again; formats 4 to 6
-/// are upgraded in place.
-const FORMAT: u32 = 7;
+/// The rollup format ([`rollup::FORMAT`]). A file with rollups older than format 4 has them
+/// dropped at open, and the consumer rolls the log up again; formats 4 to 6 are upgraded in
+/// place.
+const FORMAT: u32 = rollup::FORMAT;
 
 pub(super) fn table_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}@{generation}")

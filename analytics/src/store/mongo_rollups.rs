@@ -139,14 +139,10 @@ pub(super) struct State {
     pub(super) expired_before: i64,
 }
 
-/// Rollup documents are keyed `site|…` and carry their site since format 1; distinct
-/// visitors are bitmaps since format 2; time on page and sessions are pre-summed by day
-/// since format 4; retention is counted by (first day, active day) since format 5; distinct
-/// visitors are counted by gap since format 6; the page index caps a day's pages since format
-/// 7. Formats 4 to 6 are upgraded in place; a database with older rollups gets a fresh
-/// generation rolled up from the start of the log (the old one is retired): figures fill up
-/// again as the consumer catches up.
-const FORMAT: i64 = 7;
+/// The rollup format ([`rollup::FORMAT`]). Formats 4 to 6 are upgraded in place; a database
+/// with older rollups gets a fresh generation rolled up from the start of the log (the old one
+/// is retired): figures fill up again as the consumer catches up.
+const FORMAT: i64 = rollup::FORMAT as i64;
 
 impl Cursor {
     pub(super) fn pos(&self) -> (i64, &str) {
