@@ -35,8 +35,8 @@ pub struct EmbeddedStore {
     pub(super) db: Arc<Database>,
 }
 
-pub(super) fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Embedded(e.to_string())
+pub(super) fn err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::Embedded(e.into())
 }
 
 /// redb's page cache (its default is 1 GiB, which a busy collector filled: RSS passed 1 GB

@@ -138,8 +138,10 @@ impl std::fmt::Display for StoreConfig {
 pub enum StoreError {
     #[error("mongodb: {0}")]
     Mongo(#[from] mongodb::error::Error),
+    /// redb's error, or the embedded store's own (a malformed entry, a stopped worker), with
+    /// its source kept.
     #[error("embedded store: {0}")]
-    Embedded(String),
+    Embedded(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("stored document is malformed: {0}")]
     Corrupt(String),
     #[error("the store did not answer within {0:?}")]
