@@ -110,15 +110,10 @@ fn dataset() -> Vec<Event> {
 }
 
 fn mongo_config() -> StoreConfig {
-    StoreConfig::Mongo(MongoConfig {
-        uri: Some(mongodb_uri().unwrap()),
-        host: String::new(),
-        port: 0,
-        username: None,
-        password: None,
-        database: fresh_db_name("rollups"),
-        timeout: std::time::Duration::from_secs(10),
-    })
+    StoreConfig::Mongo(MongoConfig::at_uri(
+        mongodb_uri().unwrap(),
+        fresh_db_name("rollups"),
+    ))
 }
 
 /// MongoDB (FerretDB, with rollup upserts as FerretDB gets them), MongoDB with the `applied`
@@ -477,15 +472,10 @@ async fn an_interrupted_chunk_is_finished_exactly_once() {
     let events = dataset();
     let p = Period::last_days(7, Day::from_millis(T0 + 3 * DAY).unwrap());
     for guarded in [true, false] {
-        let mut store = Store::open(&StoreConfig::Mongo(MongoConfig {
-            uri: Some(proxy.uri()),
-            host: String::new(),
-            port: 0,
-            username: None,
-            password: None,
-            database: fresh_db_name("cut"),
-            timeout: std::time::Duration::from_secs(10),
-        }))
+        let mut store = Store::open(&StoreConfig::Mongo(MongoConfig::at_uri(
+            proxy.uri(),
+            fresh_db_name("cut"),
+        )))
         .await
         .unwrap();
         if let Store::Mongo(m) = &mut store {
@@ -622,14 +612,13 @@ async fn sites_are_apart_and_count_their_own_days_on_both_stores() {
         // Rollups of the format before sites are rolled up again.
         let store = match store {
             Store::Mongo(_) => {
-                let StoreConfig::Mongo(m) = mongo_config() else {
-                    unreachable!()
-                };
                 let db_name = match &store {
                     Store::Mongo(s) => s.database_name(),
                     _ => unreachable!(),
                 };
-                let client = mongodb::Client::with_uri_str(m.uri.unwrap()).await.unwrap();
+                let client = mongodb::Client::with_uri_str(mongodb_uri().unwrap())
+                    .await
+                    .unwrap();
                 client
                     .database(&db_name)
                     .collection::<mongodb::bson::Document>("rollup_state")

@@ -32,15 +32,10 @@ fn event(id: u32, ty: &str, user: Option<&str>, page: &str, at: i64) -> Event {
 }
 
 async fn stores() -> Vec<(Store, Option<tempfile::TempDir>)> {
-    let mongo = StoreConfig::Mongo(MongoConfig {
-        uri: Some(mongodb_uri().unwrap()),
-        host: String::new(),
-        port: 0,
-        username: None,
-        password: None,
-        database: fresh_db_name("store"),
-        timeout: std::time::Duration::from_secs(10),
-    });
+    let mongo = StoreConfig::Mongo(MongoConfig::at_uri(
+        mongodb_uri().unwrap(),
+        fresh_db_name("store"),
+    ));
     let dir = tempfile::tempdir().unwrap();
     let embedded = StoreConfig::Embedded {
         data_dir: dir.path().join("data"),
@@ -195,15 +190,10 @@ async fn embedded_store_keeps_events_across_reopen() {
 /// used to drop the connection on a repeated multi-index `createIndexes`).
 #[tokio::test]
 async fn mongodb_store_reopens_the_same_database() {
-    let config = StoreConfig::Mongo(MongoConfig {
-        uri: Some(mongodb_uri().unwrap()),
-        host: String::new(),
-        port: 0,
-        username: None,
-        password: None,
-        database: fresh_db_name("reopen"),
-        timeout: std::time::Duration::from_secs(10),
-    });
+    let config = StoreConfig::Mongo(MongoConfig::at_uri(
+        mongodb_uri().unwrap(),
+        fresh_db_name("reopen"),
+    ));
     for _ in 0..3 {
         let store = Store::open(&config).await.unwrap();
         store.ping().await.unwrap();

@@ -156,13 +156,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| dir.path().to_path_buf());
     let config = match args.store.as_str() {
         "mongo" => StoreConfig::Mongo(MongoConfig {
-            uri: Some(mongodb_uri()?),
-            host: String::new(),
-            port: 0,
-            username: None,
-            password: None,
-            database: fresh_db_name("bench_analytics"),
             timeout: Duration::from_secs(30),
+            ..MongoConfig::at_uri(mongodb_uri()?, fresh_db_name("bench_analytics"))
         }),
         "embedded" => StoreConfig::Embedded {
             data_dir: data_dir.clone(),

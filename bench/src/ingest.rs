@@ -470,21 +470,14 @@ async fn main() -> anyhow::Result<()> {
         via_db.peak_rss_mb,
     )
     .await?;
-    let rolled = maidian_analytics::store::Store::open(
-        &maidian_analytics::store::StoreConfig::Mongo(maidian_analytics::store::MongoConfig {
-            uri: Some(uri.clone()),
-            host: String::new(),
-            port: 0,
-            username: None,
-            password: None,
-            database: db.clone(),
-            timeout: Duration::from_secs(10),
-        }),
-    )
-    .await?
-    .rollup_status()
-    .await?
-    .events;
+    let rolled =
+        maidian_analytics::store::Store::open(&maidian_analytics::store::StoreConfig::Mongo(
+            maidian_analytics::store::MongoConfig::at_uri(uri.clone(), db.clone()),
+        ))
+        .await?
+        .rollup_status()
+        .await?
+        .events;
     println!(
         "FerretDB rollups: {rolled} of {} events rolled up {:.0} s after the load ended",
         args.events,

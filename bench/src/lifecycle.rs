@@ -130,15 +130,10 @@ async fn main() -> anyhow::Result<()> {
         .await?,
     ];
     if args.ferret_events > 0 {
-        let config = StoreConfig::Mongo(MongoConfig {
-            uri: Some(mongodb_uri()?),
-            host: String::new(),
-            port: 0,
-            username: None,
-            password: None,
-            database: fresh_db_name("lifecycle"),
-            timeout: Duration::from_secs(10),
-        });
+        let config = StoreConfig::Mongo(MongoConfig::at_uri(
+            mongodb_uri()?,
+            fresh_db_name("lifecycle"),
+        ));
         all.push(run(Store::open(&config).await?, args.ferret_events, &args).await?);
     }
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use maidian_analytics::store::{MongoConfig as StoreMongo, StoreConfig};
+use maidian_analytics::store::{MongoConfig as StoreMongo, MongoTarget, StoreConfig};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -122,12 +122,17 @@ pub struct MongoSection {
 impl MongoSection {
     /// The store's connection settings (host `localhost` when unset).
     pub fn store(&self) -> StoreMongo {
+        let target = match &self.uri {
+            Some(uri) => MongoTarget::Uri(uri.clone()),
+            None => MongoTarget::Host {
+                host: self.host.clone().unwrap_or_else(|| "localhost".into()),
+                port: self.port,
+                username: self.username.clone(),
+                password: self.password.clone(),
+            },
+        };
         StoreMongo {
-            uri: self.uri.clone(),
-            host: self.host.clone().unwrap_or_else(|| "localhost".into()),
-            port: self.port,
-            username: self.username.clone(),
-            password: self.password.clone(),
+            target,
             database: self.database.clone(),
             timeout: Duration::from_secs(self.timeout),
         }
@@ -869,12 +874,13 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.tracking_api.listen.port(), 8080);
         match c.store_config(StoreChoice::Auto) {
-            StoreConfig::Mongo(m) => {
-                assert_eq!(
-                    (m.host.as_str(), m.port, m.database.as_str()),
+            StoreConfig::Mongo(m) => match &m.target {
+                MongoTarget::Host { host, port, .. } => assert_eq!(
+                    (host.as_str(), *port, m.database.as_str()),
                     ("db.local", 27018, "other")
-                )
-            }
+                ),
+                other => panic!("expected a host, got {other:?}"),
+            },
             other => panic!("expected mongo, got {other:?}"),
         }
     }

@@ -57,15 +57,10 @@ fn cli(env: &Env, args: &[&str]) -> std::process::Output {
 /// The test's database as a store, to put events in straight (as stored before a setting).
 async fn store_of(env: &Env) -> maidian_analytics::store::Store {
     maidian_analytics::store::Store::open(&maidian_analytics::store::StoreConfig::Mongo(
-        maidian_analytics::store::MongoConfig {
-            uri: Some(maidian_testkit::mongodb_uri().unwrap()),
-            host: String::new(),
-            port: 0,
-            username: None,
-            password: None,
-            database: env.db_name.clone(),
-            timeout: std::time::Duration::from_secs(10),
-        },
+        maidian_analytics::store::MongoConfig::at_uri(
+            maidian_testkit::mongodb_uri().unwrap(),
+            env.db_name.clone(),
+        ),
     ))
     .await
     .unwrap()

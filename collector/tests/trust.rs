@@ -191,15 +191,7 @@ async fn wait_caught_up(addr: SocketAddr) {
 }
 
 fn mongo_store(uri: &str, db: &str) -> StoreConfig {
-    StoreConfig::Mongo(MongoConfig {
-        uri: Some(uri.into()),
-        host: String::new(),
-        port: 0,
-        username: None,
-        password: None,
-        database: db.into(),
-        timeout: Duration::from_secs(10),
-    })
+    StoreConfig::Mongo(MongoConfig::at_uri(uri, db))
 }
 
 /// The summary and retention a collector serves once its rollups have caught up.

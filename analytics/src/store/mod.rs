@@ -71,14 +71,35 @@ pub enum StoreConfig {
 /// Its `Debug` and `Display` never show a password.
 #[derive(Clone)]
 pub struct MongoConfig {
-    pub uri: Option<String>,
-    pub host: String,
-    pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<String>,
+    pub target: MongoTarget,
     pub database: String,
     /// Server selection and connect timeout.
     pub timeout: Duration,
+}
+
+/// Where the MongoDB server is.
+#[derive(Clone, PartialEq)]
+pub enum MongoTarget {
+    /// A connection string (`mongodb://…`), credentials and options included.
+    Uri(String),
+    /// A host and port, with the user to log in as.
+    Host {
+        host: String,
+        port: u16,
+        username: Option<String>,
+        password: Option<String>,
+    },
+}
+
+impl MongoConfig {
+    /// The server at connection string `uri`, database `database`, 10 s to connect.
+    pub fn at_uri(uri: impl Into<String>, database: impl Into<String>) -> MongoConfig {
+        MongoConfig {
+            target: MongoTarget::Uri(uri.into()),
+            database: database.into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `uri` with the password of its user info (`user:password@`) replaced by `***`.
@@ -100,22 +121,39 @@ pub fn redact_uri(uri: &str) -> String {
 impl std::fmt::Debug for MongoConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MongoConfig")
-            .field("uri", &self.uri.as_deref().map(redact_uri))
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("target", &self.target)
             .field("database", &self.database)
             .field("timeout", &self.timeout)
             .finish()
     }
 }
 
+/// Never shows a password.
+impl std::fmt::Debug for MongoTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MongoTarget::Uri(uri) => f.debug_tuple("Uri").field(&redact_uri(uri)).finish(),
+            MongoTarget::Host {
+                host,
+                port,
+                username,
+                password,
+            } => f
+                .debug_struct("Host")
+                .field("host", host)
+                .field("port", port)
+                .field("username", username)
+                .field("password", &password.as_ref().map(|_| "***"))
+                .finish(),
+        }
+    }
+}
+
 impl std::fmt::Display for MongoConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.uri {
-            Some(uri) => write!(f, "{}", redact_uri(uri))?,
-            None => write!(f, "mongodb://{}:{}", self.host, self.port)?,
+        match &self.target {
+            MongoTarget::Uri(uri) => write!(f, "{}", redact_uri(uri))?,
+            MongoTarget::Host { host, port, .. } => write!(f, "mongodb://{host}:{port}")?,
         }
         write!(f, " database {}", self.database)
     }

@@ -12,7 +12,7 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, Credential, ServerAddress};
 use mongodb::{Client, Collection, Database, IndexModel};
 
-use super::{InsertReport, MongoConfig, StoreError};
+use super::{InsertReport, MongoConfig, MongoTarget, StoreError};
 use crate::consumer::now_ms;
 use crate::event::{Day, Event};
 use crate::site::{SiteInfo, DEFAULT_SITE};
@@ -35,18 +35,23 @@ impl MongoStore {
     /// A store for the server `config` names, without waiting for it: fails only on a bad
     /// configuration. Calls fail while the server is down and work once it is up.
     pub async fn connect_lazily(config: &MongoConfig) -> Result<MongoStore, StoreError> {
-        let mut options = match &config.uri {
-            Some(uri) => ClientOptions::parse(uri).await?,
-            None => {
+        let mut options = match &config.target {
+            MongoTarget::Uri(uri) => ClientOptions::parse(uri).await?,
+            MongoTarget::Host {
+                host,
+                port,
+                username,
+                password,
+            } => {
                 let mut o = ClientOptions::default();
                 o.hosts = vec![ServerAddress::Tcp {
-                    host: config.host.clone(),
-                    port: Some(config.port),
+                    host: host.clone(),
+                    port: Some(*port),
                 }];
-                if let Some(user) = &config.username {
+                if let Some(user) = username {
                     let mut cred = Credential::default();
                     cred.username = Some(user.clone());
-                    cred.password = config.password.clone();
+                    cred.password = password.clone();
                     o.credential = Some(cred);
                 }
                 o

@@ -316,15 +316,9 @@ enum RollupsCommand {
 impl StoreArgs {
     fn config(&self) -> StoreConfig {
         match &self.mongodb_uri {
-            Some(uri) if !uri.is_empty() => StoreConfig::Mongo(MongoConfig {
-                uri: Some(uri.clone()),
-                host: String::new(),
-                port: 0,
-                username: None,
-                password: None,
-                database: self.database.clone(),
-                timeout: Duration::from_secs(10),
-            }),
+            Some(uri) if !uri.is_empty() => {
+                StoreConfig::Mongo(MongoConfig::at_uri(uri.clone(), self.database.clone()))
+            }
             _ => StoreConfig::Embedded {
                 data_dir: self.data_dir.clone(),
             },
