@@ -550,10 +550,34 @@ fn bad(name: &'static str, message: impl Into<String>) -> ApiError {
     }
 }
 
+/// The figures of `/api/analytics/{name}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    Summary,
+    Funnel,
+    Retention,
+    Realtime,
+    Vitals,
+}
+
+impl Figure {
+    /// The figure of a path's last segment.
+    pub fn named(name: &str) -> Option<Figure> {
+        Some(match name {
+            "summary" => Figure::Summary,
+            "funnel" => Figure::Funnel,
+            "retention" => Figure::Retention,
+            "realtime" => Figure::Realtime,
+            "vitals" => Figure::Vitals,
+            _ => return None,
+        })
+    }
+}
+
 /// GET /api/analytics/summary, /funnel, /retention, /realtime, /vitals
 pub async fn analytics(
     app: Arc<App>,
-    figure: &'static str,
+    figure: Figure,
     headers: HeaderMap,
     q: AnalyticsQuery,
 ) -> Result<Response, std::convert::Infallible> {
@@ -562,7 +586,7 @@ pub async fn analytics(
 
 async fn analytics_inner(
     app: &App,
-    figure: &str,
+    figure: Figure,
     headers: &HeaderMap,
     q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
@@ -577,17 +601,17 @@ async fn analytics_inner(
     // Each figure's future is boxed: inline, their sum overflows a worker's stack in debug
     // builds.
     let body = match figure {
-        "summary" => serde_json::to_value(
+        Figure::Summary => serde_json::to_value(
             Box::pin(summary::summary(store, p, top()?, scope))
                 .await
                 .map_err(store_failed)?,
         ),
-        "vitals" => serde_json::to_value(
+        Figure::Vitals => serde_json::to_value(
             Box::pin(vitals::vitals(store, p, scope, top()?))
                 .await
                 .map_err(store_failed)?,
         ),
-        "funnel" => {
+        Figure::Funnel => {
             let _heavy = heavy_read(app, headers)?;
             let f = funnel_of(q, "")?;
             let origin = funnel::Origin {
@@ -600,12 +624,12 @@ async fn analytics_inner(
                     .map_err(store_failed)?,
             )
         }
-        "retention" => serde_json::to_value(
+        Figure::Retention => serde_json::to_value(
             Box::pin(retention::retention(store, p, scope))
                 .await
                 .map_err(store_failed)?,
         ),
-        _ => serde_json::to_value(
+        Figure::Realtime => serde_json::to_value(
             Box::pin(realtime::realtime(store, now_millis(), scope))
                 .await
                 .map_err(store_failed)?,
@@ -617,7 +641,7 @@ async fn analytics_inner(
     })?;
     if let Value::Object(o) = &mut body {
         o.insert("site".into(), Value::String(r.site.id.clone()));
-        if figure == "funnel" {
+        if figure == Figure::Funnel {
             if let Some(since) = raw_gone(store, &p).await? {
                 o.insert("raw_data_since".into(), Value::String(since));
             }
