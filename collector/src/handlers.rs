@@ -133,10 +133,6 @@ pub struct AnalyticsQuery {
     pub campaign: Option<String>,
 }
 
-fn respond(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(Reply::into_response)
-}
-
 fn now_millis() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
@@ -222,15 +218,8 @@ pub async fn track_one(
     app: Arc<App>,
     forced_type: Option<&'static str>,
     req: Ingest,
-) -> Result<Response, std::convert::Infallible> {
-    Ok(respond(track_one_inner(&app, forced_type, req).await))
-}
-
-async fn track_one_inner(
-    app: &Arc<App>,
-    forced_type: Option<&'static str>,
-    req: Ingest,
 ) -> Result<Response, ApiError> {
+    let app = &app;
     let received_at = now_millis();
     let (obj, headers, site) = open_ingest(app, req).await?;
     let cx = context(app, site, &obj, &headers, received_at)?;
@@ -267,11 +256,8 @@ struct BatchAnswer {
 }
 
 /// POST /api/track/batch
-pub async fn track_batch(app: Arc<App>, req: Ingest) -> Result<Response, std::convert::Infallible> {
-    Ok(respond(track_batch_inner(&app, req).await))
-}
-
-async fn track_batch_inner(app: &Arc<App>, req: Ingest) -> Result<Response, ApiError> {
+pub async fn track_batch(app: Arc<App>, req: Ingest) -> Result<Response, ApiError> {
+    let app = &app;
     let received_at = now_millis();
     let (obj, headers, site) = open_ingest(app, req).await?;
     let items = match obj.get("events") {
@@ -458,22 +444,17 @@ pub async fn stats_events(
     app: Arc<App>,
     headers: HeaderMap,
     q: DaysQuery,
-) -> Result<Response, std::convert::Infallible> {
-    Ok(respond(
-        async {
-            let r = q.read.reading(&app, &headers)?;
-            let p = r.period;
-            let rows = engine::stats::event_types(&app.store, p, &r.scope)
-                .await
-                .map_err(store_failed)?;
-            let total: u64 = rows.iter().map(|r| r.count).sum();
-            Ok(reply::json(
-                &json!({ "site": r.site.id, "period": p, "total_events": total, "events": rows }),
-            )
-            .into_response())
-        }
-        .await,
-    ))
+) -> Result<Response, ApiError> {
+    let r = q.read.reading(&app, &headers)?;
+    let p = r.period;
+    let rows = engine::stats::event_types(&app.store, p, &r.scope)
+        .await
+        .map_err(store_failed)?;
+    let total: u64 = rows.iter().map(|r| r.count).sum();
+    Ok(reply::json(
+        &json!({ "site": r.site.id, "period": p, "total_events": total, "events": rows }),
+    )
+    .into_response())
 }
 
 /// GET /api/stats/pages?days=N
@@ -481,44 +462,39 @@ pub async fn stats_pages(
     app: Arc<App>,
     headers: HeaderMap,
     q: DaysQuery,
-) -> Result<Response, std::convert::Infallible> {
-    Ok(respond(
-        async {
-            let r = q.read.reading(&app, &headers)?;
-            let p = r.period;
-            let limit = whole_number(
-                "limit",
-                q.limit.as_deref(),
-                engine::stats::DEFAULT_ROWS,
-                engine::stats::MAX_ROWS,
-                "must be a whole number from 1 to 1000",
-            )?;
-            let page = whole_number(
-                "page",
-                q.page.as_deref(),
-                1,
-                usize::MAX,
-                "must be a whole number from 1",
-            )?;
-            let rows = engine::stats::pages(&app.store, p, &r.scope)
-                .await
-                .map_err(store_failed)?;
-            let total: u64 = rows.iter().map(|r| r.views).sum();
-            let (rows, paging) = engine::stats::paginate(rows, limit, page);
-            Ok(reply::json(&json!({
-                "site": r.site.id,
-                "period": p,
-                "event_type": PAGE_VIEW,
-                "total_page_views": total,
-                "total_rows": paging.total_rows,
-                "limit": paging.limit,
-                "page": paging.page,
-                "pages": rows,
-            }))
-            .into_response())
-        }
-        .await,
-    ))
+) -> Result<Response, ApiError> {
+    let r = q.read.reading(&app, &headers)?;
+    let p = r.period;
+    let limit = whole_number(
+        "limit",
+        q.limit.as_deref(),
+        engine::stats::DEFAULT_ROWS,
+        engine::stats::MAX_ROWS,
+        "must be a whole number from 1 to 1000",
+    )?;
+    let page = whole_number(
+        "page",
+        q.page.as_deref(),
+        1,
+        usize::MAX,
+        "must be a whole number from 1",
+    )?;
+    let rows = engine::stats::pages(&app.store, p, &r.scope)
+        .await
+        .map_err(store_failed)?;
+    let total: u64 = rows.iter().map(|r| r.views).sum();
+    let (rows, paging) = engine::stats::paginate(rows, limit, page);
+    Ok(reply::json(&json!({
+        "site": r.site.id,
+        "period": p,
+        "event_type": PAGE_VIEW,
+        "total_page_views": total,
+        "total_rows": paging.total_rows,
+        "limit": paging.limit,
+        "page": paging.page,
+        "pages": rows,
+    }))
+    .into_response())
 }
 
 /// The funnel of `steps` and `window` (default one day); `default_steps` when none is given.
@@ -580,16 +556,8 @@ pub async fn analytics(
     figure: Figure,
     headers: HeaderMap,
     q: AnalyticsQuery,
-) -> Result<Response, std::convert::Infallible> {
-    Ok(respond(analytics_inner(&app, figure, &headers, &q).await))
-}
-
-async fn analytics_inner(
-    app: &App,
-    figure: Figure,
-    headers: &HeaderMap,
-    q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
+    let (app, headers, q) = (&*app, &headers, &q);
     use maidian_analytics::engine::{funnel, realtime, retention, summary, vitals};
     let r = q.read.reading(app, headers)?;
     let (p, scope) = (r.period, &r.scope);
@@ -672,11 +640,11 @@ pub async fn export_csv(
     app: Arc<App>,
     headers: HeaderMap,
     q: DaysQuery,
-) -> Result<Response, std::convert::Infallible> {
+) -> Result<Response, ApiError> {
     if let Some(v) = q.visitor.as_deref().filter(|v| !v.trim().is_empty()) {
-        return Ok(respond(export_visitor(&app, &headers, &q, v).await));
+        return export_visitor(&app, &headers, &q, v).await;
     }
-    Ok(respond(export_csv_inner(app, &headers, &q).await))
+    export_period(app, &headers, &q).await
 }
 
 async fn export_visitor(
@@ -723,16 +691,8 @@ pub async fn forget(
     headers: HeaderMap,
     q: ReadQuery,
     body: bytes::Bytes,
-) -> Result<Response, std::convert::Infallible> {
-    Ok(respond(forget_inner(&app, &headers, &q, &body).await))
-}
-
-async fn forget_inner(
-    app: &App,
-    headers: &HeaderMap,
-    q: &ReadQuery,
-    body: &[u8],
 ) -> Result<Response, ApiError> {
+    let (app, headers, q, body) = (&*app, &headers, &q, &body[..]);
     use maidian_analytics::lifecycle::{ClosureError, DryRun};
     use maidian_analytics::store::StoreError;
     if !matches!(auth::reader(&app.sites, headers)?, Reader::Admin) {
@@ -799,7 +759,7 @@ async fn forget_inner(
     Ok(reply::json(&answer).into_response())
 }
 
-async fn export_csv_inner(
+async fn export_period(
     app: Arc<App>,
     headers: &HeaderMap,
     q: &DaysQuery,
@@ -863,15 +823,8 @@ pub async fn report(
     app: Arc<App>,
     headers: HeaderMap,
     q: AnalyticsQuery,
-) -> Result<Response, std::convert::Infallible> {
-    Ok(respond(report_inner(&app, &headers, &q).await))
-}
-
-async fn report_inner(
-    app: &App,
-    headers: &HeaderMap,
-    q: &AnalyticsQuery,
 ) -> Result<Response, ApiError> {
+    let (app, headers, q) = (&*app, &headers, &q);
     use maidian_analytics::report;
     let r = q.read.reading(app, headers)?;
     let _heavy = heavy_read(app, headers)?;
@@ -884,20 +837,12 @@ async fn report_inner(
 
 /// GET /api/sites: the sites the key reads (every site for the admin key), with their event
 /// counts.
-pub async fn sites(
-    app: Arc<App>,
-    headers: HeaderMap,
-) -> Result<Response, std::convert::Infallible> {
-    Ok(respond(
-        async {
-            let reader = auth::reader(&app.sites, &headers)?;
-            let infos: Vec<_> = app.sites.visible(reader).iter().map(|s| s.info()).collect();
-            let rows = maidian_analytics::site::counts(&app.store, &infos)
-                .await
-                .map_err(store_failed)?;
-            let admin = matches!(reader, crate::sites::Reader::Admin);
-            Ok(reply::json(&json!({ "admin": admin, "sites": rows })).into_response())
-        }
-        .await,
-    ))
+pub async fn sites(app: Arc<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let reader = auth::reader(&app.sites, &headers)?;
+    let infos: Vec<_> = app.sites.visible(reader).iter().map(|s| s.info()).collect();
+    let rows = maidian_analytics::site::counts(&app.store, &infos)
+        .await
+        .map_err(store_failed)?;
+    let admin = matches!(reader, crate::sites::Reader::Admin);
+    Ok(reply::json(&json!({ "admin": admin, "sites": rows })).into_response())
 }

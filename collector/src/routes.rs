@@ -104,7 +104,8 @@ pub fn track_event(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = 
         .and(warp::post())
         .and(with_app(app.clone()))
         .and(ingest(app))
-        .and_then(|app, req| handlers::track_one(app, None, req))
+        .then(|app, req| handlers::track_one(app, None, req))
+        .map(answer)
 }
 
 /// POST /api/track/pageview
@@ -115,9 +116,8 @@ pub fn track_pageview(
         .and(warp::post())
         .and(with_app(app.clone()))
         .and(ingest(app))
-        .and_then(|app, req| {
-            handlers::track_one(app, Some(maidian_analytics::event::PAGE_VIEW), req)
-        })
+        .then(|app, req| handlers::track_one(app, Some(maidian_analytics::event::PAGE_VIEW), req))
+        .map(answer)
 }
 
 /// POST /api/track/batch
@@ -126,7 +126,8 @@ pub fn track_batch(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = 
         .and(warp::post())
         .and(with_app(app.clone()))
         .and(ingest(app))
-        .and_then(handlers::track_batch)
+        .then(handlers::track_batch)
+        .map(answer)
 }
 
 /// GET /api/stats/events?days=N
@@ -138,7 +139,8 @@ pub fn stats_events(
         .and(with_app(app))
         .and(warp::header::headers_cloned())
         .and(query_or_default::<DaysQuery>())
-        .and_then(handlers::stats_events)
+        .then(handlers::stats_events)
+        .map(answer)
 }
 
 /// GET /api/stats/pages?days=N
@@ -148,7 +150,8 @@ pub fn stats_pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = 
         .and(with_app(app))
         .and(warp::header::headers_cloned())
         .and(query_or_default::<DaysQuery>())
-        .and_then(handlers::stats_pages)
+        .then(handlers::stats_pages)
+        .map(answer)
 }
 
 /// GET /api/analytics/{summary,funnel,retention,realtime,vitals}
@@ -161,7 +164,8 @@ pub fn analytics(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Re
         .and(with_app(app))
         .and(warp::header::headers_cloned())
         .and(query_or_default::<AnalyticsQuery>())
-        .and_then(|figure, app, headers, q| handlers::analytics(app, figure, headers, q))
+        .then(|figure, app, headers, q| handlers::analytics(app, figure, headers, q))
+        .map(answer)
 }
 
 /// GET /api/sites
@@ -170,7 +174,8 @@ pub fn sites(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Reject
         .and(warp::get())
         .and(with_app(app))
         .and(warp::header::headers_cloned())
-        .and_then(handlers::sites)
+        .then(handlers::sites)
+        .map(answer)
 }
 
 /// GET /api/export/events.csv?days=N
@@ -180,7 +185,8 @@ pub fn export_csv(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = R
         .and(with_app(app))
         .and(warp::header::headers_cloned())
         .and(query_or_default::<DaysQuery>())
-        .and_then(handlers::export_csv)
+        .then(handlers::export_csv)
+        .map(answer)
 }
 
 /// POST /api/privacy/forget (admin key)
@@ -192,7 +198,8 @@ pub fn forget(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(query_or_default::<crate::handlers::ReadQuery>())
         .and(warp::body::content_length_limit(4096))
         .and(warp::body::bytes())
-        .and_then(handlers::forget)
+        .then(handlers::forget)
+        .map(answer)
 }
 
 /// GET /api/report?days=N, with [`REPORT_CSP`] and the hardening headers (on an error's
@@ -203,8 +210,14 @@ pub fn report(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(with_app(app))
         .and(warp::header::headers_cloned())
         .and(query_or_default::<AnalyticsQuery>())
-        .and_then(handlers::report)
+        .then(handlers::report)
+        .map(answer)
         .map(|res: Response| hardened(res, REPORT_CSP))
+}
+
+/// A handler's answer: its response, or its error as the JSON error response.
+fn answer(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(Reply::into_response)
 }
 
 fn cached(file: warp::fs::File, max_age: &'static str) -> Response {
