@@ -9,6 +9,8 @@
 //! - [`server`]: hyper with header, idle and drain timeouts and connection caps (in all and per client).
 //! - [`peer`]: the client's address (trusted proxies), and what one client may hold at once.
 //! - [`writer`]: groups concurrent requests into large unordered inserts, each bounded in time.
+//! - [`metrics`]: the Prometheus metrics and the `/metrics` listener; [`redact`]: URL redaction,
+//!   the SDK's own source compiled here.
 //!
 //! [`serve`] also runs the rollup consumer (`maidian_analytics::consumer`) as a task: it holds
 //! the database's consumer lease or waits for it, so any number of collectors can share one
