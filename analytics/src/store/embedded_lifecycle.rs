@@ -183,14 +183,9 @@ impl EmbeddedStore {
     pub async fn forget(&self, site: String, id: String) -> Result<Forgotten, StoreError> {
         let mut forgotten = self.forget_filing(site, id).await?;
         // A transaction a piece: ingest and rollups go on in between.
-        loop {
-            let db = self.db.clone();
-            let (filed, removed) = blocking(move || erase_piece(&db)).await?;
-            forgotten.events_removed += removed;
-            if filed == 0 {
-                return Ok(forgotten);
-            }
-        }
+        let db = self.db.clone();
+        forgotten.events_removed = blocking(move || finish_erasing(&db)).await?;
+        Ok(forgotten)
     }
 
     /// [`EmbeddedStore::forget`] up to its events filed in [`ERASING`], not deleted yet (what
@@ -564,7 +559,9 @@ fn erase_piece(db: &redb::Database) -> Result<(usize, u64), StoreError> {
     Ok((keys.len(), removed))
 }
 
-/// Finishes the erasures whose events are still filed (after a crash part way): at open.
+/// Deletes the events filed in [`ERASING`], a transaction a piece (other writers go in
+/// between): after an erasure's rollups are taken back, and at open for one a crash cut
+/// short. Returns how many were still stored.
 pub(super) fn finish_erasing(db: &redb::Database) -> Result<u64, StoreError> {
     let mut removed = 0;
     loop {
