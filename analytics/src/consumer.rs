@@ -17,8 +17,9 @@
 //! - Embedded: the delta and the checkpoint commit in one redb transaction.
 //!
 //! One consumer at a time per database: the checkpoint document doubles as a lease (owner,
-//! expiry), taken and renewed by conditional updates; every checkpoint write is conditional on
-//! still owning it. When the owner dies, another collector takes over after `lease_ttl`.
+//! expiry), taken and renewed by conditional updates, and renewed beside a long step; every
+//! checkpoint write is conditional on still owning it, and every rollup write follows a
+//! renewal less than a quarter of the TTL old. When the owner dies, another collector takes over after `lease_ttl`.
 //! Nothing is queued in memory: a slow store means lag, never growth.
 //!
 //! This module never decides HTTP answers; the collector runs [`run`] as a task and the CLI
@@ -147,9 +148,12 @@ pub async fn run(store: &Store, cfg: ConsumerConfig, shutdown: impl Future<Outpu
     loop {
         // A step (a chunk, an erasure) is crash-safe at any point, so shutdown need not wait
         // for a long one: it is dropped, and the next lease holder takes it up again.
+        // The lease is renewed beside the step; once it is lost the step is dropped (the
+        // new holder finishes its chunk).
         let step = tokio::select! {
             _ = &mut shutdown => break,
             step = store.rollup_step(&cfg) => step,
+            _ = store.heartbeat(&cfg) => Ok(Step::NotOwner),
         };
         // Retention keeps its own timer whatever the load: between two chunks when the
         // consumer is busy, not only once it is idle (a site with steady traffic never is).

@@ -455,6 +455,15 @@ impl Store {
         }
     }
 
+    /// Keeps the consumer lease while a step runs; resolves once another process holds it
+    /// (never on the embedded store: one process). See `MongoStore::heartbeat`.
+    pub async fn heartbeat(&self, cfg: &ConsumerConfig) -> StoreError {
+        match self {
+            Store::Mongo(s) => s.heartbeat(cfg).await,
+            _ => std::future::pending().await,
+        }
+    }
+
     /// Gives the consumer lease up (at shutdown), so another collector takes over at once.
     pub async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
         match self {

@@ -282,11 +282,45 @@ impl MongoStore {
         }
     }
 
-    /// Keeps the lease through a long apply.
+    /// Renews the lease, or fails with [`StoreError::LeaseLost`] if another process took it.
     async fn renew(&self, cfg: &ConsumerConfig) -> Result<(), StoreError> {
         let expires = now_ms() + cfg.lease_ttl.as_millis() as i64;
         self.set_state(&cfg.owner, doc! { "expires": expires })
             .await
+    }
+
+    /// Renews the lease every quarter of its TTL while a step runs (the consumer runs this
+    /// beside each step): a step's reads can outlast the TTL, and without it another
+    /// collector would take the chunk over and the two would take it from each other for
+    /// ever. Returns once the lease is another process's; other errors (the database down)
+    /// are the step's to report.
+    pub async fn heartbeat(&self, cfg: &ConsumerConfig) -> StoreError {
+        loop {
+            tokio::time::sleep(cfg.lease_ttl / 4).await;
+            if let Err(StoreError::LeaseLost) = self.renew(cfg).await {
+                return StoreError::LeaseLost;
+            }
+        }
+    }
+
+    /// Called before each write of a run of writes under the lease (`held`): renews it
+    /// before the first and whenever a quarter of its TTL has passed since, so no write goes
+    /// out on a lease that may have lapsed. The reads before the first write (the delta, the
+    /// stored bitmaps) can take longer than the TTL; another collector may have taken the
+    /// chunk over meanwhile, and two writers would apply its counts twice.
+    async fn keep(&self, held: &mut Held<'_>) -> Result<(), StoreError> {
+        let Some(cfg) = held.cfg else {
+            return Ok(());
+        };
+        if held
+            .renewed
+            .is_none_or(|at| at.elapsed() > cfg.lease_ttl / 4)
+        {
+            let at = Instant::now();
+            self.renew(cfg).await?;
+            held.renewed = Some(at);
+        }
+        Ok(())
     }
 
     /// `$set`s fields of the state document if `owner` still holds the lease.
@@ -389,7 +423,8 @@ impl MongoStore {
     }
 
     /// Applies `delta` as chunk `chunk` of `generation`: each document at most once. With a
-    /// lease (`Some(cfg)`), renews it through a long apply; a rebuild's own chunks have none
+    /// lease (`Some(cfg)`), renews it before the first write and through a long apply
+    /// ([`Self::keep`]); a rebuild's own chunks have none
     /// (the generation is not live yet, and a crashed rebuild is discarded).
     ///
     /// On MongoDB every upsert carries the guard `applied: {$lt: chunk}`. FerretDB v1 runs any
@@ -406,7 +441,7 @@ impl MongoStore {
         delta: &Delta,
         resumed: bool,
     ) -> Result<(), StoreError> {
-        let mut renewed = Instant::now();
+        let mut held = Held::new(lease);
         // State last: the changes that depend on the state documents (first-day moves, time
         // on page) were settled against them as they stand before this chunk, so those change
         // after everything else (a retry settles alike).
@@ -436,6 +471,7 @@ impl MongoStore {
                     if after.empty {
                         // Emptied by an erasure or a first-day move: a rebuild would not
                         // have it.
+                        self.keep(&mut held).await?;
                         self.db.collection::<Document>(&coll).delete_one(q).await?;
                         continue;
                     }
@@ -448,10 +484,7 @@ impl MongoStore {
                 statements.push(doc! { "q": q, "u": u, "upsert": true });
             }
             for part in statements.chunks(ROLLUP_CHUNK) {
-                if let Some(cfg) = lease.filter(|c| renewed.elapsed() > c.lease_ttl / 4) {
-                    self.renew(cfg).await?;
-                    renewed = Instant::now();
-                }
+                self.keep(&mut held).await?;
                 self.update_idempotent(&coll, part).await?;
             }
             // A counter taken down to zero (an erasure, a page view's time moving to another
@@ -463,6 +496,7 @@ impl MongoStore {
                 .collect();
             let counter = crate::lifecycle::counter(name).as_str();
             for part in lowered.chunks(KEYS_PER_FIND) {
+                self.keep(&mut held).await?;
                 self.db
                     .collection::<Document>(&coll)
                     .delete_many(doc! { "_id": { "$in": part }, counter: { "$lte": 0 } })
@@ -979,7 +1013,7 @@ impl MongoStore {
         let generation = st.live.generation;
         // The counters' collections are new: indexed like every rollup's.
         bounded(self.ensure_gen_indexes(generation)).await?;
-        let mut renewed = Instant::now();
+        let mut held = Held::new(Some(cfg));
         for twin in [false, true] {
             let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
             let mut bitmaps = Vec::new();
@@ -998,7 +1032,7 @@ impl MongoStore {
                 .first_seen_numbers(name(rollup::FIRST_SEEN), generation)
                 .await?;
             let delta = Delta::upgraded_to_counters(twin, firsts, users, &visitors);
-            self.write_upgrade(cfg, st, &delta, &mut renewed).await?;
+            self.write_upgrade(st, &delta, &mut held).await?;
         }
         self.set_state(&cfg.owner, doc! { "format": 5_i64 }).await?;
         tracing::info!(generation, "rollups upgraded in place to format 5");
@@ -1010,7 +1044,6 @@ impl MongoStore {
     /// ([`Delta::upgraded_to_gaps`]); written as [`Self::upgrade_to_counters`] writes.
     async fn upgrade_to_gaps(&self, cfg: &ConsumerConfig, st: &State) -> Result<Step, StoreError> {
         let generation = st.live.generation;
-        let mut renewed = Instant::now();
         let mut docs = Vec::new();
         for r in std::iter::once(rollup::DAILY_USERS).chain(crate::reach::REACHED.iter().copied()) {
             for (site, id, bits) in self.visitor_bitmaps(r, generation).await? {
@@ -1021,7 +1054,8 @@ impl MongoStore {
             .first_seen_numbers(rollup::FIRST_SEEN, generation)
             .await?;
         let delta = Delta::upgraded_to_gaps(docs, &visitors);
-        self.write_upgrade(cfg, st, &delta, &mut renewed).await?;
+        self.write_upgrade(st, &delta, &mut Held::new(Some(cfg)))
+            .await?;
         self.set_state(&cfg.owner, doc! { "format": 6_i64 }).await?;
         tracing::info!(generation, "rollups upgraded in place to format 6");
         Ok(Step::Consumed(0))
@@ -1052,7 +1086,7 @@ impl MongoStore {
             }
         }
         let delta = Delta::upgraded_to_page_index(docs);
-        self.write_upgrade(cfg, st, &delta, &mut Instant::now())
+        self.write_upgrade(st, &delta, &mut Held::new(Some(cfg)))
             .await?;
         self.set_state(&cfg.owner, doc! { "format": FORMAT })
             .await?;
@@ -1101,10 +1135,9 @@ impl MongoStore {
     /// next chunks' guards pass.
     async fn write_upgrade(
         &self,
-        cfg: &ConsumerConfig,
         st: &State,
         delta: &Delta,
-        renewed: &mut Instant,
+        held: &mut Held<'_>,
     ) -> Result<(), StoreError> {
         for (r, changes) in &delta.changes {
             let statements: Vec<Document> = changes
@@ -1126,10 +1159,7 @@ impl MongoStore {
                 .collect();
             let coll = gen_name(r, st.live.generation);
             for part in statements.chunks(ROLLUP_CHUNK) {
-                if renewed.elapsed() > cfg.lease_ttl / 4 {
-                    self.renew(cfg).await?;
-                    *renewed = Instant::now();
-                }
+                self.keep(held).await?;
                 self.update_idempotent(&coll, part).await?;
             }
         }
@@ -1503,6 +1533,19 @@ const NEXT_NUMBER: &str = "visitor_next_number";
 /// Keys per `$in` lookup. FerretDB v1 answers `$in` with a scan of the collection, so
 /// fewer, larger lookups (a few hundred KB of keys; MongoDB takes 16 MB).
 const KEYS_PER_FIND: usize = 5_000;
+
+/// The lease through a run of writes ([`MongoStore::keep`]): `None` for a rebuild's own
+/// chunks (its generation is not live yet, and a crashed rebuild is discarded).
+struct Held<'a> {
+    cfg: Option<&'a ConsumerConfig>,
+    renewed: Option<Instant>,
+}
+
+impl<'a> Held<'a> {
+    fn new(cfg: Option<&'a ConsumerConfig>) -> Held<'a> {
+        Held { cfg, renewed: None }
+    }
+}
 
 /// A document's bitmaps after a change (see `MongoStore::bitmaps_after`).
 struct After {
