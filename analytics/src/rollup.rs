@@ -178,14 +178,6 @@ pub const WITH_VISITORS: &[&str] = &[
     DAILY_CAMPAIGN,
 ];
 
-/// Rollups of earlier formats, dropped when a store meets them.
-pub const RETIRED: &[&str] = &[
-    "rollup_daily_visitor",
-    "rollup_daily_page_visitor",
-    "rollup_bot_daily_visitor",
-    "rollup_bot_daily_page_visitor",
-];
-
 /// The bot twin of `rollup` (itself for a rollup that has none).
 pub fn bot_twin(rollup: &'static str) -> &'static str {
     TWINS
@@ -489,11 +481,6 @@ pub type IndexDay = (&'static str, String, String);
 /// The pages each day touched by a delta had rows of their own for before it
 /// ([`Delta::index_days`]), as the store read them from [`PAGE_INDEX`].
 pub type Admitted = HashMap<IndexDay, HashSet<String>>;
-
-/// The rollups with a page in their key and their twins (for the upgrade to the page index).
-pub fn by_page_rollups() -> impl Iterator<Item = &'static str> {
-    BY_PAGE.iter().map(|(r, _)| *r)
-}
 
 /// Rollups with a page in their key, each with its twin and its index.
 const BY_PAGE: &[(&str, &str)] = &[
@@ -1442,152 +1429,6 @@ impl Delta {
         c.add(Field::Count, n);
         c.ident(Field::Day, s(cohort));
         c.ident(Field::ActiveDay, s(day));
-    }
-
-    /// What format 5 adds to format-4 rollups, derived from them (for a store upgraded in
-    /// place: its raw events may have expired, so it cannot roll them up again): the retention
-    /// counters, each the size of a first-day bitmap's intersection with a later day's
-    /// visitors of the same site, and each visitor's active days, the days whose visitor bitmap
-    /// of their site holds their number. That is what the consumer would have made of the same
-    /// events. `first_days`, `daily_users`: every (site, day, bitmap) of [`FIRST_DAY`] and
-    /// [`DAILY_USERS`] (or their twins, with `twin`); `visitors`: the first-seen keys
-    /// (`site|visitor`) with their numbers.
-    pub fn upgraded_to_counters(
-        twin: bool,
-        first_days: Vec<(String, crate::event::Day, roaring::RoaringBitmap)>,
-        daily_users: Vec<(String, crate::event::Day, roaring::RoaringBitmap)>,
-        visitors: &Numbers,
-    ) -> Delta {
-        type BySite = HashMap<String, Vec<(crate::event::Day, roaring::RoaringBitmap)>>;
-        let by_site = |docs: Vec<(String, crate::event::Day, roaring::RoaringBitmap)>| {
-            let mut out = BySite::new();
-            for (site, day, bits) in docs {
-                out.entry(site).or_default().push((day, bits));
-            }
-            out
-        };
-        let (firsts, users) = (by_site(first_days), by_site(daily_users));
-        let name = |r: &'static str| if twin { bot_twin(r) } else { r };
-        let none = Vec::new();
-        let mut out = Delta::default();
-        for (site, cohorts) in &firsts {
-            let users = users.get(site).unwrap_or(&none);
-            for (cohort, firsts) in cohorts {
-                let c = cohort.to_string();
-                for (day, users) in users.iter().filter(|(d, _)| d >= cohort) {
-                    let n = firsts.intersection_len(users);
-                    if n == 0 {
-                        continue;
-                    }
-                    let n = i64::try_from(n).unwrap_or(i64::MAX);
-                    out.count_cell(name(RETENTION), site, &c, &day.to_string(), n);
-                }
-            }
-        }
-        for (key, n) in visitors {
-            let site = key.split('|').next().unwrap_or_default();
-            let days: roaring::RoaringBitmap = users
-                .get(site)
-                .unwrap_or(&none)
-                .iter()
-                .filter(|(_, users)| users.contains(*n))
-                .map(|(d, _)| d.number())
-                .collect();
-            if days.is_empty() {
-                continue;
-            }
-            let c = out
-                .changes
-                .entry(name(FIRST_SEEN))
-                .or_default()
-                .entry(key.clone())
-                .or_default();
-            c.set
-                .push((Field::Days, Value::Bits(bitmap::encode(&days))));
-        }
-        out
-    }
-
-    /// Format 6 → 7 in place: the page index ([`PAGE_INDEX`] and its twin) of rollups from
-    /// before it: every page a by-page document names has its entry. `docs`: every (rollup,
-    /// site, day, page) of the by-page rollups and their twins.
-    pub fn upgraded_to_page_index(
-        docs: impl IntoIterator<Item = (&'static str, String, String, String)>,
-    ) -> Delta {
-        let mut out = Delta::default();
-        for (rollup, site, day, page) in docs {
-            let Some((_, index)) = BY_PAGE.iter().find(|(r, _)| *r == rollup) else {
-                continue;
-            };
-            let c = out.change(index, &site, key(&[&day, &page]));
-            if c.inc.is_empty() {
-                c.add(Field::Count, 1);
-            }
-            c.ident(Field::Day, s(&day));
-            c.ident(Field::PageUrl, s(&page));
-        }
-        out
-    }
-
-    /// What format 6 adds to format-5 rollups, derived from them (as
-    /// [`Delta::upgraded_to_counters`]): the gap counters of people's daily documents with
-    /// visitors ([`DAILY_USERS`] and [`reach::REACHED`]) and each visitor's [`Reach`], from
-    /// the days whose bitmaps hold their number. `docs`: every (rollup, site, key without the
-    /// site, bitmap) of those rollups; `visitors`: the first-seen keys (`site|visitor`) with
-    /// their numbers.
-    pub fn upgraded_to_gaps(
-        mut docs: Vec<(&'static str, String, String, roaring::RoaringBitmap)>,
-        visitors: &Numbers,
-    ) -> Delta {
-        let who = by_number(visitors);
-        let split = |rollup: &str, id: &str| -> Option<(u32, String)> {
-            let (day, suffix) = match id.split_once('|') {
-                Some((d, rest)) if rollup != DAILY_USERS => (d, rest.to_string()),
-                _ => (id, String::new()),
-            };
-            Some((crate::event::Day::parse(day)?.number(), suffix))
-        };
-        // One key (rollup, site, suffix) at a time: its visitors' days, then their gaps.
-        let mut keyed: Vec<_> = docs
-            .drain(..)
-            .filter_map(|(r, site, id, bits)| {
-                let (day, suffix) = split(r, &id)?;
-                Some(((r, site, suffix), day, bits))
-            })
-            .collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-        let mut out = Delta::default();
-        let mut reaches: HashMap<&str, Reach> = HashMap::new();
-        for group in keyed.chunk_by(|a, b| a.0 == b.0) {
-            let (rollup, site, suffix) = &group[0].0;
-            let mut days: HashMap<u32, roaring::RoaringBitmap> = HashMap::new();
-            for (_, day, bits) in group {
-                for n in bits {
-                    days.entry(n).or_default().insert(*day);
-                }
-            }
-            let mut cells: HashMap<(u32, u16), i64> = HashMap::new();
-            let code = reach::REACHED.iter().position(|r| r == rollup);
-            for (n, days) in days {
-                for cell in reach::gaps(&days) {
-                    *cells.entry(cell).or_default() += 1;
-                }
-                if let (Some(code), Some(v)) = (code, who.get(&(site.as_str(), n))) {
-                    let r = reaches.entry(v).or_default();
-                    for d in &days {
-                        r.mark(code as u8, suffix, d, true);
-                    }
-                }
-            }
-            let suffix = (*rollup != DAILY_USERS).then_some(suffix.as_str());
-            for ((d, g), n) in cells {
-                out.gap_cell(rollup, site, d, suffix, g, n);
-            }
-        }
-        for (v, r) in reaches {
-            out.set_reach(v, &r);
-        }
-        out
     }
 
     fn build<'a>(

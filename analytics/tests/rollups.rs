@@ -7,11 +7,10 @@
 use maidian_analytics::consumer::{self, ConsumerConfig, Step};
 use maidian_analytics::engine::{funnel, retention, summary, vitals, Scope};
 use maidian_analytics::event::{Day, Event};
-use maidian_analytics::reach;
 use maidian_analytics::rollup::{self, Field};
 use maidian_analytics::site::DEFAULT_SITE;
 use maidian_analytics::stats::Period;
-use maidian_analytics::store::{MongoConfig, RollupDoc, Store, StoreConfig};
+use maidian_analytics::store::{MongoConfig, RollupDoc, Store, StoreConfig, StoreError};
 use maidian_testkit::{fresh_db_name, mongodb_uri};
 
 const DAY: i64 = 86_400_000;
@@ -632,23 +631,7 @@ async fn sites_are_apart_and_count_their_own_days_on_both_stores() {
             }
             Store::Embedded(e) => {
                 drop(e);
-                let path = dir.path().join("data").join("events.redb");
-                use redb::ReadableTable;
-                let db = redb::Database::open(&path).unwrap();
-                let table: redb::TableDefinition<&str, &[u8]> =
-                    redb::TableDefinition::new("rollup_state");
-                let tx = db.begin_write().unwrap();
-                {
-                    let mut t = tx.open_table(table).unwrap();
-                    let mut st: serde_json::Value =
-                        serde_json::from_slice(t.get("consumer").unwrap().unwrap().value())
-                            .unwrap();
-                    st["format"] = 0.into();
-                    let bytes = serde_json::to_vec(&st).unwrap();
-                    t.insert("consumer", bytes.as_slice()).unwrap();
-                }
-                tx.commit().unwrap();
-                drop(db);
+                set_embedded_format(&dir, 0);
                 Store::open(&StoreConfig::Embedded {
                     data_dir: dir.path().join("data"),
                 })
@@ -819,12 +802,12 @@ async fn an_embedded_erasure_stopped_part_way_finishes_at_the_next_open() {
     assert_eq!(snapshot(&store).await, after);
 }
 
-/// A store of an earlier rollup format (4: no retention counters, no active days; 5: no gap
-/// counters, no reach) is upgraded in place, from its bitmaps, to exactly what rolling the
-/// events up again gives: no raw event is read, so the figures of days whose raw events
-/// expired are kept.
+/// One rule for rollups of another format: rolled up again from the log (the test above);
+/// but once retention has deleted raw events, whose figures only those rollups hold, the store
+/// refuses to open, in one line saying why and what to do, and the consumer refuses to start
+/// over; nothing is dropped.
 #[tokio::test]
-async fn format_4_rollups_are_upgraded_in_place_to_what_a_rebuild_gives() {
+async fn another_format_over_expired_raw_events_refuses_to_open() {
     let events = dataset_with_alice();
     for (store, dir) in stores().await {
         let cfg = consumer_config();
@@ -832,84 +815,77 @@ async fn format_4_rollups_are_upgraded_in_place_to_what_a_rebuild_gives() {
         consumer::catch_up(&store, &cfg).await.unwrap();
         // The first two days' raw events expired: rolling up again would lose them.
         while store.expire_raw(&cfg, T0 + 2 * DAY, 100).await.unwrap() > 0 {}
-        assert_eq!(store.raw_since().await.unwrap(), Some(T0 + 2 * DAY));
         let made = snapshot(&store).await;
-        let store = match store {
+        let reopened = match store {
             Store::Mongo(m) => {
+                let name = m.database_name();
                 let client = mongodb::Client::with_uri_str(mongodb_uri().unwrap())
                     .await
                     .unwrap();
-                let db = client.database(&m.database_name());
-                type Doc = mongodb::bson::Document;
-                for name in [rollup::RETENTION, rollup::PAGE_INDEX]
-                    .into_iter()
-                    .flat_map(|r| [r, rollup::bot_twin(r)])
-                {
-                    db.collection::<Doc>(&format!("{name}_g1"))
-                        .delete_many(mongodb::bson::doc! {})
-                        .await
-                        .unwrap();
-                }
-                for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
-                    db.collection::<Doc>(&format!("{name}_g1"))
-                        .update_many(
-                            mongodb::bson::doc! {},
-                            mongodb::bson::doc! { "$unset": { "days": "", "reach": "" } },
-                        )
-                        .await
-                        .unwrap();
-                }
-                let gaps: Doc = (0..=rollup::MAX_GAP)
-                    .map(|g| (Field::Gap(g).as_str().to_string(), "".into()))
-                    .collect();
-                for name in
-                    std::iter::once(rollup::DAILY_USERS).chain(reach::REACHED.iter().copied())
-                {
-                    db.collection::<Doc>(&format!("{name}_g1"))
-                        .update_many(
-                            mongodb::bson::doc! {},
-                            mongodb::bson::doc! { "$unset": gaps.clone() },
-                        )
-                        .await
-                        .unwrap();
-                }
-                db.collection::<Doc>("rollup_state")
+                client
+                    .database(&name)
+                    .collection::<mongodb::bson::Document>("rollup_state")
                     .update_one(
                         mongodb::bson::doc! { "_id": "consumer" },
                         mongodb::bson::doc! { "$set": { "format": 4_i64 } },
                     )
                     .await
                     .unwrap();
-                let store = Store::Mongo(m);
-                assert_ne!(snapshot(&store).await, made);
-                // The consumer's next steps upgrade: to format 5, then to 6, then to 7.
-                for _ in 0..2 {
-                    assert_eq!(store.rollup_step(&cfg).await.unwrap(), Step::Consumed(0));
-                    assert_ne!(snapshot(&store).await, made);
-                }
-                assert_eq!(store.rollup_step(&cfg).await.unwrap(), Step::Consumed(0));
-                store
+                // A process already running refuses to roll up again.
+                let running = Store::Mongo(m);
+                let e = running.rollup_step(&cfg).await.unwrap_err();
+                assert!(matches!(e, StoreError::Format(_)), "{e}");
+                assert_eq!(snapshot(&running).await, made);
+                Store::open(&StoreConfig::Mongo(MongoConfig::at_uri(
+                    mongodb_uri().unwrap(),
+                    name,
+                )))
+                .await
             }
             Store::Embedded(e) => {
-                e.downgrade_to_format_4().await.unwrap();
-                let store = Store::Embedded(e);
-                assert_ne!(snapshot(&store).await, made);
-                drop(store);
-                // Opening upgrades.
+                drop(e);
+                set_embedded_format(&dir, 4);
                 Store::open(&StoreConfig::Embedded {
                     data_dir: dir.path().join("data"),
                 })
                 .await
-                .unwrap()
             }
             #[allow(unreachable_patterns)]
             _ => continue,
         };
-        assert_eq!(snapshot(&store).await, made, "{}", store.kind());
-        assert_eq!(store.rollup_step(&cfg).await.unwrap(), Step::Idle);
-        let (counted, from_bitmaps) = retention_both_ways(&store).await;
-        assert_eq!(counted, from_bitmaps, "{}", store.kind());
+        let Err(e) = reopened else {
+            panic!("a store of format 4 over expired raw events opened");
+        };
+        let line = e.to_string();
+        assert!(matches!(e, StoreError::Format(_)), "{line}");
+        for part in [
+            "format 4",
+            &format!("format {}", rollup::FORMAT),
+            "deleted by retention",
+            "run the maidian release that wrote them",
+        ] {
+            assert!(line.contains(part), "{line}");
+        }
+        assert!(!line.contains('\n'), "{line}");
     }
+}
+
+/// Sets the rollup format recorded in the embedded store of `dir` (closed).
+fn set_embedded_format(dir: &tempfile::TempDir, format: u32) {
+    let path = dir.path().join("data").join("events.redb");
+    let db = redb::Database::open(&path).unwrap();
+    let table: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("rollup_state");
+    let tx = db.begin_write().unwrap();
+    {
+        use redb::ReadableTable;
+        let mut t = tx.open_table(table).unwrap();
+        let mut st: serde_json::Value =
+            serde_json::from_slice(t.get("consumer").unwrap().unwrap().value()).unwrap();
+        st["format"] = format.into();
+        let bytes = serde_json::to_vec(&st).unwrap();
+        t.insert("consumer", bytes.as_slice()).unwrap();
+    }
+    tx.commit().unwrap();
 }
 
 /// Retention computed from the stored bitmaps (first days, daily visitors), which an erasure

@@ -168,54 +168,52 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::open(&config).await?;
     let opened = opened.elapsed();
     let kept = data_dir.join("bench.json");
-    let (now, (written, visitors, write_time, rolled, rollup_time)) = match std::fs::read(&kept)
-        .ok()
-        .filter(|_| args.keep.is_some())
-    {
-        Some(bytes) => {
-            let k: serde_json::Value = serde_json::from_slice(&bytes)?;
-            let n = |f: &str| k[f].as_f64().unwrap_or_default();
-            println!(
-                    "(events kept in {} from an earlier run; opened in {:.1} s, in-place rollup upgrades included)",
+    let (now, (written, visitors, write_time, rolled, rollup_time)) =
+        match std::fs::read(&kept).ok().filter(|_| args.keep.is_some()) {
+            Some(bytes) => {
+                let k: serde_json::Value = serde_json::from_slice(&bytes)?;
+                let n = |f: &str| k[f].as_f64().unwrap_or_default();
+                println!(
+                    "(events kept in {} from an earlier run; opened in {:.1} s)",
                     data_dir.display(),
                     opened.as_secs_f64()
                 );
-            // A store opened by a build with another rollup format has its rollups
-            // dropped at open: rolled up again here, before anything is timed.
-            let started = Instant::now();
-            let again = consumer::catch_up(&store, &consumer_config()).await?;
-            if again > 0 {
-                println!(
+                // A store opened by a build with another rollup format has its rollups
+                // dropped at open: rolled up again here, before anything is timed.
+                let started = Instant::now();
+                let again = consumer::catch_up(&store, &consumer_config()).await?;
+                if again > 0 {
+                    println!(
                     "(rolled {again} kept events up again in {:.1} s: rollups of another format)",
                     started.elapsed().as_secs_f64()
                 );
-            }
-            (
-                n("now") as i64,
+                }
                 (
-                    n("written") as usize,
-                    n("visitors") as u64,
-                    Duration::from_secs_f64(n("write_s")),
-                    n("rolled") as u64,
-                    Duration::from_secs_f64(n("rollup_s")),
-                ),
-            )
-        }
-        None => {
-            let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-            let filled = fill(&store, &args, now, args.sites.saturating_sub(1)).await?;
-            if args.keep.is_some() {
-                let (written, visitors, write, rolled, rollup) = filled;
-                let k = serde_json::json!({
-                    "now": now, "written": written, "visitors": visitors,
-                    "write_s": write.as_secs_f64(), "rolled": rolled,
-                    "rollup_s": rollup.as_secs_f64(),
-                });
-                std::fs::write(&kept, serde_json::to_vec(&k)?)?;
+                    n("now") as i64,
+                    (
+                        n("written") as usize,
+                        n("visitors") as u64,
+                        Duration::from_secs_f64(n("write_s")),
+                        n("rolled") as u64,
+                        Duration::from_secs_f64(n("rollup_s")),
+                    ),
+                )
             }
-            (now, filled)
-        }
-    };
+            None => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+                let filled = fill(&store, &args, now, args.sites.saturating_sub(1)).await?;
+                if args.keep.is_some() {
+                    let (written, visitors, write, rolled, rollup) = filled;
+                    let k = serde_json::json!({
+                        "now": now, "written": written, "visitors": visitors,
+                        "write_s": write.as_secs_f64(), "rolled": rolled,
+                        "rollup_s": rollup.as_secs_f64(),
+                    });
+                    std::fs::write(&kept, serde_json::to_vec(&k)?)?;
+                }
+                (now, filled)
+            }
+        };
     println!(
         "analytics benchmark: {written} events ({visitors} visitors of the large site{}) over {} days, store {}, {} cores",
         if args.sites > 1 { format!(", plus {} small sites", args.sites - 1) } else { String::new() },

@@ -97,7 +97,7 @@ async fn run() -> anyhow::Result<()> {
     let store_config = config.store_config(store_choice()?);
     // MongoDB may come up after the collector (an orchestrator's start order does not
     // matter): until it answers, ingest gets 503 and /api/health says why.
-    let store = Store::open_lazily(&store_config)
+    let store = Store::open_lazily(&store_config, std::time::Duration::from_secs(2))
         .await
         .with_context(|| format!("cannot open the store ({store_config})"))?;
     let store = std::sync::Arc::new(store);

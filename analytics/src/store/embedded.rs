@@ -386,7 +386,7 @@ fn earliest(heads: &[Option<Head>]) -> Option<usize> {
 
 /// An event's entry in [`BY_TYPE`], what a funnel reads of it. Stored as the byte `1`, then
 /// site, visitor, page URL and bot reason, each a little-endian u32 length (`u32::MAX`: none)
-/// and its UTF-8. Entries written before this format are JSON (a `{` first) and still read.
+/// and its UTF-8.
 /// Read as bytes: a funnel compares and hashes them, so the UTF-8 is not checked again.
 struct Slim<'a> {
     site: Option<Cow<'a, [u8]>>,
@@ -414,23 +414,6 @@ impl<'a> Slim<'a> {
     }
 
     fn decode(bytes: &'a [u8]) -> Result<Slim<'a>, StoreError> {
-        #[derive(Deserialize)]
-        struct Json {
-            site: Option<String>,
-            visitor: Option<String>,
-            page_url: Option<String>,
-            bot: Option<String>,
-        }
-        if bytes.first() == Some(&b'{') {
-            let j: Json = serde_json::from_slice(bytes).map_err(err)?;
-            let field = |f: Option<String>| f.map(|s| Cow::Owned(s.into_bytes()));
-            return Ok(Slim {
-                site: field(j.site),
-                visitor: field(j.visitor),
-                page_url: field(j.page_url),
-                bot: field(j.bot),
-            });
-        }
         let bad = || err("a funnel index entry is malformed");
         let mut rest = bytes.strip_prefix(&[1]).ok_or_else(bad)?;
         let mut field = || -> Result<Option<Cow<'a, [u8]>>, StoreError> {
@@ -530,7 +513,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn funnel_entries_round_trip_and_old_json_entries_still_read() {
+    fn funnel_entries_round_trip_and_cut_entries_fail() {
         let slim = Slim {
             site: Some(Cow::Borrowed(b"shop")),
             visitor: Some(Cow::Borrowed("u:ünï".as_bytes())),
@@ -543,11 +526,6 @@ mod tests {
         assert_eq!(back.visitor.as_deref(), Some("u:ünï".as_bytes()));
         assert_eq!(back.page_url, None);
         assert_eq!(back.bot.as_deref(), Some(&b""[..]));
-        let old = br#"{"site":"shop","visitor":"a:1","page_url":"/x"}"#;
-        let back = Slim::decode(old).expect("decodes");
-        assert_eq!(back.visitor.as_deref(), Some(&b"a:1"[..]));
-        assert_eq!(back.page_url.as_deref(), Some(&b"/x"[..]));
-        assert_eq!(back.bot, None);
         for cut in 0..bytes.len() {
             assert!(Slim::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }

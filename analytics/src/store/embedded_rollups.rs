@@ -13,7 +13,7 @@ use super::embedded::{blocking, err, EmbeddedStore, EVENTS, LOG, SITES};
 use super::{RollupDoc, StoreError};
 use crate::bitmap::{self, Numbers};
 use crate::consumer::{now_ms, ConsumerConfig, RollupStatus, Step};
-use crate::event::{Day, Event};
+use crate::event::Event;
 use crate::rollup::{self, Delta, Field, Known, Value};
 use crate::site::Zones;
 
@@ -44,9 +44,9 @@ pub(super) struct State {
     pub(super) zones_at: i64,
 }
 
-/// The rollup format ([`rollup::FORMAT`]). A file with rollups older than format 4 has them
-/// dropped at open, and the consumer rolls the log up again; formats 4 to 6 are upgraded in
-/// place.
+/// The rollup format ([`rollup::FORMAT`]). A file with rollups of another format has them
+/// dropped at open, and the consumer rolls the log up again
+/// ([`super::refuse_other_format`]).
 const FORMAT: u32 = rollup::FORMAT;
 
 pub(super) fn table_name(rollup: &str, generation: i64) -> String {
@@ -67,20 +67,10 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
         None => None,
     };
     if let Some(mut st) = old {
-        if (4..FORMAT).contains(&st.format) {
-            // Formats 5, 6 and 7 only add what the rollups before them determine: upgraded in
-            // place, so the figures of days whose raw events expired are kept.
-            drop(state);
-            if st.format == 4 {
-                upgrade_to_counters(tx, st.generation)?;
-            }
-            if st.format <= 5 {
-                upgrade_to_gaps(tx, st.generation)?;
-            }
-            upgrade_to_page_index(tx, st.generation)?;
-            st.format = FORMAT;
-            write_state(tx, &st)?;
-        } else if st.format < FORMAT {
+        if st.format != FORMAT {
+            // One rule for another format: rolled up again from the log, unless retention
+            // deleted raw events those rollups still count.
+            super::refuse_other_format(st.format, st.expired_before)?;
             drop_generation(tx, st.generation)?;
             (st.seq, st.events, st.format, st.zones_at) = (0, 0, FORMAT, now_ms());
             let bytes = serde_json::to_vec(&st).map_err(err)?;
@@ -99,7 +89,7 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
             log.insert(seq, (ts, id)).map_err(err)?;
         }
     }
-    for name in rollup::ALL.iter().chain(rollup::RETIRED) {
+    for name in rollup::ALL {
         tx.delete_table(table(name)).map_err(err)?;
     }
     let st = State {
@@ -304,130 +294,10 @@ pub(super) fn apply_delta(
     Ok(())
 }
 
-/// Format 4 → 5 in place: the retention counters and each visitor's active days, derived
-/// from the first-day and daily-visitor bitmaps ([`Delta::upgraded_to_counters`]), for the
-/// rollups and their bot twins.
-fn upgrade_to_counters(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
-    for twin in [false, true] {
-        let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
-        let bitmaps = |r: &'static str| -> Result<Vec<_>, StoreError> {
-            Ok(visitor_bitmaps(tx, name(r), generation)?
-                .into_iter()
-                .filter_map(|(site, id, bits)| Some((site, Day::parse(&id)?, bits)))
-                .collect())
-        };
-        let (firsts, users) = (bitmaps(rollup::FIRST_DAY)?, bitmaps(rollup::DAILY_USERS)?);
-        let visitors = first_seen_numbers(tx, name(rollup::FIRST_SEEN), generation)?;
-        let delta = Delta::upgraded_to_counters(twin, firsts, users, &visitors);
-        apply_delta(tx, generation, &delta)?;
-    }
-    Ok(())
-}
-
-/// Format 5 → 6 in place: the gap counters of people's daily documents with visitors and
-/// each visitor's reach, derived from the bitmaps ([`Delta::upgraded_to_gaps`]).
-fn upgrade_to_gaps(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
-    let mut docs = Vec::new();
-    for r in std::iter::once(rollup::DAILY_USERS).chain(crate::reach::REACHED.iter().copied()) {
-        for (site, id, bits) in visitor_bitmaps(tx, r, generation)? {
-            docs.push((r, site, id, bits));
-        }
-    }
-    let visitors = first_seen_numbers(tx, rollup::FIRST_SEEN, generation)?;
-    apply_delta(tx, generation, &Delta::upgraded_to_gaps(docs, &visitors))
-}
-
-/// Format 6 → 7 in place: the page index, from the pages the by-page rollups name
-/// ([`Delta::upgraded_to_page_index`]).
-fn upgrade_to_page_index(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
-    let mut docs = Vec::new();
-    for r in rollup::by_page_rollups() {
-        let t = tx
-            .open_table(table(&table_name(r, generation)))
-            .map_err(err)?;
-        for row in t.iter().map_err(err)? {
-            let (key, value) = row.map_err(err)?;
-            let Some((site, _)) = key.value().split_once('|') else {
-                continue;
-            };
-            let mut f = decode_fields(value.value())?;
-            if let (Some(Value::Str(day)), Some(Value::Str(page))) =
-                (f.remove(&Field::Day), f.remove(&Field::PageUrl))
-            {
-                docs.push((r, site.to_string(), day, page));
-            }
-        }
-    }
-    apply_delta(tx, generation, &Delta::upgraded_to_page_index(docs))
-}
-
-/// Every document of rollup `name` of `generation` as (site, key without the site, visitor
-/// bitmap), for the in-place upgrades.
-fn visitor_bitmaps(
-    tx: &WriteTransaction,
-    name: &str,
-    generation: i64,
-) -> Result<Vec<(String, String, roaring::RoaringBitmap)>, StoreError> {
-    let t = tx
-        .open_table(table(&table_name(name, generation)))
-        .map_err(err)?;
-    let mut out = Vec::new();
-    for row in t.iter().map_err(err)? {
-        let (key, value) = row.map_err(err)?;
-        let Some((site, id)) = key.value().split_once('|') else {
-            continue;
-        };
-        let doc = RollupDoc {
-            id: String::new(),
-            fields: decode_fields(value.value())?,
-        };
-        out.push((site.to_string(), id.to_string(), doc.bits(Field::Visitors)));
-    }
-    Ok(out)
-}
-
-/// The numbers of the visitors of first-seen rollup `name` (or its twin) of `generation`,
-/// keyed by their documents' keys (`site|visitor`).
-fn first_seen_numbers(
-    tx: &WriteTransaction,
-    name: &str,
-    generation: i64,
-) -> Result<Numbers, StoreError> {
-    let mut keys = Vec::new();
-    let t = tx
-        .open_table(table(&table_name(name, generation)))
-        .map_err(err)?;
-    for row in t.iter().map_err(err)? {
-        keys.push(row.map_err(err)?.0.value().to_string());
-    }
-    drop(t);
-    numbers_of(tx, &keys, false)
-}
-
 fn drop_generation(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
-    for name in rollup::ALL.iter().chain(rollup::RETIRED) {
+    for name in rollup::ALL {
         tx.delete_table(table(&table_name(name, generation)))
             .map_err(err)?;
-    }
-    Ok(())
-}
-
-/// Rewrites every document of table `name` with `change` applied to its fields.
-fn rewrite_docs(
-    tx: &WriteTransaction,
-    name: &str,
-    change: impl Fn(&mut HashMap<Field, Value>),
-) -> Result<(), StoreError> {
-    let mut t = tx.open_table(table(name)).map_err(err)?;
-    let mut rows = Vec::new();
-    for row in t.iter().map_err(err)? {
-        let (key, value) = row.map_err(err)?;
-        let mut fields = decode_fields(value.value())?;
-        change(&mut fields);
-        rows.push((key.value().to_string(), encode_fields(&fields)?));
-    }
-    for (key, bytes) in rows {
-        t.insert(key.as_str(), bytes.as_slice()).map_err(err)?;
     }
     Ok(())
 }
@@ -451,41 +321,6 @@ fn received_at(tx: &ReadTransaction, seq: u64) -> Result<Option<i64>, StoreError
 }
 
 impl EmbeddedStore {
-    /// Takes the live rollups back to format 4 (no retention counters, no gap counters, no
-    /// page index, no active days or reach in the first-seen documents): for the test of the in-place
-    /// upgrades at the next open.
-    #[doc(hidden)]
-    pub async fn downgrade_to_format_4(&self) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        blocking(move || {
-            let tx = db.begin_write().map_err(err)?;
-            let mut st = read_state(&tx.open_table(STATE).map_err(err)?)?;
-            let g = st.generation;
-            for twin in [false, true] {
-                let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
-                for gone in [rollup::RETENTION, rollup::PAGE_INDEX] {
-                    tx.delete_table(table(&table_name(name(gone), g)))
-                        .map_err(err)?;
-                }
-                rewrite_docs(&tx, &table_name(name(rollup::FIRST_SEEN), g), |fields| {
-                    fields.remove(&Field::Days);
-                    fields.remove(&Field::Reach);
-                })?;
-            }
-            for r in
-                std::iter::once(rollup::DAILY_USERS).chain(crate::reach::REACHED.iter().copied())
-            {
-                rewrite_docs(&tx, &table_name(r, g), |fields| {
-                    fields.retain(|f, _| !matches!(f, Field::Gap(_)));
-                })?;
-            }
-            st.format = 4;
-            write_state(&tx, &st)?;
-            tx.commit().map_err(err)
-        })
-        .await
-    }
-
     pub async fn rollup_step(&self, cfg: &ConsumerConfig) -> Result<Step, StoreError> {
         let db = self.db.clone();
         let (limit, cap) = (cfg.chunk_events.max(1), cfg.max_pages_per_day);
@@ -698,14 +533,10 @@ const DAY_KEYED: &[&str] = &[
     rollup::RETENTION,
 ];
 
-use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;
-use base64::Engine as _;
-
 /// A rollup document's fields as stored in redb: the byte [`BINARY`], then each field in name
 /// order: its name (a u8 length and UTF-8), a tag and the value — `0` and an i64, `1` and a
 /// string, `2` and a bitmap's bytes (strings and bitmaps: a u32 length first; integers
-/// little-endian). Documents written before this format are JSON (`{` first, bitmaps in
-/// base64) and still read; the bitmaps' bytes are the same in both.
+/// little-endian).
 const BINARY: u8 = 2;
 
 pub(super) fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, StoreError> {
@@ -743,14 +574,8 @@ pub(super) fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, Store
 /// [`decode_fields`], without the visitor bitmap unless `bitmaps` (its bytes are not
 /// copied).
 fn decode_fields_with(bytes: &[u8], bitmaps: bool) -> Result<HashMap<Field, Value>, StoreError> {
-    let Some(mut rest) = bytes.strip_prefix(&[BINARY]) else {
-        let mut fields = decode_json_fields(bytes)?;
-        if !bitmaps {
-            fields.remove(&Field::Visitors);
-        }
-        return Ok(fields);
-    };
     let bad = || err("a rollup document is malformed");
+    let mut rest = bytes.strip_prefix(&[BINARY]).ok_or_else(bad)?;
     let mut take = |n: usize| -> Result<&[u8], StoreError> {
         let (head, tail) = rest.split_at_checked(n).ok_or_else(bad)?;
         rest = tail;
@@ -777,30 +602,11 @@ fn decode_fields_with(bytes: &[u8], bitmaps: bool) -> Result<HashMap<Field, Valu
                 _ => return Err(bad()),
             }
         };
-        // A field this version does not know (a newer writer's) is left out, as in JSON.
+        // A field this version does not know (a newer writer's) is left out.
         if let Some(field) = Field::parse(name) {
             out.insert(field, value);
         }
     }
-}
-
-fn decode_json_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, StoreError> {
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(bytes).map_err(err)?;
-    Ok(map
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let value = match v {
-                serde_json::Value::Number(n) => Value::Int(n.as_i64()?),
-                serde_json::Value::String(s) => Value::Str(s),
-                serde_json::Value::Object(o) => {
-                    Value::Bits(BASE64.decode(o.get("b")?.as_str()?).ok()?)
-                }
-                _ => return None,
-            };
-            Some((Field::parse(&k)?, value))
-        })
-        .collect())
 }
 
 #[cfg(test)]
@@ -808,7 +614,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_round_trip_and_old_json_documents_still_read() {
+    fn fields_round_trip_whatever_the_order_and_cut_documents_fail() {
         let fields: HashMap<Field, Value> = [
             (Field::Day, Value::Str("2026-11-30".into())),
             (Field::Views, Value::Int(-7)),
@@ -823,8 +629,6 @@ mod tests {
         pairs.reverse();
         let again: HashMap<Field, Value> = pairs.into_iter().collect();
         assert_eq!(encode_fields(&again).expect("encodes"), bytes);
-        let json = br#"{"day":"2026-11-30","views":-7,"visitors":{"b":"AAEC/w"}}"#;
-        assert_eq!(decode_fields(json).expect("decodes"), fields);
         // A cut document is an error, or (cut between fields) the fields before the cut.
         for cut in 1..bytes.len() {
             if let Ok(part) = decode_fields(&bytes[..cut]) {

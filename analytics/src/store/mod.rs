@@ -194,9 +194,30 @@ pub enum StoreError {
     /// A queued request that the lease holder marked failed, with its reason.
     #[error("{0}")]
     Refused(String),
+    /// Rollups of another format over raw events retention deleted: they cannot be rolled
+    /// up again ([`refuse_other_format`]).
+    #[error("{0}")]
+    Format(String),
     /// The embedded file is open in another process (a running collector): it admits one.
     #[error("{} is in use by another process (a running collector?)", .0.display())]
     Locked(PathBuf),
+}
+
+/// The one rule for rollups of another format than [`crate::rollup::FORMAT`]: both stores roll
+/// the event log up again, which counts every figure anew, unless retention has deleted raw
+/// events (`expired_before`, ms) whose figures only those rollups still hold; then the store
+/// refuses to open, saying why and what to do.
+pub(crate) fn refuse_other_format(format: u32, expired_before: i64) -> Result<(), StoreError> {
+    if expired_before <= 0 {
+        return Ok(());
+    }
+    Err(StoreError::Format(format!(
+        "the rollups are of format {format} and this build reads format {}; raw events before \
+         {} were deleted by retention, so rolling the log up again would lose their figures: \
+         run the maidian release that wrote them, or move this database aside to start afresh",
+        crate::rollup::FORMAT,
+        crate::lifecycle::rfc3339(expired_before),
+    )))
 }
 
 /// `work`, or [`StoreError::Timeout`] when it takes longer than `limit` (it is then dropped).
@@ -251,10 +272,25 @@ impl Store {
     }
 
     /// [`Store::open`] that does not wait for a MongoDB server: the store answers errors
-    /// while the server is down and works once it is up (a collector may start first).
-    pub async fn open_lazily(config: &StoreConfig) -> Result<Store, StoreError> {
+    /// while the server is down and works once it is up (a collector may start first). A
+    /// server that answers within `wait` is asked whether its rollups can be read
+    /// ([`refuse_other_format`]), as [`Store::open`] does.
+    pub async fn open_lazily(config: &StoreConfig, wait: Duration) -> Result<Store, StoreError> {
         match config {
-            StoreConfig::Mongo(m) => Ok(Store::Mongo(mongo::MongoStore::connect_lazily(m).await?)),
+            StoreConfig::Mongo(m) => {
+                let store = mongo::MongoStore::connect_lazily(m).await?;
+                let checked = async {
+                    store.ready().await?;
+                    store.check_format().await
+                };
+                // Down or slow: the consumer checks again before it rolls anything up.
+                if let Ok(Err(e @ StoreError::Format(_))) =
+                    tokio::time::timeout(wait, checked).await
+                {
+                    return Err(e);
+                }
+                Ok(Store::Mongo(store))
+            }
             _ => Store::open(config).await,
         }
     }

@@ -94,6 +94,7 @@ impl MongoStore {
     pub async fn connect(config: &MongoConfig) -> Result<MongoStore, StoreError> {
         let store = MongoStore::connect_lazily(config).await?;
         store.ready().await?;
+        store.check_format().await?;
         Ok(store)
     }
 

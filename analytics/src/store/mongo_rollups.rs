@@ -23,7 +23,7 @@ use super::mongo::{doc_to_event, MongoStore, DUPLICATE_KEY};
 use super::{RollupDoc, StoreError};
 use crate::bitmap::Numbers;
 use crate::consumer::{now_ms, ConsumerConfig, RollupStatus, Step};
-use crate::event::{Day, Event};
+use crate::event::Event;
 use crate::rollup::{self, Change, Delta, Field, Known, Value};
 use crate::site::Zones;
 
@@ -139,9 +139,9 @@ pub(super) struct State {
     pub(super) expired_before: i64,
 }
 
-/// The rollup format ([`rollup::FORMAT`]). Formats 4 to 6 are upgraded in place; a database
-/// with older rollups gets a fresh generation rolled up from the start of the log (the old one
-/// is retired): figures fill up again as the consumer catches up.
+/// The rollup format ([`rollup::FORMAT`]). A database with rollups of another format gets a
+/// fresh generation rolled up from the start of the log (the old one is retired): figures fill
+/// up again as the consumer catches up ([`super::refuse_other_format`]).
 const FORMAT: i64 = rollup::FORMAT as i64;
 
 impl Cursor {
@@ -179,6 +179,10 @@ impl Which {
     }
 }
 
+fn format_of(st: &State) -> u32 {
+    u32::try_from(st.format).unwrap_or(0)
+}
+
 pub(super) fn gen_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}_g{generation}")
 }
@@ -202,6 +206,16 @@ impl MongoStore {
     }
 
     /// The state document, which must exist by now.
+    /// [`super::refuse_other_format`] for the stored rollups, if any.
+    pub(super) async fn check_format(&self) -> Result<(), StoreError> {
+        match self.read_state().await? {
+            Some(st) if st.format != FORMAT => {
+                super::refuse_other_format(format_of(&st), st.expired_before)
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub(super) async fn existing_state(&self) -> Result<State, StoreError> {
         self.read_state()
             .await?
@@ -903,26 +917,15 @@ impl MongoStore {
                 return Ok(step);
             }
         }
-        // Formats before 4 are rolled up again from the log; 4 is upgraded in place (below).
-        if st.format < 4 && st.next.is_none() && self.read_rebuild().await?.building.is_none() {
+        // Another format is rolled up again from the log (`super::refuse_other_format`).
+        if st.format != FORMAT && st.next.is_none() && self.read_rebuild().await?.building.is_none()
+        {
             return self.restart_in_new_format(cfg, &st, now).await;
         }
         if let Some(p) = &st.live.pending {
             return Ok(Step::Consumed(
                 self.finish_pending(cfg, Which::Live, &st.live, p).await?,
             ));
-        }
-        // After an interrupted chunk is finished: the upgrades set every counter and every
-        // visitor's days outright from the bitmaps, which then hold the whole chunk.
-        if (4..FORMAT).contains(&st.format)
-            && st.next.is_none()
-            && self.read_rebuild().await?.building.is_none()
-        {
-            return match st.format {
-                4 => self.upgrade_to_counters(cfg, &st).await,
-                5 => self.upgrade_to_gaps(cfg, &st).await,
-                _ => self.upgrade_to_page_index(cfg, &st).await,
-            };
         }
         if let Some(next) = &st.next {
             return self.step_next(cfg, &st, next).await;
@@ -999,173 +1002,6 @@ impl MongoStore {
         Ok(Some(Step::Consumed(0)))
     }
 
-    /// Format 4 → 5 in place: the retention counters and each visitor's active days, derived
-    /// from the live generation's first-day and daily-visitor bitmaps
-    /// ([`Delta::upgraded_to_counters`]), so the figures of days whose raw events expired are
-    /// kept. Every write sets a value (no increment), so an upgrade interrupted and run again
-    /// writes the same; counters carry the live chunk as `applied`, so the next chunks'
-    /// guards pass.
-    async fn upgrade_to_counters(
-        &self,
-        cfg: &ConsumerConfig,
-        st: &State,
-    ) -> Result<Step, StoreError> {
-        let generation = st.live.generation;
-        // The counters' collections are new: indexed like every rollup's.
-        bounded(self.ensure_gen_indexes(generation)).await?;
-        let mut held = Held::new(Some(cfg));
-        for twin in [false, true] {
-            let name = |r: &'static str| if twin { rollup::bot_twin(r) } else { r };
-            let mut bitmaps = Vec::new();
-            for r in [rollup::FIRST_DAY, rollup::DAILY_USERS] {
-                let docs = self.visitor_bitmaps(name(r), generation).await?;
-                let by_day = docs
-                    .into_iter()
-                    .filter_map(|(site, id, bits)| Some((site, Day::parse(&id)?, bits)));
-                bitmaps.push(by_day.collect::<Vec<_>>());
-            }
-            let (users, firsts) = (
-                bitmaps.pop().unwrap_or_default(),
-                bitmaps.pop().unwrap_or_default(),
-            );
-            let visitors = self
-                .first_seen_numbers(name(rollup::FIRST_SEEN), generation)
-                .await?;
-            let delta = Delta::upgraded_to_counters(twin, firsts, users, &visitors);
-            self.write_upgrade(st, &delta, &mut held).await?;
-        }
-        self.set_state(&cfg.owner, doc! { "format": 5_i64 }).await?;
-        tracing::info!(generation, "rollups upgraded in place to format 5");
-        Ok(Step::Consumed(0))
-    }
-
-    /// Format 5 → 6 in place: the gap counters of people's daily documents with visitors and
-    /// each visitor's reach, derived from the live generation's bitmaps
-    /// ([`Delta::upgraded_to_gaps`]); written as [`Self::upgrade_to_counters`] writes.
-    async fn upgrade_to_gaps(&self, cfg: &ConsumerConfig, st: &State) -> Result<Step, StoreError> {
-        let generation = st.live.generation;
-        let mut docs = Vec::new();
-        for r in std::iter::once(rollup::DAILY_USERS).chain(crate::reach::REACHED.iter().copied()) {
-            for (site, id, bits) in self.visitor_bitmaps(r, generation).await? {
-                docs.push((r, site, id, bits));
-            }
-        }
-        let visitors = self
-            .first_seen_numbers(rollup::FIRST_SEEN, generation)
-            .await?;
-        let delta = Delta::upgraded_to_gaps(docs, &visitors);
-        self.write_upgrade(st, &delta, &mut Held::new(Some(cfg)))
-            .await?;
-        self.set_state(&cfg.owner, doc! { "format": 6_i64 }).await?;
-        tracing::info!(generation, "rollups upgraded in place to format 6");
-        Ok(Step::Consumed(0))
-    }
-
-    /// Format 6 → 7 in place: the page index, from the pages the by-page rollups name
-    /// ([`Delta::upgraded_to_page_index`]).
-    async fn upgrade_to_page_index(
-        &self,
-        cfg: &ConsumerConfig,
-        st: &State,
-    ) -> Result<Step, StoreError> {
-        let generation = st.live.generation;
-        let mut docs = Vec::new();
-        for r in rollup::by_page_rollups() {
-            let mut cursor = self
-                .db
-                .collection::<Document>(&gen_name(r, generation))
-                .find(doc! {})
-                .projection(doc! { "site": 1, "day": 1, "page_url": 1 })
-                .await?;
-            while let Some(d) = cursor.try_next().await? {
-                if let (Ok(site), Ok(day), Ok(page)) =
-                    (d.get_str("site"), d.get_str("day"), d.get_str("page_url"))
-                {
-                    docs.push((r, site.to_string(), day.to_string(), page.to_string()));
-                }
-            }
-        }
-        let delta = Delta::upgraded_to_page_index(docs);
-        self.write_upgrade(st, &delta, &mut Held::new(Some(cfg)))
-            .await?;
-        self.set_state(&cfg.owner, doc! { "format": FORMAT })
-            .await?;
-        tracing::info!(generation, "rollups upgraded in place to format {FORMAT}");
-        Ok(Step::Consumed(0))
-    }
-
-    /// Every document of rollup `name` of `generation` as (site, key without the site,
-    /// visitor bitmap), for the in-place upgrades.
-    async fn visitor_bitmaps(
-        &self,
-        name: &str,
-        generation: i64,
-    ) -> Result<Vec<(String, String, roaring::RoaringBitmap)>, StoreError> {
-        let coll = self.db.collection::<Document>(&gen_name(name, generation));
-        let mut cursor = coll.find(doc! {}).await?;
-        let mut out = Vec::new();
-        while let Some(d) = cursor.try_next().await? {
-            let doc = rollup_doc(&d);
-            let site = doc.str(Field::Site).to_string();
-            let id = rollup::key_in_site(&site, &doc.id).to_string();
-            out.push((site, id, doc.bits(Field::Visitors)));
-        }
-        Ok(out)
-    }
-
-    /// The numbers of the visitors of first-seen rollup `name` (or its twin) of `generation`,
-    /// keyed by their documents' `_id`s (`site|visitor`).
-    async fn first_seen_numbers(
-        &self,
-        name: &'static str,
-        generation: i64,
-    ) -> Result<Numbers, StoreError> {
-        let seen = self.db.collection::<Document>(&gen_name(name, generation));
-        let mut cursor = seen.find(doc! {}).projection(doc! { "_id": 1 }).await?;
-        let mut keys = Vec::new();
-        while let Some(d) = cursor.try_next().await? {
-            keys.push(d.get_str("_id").unwrap_or_default().to_string());
-        }
-        self.numbers_of(&keys, false).await
-    }
-
-    /// Writes an upgrade's `delta` to the live generation with `$set`s only: counts as the
-    /// values they add up to (the documents held none), so an upgrade interrupted and run
-    /// again writes the same; counted documents carry the live chunk as `applied`, so the
-    /// next chunks' guards pass.
-    async fn write_upgrade(
-        &self,
-        st: &State,
-        delta: &Delta,
-        held: &mut Held<'_>,
-    ) -> Result<(), StoreError> {
-        for (r, changes) in &delta.changes {
-            let statements: Vec<Document> = changes
-                .iter()
-                .map(|(key, c)| {
-                    let mut set: Document = c
-                        .set
-                        .iter()
-                        .map(|(f, v)| (f.as_str().to_string(), bson_of(v)))
-                        .collect();
-                    for (f, n) in &c.inc {
-                        set.insert(f.as_str(), *n);
-                    }
-                    if !c.inc.is_empty() {
-                        set.insert("applied", st.live.chunk);
-                    }
-                    doc! { "q": { "_id": key }, "u": { "$set": set }, "upsert": !c.inc.is_empty() }
-                })
-                .collect();
-            let coll = gen_name(r, st.live.generation);
-            for part in statements.chunks(ROLLUP_CHUNK) {
-                self.keep(held).await?;
-                self.update_idempotent(&coll, part).await?;
-            }
-        }
-        Ok(())
-    }
-
     /// Retires the live generation of an older format and starts a new one at the start of
     /// the log.
     async fn restart_in_new_format(
@@ -1174,6 +1010,7 @@ impl MongoStore {
         st: &State,
         now: i64,
     ) -> Result<Step, StoreError> {
+        super::refuse_other_format(format_of(st), st.expired_before)?;
         let generation = st.live.generation + 1;
         bounded(self.ensure_gen_indexes(generation)).await?;
         let mut retired = st.retired.clone();
@@ -1280,7 +1117,7 @@ impl MongoStore {
     }
 
     async fn drop_generation(&self, generation: i64) -> Result<(), StoreError> {
-        for name in rollup::ALL.iter().chain(rollup::RETIRED) {
+        for name in rollup::ALL {
             self.db
                 .collection::<Document>(&gen_name(name, generation))
                 .drop()
