@@ -67,7 +67,7 @@ pub fn visitor_keys<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Stri
     let mut out = Vec::new();
     for e in events {
         if let Some(v) = e.visitor.as_deref() {
-            let k = crate::rollup::site_key(e.site_id(), v);
+            let k = crate::site::site_key(e.site_id(), v);
             if seen.insert(k.clone()) {
                 out.push(k);
             }

@@ -5,6 +5,10 @@
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
+/// The site of the seed's single-site keys (`[tracking_api] api_key`/`read_key`), and of
+/// events stored before sites existed.
+pub const DEFAULT_SITE: &str = "default";
+
 /// One stored tracking event. Page views are events of type [`PAGE_VIEW`]; time on page arrives
 /// as a [`PAGE_LEAVE`] event naming the page view in `page_view_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -78,7 +82,7 @@ pub struct Event {
 }
 
 fn default_site() -> String {
-    crate::site::DEFAULT_SITE.to_string()
+    DEFAULT_SITE.to_string()
 }
 
 pub const PAGE_VIEW: &str = "page_view";
@@ -91,7 +95,7 @@ impl Event {
     /// site's.
     pub fn site_id(&self) -> &str {
         if self.site.is_empty() {
-            crate::site::DEFAULT_SITE
+            DEFAULT_SITE
         } else {
             &self.site
         }

@@ -8,7 +8,7 @@
 //! - [`stats`]: the seed's `/api/stats/*` figures (counts by event type and by page).
 //! - [`rollup`]: the pre-aggregated counts dashboards read, as commutative deltas.
 //! - [`bitmap`]: visitor numbers and the compressed bitmaps of distinct visitors rollups keep;
-//!   [`reach`]: distinct visitors over any period from gap counters.
+//!   [`rollup::reach`]: distinct visitors over any period from gap counters.
 //! - [`consumer`]: the checkpointed, leased reader of the event log that keeps rollups exact.
 //! - [`engine`]: summary, funnel, retention and real-time figures.
 //! - [`lifecycle`]: raw-event retention, and a visitor's access and erasure (the closure of
@@ -32,7 +32,6 @@ pub mod engine;
 pub mod event;
 pub mod export;
 pub mod lifecycle;
-pub mod reach;
 pub mod report;
 pub mod rollup;
 pub mod simulate;

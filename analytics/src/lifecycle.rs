@@ -335,19 +335,6 @@ impl Erasure {
     }
 }
 
-/// When raw events of period `p` were deleted by retention: the instant (RFC 3339) raw
-/// events start at, for figures read from raw events (funnels, exports) to say so.
-pub async fn raw_gone(
-    store: &crate::store::Store,
-    p: &crate::stats::Period,
-) -> Result<Option<String>, crate::store::StoreError> {
-    Ok(store
-        .raw_since()
-        .await?
-        .filter(|t| p.start_ms < *t)
-        .map(rfc3339))
-}
-
 /// Why a rebuild is refused once retention deleted raw events: it would lose their days.
 pub fn no_rebuild(expired_before_ms: i64) -> String {
     format!(

@@ -20,9 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Day;
 
-/// The site of the seed's single-site keys (`[tracking_api] api_key`/`read_key`), and of
-/// events stored before sites existed.
-pub const DEFAULT_SITE: &str = "default";
+pub use crate::event::DEFAULT_SITE;
 
 /// Whether `id` is a valid site id: `[a-z0-9_-]{1,32}`.
 pub fn valid_id(id: &str) -> bool {
@@ -264,35 +262,51 @@ pub struct SiteCount {
     pub bot_events: u64,
 }
 
-/// The event counts of `sites`, from the rollups (all days).
-pub async fn counts(
-    store: &crate::store::Store,
-    sites: &[SiteInfo],
-) -> Result<Vec<SiteCount>, crate::store::StoreError> {
-    use crate::rollup::{self, Field};
-    let (first, last) = (
-        Day::from_ymd(1, 1, 1).unwrap_or_default(),
-        Day::from_ymd(9999, 12, 31).unwrap_or_default(),
-    );
-    let mut out = Vec::with_capacity(sites.len());
-    for s in sites {
-        let sum = |docs: Vec<crate::store::RollupDoc>| -> u64 {
-            docs.iter()
-                .map(|d| u64::try_from(d.int(Field::Count)).unwrap_or(0))
-                .sum()
-        };
-        let people = store.rollup_between(rollup::DAILY_TYPE, Field::Day, &s.id, first, last);
-        let bots = store.rollup_between(rollup::DAILY_BOT, Field::Day, &s.id, first, last);
-        let (people, bots) = tokio::try_join!(people, bots)?;
-        out.push(SiteCount {
-            id: s.id.clone(),
-            name: s.name.clone(),
-            timezone: s.timezone.clone(),
-            events: sum(people),
-            bot_events: sum(bots),
-        });
+/// Which events a figure counts: one site's, and by default not those flagged as bots'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The site (`site::valid_id`); figures never mix sites.
+    pub site: String,
+    /// Count events flagged as bots' too (`include_bots=true`, `--include-bots`).
+    pub include_bots: bool,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope::site(DEFAULT_SITE)
     }
-    Ok(out)
+}
+
+impl Scope {
+    /// The people of `site`.
+    pub fn site(site: &str) -> Scope {
+        Scope {
+            site: site.to_string(),
+            include_bots: false,
+        }
+    }
+
+    /// This scope with bots included or not.
+    pub fn bots(mut self, include: bool) -> Scope {
+        self.include_bots = include;
+        self
+    }
+}
+
+/// `site|key`: the `_id` of document `key` of `site` in every rollup.
+pub fn site_key(site: &str, key: &str) -> String {
+    let mut out = String::with_capacity(site.len() + 1 + key.len());
+    out.push_str(site);
+    out.push('|');
+    out.push_str(key);
+    out
+}
+
+/// The document key within its site: `_id` without its `site|` prefix.
+pub fn key_in_site<'a>(site: &str, id: &'a str) -> &'a str {
+    id.strip_prefix(site)
+        .and_then(|rest| rest.strip_prefix('|'))
+        .unwrap_or(id)
 }
 
 #[cfg(test)]

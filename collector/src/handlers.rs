@@ -620,9 +620,7 @@ pub async fn analytics(
 
 /// See `lifecycle::raw_gone`.
 async fn raw_gone(store: &Store, p: &Period) -> Result<Option<String>, ApiError> {
-    maidian_analytics::lifecycle::raw_gone(store, p)
-        .await
-        .map_err(store_failed)
+    store.raw_gone(p).await.map_err(store_failed)
 }
 
 /// `raw=1`: CSV cells exactly as stored (see `export::Cells`).
@@ -840,7 +838,7 @@ pub async fn report(
 pub async fn sites(app: Arc<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     let reader = auth::reader(&app.sites, &headers)?;
     let infos: Vec<_> = app.sites.visible(reader).iter().map(|s| s.info()).collect();
-    let rows = maidian_analytics::site::counts(&app.store, &infos)
+    let rows = maidian_analytics::engine::site_counts(&app.store, &infos)
         .await
         .map_err(store_failed)?;
     let admin = matches!(reader, crate::sites::Reader::Admin);

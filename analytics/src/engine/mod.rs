@@ -12,87 +12,9 @@ pub mod stats;
 pub mod summary;
 pub mod vitals;
 
-/// Which events a figure counts: one site's, and by default not those flagged as bots'.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope {
-    /// The site (`site::valid_id`); figures never mix sites.
-    pub site: String,
-    /// Count events flagged as bots' too (`include_bots=true`, `--include-bots`).
-    pub include_bots: bool,
-}
+pub use crate::site::Scope;
 
-impl Default for Scope {
-    fn default() -> Self {
-        Scope::site(crate::site::DEFAULT_SITE)
-    }
-}
-
-impl Scope {
-    /// The people of `site`.
-    pub fn site(site: &str) -> Scope {
-        Scope {
-            site: site.to_string(),
-            include_bots: false,
-        }
-    }
-
-    /// This scope with bots included or not.
-    pub fn bots(mut self, include: bool) -> Scope {
-        self.include_bots = include;
-        self
-    }
-}
-
-/// How a figure finds the distinct visitors of its period in daily documents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Visitors {
-    /// From the gap counters of people's documents ([`crate::reach`]), read without their
-    /// bitmaps; the period starts on this day.
-    Counted(crate::event::Day),
-    /// By uniting the documents' bitmaps: with bots included, people's and bots' documents
-    /// are merged, and their counters cannot be.
-    #[default]
-    United,
-}
-
-impl Visitors {
-    /// How `scope`'s figures of period `p` count visitors.
-    pub fn of(p: &crate::stats::Period, scope: &Scope) -> Visitors {
-        let days = p.until.number().saturating_sub(p.since.number());
-        if scope.include_bots || days >= u32::from(crate::rollup::MAX_GAP) {
-            Visitors::United
-        } else {
-            Visitors::Counted(p.since)
-        }
-    }
-
-    /// Distinct visitors of `docs` (daily documents of one key) over the period.
-    pub fn distinct<'a>(self, docs: impl IntoIterator<Item = &'a crate::store::RollupDoc>) -> u64 {
-        match self {
-            Visitors::Counted(since) => crate::reach::reached(docs, since),
-            Visitors::United => distinct_visitors(docs),
-        }
-    }
-
-    /// Visitors of one daily document.
-    pub fn of_day(self, doc: &crate::store::RollupDoc) -> u64 {
-        match self {
-            Visitors::Counted(_) => crate::reach::visitors_of(doc),
-            Visitors::United => doc.bits(crate::rollup::Field::Visitors).len(),
-        }
-    }
-}
-
-/// Distinct visitors of `docs` (rollup documents with a visitor bitmap): the size of their
-/// union, taken in one call (roaring's `MultiOps`, several times faster than adding the
-/// bitmaps one by one into a growing one).
-pub fn distinct_visitors<'a>(docs: impl IntoIterator<Item = &'a crate::store::RollupDoc>) -> u64 {
-    use roaring::MultiOps;
-    docs.into_iter()
-        .map(|d| d.bits(crate::rollup::Field::Visitors))
-        .union()
-        .len()
-}
+pub use crate::rollup::reach::{distinct_visitors, Visitors};
 
 /// `part / whole` as a percentage with one decimal, 0 when `whole` is 0.
 pub fn percent(part: u64, whole: u64) -> f64 {
@@ -119,6 +41,37 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     } else {
         (values[mid - 1] + values[mid]) / 2.0
     })
+}
+
+/// The event counts of `sites`, from the rollups (all days).
+pub async fn site_counts(
+    store: &crate::store::Store,
+    sites: &[crate::site::SiteInfo],
+) -> Result<Vec<crate::site::SiteCount>, crate::store::StoreError> {
+    use crate::rollup::{self, Field};
+    let (first, last) = (
+        crate::event::Day::from_ymd(1, 1, 1).unwrap_or_default(),
+        crate::event::Day::from_ymd(9999, 12, 31).unwrap_or_default(),
+    );
+    let mut out = Vec::with_capacity(sites.len());
+    for s in sites {
+        let sum = |docs: Vec<crate::rollup::RollupDoc>| -> u64 {
+            docs.iter()
+                .map(|d| u64::try_from(d.int(Field::Count)).unwrap_or(0))
+                .sum()
+        };
+        let people = store.rollup_between(rollup::DAILY_TYPE, Field::Day, &s.id, first, last);
+        let bots = store.rollup_between(rollup::DAILY_BOT, Field::Day, &s.id, first, last);
+        let (people, bots) = tokio::try_join!(people, bots)?;
+        out.push(crate::site::SiteCount {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            timezone: s.timezone.clone(),
+            events: sum(people),
+            bot_events: sum(bots),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

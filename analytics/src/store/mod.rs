@@ -20,13 +20,12 @@ pub mod sink;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use std::collections::HashMap;
-
 use crate::consumer::{ConsumerConfig, RollupStatus, Step};
-use crate::engine::Scope;
 use crate::event::{Day, Event};
 use crate::lifecycle::Forgotten;
-use crate::rollup::{Field, Value};
+use crate::rollup::Field;
+pub use crate::rollup::RollupDoc;
+use crate::site::Scope;
 use crate::site::SiteInfo;
 
 /// Rollup documents to read: those of `site` in `rollup` (current generation) whose `field`
@@ -447,39 +446,17 @@ impl Store {
     }
 }
 
-/// One rollup document as read back: its key and its fields.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RollupDoc {
-    pub id: String,
-    pub fields: HashMap<Field, Value>,
-}
-
-impl RollupDoc {
-    /// An integer field; 0 when the document has none (a counter never incremented).
-    pub fn int(&self, field: Field) -> i64 {
-        match self.fields.get(&field) {
-            Some(Value::Int(n)) => *n,
-            _ => 0,
-        }
-    }
-
-    pub fn str(&self, field: Field) -> &str {
-        match self.fields.get(&field) {
-            Some(Value::Str(s)) => s,
-            _ => "",
-        }
-    }
-
-    /// A bitmap field (visitor numbers); empty when the document has none.
-    pub fn bits(&self, field: Field) -> roaring::RoaringBitmap {
-        match self.fields.get(&field) {
-            Some(Value::Bits(b)) => crate::bitmap::decode(b),
-            _ => roaring::RoaringBitmap::new(),
-        }
-    }
-}
-
 impl Store {
+    /// When raw events of period `p` were deleted by retention: the instant (RFC 3339) raw
+    /// events start at, for figures read from raw events (funnels, exports) to say so.
+    pub async fn raw_gone(&self, p: &crate::stats::Period) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .raw_since()
+            .await?
+            .filter(|t| p.start_ms < *t)
+            .map(crate::lifecycle::rfc3339))
+    }
+
     /// One step of the rollup consumer: takes or renews the lease, then rolls up at most one
     /// chunk of the event log (or finishes a half-applied one). See [`crate::consumer`].
     pub async fn rollup_step(&self, cfg: &ConsumerConfig) -> Result<Step, StoreError> {
@@ -596,7 +573,7 @@ impl Store {
 
     /// The daily documents of `rollup` in `since..=until` as figures counting distinct
     /// visitors read them: without bots, people's documents without their visitor bitmaps
-    /// (the gap counters count them, [`crate::reach`]); with bots, as
+    /// (the gap counters count them, [`crate::rollup::reach`]); with bots, as
     /// [`Store::rollup_figures`] (bitmaps united, as people's and bots' counters cannot be).
     /// Which of the two [`crate::engine::Visitors::of`] says.
     pub async fn rollup_counted(

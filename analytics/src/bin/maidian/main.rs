@@ -435,7 +435,7 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
     }
     let registry = store.sites().await?;
     if let Command::Sites { json } = cli.command {
-        let rows = site::counts(store, &registry).await?;
+        let rows = maidian_analytics::engine::site_counts(store, &registry).await?;
         return output(json, &rows, || print_sites(&rows));
     }
     let info = site::pick(&registry, cli.site.as_deref()).map_err(anyhow::Error::msg)?;
@@ -461,7 +461,7 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
             let p = period.period(&zone);
             let r = funnel::funnel_from(store, &f, p, scope, &origin).await?;
             let mut doc = sited(&r, site_id)?;
-            if let Some(since) = lifecycle::raw_gone(store, &p).await? {
+            if let Some(since) = store.raw_gone(&p).await? {
                 doc["raw_data_since"] = since.into();
             }
             shown(period.json, doc, print_funnel)
@@ -514,7 +514,7 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
                 return write_csv(csv.as_bytes(), output.as_deref());
             }
             let p = Period::recent(days, &zone);
-            if let Some(since) = lifecycle::raw_gone(store, &p).await? {
+            if let Some(since) = store.raw_gone(&p).await? {
                 eprintln!("maidian: raw events before {since} were deleted by retention; the export starts there");
             }
             export_command(store, &info.id, p, output, cells).await

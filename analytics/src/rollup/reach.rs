@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use roaring::RoaringBitmap;
 
 use crate::event::Day;
+use crate::rollup::RollupDoc;
 use crate::rollup::{Field, DAILY_CAMPAIGN, DAILY_CHANNEL, DAILY_PAGE, DAILY_TYPE, MAX_GAP};
-use crate::store::RollupDoc;
 
 /// The daily rollups keyed `day|…` whose visitors a first-seen document's [`Reach`]
 /// follows, by their code there (a day's visitors follow `Field::Days`).
@@ -188,6 +188,57 @@ pub fn visitors_of(doc: &RollupDoc) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// How a figure finds the distinct visitors of its period in daily documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Visitors {
+    /// From the gap counters of people's documents (this module), read without their
+    /// bitmaps; the period starts on this day.
+    Counted(crate::event::Day),
+    /// By uniting the documents' bitmaps: with bots included, people's and bots' documents
+    /// are merged, and their counters cannot be.
+    #[default]
+    United,
+}
+
+impl Visitors {
+    /// How `scope`'s figures of period `p` count visitors.
+    pub fn of(p: &crate::stats::Period, scope: &crate::site::Scope) -> Visitors {
+        let days = p.until.number().saturating_sub(p.since.number());
+        if scope.include_bots || days >= u32::from(crate::rollup::MAX_GAP) {
+            Visitors::United
+        } else {
+            Visitors::Counted(p.since)
+        }
+    }
+
+    /// Distinct visitors of `docs` (daily documents of one key) over the period.
+    pub fn distinct<'a>(self, docs: impl IntoIterator<Item = &'a RollupDoc>) -> u64 {
+        match self {
+            Visitors::Counted(since) => reached(docs, since),
+            Visitors::United => distinct_visitors(docs),
+        }
+    }
+
+    /// Visitors of one daily document.
+    pub fn of_day(self, doc: &RollupDoc) -> u64 {
+        match self {
+            Visitors::Counted(_) => visitors_of(doc),
+            Visitors::United => doc.bits(crate::rollup::Field::Visitors).len(),
+        }
+    }
+}
+
+/// Distinct visitors of `docs` (rollup documents with a visitor bitmap): the size of their
+/// union, taken in one call (roaring's `MultiOps`, several times faster than adding the
+/// bitmaps one by one into a growing one).
+pub fn distinct_visitors<'a>(docs: impl IntoIterator<Item = &'a RollupDoc>) -> u64 {
+    use roaring::MultiOps;
+    docs.into_iter()
+        .map(|d| d.bits(crate::rollup::Field::Visitors))
+        .union()
+        .len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +264,6 @@ mod tests {
     /// counted distinct visitors equal the union of the bitmaps.
     #[test]
     fn counted_visitors_equal_unions_over_every_period() {
-        use crate::engine::Visitors;
         use crate::event::Event;
         use crate::rollup::{docs_of, DAILY_USERS};
         let first = Day::parse("2026-11-01").unwrap();

@@ -18,15 +18,17 @@ use std::collections::{HashMap, HashSet};
 
 use crate::bitmap::{self, Bits, Numbers};
 use crate::event::{Event, PAGE_LEAVE, PAGE_VIEW, WEB_VITALS};
-use crate::reach::{self, Reach};
+pub mod reach;
+
+use self::reach::Reach;
 use crate::site::Zones;
-use crate::store::RollupDoc;
+pub use crate::site::{key_in_site, site_key};
 use crate::vitals::{self, Metric};
 
 /// The rollup format both stores write: rollup documents are keyed `site|…` and carry their
 /// site since format 1; distinct visitors are bitmaps since format 2; time on page and
 /// sessions are pre-summed by day since format 4; retention is counted by (first day, active
-/// day) since format 5; distinct visitors are counted by gap (`crate::reach`) since format 6;
+/// day) since format 5; distinct visitors are counted by gap (`crate::rollup::reach`) since format 6;
 /// the page index ([`PAGE_INDEX`]) caps a day's pages since format 7.
 pub const FORMAT: u32 = 7;
 
@@ -276,7 +278,7 @@ pub enum Field {
     /// Visitors of a daily document (a day's visitors, or of a page, type, channel or
     /// campaign on a day) whose previous day there was this many days earlier; `Gap(0)`:
     /// none within [`MAX_GAP`] days. What distinct visitors over a range are counted from
-    /// ([`crate::reach::reached`]).
+    /// ([`crate::rollup::reach::reached`]).
     Gap(u16),
 }
 
@@ -1681,29 +1683,13 @@ fn page_view_time(fields: &HashMap<Field, Value>) -> Option<(String, String, i64
     }
 }
 
-/// `site|key`: the `_id` of document `key` of `site` in every rollup.
-pub fn site_key(site: &str, key: &str) -> String {
-    let mut out = String::with_capacity(site.len() + 1 + key.len());
-    out.push_str(site);
-    out.push('|');
-    out.push_str(key);
-    out
-}
-
-/// The document key within its site: `_id` without its `site|` prefix.
-pub fn key_in_site<'a>(site: &str, id: &'a str) -> &'a str {
-    id.strip_prefix(site)
-        .and_then(|rest| rest.strip_prefix('|'))
-        .unwrap_or(id)
-}
-
 /// The rollup documents that applying `Delta::of(events)` to empty rollups gives, computed in
 /// memory: what a rebuild from exactly these events holds, with ids as stores return them
 /// (without the site prefix). For checks and the benchmark's naive path: `events` should be
 /// of one site.
 pub fn docs_of<'a>(
     events: impl IntoIterator<Item = &'a Event>,
-) -> HashMap<&'static str, Vec<crate::store::RollupDoc>> {
+) -> HashMap<&'static str, Vec<RollupDoc>> {
     Delta::of(events)
         .changes
         .into_iter()
@@ -1729,12 +1715,44 @@ pub fn docs_of<'a>(
                             Value::Bits(bitmap::encode(&b.apply(&Default::default()))),
                         );
                     }
-                    crate::store::RollupDoc { id, fields }
+                    RollupDoc { id, fields }
                 })
                 .collect();
             (name, docs)
         })
         .collect()
+}
+
+/// One rollup document as read back: its key and its fields.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RollupDoc {
+    pub id: String,
+    pub fields: HashMap<Field, Value>,
+}
+
+impl RollupDoc {
+    /// An integer field; 0 when the document has none (a counter never incremented).
+    pub fn int(&self, field: Field) -> i64 {
+        match self.fields.get(&field) {
+            Some(Value::Int(n)) => *n,
+            _ => 0,
+        }
+    }
+
+    pub fn str(&self, field: Field) -> &str {
+        match self.fields.get(&field) {
+            Some(Value::Str(s)) => s,
+            _ => "",
+        }
+    }
+
+    /// A bitmap field (visitor numbers); empty when the document has none.
+    pub fn bits(&self, field: Field) -> roaring::RoaringBitmap {
+        match self.fields.get(&field) {
+            Some(Value::Bits(b)) => crate::bitmap::decode(b),
+            _ => roaring::RoaringBitmap::new(),
+        }
+    }
 }
 
 #[cfg(test)]
