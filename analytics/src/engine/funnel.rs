@@ -171,6 +171,32 @@ impl Funnel {
     }
 }
 
+/// The store's funnel scans hand their events to [`Hits`].
+impl crate::store::FunnelScan for Funnel {
+    type Matcher = Matcher;
+    type Rows = Hits;
+
+    fn types(&self) -> Vec<String> {
+        Funnel::types(self)
+    }
+
+    fn matcher(&self, event_type: &str) -> Matcher {
+        Funnel::matcher(self, event_type)
+    }
+
+    fn steps(matcher: &Matcher, page_url: Option<&[u8]>) -> u16 {
+        matcher.steps(page_url)
+    }
+
+    fn push(rows: &mut Hits, visitor: &[u8], timestamp: i64, steps: u16) {
+        rows.push(visitor, timestamp, steps);
+    }
+
+    fn append(rows: &mut Hits, later: Hits) {
+        rows.append(later);
+    }
+}
+
 /// The steps an event of one type matches, by its page: see [`Funnel::matcher`].
 #[derive(Debug, Default)]
 pub struct Matcher {
@@ -356,21 +382,7 @@ impl Hits {
 
     /// The hits of `events` (any order; those of no visitor or no step left out).
     pub fn of_events(funnel: &Funnel, events: &[Event]) -> Hits {
-        let mut sorted: Vec<&Event> = events.iter().filter(|e| e.visitor.is_some()).collect();
-        sorted.sort_by(|a, b| {
-            a.timestamp
-                .cmp(&b.timestamp)
-                .then_with(|| a.event_id.cmp(&b.event_id))
-        });
-        let mut hits = Hits::default();
-        for e in sorted {
-            let page = e.page_url.as_deref().map(str::as_bytes);
-            let steps = funnel.steps_of(&e.event_type, page);
-            if let (Some(v), true) = (e.visitor.as_deref(), steps != 0) {
-                hits.push(v.as_bytes(), e.timestamp, steps);
-            }
-        }
-        hits
+        crate::store::protocol::scan_events(funnel, events)
     }
 
     /// Keeps the hits of the visitors `admit` accepts.

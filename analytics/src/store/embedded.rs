@@ -11,9 +11,9 @@ use std::sync::Arc;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Deserialize;
 
+use super::protocol::now_ms;
+use super::FunnelScan;
 use super::{InsertReport, StoreError};
-use crate::consumer::now_ms;
-use crate::engine::funnel::{Funnel, Hits};
 use crate::event::{Day, Event};
 use crate::site::{SiteInfo, DEFAULT_SITE};
 
@@ -237,14 +237,14 @@ impl EmbeddedStore {
     /// (timestamp, event_id) order as they are read, so nothing is sorted or built but the hits.
     /// The period is cut into consecutive spans scanned on parallel threads (one read
     /// transaction), whose hits are then appended in order.
-    pub async fn funnel_hits(
+    pub async fn funnel_hits<S: FunnelScan>(
         &self,
-        funnel: Funnel,
+        funnel: S,
         site: String,
         since_ms: i64,
         until_ms: i64,
         include_bots: bool,
-    ) -> Result<Hits, StoreError> {
+    ) -> Result<S::Rows, StoreError> {
         let db = self.db.clone();
         blocking(move || {
             let tx = db.begin_read().map_err(err)?;
@@ -257,8 +257,8 @@ impl EmbeddedStore {
                 .collect();
             let types = funnel.types();
             let matchers: Vec<_> = types.iter().map(|ty| funnel.matcher(ty)).collect();
-            let scan = |w: &[i64]| -> Result<Hits, StoreError> {
-                let mut hits = Hits::default();
+            let scan = |w: &[i64]| -> Result<S::Rows, StoreError> {
+                let mut hits = S::Rows::default();
                 let (from, until) = (w[0], w[1]);
                 let mut ranges = types
                     .iter()
@@ -277,16 +277,16 @@ impl EmbeddedStore {
                     let slim = Slim::decode(value.value())?;
                     if of_site(slim.site.as_deref(), &site) && (include_bots || slim.bot.is_none())
                     {
-                        let steps = matchers[k].steps(slim.page_url.as_deref());
+                        let steps = S::steps(&matchers[k], slim.page_url.as_deref());
                         if let (Some(v), true) = (slim.visitor.as_deref(), steps != 0) {
-                            hits.push(v, timestamp, steps);
+                            S::push(&mut hits, v, timestamp, steps);
                         }
                     }
                     heads[k] = next_row(&mut ranges[k])?;
                 }
                 Ok(hits)
             };
-            let parts: Vec<Result<Hits, StoreError>> = std::thread::scope(|s| {
+            let parts: Vec<Result<S::Rows, StoreError>> = std::thread::scope(|s| {
                 let threads: Vec<_> = bounds.windows(2).map(|w| s.spawn(|| scan(w))).collect();
                 threads
                     .into_iter()
@@ -296,9 +296,9 @@ impl EmbeddedStore {
                     })
                     .collect()
             });
-            let mut hits = Hits::default();
+            let mut hits = S::Rows::default();
             for part in parts {
-                hits.append(part?);
+                S::append(&mut hits, part?);
             }
             Ok(hits)
         })

@@ -10,9 +10,9 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition, TableHandle, WriteTr
 use serde::{Deserialize, Serialize};
 
 use super::embedded::{blocking, err, EmbeddedStore, EVENTS, LOG, SITES};
+use super::protocol::{now_ms, ConsumerConfig, RollupStatus, Step};
 use super::{RollupDoc, StoreError};
 use crate::bitmap::{self, Numbers};
-use crate::consumer::{now_ms, ConsumerConfig, RollupStatus, Step};
 use crate::event::Event;
 use crate::rollup::{self, Delta, Field, Known, Value};
 use crate::site::Zones;

@@ -14,19 +14,22 @@ mod embedded_rollups;
 pub mod mongo;
 mod mongo_lifecycle;
 mod mongo_rollups;
+pub mod protocol;
 #[cfg(feature = "bench-sink")]
 pub mod sink;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::consumer::{ConsumerConfig, RollupStatus, Step};
 use crate::event::{Day, Event};
 use crate::lifecycle::Forgotten;
+use crate::rollup::reach::Visitors;
 use crate::rollup::Field;
 pub use crate::rollup::RollupDoc;
 use crate::site::Scope;
 use crate::site::SiteInfo;
+pub use protocol::FunnelScan;
+use protocol::{ConsumerConfig, RollupStatus, Step};
 
 /// Rollup documents to read: those of `site` in `rollup` (current generation) whose `field`
 /// (a `YYYY-MM-DD` day) is within `since..=until`, with ids without their site prefix;
@@ -417,7 +420,7 @@ impl Store {
     /// returns the registry as it was before.
     pub async fn register_sites(&self, sites: &[SiteInfo]) -> Result<Vec<SiteInfo>, StoreError> {
         let before = self.sites().await?;
-        let now = crate::consumer::now_ms();
+        let now = protocol::now_ms();
         let changed: Vec<SiteInfo> = sites
             .iter()
             .map(|s| s.over(before.iter().find(|o| o.id == s.id), now))
@@ -575,7 +578,7 @@ impl Store {
     /// visitors read them: without bots, people's documents without their visitor bitmaps
     /// (the gap counters count them, [`crate::rollup::reach`]); with bots, as
     /// [`Store::rollup_figures`] (bitmaps united, as people's and bots' counters cannot be).
-    /// Which of the two [`crate::engine::Visitors::of`] says.
+    /// Which of the two [`crate::rollup::reach::Visitors::of`] says.
     pub async fn rollup_counted(
         &self,
         rollup: &'static str,
@@ -583,7 +586,7 @@ impl Store {
         scope: &Scope,
     ) -> Result<Vec<RollupDoc>, StoreError> {
         let (since, until) = (p.since, p.until);
-        if crate::engine::Visitors::of(p, scope) == crate::engine::Visitors::United {
+        if Visitors::of(p, scope) == Visitors::United {
             return self
                 .rollup_figures(rollup, Field::Day, since, until, scope)
                 .await;
@@ -610,30 +613,29 @@ impl Store {
         }
     }
 
-    /// The events of `site` a funnel walks, from `since_ms` to before `until_ms`, as
-    /// [`Hits`](crate::engine::funnel::Hits) (people's only unless `include_bots`).
-    pub async fn funnel_hits(
+    /// The events of `site` a funnel walks, from `since_ms` to before `until_ms`, handed to
+    /// `scan` ([`FunnelScan`]; people's only unless `include_bots`).
+    pub async fn funnel_hits<S: FunnelScan>(
         &self,
-        funnel: &crate::engine::funnel::Funnel,
+        scan: &S,
         site: &str,
         since_ms: i64,
         until_ms: i64,
         include_bots: bool,
-    ) -> Result<crate::engine::funnel::Hits, StoreError> {
-        use crate::engine::funnel::Hits;
+    ) -> Result<S::Rows, StoreError> {
         match self {
             Store::Mongo(s) => {
                 let mut events = s
-                    .events_of_types(site, &funnel.types(), since_ms, until_ms)
+                    .events_of_types(site, &scan.types(), since_ms, until_ms)
                     .await?;
                 if !include_bots {
                     events.retain(|e| e.bot.is_none());
                 }
-                Ok(Hits::of_events(funnel, &events))
+                Ok(protocol::scan_events(scan, &events))
             }
             Store::Embedded(s) => {
                 s.funnel_hits(
-                    funnel.clone(),
+                    scan.clone(),
                     site.to_string(),
                     since_ms,
                     until_ms,
@@ -642,7 +644,7 @@ impl Store {
                 .await
             }
             #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Hits::default()),
+            Store::Sink(_) => Ok(S::Rows::default()),
         }
     }
 

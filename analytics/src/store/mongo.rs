@@ -12,8 +12,8 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, Credential, ServerAddress};
 use mongodb::{Client, Collection, Database, IndexModel};
 
+use super::protocol::now_ms;
 use super::{InsertReport, MongoConfig, MongoTarget, StoreError};
-use crate::consumer::now_ms;
 use crate::event::{Day, Event};
 use crate::site::{SiteInfo, DEFAULT_SITE};
 

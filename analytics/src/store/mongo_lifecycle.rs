@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::mongo::{doc_to_event, event_to_doc, MongoStore};
 use super::mongo_rollups::{gen_name, State, NUMBERS};
+use super::protocol::{now_ms, ConsumerConfig, Step};
 use super::StoreError;
-use crate::consumer::{now_ms, ConsumerConfig, Step};
 use crate::event::Event;
 use crate::lifecycle::{self, Erasure, Forgotten, Names};
 use crate::rollup::{self, Field, Value};

@@ -20,9 +20,9 @@ use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 
 use super::mongo::{doc_to_event, MongoStore, DUPLICATE_KEY};
+use super::protocol::{now_ms, ConsumerConfig, RollupStatus, Step};
 use super::{RollupDoc, StoreError};
 use crate::bitmap::Numbers;
-use crate::consumer::{now_ms, ConsumerConfig, RollupStatus, Step};
 use crate::event::Event;
 use crate::rollup::{self, Change, Delta, Field, Known, Value};
 use crate::site::Zones;
