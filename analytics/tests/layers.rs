@@ -1,0 +1,147 @@
+//! The layers of each crate point one way: no cycle between the top-level modules of the
+//! analytics crate, the collector or the SDK (ARCHITECTURE.md, *Invariants*). A module uses
+//! another when its source names `crate::that` (in a path or a `use crate::{…}` group);
+//! comments do not count.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The top-level modules `text` names through `crate::`.
+fn named(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or_default();
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let group = group.split('}').next().unwrap_or_default();
+                for part in group.split(',') {
+                    out.insert(ident(part.trim()));
+                }
+            } else {
+                out.insert(ident(rest));
+            }
+        }
+    }
+    out.retain(|m| !m.is_empty());
+    out
+}
+
+fn ident(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The module graph of the crate whose sources are in `src`: each top-level module (a file
+/// or a folder) and the others it names.
+fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut modules: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_stem().unwrap().to_string_lossy().to_string();
+        if ["lib", "main", "bin"].contains(&name.as_str()) {
+            continue;
+        }
+        let files = if p.is_dir() { sources(&p) } else { vec![p] };
+        modules.insert(name, files);
+    }
+    let names: BTreeSet<String> = modules.keys().cloned().collect();
+    modules
+        .iter()
+        .map(|(m, files)| {
+            let mut uses = BTreeSet::new();
+            for f in files {
+                uses.extend(named(&std::fs::read_to_string(f).unwrap()));
+            }
+            uses.retain(|u| u != m && names.contains(u));
+            (m.clone(), uses)
+        })
+        .collect()
+}
+
+/// A cycle of `graph` as the modules along it, if there is one.
+fn cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        m: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == m) {
+            let mut c = path[at..].to_vec();
+            c.push(m.to_string());
+            return Some(c);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_string());
+        for next in graph.get(m).into_iter().flatten() {
+            if let Some(c) = visit(next, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|m| visit(m, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_cycle_between_the_top_level_modules_of_any_crate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for krate in ["analytics", "collector", "sdk-wasm", "bench", "testkit"] {
+        let g = graph(&root.join(krate).join("src"));
+        assert!(g.len() > 1 || krate == "testkit", "{krate}: {g:?}");
+        if let Some(c) = cycle(&g) {
+            panic!("{krate}: the modules {} import each other", c.join(" → "));
+        }
+    }
+}
+
+#[test]
+fn a_cycle_is_found() {
+    let g: BTreeMap<String, BTreeSet<String>> = [
+        ("a", vec!["b"]),
+        ("b", vec!["c"]),
+        ("c", vec!["a"]),
+        ("d", vec![]),
+    ]
+    .into_iter()
+    .map(|(m, u)| (m.to_string(), u.into_iter().map(String::from).collect()))
+    .collect();
+    assert_eq!(
+        cycle(&g),
+        Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+    );
+    let text = "use crate::{rollup::Field, site};\n// crate::store in a comment\nlet x = crate::event::Day::today();";
+    assert_eq!(
+        named(text),
+        ["event", "rollup", "site"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+}
