@@ -3,6 +3,8 @@
 //! another when its source names `crate::that` (in a path or a `use crate::{…}` group);
 //! comments do not count.
 
+#![allow(clippy::unwrap_used)] // Test helpers: an unreadable source should stop the test loudly.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
