@@ -4,6 +4,11 @@
 //! - [`embedded`]: a redb file in a local data directory, the zero-setup default.
 //! - `sink` (feature `bench-sink` only): counts and drops, to measure the collector alone.
 //!
+//! Each backend's rollup consumer and data lifecycle are files of their own:
+//! `mongo_rollups` (checkpoint, lease, chunks), `mongo_rebuild` (generations, rebuild,
+//! hand-over), `mongo_lifecycle` (retention, access, erasure), and `embedded_rollups`,
+//! `embedded_lifecycle`. [`protocol`] is what the consumer and the stores agree on.
+//!
 //! Every backend stores an event at most once, keyed by `event_id`, and reports duplicates by
 //! their index in the batch so the caller can count them as deduplicated, never as failures.
 //! A store never decides HTTP status codes or reads request JSON.
@@ -13,6 +18,7 @@ mod embedded_lifecycle;
 mod embedded_rollups;
 pub mod mongo;
 mod mongo_lifecycle;
+mod mongo_rebuild;
 mod mongo_rollups;
 pub mod protocol;
 #[cfg(feature = "bench-sink")]

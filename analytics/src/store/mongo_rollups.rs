@@ -28,18 +28,18 @@ use crate::rollup::{self, Change, Delta, Field, Known, Value};
 use crate::site::Zones;
 
 pub(super) const STATE: &str = "rollup_state";
-const CONSUMER: &str = "consumer";
+pub(super) const CONSUMER: &str = "consumer";
 /// The rebuild's own document: which generation `rollups rebuild` is building, its heartbeat,
 /// and the cursor it hands over. FerretDB v1 (SQLite) applies an update as a read and a later
 /// write outside any transaction, so two processes updating one document can undo each
 /// other's change; the consumer document is therefore written by the lease holder only, and
 /// the rebuild writes this one (the lease holder clears it when it takes the hand-over).
-const REBUILD: &str = "rebuild";
+pub(super) const REBUILD: &str = "rebuild";
 pub(super) const HEAD: &str = "head";
 /// How long a replaced generation is kept for readers that looked the old one up.
-const RETIRE_GRACE_MS: i64 = 10_000;
+pub(super) const RETIRE_GRACE_MS: i64 = 10_000;
 /// A rebuild that has not reported progress for this long is taken as dead.
-const REBUILD_STALE_MS: i64 = 120_000;
+pub(super) const REBUILD_STALE_MS: i64 = 120_000;
 /// Statements per `update` command. FerretDB v1.24 (SQLite) hangs on one `update` command
 /// that modifies 100 or more existing documents (80 pass, 100 never answer); 50 is safe and
 /// already amortises the round trip.
@@ -71,7 +71,7 @@ pub(super) struct Cursor {
     pub(super) generation: i64,
     /// `(received_at, _id)` of the last event rolled up.
     pub(super) pos_t: i64,
-    pos_id: String,
+    pub(super) pos_id: String,
     /// Number of the last chunk applied.
     pub(super) chunk: i64,
     /// Events rolled up so far.
@@ -87,35 +87,35 @@ pub(super) struct Cursor {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Pending {
-    chunk: i64,
-    to_t: i64,
-    to_id: String,
+    pub(super) chunk: i64,
+    pub(super) to_t: i64,
+    pub(super) to_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Retired {
     pub(super) generation: i64,
-    at: i64,
+    pub(super) at: i64,
 }
 
 /// The [`REBUILD`] document.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct Rebuild {
     #[serde(rename = "_id")]
-    id: String,
+    pub(super) id: String,
     #[serde(default)]
     pub(super) building: Option<i64>,
     #[serde(default)]
-    building_at: i64,
+    pub(super) building_at: i64,
     /// The built generation's cursor, for the lease holder to catch up and switch to.
     #[serde(default)]
-    handed: Option<Cursor>,
+    pub(super) handed: Option<Cursor>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct State {
     #[serde(rename = "_id")]
-    id: String,
+    pub(super) id: String,
     #[serde(default)]
     pub(super) owner: String,
     #[serde(default)]
@@ -128,12 +128,12 @@ pub(super) struct State {
     pub(super) retired: Vec<Retired>,
     /// Every event with `received_at <= clear_to` is rolled up into `live`.
     #[serde(default)]
-    clear_to: i64,
+    pub(super) clear_to: i64,
     #[serde(default)]
-    created_at: i64,
+    pub(super) created_at: i64,
     /// The rollup format the live generation holds ([`FORMAT`]; 0 before sites).
     #[serde(default)]
-    format: i64,
+    pub(super) format: i64,
     /// Raw events older than this (ms) were deleted by retention (`[retention] raw_days`).
     #[serde(default)]
     pub(super) expired_before: i64,
@@ -142,7 +142,7 @@ pub(super) struct State {
 /// The rollup format ([`rollup::FORMAT`]). A database with rollups of another format gets a
 /// fresh generation rolled up from the start of the log (the old one is retired): figures fill
 /// up again as the consumer catches up ([`super::refuse_other_format`]).
-const FORMAT: i64 = rollup::FORMAT as i64;
+pub(super) const FORMAT: i64 = rollup::FORMAT as i64;
 
 impl Cursor {
     pub(super) fn pos(&self) -> (i64, &str) {
@@ -150,7 +150,7 @@ impl Cursor {
     }
 
     /// This cursor after applying `n` events ending at `(to_t, to_id)` as chunk `chunk`.
-    fn advanced(&self, chunk: i64, to_t: i64, to_id: &str, n: usize) -> Cursor {
+    pub(super) fn advanced(&self, chunk: i64, to_t: i64, to_id: &str, n: usize) -> Cursor {
         Cursor {
             generation: self.generation,
             pos_t: to_t,
@@ -165,7 +165,7 @@ impl Cursor {
 
 /// Which cursor of the state document a chunk belongs to.
 #[derive(Debug, Clone, Copy)]
-enum Which {
+pub(super) enum Which {
     Live,
     Next,
 }
@@ -179,7 +179,7 @@ impl Which {
     }
 }
 
-fn format_of(st: &State) -> u32 {
+pub(super) fn format_of(st: &State) -> u32 {
     u32::try_from(st.format).unwrap_or(0)
 }
 
@@ -187,7 +187,7 @@ pub(super) fn gen_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}_g{generation}")
 }
 
-fn to_bson<T: Serialize>(v: &T) -> Result<Bson, StoreError> {
+pub(super) fn to_bson<T: Serialize>(v: &T) -> Result<Bson, StoreError> {
     bson::to_bson(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -196,7 +196,7 @@ fn parse_state(d: Document) -> Result<State, StoreError> {
 }
 
 impl MongoStore {
-    fn state(&self) -> mongodb::Collection<Document> {
+    pub(super) fn state(&self) -> mongodb::Collection<Document> {
         self.db.collection(STATE)
     }
 
@@ -224,7 +224,11 @@ impl MongoStore {
 
     /// Creates the state document (generation 1, nothing consumed) unless it exists, dropping
     /// rollup collections of the design before generations. Returns the current state.
-    async fn ensure_state(&self, owner: &str, expires: i64) -> Result<State, StoreError> {
+    pub(super) async fn ensure_state(
+        &self,
+        owner: &str,
+        expires: i64,
+    ) -> Result<State, StoreError> {
         if let Some(st) = self.read_state().await? {
             return Ok(st);
         }
@@ -252,7 +256,7 @@ impl MongoStore {
         }
     }
 
-    async fn ensure_gen_indexes(&self, generation: i64) -> Result<(), StoreError> {
+    pub(super) async fn ensure_gen_indexes(&self, generation: i64) -> Result<(), StoreError> {
         let twins = ROLLUP_DAY_FIELDS
             .iter()
             .map(|(name, field)| (rollup::bot_twin(name), *field))
@@ -395,7 +399,7 @@ impl MongoStore {
 
     /// Events after `after` (exclusive) up to `upto` (inclusive), in log order, with only the
     /// fields rollups read.
-    async fn read_log(
+    pub(super) async fn read_log(
         &self,
         after: (i64, &str),
         upto: Option<(i64, &str)>,
@@ -824,7 +828,7 @@ impl MongoStore {
 
     /// Rolls `events` (the next ones after `cur`, at least one) up as one chunk of `which`:
     /// records the chunk first, then applies it and moves the cursor.
-    async fn run_chunk(
+    pub(super) async fn run_chunk(
         &self,
         cfg: &ConsumerConfig,
         which: Which,
@@ -885,7 +889,7 @@ impl MongoStore {
     }
 
     /// Applies again, exactly, a chunk whose apply was interrupted.
-    async fn finish_pending(
+    pub(super) async fn finish_pending(
         &self,
         cfg: &ConsumerConfig,
         which: Which,
@@ -962,168 +966,17 @@ impl MongoStore {
         Ok(Step::Consumed(events.len()))
     }
 
-    fn rebuild_doc(&self) -> mongodb::Collection<Document> {
-        self.state()
-    }
-
-    pub(super) async fn read_rebuild(&self) -> Result<Rebuild, StoreError> {
-        match self.rebuild_doc().find_one(doc! { "_id": REBUILD }).await? {
-            Some(d) => bson::from_document(d).map_err(|e| StoreError::Corrupt(e.to_string())),
-            None => Ok(Rebuild::default()),
-        }
-    }
-
-    /// The lease holder takes a generation a rebuild handed over: it becomes `next` (caught
-    /// up with `live`, then switched to), and the rebuild document is cleared. `None` when
-    /// there is none to take.
-    async fn take_handover(
-        &self,
-        cfg: &ConsumerConfig,
-        st: &State,
-    ) -> Result<Option<Step>, StoreError> {
-        let rb = self.read_rebuild().await?;
-        let Some(handed) = rb.handed else {
-            return Ok(None);
-        };
-        if handed.generation > st.live.generation {
-            // The rebuilt generation is of the current format, and replaces the live one.
-            self.set_state(
-                &cfg.owner,
-                doc! { "next": to_bson(&handed)?, "format": FORMAT },
-            )
-            .await?;
-        }
-        self.rebuild_doc()
-            .update_one(
-                doc! { "_id": REBUILD, "building": handed.generation },
-                doc! { "$set": { "building": Bson::Null, "handed": Bson::Null } },
-            )
-            .await?;
-        Ok(Some(Step::Consumed(0)))
-    }
-
-    /// Retires the live generation of an older format and starts a new one at the start of
-    /// the log.
-    async fn restart_in_new_format(
-        &self,
-        cfg: &ConsumerConfig,
-        st: &State,
-        now: i64,
-    ) -> Result<Step, StoreError> {
-        super::refuse_other_format(format_of(st), st.expired_before)?;
-        let generation = st.live.generation + 1;
-        bounded(self.ensure_gen_indexes(generation)).await?;
-        let mut retired = st.retired.clone();
-        retired.push(Retired {
-            generation: st.live.generation,
-            at: now,
-        });
-        let live = Cursor {
-            generation,
-            zones_at: now,
-            ..Cursor::default()
-        };
-        self.set_state(
-            &cfg.owner,
-            doc! { "live": to_bson(&live)?, "retired": to_bson(&retired)?, "clear_to": 0_i64, "format": FORMAT },
-        )
-        .await?;
-        tracing::warn!(
-            generation,
-            "rollups of an older format: rolling the event log up again into a new generation"
-        );
-        Ok(Step::Consumed(0))
-    }
-
     /// Events per chunk. FerretDB v1 scans (and sorts) the whole `events` collection for every
     /// read, so there a chunk is ten times larger: one scan for ten times the events, and the
     /// repeated keys of a larger chunk merge into fewer upserts. MongoDB reads through the
     /// index.
-    fn read_limit(&self, cfg: &ConsumerConfig) -> usize {
+    pub(super) fn read_limit(&self, cfg: &ConsumerConfig) -> usize {
         let chunk = cfg.chunk_events.max(1);
         if self.guarded() {
             chunk
         } else {
             chunk * 10
         }
-    }
-
-    /// A rebuilt generation catches up with `live` (never passing it), then replaces it.
-    async fn step_next(
-        &self,
-        cfg: &ConsumerConfig,
-        st: &State,
-        next: &Cursor,
-    ) -> Result<Step, StoreError> {
-        if let Some(p) = &next.pending {
-            return Ok(Step::Consumed(
-                self.finish_pending(cfg, Which::Next, next, p).await?,
-            ));
-        }
-        if next.pos() < st.live.pos() {
-            let events = self
-                .read_log(next.pos(), Some(st.live.pos()), Some(self.read_limit(cfg)))
-                .await?;
-            if !events.is_empty() {
-                self.run_chunk(cfg, Which::Next, next, &events, None)
-                    .await?;
-                return Ok(Step::Consumed(events.len()));
-            }
-        }
-        let mut retired = st.retired.clone();
-        retired.push(Retired {
-            generation: st.live.generation,
-            at: now_ms(),
-        });
-        let mut live = next.clone();
-        // Same events, so the same position (the rebuild may have stopped just short of an
-        // identical position when the tail was empty).
-        live.pos_t = st.live.pos_t;
-        live.pos_id = st.live.pos_id.clone();
-        self.set_state(
-            &cfg.owner,
-            doc! { "live": to_bson(&live)?, "next": Bson::Null, "retired": to_bson(&retired)? },
-        )
-        .await?;
-        tracing::info!(
-            from = st.live.generation,
-            to = live.generation,
-            events = live.events,
-            "rollups switched to the rebuilt generation"
-        );
-        Ok(Step::Switched)
-    }
-
-    /// Drops generations replaced more than a grace period ago.
-    async fn drop_retired(
-        &self,
-        cfg: &ConsumerConfig,
-        st: &State,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let (old, keep): (Vec<Retired>, Vec<Retired>) = st
-            .retired
-            .iter()
-            .cloned()
-            .partition(|r| now - r.at > RETIRE_GRACE_MS);
-        if old.is_empty() {
-            return Ok(());
-        }
-        for r in &old {
-            self.drop_generation(r.generation).await?;
-        }
-        self.set_state(&cfg.owner, doc! { "retired": to_bson(&keep)? })
-            .await
-    }
-
-    async fn drop_generation(&self, generation: i64) -> Result<(), StoreError> {
-        for name in rollup::ALL {
-            self.db
-                .collection::<Document>(&gen_name(name, generation))
-                .drop()
-                .await?;
-        }
-        Ok(())
     }
 
     pub async fn rollup_status(&self) -> Result<RollupStatus, StoreError> {
@@ -1193,172 +1046,6 @@ impl MongoStore {
         }
         Ok(acc)
     }
-
-    /// Builds a new generation from the whole log while the live one keeps going, hands it to
-    /// the consumer to catch up and switch, and waits for the switch (running the consumer
-    /// itself when no collector holds the lease).
-    pub async fn rebuild_rollups(
-        &self,
-        cfg: &ConsumerConfig,
-        mut progress: impl FnMut(u64),
-    ) -> Result<u64, StoreError> {
-        self.ready().await?;
-        let st = self.ensure_state("", 0).await?;
-        if st.expired_before > 0 {
-            return Err(StoreError::Busy(crate::lifecycle::no_rebuild(
-                st.expired_before,
-            )));
-        }
-        let rb = self.read_rebuild().await?;
-        let generation = [
-            Some(st.live.generation),
-            st.next.as_ref().map(|n| n.generation),
-            rb.building,
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(0)
-            + 1;
-        let now = now_ms();
-        match self
-            .rebuild_doc()
-            .insert_one(doc! { "_id": REBUILD, "building": Bson::Null, "building_at": 0_i64 })
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_duplicate(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let claimed = if st.next.is_some() {
-            0
-        } else {
-            self.rebuild_doc()
-                .update_one(
-                    doc! { "_id": REBUILD, "$or": [
-                        { "building": Bson::Null },
-                        { "building_at": { "$lt": now - REBUILD_STALE_MS } },
-                    ] },
-                    doc! { "$set": { "building": generation, "building_at": now, "handed": Bson::Null } },
-                )
-                .await?
-                .matched_count
-        };
-        if claimed != 1 {
-            return Err(StoreError::Busy(
-                "another rollup rebuild is in progress".into(),
-            ));
-        }
-        // Retired generations are the consumer's to drop, after their grace period (readers
-        // may still be on them); dropping them here too raced with it.
-        let keep: Vec<i64> = std::iter::once(st.live.generation)
-            .chain(st.retired.iter().map(|r| r.generation))
-            .collect();
-        // Collection drops and index builds are the calls that have hung on FerretDB under
-        // concurrent writes: bounded, they fail loudly instead.
-        bounded(self.drop_orphans(&keep)).await?;
-        bounded(self.ensure_gen_indexes(generation)).await?;
-
-        // The whole log counts in the zones of now (see `crate::site`).
-        let mut cur = Cursor {
-            generation,
-            zones_at: now_ms(),
-            ..Cursor::default()
-        };
-        // Chase the live cursor a few passes, each to where it stood when the pass began; the
-        // consumer catches up the rest (pausing the live generation for that little while).
-        for _pass in 0..3 {
-            let st = self.building_state(generation).await?;
-            let target = (st.live.pos_t, st.live.pos_id.clone());
-            while cur.pos() < (target.0, target.1.as_str()) {
-                let events = self
-                    .read_log(
-                        cur.pos(),
-                        Some((target.0, &target.1)),
-                        Some(self.read_limit(cfg)),
-                    )
-                    .await?;
-                let Some(last) = events.last() else { break };
-                let chunk = cur.chunk + 1;
-                let zones = self.zones().await?;
-                let delta = self
-                    .delta_of((&cur, chunk), cfg.max_pages_per_day, &events, &zones)
-                    .await?;
-                self.apply_chunk(None, generation, chunk, &delta, false)
-                    .await?;
-                cur = cur.advanced(chunk, last.received_at, &last.event_id, events.len());
-                progress(u64::try_from(cur.events).unwrap_or(0));
-                self.building_state(generation).await?;
-            }
-        }
-        let handed = self
-            .rebuild_doc()
-            .update_one(
-                doc! { "_id": REBUILD, "building": generation },
-                doc! { "$set": { "handed": to_bson(&cur)?, "building_at": now_ms() } },
-            )
-            .await?;
-        if handed.matched_count != 1 {
-            return Err(StoreError::Busy(
-                "the rebuild was taken over by another one".into(),
-            ));
-        }
-        // The lease owner (a collector, or this process when none runs) catches the new
-        // generation up with the live one and switches.
-        let events = loop {
-            let st = self.existing_state().await?;
-            if st.live.generation == generation {
-                break st.live.events;
-            }
-            if let Some(next) = &st.next {
-                progress(u64::try_from(next.events).unwrap_or(0));
-            }
-            // Steps only run when the lease is free; losing it to a collector is fine.
-            match self.rollup_step(cfg).await {
-                Ok(Step::NotOwner) | Err(StoreError::LeaseLost) => {
-                    tokio::time::sleep(cfg.idle_poll).await
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        };
-        self.release_lease(&cfg.owner).await?;
-        Ok(u64::try_from(events).unwrap_or(0))
-    }
-
-    /// The state while `generation` is being built (its heartbeat refreshed), or an error when
-    /// another rebuild has taken over.
-    async fn building_state(&self, generation: i64) -> Result<State, StoreError> {
-        let beat = self
-            .rebuild_doc()
-            .update_one(
-                doc! { "_id": REBUILD, "building": generation },
-                doc! { "$set": { "building_at": now_ms() } },
-            )
-            .await?;
-        if beat.matched_count != 1 {
-            return Err(StoreError::Busy(
-                "the rebuild was taken over by another one".into(),
-            ));
-        }
-        self.existing_state().await
-    }
-
-    /// Drops rollup collections of generations that are neither `keep` nor in use.
-    async fn drop_orphans(&self, keep: &[i64]) -> Result<(), StoreError> {
-        for name in self.db.list_collection_names().await? {
-            let orphan = rollup::ALL.iter().any(|r| {
-                name.strip_prefix(r)
-                    .and_then(|rest| rest.strip_prefix("_g"))
-                    .and_then(|g| g.parse::<i64>().ok())
-                    .is_some_and(|g| !keep.contains(&g))
-            });
-            if orphan {
-                self.db.collection::<Document>(&name).drop().await?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Longest a rebuild waits on one schema change (drops, index builds).
@@ -1392,13 +1079,13 @@ struct After {
 
 const SCHEMA_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     work: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     super::within(SCHEMA_CHANGE_TIMEOUT, work).await
 }
 
-fn is_duplicate(e: &mongodb::error::Error) -> bool {
+pub(super) fn is_duplicate(e: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match e.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
