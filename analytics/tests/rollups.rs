@@ -780,7 +780,7 @@ async fn an_embedded_erasure_stopped_part_way_finishes_at_the_next_open() {
         unreachable!()
     };
     let done = e
-        .forget_filing(DEFAULT_SITE.into(), "alice-7f3".into())
+        .forget_filed_only(DEFAULT_SITE.into(), "alice-7f3".into())
         .await
         .unwrap();
     assert_eq!(done.events_removed, 0);

@@ -188,10 +188,19 @@ impl EmbeddedStore {
         Ok(forgotten)
     }
 
-    /// [`EmbeddedStore::forget`] up to its events filed in [`ERASING`], not deleted yet (what
-    /// a crash part way leaves; public for that test).
-    #[doc(hidden)]
-    pub async fn forget_filing(&self, site: String, id: String) -> Result<Forgotten, StoreError> {
+    /// [`EmbeddedStore::forget`] up to its events filed in [`ERASING`], not deleted yet: what
+    /// a crash part way leaves, for that test.
+    #[cfg(feature = "test-api")]
+    pub async fn forget_filed_only(
+        &self,
+        site: String,
+        id: String,
+    ) -> Result<Forgotten, StoreError> {
+        self.forget_filing(site, id).await
+    }
+
+    /// [`EmbeddedStore::forget`] up to its events filed in [`ERASING`].
+    async fn forget_filing(&self, site: String, id: String) -> Result<Forgotten, StoreError> {
         let db = self.db.clone();
         let (closure, head, plan) = blocking(move || {
             let tx = db.begin_read().map_err(err)?;
@@ -576,7 +585,7 @@ pub(super) fn finish_erasing(db: &redb::Database) -> Result<u64, StoreError> {
 impl EmbeddedStore {
     /// Names of the tables holding `needle` in a key or value (every table of the file is
     /// read): for tests that check that an erasure left no trace.
-    #[doc(hidden)]
+    #[cfg(feature = "test-api")]
     pub async fn tables_containing(&self, needle: String) -> Result<Vec<String>, StoreError> {
         use redb::TableHandle;
         let db = self.db.clone();

@@ -140,6 +140,7 @@ impl MongoStore {
 
     /// Forces rollup upserts to carry (`true`) or drop (`false`) their `applied` guard, whatever
     /// the server: lets tests on FerretDB exercise the path MongoDB takes.
+    #[cfg(feature = "test-api")]
     pub fn set_guarded_updates(&mut self, guarded: bool) {
         self.forced_guard = Some(guarded);
     }
