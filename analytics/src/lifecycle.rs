@@ -258,32 +258,16 @@ impl DryRun {
     }
 }
 
-/// Rollups whose documents belong to one visitor, session or page view.
-const PERSONAL: &[&str] = &[
-    rollup::FIRST_SEEN,
-    rollup::SESSIONS,
-    rollup::PAGE_TIME,
-    rollup::CHANNEL_VISITOR,
-];
-
-/// Rollups whose documents carry the visitor in `visitor` (searched for when raw events
-/// are gone). `FIRST_SEEN` is keyed by the visitor itself; bitmaps hold their number
-/// (`rollup::WITH_VISITORS`, cleared through the dictionary).
-pub const PERSONAL_BY_VISITOR: &[&str] = &[rollup::SESSIONS, rollup::CHANNEL_VISITOR];
-
-/// The counter a shared rollup's document lives by: at zero it would not exist.
+/// The counter a shared rollup's document lives by: at zero it would not exist
+/// ([`rollup::Spec::counter`]).
 pub fn counter(rollup: &str) -> Field {
-    if rollup::bot_twin(rollup::DAILY_PAGE) == rollup || rollup == rollup::DAILY_PAGE {
-        Field::Views
-    } else {
-        Field::Count
-    }
+    rollup::spec(rollup).map_or(Field::Count, |(s, _)| s.counter)
 }
 
+/// Whether `name`'s documents belong to one visitor, session or page view
+/// ([`rollup::Spec::personal`]).
 fn is_personal(name: &str) -> bool {
-    PERSONAL
-        .iter()
-        .any(|p| *p == name || rollup::bot_twin(p) == name)
+    rollup::spec(name).is_some_and(|(s, _)| s.personal)
 }
 
 /// The rollup side of erasing events that were rolled up.

@@ -145,9 +145,8 @@ async fn snapshot(store: &Store) -> Snapshot {
         Day::parse("2100-01-01").unwrap(),
     );
     let mut out = Vec::new();
-    for name in rollup::ALL {
-        let field = if *name == rollup::FIRST_SEEN || *name == rollup::bot_twin(rollup::FIRST_SEEN)
-        {
+    for name in rollup::all() {
+        let field = if name == rollup::FIRST_SEEN || name == rollup::bot_twin(rollup::FIRST_SEEN) {
             Field::FirstDay
         } else {
             Field::Day

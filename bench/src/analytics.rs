@@ -502,10 +502,10 @@ fn large_site(
 /// documents, the visitor dictionary); per million events written.
 async fn print_storage(store: &Store, events: usize) -> anyhow::Result<()> {
     use maidian_analytics::rollup;
-    let state: Vec<&str> = rollup::STATE
+    let state: Vec<&str> = rollup::CATALOG
         .iter()
-        .chain([&rollup::CHANNEL_VISITOR])
-        .flat_map(|r| [*r, rollup::bot_twin(r)])
+        .filter(|s| s.level > 0)
+        .flat_map(|s| s.names())
         .collect();
     let mut kinds: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
     for t in store.table_sizes().await? {

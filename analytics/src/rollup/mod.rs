@@ -28,6 +28,7 @@ use std::collections::{HashMap, HashSet};
 use crate::bitmap::{self, Bits, Numbers};
 use crate::event::{Event, PAGE_LEAVE, PAGE_VIEW, WEB_VITALS};
 mod build;
+pub mod catalog;
 mod pages;
 pub mod reach;
 mod settle;
@@ -35,6 +36,7 @@ pub use settle::session_visitors;
 #[cfg(test)]
 mod tests;
 
+pub use self::catalog::{all, spec, Audience, Spec, CATALOG};
 use self::reach::Reach;
 use crate::site::Zones;
 pub use crate::site::{key_in_site, site_key};
@@ -106,28 +108,6 @@ pub const PAGE_INDEX: &str = "rollup_page_index";
 /// under.
 pub const OTHER_PAGE: &str = "(other)";
 
-/// Each rollup and its bot twin: the same documents, made of the events flagged as bots' only.
-/// Figures read the rollups; with bots included they read both and merge them
-/// ([`merge_docs`]). So excluding bots costs nothing and including them costs one more read.
-pub const TWINS: &[(&str, &str)] = &[
-    (DAILY_TYPE, BOT_DAILY_TYPE),
-    (DAILY_USERS, BOT_DAILY_USERS),
-    (DAILY_PAGE, BOT_DAILY_PAGE),
-    (FIRST_DAY, BOT_FIRST_DAY),
-    (FIRST_SEEN, BOT_FIRST_SEEN),
-    (SESSIONS, BOT_SESSIONS),
-    (DAILY_SESSIONS, BOT_DAILY_SESSIONS),
-    (DAILY_CHANNEL, BOT_DAILY_CHANNEL),
-    (DAILY_CAMPAIGN, BOT_DAILY_CAMPAIGN),
-    (CHANNEL_VISITOR, BOT_CHANNEL_VISITOR),
-    (PAGE_TIME, BOT_PAGE_TIME),
-    (DAILY_PAGE_TIME, BOT_DAILY_PAGE_TIME),
-    (DAILY_REFERRER, BOT_DAILY_REFERRER),
-    (DAILY_AGENT, BOT_DAILY_AGENT),
-    (DAILY_VITALS, BOT_DAILY_VITALS),
-    (RETENTION, BOT_RETENTION),
-    (PAGE_INDEX, BOT_PAGE_INDEX),
-];
 const BOT_DAILY_TYPE: &str = "rollup_bot_daily_type";
 const BOT_DAILY_USERS: &str = "rollup_bot_daily_users";
 const BOT_DAILY_PAGE: &str = "rollup_bot_daily_page";
@@ -146,61 +126,12 @@ const BOT_DAILY_VITALS: &str = "rollup_bot_daily_vitals";
 const BOT_RETENTION: &str = "rollup_bot_retention";
 const BOT_PAGE_INDEX: &str = "rollup_bot_page_index";
 
-pub const ALL: &[&str] = &[
-    DAILY_TYPE,
-    DAILY_USERS,
-    DAILY_PAGE,
-    FIRST_DAY,
-    FIRST_SEEN,
-    SESSIONS,
-    DAILY_SESSIONS,
-    DAILY_CHANNEL,
-    DAILY_CAMPAIGN,
-    CHANNEL_VISITOR,
-    PAGE_TIME,
-    DAILY_PAGE_TIME,
-    DAILY_REFERRER,
-    DAILY_AGENT,
-    DAILY_BOT,
-    DAILY_VITALS,
-    RETENTION,
-    PAGE_INDEX,
-    BOT_DAILY_TYPE,
-    BOT_DAILY_USERS,
-    BOT_DAILY_PAGE,
-    BOT_FIRST_DAY,
-    BOT_FIRST_SEEN,
-    BOT_SESSIONS,
-    BOT_DAILY_SESSIONS,
-    BOT_DAILY_CHANNEL,
-    BOT_DAILY_CAMPAIGN,
-    BOT_CHANNEL_VISITOR,
-    BOT_PAGE_TIME,
-    BOT_DAILY_PAGE_TIME,
-    BOT_DAILY_REFERRER,
-    BOT_DAILY_AGENT,
-    BOT_DAILY_VITALS,
-    BOT_RETENTION,
-    BOT_PAGE_INDEX,
-];
-
-/// Rollups whose documents hold a bitmap of visitor numbers (`Field::Visitors`), besides
-/// their bot twins.
-pub const WITH_VISITORS: &[&str] = &[
-    DAILY_TYPE,
-    DAILY_USERS,
-    DAILY_PAGE,
-    FIRST_DAY,
-    DAILY_CHANNEL,
-    DAILY_CAMPAIGN,
-];
-
-/// The bot twin of `rollup` (itself for a rollup that has none).
+/// The bot twin of `rollup` (itself for a rollup that has none, or a twin).
 pub fn bot_twin(rollup: &'static str) -> &'static str {
-    TWINS
-        .iter()
-        .find(|(r, _)| *r == rollup)
-        .map_or(rollup, |(_, twin)| *twin)
+    match spec(rollup) {
+        Some((s, Audience::People)) => s.bots.unwrap_or(rollup),
+        _ => rollup,
+    }
 }
 
 /// Fields that count (summed when two sets of documents are merged); every other field is a
@@ -446,23 +377,12 @@ pub enum Value {
 /// (rollup, `_id`) → fields, for those of [`Delta::state_keys`] that exist.
 pub type Known = HashMap<(&'static str, String), HashMap<Field, Value>>;
 
-/// Rollups whose documents are the consumer's state: read back, by key, to settle the
-/// changes that depend on them ([`Delta::settle`]), and applied after everything else.
-pub const STATE: &[&str] = &[FIRST_SEEN, PAGE_TIME, SESSIONS];
-
-/// The order a chunk's changes are applied in: figures (0), then the channel-visitor counts
-/// (1), settled against the sessions, then the state documents (2) the rest was settled
-/// against. So a chunk interrupted part way and applied again settles alike: what is read to
-/// settle a level changes only after that level landed.
+/// The order a chunk's changes are applied in ([`Spec::level`]): figures (0), then the
+/// channel-visitor counts (1), settled against the sessions, then the state documents (2) the
+/// rest was settled against. So a chunk interrupted part way and applied again settles alike:
+/// what is read to settle a level changes only after that level landed.
 pub fn apply_level(rollup: &str) -> u8 {
-    let is = |r: &'static str| r == rollup || bot_twin(r) == rollup;
-    if STATE.iter().any(|r| is(r)) {
-        2
-    } else if is(CHANNEL_VISITOR) {
-        1
-    } else {
-        0
-    }
+    spec(rollup).map_or(0, |(s, _)| s.level)
 }
 
 /// The changes of one batch, per rollup and key (`_id`).
@@ -498,16 +418,6 @@ pub type IndexDay = (&'static str, String, String);
 /// The pages each day touched by a delta had rows of their own for before it
 /// ([`Delta::index_days`]), as the store read them from [`PAGE_INDEX`].
 pub type Admitted = HashMap<IndexDay, HashSet<String>>;
-
-/// Rollups with a page in their key, each with its twin and its index.
-const BY_PAGE: &[(&str, &str)] = &[
-    (DAILY_PAGE, PAGE_INDEX),
-    (DAILY_PAGE_TIME, PAGE_INDEX),
-    (DAILY_VITALS, PAGE_INDEX),
-    (BOT_DAILY_PAGE, BOT_PAGE_INDEX),
-    (BOT_DAILY_PAGE_TIME, BOT_PAGE_INDEX),
-    (BOT_DAILY_VITALS, BOT_PAGE_INDEX),
-];
 
 impl Change {
     fn add(&mut self, field: Field, n: i64) {

@@ -12,7 +12,7 @@ impl Delta {
             .iter()
             .map(|p| (p.index, p.site.clone(), p.day.clone()))
             .collect();
-        for (rollup, index) in BY_PAGE {
+        for (rollup, index) in catalog::by_page() {
             for c in self
                 .changes
                 .get(rollup)
@@ -65,7 +65,7 @@ impl Delta {
                 .flatten()
                 .any(|pages| pages.contains(page))
         };
-        for (rollup, index) in BY_PAGE {
+        for (rollup, index) in catalog::by_page() {
             let Some(changes) = self.changes.get_mut(rollup) else {
                 continue;
             };
@@ -113,10 +113,13 @@ impl Delta {
             }
             let own = key(&[&p.day, &p.page]);
             let mut rows = Vec::new();
-            for (rollup, _) in BY_PAGE.iter().filter(|(_, i)| *i == p.index) {
-                if *rollup != DAILY_VITALS && *rollup != BOT_DAILY_VITALS {
+            for (rollup, _) in catalog::by_page()
+                .into_iter()
+                .filter(|(_, i)| *i == p.index)
+            {
+                if rollup != DAILY_VITALS && rollup != BOT_DAILY_VITALS {
                     // Views and times are keyed by the page: whoever else had them.
-                    rows.push((*rollup, site_key(&p.site, &own)));
+                    rows.push((rollup, site_key(&p.site, &own)));
                     continue;
                 }
                 // Vitals are keyed by their buckets too: those the erased events were in (a
@@ -126,7 +129,7 @@ impl Delta {
                         && c.text(Field::Day) == Some(p.day.as_str())
                         && c.text(Field::PageUrl) == Some(p.page.as_str());
                     if same {
-                        rows.push((*rollup, k.clone()));
+                        rows.push((rollup, k.clone()));
                     }
                 }
             }

@@ -17,13 +17,11 @@ use roaring::RoaringBitmap;
 
 use crate::event::Day;
 use crate::rollup::RollupDoc;
-use crate::rollup::{Field, DAILY_CAMPAIGN, DAILY_CHANNEL, DAILY_PAGE, DAILY_TYPE, MAX_GAP};
+use crate::rollup::{Field, MAX_GAP};
 
-/// The daily rollups keyed `day|…` whose visitors a first-seen document's [`Reach`]
-/// follows, by their code there (a day's visitors follow `Field::Days`).
-pub const REACHED: &[&str] = &[DAILY_PAGE, DAILY_TYPE, DAILY_CHANNEL, DAILY_CAMPAIGN];
-
-/// One visitor's days per key: (code in [`REACHED`], the document key after its `day|`) →
+/// One visitor's days per key: (code of the rollup, [`Spec::reached`](super::Spec::reached):
+/// the daily rollups keyed `day|…` a visitor's reach follows; a day's visitors follow
+/// `Field::Days`; the document key after its `day|`) →
 /// day numbers ([`Day::number`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reach(BTreeMap<(u8, String), RoaringBitmap>);
@@ -289,7 +287,11 @@ mod tests {
             }
         }
         let docs = docs_of(&events);
-        for rollup in std::iter::once(DAILY_USERS).chain(REACHED.iter().copied()) {
+        for rollup in std::iter::once(DAILY_USERS).chain(
+            crate::rollup::catalog::reached_rollups()
+                .into_iter()
+                .map(|(_, r)| r),
+        ) {
             let docs = docs.get(rollup).map_or(&[][..], Vec::as_slice);
             let keys: std::collections::BTreeSet<&str> = docs
                 .iter()

@@ -7,14 +7,17 @@ impl Delta {
     /// The state documents (rollup, `_id`) this delta changes: what [`Delta::settle`]
     /// needs to know as stored.
     pub fn state_keys(&self) -> Vec<(&'static str, String)> {
-        self.keys_in(STATE)
+        self.keys_in(catalog::state_rollups())
     }
 
     /// The documents (rollup, `_id`) this delta changes in `rollups` and their bot twins.
-    pub(super) fn keys_in(&self, rollups: &[&'static str]) -> Vec<(&'static str, String)> {
+    pub(super) fn keys_in(
+        &self,
+        rollups: impl IntoIterator<Item = &'static str>,
+    ) -> Vec<(&'static str, String)> {
         rollups
-            .iter()
-            .flat_map(|r| [*r, bot_twin(r)])
+            .into_iter()
+            .flat_map(|r| [r, bot_twin(r)])
             .flat_map(|name| {
                 self.changes
                     .get(name)
@@ -60,7 +63,7 @@ impl Delta {
     /// The channel-visitor documents (rollup, `_id`) this delta changes: what
     /// [`Delta::settle_channels`] needs to know as stored.
     pub fn channel_keys(&self) -> Vec<(&'static str, String)> {
-        let mut keys = self.keys_in(&[CHANNEL_VISITOR]);
+        let mut keys = self.keys_in([CHANNEL_VISITOR]);
         // The first-seen documents of their visitors too, for the reach
         // ([`Delta::reach_cells`]), unless the state had them read already.
         let seen = self.changes.get(FIRST_SEEN);
@@ -393,7 +396,7 @@ impl Delta {
     }
 
     /// Adds `n` to the visitors counted at gap `g` in the document of `rollup` (a daily one:
-    /// [`DAILY_USERS`] or one of [`reach::REACHED`]) of day number `day`, keyed `day` or
+    /// [`DAILY_USERS`] or one of [`catalog::reached_rollups`]) of day number `day`, keyed `day` or
     /// `day|suffix`.
     pub(super) fn gap_cell(
         &mut self,
@@ -418,7 +421,7 @@ impl Delta {
     }
 
     /// Adds the gap counters of the pages, event types, channels and campaigns
-    /// ([`reach::REACHED`]), given `known` (the first-seen documents of the visitors
+    /// ([`catalog::reached_rollups`]), given `known` (the first-seen documents of the visitors
     /// concerned, as stored): a visitor number this delta sets in or clears from one of
     /// their daily bitmaps adds or removes that day in the visitor's [`Reach`], and the
     /// gaps there change with it. The new reach is set on the first-seen document, which the
@@ -426,7 +429,7 @@ impl Delta {
     pub(super) fn reach_cells(mut self, numbers: &Numbers, known: &Known) -> Delta {
         let visitor_of = by_number(numbers);
         let mut moves: HashMap<&str, Vec<(u8, String, u32, bool)>> = HashMap::new();
-        for (code, rollup) in (0u8..).zip(reach::REACHED) {
+        for (code, rollup) in catalog::reached_rollups() {
             for (id, c) in self.changes.get(rollup).into_iter().flatten() {
                 let Some((_, bits)) = c.bits.iter().find(|(f, _)| *f == Field::Visitors) else {
                     continue;
@@ -469,8 +472,10 @@ impl Delta {
             touched.dedup();
             for (code, suffix) in touched {
                 let (before, after) = (old.days(code, suffix), new.days(code, suffix));
+                let Some(rollup) = catalog::reached(code) else {
+                    continue;
+                };
                 for (d, g, n) in reach::gap_changes(&before, &after) {
-                    let rollup = reach::REACHED[usize::from(code)];
                     self.gap_cell(rollup, site, d, Some(suffix), g, n);
                 }
             }
@@ -533,8 +538,10 @@ impl Delta {
         }
         if let Some(Value::Bits(b)) = fields.get(&Field::Reach) {
             for (code, suffix, days) in Reach::decode(b).entries() {
+                let Some(rollup) = catalog::reached(code) else {
+                    continue;
+                };
                 for (d, g) in reach::gaps(days) {
-                    let rollup = reach::REACHED[usize::from(code)];
                     self.gap_cell(rollup, site, d, Some(suffix), g, -1);
                 }
             }

@@ -375,8 +375,8 @@ fn sweep_plan(
 ) -> Result<SweepPlan, StoreError> {
     let ids: HashSet<&str> = names.ids.iter().map(String::as_str).collect();
     let mut personal = Vec::new();
-    for name in lifecycle::PERSONAL_BY_VISITOR {
-        for name in [*name, rollup::bot_twin(name)] {
+    for name in rollup::catalog::naming_visitors() {
+        for name in [name, rollup::bot_twin(name)] {
             let tn = table_name(name, generation);
             let Ok(t) = tx.open_table(table(&tn)) else {
                 continue;
@@ -401,8 +401,8 @@ fn sweep_plan(
     }
     let by_site = numbers_by_site(&numbers);
     let mut bitmaps = Vec::new();
-    for name in rollup::WITH_VISITORS {
-        for name in [*name, rollup::bot_twin(name)] {
+    for name in rollup::catalog::with_visitor_bitmaps() {
+        for name in [name, rollup::bot_twin(name)] {
             let tn = table_name(name, generation);
             let Ok(t) = tx.open_table(table(&tn)) else {
                 continue;

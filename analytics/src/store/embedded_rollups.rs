@@ -89,7 +89,7 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
             log.insert(seq, (ts, id)).map_err(err)?;
         }
     }
-    for name in rollup::ALL {
+    for name in rollup::all() {
         tx.delete_table(table(name)).map_err(err)?;
     }
     let st = State {
@@ -295,7 +295,7 @@ pub(super) fn apply_delta(
 }
 
 fn drop_generation(tx: &WriteTransaction, generation: i64) -> Result<(), StoreError> {
-    for name in rollup::ALL {
+    for name in rollup::all() {
         tx.delete_table(table(&table_name(name, generation)))
             .map_err(err)?;
     }
@@ -398,10 +398,8 @@ impl EmbeddedStore {
                 Err(e) => return Err(err(e)),
             };
             // Daily rollups are keyed `day|…`: read only the period's keys.
-            let day_keyed = field == Field::Day
-                && DAY_KEYED
-                    .iter()
-                    .any(|r| *r == rollup || rollup::bot_twin(r) == rollup);
+            let day_keyed =
+                field == Field::Day && rollup::spec(rollup).is_some_and(|(s, _)| s.day_keyed);
             // Keys are `site|…` (a site id has no `|`): read only the site's, and of daily
             // rollups only the period's.
             let (lo, hi) = if day_keyed {
@@ -515,23 +513,6 @@ impl EmbeddedStore {
         .await
     }
 }
-
-/// Rollups whose keys start with the day.
-const DAY_KEYED: &[&str] = &[
-    rollup::DAILY_TYPE,
-    rollup::DAILY_USERS,
-    rollup::DAILY_PAGE,
-    rollup::FIRST_DAY,
-    rollup::DAILY_PAGE_TIME,
-    rollup::DAILY_SESSIONS,
-    rollup::DAILY_CHANNEL,
-    rollup::DAILY_CAMPAIGN,
-    rollup::DAILY_REFERRER,
-    rollup::DAILY_AGENT,
-    rollup::DAILY_BOT,
-    rollup::DAILY_VITALS,
-    rollup::RETENTION,
-];
 
 /// A rollup document's fields as stored in redb: the byte [`BINARY`], then each field in name
 /// order: its name (a u8 length and UTF-8), a tag and the value — `0` and an i64, `1` and a

@@ -474,8 +474,8 @@ impl MongoStore {
     /// of days whose raw events expired).
     async fn sweep_visitor(&self, generation: i64, ids: &[String]) -> Result<u64, StoreError> {
         let mut n = 0;
-        for name in lifecycle::PERSONAL_BY_VISITOR {
-            for name in [*name, rollup::bot_twin(name)] {
+        for name in rollup::catalog::naming_visitors() {
+            for name in [name, rollup::bot_twin(name)] {
                 let coll = self.rollup(name, generation);
                 n += delete_in(&coll, Field::Visitor.as_str(), ids, None).await?;
             }
@@ -494,8 +494,8 @@ impl MongoStore {
                 .or_default()
                 .insert(*number);
         }
-        for name in rollup::WITH_VISITORS {
-            for name in [*name, rollup::bot_twin(name)] {
+        for name in rollup::catalog::with_visitor_bitmaps() {
+            for name in [name, rollup::bot_twin(name)] {
                 let coll = self.rollup(name, generation);
                 for (site, gone) in &by_site {
                     let mut cursor = coll.find(doc! { Field::Site.as_str(): *site }).await?;

@@ -154,7 +154,7 @@ impl MongoStore {
     }
 
     pub(super) async fn drop_generation(&self, generation: i64) -> Result<(), StoreError> {
-        for name in rollup::ALL {
+        for name in rollup::all() {
             self.db
                 .collection::<Document>(&gen_name(name, generation))
                 .drop()
@@ -316,7 +316,7 @@ impl MongoStore {
     /// Drops rollup collections of generations that are neither `keep` nor in use.
     pub(super) async fn drop_orphans(&self, keep: &[i64]) -> Result<(), StoreError> {
         for name in self.db.list_collection_names().await? {
-            let orphan = rollup::ALL.iter().any(|r| {
+            let orphan = rollup::all().iter().any(|r| {
                 name.strip_prefix(r)
                     .and_then(|rest| rest.strip_prefix("_g"))
                     .and_then(|g| g.parse::<i64>().ok())

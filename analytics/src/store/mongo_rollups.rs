@@ -45,26 +45,6 @@ pub(super) const REBUILD_STALE_MS: i64 = 120_000;
 /// already amortises the round trip.
 const ROLLUP_CHUNK: usize = 50;
 
-/// The day field each rollup is read by (and indexed on).
-const ROLLUP_DAY_FIELDS: &[(&str, Field)] = &[
-    (rollup::DAILY_TYPE, Field::Day),
-    (rollup::DAILY_USERS, Field::Day),
-    (rollup::DAILY_PAGE, Field::Day),
-    (rollup::FIRST_DAY, Field::Day),
-    (rollup::FIRST_SEEN, Field::FirstDay),
-    (rollup::SESSIONS, Field::Day),
-    (rollup::PAGE_TIME, Field::Day),
-    (rollup::DAILY_PAGE_TIME, Field::Day),
-    (rollup::DAILY_SESSIONS, Field::Day),
-    (rollup::DAILY_CHANNEL, Field::Day),
-    (rollup::DAILY_CAMPAIGN, Field::Day),
-    (rollup::DAILY_REFERRER, Field::Day),
-    (rollup::DAILY_AGENT, Field::Day),
-    (rollup::DAILY_BOT, Field::Day),
-    (rollup::DAILY_VITALS, Field::Day),
-    (rollup::RETENTION, Field::Day),
-];
-
 /// A position in the event log and the chunks applied up to it, for one generation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct Cursor {
@@ -232,7 +212,7 @@ impl MongoStore {
         if let Some(st) = self.read_state().await? {
             return Ok(st);
         }
-        for name in rollup::ALL {
+        for name in rollup::all() {
             self.db.collection::<Document>(name).drop().await?;
         }
         self.ensure_gen_indexes(1).await?;
@@ -257,11 +237,13 @@ impl MongoStore {
     }
 
     pub(super) async fn ensure_gen_indexes(&self, generation: i64) -> Result<(), StoreError> {
-        let twins = ROLLUP_DAY_FIELDS
+        // Every rollup read by day is indexed by (site, its day field).
+        let by_day: Vec<(&str, Field)> = rollup::CATALOG
             .iter()
-            .map(|(name, field)| (rollup::bot_twin(name), *field))
-            .filter(|(twin, _)| !ROLLUP_DAY_FIELDS.iter().any(|(n, _)| n == twin));
-        for (name, field) in ROLLUP_DAY_FIELDS.iter().copied().chain(twins) {
+            .filter_map(|s| Some((s.names(), s.day?)))
+            .flat_map(|(names, field)| names.map(move |n| (n, field)))
+            .collect();
+        for (name, field) in by_day {
             let model = mongodb::IndexModel::builder()
                 .keys(doc! { Field::Site.as_str(): 1, field.as_str(): 1 })
                 .build();
