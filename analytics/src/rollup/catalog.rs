@@ -157,31 +157,28 @@ pub fn all() -> Vec<&'static str> {
         .collect()
 }
 
-/// People's rollups whose documents hold a visitor bitmap (their twins do too).
-pub fn with_visitor_bitmaps() -> Vec<&'static str> {
+/// The people's names of the rollups `keep` accepts (their twins share the spec).
+fn people_where(keep: impl Fn(&Spec) -> bool) -> Vec<&'static str> {
     CATALOG
         .iter()
-        .filter(|s| s.visitors)
+        .filter(|s| keep(s))
         .map(|s| s.people)
         .collect()
+}
+
+/// People's rollups whose documents hold a visitor bitmap (their twins do too).
+pub fn with_visitor_bitmaps() -> Vec<&'static str> {
+    people_where(|s| s.visitors)
 }
 
 /// The consumer's state documents (people's; their twins too), what [`Delta::settle`] reads.
 pub fn state_rollups() -> Vec<&'static str> {
-    CATALOG
-        .iter()
-        .filter(|s| s.level == 2)
-        .map(|s| s.people)
-        .collect()
+    people_where(|s| s.level == 2)
 }
 
 /// People's rollups whose documents name their visitor in [`Field::Visitor`].
 pub fn naming_visitors() -> Vec<&'static str> {
-    CATALOG
-        .iter()
-        .filter(|s| s.names_visitor)
-        .map(|s| s.people)
-        .collect()
+    people_where(|s| s.names_visitor)
 }
 
 /// The rollup whose days a [`reach::Reach`] keeps under `code`.
