@@ -171,6 +171,16 @@ impl MongoStore {
         cfg: &ConsumerConfig,
         mut progress: impl FnMut(u64),
     ) -> Result<u64, StoreError> {
+        let generation = self.claim_rebuild().await?;
+        let built = self
+            .build_generation(cfg, generation, &mut progress)
+            .await?;
+        self.hand_over(cfg, generation, &built, &mut progress).await
+    }
+
+    /// Claims the next generation for a rebuild (refused while another runs, or once
+    /// retention deleted raw events), dropping orphans of crashed ones and indexing it.
+    async fn claim_rebuild(&self) -> Result<i64, StoreError> {
         self.ready().await?;
         let st = self.ensure_state("", 0).await?;
         if st.expired_before > 0 {
@@ -227,7 +237,16 @@ impl MongoStore {
         // concurrent writes: bounded, they fail loudly instead.
         bounded(self.drop_orphans(&keep)).await?;
         bounded(self.ensure_gen_indexes(generation)).await?;
+        Ok(generation)
+    }
 
+    /// Rolls the whole log up into `generation`, chasing the live cursor a few passes.
+    async fn build_generation(
+        &self,
+        cfg: &ConsumerConfig,
+        generation: i64,
+        progress: &mut impl FnMut(u64),
+    ) -> Result<Cursor, StoreError> {
         // The whole log counts in the zones of now (see `crate::site`).
         let mut cur = Cursor {
             generation,
@@ -260,11 +279,23 @@ impl MongoStore {
                 self.building_state(generation).await?;
             }
         }
+        Ok(cur)
+    }
+
+    /// Hands the built generation to the lease holder and waits until it is live: the events
+    /// it holds.
+    async fn hand_over(
+        &self,
+        cfg: &ConsumerConfig,
+        generation: i64,
+        cur: &Cursor,
+        progress: &mut impl FnMut(u64),
+    ) -> Result<u64, StoreError> {
         let handed = self
             .rebuild_doc()
             .update_one(
                 doc! { "_id": REBUILD, "building": generation },
-                doc! { "$set": { "handed": to_bson(&cur)?, "building_at": now_ms() } },
+                doc! { "$set": { "handed": to_bson(cur)?, "building_at": now_ms() } },
             )
             .await?;
         if handed.matched_count != 1 {
