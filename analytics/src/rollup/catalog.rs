@@ -157,28 +157,28 @@ pub fn all() -> Vec<&'static str> {
         .collect()
 }
 
-/// The people's names of the rollups `keep` accepts (their twins share the spec).
-fn people_where(keep: impl Fn(&Spec) -> bool) -> Vec<&'static str> {
+/// The names, people's and bots', of the rollups `keep` accepts.
+fn names_where(keep: impl Fn(&Spec) -> bool) -> Vec<&'static str> {
     CATALOG
         .iter()
         .filter(|s| keep(s))
-        .map(|s| s.people)
+        .flat_map(Spec::names)
         .collect()
 }
 
-/// People's rollups whose documents hold a visitor bitmap (their twins do too).
+/// Rollups whose documents hold a visitor bitmap.
 pub fn with_visitor_bitmaps() -> Vec<&'static str> {
-    people_where(|s| s.visitors)
+    names_where(|s| s.visitors)
 }
 
-/// The consumer's state documents (people's; their twins too), what [`Delta::settle`] reads.
+/// The consumer's state documents, what [`Delta::settle`] reads.
 pub fn state_rollups() -> Vec<&'static str> {
-    people_where(|s| s.level == 2)
+    names_where(|s| s.level == 2)
 }
 
-/// People's rollups whose documents name their visitor in [`Field::Visitor`].
+/// Rollups whose documents name their visitor in [`Field::Visitor`].
 pub fn naming_visitors() -> Vec<&'static str> {
-    people_where(|s| s.names_visitor)
+    names_where(|s| s.names_visitor)
 }
 
 /// The rollup whose days a [`reach::Reach`] keeps under `code`.

@@ -129,7 +129,7 @@ const BOT_PAGE_INDEX: &str = "rollup_bot_page_index";
 /// The bot twin of `rollup` (itself for a rollup that has none, or a twin).
 pub fn bot_twin(rollup: &'static str) -> &'static str {
     match spec(rollup) {
-        Some((s, Audience::People)) => s.bots.unwrap_or(rollup),
+        Some((s, Audience::People)) => s.name(Audience::Bots),
         _ => rollup,
     }
 }

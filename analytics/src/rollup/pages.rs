@@ -104,6 +104,7 @@ impl Delta {
     /// hold them. An entry whose rows are all gone once the erasure is applied goes too, as
     /// a rebuild without those events would not have it.
     pub fn page_entries(&self, admitted: &Admitted) -> Vec<PageEntry> {
+        let by_page = catalog::by_page();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for p in &self.named {
@@ -113,10 +114,7 @@ impl Delta {
             }
             let own = key(&[&p.day, &p.page]);
             let mut rows = Vec::new();
-            for (rollup, _) in catalog::by_page()
-                .into_iter()
-                .filter(|(_, i)| *i == p.index)
-            {
+            for &(rollup, _) in by_page.iter().filter(|(_, i)| *i == p.index) {
                 if rollup != DAILY_VITALS && rollup != BOT_DAILY_VITALS {
                     // Views and times are keyed by the page: whoever else had them.
                     rows.push((rollup, site_key(&p.site, &own)));

@@ -10,14 +10,13 @@ impl Delta {
         self.keys_in(catalog::state_rollups())
     }
 
-    /// The documents (rollup, `_id`) this delta changes in `rollups` and their bot twins.
+    /// The documents (rollup, `_id`) this delta changes in `rollups`.
     pub(super) fn keys_in(
         &self,
         rollups: impl IntoIterator<Item = &'static str>,
     ) -> Vec<(&'static str, String)> {
         rollups
             .into_iter()
-            .flat_map(|r| [r, bot_twin(r)])
             .flat_map(|name| {
                 self.changes
                     .get(name)
@@ -63,7 +62,7 @@ impl Delta {
     /// The channel-visitor documents (rollup, `_id`) this delta changes: what
     /// [`Delta::settle_channels`] needs to know as stored.
     pub fn channel_keys(&self) -> Vec<(&'static str, String)> {
-        let mut keys = self.keys_in([CHANNEL_VISITOR]);
+        let mut keys = self.keys_in([CHANNEL_VISITOR, bot_twin(CHANNEL_VISITOR)]);
         // The first-seen documents of their visitors too, for the reach
         // ([`Delta::reach_cells`]), unless the state had them read already.
         let seen = self.changes.get(FIRST_SEEN);

@@ -376,16 +376,14 @@ fn sweep_plan(
     let ids: HashSet<&str> = names.ids.iter().map(String::as_str).collect();
     let mut personal = Vec::new();
     for name in rollup::catalog::naming_visitors() {
-        for name in [name, rollup::bot_twin(name)] {
-            let tn = table_name(name, generation);
-            let Ok(t) = tx.open_table(table(&tn)) else {
-                continue;
-            };
-            for row in t.iter().map_err(err)? {
-                let (key, value) = row.map_err(err)?;
-                if names_visitor(&decode_fields(value.value())?, &ids) {
-                    personal.push((tn.clone(), key.value().to_string()));
-                }
+        let tn = table_name(name, generation);
+        let Ok(t) = tx.open_table(table(&tn)) else {
+            continue;
+        };
+        for row in t.iter().map_err(err)? {
+            let (key, value) = row.map_err(err)?;
+            if names_visitor(&decode_fields(value.value())?, &ids) {
+                personal.push((tn.clone(), key.value().to_string()));
             }
         }
     }
@@ -402,21 +400,17 @@ fn sweep_plan(
     let by_site = numbers_by_site(&numbers);
     let mut bitmaps = Vec::new();
     for name in rollup::catalog::with_visitor_bitmaps() {
-        for name in [name, rollup::bot_twin(name)] {
-            let tn = table_name(name, generation);
-            let Ok(t) = tx.open_table(table(&tn)) else {
-                continue;
-            };
-            for (site, gone) in &by_site {
-                let (lo, hi) = (format!("{site}|"), format!("{site}|\u{10ffff}"));
-                for row in t.range(lo.as_str()..hi.as_str()).map_err(err)? {
-                    let (key, value) = row.map_err(err)?;
-                    if let Some(Value::Bits(b)) =
-                        decode_fields(value.value())?.get(&Field::Visitors)
-                    {
-                        if !bitmap::decode(b).is_disjoint(gone) {
-                            bitmaps.push((tn.clone(), key.value().to_string()));
-                        }
+        let tn = table_name(name, generation);
+        let Ok(t) = tx.open_table(table(&tn)) else {
+            continue;
+        };
+        for (site, gone) in &by_site {
+            let (lo, hi) = (format!("{site}|"), format!("{site}|\u{10ffff}"));
+            for row in t.range(lo.as_str()..hi.as_str()).map_err(err)? {
+                let (key, value) = row.map_err(err)?;
+                if let Some(Value::Bits(b)) = decode_fields(value.value())?.get(&Field::Visitors) {
+                    if !bitmap::decode(b).is_disjoint(gone) {
+                        bitmaps.push((tn.clone(), key.value().to_string()));
                     }
                 }
             }

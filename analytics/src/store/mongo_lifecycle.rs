@@ -475,10 +475,8 @@ impl MongoStore {
     async fn sweep_visitor(&self, generation: i64, ids: &[String]) -> Result<u64, StoreError> {
         let mut n = 0;
         for name in rollup::catalog::naming_visitors() {
-            for name in [name, rollup::bot_twin(name)] {
-                let coll = self.rollup(name, generation);
-                n += delete_in(&coll, Field::Visitor.as_str(), ids, None).await?;
-            }
+            let coll = self.rollup(name, generation);
+            n += delete_in(&coll, Field::Visitor.as_str(), ids, None).await?;
         }
         let keys = self.visitor_keys_of(ids).await?;
         for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
@@ -495,33 +493,31 @@ impl MongoStore {
                 .insert(*number);
         }
         for name in rollup::catalog::with_visitor_bitmaps() {
-            for name in [name, rollup::bot_twin(name)] {
-                let coll = self.rollup(name, generation);
-                for (site, gone) in &by_site {
-                    let mut cursor = coll.find(doc! { Field::Site.as_str(): *site }).await?;
-                    let mut changed = Vec::new();
-                    while let Some(d) = cursor.try_next().await? {
-                        if let Ok(b) = d.get_binary_generic(Field::Visitors.as_str()) {
-                            let bits = crate::bitmap::decode(b);
-                            if !bits.is_disjoint(gone) {
-                                let id = d.get_str("_id").unwrap_or_default().to_string();
-                                changed.push((id, &bits - gone, d));
-                            }
+            let coll = self.rollup(name, generation);
+            for (site, gone) in &by_site {
+                let mut cursor = coll.find(doc! { Field::Site.as_str(): *site }).await?;
+                let mut changed = Vec::new();
+                while let Some(d) = cursor.try_next().await? {
+                    if let Ok(b) = d.get_binary_generic(Field::Visitors.as_str()) {
+                        let bits = crate::bitmap::decode(b);
+                        if !bits.is_disjoint(gone) {
+                            let id = d.get_str("_id").unwrap_or_default().to_string();
+                            changed.push((id, &bits - gone, d));
                         }
                     }
-                    for (id, kept, d) in changed {
-                        let mut fields = super::mongo_rollups::fields_of(&d);
-                        let kept = Value::Bits(crate::bitmap::encode(&kept));
-                        fields.insert(Field::Visitors, kept.clone());
-                        if rollup::is_empty(&fields) {
-                            n += coll.delete_one(doc! { "_id": &id }).await?.deleted_count;
-                        } else {
-                            coll.update_one(
-                                doc! { "_id": &id },
-                                doc! { "$set": { Field::Visitors.as_str(): super::mongo_rollups::bson_of(&kept) } },
-                            )
-                            .await?;
-                        }
+                }
+                for (id, kept, d) in changed {
+                    let mut fields = super::mongo_rollups::fields_of(&d);
+                    let kept = Value::Bits(crate::bitmap::encode(&kept));
+                    fields.insert(Field::Visitors, kept.clone());
+                    if rollup::is_empty(&fields) {
+                        n += coll.delete_one(doc! { "_id": &id }).await?.deleted_count;
+                    } else {
+                        coll.update_one(
+                            doc! { "_id": &id },
+                            doc! { "$set": { Field::Visitors.as_str(): super::mongo_rollups::bson_of(&kept) } },
+                        )
+                        .await?;
                     }
                 }
             }
