@@ -19,7 +19,8 @@
 //! One consumer at a time per database: the checkpoint document doubles as a lease (owner,
 //! expiry), taken and renewed by conditional updates, and renewed beside a long step; every
 //! checkpoint write is conditional on still owning it, and every rollup write follows a
-//! renewal less than a quarter of the TTL old. When the owner dies, another collector takes over after `lease_ttl`.
+//! renewal less than a quarter of the TTL old. When the owner dies, another collector takes
+//! over after `lease_ttl`.
 //! Nothing is queued in memory: a slow store means lag, never growth.
 //!
 //! This module never decides HTTP answers; the collector runs [`run`] as a task and the CLI

@@ -43,6 +43,9 @@ impl Step {
         }
     }
 
+    /// Whether an event of this type and page matches (the reference [`Funnel::matcher`] is
+    /// tested against).
+    #[cfg(test)]
     fn matches(&self, event_type: &str, page_url: Option<&[u8]>) -> bool {
         event_type == self.event_type
             && self
@@ -142,8 +145,10 @@ impl Funnel {
         types
     }
 
-    /// The steps an event of this type and page (UTF-8) matches: bit i for step i.
-    pub fn steps_of(&self, event_type: &str, page_url: Option<&[u8]>) -> u16 {
+    /// The steps an event of this type and page (UTF-8) matches: bit i for step i. Stores
+    /// scan through [`Funnel::matcher`]; this is what its tests check it against.
+    #[cfg(test)]
+    fn steps_of(&self, event_type: &str, page_url: Option<&[u8]>) -> u16 {
         self.steps()
             .enumerate()
             .filter(|(_, s)| s.matches(event_type, page_url))
@@ -154,8 +159,8 @@ impl Funnel {
         false
     }
 
-    /// [`Funnel::steps_of`] for events of one type, the type compared once: a scan of that
-    /// type's events then compares only the pages of the steps narrowed to one.
+    /// The steps (bit i: step i) events of one type match, the type compared once: a scan of
+    /// that type's events then compares only the pages of the steps narrowed to one.
     pub fn matcher(&self, event_type: &str) -> Matcher {
         let mut m = Matcher::default();
         for (i, s) in self.steps().enumerate() {

@@ -287,13 +287,9 @@ impl Store {
         match config {
             StoreConfig::Mongo(m) => {
                 let store = mongo::MongoStore::connect_lazily(m).await?;
-                let checked = async {
-                    store.ready().await?;
-                    store.check_format().await
-                };
                 // Down or slow: the consumer checks again before it rolls anything up.
                 if let Ok(Err(e @ StoreError::Format(_))) =
-                    tokio::time::timeout(wait, checked).await
+                    tokio::time::timeout(wait, store.ready_to_read()).await
                 {
                     return Err(e);
                 }

@@ -93,8 +93,7 @@ impl MongoStore {
     /// Connects and waits for the server (its kind, the indexes): fails when it is down.
     pub async fn connect(config: &MongoConfig) -> Result<MongoStore, StoreError> {
         let store = MongoStore::connect_lazily(config).await?;
-        store.ready().await?;
-        store.check_format().await?;
+        store.ready_to_read().await?;
         Ok(store)
     }
 

@@ -186,8 +186,15 @@ impl MongoStore {
     }
 
     /// The state document, which must exist by now.
+    /// Once the server answers ([`MongoStore::ready`]), whether its rollups can be read
+    /// ([`super::refuse_other_format`]).
+    pub(super) async fn ready_to_read(&self) -> Result<(), StoreError> {
+        self.ready().await?;
+        self.check_format().await
+    }
+
     /// [`super::refuse_other_format`] for the stored rollups, if any.
-    pub(super) async fn check_format(&self) -> Result<(), StoreError> {
+    async fn check_format(&self) -> Result<(), StoreError> {
         match self.read_state().await? {
             Some(st) if st.format != FORMAT => {
                 super::refuse_other_format(format_of(&st), st.expired_before)
