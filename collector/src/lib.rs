@@ -10,7 +10,7 @@
 //! - [`peer`]: the client's address (trusted proxies), and what one client may hold at once.
 //! - [`writer`]: groups concurrent requests into large unordered inserts, each bounded in time.
 //! - [`metrics`]: the Prometheus metrics and the `/metrics` listener; [`redact`]: URL redaction,
-//!   the SDK's own source compiled here.
+//!   the `maidian-wire` crate the SDK links too.
 //!
 //! [`serve`] also runs the rollup consumer (`maidian_analytics::consumer`) as a task: it holds
 //! the database's consumer lease or waits for it, so any number of collectors can share one
@@ -26,12 +26,8 @@ pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod peer;
-// The SDK's `redact.rs` (below) names `alloc` paths: the SDK's wasm has no std.
-extern crate alloc;
-
-/// URL redaction, the very file the browser SDK compiles.
-#[path = "../../sdk-wasm/src/redact.rs"]
-pub mod redact;
+/// URL redaction, the very crate the browser SDK links.
+pub use maidian_wire::redact;
 pub mod routes;
 pub mod server;
 pub mod sites;

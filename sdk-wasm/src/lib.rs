@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`tracker`]: state and behaviour (identity, sessions, page views, queue, delivery).
-//! - [`queue`], [`policy`], [`json`], [`redact`]: pure logic, unit-tested natively.
+//! - [`queue`], [`policy`], [`json`]: pure logic, unit-tested natively; [`redact`] is the
+//!   `maidian-wire` crate the collector links too.
 //! - [`buf`]: the byte buffer all text lives in.
 //! - [`host`]: the few browser calls the tracker makes, implemented by the shim.
 //! - `abi` (wasm only): the raw exports and imports the shim (`js/facade.js`) calls and
@@ -24,7 +25,7 @@ pub mod host;
 pub mod json;
 pub mod policy;
 pub mod queue;
-pub mod redact;
+pub use maidian_wire::redact;
 pub mod tracker;
 
 #[cfg(target_arch = "wasm32")]

@@ -4,8 +4,8 @@
 //! (`#access_token=…`, `#/route?token=…`). Everything else, `utm_*`, `ref`, `source` and click
 //! ids included, is kept as it was.
 //!
-//! Plain Rust with no dependencies: the browser SDK and the collector both compile this one
-//! file (the collector through `#[path]`), so a URL is redacted the same way on both sides.
+//! Plain Rust with no dependencies: the browser SDK and the collector both link this crate, so
+//! a URL is redacted the same way on both sides.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -143,6 +143,7 @@ pub fn url(url: &str, deny: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
 
     fn r(u: &str) -> String {
         url(u, DEFAULT_PARAMS).unwrap_or_else(|| u.to_string())
