@@ -9,7 +9,7 @@ WORKDIR /src
 COPY . .
 RUN bash scripts/setup.sh \
  && bash sdk-wasm/build.sh \
- && cargo build --release --locked -p maidian-collector -p maidian-analytics
+ && cargo build --release --locked -p maidian-collector -p maidian-cli
 
 FROM debian:bookworm-slim
 COPY --from=build /src/target/release/maidian-collector /src/target/release/maidian /usr/local/bin/

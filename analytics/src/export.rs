@@ -7,7 +7,7 @@
 //! Callers page through the store with `events_after` and write rows as they come, so an
 //! export never holds more than one page in memory.
 
-use crate::event::Event;
+use maidian_core::event::Event;
 
 /// The columns, in order: the seed's event fields plus what the collector adds.
 pub const COLUMNS: &[&str] = &[
@@ -164,14 +164,14 @@ pub fn row(e: &Event, cells: Cells) -> String {
     out
 }
 
-/// Everything held about one visitor (see [`crate::lifecycle`]) in `site`, all days, as a
+/// Everything held about one visitor (see [`maidian_core::lifecycle`]) in `site`, all days, as a
 /// whole CSV file: the answer to an access request, for the HTTP export and the CLI.
 pub async fn visitor_csv(
-    store: &crate::store::Store,
+    store: &maidian_store::Store,
     site: &str,
     visitor: &str,
     cells: Cells,
-) -> Result<String, crate::store::StoreError> {
+) -> Result<String, maidian_store::StoreError> {
     let mut csv = header();
     for e in store.visitor_events(site, visitor).await? {
         csv.push_str(&row(&e, cells));
@@ -181,7 +181,7 @@ pub async fn visitor_csv(
 
 /// Pages through the events of one site in a period, in `(timestamp, event_id)` order.
 pub struct Pager<'a> {
-    store: &'a crate::store::Store,
+    store: &'a maidian_store::Store,
     site: String,
     after: Option<(i64, String)>,
     until_ms: i64,
@@ -191,9 +191,9 @@ pub struct Pager<'a> {
 
 impl<'a> Pager<'a> {
     pub fn new(
-        store: &'a crate::store::Store,
+        store: &'a maidian_store::Store,
         site: &str,
-        p: crate::stats::Period,
+        p: maidian_core::stats::Period,
         limit: usize,
     ) -> Pager<'a> {
         Pager {
@@ -207,7 +207,7 @@ impl<'a> Pager<'a> {
         }
     }
 
-    pub async fn next_page(&mut self) -> Result<Option<Vec<Event>>, crate::store::StoreError> {
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Event>>, maidian_store::StoreError> {
         if self.done {
             return Ok(None);
         }
@@ -237,7 +237,7 @@ impl<'a> Pager<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Day;
+    use maidian_core::event::Day;
 
     #[test]
     fn quotes_what_needs_quoting() {

@@ -308,11 +308,11 @@ fn vitals_table(out: &mut String, v: &Vitals) {
 
 /// Reads every figure of the report from `store` and renders it.
 pub async fn build(
-    store: &crate::store::Store,
-    p: crate::stats::Period,
+    store: &maidian_store::Store,
+    p: maidian_core::stats::Period,
     funnel: Option<&crate::engine::funnel::Funnel>,
     scope: &crate::engine::Scope,
-) -> Result<String, crate::store::StoreError> {
+) -> Result<String, maidian_store::StoreError> {
     use crate::engine::{funnel as f, retention, summary, vitals};
     // Boxed: the three figures' futures side by side overflow a worker's stack in debug
     // builds.
@@ -335,8 +335,8 @@ pub const DEFAULT_FUNNEL: &str = "page_view,click,form_submit";
 mod tests {
     use super::*;
     use crate::engine::{retention, summary};
-    use crate::event::Day;
-    use crate::stats::Period;
+    use maidian_core::event::Day;
+    use maidian_core::stats::Period;
 
     #[test]
     fn self_contained_and_escaped() {

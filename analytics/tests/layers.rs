@@ -114,13 +114,96 @@ fn cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
 #[test]
 fn no_cycle_between_the_top_level_modules_of_any_crate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for krate in ["analytics", "collector", "sdk-wasm", "bench", "testkit"] {
+    for krate in CRATES {
         let g = graph(&root.join(krate).join("src"));
-        assert!(g.len() > 1 || krate == "testkit", "{krate}: {g:?}");
+        assert!(
+            g.len() > 1 || ["testkit", "wire", "client"].contains(&krate),
+            "{krate}: {g:?}"
+        );
         if let Some(c) = cycle(&g) {
             panic!("{krate}: the modules {} import each other", c.join(" → "));
         }
     }
+}
+
+/// Every crate's folder in the workspace, lowest layer first.
+const CRATES: [&str; 10] = [
+    "wire",
+    "core",
+    "store",
+    "analytics",
+    "client",
+    "collector",
+    "cli",
+    "sdk-wasm",
+    "testkit",
+    "bench",
+];
+
+/// The `[dependencies]` of the crate in `dir` (names only).
+fn dependencies(dir: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let mut out = BTreeSet::new();
+    let mut on = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            on = line == "[dependencies]";
+        } else if on && !line.trim().is_empty() && !line.starts_with('#') {
+            out.insert(ident_of(line));
+        }
+    }
+    out
+}
+
+fn ident_of(line: &str) -> String {
+    line.split(['.', '=', ' '])
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Cargo forbids cycles between crates; this says which way they point: each crate names only
+/// crates of lower layers, and the core and the wire crate do no I/O (no runtime, database,
+/// network or file format crate).
+#[test]
+fn crates_point_down_and_the_core_does_no_io() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let layer = |name: &str| {
+        CRATES.iter().position(|c| {
+            name == format!("maidian-{c}") || (*c == "sdk-wasm" && name == "maidian-sdk")
+        })
+    };
+    for (at, krate) in CRATES.iter().enumerate() {
+        for dep in dependencies(&root.join(krate)) {
+            if let Some(below) = layer(&dep) {
+                assert!(
+                    below < at,
+                    "{krate} depends on {dep}, a crate of a higher layer"
+                );
+            }
+        }
+    }
+    for krate in ["wire", "core"] {
+        let deps = dependencies(&root.join(krate));
+        for io in [
+            "tokio",
+            "mongodb",
+            "redb",
+            "hyper",
+            "warp",
+            "futures-util",
+            "tracing",
+        ] {
+            assert!(
+                !deps.contains(io),
+                "{krate} depends on {io}: it must do no I/O"
+            );
+        }
+    }
+    assert!(
+        dependencies(&root.join("wire")).is_empty(),
+        "the wire crate has no dependency"
+    );
 }
 
 #[test]

@@ -10,9 +10,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{median, percent};
-use crate::event::Event;
-use crate::stats::Period;
-use crate::store::{Store, StoreError};
+use maidian_core::event::Event;
+use maidian_core::stats::Period;
+use maidian_store::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Step {
@@ -177,7 +177,7 @@ impl Funnel {
 }
 
 /// The store's funnel scans hand their events to [`Hits`].
-impl crate::store::FunnelScan for Funnel {
+impl maidian_store::FunnelScan for Funnel {
     type Matcher = Matcher;
     type Rows = Hits;
 
@@ -387,7 +387,7 @@ impl Hits {
 
     /// The hits of `events` (any order; those of no visitor or no step left out).
     pub fn of_events(funnel: &Funnel, events: &[Event]) -> Hits {
-        crate::store::protocol::scan_events(funnel, events)
+        maidian_store::protocol::scan_events(funnel, events)
     }
 
     /// Keeps the hits of the visitors `admit` accepts.
@@ -555,8 +555,8 @@ async fn admitted(
     p: Period,
     scope: &super::Scope,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
-    use crate::rollup::{self, Field};
-    let since = crate::event::Day::parse("1970-01-01").unwrap_or(p.since);
+    use maidian_core::rollup::{self, Field};
+    let since = maidian_core::event::Day::parse("1970-01-01").unwrap_or(p.since);
     let docs = store
         .rollup_figures(rollup::FIRST_SEEN, Field::FirstDay, since, p.until, scope)
         .await?;
@@ -598,7 +598,7 @@ pub async fn funnel_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Day;
+    use maidian_core::event::Day;
 
     const T: i64 = 1_795_996_800_000; // 2026-11-30T00:00Z
     const MIN: i64 = 60_000;

@@ -2,7 +2,7 @@
 //!
 //! Each figure has a pure function over domain inputs (rollup documents or trimmed events),
 //! tested with small hand-made tables, and an async function that fetches those inputs from a
-//! [`Store`](crate::store::Store). Dashboards and stats read rollups only; funnels read the events of
+//! [`Store`](maidian_store::Store). Dashboards and stats read rollups only; funnels read the events of
 //! their step types in the period; real-time reads the last hour.
 
 pub mod funnel;
@@ -12,9 +12,9 @@ pub mod stats;
 pub mod summary;
 pub mod vitals;
 
-pub use crate::site::Scope;
+pub use maidian_core::site::Scope;
 
-pub use crate::rollup::reach::{distinct_visitors, Visitors};
+pub use maidian_core::rollup::reach::{distinct_visitors, Visitors};
 
 /// `part / whole` as a percentage with one decimal, 0 when `whole` is 0.
 pub fn percent(part: u64, whole: u64) -> f64 {
@@ -45,17 +45,17 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
 
 /// The event counts of `sites`, from the rollups (all days).
 pub async fn site_counts(
-    store: &crate::store::Store,
-    sites: &[crate::site::SiteInfo],
-) -> Result<Vec<crate::site::SiteCount>, crate::store::StoreError> {
-    use crate::rollup::{self, Field};
+    store: &maidian_store::Store,
+    sites: &[maidian_core::site::SiteInfo],
+) -> Result<Vec<maidian_core::site::SiteCount>, maidian_store::StoreError> {
+    use maidian_core::rollup::{self, Field};
     let (first, last) = (
-        crate::event::Day::from_ymd(1, 1, 1).unwrap_or_default(),
-        crate::event::Day::from_ymd(9999, 12, 31).unwrap_or_default(),
+        maidian_core::event::Day::from_ymd(1, 1, 1).unwrap_or_default(),
+        maidian_core::event::Day::from_ymd(9999, 12, 31).unwrap_or_default(),
     );
     let mut out = Vec::with_capacity(sites.len());
     for s in sites {
-        let sum = |docs: Vec<crate::rollup::RollupDoc>| -> u64 {
+        let sum = |docs: Vec<maidian_core::rollup::RollupDoc>| -> u64 {
             docs.iter()
                 .map(|d| u64::try_from(d.int(Field::Count)).unwrap_or(0))
                 .sum()
@@ -63,7 +63,7 @@ pub async fn site_counts(
         let people = store.rollup_between(rollup::DAILY_TYPE, Field::Day, &s.id, first, last);
         let bots = store.rollup_between(rollup::DAILY_BOT, Field::Day, &s.id, first, last);
         let (people, bots) = tokio::try_join!(people, bots)?;
-        out.push(crate::site::SiteCount {
+        out.push(maidian_core::site::SiteCount {
             id: s.id.clone(),
             name: s.name.clone(),
             timezone: s.timezone.clone(),

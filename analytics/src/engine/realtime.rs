@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Scope;
-use crate::store::{Store, StoreError};
+use maidian_store::{Store, StoreError};
 
 pub const ONLINE_WINDOW_MS: i64 = 5 * 60_000;
 pub const MINUTES: usize = 30;

@@ -10,10 +10,10 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use super::percent;
-use crate::event::Day;
-use crate::rollup::{self, Field};
-use crate::stats::Period;
-use crate::store::{RollupDoc, Store, StoreError};
+use maidian_core::event::Day;
+use maidian_core::rollup::{self, Field};
+use maidian_core::stats::Period;
+use maidian_store::{RollupDoc, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetentionDay {
@@ -192,7 +192,7 @@ fn count_by_intersection(
 }
 
 /// Retention from exactly `events`, as a rebuild would give it.
-pub fn from_events(p: Period, events: &[crate::event::Event]) -> Retention {
+pub fn from_events(p: Period, events: &[maidian_core::event::Event]) -> Retention {
     let mut d = rollup::docs_of(events);
     let first = d.remove(rollup::FIRST_DAY).unwrap_or_default();
     let daily = d.remove(rollup::DAILY_USERS).unwrap_or_default();
@@ -229,7 +229,7 @@ pub async fn retention(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollup::Value;
+    use maidian_core::rollup::Value;
 
     /// A day's bitmap document: visitors a = 1, b = 2, c = 3, z = 9.
     fn doc(day: &str, visitors: &str) -> RollupDoc {
@@ -247,7 +247,10 @@ mod tests {
             id: day.into(),
             fields: [
                 (Field::Day, Value::Str(day.into())),
-                (Field::Visitors, Value::Bits(crate::bitmap::encode(&bits))),
+                (
+                    Field::Visitors,
+                    Value::Bits(maidian_core::bitmap::encode(&bits)),
+                ),
             ]
             .into(),
         }

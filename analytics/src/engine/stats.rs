@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use super::{Scope, Visitors};
-use crate::rollup::{self, Field};
-use crate::stats::{EventTypeStat, PageStat, Period};
-use crate::store::{RollupDoc, Store, StoreError};
+use maidian_core::rollup::{self, Field};
+use maidian_core::stats::{EventTypeStat, PageStat, Period};
+use maidian_store::{RollupDoc, Store, StoreError};
 
 /// (key, count, distinct visitors), most counted first, then by key.
 fn fold(docs: &[RollupDoc], key: Field, count: Field, v: Visitors) -> Vec<(String, u64, u64)> {
@@ -95,7 +95,7 @@ pub async fn pages(store: &Store, p: Period, scope: &Scope) -> Result<Vec<PageSt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Day, Event};
+    use maidian_core::event::{Day, Event};
 
     fn ev(ty: &str, visitor: Option<&str>, page: &str) -> Event {
         let mut e = Event {

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{percent, seconds, Scope, Visitors};
-use crate::event::PAGE_VIEW;
-use crate::rollup::{self, Field};
-use crate::stats::Period;
-use crate::store::{RollupDoc, Store, StoreError};
+use maidian_core::event::PAGE_VIEW;
+use maidian_core::rollup::{self, Field};
+use maidian_core::stats::Period;
+use maidian_store::{RollupDoc, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Overview {
@@ -163,7 +163,7 @@ pub async fn fetch(store: &Store, p: Period, scope: &Scope) -> Result<Inputs, St
 
 impl Inputs {
     /// The inputs a rebuild from exactly `events` would give (see [`rollup::docs_of`]).
-    pub fn from_events(events: &[crate::event::Event]) -> Inputs {
+    pub fn from_events(events: &[maidian_core::event::Event]) -> Inputs {
         let mut d = rollup::docs_of(events);
         let mut get = |n: &str| d.remove(n).unwrap_or_default();
         Inputs {
@@ -396,7 +396,7 @@ fn sources(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Day, Event};
+    use maidian_core::event::{Day, Event};
 
     fn ev(ty: &str, user: &str, session: &str, page: &str, ts: i64) -> Event {
         let mut e = Event {

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::{percent, Scope};
-use crate::event::{Event, WEB_VITALS};
-use crate::rollup::{self, Field};
-use crate::stats::Period;
-use crate::store::{RollupDoc, Store, StoreError};
-use crate::vitals::{self, Histogram, Metric, Rating};
+use maidian_core::event::{Event, WEB_VITALS};
+use maidian_core::rollup::{self, Field};
+use maidian_core::stats::Period;
+use maidian_core::vitals::{self, Histogram, Metric, Rating};
+use maidian_store::{RollupDoc, Store, StoreError};
 
 /// One metric's figures over some page views.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,7 +229,7 @@ pub async fn vitals(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Day;
+    use maidian_core::event::Day;
 
     fn vitals_event(page: &str, ua: &str, lcp: Option<f64>, cls: Option<f64>) -> Event {
         Event {

@@ -119,8 +119,8 @@ pub trait FunnelScan: Clone + Send + Sync + 'static {
 
 /// The rows of `events` (any order; those of no visitor or no step left out), as a store
 /// without an index of its own hands them to `scan`.
-pub fn scan_events<S: FunnelScan>(scan: &S, events: &[crate::event::Event]) -> S::Rows {
-    let mut sorted: Vec<&crate::event::Event> =
+pub fn scan_events<S: FunnelScan>(scan: &S, events: &[maidian_core::event::Event]) -> S::Rows {
+    let mut sorted: Vec<&maidian_core::event::Event> =
         events.iter().filter(|e| e.visitor.is_some()).collect();
     sorted.sort_by(|a, b| {
         a.timestamp

@@ -1,4 +1,4 @@
-//! The data lifecycle on the embedded store (see [`crate::lifecycle`]). redb has one writer
+//! The data lifecycle on the embedded store (see [`maidian_core::lifecycle`]). redb has one writer
 //! at a time, so an erasure keeps its write transactions short, whatever the store holds:
 //! the visitor's events and the rollup documents naming them are found in a read
 //! transaction (nobody waits), then one write transaction folds in what was logged since,
@@ -12,20 +12,20 @@ use std::collections::{HashMap, HashSet};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Deserialize;
 
-use super::embedded::{blocking, err, EmbeddedStore, BY_TYPE, EVENTS, IDS, LOG, SITES};
-use super::embedded_rollups::{
+use crate::embedded::{blocking, err, EmbeddedStore, BY_TYPE, EVENTS, IDS, LOG, SITES};
+use crate::embedded::rollups::{
     apply_delta, decode_fields, encode_fields, numbers_of, page_index, state_of as read_state,
     table, table_name, write_state, zones_in, NUMBERS,
 };
-use super::StoreError;
-use crate::bitmap;
-use crate::event::Event;
-use crate::lifecycle::{self, Erasure, Forgotten, Names};
-use crate::rollup::{self, Delta, Field, Value};
+use crate::StoreError;
+use maidian_core::bitmap;
+use maidian_core::event::Event;
+use maidian_core::lifecycle::{self, Erasure, Forgotten, Names};
+use maidian_core::rollup::{self, Delta, Field, Value};
 use roaring::RoaringBitmap;
 
 /// Events an erasure has taken back from the rollups and not deleted yet, by key.
-pub(super) const ERASING: TableDefinition<(i64, &str), ()> = TableDefinition::new("erasing");
+pub(crate) const ERASING: TableDefinition<(i64, &str), ()> = TableDefinition::new("erasing");
 
 /// Events deleted per transaction once their erasure is committed.
 const PIECE: usize = 2_000;
@@ -52,7 +52,7 @@ fn events_naming(
         let (_, value) = row.map_err(err)?;
         let found: Ids = serde_json::from_slice(value.value()).map_err(err)?;
         let in_site = match found.site.as_str() {
-            "" => site == crate::site::DEFAULT_SITE,
+            "" => site == maidian_core::site::DEFAULT_SITE,
             s => s == site,
         };
         let named = [
@@ -175,7 +175,7 @@ impl EmbeddedStore {
         .await
     }
 
-    /// Erases visitor `id` of `site` (see [`crate::lifecycle`]). The visitor's events and
+    /// Erases visitor `id` of `site` (see [`maidian_core::lifecycle`]). The visitor's events and
     /// the rollup documents naming them are found in a read transaction, which holds nobody
     /// up however much is stored; one write transaction then folds in the events logged
     /// since (following any ids they link), takes their rollups back, deletes those
@@ -211,8 +211,8 @@ impl EmbeddedStore {
                 .last()
                 .map_err(err)?
                 .map_or(0, |(k, _)| k.value());
-            let generation = super::embedded_rollups::read_state(
-                &tx.open_table(super::embedded_rollups::STATE).map_err(err)?,
+            let generation = crate::embedded::rollups::read_state(
+                &tx.open_table(crate::embedded::rollups::STATE).map_err(err)?,
             )?
             .generation;
             let plan = sweep_plan(&tx, generation, c.names())?;
@@ -343,8 +343,8 @@ impl EmbeddedStore {
         let db = self.db.clone();
         blocking(move || {
             let tx = db.begin_read().map_err(err)?;
-            let st = super::embedded_rollups::read_state(
-                &tx.open_table(super::embedded_rollups::STATE).map_err(err)?,
+            let st = crate::embedded::rollups::read_state(
+                &tx.open_table(crate::embedded::rollups::STATE).map_err(err)?,
             )?;
             Ok((st.expired_before > 0).then_some(st.expired_before))
         })
@@ -429,11 +429,11 @@ fn sweep_plan(
 fn site_ids(
     sites: &impl ReadableTable<&'static str, &'static [u8]>,
 ) -> Result<Vec<String>, StoreError> {
-    let mut ids: Vec<String> = super::embedded::read_sites(sites)?
+    let mut ids: Vec<String> = crate::embedded::read_sites(sites)?
         .into_iter()
         .map(|s| s.id)
         .collect();
-    ids.push(crate::site::DEFAULT_SITE.to_string());
+    ids.push(maidian_core::site::DEFAULT_SITE.to_string());
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
@@ -565,7 +565,7 @@ fn erase_piece(db: &redb::Database) -> Result<(usize, u64), StoreError> {
 /// Deletes the events filed in [`ERASING`], a transaction a piece (other writers go in
 /// between): after an erasure's rollups are taken back, and at open for one a crash cut
 /// short. Returns how many were still stored.
-pub(super) fn finish_erasing(db: &redb::Database) -> Result<u64, StoreError> {
+pub(crate) fn finish_erasing(db: &redb::Database) -> Result<u64, StoreError> {
     let mut removed = 0;
     loop {
         let (filed, n) = erase_piece(db)?;

@@ -2,11 +2,12 @@
 //! the embedded store is locked by the collector that `maidian.toml` describes. Every reading
 //! command maps to the HTTP endpoint that answers the same document.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
-use maidian_analytics::client::{self, Client};
-use serde::Deserialize;
+use maidian_client::{Client, Limits};
+use maidian_collector::config::Config;
 
 /// A collector to ask: where, with which key, for which site and bots.
 pub struct Remote {
@@ -22,8 +23,8 @@ impl Remote {
     /// `key` a read (or admin) key; `ca_file` the CA certificates (PEM) an `https://`
     /// collector's certificate must chain to, instead of the web PKI's roots.
     pub fn new(url: &str, key: Option<String>, ca_file: Option<&Path>) -> anyhow::Result<Remote> {
-        let client = Client::new(url, ca_file, client::Limits::default())
-            .map_err(|e| anyhow!("--url: {e}"))?;
+        let client =
+            Client::new(url, ca_file, Limits::default()).map_err(|e| anyhow!("--url: {e}"))?;
         let key = key.filter(|k| !k.is_empty()).ok_or_else(|| {
             anyhow!("asking {url} needs a read key: --read-key or MAIDIAN_READ_KEY")
         })?;
@@ -154,44 +155,25 @@ fn encode(v: &str) -> String {
     out
 }
 
-/// The running collector a config file describes: its address and read key. `None` when the
-/// file does not exist.
-pub fn from_config(
-    path: &Path,
-    read_key: Option<String>,
-) -> anyhow::Result<Option<(String, String)>> {
-    #[derive(Deserialize, Default)]
-    struct File {
-        #[serde(default)]
-        tracking_api: Api,
-    }
-    #[derive(Deserialize, Default)]
-    struct Api {
-        listen: Option<String>,
-        read_key: Option<String>,
-        admin_key: Option<String>,
-    }
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+/// The running collector `config` describes (the collector's own, as it loads it): its address,
+/// on the loopback when it listens on every interface, and the key to ask it with: `read_key`,
+/// else its read key, else its admin key.
+pub fn of_config(config: &Config, read_key: Option<String>) -> (String, String) {
+    let api = &config.tracking_api;
+    let listen = match api.listen {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        a => a,
     };
-    let file: File =
-        toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
-    let listen = std::env::var("MAIDIAN_LISTEN")
-        .ok()
-        .or(file.tracking_api.listen)
-        .unwrap_or_else(|| "127.0.0.1:5000".into());
-    // A collector listening on every interface answers on the loopback too.
-    let listen = listen
-        .replace("0.0.0.0:", "127.0.0.1:")
-        .replace("[::]:", "[::1]:");
     let key = read_key
-        .or(file.tracking_api.read_key)
+        .or(Some(api.read_key.clone()))
         .filter(|k| !k.is_empty())
-        .or(file.tracking_api.admin_key)
-        .unwrap_or_default();
-    Ok(Some((format!("http://{listen}"), key)))
+        .unwrap_or_else(|| api.admin_key.clone());
+    (format!("http://{listen}"), key)
 }
 
 #[cfg(test)]

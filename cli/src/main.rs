@@ -22,7 +22,8 @@ use maidian_analytics::lifecycle;
 use maidian_analytics::rollup::Field;
 use maidian_analytics::site::{self, Zone};
 use maidian_analytics::stats::{self, Period};
-use maidian_analytics::store::{MongoConfig, Store, StoreConfig, StoreError};
+use maidian_analytics::store::{Store, StoreError};
+use maidian_collector::config::{Config, RetentionSection, StoreChoice};
 use remote::Remote;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -34,6 +35,16 @@ use serde::Serialize;
     about = "maidian analytics from the command line"
 )]
 struct Cli {
+    /// The collector's config file, read as the collector reads it (then `MAIDIAN_*`): where
+    /// the store is and, when the embedded store is locked by a running collector, the address
+    /// and read key to ask that collector with. A missing file means the defaults.
+    #[arg(
+        long,
+        env = "MAIDIAN_CONFIG",
+        default_value = "maidian.toml",
+        global = true
+    )]
+    config: PathBuf,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -48,45 +59,28 @@ struct Cli {
     command: Command,
 }
 
+/// Where the store is: the collector's config (`--config`, then `MAIDIAN_*`, read by the
+/// collector's own loader) unless these flags say otherwise.
 #[derive(Args)]
 struct StoreArgs {
-    /// MongoDB connection string; without it the embedded store in --data-dir is read.
-    #[arg(long, env = "MAIDIAN_MONGODB_URI", global = true)]
+    /// MongoDB connection string (else the config's `[mongodb]`); without any, the embedded
+    /// store in --data-dir is read.
+    #[arg(long, global = true)]
     mongodb_uri: Option<String>,
-    /// MongoDB database holding the `events` collection.
-    #[arg(
-        long,
-        env = "MAIDIAN_DATABASE",
-        default_value = "tracking",
-        global = true
-    )]
-    database: String,
-    /// Data directory of the embedded store.
-    #[arg(
-        long,
-        env = "MAIDIAN_DATA_DIR",
-        default_value = "maidian-data",
-        global = true
-    )]
-    data_dir: PathBuf,
-    /// The collectors' rollup safety lag in ms (`[rollups] safety_lag_ms`): when this
+    /// MongoDB database holding the `events` collection (else `[mongodb] database`).
+    #[arg(long, global = true)]
+    database: Option<String>,
+    /// Data directory of the embedded store (else `[storage] data_dir`).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// The collectors' rollup safety lag in ms (else `[rollups] safety_lag_ms`): when this
     /// command rolls events up itself, it leaves the newest ones to be sure they committed.
-    #[arg(
-        long,
-        env = "MAIDIAN_ROLLUP_SAFETY_LAG_MS",
-        default_value_t = 5_000,
-        global = true
-    )]
-    safety_lag_ms: u64,
-    /// The collectors' cap on distinct pages a site's day keeps rows for
-    /// (`[rollups] max_pages_per_day`): a rebuild must use the same.
-    #[arg(
-        long,
-        env = "MAIDIAN_ROLLUP_MAX_PAGES_PER_DAY",
-        default_value_t = consumer::MAX_PAGES_PER_DAY,
-        global = true
-    )]
-    max_pages_per_day: usize,
+    #[arg(long, global = true)]
+    safety_lag_ms: Option<u64>,
+    /// The collectors' cap on distinct pages a site's day keeps rows for (else
+    /// `[rollups] max_pages_per_day`): a rebuild must use the same.
+    #[arg(long, global = true)]
+    max_pages_per_day: Option<usize>,
 }
 
 #[derive(Args)]
@@ -102,15 +96,6 @@ struct RemoteArgs {
     /// The read key (or admin key) to ask the collector with.
     #[arg(long, env = "MAIDIAN_READ_KEY", global = true, hide_env_values = true)]
     read_key: Option<String>,
-    /// The collector's config file: when the embedded store is locked by a running collector,
-    /// the CLI asks that collector at the address (and with the read key) this file gives.
-    #[arg(
-        long,
-        env = "MAIDIAN_CONFIG",
-        default_value = "maidian.toml",
-        global = true
-    )]
-    config: PathBuf,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -314,23 +299,45 @@ enum RollupsCommand {
 }
 
 impl StoreArgs {
-    fn config(&self) -> StoreConfig {
-        match &self.mongodb_uri {
-            Some(uri) if !uri.is_empty() => {
-                StoreConfig::Mongo(MongoConfig::at_uri(uri.clone(), self.database.clone()))
-            }
-            _ => StoreConfig::Embedded {
-                data_dir: self.data_dir.clone(),
-            },
+    /// The flags given, over `config`.
+    fn apply(&self, config: &mut Config) {
+        if let Some(uri) = &self.mongodb_uri {
+            config.mongodb.uri = Some(uri.clone()).filter(|u| !u.is_empty());
+        }
+        if let Some(database) = &self.database {
+            config.mongodb.database = database.clone();
+        }
+        if let Some(dir) = &self.data_dir {
+            config.storage.data_dir = dir.clone();
+        }
+        if let Some(lag) = self.safety_lag_ms {
+            config.rollups.safety_lag_ms = lag;
+        }
+        if let Some(cap) = self.max_pages_per_day {
+            config.rollups.max_pages_per_day = cap.max(1);
         }
     }
+}
 
-    fn consumer(&self) -> ConsumerConfig {
-        let mut c = ConsumerConfig::new(consumer::owner_name("maidian-cli"));
-        c.safety_lag = Duration::from_millis(self.safety_lag_ms);
-        c.max_pages_per_day = self.max_pages_per_day.max(1);
-        c
-    }
+/// The collector's configuration as the collector reads it (its file, then `MAIDIAN_*`), with
+/// the command's flags over it, and whether the file exists.
+fn load_config(cli: &Cli) -> anyhow::Result<(Config, bool)> {
+    let exists = cli.config.exists();
+    let mut config = Config::load(exists.then_some(cli.config.as_path()))?;
+    config.apply_env(|k| std::env::var(k).ok())?;
+    cli.store.apply(&mut config);
+    Ok((config, exists))
+}
+
+/// What the CLI rolls up with when it catches up itself: the collectors' settings, without
+/// retention (deleting raw events is the collectors' job).
+fn consumer_of(config: &Config) -> ConsumerConfig {
+    let mut c = config.rollups.consumer(
+        consumer::owner_name("maidian-cli"),
+        &RetentionSection::default(),
+    );
+    c.max_pages_per_day = c.max_pages_per_day.max(1);
+    c
 }
 
 #[tokio::main]
@@ -358,15 +365,15 @@ async fn open_source(cli: &Cli) -> anyhow::Result<Source> {
         let ca = cli.remote.ca_cert.as_deref();
         return Ok(Source::Remote(Remote::new(url, key, ca)?));
     }
-    match Store::open(&cli.store.config()).await {
+    let (config, config_exists) = load_config(cli)?;
+    match Store::open(&config.store_config(StoreChoice::Auto)).await {
         Ok(store) => Ok(Source::Store(store)),
         Err(StoreError::Locked(path)) if matches!(cli.command, Command::Rollups { .. }) => bail!(
             "{} is in use by a running collector; `maidian rollups` works on the store itself: stop the collector first (its /api/health tells where rollups stand)",
             path.display()
         ),
         Err(StoreError::Locked(path)) => {
-            let config = &cli.remote.config;
-            let Some((url, key)) = remote::from_config(config, key)? else {
+            let Some((url, key)) = config_exists.then(|| remote::of_config(&config, key)) else {
                 bail!(
                     "{} is in use by a running collector; ask it with --url http://HOST:PORT --read-key KEY",
                     path.display()
@@ -375,7 +382,7 @@ async fn open_source(cli: &Cli) -> anyhow::Result<Source> {
             eprintln!(
                 "maidian: {} is in use by a running collector; asking it at {url} (from {})",
                 path.display(),
-                config.display()
+                cli.config.display()
             );
             Ok(Source::Remote(Remote::new(&url, Some(key), None)?))
         }
@@ -427,7 +434,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// A command that reads or works on the store itself.
 async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
-    let consumer = cli.store.consumer();
+    let consumer = consumer_of(&load_config(&cli)?.0);
     // The embedded file admits one process, so no collector is rolling it up now: catch up
     // first, so that every figure covers every stored event.
     if store.kind() == "embedded" {

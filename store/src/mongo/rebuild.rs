@@ -5,18 +5,18 @@
 
 use mongodb::bson::{self, doc, Bson, Document};
 
-use super::mongo::MongoStore;
-use super::mongo_rollups::*;
-use super::protocol::{now_ms, ConsumerConfig, Step};
-use super::StoreError;
-use crate::rollup;
+use crate::mongo::MongoStore;
+use crate::mongo::rollups::*;
+use crate::protocol::{now_ms, ConsumerConfig, Step};
+use crate::StoreError;
+use maidian_core::rollup;
 
 impl MongoStore {
-    pub(super) fn rebuild_doc(&self) -> mongodb::Collection<Document> {
+    pub(crate) fn rebuild_doc(&self) -> mongodb::Collection<Document> {
         self.state()
     }
 
-    pub(super) async fn read_rebuild(&self) -> Result<Rebuild, StoreError> {
+    pub(crate) async fn read_rebuild(&self) -> Result<Rebuild, StoreError> {
         match self.rebuild_doc().find_one(doc! { "_id": REBUILD }).await? {
             Some(d) => bson::from_document(d).map_err(|e| StoreError::Corrupt(e.to_string())),
             None => Ok(Rebuild::default()),
@@ -26,7 +26,7 @@ impl MongoStore {
     /// The lease holder takes a generation a rebuild handed over: it becomes `next` (caught
     /// up with `live`, then switched to), and the rebuild document is cleared. `None` when
     /// there is none to take.
-    pub(super) async fn take_handover(
+    pub(crate) async fn take_handover(
         &self,
         cfg: &ConsumerConfig,
         st: &State,
@@ -54,13 +54,13 @@ impl MongoStore {
 
     /// Retires the live generation of an older format and starts a new one at the start of
     /// the log.
-    pub(super) async fn restart_in_new_format(
+    pub(crate) async fn restart_in_new_format(
         &self,
         cfg: &ConsumerConfig,
         st: &State,
         now: i64,
     ) -> Result<Step, StoreError> {
-        super::refuse_other_format(format_of(st), st.expired_before)?;
+        crate::refuse_other_format(format_of(st), st.expired_before)?;
         let generation = st.live.generation + 1;
         bounded(self.ensure_gen_indexes(generation)).await?;
         let mut retired = st.retired.clone();
@@ -86,7 +86,7 @@ impl MongoStore {
     }
 
     /// A rebuilt generation catches up with `live` (never passing it), then replaces it.
-    pub(super) async fn step_next(
+    pub(crate) async fn step_next(
         &self,
         cfg: &ConsumerConfig,
         st: &State,
@@ -132,7 +132,7 @@ impl MongoStore {
     }
 
     /// Drops generations replaced more than a grace period ago.
-    pub(super) async fn drop_retired(
+    pub(crate) async fn drop_retired(
         &self,
         cfg: &ConsumerConfig,
         st: &State,
@@ -153,7 +153,7 @@ impl MongoStore {
             .await
     }
 
-    pub(super) async fn drop_generation(&self, generation: i64) -> Result<(), StoreError> {
+    pub(crate) async fn drop_generation(&self, generation: i64) -> Result<(), StoreError> {
         for name in rollup::all() {
             self.db
                 .collection::<Document>(&gen_name(name, generation))
@@ -184,7 +184,7 @@ impl MongoStore {
         self.ready().await?;
         let st = self.ensure_state("", 0).await?;
         if st.expired_before > 0 {
-            return Err(StoreError::Busy(crate::lifecycle::no_rebuild(
+            return Err(StoreError::Busy(maidian_core::lifecycle::no_rebuild(
                 st.expired_before,
             )));
         }
@@ -247,7 +247,7 @@ impl MongoStore {
         generation: i64,
         progress: &mut impl FnMut(u64),
     ) -> Result<Cursor, StoreError> {
-        // The whole log counts in the zones of now (see `crate::site`).
+        // The whole log counts in the zones of now (see `maidian_core::site`).
         let mut cur = Cursor {
             generation,
             zones_at: now_ms(),
@@ -328,7 +328,7 @@ impl MongoStore {
 
     /// The state while `generation` is being built (its heartbeat refreshed), or an error when
     /// another rebuild has taken over.
-    pub(super) async fn building_state(&self, generation: i64) -> Result<State, StoreError> {
+    pub(crate) async fn building_state(&self, generation: i64) -> Result<State, StoreError> {
         let beat = self
             .rebuild_doc()
             .update_one(
@@ -345,7 +345,7 @@ impl MongoStore {
     }
 
     /// Drops rollup collections of generations that are neither `keep` nor in use.
-    pub(super) async fn drop_orphans(&self, keep: &[i64]) -> Result<(), StoreError> {
+    pub(crate) async fn drop_orphans(&self, keep: &[i64]) -> Result<(), StoreError> {
         for name in self.db.list_collection_names().await? {
             let orphan = rollup::all().iter().any(|r| {
                 name.strip_prefix(r)

@@ -9,58 +9,58 @@ use std::collections::HashMap;
 use redb::{ReadTransaction, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::embedded::{blocking, err, EmbeddedStore, EVENTS, LOG, SITES};
-use super::protocol::{now_ms, ConsumerConfig, RollupStatus, Step};
-use super::{RollupDoc, StoreError};
-use crate::bitmap::{self, Numbers};
-use crate::event::Event;
-use crate::rollup::{self, Delta, Field, Known, Value};
-use crate::site::Zones;
+use crate::embedded::{blocking, err, EmbeddedStore, EVENTS, LOG, SITES};
+use crate::protocol::{now_ms, ConsumerConfig, RollupStatus, Step};
+use crate::{RollupDoc, StoreError};
+use maidian_core::bitmap::{self, Numbers};
+use maidian_core::event::Event;
+use maidian_core::rollup::{self, Delta, Field, Known, Value};
+use maidian_core::site::Zones;
 
-pub(super) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("rollup_state");
-/// The visitor dictionary (`crate::bitmap`): `site|visitor` → number. Shared by every
+pub(crate) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("rollup_state");
+/// The visitor dictionary (`maidian_core::bitmap`): `site|visitor` → number. Shared by every
 /// generation; an erased visitor's entry is removed and their number never given again.
-pub(super) const NUMBERS: TableDefinition<&str, u32> = TableDefinition::new("visitor_numbers");
+pub(crate) const NUMBERS: TableDefinition<&str, u32> = TableDefinition::new("visitor_numbers");
 /// The next number to give, per site.
 const NEXT_NUMBER: TableDefinition<&str, u32> = TableDefinition::new("visitor_next_number");
 const CONSUMER: &str = "consumer";
 
 /// The checkpoint: the log is rolled up into `generation` up to sequence number `seq`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(super) struct State {
-    pub(super) generation: i64,
-    pub(super) seq: u64,
-    pub(super) events: u64,
+pub(crate) struct State {
+    pub(crate) generation: i64,
+    pub(crate) seq: u64,
+    pub(crate) events: u64,
     created_at: i64,
     /// The rollup format the tables hold ([`FORMAT`]; 0 before sites).
     #[serde(default)]
     format: u32,
     /// Raw events older than this (ms) were deleted by retention (`[retention] raw_days`).
     #[serde(default)]
-    pub(super) expired_before: i64,
+    pub(crate) expired_before: i64,
     /// When the generation began: events received earlier count in the zones of that moment
-    /// (`crate::site::Zones::rolled_day`). 0 for the first generation.
+    /// (`maidian_core::site::Zones::rolled_day`). 0 for the first generation.
     #[serde(default)]
-    pub(super) zones_at: i64,
+    pub(crate) zones_at: i64,
 }
 
 /// The rollup format ([`rollup::FORMAT`]). A file with rollups of another format has them
 /// dropped at open, and the consumer rolls the log up again
-/// ([`super::refuse_other_format`]).
+/// ([`crate::refuse_other_format`]).
 const FORMAT: u32 = rollup::FORMAT;
 
-pub(super) fn table_name(rollup: &str, generation: i64) -> String {
+pub(crate) fn table_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}@{generation}")
 }
 
-pub(super) fn table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+pub(crate) fn table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
     TableDefinition::new(name)
 }
 
 /// Creates the state at first open. A file from before the consumer existed gets its log
 /// numbered from the stored events (time order) and its old rollup tables dropped, so the
 /// consumer rebuilds them.
-pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
+pub(crate) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
     let mut state = tx.open_table(STATE).map_err(err)?;
     let old = match state.get(CONSUMER).map_err(err)? {
         Some(v) => Some(serde_json::from_slice::<State>(v.value()).map_err(err)?),
@@ -70,7 +70,7 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
         if st.format != FORMAT {
             // One rule for another format: rolled up again from the log, unless retention
             // deleted raw events those rollups still count.
-            super::refuse_other_format(st.format, st.expired_before)?;
+            crate::refuse_other_format(st.format, st.expired_before)?;
             drop_generation(tx, st.generation)?;
             (st.seq, st.events, st.format, st.zones_at) = (0, 0, FORMAT, now_ms());
             let bytes = serde_json::to_vec(&st).map_err(err)?;
@@ -103,7 +103,7 @@ pub(super) fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(super) fn read_state(
+pub(crate) fn read_state(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
 ) -> Result<State, StoreError> {
     match table.get(CONSUMER).map_err(err)? {
@@ -113,11 +113,11 @@ pub(super) fn read_state(
 }
 
 /// The consumer's state, read inside a write transaction.
-pub(super) fn state_of(tx: &WriteTransaction) -> Result<State, StoreError> {
+pub(crate) fn state_of(tx: &WriteTransaction) -> Result<State, StoreError> {
     read_state(&tx.open_table(STATE).map_err(err)?)
 }
 
-pub(super) fn write_state(tx: &WriteTransaction, st: &State) -> Result<(), StoreError> {
+pub(crate) fn write_state(tx: &WriteTransaction, st: &State) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(st).map_err(err)?;
     tx.open_table(STATE)
         .map_err(err)?
@@ -149,14 +149,14 @@ fn read_log(
 }
 
 /// The time zones of the registered sites.
-pub(super) fn zones_in(tx: &WriteTransaction) -> Result<Zones, StoreError> {
+pub(crate) fn zones_in(tx: &WriteTransaction) -> Result<Zones, StoreError> {
     let t = tx.open_table(SITES).map_err(err)?;
-    Ok(Zones::of(&super::embedded::read_sites(&t)?))
+    Ok(Zones::of(&crate::embedded::read_sites(&t)?))
 }
 
 /// The numbers of visitors `keys` (`site|visitor`) in the dictionary; with `assign`, those
 /// without one get the next numbers of their site, in the order given.
-pub(super) fn numbers_of(
+pub(crate) fn numbers_of(
     tx: &WriteTransaction,
     keys: &[String],
     assign: bool,
@@ -188,7 +188,7 @@ pub(super) fn numbers_of(
 /// The delta that rolling `events` up into `generation` (begun at `begun`) applies: visitors
 /// numbered (new ones given numbers), first days settled against the generation's first-seen
 /// documents.
-pub(super) fn delta_of(
+pub(crate) fn delta_of(
     tx: &WriteTransaction,
     (generation, begun): (i64, i64),
     cap: usize,
@@ -209,7 +209,7 @@ pub(super) fn delta_of(
 
 /// The pages with rows of their own on `days` in `generation`'s page index
 /// ([`rollup::PAGE_INDEX`]).
-pub(super) fn page_index(
+pub(crate) fn page_index(
     tx: &WriteTransaction,
     generation: i64,
     days: &[rollup::IndexDay],
@@ -251,7 +251,7 @@ fn known_state(
 
 /// Applies a delta to the tables of `generation` (inside the caller's transaction); a
 /// document it empties is deleted ([`rollup::is_empty`]).
-pub(super) fn apply_delta(
+pub(crate) fn apply_delta(
     tx: &WriteTransaction,
     generation: i64,
     delta: &Delta,
@@ -380,7 +380,7 @@ impl EmbeddedStore {
     /// Hands each document of [`Store::rollup_fold`] to `add` as it is read.
     pub async fn rollup_fold<A: Send + 'static>(
         &self,
-        range: &super::Range<'_>,
+        range: &crate::Range<'_>,
         mut acc: A,
         add: fn(&mut A, RollupDoc),
     ) -> Result<A, StoreError> {
@@ -438,7 +438,7 @@ impl EmbeddedStore {
             let tx = db.begin_write().map_err(err)?;
             let st = read_state(&tx.open_table(STATE).map_err(err)?)?;
             if st.expired_before > 0 {
-                return Err(StoreError::Busy(crate::lifecycle::no_rebuild(
+                return Err(StoreError::Busy(maidian_core::lifecycle::no_rebuild(
                     st.expired_before,
                 )));
             }
@@ -448,7 +448,7 @@ impl EmbeddedStore {
             Ok(generation)
         })
         .await?;
-        // The whole log counts in the zones of now (see `crate::site`).
+        // The whole log counts in the zones of now (see `maidian_core::site`).
         let begun = now_ms();
         let cap = cfg.max_pages_per_day;
         let limit = cfg.chunk_events.max(1);
@@ -520,7 +520,7 @@ impl EmbeddedStore {
 /// little-endian).
 const BINARY: u8 = 2;
 
-pub(super) fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, StoreError> {
     let mut sorted: Vec<(&str, &Value)> = fields.iter().map(|(k, v)| (k.as_str(), v)).collect();
     sorted.sort_unstable_by_key(|(k, _)| *k);
     let mut out = vec![BINARY];
@@ -548,7 +548,7 @@ pub(super) fn encode_fields(fields: &HashMap<Field, Value>) -> Result<Vec<u8>, S
     Ok(out)
 }
 
-pub(super) fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, StoreError> {
+pub(crate) fn decode_fields(bytes: &[u8]) -> Result<HashMap<Field, Value>, StoreError> {
     decode_fields_with(bytes, true)
 }
 

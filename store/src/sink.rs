@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::event::Event;
-use crate::store::InsertReport;
+use crate::InsertReport;
+use maidian_core::event::Event;
 
 #[derive(Default)]
 pub struct SinkStore {

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use maidian_analytics::client::{Client, Limits};
 use maidian_analytics::event::Event;
 use maidian_analytics::simulate::Simulation;
+use maidian_client::{Client, Limits};
 use serde_json::{json, Map, Value};
 use tokio::sync::Mutex;
 

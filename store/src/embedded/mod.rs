@@ -4,6 +4,9 @@
 //! rollup consumer (`embedded_rollups`). redb is synchronous, so every call runs on tokio's
 //! blocking pool.
 
+mod lifecycle;
+mod rollups;
+
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,31 +14,31 @@ use std::sync::Arc;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Deserialize;
 
-use super::protocol::now_ms;
-use super::FunnelScan;
-use super::{InsertReport, StoreError};
-use crate::event::{Day, Event};
-use crate::site::{SiteInfo, DEFAULT_SITE};
+use crate::protocol::now_ms;
+use crate::FunnelScan;
+use crate::{InsertReport, StoreError};
+use maidian_core::event::{Day, Event};
+use maidian_core::site::{SiteInfo, DEFAULT_SITE};
 
-pub(super) const EVENTS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("events");
-pub(super) const IDS: TableDefinition<&str, i64> = TableDefinition::new("event_ids");
+pub(crate) const EVENTS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("events");
+pub(crate) const IDS: TableDefinition<&str, i64> = TableDefinition::new("event_ids");
 /// (event_type, timestamp, event_id) → the funnel's fields: the embedded twin of MongoDB's
 /// `(event_type, timestamp)` index, so a funnel reads only its step types.
-pub(super) const BY_TYPE: TableDefinition<(&str, i64, &str), &[u8]> =
+pub(crate) const BY_TYPE: TableDefinition<(&str, i64, &str), &[u8]> =
     TableDefinition::new("events_by_type");
 /// The event log: commit-ordered sequence number → the event's key in [`EVENTS`]. The rollup
 /// consumer reads it from its checkpoint on.
-pub(super) const LOG: TableDefinition<u64, (i64, &str)> = TableDefinition::new("event_log");
+pub(crate) const LOG: TableDefinition<u64, (i64, &str)> = TableDefinition::new("event_log");
 /// The registry of sites: id → `SiteInfo` as JSON.
-pub(super) const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
+pub(crate) const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
 const FILE: &str = "events.redb";
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    pub(super) db: Arc<Database>,
+    pub(crate) db: Arc<Database>,
 }
 
-pub(super) fn err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+pub(crate) fn err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
     StoreError::Embedded(e.into())
 }
 
@@ -63,18 +66,18 @@ impl EmbeddedStore {
             tx.open_table(BY_TYPE).map_err(err)?;
             tx.open_table(LOG).map_err(err)?;
             tx.open_table(SITES).map_err(err)?;
-            super::embedded_rollups::init(&tx)?;
-            tx.open_table(super::embedded_lifecycle::ERASING)
+            crate::embedded::rollups::init(&tx)?;
+            tx.open_table(crate::embedded::lifecycle::ERASING)
                 .map_err(err)?;
             tx.commit().map_err(err)?;
             // An erasure interrupted after its rollups were taken back: its events go now.
-            super::embedded_lifecycle::finish_erasing(&db)?;
+            crate::embedded::lifecycle::finish_erasing(&db)?;
             Ok(EmbeddedStore { db: Arc::new(db) })
         })
         .await
     }
 
-    pub async fn table_sizes(&self) -> Result<Vec<super::TableSize>, StoreError> {
+    pub async fn table_sizes(&self) -> Result<Vec<crate::TableSize>, StoreError> {
         use redb::{ReadableTableMetadata, TableHandle};
         let db = self.db.clone();
         blocking(move || {
@@ -84,7 +87,7 @@ impl EmbeddedStore {
                 let name = handle.name().to_string();
                 let table = tx.open_untyped_table(handle).map_err(err)?;
                 let stats = table.stats().map_err(err)?;
-                out.push(super::TableSize {
+                out.push(crate::TableSize {
                     name,
                     entries: table.len().map_err(err)?,
                     bytes: stats.stored_bytes() + stats.metadata_bytes(),
@@ -446,7 +449,7 @@ fn of_site(stored: Option<&[u8]>, site: &str) -> bool {
 }
 
 /// The registry's sites, by id.
-pub(super) fn read_sites(
+pub(crate) fn read_sites(
     t: &impl ReadableTable<&'static str, &'static [u8]>,
 ) -> Result<Vec<SiteInfo>, StoreError> {
     let mut out = Vec::new();
@@ -500,7 +503,7 @@ fn scan(
     Ok(())
 }
 
-pub(super) async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f)

@@ -6,7 +6,7 @@
 //! (`[writer] insert_timeout_ms`), so once `safety_lag` has passed an event with that stamp has
 //! either committed or failed for good. The consumer reads events in `(received_at, _id)` order
 //! behind that lag (the embedded store numbers its log in commit order and needs no lag),
-//! turns each chunk into a [`Delta`](crate::rollup::Delta) and applies it so that applying a
+//! turns each chunk into a [`Delta`](maidian_core::rollup::Delta) and applies it so that applying a
 //! chunk twice changes nothing:
 //!
 //! - MongoDB: the chunk's range and number are written to the checkpoint document *before*
@@ -29,10 +29,10 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use crate::store::protocol::{
+pub use crate::protocol::{
     now_ms, ConsumerConfig, Retention, RollupStatus, Step, MAX_PAGES_PER_DAY,
 };
-use crate::store::{Store, StoreError};
+use crate::{Store, StoreError};
 
 /// A unique consumer name for this process: `host:pid:random`.
 pub fn owner_name(role: &str) -> String {
@@ -116,13 +116,13 @@ pub async fn run(store: &Store, cfg: ConsumerConfig, shutdown: impl Future<Outpu
 /// One bounded pass of retention; returns when to look again.
 async fn expire(store: &Store, cfg: &ConsumerConfig, r: Retention) -> tokio::time::Instant {
     let now = tokio::time::Instant::now();
-    let cutoff = crate::lifecycle::cutoff_ms(r.raw_days, now_ms());
+    let cutoff = maidian_core::lifecycle::cutoff_ms(r.raw_days, now_ms());
     match store.expire_raw(cfg, cutoff, r.chunk).await {
         Ok(n) => {
             if n > 0 {
                 tracing::info!(
                     events = n,
-                    before = %crate::lifecycle::rfc3339(cutoff),
+                    before = %maidian_core::lifecycle::rfc3339(cutoff),
                     "deleted expired raw events"
                 );
             }

@@ -19,27 +19,27 @@ use mongodb::bson::{self, doc, Bson, DateTime, Document};
 use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 
-use super::mongo::{doc_to_event, MongoStore, DUPLICATE_KEY};
-use super::protocol::{now_ms, ConsumerConfig, RollupStatus, Step};
-use super::{RollupDoc, StoreError};
-use crate::bitmap::Numbers;
-use crate::event::Event;
-use crate::rollup::{self, Change, Delta, Field, Known, Value};
-use crate::site::Zones;
+use crate::mongo::{doc_to_event, MongoStore, DUPLICATE_KEY};
+use crate::protocol::{now_ms, ConsumerConfig, RollupStatus, Step};
+use crate::{RollupDoc, StoreError};
+use maidian_core::bitmap::Numbers;
+use maidian_core::event::Event;
+use maidian_core::rollup::{self, Change, Delta, Field, Known, Value};
+use maidian_core::site::Zones;
 
-pub(super) const STATE: &str = "rollup_state";
-pub(super) const CONSUMER: &str = "consumer";
+pub(crate) const STATE: &str = "rollup_state";
+pub(crate) const CONSUMER: &str = "consumer";
 /// The rebuild's own document: which generation `rollups rebuild` is building, its heartbeat,
 /// and the cursor it hands over. FerretDB v1 (SQLite) applies an update as a read and a later
 /// write outside any transaction, so two processes updating one document can undo each
 /// other's change; the consumer document is therefore written by the lease holder only, and
 /// the rebuild writes this one (the lease holder clears it when it takes the hand-over).
-pub(super) const REBUILD: &str = "rebuild";
-pub(super) const HEAD: &str = "head";
+pub(crate) const REBUILD: &str = "rebuild";
+pub(crate) const HEAD: &str = "head";
 /// How long a replaced generation is kept for readers that looked the old one up.
-pub(super) const RETIRE_GRACE_MS: i64 = 10_000;
+pub(crate) const RETIRE_GRACE_MS: i64 = 10_000;
 /// A rebuild that has not reported progress for this long is taken as dead.
-pub(super) const REBUILD_STALE_MS: i64 = 120_000;
+pub(crate) const REBUILD_STALE_MS: i64 = 120_000;
 /// Statements per `update` command. FerretDB v1.24 (SQLite) hangs on one `update` command
 /// that modifies 100 or more existing documents (80 pass, 100 never answer); 50 is safe and
 /// already amortises the round trip.
@@ -47,90 +47,90 @@ const ROLLUP_CHUNK: usize = 50;
 
 /// A position in the event log and the chunks applied up to it, for one generation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(super) struct Cursor {
-    pub(super) generation: i64,
+pub(crate) struct Cursor {
+    pub(crate) generation: i64,
     /// `(received_at, _id)` of the last event rolled up.
-    pub(super) pos_t: i64,
-    pub(super) pos_id: String,
+    pub(crate) pos_t: i64,
+    pub(crate) pos_id: String,
     /// Number of the last chunk applied.
-    pub(super) chunk: i64,
+    pub(crate) chunk: i64,
     /// Events rolled up so far.
-    pub(super) events: i64,
+    pub(crate) events: i64,
     /// A chunk being applied: its number and last event. A retry applies exactly it.
     #[serde(default)]
-    pub(super) pending: Option<Pending>,
+    pub(crate) pending: Option<Pending>,
     /// When the generation began: events received earlier count in the zones of that moment
-    /// (`crate::site::Zones::rolled_day`). 0 for the first generation.
+    /// (`maidian_core::site::Zones::rolled_day`). 0 for the first generation.
     #[serde(default)]
-    pub(super) zones_at: i64,
+    pub(crate) zones_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Pending {
-    pub(super) chunk: i64,
-    pub(super) to_t: i64,
-    pub(super) to_id: String,
+pub(crate) struct Pending {
+    pub(crate) chunk: i64,
+    pub(crate) to_t: i64,
+    pub(crate) to_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Retired {
-    pub(super) generation: i64,
-    pub(super) at: i64,
+pub(crate) struct Retired {
+    pub(crate) generation: i64,
+    pub(crate) at: i64,
 }
 
 /// The [`REBUILD`] document.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(super) struct Rebuild {
+pub(crate) struct Rebuild {
     #[serde(rename = "_id")]
-    pub(super) id: String,
+    pub(crate) id: String,
     #[serde(default)]
-    pub(super) building: Option<i64>,
+    pub(crate) building: Option<i64>,
     #[serde(default)]
-    pub(super) building_at: i64,
+    pub(crate) building_at: i64,
     /// The built generation's cursor, for the lease holder to catch up and switch to.
     #[serde(default)]
-    pub(super) handed: Option<Cursor>,
+    pub(crate) handed: Option<Cursor>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(super) struct State {
+pub(crate) struct State {
     #[serde(rename = "_id")]
-    pub(super) id: String,
+    pub(crate) id: String,
     #[serde(default)]
-    pub(super) owner: String,
+    pub(crate) owner: String,
     #[serde(default)]
-    pub(super) expires: i64,
-    pub(super) live: Cursor,
+    pub(crate) expires: i64,
+    pub(crate) live: Cursor,
     /// A rebuilt generation handed over by `rollups rebuild`, catching up with `live`.
     #[serde(default)]
-    pub(super) next: Option<Cursor>,
+    pub(crate) next: Option<Cursor>,
     #[serde(default)]
-    pub(super) retired: Vec<Retired>,
+    pub(crate) retired: Vec<Retired>,
     /// Every event with `received_at <= clear_to` is rolled up into `live`.
     #[serde(default)]
-    pub(super) clear_to: i64,
+    pub(crate) clear_to: i64,
     #[serde(default)]
-    pub(super) created_at: i64,
+    pub(crate) created_at: i64,
     /// The rollup format the live generation holds ([`FORMAT`]; 0 before sites).
     #[serde(default)]
-    pub(super) format: i64,
+    pub(crate) format: i64,
     /// Raw events older than this (ms) were deleted by retention (`[retention] raw_days`).
     #[serde(default)]
-    pub(super) expired_before: i64,
+    pub(crate) expired_before: i64,
 }
 
 /// The rollup format ([`rollup::FORMAT`]). A database with rollups of another format gets a
 /// fresh generation rolled up from the start of the log (the old one is retired): figures fill
-/// up again as the consumer catches up ([`super::refuse_other_format`]).
-pub(super) const FORMAT: i64 = rollup::FORMAT as i64;
+/// up again as the consumer catches up ([`crate::refuse_other_format`]).
+pub(crate) const FORMAT: i64 = rollup::FORMAT as i64;
 
 impl Cursor {
-    pub(super) fn pos(&self) -> (i64, &str) {
+    pub(crate) fn pos(&self) -> (i64, &str) {
         (self.pos_t, self.pos_id.as_str())
     }
 
     /// This cursor after applying `n` events ending at `(to_t, to_id)` as chunk `chunk`.
-    pub(super) fn advanced(&self, chunk: i64, to_t: i64, to_id: &str, n: usize) -> Cursor {
+    pub(crate) fn advanced(&self, chunk: i64, to_t: i64, to_id: &str, n: usize) -> Cursor {
         Cursor {
             generation: self.generation,
             pos_t: to_t,
@@ -145,7 +145,7 @@ impl Cursor {
 
 /// Which cursor of the state document a chunk belongs to.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Which {
+pub(crate) enum Which {
     Live,
     Next,
 }
@@ -159,15 +159,15 @@ impl Which {
     }
 }
 
-pub(super) fn format_of(st: &State) -> u32 {
+pub(crate) fn format_of(st: &State) -> u32 {
     u32::try_from(st.format).unwrap_or(0)
 }
 
-pub(super) fn gen_name(rollup: &str, generation: i64) -> String {
+pub(crate) fn gen_name(rollup: &str, generation: i64) -> String {
     format!("{rollup}_g{generation}")
 }
 
-pub(super) fn to_bson<T: Serialize>(v: &T) -> Result<Bson, StoreError> {
+pub(crate) fn to_bson<T: Serialize>(v: &T) -> Result<Bson, StoreError> {
     bson::to_bson(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -176,34 +176,34 @@ fn parse_state(d: Document) -> Result<State, StoreError> {
 }
 
 impl MongoStore {
-    pub(super) fn state(&self) -> mongodb::Collection<Document> {
+    pub(crate) fn state(&self) -> mongodb::Collection<Document> {
         self.db.collection(STATE)
     }
 
-    pub(super) async fn read_state(&self) -> Result<Option<State>, StoreError> {
+    pub(crate) async fn read_state(&self) -> Result<Option<State>, StoreError> {
         let d = self.state().find_one(doc! { "_id": CONSUMER }).await?;
         d.map(parse_state).transpose()
     }
 
     /// The state document, which must exist by now.
     /// Once the server answers ([`MongoStore::ready`]), whether its rollups can be read
-    /// ([`super::refuse_other_format`]).
-    pub(super) async fn ready_to_read(&self) -> Result<(), StoreError> {
+    /// ([`crate::refuse_other_format`]).
+    pub(crate) async fn ready_to_read(&self) -> Result<(), StoreError> {
         self.ready().await?;
         self.check_format().await
     }
 
-    /// [`super::refuse_other_format`] for the stored rollups, if any.
+    /// [`crate::refuse_other_format`] for the stored rollups, if any.
     async fn check_format(&self) -> Result<(), StoreError> {
         match self.read_state().await? {
             Some(st) if st.format != FORMAT => {
-                super::refuse_other_format(format_of(&st), st.expired_before)
+                crate::refuse_other_format(format_of(&st), st.expired_before)
             }
             _ => Ok(()),
         }
     }
 
-    pub(super) async fn existing_state(&self) -> Result<State, StoreError> {
+    pub(crate) async fn existing_state(&self) -> Result<State, StoreError> {
         self.read_state()
             .await?
             .ok_or_else(|| StoreError::Corrupt("rollup state vanished".into()))
@@ -211,7 +211,7 @@ impl MongoStore {
 
     /// Creates the state document (generation 1, nothing consumed) unless it exists, dropping
     /// rollup collections of the design before generations. Returns the current state.
-    pub(super) async fn ensure_state(
+    pub(crate) async fn ensure_state(
         &self,
         owner: &str,
         expires: i64,
@@ -243,7 +243,7 @@ impl MongoStore {
         }
     }
 
-    pub(super) async fn ensure_gen_indexes(&self, generation: i64) -> Result<(), StoreError> {
+    pub(crate) async fn ensure_gen_indexes(&self, generation: i64) -> Result<(), StoreError> {
         // Every rollup read by day is indexed by (site, its day field).
         let by_day: Vec<(&str, Field)> = rollup::CATALOG
             .iter()
@@ -331,7 +331,7 @@ impl MongoStore {
     }
 
     /// `$set`s fields of the state document if `owner` still holds the lease.
-    pub(super) async fn set_state(&self, owner: &str, set: Document) -> Result<(), StoreError> {
+    pub(crate) async fn set_state(&self, owner: &str, set: Document) -> Result<(), StoreError> {
         let r = self
             .state()
             .update_one(
@@ -359,7 +359,7 @@ impl MongoStore {
 
     /// Raises the head mark to `stamp` before an insert with that `received_at`: the head is
     /// never below a committed event, so a consumer that sees `head <= clear_to` may skip a scan.
-    pub(super) async fn bump_head(&self, stamp: i64) -> Result<(), StoreError> {
+    pub(crate) async fn bump_head(&self, stamp: i64) -> Result<(), StoreError> {
         let update = doc! { "$max": { "at": stamp } };
         for _ in 0..3 {
             match self
@@ -388,7 +388,7 @@ impl MongoStore {
 
     /// Events after `after` (exclusive) up to `upto` (inclusive), in log order, with only the
     /// fields rollups read.
-    pub(super) async fn read_log(
+    pub(crate) async fn read_log(
         &self,
         after: (i64, &str),
         upto: Option<(i64, &str)>,
@@ -440,7 +440,7 @@ impl MongoStore {
     /// keeps other consumers out, and is checked before every command), and a chunk being
     /// finished after an interruption first reads, in one scan per collection, which
     /// documents already carry it and skips them.
-    pub(super) async fn apply_chunk(
+    pub(crate) async fn apply_chunk(
         &self,
         lease: Option<&ConsumerConfig>,
         generation: i64,
@@ -501,7 +501,7 @@ impl MongoStore {
                 .filter(|(_, c)| c.bits.is_empty() && c.inc.iter().any(|(_, n)| *n < 0))
                 .map(|(k, _)| k)
                 .collect();
-            let counter = crate::lifecycle::counter(name).as_str();
+            let counter = maidian_core::lifecycle::counter(name).as_str();
             for part in lowered.chunks(KEYS_PER_FIND) {
                 self.keep(&mut held).await?;
                 self.db
@@ -539,10 +539,10 @@ impl MongoStore {
             let mut bits = Vec::with_capacity(change.bits.len());
             for (f, b) in &change.bits {
                 let old = match fields.get(f) {
-                    Some(Value::Bits(v)) => crate::bitmap::decode(v),
+                    Some(Value::Bits(v)) => maidian_core::bitmap::decode(v),
                     _ => Default::default(),
                 };
-                let bytes = crate::bitmap::encode(&b.apply(&old));
+                let bytes = maidian_core::bitmap::encode(&b.apply(&old));
                 fields.insert(*f, Value::Bits(bytes.clone()));
                 bits.push((*f, bytes));
             }
@@ -558,7 +558,7 @@ impl MongoStore {
     /// two processes numbering at once (the consumer and a rebuild) never give one number
     /// twice; when both insert the same visitor, the first entry wins and the other's
     /// number is left unused.
-    pub(super) async fn numbers_of(
+    pub(crate) async fn numbers_of(
         &self,
         keys: &[String],
         assign: bool,
@@ -635,7 +635,7 @@ impl MongoStore {
     /// with the index our test server adds, see ARCHITECTURE.md) and runs an `$in` as a scan
     /// of the whole collection, comparing each document with every key, so there each key is
     /// its own lookup, a few in flight.
-    pub(super) async fn find_by_ids<K: AsRef<str>>(
+    pub(crate) async fn find_by_ids<K: AsRef<str>>(
         &self,
         coll: &str,
         keys: &[K],
@@ -674,7 +674,7 @@ impl MongoStore {
     /// first-seen documents as they stand.
     /// Pages beyond `cap` a day are counted under `(other)` ([`Delta::cap_pages`]), against
     /// the page index as it stood before chunk `chunk`.
-    pub(super) async fn delta_of(
+    pub(crate) async fn delta_of(
         &self,
         (cur, chunk): (&Cursor, i64),
         cap: usize,
@@ -683,7 +683,7 @@ impl MongoStore {
     ) -> Result<Delta, StoreError> {
         let generation = cur.generation;
         let mut numbers = self
-            .numbers_of(&crate::bitmap::visitor_keys(events), true)
+            .numbers_of(&maidian_core::bitmap::visitor_keys(events), true)
             .await?;
         let delta = Delta::in_zones(events, zones, cur.zones_at, &numbers);
         let known = self.known(generation, delta.state_keys()).await?;
@@ -705,7 +705,7 @@ impl MongoStore {
     /// The pages with rows of their own on `days` in `generation`'s page index
     /// ([`rollup::PAGE_INDEX`]), leaving out those entered by chunk `before` or later (a chunk
     /// finished after an interruption decides as it did the first time).
-    pub(super) async fn page_index(
+    pub(crate) async fn page_index(
         &self,
         generation: i64,
         before: Option<i64>,
@@ -817,7 +817,7 @@ impl MongoStore {
 
     /// Rolls `events` (the next ones after `cur`, at least one) up as one chunk of `which`:
     /// records the chunk first, then applies it and moves the cursor.
-    pub(super) async fn run_chunk(
+    pub(crate) async fn run_chunk(
         &self,
         cfg: &ConsumerConfig,
         which: Which,
@@ -842,7 +842,7 @@ impl MongoStore {
     }
 
     /// The time zones rollups count days in (the registry's).
-    pub(super) async fn zones(&self) -> Result<Zones, StoreError> {
+    pub(crate) async fn zones(&self) -> Result<Zones, StoreError> {
         Ok(Zones::of(&self.sites().await?))
     }
 
@@ -878,7 +878,7 @@ impl MongoStore {
     }
 
     /// Applies again, exactly, a chunk whose apply was interrupted.
-    pub(super) async fn finish_pending(
+    pub(crate) async fn finish_pending(
         &self,
         cfg: &ConsumerConfig,
         which: Which,
@@ -910,7 +910,7 @@ impl MongoStore {
                 return Ok(step);
             }
         }
-        // Another format is rolled up again from the log (`super::refuse_other_format`).
+        // Another format is rolled up again from the log (`crate::refuse_other_format`).
         if st.format != FORMAT && st.next.is_none() && self.read_rebuild().await?.building.is_none()
         {
             return self.restart_in_new_format(cfg, &st, now).await;
@@ -959,7 +959,7 @@ impl MongoStore {
     /// read, so there a chunk is ten times larger: one scan for ten times the events, and the
     /// repeated keys of a larger chunk merge into fewer upserts. MongoDB reads through the
     /// index.
-    pub(super) fn read_limit(&self, cfg: &ConsumerConfig) -> usize {
+    pub(crate) fn read_limit(&self, cfg: &ConsumerConfig) -> usize {
         let chunk = cfg.chunk_events.max(1);
         if self.guarded() {
             chunk
@@ -1002,7 +1002,7 @@ impl MongoStore {
     /// Hands each document of [`Store::rollup_fold`] to `add` as the cursor reads it.
     pub async fn rollup_fold<A>(
         &self,
-        range: &super::Range<'_>,
+        range: &crate::Range<'_>,
         mut acc: A,
         add: fn(&mut A, RollupDoc),
     ) -> Result<A, StoreError> {
@@ -1038,9 +1038,9 @@ impl MongoStore {
 }
 
 /// Longest a rebuild waits on one schema change (drops, index builds).
-/// The visitor dictionary (`crate::bitmap`): `{_id: "site|visitor", n}`, shared by every
+/// The visitor dictionary (`maidian_core::bitmap`): `{_id: "site|visitor", n}`, shared by every
 /// generation; an erased visitor's entry is deleted and their number never given again.
-pub(super) const NUMBERS: &str = "visitor_numbers";
+pub(crate) const NUMBERS: &str = "visitor_numbers";
 /// The next visitor number of each site: `{_id: site, next}`.
 const NEXT_NUMBER: &str = "visitor_next_number";
 /// Keys per `$in` lookup. FerretDB v1 answers `$in` with a scan of the collection, so
@@ -1068,13 +1068,13 @@ struct After {
 
 const SCHEMA_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub(super) async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     work: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    super::within(SCHEMA_CHANGE_TIMEOUT, work).await
+    crate::within(SCHEMA_CHANGE_TIMEOUT, work).await
 }
 
-pub(super) fn is_duplicate(e: &mongodb::error::Error) -> bool {
+pub(crate) fn is_duplicate(e: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match e.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
@@ -1083,7 +1083,7 @@ pub(super) fn is_duplicate(e: &mongodb::error::Error) -> bool {
     }
 }
 
-pub(super) fn bson_of(v: &Value) -> Bson {
+pub(crate) fn bson_of(v: &Value) -> Bson {
     match v {
         Value::Int(n) => Bson::Int64(*n),
         Value::Str(s) => Bson::String(s.clone()),
@@ -1124,7 +1124,7 @@ fn update_doc(c: &Change, chunk: i64) -> Document {
 }
 
 /// A stored rollup document's fields.
-pub(super) fn fields_of(d: &Document) -> std::collections::HashMap<Field, Value> {
+pub(crate) fn fields_of(d: &Document) -> std::collections::HashMap<Field, Value> {
     rollup_doc(d).fields
 }
 

@@ -1,4 +1,4 @@
-//! The data lifecycle on MongoDB (see [`crate::lifecycle`]): raw-event expiry and a
+//! The data lifecycle on MongoDB (see [`maidian_core::lifecycle`]): raw-event expiry and a
 //! visitor's erasure, both done by the rollup consumer's lease holder between chunks, so
 //! they never race a chunk, a rebuild or each other.
 //!
@@ -18,13 +18,13 @@ use mongodb::bson::{self, doc, Bson, DateTime, Document};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::mongo::{doc_to_event, event_to_doc, MongoStore};
-use super::mongo_rollups::{gen_name, State, NUMBERS};
-use super::protocol::{now_ms, ConsumerConfig, Step};
-use super::StoreError;
-use crate::event::Event;
-use crate::lifecycle::{self, Erasure, Forgotten, Names};
-use crate::rollup::{self, Field, Value};
+use crate::mongo::{doc_to_event, event_to_doc, MongoStore};
+use crate::mongo::rollups::{gen_name, State, NUMBERS};
+use crate::protocol::{now_ms, ConsumerConfig, Step};
+use crate::StoreError;
+use maidian_core::event::Event;
+use maidian_core::lifecycle::{self, Erasure, Forgotten, Names};
+use maidian_core::rollup::{self, Field, Value};
 use roaring::RoaringBitmap;
 
 const PRIVACY: &str = "privacy_requests";
@@ -132,7 +132,7 @@ impl MongoStore {
         let mut out = Vec::new();
         for part in ids.chunks(IDS_PER_DELETE) {
             let filter = doc! {
-                "site": super::mongo::site_match(site),
+                "site": crate::mongo::site_match(site),
                 "$or": [
                     { "user_id": { "$in": part } },
                     { "anonymous_id": { "$in": part } },
@@ -156,7 +156,7 @@ impl MongoStore {
         Ok(c.finish())
     }
 
-    /// Erases visitor `id` of `site` (see [`crate::lifecycle`]): queues the request and
+    /// Erases visitor `id` of `site` (see [`maidian_core::lifecycle`]): queues the request and
     /// waits up to `wait` for the lease holder to carry it out. With `step`, this process
     /// runs consumer steps itself (the CLI: no collector may be running). A request that
     /// cannot be carried out is marked failed by the lease holder, and answered as an error.
@@ -221,7 +221,7 @@ impl MongoStore {
     /// The lease holder's part: plans or applies the oldest erasure request, if any. `None`
     /// when there is none, or a rebuild is running (the consumer goes on rolling up; the
     /// request waits, so the rebuild cannot read events it is deleting).
-    pub(super) async fn forget_step(
+    pub(crate) async fn forget_step(
         &self,
         cfg: &ConsumerConfig,
         st: &State,
@@ -254,7 +254,7 @@ impl MongoStore {
     ) -> Result<(), StoreError> {
         // Requests queued before sites and the asked id were recorded name the default site.
         let site = match req.site.as_str() {
-            "" => crate::site::DEFAULT_SITE,
+            "" => maidian_core::site::DEFAULT_SITE,
             s => s,
         };
         let asked = match (req.asked.as_str(), req.ids.first()) {
@@ -372,10 +372,11 @@ impl MongoStore {
         // The delta they were rolled up with, taken back: counters down, their numbers out
         // of the bitmaps (the dictionary entries go last, below, so a retry still finds them).
         let numbers = self
-            .numbers_of(&crate::bitmap::visitor_keys(&rolled), false)
+            .numbers_of(&maidian_core::bitmap::visitor_keys(&rolled), false)
             .await?;
         let zones = self.zones().await?;
-        let delta = crate::rollup::Delta::in_zones(&rolled, &zones, st.live.zones_at, &numbers);
+        let delta =
+            maidian_core::rollup::Delta::in_zones(&rolled, &zones, st.live.zones_at, &numbers);
         let admitted = self
             .page_index(generation, None, &delta.index_days())
             .await?;
@@ -389,7 +390,7 @@ impl MongoStore {
         for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
             for d in self.find_by_ids(&gen_name(name, generation), &keys).await? {
                 let key = d.get_str("_id").unwrap_or_default().to_string();
-                let fields = super::mongo_rollups::fields_of(&d);
+                let fields = crate::mongo::rollups::fields_of(&d);
                 erasure.decrements.counters_taken_back(name, &key, &fields);
             }
         }
@@ -499,7 +500,7 @@ impl MongoStore {
                 let mut changed = Vec::new();
                 while let Some(d) = cursor.try_next().await? {
                     if let Ok(b) = d.get_binary_generic(Field::Visitors.as_str()) {
-                        let bits = crate::bitmap::decode(b);
+                        let bits = maidian_core::bitmap::decode(b);
                         if !bits.is_disjoint(gone) {
                             let id = d.get_str("_id").unwrap_or_default().to_string();
                             changed.push((id, &bits - gone, d));
@@ -507,15 +508,15 @@ impl MongoStore {
                     }
                 }
                 for (id, kept, d) in changed {
-                    let mut fields = super::mongo_rollups::fields_of(&d);
-                    let kept = Value::Bits(crate::bitmap::encode(&kept));
+                    let mut fields = crate::mongo::rollups::fields_of(&d);
+                    let kept = Value::Bits(maidian_core::bitmap::encode(&kept));
                     fields.insert(Field::Visitors, kept.clone());
                     if rollup::is_empty(&fields) {
                         n += coll.delete_one(doc! { "_id": &id }).await?.deleted_count;
                     } else {
                         coll.update_one(
                             doc! { "_id": &id },
-                            doc! { "$set": { Field::Visitors.as_str(): super::mongo_rollups::bson_of(&kept) } },
+                            doc! { "$set": { Field::Visitors.as_str(): crate::mongo::rollups::bson_of(&kept) } },
                         )
                         .await?;
                     }
@@ -529,7 +530,7 @@ impl MongoStore {
     /// first-seen rollups.
     async fn visitor_keys_of(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         let mut sites: Vec<String> = self.sites().await?.into_iter().map(|s| s.id).collect();
-        sites.push(crate::site::DEFAULT_SITE.to_string());
+        sites.push(maidian_core::site::DEFAULT_SITE.to_string());
         // Once each: a first-seen document read twice would have its counters taken back
         // twice.
         sites.sort_unstable();

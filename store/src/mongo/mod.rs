@@ -4,6 +4,10 @@
 //! and `aggregate` with `$match`/`$group($sum)`. Folding groups into figures happens in Rust.
 //! Rollups and their consumer are in `mongo_rollups`.
 
+mod lifecycle;
+mod rebuild;
+mod rollups;
+
 use std::collections::HashMap;
 
 use futures_util::TryStreamExt;
@@ -12,17 +16,17 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, Credential, ServerAddress};
 use mongodb::{Client, Collection, Database, IndexModel};
 
-use super::protocol::now_ms;
-use super::{InsertReport, MongoConfig, MongoTarget, StoreError};
-use crate::event::{Day, Event};
-use crate::site::{SiteInfo, DEFAULT_SITE};
+use crate::protocol::now_ms;
+use crate::{InsertReport, MongoConfig, MongoTarget, StoreError};
+use maidian_core::event::{Day, Event};
+use maidian_core::site::{SiteInfo, DEFAULT_SITE};
 
 const EVENTS: &str = "events";
-pub(super) const DUPLICATE_KEY: i32 = 11000;
+pub(crate) const DUPLICATE_KEY: i32 = 11000;
 
 pub struct MongoStore {
-    pub(super) db: Database,
-    pub(super) events: Collection<Document>,
+    pub(crate) db: Database,
+    pub(crate) events: Collection<Document>,
     /// Set once the server has answered: whether it is MongoDB (not FerretDB), with the
     /// indexes made. Until then every call tries again, so a store opened while the server
     /// is down starts working when it comes up.
@@ -70,13 +74,13 @@ impl MongoStore {
         })
     }
 
-    pub async fn table_sizes(&self) -> Result<Vec<super::TableSize>, StoreError> {
+    pub async fn table_sizes(&self) -> Result<Vec<crate::TableSize>, StoreError> {
         self.ready().await?;
         let mut out = Vec::new();
         for name in self.db.list_collection_names().await? {
             let stats = self.db.run_command(doc! { "collStats": &name }).await?;
             let number = |k: &str| count_of(stats.get(k));
-            out.push(super::TableSize {
+            out.push(crate::TableSize {
                 entries: number("count"),
                 bytes: number("size") + number("totalIndexSize"),
                 name,
@@ -85,7 +89,7 @@ impl MongoStore {
         Ok(out)
     }
 
-    /// See [`super::Store::close`].
+    /// See [`crate::Store::close`].
     pub async fn close(&self) {
         self.db.client().clone().shutdown().immediate(true).await;
     }
@@ -99,7 +103,7 @@ impl MongoStore {
 
     /// Once the server answers: learns whether it is MongoDB or FerretDB and makes the
     /// indexes; every call goes through here first.
-    pub(super) async fn ready(&self) -> Result<(), StoreError> {
+    pub(crate) async fn ready(&self) -> Result<(), StoreError> {
         // Boxed: the driver's futures are large, and this one sits inside every call's.
         self.ready
             .get_or_try_init(|| {
@@ -120,13 +124,13 @@ impl MongoStore {
     }
 
     /// Whether the server is MongoDB (not FerretDB), once it has answered.
-    pub(super) fn is_mongodb(&self) -> bool {
+    pub(crate) fn is_mongodb(&self) -> bool {
         self.ready.get().copied().unwrap_or(false)
     }
 
     /// Whether rollup upserts carry their `applied` guard in the filter: yes on MongoDB, no
     /// on FerretDB v1, which scans the whole collection for any filter but a lone `_id`.
-    pub(super) fn guarded(&self) -> bool {
+    pub(crate) fn guarded(&self) -> bool {
         self.forced_guard
             .or_else(|| self.ready.get().copied())
             .unwrap_or(true)
@@ -322,7 +326,7 @@ impl MongoStore {
     }
 
     /// Every stored event matching `filter`, whole, in time order.
-    pub(super) async fn events_where(&self, filter: Document) -> Result<Vec<Event>, StoreError> {
+    pub(crate) async fn events_where(&self, filter: Document) -> Result<Vec<Event>, StoreError> {
         self.ready().await?;
         let mut cursor = self
             .events
@@ -388,7 +392,7 @@ fn registry_err(e: impl std::fmt::Display) -> StoreError {
 
 /// Matches the events of `site`; the default site's include those stored before sites
 /// existed (no `site` field).
-pub(super) fn site_match(site: &str) -> Bson {
+pub(crate) fn site_match(site: &str) -> Bson {
     if site == DEFAULT_SITE {
         Bson::Document(doc! { "$in": [DEFAULT_SITE, Bson::Null] })
     } else {

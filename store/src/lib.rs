@@ -1,25 +1,26 @@
-//! Where events live. [`Store`] is one type with three backends, chosen at start-up:
+//! maidian's storage: where events live, and the consumer that rolls them up. [`Store`] is one
+//! type with three backends, chosen at start-up:
 //!
 //! - [`mongo`]: MongoDB (or any MongoDB-wire server such as FerretDB), the storage of record.
 //! - [`embedded`]: a redb file in a local data directory, the zero-setup default.
 //! - `sink` (feature `bench-sink` only): counts and drops, to measure the collector alone.
 //!
-//! Each backend's rollup consumer and data lifecycle are files of their own:
-//! `mongo_rollups` (checkpoint, lease, chunks), `mongo_rebuild` (generations, rebuild,
-//! hand-over), `mongo_lifecycle` (retention, access, erasure), and `embedded_rollups`,
-//! `embedded_lifecycle`. [`protocol`] is what the consumer and the stores agree on.
+//! Each backend is a folder: its connection and event log (`mod.rs`), its rollups and their
+//! consumer (`mongo/rollups.rs`: checkpoint, lease, chunks; `embedded/rollups.rs`: one
+//! transaction), `mongo/rebuild.rs` (generations, rebuild, hand-over) and `lifecycle.rs`
+//! (retention, access, erasure). [`protocol`] is what the consumer and the stores agree on.
+//!
+//! [`consumer`] is the checkpointed, leased reader of the event log that keeps rollups exact.
+//! The rollup arithmetic itself (what a batch adds, how a state settles) is `maidian-core`'s:
+//! this crate reads, writes and commits.
 //!
 //! Every backend stores an event at most once, keyed by `event_id`, and reports duplicates by
 //! their index in the batch so the caller can count them as deduplicated, never as failures.
 //! A store never decides HTTP status codes or reads request JSON.
 
+pub mod consumer;
 pub mod embedded;
-mod embedded_lifecycle;
-mod embedded_rollups;
 pub mod mongo;
-mod mongo_lifecycle;
-mod mongo_rebuild;
-mod mongo_rollups;
 pub mod protocol;
 #[cfg(feature = "bench-sink")]
 pub mod sink;
@@ -27,13 +28,13 @@ pub mod sink;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::event::{Day, Event};
-use crate::lifecycle::Forgotten;
-use crate::rollup::reach::Visitors;
-use crate::rollup::Field;
-pub use crate::rollup::RollupDoc;
-use crate::site::Scope;
-use crate::site::SiteInfo;
+use maidian_core::event::{Day, Event};
+use maidian_core::lifecycle::Forgotten;
+use maidian_core::rollup::reach::Visitors;
+use maidian_core::rollup::Field;
+pub use maidian_core::rollup::RollupDoc;
+use maidian_core::site::Scope;
+use maidian_core::site::SiteInfo;
 pub use protocol::FunnelScan;
 use protocol::{ConsumerConfig, RollupStatus, Step};
 
@@ -198,7 +199,7 @@ pub enum StoreError {
     Busy(String),
     /// An access or erasure request that cannot be carried out (see `lifecycle::Closure`).
     #[error(transparent)]
-    Closure(#[from] crate::lifecycle::ClosureError),
+    Closure(#[from] maidian_core::lifecycle::ClosureError),
     /// A queued request that the lease holder marked failed, with its reason.
     #[error("{0}")]
     Refused(String),
@@ -211,7 +212,7 @@ pub enum StoreError {
     Locked(PathBuf),
 }
 
-/// The one rule for rollups of another format than [`crate::rollup::FORMAT`]: both stores roll
+/// The one rule for rollups of another format than [`maidian_core::rollup::FORMAT`]: both stores roll
 /// the event log up again, which counts every figure anew, unless retention has deleted raw
 /// events (`expired_before`, ms) whose figures only those rollups still hold; then the store
 /// refuses to open, saying why and what to do.
@@ -223,8 +224,8 @@ pub(crate) fn refuse_other_format(format: u32, expired_before: i64) -> Result<()
         "the rollups are of format {format} and this build reads format {}; raw events before \
          {} were deleted by retention, so rolling the log up again would lose their figures: \
          run the maidian release that wrote them, or move this database aside to start afresh",
-        crate::rollup::FORMAT,
-        crate::lifecycle::rfc3339(expired_before),
+        maidian_core::rollup::FORMAT,
+        maidian_core::lifecycle::rfc3339(expired_before),
     )))
 }
 
@@ -359,7 +360,7 @@ impl Store {
             match owners.get(&e.event_id) {
                 Some(owner) if owner != e.site_id() => {
                     let mut scoped = e.clone();
-                    scoped.event_id = crate::event::site_scoped_id(e.site_id(), &e.event_id);
+                    scoped.event_id = maidian_core::event::site_scoped_id(e.site_id(), &e.event_id);
                     again.push(scoped);
                     positions.push(i);
                     false
@@ -408,7 +409,7 @@ impl Store {
         }
     }
 
-    /// The store's registry of sites (see [`crate::site`]), by id.
+    /// The store's registry of sites (see [`maidian_core::site`]), by id.
     pub async fn sites(&self) -> Result<Vec<SiteInfo>, StoreError> {
         match self {
             Store::Mongo(s) => s.sites().await,
@@ -454,12 +455,15 @@ impl Store {
 impl Store {
     /// When raw events of period `p` were deleted by retention: the instant (RFC 3339) raw
     /// events start at, for figures read from raw events (funnels, exports) to say so.
-    pub async fn raw_gone(&self, p: &crate::stats::Period) -> Result<Option<String>, StoreError> {
+    pub async fn raw_gone(
+        &self,
+        p: &maidian_core::stats::Period,
+    ) -> Result<Option<String>, StoreError> {
         Ok(self
             .raw_since()
             .await?
             .filter(|t| p.start_ms < *t)
-            .map(crate::lifecycle::rfc3339))
+            .map(maidian_core::lifecycle::rfc3339))
     }
 
     /// One step of the rollup consumer: takes or renews the lease, then rolls up at most one
@@ -551,7 +555,7 @@ impl Store {
         if !scope.include_bots {
             return Ok(acc);
         }
-        range.rollup = crate::rollup::bot_twin(rollup);
+        range.rollup = maidian_core::rollup::bot_twin(rollup);
         self.rollup_fold(&range, acc, add).await
     }
 
@@ -570,21 +574,21 @@ impl Store {
         if !scope.include_bots {
             return people.await;
         }
-        let twin = crate::rollup::bot_twin(rollup);
+        let twin = maidian_core::rollup::bot_twin(rollup);
         let (people, bots) =
             tokio::try_join!(people, self.rollup_between(twin, field, site, since, until))?;
-        Ok(crate::rollup::merge_docs(people, bots))
+        Ok(maidian_core::rollup::merge_docs(people, bots))
     }
 
     /// The daily documents of `rollup` in `since..=until` as figures counting distinct
     /// visitors read them: without bots, people's documents without their visitor bitmaps
-    /// (the gap counters count them, [`crate::rollup::reach`]); with bots, as
+    /// (the gap counters count them, [`maidian_core::rollup::reach`]); with bots, as
     /// [`Store::rollup_figures`] (bitmaps united, as people's and bots' counters cannot be).
-    /// Which of the two [`crate::rollup::reach::Visitors::of`] says.
+    /// Which of the two [`maidian_core::rollup::reach::Visitors::of`] says.
     pub async fn rollup_counted(
         &self,
         rollup: &'static str,
-        p: &crate::stats::Period,
+        p: &maidian_core::stats::Period,
         scope: &Scope,
     ) -> Result<Vec<RollupDoc>, StoreError> {
         let (since, until) = (p.since, p.until);
@@ -687,15 +691,15 @@ impl Store {
     }
 }
 
-/// The data lifecycle (see [`crate::lifecycle`]).
+/// The data lifecycle (see [`maidian_core::lifecycle`]).
 impl Store {
     /// The ids linked to visitor `id` of `site` and their events (see
-    /// [`crate::lifecycle::Closure`]): an access request's answer, an erasure's dry run.
+    /// [`maidian_core::lifecycle::Closure`]): an access request's answer, an erasure's dry run.
     pub async fn visitor_closure(
         &self,
         site: &str,
         id: &str,
-    ) -> Result<(crate::lifecycle::Names, Vec<Event>), StoreError> {
+    ) -> Result<(maidian_core::lifecycle::Names, Vec<Event>), StoreError> {
         match self {
             Store::Mongo(s) => s.closure(site, id).await,
             Store::Embedded(s) => s.closure(site.to_string(), id.to_string()).await,
