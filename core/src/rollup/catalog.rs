@@ -1,8 +1,9 @@
 //! The rollup catalog: every rollup once, with all that the consumer, the stores and the data
-//! lifecycle need to know of it. A rollup has a people's name and (all but [`DAILY_BOT`]) a
-//! bots' twin holding the same documents made of the events flagged as bots'; both share one
-//! [`Spec`]. A new rollup (a new dimension) is one row here plus what its documents count
-//! ([`super::Delta`]); no list elsewhere names rollups.
+//! lifecycle need to know of it. A [`Rollup`] has a people's name and (all but
+//! [`Rollup::DailyBot`]) a bots' twin holding the same documents made of the events flagged as
+//! bots' ([`Audience`]); both share one [`Spec`]. A new rollup (a new dimension) is one variant
+//! and one arm of [`Rollup::spec`] here, plus what its documents count ([`super::Delta`]); no
+//! list elsewhere names rollups.
 
 use super::*;
 
@@ -16,6 +17,8 @@ pub enum Audience {
 /// One rollup, for people and for bots.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
+    /// Which rollup.
+    pub rollup: Rollup,
     /// The people's collection (MongoDB) or table (embedded) name.
     pub people: &'static str,
     /// The bots' twin, if it has one.
@@ -44,8 +47,9 @@ pub struct Spec {
     pub page_index: Option<&'static str>,
 }
 
-const fn figure(people: &'static str, bots: &'static str) -> Spec {
+const fn figure(rollup: Rollup, people: &'static str, bots: &'static str) -> Spec {
     Spec {
+        rollup,
         people,
         bots: Some(bots),
         day: Some(Field::Day),
@@ -80,52 +84,197 @@ const fn state(mut s: Spec, level: u8, day: Option<Field>, names_visitor: bool) 
     s
 }
 
-/// Every rollup, people's names in the order stores create them.
-pub const CATALOG: &[Spec] = &[
-    with_visitors(figure(DAILY_TYPE, BOT_DAILY_TYPE), Some(1)),
-    with_visitors(figure(DAILY_USERS, BOT_DAILY_USERS), None),
-    {
-        let mut s = paged(with_visitors(figure(DAILY_PAGE, BOT_DAILY_PAGE), Some(0)));
-        s.counter = Field::Views;
-        s
-    },
-    with_visitors(figure(FIRST_DAY, BOT_FIRST_DAY), None),
-    state(
-        figure(FIRST_SEEN, BOT_FIRST_SEEN),
-        2,
-        Some(Field::FirstDay),
-        false,
-    ),
-    state(figure(SESSIONS, BOT_SESSIONS), 2, Some(Field::Day), true),
-    figure(DAILY_SESSIONS, BOT_DAILY_SESSIONS),
-    with_visitors(figure(DAILY_CHANNEL, BOT_DAILY_CHANNEL), Some(2)),
-    with_visitors(figure(DAILY_CAMPAIGN, BOT_DAILY_CAMPAIGN), Some(3)),
-    state(figure(CHANNEL_VISITOR, BOT_CHANNEL_VISITOR), 1, None, true),
-    state(figure(PAGE_TIME, BOT_PAGE_TIME), 2, Some(Field::Day), false),
-    paged(figure(DAILY_PAGE_TIME, BOT_DAILY_PAGE_TIME)),
-    figure(DAILY_REFERRER, BOT_DAILY_REFERRER),
-    figure(DAILY_AGENT, BOT_DAILY_AGENT),
-    {
-        let mut s = figure(DAILY_BOT, DAILY_BOT);
-        s.bots = None;
-        s
-    },
-    paged(figure(DAILY_VITALS, BOT_DAILY_VITALS)),
-    figure(RETENTION, BOT_RETENTION),
-    {
-        let mut s = figure(PAGE_INDEX, BOT_PAGE_INDEX);
-        s.day = None;
-        s.day_keyed = false;
-        s
-    },
-];
+/// Every rollup, in the order stores create them. What each one is, for people and for bots,
+/// is its [`Rollup::spec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rollup {
+    /// Events by day and type (`Field::Count`) and their distinct visitors (`Field::Visitors`).
+    DailyType,
+    /// Distinct visitors by day: one bitmap of visitor numbers per day (`Field::Visitors`).
+    DailyUsers,
+    /// Page views and distinct visitors by day and page (`Field::Views`, `Field::Visitors`).
+    DailyPage,
+    /// Visitors by the day they were first seen: each visitor's number in exactly one bitmap,
+    /// moved when an earlier event of theirs arrives late (see [`super::Delta::first_days`]).
+    FirstDay,
+    /// Per visitor: first day and landing. The consumer's state for [`Rollup::FirstDay`], and the
+    /// funnel's origin filter; figures of a period never read it whole.
+    FirstSeen,
+    /// Per session: first day, first and last timestamps, counts, visitor and landing. The
+    /// consumer's state for [`Rollup::DailySessions`], [`Rollup::DailyChannel`] and [`Rollup::DailyCampaign`];
+    /// figures never read it.
+    Sessions,
+    /// Sessions pre-summed by the day they started: `Field::Count` sessions, `Field::Bounces`,
+    /// `Field::Duration` (sum of last event − first event, ms).
+    DailySessions,
+    /// Sessions (`Field::Count`) and their visitors (`Field::Visitors`) by day and the channel
+    /// of their landing page view (`Field::Name`).
+    DailyChannel,
+    /// Sessions and their visitors by day and landing campaign (`Field::Source`,
+    /// `Field::Medium`, `Field::Campaign`), for sessions that landed with campaign tags.
+    DailyCampaign,
+    /// How many of a visitor's sessions of a day landed by a channel (or campaign): keyed
+    /// `day|kind|…|visitor`, `Field::Count`. The consumer's state for the visitor bitmaps of
+    /// [`Rollup::DailyChannel`] and [`Rollup::DailyCampaign`]: a visitor's bit is set while this is above zero.
+    ChannelVisitor,
+    /// Per page view: its longest reported duration, day and page. The consumer's state for
+    /// [`Rollup::DailyPageTime`]; figures never read it.
+    PageTime,
+    /// Time on page pre-summed by day and page: page views that reported a duration
+    /// (`Field::Count`) and the sum of their durations (`Field::Duration`, ms), each page view
+    /// counted once with its longest duration (see [`super::Delta::settle`]).
+    DailyPageTime,
+    /// Page views by day and referring host.
+    DailyReferrer,
+    /// Events by day, browser, operating system and device class.
+    DailyAgent,
+    /// Flagged events by day and reason (`Field::Name`), for the summary's `bots`.
+    DailyBot,
+    /// Core Web Vitals histograms: page views by day, metric, device, page, bucket and rating
+    /// (`crate::vitals`).
+    DailyVitals,
+    /// Day-N retention counted as events arrive: visitors by the day they were first seen
+    /// (`Field::Day`, the cohort) and a day they were active (`Field::ActiveDay`), `Field::Count`,
+    /// keyed `cohort|day`. Settled against each visitor's first-seen document, which keeps the
+    /// days they were active (see [`super::Delta::settle`]), so a retention figure reads a few hundred
+    /// counters instead of every visitor's bit.
+    Retention,
+    /// The pages of each day that have rows of their own, keyed `day|page` (`Field::Count` 1):
+    /// the first `ConsumerConfig::max_pages_per_day` (maidian-store) distinct
+    /// pages a site's events name on a day, in log order; later ones are counted under
+    /// [`super::OTHER_PAGE`] in every figure by page (see [`super::Delta::cap_pages`]). Figures never read it.
+    PageIndex,
+}
+
+impl Rollup {
+    /// Every rollup, in the order stores create them.
+    pub const ALL: [Rollup; 18] = [
+        Rollup::DailyType,
+        Rollup::DailyUsers,
+        Rollup::DailyPage,
+        Rollup::FirstDay,
+        Rollup::FirstSeen,
+        Rollup::Sessions,
+        Rollup::DailySessions,
+        Rollup::DailyChannel,
+        Rollup::DailyCampaign,
+        Rollup::ChannelVisitor,
+        Rollup::PageTime,
+        Rollup::DailyPageTime,
+        Rollup::DailyReferrer,
+        Rollup::DailyAgent,
+        Rollup::DailyBot,
+        Rollup::DailyVitals,
+        Rollup::Retention,
+        Rollup::PageIndex,
+    ];
+
+    /// Everything about this rollup: the one place its properties are written.
+    pub const fn spec(self) -> Spec {
+        use Rollup::*;
+        let f = figure;
+        match self {
+            DailyType => with_visitors(
+                f(self, "rollup_daily_type", "rollup_bot_daily_type"),
+                Some(1),
+            ),
+            DailyUsers => with_visitors(
+                f(self, "rollup_daily_users", "rollup_bot_daily_users"),
+                None,
+            ),
+            DailyPage => {
+                let mut s = paged(with_visitors(
+                    f(self, "rollup_daily_page", "rollup_bot_daily_page"),
+                    Some(0),
+                ));
+                s.counter = Field::Views;
+                s
+            }
+            FirstDay => with_visitors(f(self, "rollup_first_day", "rollup_bot_first_day"), None),
+            FirstSeen => state(
+                f(self, "rollup_first_seen", "rollup_bot_first_seen"),
+                2,
+                Some(Field::FirstDay),
+                false,
+            ),
+            Sessions => state(
+                f(self, "rollup_sessions", "rollup_bot_sessions"),
+                2,
+                Some(Field::Day),
+                true,
+            ),
+            DailySessions => f(self, "rollup_daily_sessions", "rollup_bot_daily_sessions"),
+            DailyChannel => with_visitors(
+                f(self, "rollup_daily_channel", "rollup_bot_daily_channel"),
+                Some(2),
+            ),
+            DailyCampaign => with_visitors(
+                f(self, "rollup_daily_campaign", "rollup_bot_daily_campaign"),
+                Some(3),
+            ),
+            ChannelVisitor => state(
+                f(self, "rollup_channel_visitor", "rollup_bot_channel_visitor"),
+                1,
+                None,
+                true,
+            ),
+            PageTime => state(
+                f(self, "rollup_page_time", "rollup_bot_page_time"),
+                2,
+                Some(Field::Day),
+                false,
+            ),
+            DailyPageTime => paged(f(
+                self,
+                "rollup_daily_page_time",
+                "rollup_bot_daily_page_time",
+            )),
+            DailyReferrer => f(self, "rollup_daily_referrer", "rollup_bot_daily_referrer"),
+            DailyAgent => f(self, "rollup_daily_agent", "rollup_bot_daily_agent"),
+            DailyBot => {
+                let mut s = f(self, "rollup_daily_bot", "rollup_daily_bot");
+                s.bots = None;
+                s
+            }
+            DailyVitals => paged(f(self, "rollup_daily_vitals", "rollup_bot_daily_vitals")),
+            Retention => f(self, "rollup_retention", "rollup_bot_retention"),
+            PageIndex => {
+                let mut s = f(self, "rollup_page_index", "rollup_bot_page_index");
+                s.day = None;
+                s.day_keyed = false;
+                s
+            }
+        }
+    }
+
+    /// Its collection (MongoDB) or table (embedded) name for `audience`.
+    pub const fn name(self, audience: Audience) -> &'static str {
+        self.spec().name(audience)
+    }
+
+    /// The rollup named `name` (people's or bots') and whose it is.
+    pub fn named(name: &str) -> Option<(Rollup, Audience)> {
+        spec(name).map(|(s, a)| (s.rollup, a))
+    }
+}
+
+/// Every rollup's spec, in [`Rollup::ALL`]'s order.
+pub const CATALOG: [Spec; 18] = {
+    let mut out = [Rollup::DailyType.spec(); 18];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = Rollup::ALL[i].spec();
+        i += 1;
+    }
+    out
+};
 
 impl Spec {
     /// Its name for `audience` (people's for a rollup without a twin).
-    pub fn name(&self, audience: Audience) -> &'static str {
-        match audience {
-            Audience::Bots => self.bots.unwrap_or(self.people),
-            Audience::People => self.people,
+    pub const fn name(&self, audience: Audience) -> &'static str {
+        match (audience, self.bots) {
+            (Audience::Bots, Some(bots)) => bots,
+            _ => self.people,
         }
     }
 
@@ -225,6 +374,20 @@ mod tests {
             assert_eq!(bot_twin(s.people), s.name(Audience::Bots));
         }
         assert_eq!(bot_twin(DAILY_BOT), DAILY_BOT);
+        for (i, r) in Rollup::ALL.into_iter().enumerate() {
+            assert_eq!(CATALOG[i].rollup, r);
+            assert_eq!(
+                Rollup::named(r.name(Audience::People)),
+                Some((r, Audience::People))
+            );
+            let bots = Rollup::named(r.name(Audience::Bots));
+            let audience = if r == Rollup::DailyBot {
+                Audience::People
+            } else {
+                Audience::Bots
+            };
+            assert_eq!(bots, Some((r, audience)));
+        }
     }
 
     #[test]

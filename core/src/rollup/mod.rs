@@ -36,7 +36,7 @@ pub use settle::session_visitors;
 #[cfg(test)]
 mod tests;
 
-pub use self::catalog::{all, spec, Audience, Spec, CATALOG};
+pub use self::catalog::{all, spec, Audience, Rollup, Spec, CATALOG};
 use self::reach::Reach;
 use crate::site::Zones;
 pub use crate::site::{key_in_site, site_key};
@@ -49,82 +49,30 @@ use crate::vitals::{self, Metric};
 /// the page index ([`PAGE_INDEX`]) caps a day's pages since format 7.
 pub const FORMAT: u32 = 7;
 
-/// Rollup collection names (MongoDB) and table names (embedded).
-pub const DAILY_TYPE: &str = "rollup_daily_type";
-/// Distinct visitors by day: one bitmap of visitor numbers per day (`Field::Visitors`).
-pub const DAILY_USERS: &str = "rollup_daily_users";
-/// Page views and distinct visitors by day and page (`Field::Views`, `Field::Visitors`).
-pub const DAILY_PAGE: &str = "rollup_daily_page";
-/// Visitors by the day they were first seen: each visitor's number in exactly one bitmap,
-/// moved when an earlier event of theirs arrives late (see [`Delta::first_days`]).
-pub const FIRST_DAY: &str = "rollup_first_day";
-/// Per visitor: first day and landing. The consumer's state for [`FIRST_DAY`], and the
-/// funnel's origin filter; figures of a period never read it whole.
-pub const FIRST_SEEN: &str = "rollup_first_seen";
-/// Per session: first day, first and last timestamps, counts, visitor and landing. The
-/// consumer's state for [`DAILY_SESSIONS`], [`DAILY_CHANNEL`] and [`DAILY_CAMPAIGN`];
-/// figures never read it.
-pub const SESSIONS: &str = "rollup_sessions";
-/// Sessions pre-summed by the day they started: `Field::Count` sessions, `Field::Bounces`,
-/// `Field::Duration` (sum of last event − first event, ms).
-pub const DAILY_SESSIONS: &str = "rollup_daily_sessions";
-/// Sessions (`Field::Count`) and their visitors (`Field::Visitors`) by day and the channel
-/// of their landing page view (`Field::Name`).
-pub const DAILY_CHANNEL: &str = "rollup_daily_channel";
-/// Sessions and their visitors by day and landing campaign (`Field::Source`,
-/// `Field::Medium`, `Field::Campaign`), for sessions that landed with campaign tags.
-pub const DAILY_CAMPAIGN: &str = "rollup_daily_campaign";
-/// How many of a visitor's sessions of a day landed by a channel (or campaign): keyed
-/// `day|kind|…|visitor`, `Field::Count`. The consumer's state for the visitor bitmaps of
-/// [`DAILY_CHANNEL`] and [`DAILY_CAMPAIGN`]: a visitor's bit is set while this is above zero.
-pub const CHANNEL_VISITOR: &str = "rollup_channel_visitor";
-/// Per page view: its longest reported duration, day and page. The consumer's state for
-/// [`DAILY_PAGE_TIME`]; figures never read it.
-pub const PAGE_TIME: &str = "rollup_page_time";
-/// Time on page pre-summed by day and page: page views that reported a duration
-/// (`Field::Count`) and the sum of their durations (`Field::Duration`, ms), each page view
-/// counted once with its longest duration (see [`Delta::settle`]).
-pub const DAILY_PAGE_TIME: &str = "rollup_daily_page_time";
-pub const DAILY_REFERRER: &str = "rollup_daily_referrer";
-pub const DAILY_AGENT: &str = "rollup_daily_agent";
-/// Flagged events by day and reason (`Field::Name`), for the summary's `bots`.
-pub const DAILY_BOT: &str = "rollup_daily_bot";
-/// Core Web Vitals histograms: page views by day, metric, device, page, bucket and rating
-/// (`crate::vitals`).
-pub const DAILY_VITALS: &str = "rollup_daily_vitals";
-/// Day-N retention counted as events arrive: visitors by the day they were first seen
-/// (`Field::Day`, the cohort) and a day they were active (`Field::ActiveDay`), `Field::Count`,
-/// keyed `cohort|day`. Settled against each visitor's first-seen document, which keeps the
-/// days they were active (see [`Delta::settle`]), so a retention figure reads a few hundred
-/// counters instead of every visitor's bit.
-pub const RETENTION: &str = "rollup_retention";
-/// The pages of each day that have rows of their own, keyed `day|page` (`Field::Count` 1):
-/// the first [`ConsumerConfig::max_pages_per_day`](crate::consumer::ConsumerConfig) distinct
-/// pages a site's events name on a day, in log order; later ones are counted under
-/// [`OTHER_PAGE`] in every figure by page (see [`Delta::cap_pages`]). Figures never read it.
-pub const PAGE_INDEX: &str = "rollup_page_index";
+/// The people's rollup names (MongoDB collections, embedded tables), as readers name them: see
+/// each [`Rollup`] for what its documents hold.
+pub const DAILY_TYPE: &str = Rollup::DailyType.name(Audience::People);
+pub const DAILY_USERS: &str = Rollup::DailyUsers.name(Audience::People);
+pub const DAILY_PAGE: &str = Rollup::DailyPage.name(Audience::People);
+pub const FIRST_DAY: &str = Rollup::FirstDay.name(Audience::People);
+pub const FIRST_SEEN: &str = Rollup::FirstSeen.name(Audience::People);
+pub const SESSIONS: &str = Rollup::Sessions.name(Audience::People);
+pub const DAILY_SESSIONS: &str = Rollup::DailySessions.name(Audience::People);
+pub const DAILY_CHANNEL: &str = Rollup::DailyChannel.name(Audience::People);
+pub const DAILY_CAMPAIGN: &str = Rollup::DailyCampaign.name(Audience::People);
+pub const CHANNEL_VISITOR: &str = Rollup::ChannelVisitor.name(Audience::People);
+pub const PAGE_TIME: &str = Rollup::PageTime.name(Audience::People);
+pub const DAILY_PAGE_TIME: &str = Rollup::DailyPageTime.name(Audience::People);
+pub const DAILY_REFERRER: &str = Rollup::DailyReferrer.name(Audience::People);
+pub const DAILY_AGENT: &str = Rollup::DailyAgent.name(Audience::People);
+pub const DAILY_BOT: &str = Rollup::DailyBot.name(Audience::People);
+pub const DAILY_VITALS: &str = Rollup::DailyVitals.name(Audience::People);
+pub const RETENTION: &str = Rollup::Retention.name(Audience::People);
+pub const PAGE_INDEX: &str = Rollup::PageIndex.name(Audience::People);
 
 /// The page that the views, times and vitals of a day's pages beyond the cap are counted
 /// under.
 pub const OTHER_PAGE: &str = "(other)";
-
-const BOT_DAILY_TYPE: &str = "rollup_bot_daily_type";
-const BOT_DAILY_USERS: &str = "rollup_bot_daily_users";
-const BOT_DAILY_PAGE: &str = "rollup_bot_daily_page";
-const BOT_FIRST_DAY: &str = "rollup_bot_first_day";
-const BOT_FIRST_SEEN: &str = "rollup_bot_first_seen";
-const BOT_SESSIONS: &str = "rollup_bot_sessions";
-const BOT_DAILY_SESSIONS: &str = "rollup_bot_daily_sessions";
-const BOT_DAILY_CHANNEL: &str = "rollup_bot_daily_channel";
-const BOT_DAILY_CAMPAIGN: &str = "rollup_bot_daily_campaign";
-const BOT_CHANNEL_VISITOR: &str = "rollup_bot_channel_visitor";
-const BOT_PAGE_TIME: &str = "rollup_bot_page_time";
-const BOT_DAILY_PAGE_TIME: &str = "rollup_bot_daily_page_time";
-const BOT_DAILY_REFERRER: &str = "rollup_bot_daily_referrer";
-const BOT_DAILY_AGENT: &str = "rollup_bot_daily_agent";
-const BOT_DAILY_VITALS: &str = "rollup_bot_daily_vitals";
-const BOT_RETENTION: &str = "rollup_bot_retention";
-const BOT_PAGE_INDEX: &str = "rollup_bot_page_index";
 
 /// The bot twin of `rollup` (itself for a rollup that has none, or a twin).
 pub fn bot_twin(rollup: &'static str) -> &'static str {
@@ -530,7 +478,7 @@ fn s(v: &str) -> Value {
 /// The key of `c` (a change of by-page rollup `rollup`) with its page [`OTHER_PAGE`].
 fn folded_key(rollup: &str, c: &Change) -> Option<String> {
     let day = c.text(Field::Day)?;
-    if rollup != DAILY_VITALS && rollup != BOT_DAILY_VITALS {
+    if Rollup::named(rollup).map(|(r, _)| r) != Some(Rollup::DailyVitals) {
         return Some(key(&[day, OTHER_PAGE]));
     }
     let bucket = c.set.iter().find_map(|(f, v)| match v {

@@ -115,7 +115,7 @@ impl Delta {
             let own = key(&[&p.day, &p.page]);
             let mut rows = Vec::new();
             for &(rollup, _) in by_page.iter().filter(|(_, i)| *i == p.index) {
-                if rollup != DAILY_VITALS && rollup != BOT_DAILY_VITALS {
+                if Rollup::named(rollup).map(|(r, _)| r) != Some(Rollup::DailyVitals) {
                     // Views and times are keyed by the page: whoever else had them.
                     rows.push((rollup, site_key(&p.site, &own)));
                     continue;

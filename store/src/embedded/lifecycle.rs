@@ -12,11 +12,11 @@ use std::collections::{HashMap, HashSet};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Deserialize;
 
-use crate::embedded::{blocking, err, EmbeddedStore, BY_TYPE, EVENTS, IDS, LOG, SITES};
 use crate::embedded::rollups::{
     apply_delta, decode_fields, encode_fields, numbers_of, page_index, state_of as read_state,
     table, table_name, write_state, zones_in, NUMBERS,
 };
+use crate::embedded::{blocking, err, EmbeddedStore, BY_TYPE, EVENTS, IDS, LOG, SITES};
 use crate::StoreError;
 use maidian_core::bitmap;
 use maidian_core::event::Event;
@@ -212,7 +212,8 @@ impl EmbeddedStore {
                 .map_err(err)?
                 .map_or(0, |(k, _)| k.value());
             let generation = crate::embedded::rollups::read_state(
-                &tx.open_table(crate::embedded::rollups::STATE).map_err(err)?,
+                &tx.open_table(crate::embedded::rollups::STATE)
+                    .map_err(err)?,
             )?
             .generation;
             let plan = sweep_plan(&tx, generation, c.names())?;
@@ -344,7 +345,8 @@ impl EmbeddedStore {
         blocking(move || {
             let tx = db.begin_read().map_err(err)?;
             let st = crate::embedded::rollups::read_state(
-                &tx.open_table(crate::embedded::rollups::STATE).map_err(err)?,
+                &tx.open_table(crate::embedded::rollups::STATE)
+                    .map_err(err)?,
             )?;
             Ok((st.expired_before > 0).then_some(st.expired_before))
         })

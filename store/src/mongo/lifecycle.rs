@@ -18,8 +18,8 @@ use mongodb::bson::{self, doc, Bson, DateTime, Document};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use crate::mongo::{doc_to_event, event_to_doc, MongoStore};
 use crate::mongo::rollups::{gen_name, State, NUMBERS};
+use crate::mongo::{doc_to_event, event_to_doc, MongoStore};
 use crate::protocol::{now_ms, ConsumerConfig, Step};
 use crate::StoreError;
 use maidian_core::event::Event;

@@ -5,8 +5,8 @@
 
 use mongodb::bson::{self, doc, Bson, Document};
 
-use crate::mongo::MongoStore;
 use crate::mongo::rollups::*;
+use crate::mongo::MongoStore;
 use crate::protocol::{now_ms, ConsumerConfig, Step};
 use crate::StoreError;
 use maidian_core::rollup;
