@@ -88,13 +88,8 @@ fn push_field(out: &mut String, value: &str) {
 }
 
 fn iso(ms: i64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
         .unwrap_or_default()
 }
 

@@ -200,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
                 )
             }
             None => {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+                let now = jiff::Timestamp::now().as_second() * 1000;
                 let filled = fill(&store, &args, now, args.sites.saturating_sub(1)).await?;
                 if args.keep.is_some() {
                     let (written, visitors, write, rolled, rollup) = filled;

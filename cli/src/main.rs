@@ -487,7 +487,7 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
             output(period.json, &sited(&v, site_id)?, || print_vitals(&v))
         }
         Command::Realtime { json } => {
-            let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+            let now = jiff::Timestamp::now().as_second() * 1000;
             let r = realtime::realtime(store, now, scope).await?;
             output(json, &sited(&r, site_id)?, || print_realtime(&r))
         }
@@ -740,13 +740,7 @@ fn print_rollup_status(s: &RollupStatus) {
         if ms <= 0 {
             "-".to_string()
         } else {
-            time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .unwrap_or_else(|| ms.to_string())
+            lifecycle::rfc3339(ms)
         }
     };
     println!("generation        {}", s.generation);

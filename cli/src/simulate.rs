@@ -79,7 +79,7 @@ pub struct Totals {
 pub async fn run(o: Options) -> anyhow::Result<Totals> {
     let client =
         Client::new(&o.url, None, Limits::default()).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let now = jiff::Timestamp::now().as_second() * 1000;
     let sim = Arc::new(Mutex::new((Simulation::new(o.seed, now, o.days), 0u64)));
     let totals = Arc::new(Mutex::new(Totals::default()));
     let progress = Arc::new(Progress::new(o.users, "visitors"));
@@ -107,7 +107,7 @@ pub async fn run(o: Options) -> anyhow::Result<Totals> {
                     return anyhow::Ok(());
                 }
                 for chunk in events.chunks(batch) {
-                    let mut body = json!({ "sent_at": time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+                    let mut body = json!({ "sent_at": jiff::Timestamp::now().as_second() * 1000,
                         "events": chunk.iter().map(wire).collect::<Vec<_>>() });
                     if let Some(k) = &key {
                         body["api_key"] = json!(k);

@@ -134,8 +134,7 @@ pub struct AnalyticsQuery {
 }
 
 fn now_millis() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    jiff::Timestamp::now().as_millisecond()
 }
 
 /// Decodes and parses the body on the decode threads (the async workers keep answering), then

@@ -6,8 +6,6 @@ use maidian_analytics::event::{Event, PAGE_VIEW, WEB_VITALS};
 use maidian_analytics::site::Zone;
 use maidian_analytics::vitals::Metric;
 use serde_json::{Map, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::config::Limits;
 use crate::error::Invalid;
@@ -367,12 +365,22 @@ fn millis(v: &Value, name: &str) -> Result<i64, Invalid> {
             }
             Ok(x as i64)
         }
-        Value::String(s) => {
-            let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| bad())?;
-            i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| bad())
-        }
+        Value::String(s) => rfc3339_millis(s).ok_or_else(bad),
         _ => Err(bad()),
     }
+}
+
+/// Milliseconds since the epoch of an RFC 3339 instant (`2026-11-30T10:00:00.5+02:00`): the
+/// seconds and an offset required, no leap second, no RFC 9557 `[zone]` annotation.
+fn rfc3339_millis(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let strict = b.len() >= 20 && b[13] == b':' && b[16] == b':' && &b[17..19] != b"60";
+    if !strict || s.contains('[') {
+        return None;
+    }
+    s.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
 }
 
 fn sane_time(ms: i64, name: &str, cx: &Context) -> Result<i64, Invalid> {

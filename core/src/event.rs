@@ -3,7 +3,6 @@
 //! Field names follow the seed's data model. Times are milliseconds since the Unix epoch, UTC.
 
 use serde::{Deserialize, Serialize};
-use time::{Date, OffsetDateTime};
 
 /// The site of the seed's single-site keys (`[tracking_api] api_key`/`read_key`), and of
 /// events stored before sites existed.
@@ -141,95 +140,130 @@ pub fn site_scoped_id(site: &str, event_id: &str) -> String {
     format!("{site}:{event_id}")
 }
 
-/// A UTC calendar day, stored as `YYYY-MM-DD` so that string order is time order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A UTC calendar day, stored as `YYYY-MM-DD` so that string order is time order. Held as the
+/// number of days since 1970-01-01, so that the arithmetic rollups do per event is integer
+/// arithmetic; years 1 to 9999.
+/// The default is 1970-01-01.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
-pub struct Day(Date);
+pub struct Day(i32);
 
-impl Default for Day {
-    fn default() -> Self {
-        Day(Date::from_calendar_date(1970, time::Month::January, 1).unwrap_or(Date::MIN))
-    }
+/// Days from 1970-01-01 to 0001-01-01 and to 9999-12-31: the days a [`Day`] can be.
+const FIRST: i32 = -719_162;
+const LAST: i32 = 2_932_896;
+/// The Julian day number of 1970-01-01.
+const JULIAN_EPOCH: i32 = 2_440_588;
+const DAY_MS: i64 = 86_400_000;
+
+/// Days since 1970-01-01 of the proleptic Gregorian `year-month-day` (Howard Hinnant's
+/// `days_from_civil`; `month` 1..=12 and `day` 1..=31 already checked).
+fn days_from_civil(year: i32, month: u8, day: u8) -> i32 {
+    let (m, d) = (i32::from(month), i32::from(day));
+    let y = if m <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The `(year, month, day)` of `days` since 1970-01-01 (Hinnant's `civil_from_days`).
+fn civil_from_days(days: i32) -> (i32, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i32::from(month <= 2);
+    // In range by construction: month 1..=12, day 1..=31.
+    (year, month as u8, day as u8)
 }
 
 impl Day {
     /// The UTC day holding `ms` milliseconds since the epoch; `None` outside the years 1..=9999.
     pub fn from_millis(ms: i64) -> Option<Day> {
-        let nanos = i128::from(ms) * 1_000_000;
-        let dt = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
-        Some(Day(dt.date()))
+        let days = i32::try_from(ms.div_euclid(DAY_MS)).ok()?;
+        (FIRST..=LAST).contains(&days).then_some(Day(days))
     }
 
     /// The day `year-month-day`, `None` when there is no such day.
     pub fn from_ymd(year: i32, month: u8, day: u8) -> Option<Day> {
-        let month = time::Month::try_from(month).ok()?;
-        Date::from_calendar_date(year, month, day).ok().map(Day)
+        if !(1..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+            return None;
+        }
+        let d = Day(days_from_civil(year, month, day));
+        // 31 April comes back as 1 May: no such day.
+        (d.ymd() == (year, month, day)).then_some(d)
     }
 
     /// `(year, month 1..=12, day 1..=31)`.
     pub fn ymd(self) -> (i32, u8, u8) {
-        (self.0.year(), u8::from(self.0.month()), self.0.day())
+        civil_from_days(self.0)
     }
 
     pub fn today() -> Day {
-        Day(OffsetDateTime::now_utc().date())
+        Day::from_millis(jiff::Timestamp::now().as_millisecond()).unwrap_or_default()
     }
 
     /// The first of the last `days` days ending with `self` (so `days = 1` is `self`).
     pub fn window_start(self, days: u32) -> Day {
         let back = i64::from(days.max(1) - 1);
-        Day(self
-            .0
-            .checked_sub(time::Duration::days(back))
-            .unwrap_or(Date::MIN))
+        Day((i64::from(self.0) - back).max(i64::from(FIRST)) as i32)
     }
 
     /// The day `n` days later.
     pub fn plus_days(self, n: u32) -> Day {
-        Day(self
-            .0
-            .checked_add(time::Duration::days(i64::from(n)))
-            .unwrap_or(Date::MAX))
+        Day((i64::from(self.0) + i64::from(n)).min(i64::from(LAST)) as i32)
     }
 
     /// Whole days from `self` to `later` (0 when `later` is not after `self`).
     pub fn days_until(self, later: Day) -> u32 {
-        u32::try_from((later.0 - self.0).whole_days()).unwrap_or(0)
+        u32::try_from(later.0 - self.0).unwrap_or(0)
     }
 
     /// Milliseconds since the epoch at 00:00 UTC of this day.
     pub fn start_millis(self) -> i64 {
-        let secs = self.0.midnight().assume_utc().unix_timestamp();
-        secs * 1000
+        i64::from(self.0) * DAY_MS
     }
 
     /// The day's number (its Julian day number: consecutive days, consecutive numbers,
     /// positive for every day a `Day` can hold), for bitmaps of days.
     pub fn number(self) -> u32 {
-        u32::try_from(self.0.to_julian_day()).unwrap_or(0)
+        u32::try_from(self.0 + JULIAN_EPOCH).unwrap_or(0)
     }
 
     /// The day numbered `n` ([`Day::number`]).
     pub fn from_number(n: u32) -> Option<Day> {
-        Date::from_julian_day(i32::try_from(n).ok()?).ok().map(Day)
+        let days = i32::try_from(n).ok()? - JULIAN_EPOCH;
+        (FIRST..=LAST).contains(&days).then_some(Day(days))
     }
 
+    /// A `YYYY-MM-DD` day (four-digit year, two-digit month and day).
     pub fn parse(s: &str) -> Option<Day> {
-        let format = time::macros::format_description!("[year]-[month]-[day]");
-        Date::parse(s, &format).ok().map(Day)
+        let b = s.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<i32> {
+            let part = &s[r];
+            part.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| part.parse().ok())?
+        };
+        let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        Day::from_ymd(y, u8::try_from(m).ok()?, u8::try_from(d).ok()?)
     }
 }
 
 impl std::fmt::Display for Day {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let d = self.0;
-        write!(
-            f,
-            "{:04}-{:02}-{:02}",
-            d.year(),
-            u8::from(d.month()),
-            d.day()
-        )
+        let (y, m, d) = self.ymd();
+        write!(f, "{y:04}-{m:02}-{d:02}")
     }
 }
 
@@ -263,6 +297,42 @@ mod tests {
         assert_eq!(d.start_millis(), late + 1);
         assert_eq!(d.window_start(7).to_string(), "2026-11-24");
         assert_eq!(d.window_start(1), d);
+    }
+
+    #[test]
+    fn days_are_the_gregorian_calendar() {
+        // Julian day numbers are persisted (bitmaps of days): 1970-01-01 is 2440588.
+        assert_eq!(Day::parse("1970-01-01").unwrap().number(), 2_440_588);
+        assert_eq!(Day::parse("2000-03-01").unwrap().number(), 2_451_605);
+        assert_eq!(Day::parse("0001-01-01").unwrap().number(), 1_721_426);
+        let mut d = Day::parse("1899-12-25").unwrap();
+        let mut prev = d.ymd();
+        for _ in 0..60_000 {
+            d = d.plus_days(1);
+            let (y, m, day) = d.ymd();
+            let next_ok = (y, m, day) > prev && (day == prev.2 + 1 || day == 1);
+            assert!(next_ok, "{prev:?} then {:?}", (y, m, day));
+            assert_eq!(Day::parse(&d.to_string()), Some(d));
+            assert_eq!(Day::from_number(d.number()), Some(d));
+            prev = (y, m, day);
+        }
+        for bad in [
+            "2026-02-29",
+            "2026-04-31",
+            "2026-13-01",
+            "2026-00-10",
+            "26-01-01",
+            "2026-1-01",
+            "+026-01-01",
+            "2026-01-0a",
+        ] {
+            assert_eq!(Day::parse(bad), None, "{bad}");
+        }
+        assert!(Day::parse("2024-02-29").is_some());
+        assert!(Day::parse("2000-02-29").is_some());
+        assert_eq!(Day::parse("1900-02-29"), None);
+        assert_eq!(Day::from_millis(-1).unwrap().to_string(), "1969-12-31");
+        assert_eq!(Day::from_millis(253_402_300_800_000), None);
     }
 
     #[test]

@@ -329,13 +329,9 @@ pub fn no_rebuild(expired_before_ms: i64) -> String {
 
 /// An instant as `2026-11-30T12:00:00Z`.
 pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
+    jiff::Timestamp::from_second(ms.div_euclid(1000))
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
 }
 
 /// The cut-off of `[retention] raw_days` at `now_ms`: raw events older than this go.
