@@ -374,7 +374,13 @@ async fn main() -> anyhow::Result<()> {
 
     // The collector's own cost and the embedded store first, each with one site and then
     // with several, back to back; FerretDB last (its rollup drain keeps it busy afterwards).
-    let env = base_env(&[("MAIDIAN_STORE", "sink")]);
+    // The sink keeps nothing; reads (and the idle consumer) use an empty embedded store.
+    let sink_dir = tempfile::tempdir()?;
+    let sink_data = sink_dir.path().to_string_lossy().to_string();
+    let env = base_env(&[
+        ("MAIDIAN_STORE", "sink"),
+        ("MAIDIAN_DATA_DIR", sink_data.as_str()),
+    ]);
     let (via_sink, collector) = through_collector(&args, env, "collector -> in-memory sink", &one)
         .await
         .context("is the collector built with --features bench-sink?")?;

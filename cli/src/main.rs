@@ -17,13 +17,14 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use maidian_analytics::consumer::{self, ConsumerConfig, RollupStatus};
+use maidian_analytics::engine::answer::{self, Figure, Question};
 use maidian_analytics::engine::{self, funnel, realtime, retention, summary, vitals, Scope};
 use maidian_analytics::lifecycle;
 use maidian_analytics::rollup::Field;
 use maidian_analytics::site::{self, Zone};
 use maidian_analytics::stats::{self, Period};
 use maidian_analytics::store::{Store, StoreError};
-use maidian_collector::config::{Config, RetentionSection, StoreChoice};
+use maidian_collector::config::{Config, RetentionSection};
 use remote::Remote;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -366,7 +367,7 @@ async fn open_source(cli: &Cli) -> anyhow::Result<Source> {
         return Ok(Source::Remote(Remote::new(url, key, ca)?));
     }
     let (config, config_exists) = load_config(cli)?;
-    match Store::open(&config.store_config(StoreChoice::Auto)).await {
+    match Store::open(&config.store_config()).await {
         Ok(store) => Ok(Source::Store(store)),
         Err(StoreError::Locked(path)) if matches!(cli.command, Command::Rollups { .. }) => bail!(
             "{} is in use by a running collector; `maidian rollups` works on the store itself: stop the collector first (its /api/health tells where rollups stand)",
@@ -453,8 +454,11 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
         Command::Simulate { .. } | Command::Sites { .. } => Ok(()),
         Command::Stats { what } => stats_command(store, what, scope, &zone).await,
         Command::Summary { period, top } => {
-            let s = summary::summary(store, period.period(&zone), top, scope).await?;
-            output(period.json, &sited(&s, site_id)?, || print_summary(&s))
+            let q = Question::Summary {
+                period: period.period(&zone),
+                top,
+            };
+            shown(period.json, asked(store, &q, scope).await?, print_summary)
         }
         Command::Funnel {
             steps,
@@ -463,15 +467,12 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
             campaign,
             period,
         } => {
-            let f = funnel::Funnel::from_params(&steps, &window)?;
-            let origin = funnel::Origin { channel, campaign };
-            let p = period.period(&zone);
-            let r = funnel::funnel_from(store, &f, p, scope, &origin).await?;
-            let mut doc = sited(&r, site_id)?;
-            if let Some(since) = store.raw_gone(&p).await? {
-                doc["raw_data_since"] = since.into();
-            }
-            shown(period.json, doc, print_funnel)
+            let q = Question::Funnel {
+                funnel: funnel::Funnel::from_params(&steps, &window)?,
+                origin: funnel::Origin { channel, campaign },
+                period: period.period(&zone),
+            };
+            shown(period.json, asked(store, &q, scope).await?, print_funnel)
         }
         Command::Sources { period, top } => {
             let s = summary::summary(store, period.period(&zone), top, scope).await?;
@@ -479,17 +480,23 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
             output(period.json, &doc, || print_sources(&s))
         }
         Command::Retention { period } => {
-            let r = retention::retention(store, period.period(&zone), scope).await?;
-            output(period.json, &sited(&r, site_id)?, || print_retention(&r))
+            let q = Question::Retention {
+                period: period.period(&zone),
+            };
+            shown(period.json, asked(store, &q, scope).await?, print_retention)
         }
         Command::Vitals { period, top } => {
-            let v = vitals::vitals(store, period.period(&zone), scope, top).await?;
-            output(period.json, &sited(&v, site_id)?, || print_vitals(&v))
+            let q = Question::Vitals {
+                period: period.period(&zone),
+                top,
+            };
+            shown(period.json, asked(store, &q, scope).await?, print_vitals)
         }
         Command::Realtime { json } => {
-            let now = jiff::Timestamp::now().as_second() * 1000;
-            let r = realtime::realtime(store, now, scope).await?;
-            output(json, &sited(&r, site_id)?, || print_realtime(&r))
+            let q = Question::Realtime {
+                now_ms: jiff::Timestamp::now().as_second() * 1000,
+            };
+            shown(json, asked(store, &q, scope).await?, print_realtime)
         }
         Command::Report {
             days,
@@ -596,12 +603,12 @@ async fn remote_command(command: Command, r: &Remote) -> anyhow::Result<()> {
         }
         Command::Summary { period, top } => {
             let q = [days(period.days), ("top", top.to_string())];
-            let v = r.get_json("/api/analytics/summary", &q).await?;
+            let v = r.get_json(&Figure::Summary.path(), &q).await?;
             shown(period.json, v, print_summary)
         }
         Command::Sources { period, top } => {
             let q = [days(period.days), ("top", top.to_string())];
-            let v = r.get_json("/api/analytics/summary", &q).await?;
+            let v = r.get_json(&Figure::Summary.path(), &q).await?;
             let site = v["site"].as_str().unwrap_or_default().to_string();
             let s: summary::Summary = serde_json::from_value(v)?;
             output(period.json, &sources_doc(&s, &site), || print_sources(&s))
@@ -616,22 +623,22 @@ async fn remote_command(command: Command, r: &Remote) -> anyhow::Result<()> {
             let mut q = vec![("steps", steps), ("window", window), days(period.days)];
             q.extend(channel.map(|c| ("channel", c)));
             q.extend(campaign.map(|c| ("campaign", c)));
-            let v = r.get_json("/api/analytics/funnel", &q).await?;
+            let v = r.get_json(&Figure::Funnel.path(), &q).await?;
             shown(period.json, v, print_funnel)
         }
         Command::Retention { period } => {
             let v = r
-                .get_json("/api/analytics/retention", &[days(period.days)])
+                .get_json(&Figure::Retention.path(), &[days(period.days)])
                 .await?;
             shown(period.json, v, print_retention)
         }
         Command::Vitals { period, top } => {
             let q = [days(period.days), ("top", top.to_string())];
-            let v = r.get_json("/api/analytics/vitals", &q).await?;
+            let v = r.get_json(&Figure::Vitals.path(), &q).await?;
             shown(period.json, v, print_vitals)
         }
         Command::Realtime { json } => {
-            let v = r.get_json("/api/analytics/realtime", &[]).await?;
+            let v = r.get_json(&Figure::Realtime.path(), &[]).await?;
             shown(json, v, print_realtime)
         }
         Command::Report {
@@ -822,12 +829,11 @@ fn print_sites(rows: &[site::SiteCount]) {
 }
 
 /// `value` (a JSON object) with the `site` it is of, as the HTTP endpoints answer.
-fn sited<T: Serialize>(value: &T, site: &str) -> anyhow::Result<serde_json::Value> {
-    let mut v = serde_json::to_value(value)?;
-    if let serde_json::Value::Object(o) = &mut v {
-        o.insert("site".into(), site.into());
-    }
-    Ok(v)
+/// The document the HTTP API answers `q` with (`engine::answer`), from the store itself.
+async fn asked(store: &Store, q: &Question, scope: &Scope) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::to_value(
+        answer::answer(store, q, scope).await?,
+    )?)
 }
 
 fn output<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) -> anyhow::Result<()> {

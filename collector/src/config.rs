@@ -472,14 +472,6 @@ fn invalid(key: &str, message: impl std::fmt::Display) -> ConfigError {
     }
 }
 
-/// Which store the collector runs on. `Sink` exists only in the benchmark build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreChoice {
-    Auto,
-    #[cfg(feature = "bench-sink")]
-    Sink,
-}
-
 impl Config {
     /// Reads `path` if given (a missing file is an error), else starts from the defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -777,20 +769,15 @@ impl Config {
         Ok(())
     }
 
-    pub fn store_config(&self, choice: StoreChoice) -> StoreConfig {
-        match choice {
-            #[cfg(feature = "bench-sink")]
-            StoreChoice::Sink => StoreConfig::Sink,
-            StoreChoice::Auto => {
-                let m = &self.mongodb;
-                if m.uri.is_none() && m.host.is_none() {
-                    return StoreConfig::Embedded {
-                        data_dir: self.storage.data_dir.clone(),
-                    };
-                }
-                StoreConfig::Mongo(m.store())
-            }
+    /// The store `[mongodb]` names, else the embedded store in `[storage] data_dir`.
+    pub fn store_config(&self) -> StoreConfig {
+        let m = &self.mongodb;
+        if m.uri.is_none() && m.host.is_none() {
+            return StoreConfig::Embedded {
+                data_dir: self.storage.data_dir.clone(),
+            };
         }
+        StoreConfig::Mongo(m.store())
     }
 }
 
@@ -873,7 +860,7 @@ mod tests {
         .unwrap();
         c.validate().unwrap();
         assert_eq!(c.tracking_api.listen.port(), 8080);
-        match c.store_config(StoreChoice::Auto) {
+        match c.store_config() {
             StoreConfig::Mongo(m) => match &m.target {
                 MongoTarget::Host { host, port, .. } => assert_eq!(
                     (host.as_str(), *port, m.database.as_str()),
@@ -888,10 +875,7 @@ mod tests {
     #[test]
     fn no_mongodb_means_embedded() {
         let c = Config::default();
-        assert!(matches!(
-            c.store_config(StoreChoice::Auto),
-            StoreConfig::Embedded { .. }
-        ));
+        assert!(matches!(c.store_config(), StoreConfig::Embedded { .. }));
     }
 
     #[test]

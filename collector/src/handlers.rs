@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use maidian_analytics::engine::{self, Scope};
+use maidian_analytics::engine::answer::{self, Figure, Question};
+use maidian_analytics::engine::{self, funnel, Scope};
 use maidian_analytics::event::PAGE_VIEW;
 use maidian_analytics::site::Zone;
 use maidian_analytics::stats::Period;
@@ -525,30 +526,6 @@ fn bad(name: &'static str, message: impl Into<String>) -> ApiError {
     }
 }
 
-/// The figures of `/api/analytics/{name}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Figure {
-    Summary,
-    Funnel,
-    Retention,
-    Realtime,
-    Vitals,
-}
-
-impl Figure {
-    /// The figure of a path's last segment.
-    pub fn named(name: &str) -> Option<Figure> {
-        Some(match name {
-            "summary" => Figure::Summary,
-            "funnel" => Figure::Funnel,
-            "retention" => Figure::Retention,
-            "realtime" => Figure::Realtime,
-            "vitals" => Figure::Vitals,
-            _ => return None,
-        })
-    }
-}
-
 /// GET /api/analytics/summary, /funnel, /retention, /realtime, /vitals
 pub async fn analytics(
     app: Arc<App>,
@@ -557,64 +534,43 @@ pub async fn analytics(
     q: AnalyticsQuery,
 ) -> Result<Response, ApiError> {
     let (app, headers, q) = (&*app, &headers, &q);
-    use maidian_analytics::engine::{funnel, realtime, retention, summary, vitals};
     let r = q.read.reading(app, headers)?;
-    let (p, scope) = (r.period, &r.scope);
-    let store = &app.store;
+    let (period, scope) = (r.period, &r.scope);
     let top = || {
         let message = "must be a whole number from 1 to 100";
         whole_number("top", q.top.as_deref(), 10, 100, message)
     };
-    // Each figure's future is boxed: inline, their sum overflows a worker's stack in debug
-    // builds.
-    let body = match figure {
-        Figure::Summary => serde_json::to_value(
-            Box::pin(summary::summary(store, p, top()?, scope))
-                .await
-                .map_err(store_failed)?,
-        ),
-        Figure::Vitals => serde_json::to_value(
-            Box::pin(vitals::vitals(store, p, scope, top()?))
-                .await
-                .map_err(store_failed)?,
-        ),
-        Figure::Funnel => {
-            let _heavy = heavy_read(app, headers)?;
-            let f = funnel_of(q, "")?;
-            let origin = funnel::Origin {
+    // A funnel reads raw events: one of the heavy reads a key may run at once.
+    let _heavy = match figure {
+        Figure::Funnel => Some(heavy_read(app, headers)?),
+        _ => None,
+    };
+    let question = match figure {
+        Figure::Summary => Question::Summary {
+            period,
+            top: top()?,
+        },
+        Figure::Vitals => Question::Vitals {
+            period,
+            top: top()?,
+        },
+        Figure::Funnel => Question::Funnel {
+            funnel: funnel_of(q, "")?,
+            origin: funnel::Origin {
                 channel: q.channel.clone().filter(|c| !c.is_empty()),
                 campaign: q.campaign.clone().filter(|c| !c.is_empty()),
-            };
-            serde_json::to_value(
-                Box::pin(funnel::funnel_from(store, &f, p, scope, &origin))
-                    .await
-                    .map_err(store_failed)?,
-            )
-        }
-        Figure::Retention => serde_json::to_value(
-            Box::pin(retention::retention(store, p, scope))
-                .await
-                .map_err(store_failed)?,
-        ),
-        Figure::Realtime => serde_json::to_value(
-            Box::pin(realtime::realtime(store, now_millis(), scope))
-                .await
-                .map_err(store_failed)?,
-        ),
+            },
+            period,
+        },
+        Figure::Retention => Question::Retention { period },
+        Figure::Realtime => Question::Realtime {
+            now_ms: now_millis(),
+        },
     };
-    let mut body = body.map_err(|e| {
-        tracing::error!(error = %e, "cannot serialize analytics");
-        ApiError::Unavailable
-    })?;
-    if let Value::Object(o) = &mut body {
-        o.insert("site".into(), Value::String(r.site.id.clone()));
-        if figure == Figure::Funnel {
-            if let Some(since) = raw_gone(store, &p).await? {
-                o.insert("raw_data_since".into(), Value::String(since));
-            }
-        }
-    }
-    Ok(reply::json(&body).into_response())
+    let answer = answer::answer(&app.store, &question, scope)
+        .await
+        .map_err(store_failed)?;
+    Ok(reply::json(&answer).into_response())
 }
 
 /// See `lifecycle::raw_gone`.

@@ -50,8 +50,20 @@ use crate::writer::Writer;
 /// answered request is stored.
 pub async fn serve(
     listener: TcpListener,
+    config: Config,
+    store: Arc<Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    serve_into(listener, config, store.clone(), store, shutdown).await
+}
+
+/// [`serve`], with ingest written into `sink` instead of the store (the ingest benchmark's
+/// [`writer::Discard`]); everything else reads `store`.
+pub async fn serve_into(
+    listener: TcpListener,
     mut config: Config,
     store: Arc<Store>,
+    sink: Arc<dyn writer::Sink>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     // An event older than the retention would be deleted again, after its rollups counted it
@@ -68,7 +80,7 @@ pub async fn serve(
         );
     }
     let metrics = Arc::new(metrics::Metrics::new());
-    let (writer, writer_task) = Writer::spawn(store.clone(), &config.writer, metrics.clone());
+    let (writer, writer_task) = Writer::spawn(sink, &config.writer, metrics.clone());
     let app = Arc::new(App::new(config, store.clone(), writer, metrics.clone()));
     // Before the consumer starts: it counts days in the registered time zones.
     sites::register(&app.sites, &store).await;

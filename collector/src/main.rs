@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use maidian_analytics::store::Store;
-use maidian_collector::config::{Config, StoreChoice};
+use maidian_collector::config::Config;
+use maidian_collector::writer::Sink;
 use tracing_subscriber::EnvFilter;
 
 /// maidian's tracking collector. Settings come from the config file, then MAIDIAN_* environment
@@ -38,11 +39,13 @@ fn load(args: &Args) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-fn store_choice() -> anyhow::Result<StoreChoice> {
+/// Where ingest is written: the store, or with `MAIDIAN_STORE=sink` in the benchmark's build
+/// (feature `bench-sink`) nowhere.
+fn sink_of(store: &std::sync::Arc<Store>) -> anyhow::Result<std::sync::Arc<dyn Sink>> {
     match std::env::var("MAIDIAN_STORE").as_deref() {
-        Err(_) | Ok("") | Ok("auto") => Ok(StoreChoice::Auto),
+        Err(_) | Ok("") | Ok("auto") => Ok(store.clone()),
         #[cfg(feature = "bench-sink")]
-        Ok("sink") => Ok(StoreChoice::Sink),
+        Ok("sink") => Ok(std::sync::Arc::new(maidian_collector::writer::Discard)),
         Ok(other) => anyhow::bail!("invalid value for MAIDIAN_STORE: {other:?} (expected auto)"),
     }
 }
@@ -94,13 +97,14 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     let config = load(&args)?;
-    let store_config = config.store_config(store_choice()?);
+    let store_config = config.store_config();
     // MongoDB may come up after the collector (an orchestrator's start order does not
     // matter): until it answers, ingest gets 503 and /api/health says why.
     let store = Store::open_lazily(&store_config, std::time::Duration::from_secs(2))
         .await
         .with_context(|| format!("cannot open the store ({store_config})"))?;
     let store = std::sync::Arc::new(store);
+    let sink = sink_of(&store)?;
     let listener = tokio::net::TcpListener::bind(config.tracking_api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.tracking_api.listen))?;
@@ -108,6 +112,6 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(%addr, store = store.kind(), "collector listening");
     // One plain line on stdout that scripts and tests wait for.
     println!("maidian-collector listening on http://{addr}");
-    maidian_collector::serve(listener, config, store, shutdown_signal()).await;
+    maidian_collector::serve_into(listener, config, store, sink, shutdown_signal()).await;
     Ok(())
 }

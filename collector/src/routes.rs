@@ -157,7 +157,7 @@ pub fn stats_pages(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = 
 /// GET /api/analytics/{summary,funnel,retention,realtime,vitals}
 pub fn analytics(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let figure = warp::path!("api" / "analytics" / String).and_then(|name: String| async move {
-        handlers::Figure::named(&name).ok_or_else(warp::reject::not_found)
+        maidian_analytics::engine::answer::Figure::named(&name).ok_or_else(warp::reject::not_found)
     });
     figure
         .and(warp::get())

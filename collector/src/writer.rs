@@ -8,11 +8,16 @@
 //! `insert_timeout_ms`: past it the requests get 503 and retry (deduplicated). That bound is
 //! what the rollup consumer (`maidian_analytics::consumer`) relies on; the writer itself knows
 //! nothing of rollups.
+//!
+//! It writes into a [`Sink`]: the [`Store`], or, in the ingest benchmark's build only
+//! (feature `bench-sink`), [`Discard`], which keeps nothing, to measure the collector alone.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use maidian_analytics::event::Event;
+use maidian_analytics::store::StoreError;
 use maidian_analytics::store::{InsertReport, Store};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
@@ -35,6 +40,42 @@ pub struct Written {
 #[error("events were not stored")]
 pub struct NotStored;
 
+/// Where the writer's groups of events go.
+pub trait Sink: Send + Sync + 'static {
+    /// Stores `events` (each at most once), saying what became of each.
+    fn insert<'a>(&'a self, events: &'a [Event])
+        -> BoxFuture<'a, Result<InsertReport, StoreError>>;
+}
+
+impl Sink for Store {
+    fn insert<'a>(
+        &'a self,
+        events: &'a [Event],
+    ) -> BoxFuture<'a, Result<InsertReport, StoreError>> {
+        Box::pin(Store::insert(self, events))
+    }
+}
+
+/// A sink that keeps nothing and says every event was stored: the ingest benchmark runs the
+/// collector on it (`MAIDIAN_STORE=sink`) to measure the collector's own cost.
+#[cfg(feature = "bench-sink")]
+#[derive(Default)]
+pub struct Discard;
+
+#[cfg(feature = "bench-sink")]
+impl Sink for Discard {
+    fn insert<'a>(
+        &'a self,
+        events: &'a [Event],
+    ) -> BoxFuture<'a, Result<InsertReport, StoreError>> {
+        let report = InsertReport {
+            inserted: events.len(),
+            ..InsertReport::default()
+        };
+        Box::pin(std::future::ready(Ok(report)))
+    }
+}
+
 struct Job {
     events: Vec<Event>,
     reply: oneshot::Sender<Result<Written, NotStored>>,
@@ -51,13 +92,13 @@ impl Writer {
     /// Starts the writer task. Await the returned handle after dropping every [`Writer`] to
     /// drain what is queued and in flight.
     pub fn spawn(
-        store: Arc<Store>,
+        sink: Arc<dyn Sink>,
         config: &WriterSection,
         metrics: Arc<Metrics>,
     ) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let task = Task {
-            store,
+            sink,
             max_events: config.max_batch_events,
             linger: Duration::from_millis(config.linger_ms),
             timeout: Duration::from_millis(config.insert_timeout_ms),
@@ -97,7 +138,7 @@ impl Drop for Queued<'_> {
 }
 
 struct Task {
-    store: Arc<Store>,
+    sink: Arc<dyn Sink>,
     max_events: usize,
     linger: Duration,
     /// Longest one insert may take.
@@ -131,11 +172,11 @@ impl Task {
                 count += job.events.len();
                 jobs.push(job);
             }
-            let store = self.store.clone();
+            let sink = self.sink.clone();
             let timeout = self.timeout;
             let metrics = self.metrics.clone();
             tokio::spawn(async move {
-                write_group(&store, timeout, jobs, &metrics).await;
+                write_group(&*sink, timeout, jobs, &metrics).await;
                 drop(slot);
             });
         }
@@ -145,7 +186,7 @@ impl Task {
     }
 }
 
-async fn write_group(store: &Store, timeout: Duration, jobs: Vec<Job>, metrics: &Metrics) {
+async fn write_group(sink: &dyn Sink, timeout: Duration, jobs: Vec<Job>, metrics: &Metrics) {
     let mut events = Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
     let mut waiters = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -155,7 +196,7 @@ async fn write_group(store: &Store, timeout: Duration, jobs: Vec<Job>, metrics: 
     // Dropping the insert at the deadline abandons it; the consumer's safety lag, longer than
     // this timeout, covers a write that still lands.
     let started = std::time::Instant::now();
-    let result = maidian_analytics::store::within(timeout, store.insert(&events)).await;
+    let result = maidian_analytics::store::within(timeout, sink.insert(&events)).await;
     metrics.store_write.observe(started.elapsed().as_secs_f64());
     match &result {
         Ok(r) => tracing::debug!(

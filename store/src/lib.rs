@@ -1,9 +1,8 @@
 //! maidian's storage: where events live, and the consumer that rolls them up. [`Store`] is one
-//! type with three backends, chosen at start-up:
+//! type with two backends, chosen at start-up:
 //!
 //! - [`mongo`]: MongoDB (or any MongoDB-wire server such as FerretDB), the storage of record.
 //! - [`embedded`]: a redb file in a local data directory, the zero-setup default.
-//! - `sink` (feature `bench-sink` only): counts and drops, to measure the collector alone.
 //!
 //! Each backend is a folder: its connection and event log (`mod.rs`), its rollups and their
 //! consumer (`mongo/rollups.rs`: checkpoint, lease, chunks; `embedded/rollups.rs`: one
@@ -22,8 +21,7 @@ pub mod consumer;
 pub mod embedded;
 pub mod mongo;
 pub mod protocol;
-#[cfg(feature = "bench-sink")]
-pub mod sink;
+mod reads;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,11 +67,7 @@ impl<'a> Range<'a> {
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     Mongo(MongoConfig),
-    Embedded {
-        data_dir: PathBuf,
-    },
-    #[cfg(feature = "bench-sink")]
-    Sink,
+    Embedded { data_dir: PathBuf },
 }
 
 /// Connection settings for MongoDB: a full `uri`, or the seed's host/port/credentials.
@@ -175,8 +169,6 @@ impl std::fmt::Display for StoreConfig {
             StoreConfig::Embedded { data_dir } => {
                 write!(f, "embedded store in {}", data_dir.display())
             }
-            #[cfg(feature = "bench-sink")]
-            StoreConfig::Sink => write!(f, "sink"),
         }
     }
 }
@@ -263,8 +255,6 @@ pub struct TableSize {
 pub enum Store {
     Mongo(mongo::MongoStore),
     Embedded(embedded::EmbeddedStore),
-    #[cfg(feature = "bench-sink")]
-    Sink(sink::SinkStore),
 }
 
 impl Store {
@@ -275,8 +265,6 @@ impl Store {
             StoreConfig::Embedded { data_dir } => Ok(Store::Embedded(
                 embedded::EmbeddedStore::open(data_dir.clone()).await?,
             )),
-            #[cfg(feature = "bench-sink")]
-            StoreConfig::Sink => Ok(Store::Sink(sink::SinkStore::default())),
         }
     }
 
@@ -314,8 +302,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.table_sizes().await,
             Store::Embedded(s) => s.table_sizes().await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Vec::new()),
         }
     }
 
@@ -324,8 +310,6 @@ impl Store {
         match self {
             Store::Mongo(_) => "mongodb",
             Store::Embedded(_) => "embedded",
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => "sink",
         }
     }
 
@@ -334,8 +318,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.ping().await,
             Store::Embedded(s) => s.ping().await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(()),
         }
     }
 
@@ -391,8 +373,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.insert(events).await,
             Store::Embedded(s) => s.insert(events.to_vec()).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(s) => Ok(s.insert(events)),
         }
     }
 
@@ -404,8 +384,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.sites_of_ids(ids).await,
             Store::Embedded(s) => s.sites_of_ids(ids.to_vec()).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Default::default()),
         }
     }
 
@@ -414,8 +392,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.sites().await,
             Store::Embedded(s) => s.sites().await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Vec::new()),
         }
     }
 
@@ -433,8 +409,6 @@ impl Store {
             match self {
                 Store::Mongo(s) => s.register_sites(&changed).await?,
                 Store::Embedded(s) => s.register_sites(changed).await?,
-                #[cfg(feature = "bench-sink")]
-                Store::Sink(_) => {}
             }
         }
         Ok(before)
@@ -446,8 +420,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.events_between(since, until).await,
             Store::Embedded(s) => s.events_between(since, until).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Vec::new()),
         }
     }
 }
@@ -472,8 +444,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.rollup_step(cfg).await,
             Store::Embedded(s) => s.rollup_step(cfg).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Step::Idle),
         }
     }
 
@@ -491,8 +461,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.release_lease(owner).await,
             Store::Embedded(_) => Ok(()),
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(()),
         }
     }
 
@@ -501,8 +469,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.rollup_status().await,
             Store::Embedded(s) => s.rollup_status().await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(RollupStatus::default()),
         }
     }
 
@@ -531,8 +497,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.rollup_fold(range, acc, add).await,
             Store::Embedded(s) => s.rollup_fold(range, acc, add).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(acc),
         }
     }
 
@@ -614,8 +578,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.rebuild_rollups(cfg, progress).await,
             Store::Embedded(s) => s.rebuild_rollups(cfg, progress).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(0),
         }
     }
 
@@ -649,8 +611,6 @@ impl Store {
                 )
                 .await
             }
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(S::Rows::default()),
         }
     }
 
@@ -664,8 +624,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.activity_since(site, since_ms).await,
             Store::Embedded(s) => s.activity_since(site.to_string(), since_ms).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Vec::new()),
         }
     }
 
@@ -685,8 +643,6 @@ impl Store {
                 s.events_after(site.map(String::from), after, until_ms, limit)
                     .await
             }
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Vec::new()),
         }
     }
 }
@@ -703,8 +659,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.closure(site, id).await,
             Store::Embedded(s) => s.closure(site.to_string(), id.to_string()).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Default::default()),
         }
     }
 
@@ -727,8 +681,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.forget(cfg, site, id, wait, step).await,
             Store::Embedded(s) => s.forget(site.to_string(), id.to_string()).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(Forgotten::default()),
         }
     }
 
@@ -743,8 +695,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.expire_raw(cfg, cutoff_ms, limit).await,
             Store::Embedded(s) => s.expire_raw(cutoff_ms, limit).await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(0),
         }
     }
 
@@ -753,8 +703,6 @@ impl Store {
         match self {
             Store::Mongo(s) => s.raw_since().await,
             Store::Embedded(s) => s.raw_since().await,
-            #[cfg(feature = "bench-sink")]
-            Store::Sink(_) => Ok(None),
         }
     }
 }

@@ -1,10 +1,12 @@
-//! The analytics engine: summary, funnel, retention and real-time figures.
+//! The analytics engine: summary, funnel, retention, real-time and vitals figures, and
+//! [`answer`], the one way a figure asked by name is answered (HTTP and CLI alike).
 //!
 //! Each figure has a pure function over domain inputs (rollup documents or trimmed events),
 //! tested with small hand-made tables, and an async function that fetches those inputs from a
 //! [`Store`](maidian_store::Store). Dashboards and stats read rollups only; funnels read the events of
 //! their step types in the period; real-time reads the last hour.
 
+pub mod answer;
 pub mod funnel;
 pub mod realtime;
 pub mod retention;

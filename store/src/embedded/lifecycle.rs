@@ -13,14 +13,15 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Deserialize;
 
 use crate::embedded::rollups::{
-    apply_delta, decode_fields, encode_fields, numbers_of, page_index, state_of as read_state,
-    table, table_name, write_state, zones_in, NUMBERS,
+    apply_delta, decode_fields, encode_fields, state_of as read_state, table, table_name,
+    write_state, zones_in, TxReads, NUMBERS,
 };
 use crate::embedded::{blocking, err, EmbeddedStore, BY_TYPE, EVENTS, IDS, LOG, SITES};
+use crate::reads::at_once;
 use crate::StoreError;
 use maidian_core::bitmap;
 use maidian_core::event::Event;
-use maidian_core::lifecycle::{self, Erasure, Forgotten, Names};
+use maidian_core::lifecycle::{self, Forgotten, Names};
 use maidian_core::rollup::{self, Delta, Field, Value};
 use roaring::RoaringBitmap;
 
@@ -260,12 +261,17 @@ impl EmbeddedStore {
             // The delta they were rolled up with, taken back: counters down, their visitor
             // numbers out of every bitmap (documents left empty go, as a rebuild would not
             // have them).
-            let numbers = numbers_of(&tx, &bitmap::visitor_keys(rolled.iter().copied()), false)?;
-            let delta = Delta::in_zones(rolled, &zones_in(&tx)?, st.zones_at, &numbers);
-            let admitted = page_index(&tx, st.generation, &delta.index_days())?;
-            let delta = delta.settled_alone_in(&numbers, &admitted);
-            let pages = delta.page_entries(&admitted);
-            let erasure = Erasure::of(delta);
+            let zones = zones_in(&tx)?;
+            let mut reads = TxReads {
+                tx: &tx,
+                generation: st.generation,
+            };
+            let (erasure, pages) = at_once(crate::reads::taken_back(
+                &mut reads,
+                &rolled,
+                &zones,
+                st.zones_at,
+            ))?;
             apply_delta(&tx, st.generation, &erasure.decrements)?;
             let mut entries = 0u64;
             for (name, key) in &erasure.deletes {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::embedded::{blocking, err, EmbeddedStore, EVENTS, LOG, SITES};
 use crate::protocol::{now_ms, ConsumerConfig, RollupStatus, Step};
+use crate::reads::{at_once, Reads};
 use crate::{RollupDoc, StoreError};
 use maidian_core::bitmap::{self, Numbers};
 use maidian_core::event::Event;
@@ -185,31 +186,47 @@ pub(crate) fn numbers_of(
     Ok(out)
 }
 
-/// The delta that rolling `events` up into `generation` (begun at `begun`) applies: visitors
-/// numbered (new ones given numbers), first days settled against the generation's first-seen
-/// documents.
+/// The delta that rolling `events` up into `generation` (begun at `begun`) applies
+/// ([`crate::reads::delta_of`]).
 pub(crate) fn delta_of(
     tx: &WriteTransaction,
     (generation, begun): (i64, i64),
     cap: usize,
     events: &[Event],
 ) -> Result<Delta, StoreError> {
-    let mut numbers = numbers_of(tx, &bitmap::visitor_keys(events), true)?;
-    let delta = Delta::in_zones(events, &zones_in(tx)?, begun, &numbers);
-    let known = known_state(tx, generation, delta.state_keys())?;
-    numbers.extend(numbers_of(tx, &rollup::session_visitors(&known), false)?);
-    let delta = delta.settle(&numbers, &known);
-    // Pages folded before anything derives from their keys (each visitor's reach).
-    let admitted = page_index(tx, generation, &delta.index_days())?;
-    let delta = delta.cap_pages(&admitted, Some(cap));
-    let mut known = known;
-    known.extend(known_state(tx, generation, delta.channel_keys())?);
-    Ok(delta.settle_channels(&numbers, &known))
+    let zones = zones_in(tx)?;
+    let mut reads = TxReads { tx, generation };
+    at_once(crate::reads::delta_of(
+        &mut reads, events, &zones, begun, cap,
+    ))
+}
+
+/// [`Reads`] inside a write transaction, of the tables of `generation`.
+pub(crate) struct TxReads<'a> {
+    pub(crate) tx: &'a WriteTransaction,
+    pub(crate) generation: i64,
+}
+
+impl Reads for TxReads<'_> {
+    async fn numbers(&mut self, keys: &[String], assign: bool) -> Result<Numbers, StoreError> {
+        numbers_of(self.tx, keys, assign)
+    }
+
+    async fn known(&mut self, keys: Vec<(&'static str, String)>) -> Result<Known, StoreError> {
+        known_state(self.tx, self.generation, keys)
+    }
+
+    async fn page_index(
+        &mut self,
+        days: &[rollup::IndexDay],
+    ) -> Result<rollup::Admitted, StoreError> {
+        page_index(self.tx, self.generation, days)
+    }
 }
 
 /// The pages with rows of their own on `days` in `generation`'s page index
 /// ([`rollup::PAGE_INDEX`]).
-pub(crate) fn page_index(
+fn page_index(
     tx: &WriteTransaction,
     generation: i64,
     days: &[rollup::IndexDay],

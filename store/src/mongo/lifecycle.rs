@@ -18,12 +18,12 @@ use mongodb::bson::{self, doc, Bson, DateTime, Document};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use crate::mongo::rollups::{gen_name, State, NUMBERS};
+use crate::mongo::rollups::{gen_name, GenReads, State, NUMBERS};
 use crate::mongo::{doc_to_event, event_to_doc, MongoStore};
 use crate::protocol::{now_ms, ConsumerConfig, Step};
 use crate::StoreError;
 use maidian_core::event::Event;
-use maidian_core::lifecycle::{self, Erasure, Forgotten, Names};
+use maidian_core::lifecycle::{self, Forgotten, Names};
 use maidian_core::rollup::{self, Field, Value};
 use roaring::RoaringBitmap;
 
@@ -371,18 +371,15 @@ impl MongoStore {
             .collect::<Result<Vec<_>, _>>()?;
         // The delta they were rolled up with, taken back: counters down, their numbers out
         // of the bitmaps (the dictionary entries go last, below, so a retry still finds them).
-        let numbers = self
-            .numbers_of(&maidian_core::bitmap::visitor_keys(&rolled), false)
-            .await?;
         let zones = self.zones().await?;
-        let delta =
-            maidian_core::rollup::Delta::in_zones(&rolled, &zones, st.live.zones_at, &numbers);
-        let admitted = self
-            .page_index(generation, None, &delta.index_days())
-            .await?;
-        let delta = delta.settled_alone_in(&numbers, &admitted);
-        let pages = delta.page_entries(&admitted);
-        let mut erasure = Erasure::of(delta);
+        let mut reads = GenReads {
+            store: self,
+            generation,
+            before: None,
+        };
+        let rolled: Vec<&Event> = rolled.iter().collect();
+        let (mut erasure, pages) =
+            crate::reads::taken_back(&mut reads, &rolled, &zones, st.live.zones_at).await?;
         // The retention counters their first-seen documents stand for (read before the
         // sweep below deletes them; a retry after it finds none, and the chunk's guard has
         // already kept what it applied).

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mongo::{doc_to_event, MongoStore, DUPLICATE_KEY};
 use crate::protocol::{now_ms, ConsumerConfig, RollupStatus, Step};
+use crate::reads::Reads;
 use crate::{RollupDoc, StoreError};
 use maidian_core::bitmap::Numbers;
 use maidian_core::event::Event;
@@ -669,11 +670,8 @@ impl MongoStore {
         Ok(out)
     }
 
-    /// The delta that rolling `events` up into the generation of `cur` applies: visitors
-    /// numbered (new ones given numbers), first days settled against the generation's
-    /// first-seen documents as they stand.
-    /// Pages beyond `cap` a day are counted under `(other)` ([`Delta::cap_pages`]), against
-    /// the page index as it stood before chunk `chunk`.
+    /// The delta that rolling `events` up into the generation of `cur` applies
+    /// ([`crate::reads::delta_of`]), against the page index as it stood before chunk `chunk`.
     pub(crate) async fn delta_of(
         &self,
         (cur, chunk): (&Cursor, i64),
@@ -681,25 +679,12 @@ impl MongoStore {
         events: &[Event],
         zones: &Zones,
     ) -> Result<Delta, StoreError> {
-        let generation = cur.generation;
-        let mut numbers = self
-            .numbers_of(&maidian_core::bitmap::visitor_keys(events), true)
-            .await?;
-        let delta = Delta::in_zones(events, zones, cur.zones_at, &numbers);
-        let known = self.known(generation, delta.state_keys()).await?;
-        numbers.extend(
-            self.numbers_of(&rollup::session_visitors(&known), false)
-                .await?,
-        );
-        let delta = delta.settle(&numbers, &known);
-        // Pages folded before anything derives from their keys (each visitor's reach).
-        let admitted = self
-            .page_index(generation, Some(chunk), &delta.index_days())
-            .await?;
-        let delta = delta.cap_pages(&admitted, Some(cap));
-        let mut known = known;
-        known.extend(self.known(generation, delta.channel_keys()).await?);
-        Ok(delta.settle_channels(&numbers, &known))
+        let mut reads = GenReads {
+            store: self,
+            generation: cur.generation,
+            before: Some(chunk),
+        };
+        crate::reads::delta_of(&mut reads, events, zones, cur.zones_at, cap).await
     }
 
     /// The pages with rows of their own on `days` in `generation`'s page index
@@ -1072,6 +1057,33 @@ pub(crate) async fn bounded<T>(
     work: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     crate::within(SCHEMA_CHANGE_TIMEOUT, work).await
+}
+
+/// [`Reads`] of the rollups of `generation`, leaving out page index entries of chunk `before`
+/// or later (a chunk finished after an interruption decides as it did the first time).
+pub(crate) struct GenReads<'a> {
+    pub(crate) store: &'a MongoStore,
+    pub(crate) generation: i64,
+    pub(crate) before: Option<i64>,
+}
+
+impl Reads for GenReads<'_> {
+    async fn numbers(&mut self, keys: &[String], assign: bool) -> Result<Numbers, StoreError> {
+        self.store.numbers_of(keys, assign).await
+    }
+
+    async fn known(&mut self, keys: Vec<(&'static str, String)>) -> Result<Known, StoreError> {
+        self.store.known(self.generation, keys).await
+    }
+
+    async fn page_index(
+        &mut self,
+        days: &[rollup::IndexDay],
+    ) -> Result<rollup::Admitted, StoreError> {
+        self.store
+            .page_index(self.generation, self.before, days)
+            .await
+    }
 }
 
 pub(crate) fn is_duplicate(e: &mongodb::error::Error) -> bool {
