@@ -498,6 +498,24 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
             };
             shown(json, asked(store, &q, scope).await?, print_realtime)
         }
+        command @ (Command::Report { .. } | Command::Export { .. }) => {
+            files_command(command, store, &info, &zone, scope).await
+        }
+        command @ (Command::Forget { .. } | Command::Rollups { .. }) => {
+            upkeep_command(command, store, &info, &consumer).await
+        }
+    }
+}
+
+/// `report` and `export`: files written from the store.
+async fn files_command(
+    command: Command,
+    store: &Store,
+    info: &site::SiteInfo,
+    zone: &Zone,
+    scope: &Scope,
+) -> anyhow::Result<()> {
+    match command {
         Command::Report {
             days,
             steps,
@@ -505,7 +523,7 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
             output,
         } => {
             let f = funnel::Funnel::from_params(&steps, &window)?;
-            let p = Period::recent(days, &zone);
+            let p = Period::recent(days, zone);
             let html = maidian_analytics::report::build(store, p, Some(&f), scope).await?;
             std::fs::write(&output, html)?;
             println!("wrote {}", output.display());
@@ -527,12 +545,24 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
                     maidian_analytics::export::visitor_csv(store, &info.id, &v, cells).await?;
                 return write_csv(csv.as_bytes(), output.as_deref());
             }
-            let p = Period::recent(days, &zone);
+            let p = Period::recent(days, zone);
             if let Some(since) = store.raw_gone(&p).await? {
                 eprintln!("maidian: raw events before {since} were deleted by retention; the export starts there");
             }
             export_command(store, &info.id, p, output, cells).await
         }
+        _ => Ok(()),
+    }
+}
+
+/// `forget` and `rollups`: work on the store itself.
+async fn upkeep_command(
+    command: Command,
+    store: &Store,
+    info: &site::SiteInfo,
+    consumer: &ConsumerConfig,
+) -> anyhow::Result<()> {
+    match command {
         Command::Forget {
             visitor,
             dry_run: true,
@@ -544,13 +574,7 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
         }
         Command::Forget { visitor, json, .. } => {
             let done = store
-                .forget(
-                    &consumer,
-                    &info.id,
-                    &visitor,
-                    Duration::from_secs(120),
-                    true,
-                )
+                .forget(consumer, &info.id, &visitor, Duration::from_secs(120), true)
                 .await?;
             print_forgotten(json, &visitor, &serde_json::to_value(&done)?)
         }
@@ -559,7 +583,7 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
         } => {
             let progress = table::Progress::new(0, "events");
             let n = store
-                .rebuild_rollups(&consumer, |done| progress.show(done))
+                .rebuild_rollups(consumer, |done| progress.show(done))
                 .await?;
             progress.finish();
             println!("rebuilt rollups from {n} events");
@@ -571,6 +595,7 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
             let s = store.rollup_status().await?;
             output(json, &s, || print_rollup_status(&s))
         }
+        _ => Ok(()),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The CLI's HTTP client for asking a running collector: HTTP/1.1 through hyper's client
+//! maidian's small HTTP client (one module: [`Client`], its [`Limits`] and errors), for the
+//! CLI asking a running collector: HTTP/1.1 through hyper's client
 //! connection (the collector's own HTTP stack, no second one), over TCP or TLS (rustls with the
 //! web PKI's roots, or a CA file the operator names; no OpenSSL). One request per connection;
 //! connecting, the TLS handshake, the whole exchange are each bounded in time, and the answer

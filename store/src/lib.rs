@@ -1,17 +1,19 @@
 //! maidian's storage: where events live, and the consumer that rolls them up. [`Store`] is one
-//! type with two backends, chosen at start-up:
+//! type with two backends, chosen at start-up.
 //!
+//! # Layout
 //! - [`mongo`]: MongoDB (or any MongoDB-wire server such as FerretDB), the storage of record.
 //! - [`embedded`]: a redb file in a local data directory, the zero-setup default.
+//! - [`consumer`]: the checkpointed, leased reader of the event log that keeps rollups exact.
+//! - [`protocol`]: what the consumer and the backends agree on (settings, steps, status).
+//! - `reads`: what rolling events up reads, as one narrow trait both backends implement, and
+//!   the orchestration over it written once (a chunk's delta, an erasure's taken-back delta).
 //!
 //! Each backend is a folder: its connection and event log (`mod.rs`), its rollups and their
 //! consumer (`mongo/rollups.rs`: checkpoint, lease, chunks; `embedded/rollups.rs`: one
 //! transaction), `mongo/rebuild.rs` (generations, rebuild, hand-over) and `lifecycle.rs`
-//! (retention, access, erasure). [`protocol`] is what the consumer and the stores agree on.
-//!
-//! [`consumer`] is the checkpointed, leased reader of the event log that keeps rollups exact.
-//! The rollup arithmetic itself (what a batch adds, how a state settles) is `maidian-core`'s:
-//! this crate reads, writes and commits.
+//! (retention, access, erasure). Backends do I/O only: the rollup arithmetic (what a batch
+//! adds, how a state settles, what an erasure takes back) is `maidian-core`'s.
 //!
 //! Every backend stores an event at most once, keyed by `event_id`, and reports duplicates by
 //! their index in the batch so the caller can count them as deduplicated, never as failures.

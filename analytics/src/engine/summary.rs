@@ -206,10 +206,76 @@ fn u(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// The summary of `p` from its rollup documents: each list's top `top` rows.
 pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
-    let mut days: HashMap<String, DayRow> = HashMap::new();
-    fn day<'a>(days: &'a mut HashMap<String, DayRow>, d: &str) -> &'a mut DayRow {
-        days.entry(d.to_string()).or_insert_with(|| DayRow {
+    let v = i.visitors;
+    let mut days = Days::default();
+    let events_by_type = days.add_events(&i.daily_type);
+    for d in &i.daily_users {
+        days.row(d).users += v.of_day(d);
+    }
+    let sessions = days.add_sessions(&i.daily_sessions);
+    let (channels, campaigns) = sources(&i.daily_channel, &i.daily_campaign, top, v);
+    let mut agents: HashMap<&str, HashMap<String, u64>> = HashMap::new();
+    for d in &i.daily_agent {
+        *agents
+            .entry(d.str(Field::Kind))
+            .or_default()
+            .entry(d.str(Field::Name).to_string())
+            .or_default() += u(d.int(Field::Count));
+    }
+    let mut agent = |kind| top_counts(agents.remove(kind).unwrap_or_default(), top);
+    let bots = top_counts(counts_by(&i.daily_bot, Field::Name), usize::MAX)
+        .into_iter()
+        .map(|n| ReasonCount {
+            reason: n.name,
+            events: n.count,
+        })
+        .collect();
+    let page_views = events_by_type.get(PAGE_VIEW).copied().unwrap_or(0);
+    Summary {
+        period: p,
+        overview: Overview {
+            total_events: events_by_type.values().sum(),
+            active_users: v.distinct(&i.daily_users),
+            sessions: sessions.count,
+            page_views,
+            avg_session_duration: if sessions.count == 0 {
+                0.0
+            } else {
+                seconds(sessions.duration as f64 / sessions.count as f64)
+            },
+            bounce_rate: percent(sessions.bounces, sessions.count),
+        },
+        daily: days.rows(),
+        top_pages: top_pages(i, top),
+        top_events: top_counts(events_by_type, top),
+        top_referrers: top_counts(counts_by(&i.daily_referrer, Field::Referrer), top),
+        browsers: agent("browser"),
+        operating_systems: agent("os"),
+        devices: agent("device"),
+        bots,
+        channels,
+        campaigns,
+    }
+}
+
+/// The period's days, as their documents are read.
+#[derive(Default)]
+struct Days(HashMap<String, DayRow>);
+
+/// Sessions of a period: how many, their summed duration (ms) and how many bounced.
+struct Sessions {
+    count: u64,
+    duration: i64,
+    bounces: u64,
+}
+
+impl Days {
+    /// The row of the day of `doc`.
+    fn row(&mut self, doc: &RollupDoc) -> &mut DayRow {
+        let d = doc.str(Field::Day);
+        self.0.entry(d.to_string()).or_insert_with(|| DayRow {
             day: d.to_string(),
             events: 0,
             page_views: 0,
@@ -218,35 +284,61 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
         })
     }
 
-    let mut events_by_type: HashMap<String, u64> = HashMap::new();
-    for d in &i.daily_type {
-        let n = u(d.int(Field::Count));
-        *events_by_type
-            .entry(d.str(Field::EventType).to_string())
-            .or_default() += n;
-        let row = day(&mut days, d.str(Field::Day));
-        row.events += n;
-        if d.str(Field::EventType) == PAGE_VIEW {
-            row.page_views += n;
+    /// Adds the day × type documents to each day's events and page views; the events by type.
+    fn add_events(&mut self, daily_type: &[RollupDoc]) -> HashMap<String, u64> {
+        let mut by_type: HashMap<String, u64> = HashMap::new();
+        for d in daily_type {
+            let n = u(d.int(Field::Count));
+            *by_type
+                .entry(d.str(Field::EventType).to_string())
+                .or_default() += n;
+            let row = self.row(d);
+            row.events += n;
+            if d.str(Field::EventType) == PAGE_VIEW {
+                row.page_views += n;
+            }
         }
+        by_type
     }
-    let v = i.visitors;
-    for d in &i.daily_users {
-        day(&mut days, d.str(Field::Day)).users += v.of_day(d);
-    }
-    let (mut durations, mut bounces, mut sessions) = (0i64, 0u64, 0u64);
-    for s in &i.daily_sessions {
-        let n = u(s.int(Field::Count));
-        day(&mut days, s.str(Field::Day)).sessions += n;
-        sessions += n;
-        durations += s.int(Field::Duration);
-        bounces += u(s.int(Field::Bounces));
-    }
-    let (channels, campaigns) = sources(&i.daily_channel, &i.daily_campaign, top, v);
 
-    // Views per page, and unique users: the page's distinct visitors over the days. Pages
-    // ranked by views first; only the pages shown get their visitors counted (a site with
-    // thousands of pages counts ten of them).
+    /// Adds the sessions of each day; their totals.
+    fn add_sessions(&mut self, daily_sessions: &[RollupDoc]) -> Sessions {
+        let mut all = Sessions {
+            count: 0,
+            duration: 0,
+            bounces: 0,
+        };
+        for s in daily_sessions {
+            let n = u(s.int(Field::Count));
+            self.row(s).sessions += n;
+            all.count += n;
+            all.duration += s.int(Field::Duration);
+            all.bounces += u(s.int(Field::Bounces));
+        }
+        all
+    }
+
+    /// The rows, by day.
+    fn rows(self) -> Vec<DayRow> {
+        let mut daily: Vec<DayRow> = self.0.into_values().collect();
+        daily.sort_by(|a, b| a.day.cmp(&b.day));
+        daily
+    }
+}
+
+/// The counts (`Field::Count`) of `docs` summed by their `field`.
+fn counts_by(docs: &[RollupDoc], field: Field) -> HashMap<String, u64> {
+    let mut out: HashMap<String, u64> = HashMap::new();
+    for d in docs {
+        *out.entry(d.str(field).to_string()).or_default() += u(d.int(Field::Count));
+    }
+    out
+}
+
+/// Views per page, and unique users: the page's distinct visitors over the days. Pages ranked
+/// by views first; only the pages shown get their visitors counted (a site with thousands of
+/// pages counts ten of them).
+fn top_pages(i: &Inputs, top: usize) -> Vec<PageRow> {
     let mut pages: HashMap<&str, (u64, Vec<&RollupDoc>)> = HashMap::new();
     for d in &i.daily_page {
         let e = pages.entry(d.str(Field::PageUrl)).or_default();
@@ -262,76 +354,18 @@ pub fn summarize(p: Period, i: &Inputs, top: usize) -> Summary {
     let mut ranked: Vec<(&str, (u64, Vec<&RollupDoc>))> = pages.into_iter().collect();
     ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
     ranked.truncate(top);
-    let top_pages: Vec<PageRow> = ranked
+    ranked
         .into_iter()
         .map(|(url, (views, docs))| PageRow {
             page_url: url.to_string(),
             views,
-            unique_users: v.distinct(docs),
+            unique_users: i.visitors.distinct(docs),
             avg_time_on_page: times
                 .get(url)
                 .filter(|(_, n)| *n > 0)
                 .map(|(total, n)| seconds(*total as f64 / *n as f64)),
         })
-        .collect();
-
-    let mut referrers: HashMap<String, u64> = HashMap::new();
-    for d in &i.daily_referrer {
-        *referrers
-            .entry(d.str(Field::Referrer).to_string())
-            .or_default() += u(d.int(Field::Count));
-    }
-    let mut agents: HashMap<&str, HashMap<String, u64>> = HashMap::new();
-    for d in &i.daily_agent {
-        *agents
-            .entry(d.str(Field::Kind))
-            .or_default()
-            .entry(d.str(Field::Name).to_string())
-            .or_default() += u(d.int(Field::Count));
-    }
-    let mut agent = |kind| top_counts(agents.remove(kind).unwrap_or_default(), top);
-
-    let mut bots: HashMap<String, u64> = HashMap::new();
-    for d in &i.daily_bot {
-        *bots.entry(d.str(Field::Name).to_string()).or_default() += u(d.int(Field::Count));
-    }
-    let bots: Vec<ReasonCount> = top_counts(bots, usize::MAX)
-        .into_iter()
-        .map(|n| ReasonCount {
-            reason: n.name,
-            events: n.count,
-        })
-        .collect();
-
-    let page_views = events_by_type.get(PAGE_VIEW).copied().unwrap_or(0);
-    let total_events = events_by_type.values().sum();
-    let mut daily: Vec<DayRow> = days.into_values().collect();
-    daily.sort_by(|a, b| a.day.cmp(&b.day));
-    Summary {
-        period: p,
-        overview: Overview {
-            total_events,
-            active_users: v.distinct(&i.daily_users),
-            sessions,
-            page_views,
-            avg_session_duration: if sessions == 0 {
-                0.0
-            } else {
-                seconds(durations as f64 / sessions as f64)
-            },
-            bounce_rate: percent(bounces, sessions),
-        },
-        daily,
-        top_pages,
-        top_events: top_counts(events_by_type, top),
-        top_referrers: top_counts(referrers, top),
-        browsers: agent("browser"),
-        operating_systems: agent("os"),
-        devices: agent("device"),
-        bots,
-        channels,
-        campaigns,
-    }
+        .collect()
 }
 
 /// Sessions and distinct visitors per channel and per tagged campaign, from the sessions'
