@@ -60,6 +60,17 @@ pub fn decode(bytes: &[u8]) -> RoaringBitmap {
 /// Visitor numbers, keyed `site|visitor` (as `rollup::site_key` makes it).
 pub type Numbers = HashMap<String, u32>;
 
+/// The numbers of dictionary keys (`site|visitor`), by site: what an erasure clears from each
+/// site's bitmaps.
+pub fn numbers_by_site(numbers: &Numbers) -> HashMap<String, RoaringBitmap> {
+    let mut by_site: HashMap<String, RoaringBitmap> = HashMap::new();
+    for (key, n) in numbers {
+        let site = key.split('|').next().unwrap_or_default();
+        by_site.entry(site.to_string()).or_default().insert(*n);
+    }
+    by_site
+}
+
 /// The `site|visitor` keys of `events`, each once, in order of first appearance: the order
 /// in which a dictionary numbers new visitors.
 pub fn visitor_keys<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<String> {

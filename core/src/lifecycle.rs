@@ -258,6 +258,21 @@ impl DryRun {
     }
 }
 
+/// `site|id` for each of `sites` (the registered ones; the default site is added) and each of
+/// `ids`, each once: the ids' keys in the visitor dictionary and the first-seen rollups, which
+/// an erasure sweeps in every site (a first-seen document read twice would have its counters
+/// taken back twice).
+pub fn keys_in_every_site(sites: impl IntoIterator<Item = String>, ids: &[String]) -> Vec<String> {
+    let mut sites: Vec<String> = sites.into_iter().collect();
+    sites.push(crate::event::DEFAULT_SITE.to_string());
+    sites.sort_unstable();
+    sites.dedup();
+    sites
+        .iter()
+        .flat_map(|s| ids.iter().map(move |id| rollup::site_key(s, id)))
+        .collect()
+}
+
 /// The counter a shared rollup's document lives by: at zero it would not exist
 /// ([`rollup::Spec::counter`]).
 pub fn counter(rollup: &str) -> Field {

@@ -23,7 +23,6 @@ use maidian_core::bitmap;
 use maidian_core::event::Event;
 use maidian_core::lifecycle::{self, Forgotten, Names};
 use maidian_core::rollup::{self, Delta, Field, Value};
-use roaring::RoaringBitmap;
 
 /// Events an erasure has taken back from the rollups and not deleted yet, by key.
 pub(crate) const ERASING: TableDefinition<(i64, &str), ()> = TableDefinition::new("erasing");
@@ -397,15 +396,12 @@ fn sweep_plan(
     }
     let dictionary = tx.open_table(NUMBERS).map_err(err)?;
     let mut numbers = bitmap::Numbers::new();
-    for site in site_ids(&tx.open_table(SITES).map_err(err)?)? {
-        for id in &ids {
-            let key = rollup::site_key(&site, id);
-            if let Some(n) = dictionary.get(key.as_str()).map_err(err)? {
-                numbers.insert(key, n.value());
-            }
+    for key in visitor_keys(&tx.open_table(SITES).map_err(err)?, names)? {
+        if let Some(n) = dictionary.get(key.as_str()).map_err(err)? {
+            numbers.insert(key, n.value());
         }
     }
-    let by_site = numbers_by_site(&numbers);
+    let by_site = bitmap::numbers_by_site(&numbers);
     let mut bitmaps = Vec::new();
     for name in rollup::catalog::with_visitor_bitmaps() {
         let tn = table_name(name, generation);
@@ -433,28 +429,17 @@ fn sweep_plan(
     })
 }
 
-/// The registered sites' ids and the default site's.
-fn site_ids(
+/// The dictionary and first-seen keys of the ids of `names` in every site
+/// ([`lifecycle::keys_in_every_site`]).
+fn visitor_keys(
     sites: &impl ReadableTable<&'static str, &'static [u8]>,
+    names: &Names,
 ) -> Result<Vec<String>, StoreError> {
-    let mut ids: Vec<String> = crate::embedded::read_sites(sites)?
+    let sites = crate::embedded::read_sites(sites)?
         .into_iter()
-        .map(|s| s.id)
-        .collect();
-    ids.push(maidian_core::site::DEFAULT_SITE.to_string());
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
-}
-
-/// The numbers of dictionary keys (`site|id`), by site.
-fn numbers_by_site(numbers: &bitmap::Numbers) -> HashMap<String, RoaringBitmap> {
-    let mut by_site: HashMap<String, RoaringBitmap> = HashMap::new();
-    for (key, n) in numbers {
-        let site = key.split('|').next().unwrap_or_default();
-        by_site.entry(site.to_string()).or_default().insert(*n);
-    }
-    by_site
+        .map(|s| s.id);
+    let ids: Vec<String> = names.ids.iter().cloned().collect();
+    Ok(lifecycle::keys_in_every_site(sites, &ids))
 }
 
 /// Deletes the rollup documents of `plan` (each read again: what the plan found may have
@@ -474,7 +459,7 @@ fn sweep_visitor(tx: &WriteTransaction, plan: &SweepPlan) -> Result<u64, StoreEr
             n += u64::from(t.remove(key.as_str()).map_err(err)?.is_some());
         }
     }
-    let by_site = numbers_by_site(&plan.numbers);
+    let by_site = bitmap::numbers_by_site(&plan.numbers);
     for (tn, key) in &plan.bitmaps {
         let mut t = tx.open_table(table(tn)).map_err(err)?;
         let site = key.split('|').next().unwrap_or_default();
@@ -504,18 +489,15 @@ fn sweep_visitor(tx: &WriteTransaction, plan: &SweepPlan) -> Result<u64, StoreEr
     for key in plan.numbers.keys() {
         dictionary.remove(key.as_str()).map_err(err)?;
     }
-    let sites = site_ids(&tx.open_table(SITES).map_err(err)?)?;
+    let keys = visitor_keys(&tx.open_table(SITES).map_err(err)?, &plan.names)?;
     let mut counters = Delta::default();
     for name in [rollup::FIRST_SEEN, rollup::bot_twin(rollup::FIRST_SEEN)] {
         let tn = table_name(name, plan.generation);
         let mut t = tx.open_table(table(&tn)).map_err(err)?;
-        for site in &sites {
-            for id in &ids {
-                let key = rollup::site_key(site, id);
-                if let Some(old) = t.remove(key.as_str()).map_err(err)? {
-                    counters.counters_taken_back(name, &key, &decode_fields(old.value())?);
-                    n += 1;
-                }
+        for key in &keys {
+            if let Some(old) = t.remove(key.as_str()).map_err(err)? {
+                counters.counters_taken_back(name, key, &decode_fields(old.value())?);
+                n += 1;
             }
         }
     }

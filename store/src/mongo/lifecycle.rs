@@ -25,7 +25,6 @@ use crate::StoreError;
 use maidian_core::event::Event;
 use maidian_core::lifecycle::{self, Forgotten, Names};
 use maidian_core::rollup::{self, Field, Value};
-use roaring::RoaringBitmap;
 
 const PRIVACY: &str = "privacy_requests";
 /// The plans of erasure requests, in pieces of at most [`EVENTS_PER_PIECE`] events: a plan
@@ -483,17 +482,13 @@ impl MongoStore {
         // Their numbers out of every bitmap of their sites (also of days whose raw events
         // expired); a document left empty goes.
         let numbers = self.numbers_of(&keys, false).await?;
-        let mut by_site: HashMap<&str, RoaringBitmap> = HashMap::new();
-        for (key, number) in &numbers {
-            by_site
-                .entry(key.split('|').next().unwrap_or_default())
-                .or_default()
-                .insert(*number);
-        }
+        let by_site = maidian_core::bitmap::numbers_by_site(&numbers);
         for name in rollup::catalog::with_visitor_bitmaps() {
             let coll = self.rollup(name, generation);
             for (site, gone) in &by_site {
-                let mut cursor = coll.find(doc! { Field::Site.as_str(): *site }).await?;
+                let mut cursor = coll
+                    .find(doc! { Field::Site.as_str(): site.as_str() })
+                    .await?;
                 let mut changed = Vec::new();
                 while let Some(d) = cursor.try_next().await? {
                     if let Ok(b) = d.get_binary_generic(Field::Visitors.as_str()) {
@@ -526,16 +521,8 @@ impl MongoStore {
     /// `site|id` for every site and each of `ids`: their keys in the dictionary and in the
     /// first-seen rollups.
     async fn visitor_keys_of(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
-        let mut sites: Vec<String> = self.sites().await?.into_iter().map(|s| s.id).collect();
-        sites.push(maidian_core::site::DEFAULT_SITE.to_string());
-        // Once each: a first-seen document read twice would have its counters taken back
-        // twice.
-        sites.sort_unstable();
-        sites.dedup();
-        Ok(sites
-            .iter()
-            .flat_map(|s| ids.iter().map(move |id| rollup::site_key(s, id)))
-            .collect())
+        let sites = self.sites().await?.into_iter().map(|s| s.id);
+        Ok(lifecycle::keys_in_every_site(sites, ids))
     }
 
     /// Deletes up to `limit` raw events older than `cutoff_ms` that are rolled up, when this
