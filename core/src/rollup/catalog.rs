@@ -44,7 +44,7 @@ pub struct Spec {
     pub counter: Field,
     /// For rollups with a page in their key: the page index that admits their pages
     /// ([`Delta::cap_pages`]).
-    pub page_index: Option<&'static str>,
+    pub page_index: Option<Rollup>,
 }
 
 const fn figure(rollup: Rollup, people: &'static str, bots: &'static str) -> Spec {
@@ -71,7 +71,7 @@ const fn with_visitors(mut s: Spec, reached: Option<u8>) -> Spec {
 }
 
 const fn paged(mut s: Spec) -> Spec {
-    s.page_index = Some(PAGE_INDEX);
+    s.page_index = Some(Rollup::PageIndex);
     s
 }
 
@@ -347,7 +347,7 @@ pub fn reached_rollups() -> Vec<(u8, &'static str)> {
 pub fn by_page() -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
     for s in CATALOG {
-        let Some((index, _)) = s.page_index.and_then(spec) else {
+        let Some(index) = s.page_index.map(Rollup::spec) else {
             continue;
         };
         out.push((s.people, index.people));
