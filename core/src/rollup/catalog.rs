@@ -259,7 +259,7 @@ impl Rollup {
 }
 
 /// Every rollup's spec, in [`Rollup::ALL`]'s order.
-pub const CATALOG: [Spec; 18] = {
+pub static CATALOG: [Spec; 18] = {
     let mut out = [Rollup::DailyType.spec(); 18];
     let mut i = 0;
     while i < out.len() {
