@@ -1,5 +1,6 @@
 //! The analytics engine: summary, funnel, retention, real-time and vitals figures, and
-//! [`answer`], the one way a figure asked by name is answered (HTTP and CLI alike).
+//! [`answer`], the one way a figure asked by name is answered (HTTP and CLI alike); [`query`]
+//! is the vocabulary of exploration queries (Plausible's Stats API v2 names), not yet answered.
 //!
 //! Each figure has a pure function over domain inputs (rollup documents or trimmed events),
 //! tested with small hand-made tables, and an async function that fetches those inputs from a
@@ -8,6 +9,7 @@
 
 pub mod answer;
 pub mod funnel;
+pub mod query;
 pub mod realtime;
 pub mod retention;
 pub mod stats;
