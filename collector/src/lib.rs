@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`config`]: the one documented `Config` (TOML file, `MAIDIAN_*` env, flags).
 //! - [`routes`]: one `Filter` per route; [`handlers`]: one async fn per route.
-//! - [`body`]: body size caps, gzip, content types; [`decode`]: the threads bodies decode on; [`validate`]: wire JSON → domain `Event`.
+//! - [`body`]: body size caps, gzip, content types; [`decode`]: the threads bodies decode on; [`validate`]: wire JSON → domain `Event`;
+//!   [`query`]: a Stats API v2 query body → the engine's `Query` (issue 27: parsed, not yet answered).
 //! - [`sites`]: the sites and whose key is which; [`auth`]: keys of requests → sites; [`error`]: `ApiError` → status + JSON.
 //! - [`server`]: hyper with header, idle and drain timeouts and connection caps (in all and per client).
 //! - [`peer`]: the client's address (trusted proxies), and what one client may hold at once.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod peer;
+pub mod query;
 /// URL redaction, the very crate the browser SDK links.
 pub use maidian_wire::redact;
 pub mod routes;

@@ -351,6 +351,52 @@ fn year_before(d: Day) -> Day {
         .unwrap_or(d)
 }
 
+/// A filter: a dimension compared with values, or filters combined.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// `[op, dimension, values]` (with `{"case_sensitive": false}` to compare ignoring case).
+    Match {
+        op: Op,
+        dimension: Dimension,
+        values: Vec<String>,
+        case_sensitive: bool,
+    },
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+    /// Visitors who did (or did not) do what the inner filter matches, in the period.
+    HasDone(Box<Filter>),
+    HasNotDone(Box<Filter>),
+}
+
+/// What a result is sorted by: a metric or a dimension of the query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderKey {
+    Metric(Metric),
+    Dimension(Dimension),
+}
+
+/// One exploration query: the site's figures `metrics` over `range`, broken down by
+/// `dimensions`, of what every filter keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub site: String,
+    pub range: DateRange,
+    pub metrics: Vec<Metric>,
+    pub dimensions: Vec<Dimension>,
+    /// All must hold.
+    pub filters: Vec<Filter>,
+    /// (key, descending); empty: the first metric, descending.
+    pub order_by: Vec<(OrderKey, bool)>,
+    pub limit: usize,
+    pub offset: usize,
+    pub total_rows: bool,
+    pub time_labels: bool,
+    pub comparison: Option<Comparison>,
+    /// Count events flagged as bots' too (maidian's `include.bots`).
+    pub include_bots: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
