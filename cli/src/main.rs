@@ -359,9 +359,10 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Where a command reads: the store itself, or a running collector.
+/// Where a command reads: the store itself (with the settings to roll it up with, from the
+/// same configuration), or a running collector.
 enum Source {
-    Store(Store),
+    Store(Store, ConsumerConfig),
     Remote(Remote),
 }
 
@@ -373,7 +374,7 @@ async fn open_source(cli: &Cli) -> anyhow::Result<Source> {
     }
     let (config, config_exists) = load_config(cli)?;
     match Store::open(&config.store_config()).await {
-        Ok(store) => Ok(Source::Store(store)),
+        Ok(store) => Ok(Source::Store(store, consumer_of(&config))),
         Err(StoreError::Locked(path)) if matches!(cli.command, Command::Rollups { .. }) => bail!(
             "{} is in use by a running collector; `maidian rollups` works on the store itself: stop the collector first (its /api/health tells where rollups stand)",
             path.display()
@@ -424,14 +425,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let store = match open_source(&cli).await? {
-        Source::Store(store) => store,
+    let (store, consumer) = match open_source(&cli).await? {
+        Source::Store(store, consumer) => (store, consumer),
         Source::Remote(r) => {
             let r = r.scoped(cli.site.as_deref(), cli.include_bots);
             return remote_command(cli.command, &r).await;
         }
     };
-    let result = on_store(cli, &store).await;
+    let result = on_store(cli, &store, &consumer).await;
     // Before the runtime ends: the MongoDB driver's pool tasks would otherwise outlive it
     // (and panic on the way out, on stderr).
     store.close().await;
@@ -439,12 +440,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// A command that reads or works on the store itself.
-async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
-    let consumer = consumer_of(&load_config(&cli)?.0);
+async fn on_store(cli: Cli, store: &Store, consumer: &ConsumerConfig) -> anyhow::Result<()> {
     // The embedded file admits one process, so no collector is rolling it up now: catch up
     // first, so that every figure covers every stored event.
     if store.kind() == "embedded" {
-        consumer::catch_up(store, &consumer).await?;
+        consumer::catch_up(store, consumer).await?;
     }
     let registry = store.sites().await?;
     if let Command::Sites { json } = cli.command {
@@ -507,7 +507,7 @@ async fn on_store(cli: Cli, store: &Store) -> anyhow::Result<()> {
             files_command(command, store, &info, &zone, scope).await
         }
         command @ (Command::Forget { .. } | Command::Rollups { .. }) => {
-            upkeep_command(command, store, &info, &consumer).await
+            upkeep_command(command, store, &info, consumer).await
         }
     }
 }

@@ -74,18 +74,6 @@ pub enum Question {
     Vitals { period: Period, top: usize },
 }
 
-impl Question {
-    pub fn figure(&self) -> Figure {
-        match self {
-            Question::Summary { .. } => Figure::Summary,
-            Question::Funnel { .. } => Figure::Funnel,
-            Question::Retention { .. } => Figure::Retention,
-            Question::Realtime { .. } => Figure::Realtime,
-            Question::Vitals { .. } => Figure::Vitals,
-        }
-    }
-}
-
 /// One figure's document, as the API sends it and `--json` prints it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]

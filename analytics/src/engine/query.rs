@@ -293,8 +293,7 @@ impl Comparison {
         match self {
             Comparison::PreviousPeriod => {
                 let days = p.since.days_until(p.until) + 1;
-                let until = day_before(p.since);
-                span(until.window_start(days), until, zone)
+                Period::last_days_in(days, day_before(p.since), zone)
             }
             Comparison::YearOverYear => span(year_before(p.since), year_before(p.until), zone),
             Comparison::Custom(from, to) => span(from, to, zone),
@@ -302,15 +301,9 @@ impl Comparison {
     }
 }
 
+/// The days `since..=until` of `zone`.
 fn span(since: Day, until: Day, zone: &Zone) -> Period {
-    let (start_ms, end_ms) = zone.span_millis(since, until);
-    Period {
-        days: since.days_until(until) + 1,
-        since,
-        until,
-        start_ms,
-        end_ms,
-    }
+    Period::last_days_in(since.days_until(until) + 1, until, zone)
 }
 
 /// The day `y-m-d`, or `fallback` when there is none (years beyond 1..=9999).
