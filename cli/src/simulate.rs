@@ -48,18 +48,7 @@ fn wire(e: &Event) -> Value {
     ] {
         put(k, json!(v));
     }
-    for (k, v) in [
-        ("x_position", e.x_position),
-        ("y_position", e.y_position),
-        ("scroll_depth", e.scroll_depth),
-        ("duration", e.duration),
-        ("load_time", e.load_time),
-        ("lcp", e.lcp),
-        ("fcp", e.fcp),
-        ("ttfb", e.ttfb),
-        ("inp", e.inp),
-        ("cls", e.cls),
-    ] {
+    for (k, v) in e.measures() {
         put(k, json!(v));
     }
     if let Some(c) = &e.custom_data {

@@ -124,6 +124,23 @@ impl Event {
         } = v;
     }
 
+    /// The numbers an event may carry, each with its name on the wire and in a stored
+    /// document.
+    pub fn measures(&self) -> [(&'static str, Option<f64>); 10] {
+        [
+            ("x_position", self.x_position),
+            ("y_position", self.y_position),
+            ("scroll_depth", self.scroll_depth),
+            ("duration", self.duration),
+            ("load_time", self.load_time),
+            ("lcp", self.lcp),
+            ("fcp", self.fcp),
+            ("ttfb", self.ttfb),
+            ("inp", self.inp),
+            ("cls", self.cls),
+        ]
+    }
+
     /// The identity used for unique-user counts (see [`Event::visitor`]).
     pub fn derive_visitor(&mut self) {
         self.visitor = [&self.user_id, &self.anonymous_id, &self.session_id]

@@ -489,19 +489,7 @@ pub fn event_to_doc(e: &Event) -> Document {
             d.insert(k, v.as_str());
         }
     }
-    let numbers = [
-        ("x_position", e.x_position),
-        ("y_position", e.y_position),
-        ("scroll_depth", e.scroll_depth),
-        ("duration", e.duration),
-        ("load_time", e.load_time),
-        ("lcp", e.lcp),
-        ("fcp", e.fcp),
-        ("ttfb", e.ttfb),
-        ("inp", e.inp),
-        ("cls", e.cls),
-    ];
-    for (k, v) in numbers {
+    for (k, v) in e.measures() {
         if let Some(v) = v {
             d.insert(k, v);
         }
